@@ -1,0 +1,39 @@
+# Everything a newcomer needs: `make demo` runs the system on sample data, `make test` tests it.
+SHELL := /bin/bash
+LOCAL := deploy/local
+PY := .local/venv/bin/python
+
+.PHONY: venv up down status logs demo test test-unit test-integration bench bench-intake
+
+venv:
+	@$(LOCAL)/install-python.sh
+
+up:
+	@$(LOCAL)/up.sh
+
+down:
+	@$(LOCAL)/down.sh
+
+status:
+	@$(LOCAL)/status.sh
+
+logs:
+	@$(LOCAL)/logs.sh
+
+demo: up
+	@$(PY) -m bench.demo
+
+# Unit tests, then integration tests against a separate stack that the test session starts and stops.
+test: venv
+	$(PY) -m pytest
+
+test-unit: venv
+	$(PY) -m pytest tests/unit
+
+test-integration: venv
+	$(PY) -m pytest tests/integration
+
+bench: bench-intake
+
+bench-intake: up
+	$(PY) -m bench.intake

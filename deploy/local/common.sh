@@ -1,0 +1,70 @@
+# Shared settings for the local stack scripts. Sourced, not run.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+LOCAL="$ROOT/.local"                          # installs: venv, binaries, jars (git-ignored)
+BIN="$LOCAL/bin"
+STACK="${DOSSIER_STACK_DIR:-$LOCAL}"          # one running stack: pids, logs, data, configs
+RUN="$STACK/run"
+LOGS="$STACK/logs"
+DATA="$STACK/data"
+mkdir -p "$BIN" "$RUN" "$LOGS" "$DATA"
+
+KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
+FERRETDB_VERSION="${FERRETDB_VERSION:-v1.24.2}"
+KAFKA_PORT="${DOSSIER_KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${DOSSIER_KAFKA_CONTROLLER_PORT:-9093}"
+MONGO_PORT="${DOSSIER_MONGO_PORT:-27017}"
+PROMETHEUS_PORT="${DOSSIER_PROMETHEUS_PORT:-9090}"
+PARTITIONS="${DOSSIER_PARTITIONS:-6}"
+VENV="$LOCAL/venv"
+PY="$VENV/bin/python"
+
+# The services, in start order, with their HTTP ports (CONTRACT §7).
+SERVICES=(intake processing metrics notifications signature)
+service_port() {
+  case $1 in
+    intake) echo "${DOSSIER_INTAKE_PORT:-8001}" ;;
+    processing) echo "${DOSSIER_PROCESSING_PORT:-8002}" ;;
+    metrics) echo "${DOSSIER_METRICS_PORT:-8003}" ;;
+    notifications) echo "${DOSSIER_NOTIFICATIONS_PORT:-8004}" ;;
+    signature) echo "${DOSSIER_SIGNATURE_PORT:-8005}" ;;
+  esac
+}
+# A service exists once its package has an entrypoint; later issues add the others.
+service_exists() { [[ -f "$ROOT/services/$1/__main__.py" ]]; }
+
+http_ok() { "$PY" -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=2)" "$1"; }
+
+log() { printf '\033[1m[%s]\033[0m %s\n' "$(basename "$0" .sh)" "$*" >&2; }
+
+# wait_for DESCRIPTION SECONDS COMMAND...: poll COMMAND until it succeeds.
+wait_for() {
+  local what=$1 seconds=$2; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then log "$what did not become healthy in ${seconds}s"; return 1; fi
+    sleep 0.5
+  done
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# is_running NAME: the pid file names a live process.
+is_running() { [[ -f "$RUN/$1.pid" ]] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+# start_bg NAME COMMAND...: start COMMAND detached, logging to $LOGS/NAME.log.
+start_bg() {
+  local name=$1; shift
+  setsid "$@" >>"$LOGS/$name.log" 2>&1 < /dev/null &
+  echo $! >"$RUN/$name.pid"
+}
+
+stop_bg() {
+  local name=$1 pid
+  is_running "$name" || { rm -f "$RUN/$name.pid"; return 0; }
+  pid=$(cat "$RUN/$name.pid")
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  rm -f "$RUN/$name.pid"
+}

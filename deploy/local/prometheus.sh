@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Prometheus (Debian package) on 127.0.0.1, scraping every service. Usage: prometheus.sh start|stop|reload
+source "$(dirname "$0")/common.sh"
+home="$STACK/prometheus"
+
+install() {
+  command -v prometheus >/dev/null && command -v promtool >/dev/null && return 0
+  log "installing Prometheus from Debian (first run only)"
+  "$ROOT/deploy/local/install-apt.sh" prometheus
+}
+
+# The project's configuration and rules, with the local stack's targets.
+write_config() {
+  mkdir -p "$home"
+  rm -rf "$home/rules"; cp -r "$ROOT/deploy/prometheus/rules" "$home/rules"
+  cp "$ROOT/deploy/prometheus/prometheus.yml" "$home/prometheus.yml"
+  : >"$home/targets.yml"
+  local service
+  for service in "${SERVICES[@]}"; do
+    printf -- '- targets: ["127.0.0.1:%s"]\n  labels: {service: %s}\n' "$(service_port "$service")" "$service" \
+      >>"$home/targets.yml"
+  done
+  promtool check config "$home/prometheus.yml" >/dev/null
+}
+
+
+case "${1:-start}" in
+  start)
+    install
+    write_config
+    if is_running prometheus; then log "already running"; exit 0; fi
+    log "starting Prometheus on 127.0.0.1:$PROMETHEUS_PORT"
+    start_bg prometheus prometheus --config.file="$home/prometheus.yml" \
+      --storage.tsdb.path="$DATA/prometheus" --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
+      --web.enable-lifecycle --log.level=warn
+    wait_for "Prometheus" 60 http_ok "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
+    ;;
+  reload)
+    write_config
+    "$PY" -c "import sys, urllib.request as u; u.urlopen(u.Request(sys.argv[1], method='POST'), timeout=5)" \
+      "http://127.0.0.1:$PROMETHEUS_PORT/-/reload"
+    ;;
+  stop) stop_bg prometheus ;;
+  *) echo "usage: $0 start|stop|reload" >&2; exit 2 ;;
+esac

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The project's services as background processes. Usage: services.sh start|stop [NAME...]
+source "$(dirname "$0")/common.sh"
+action=${1:-start}; shift || true
+names=("$@"); ((${#names[@]})) || names=("${SERVICES[@]}")
+
+# The local stack's intake key: created once, kept in .local/intake-api-key (CONTRACT §1).
+ensure_local_key() {
+  local key_file="$STACK/intake-api-key" hashes="$STACK/intake-api-keys.json"
+  [[ -s "$key_file" ]] || (umask 077; "$PY" -c "import secrets; print(secrets.token_urlsafe(32))" >"$key_file")
+  "$PY" - "$key_file" "$hashes" <<'PY'
+import hashlib, json, sys
+key = open(sys.argv[1]).read().strip()
+keys = [{"name": "local", "key_sha256": hashlib.sha256(key.encode()).hexdigest(), "sources": ["*"]}]
+open(sys.argv[2], "w").write(json.dumps(keys))
+PY
+  export DOSSIER_INTAKE_API_KEYS_FILE="${DOSSIER_INTAKE_API_KEYS_FILE:-$hashes}"
+}
+
+case "$action" in
+  start)
+    ensure_local_key
+    for name in "${names[@]}"; do
+      service_exists "$name" || continue
+      if is_running "$name"; then log "$name already running"; continue; fi
+      port=$(service_port "$name")
+      log "starting $name on 127.0.0.1:$port"
+      (cd "$ROOT" && start_bg "$name" "$PY" -m "services.$name")
+    done
+    for name in "${names[@]}"; do
+      service_exists "$name" || continue
+      wait_for "$name" 60 http_ok "http://127.0.0.1:$(service_port "$name")/healthz" \
+        || { tail -20 "$LOGS/$name.log" >&2; exit 1; }
+    done
+    ;;
+  stop)
+    for ((i = ${#names[@]} - 1; i >= 0; i--)); do stop_bg "${names[i]}"; done
+    ;;
+  *) echo "usage: $0 start|stop [NAME...]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole local stack: infrastructure, topics, then every service. Idempotent.
+source "$(dirname "$0")/common.sh"
+here="$ROOT/deploy/local"
+"$here/install-python.sh"
+"$here/kafka.sh" start
+"$here/ferretdb.sh" start
+(cd "$ROOT" && "$PY" -m shared.kafka)
+"$here/prometheus.sh" start
+"$here/services.sh" start
+"$here/status.sh"

@@ -1,0 +1,1 @@
+"""The five services. Each starts with `python -m services.<name>`."""

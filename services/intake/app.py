@@ -1,0 +1,237 @@
+"""The intake HTTP API (CONTRACT §1): POST /v1/events, health, readiness, metrics, OpenAPI."""
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import TypeAdapter
+
+from services.intake.auth import ApiKeys, may_send
+from services.intake.publisher import EventPublisher, KafkaUnavailable
+from services.intake.settings import IntakeSettings
+from shared.events import EVENT_TYPES, DossierEvent, EventErrors, parse_event
+
+log = structlog.get_logger()
+
+SINGLE_CONTENT_TYPES = ("application/cloudevents+json", "application/json")
+BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
+
+
+class Rejection(Exception):
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
+        self.status, self.body, self.headers = status, body, headers
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body, status_code=self.status, headers=self.headers)
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Rejection:
+    return Rejection(status, {"error": message}, headers)
+
+
+class IntakeMetrics:
+    def __init__(self, registry: CollectorRegistry):
+        self.requests = Counter(
+            "intake_requests", "POST /v1/events answers by HTTP status", ["status"], registry=registry
+        )
+        self.latency = Histogram(
+            "intake_request_duration_seconds",
+            "Time to answer POST /v1/events",
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+        self.events = Counter(
+            "intake_events", "Events by type and outcome", ["type", "outcome"], registry=registry
+        )
+        self.kafka_available = Gauge(
+            "intake_kafka_available", "1 while Kafka confirms publishes, 0 after a failure", registry=registry
+        )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _error(413, f"body larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _error(413, f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _decode(body: bytes, batch: bool, max_events: int) -> list[Any]:
+    try:
+        decoded = orjson.loads(body)  # also rejects invalid UTF-8 and nesting deeper than 1024
+    except orjson.JSONDecodeError as exc:
+        raise _error(400, f"malformed JSON: {exc}") from None
+    if not batch:
+        if not isinstance(decoded, dict):
+            raise _error(400, f"expected one CloudEvent object; send a batch as {BATCH_CONTENT_TYPE}")
+        return [decoded]
+    if not isinstance(decoded, list):
+        raise _error(400, "expected a JSON array of CloudEvents")
+    if len(decoded) > max_events:
+        raise _error(413, f"a batch holds at most {max_events} events, got {len(decoded)}")
+    return decoded
+
+
+def _validate(objects: list[Any]) -> list[DossierEvent]:
+    events, errors = [], []
+    for index, obj in enumerate(objects):
+        try:
+            events.append(parse_event(obj))
+        except EventErrors as exc:
+            errors += [{"index": index, **e.model_dump()} for e in exc.errors]
+    if errors:
+        raise Rejection(422, {"errors": errors})
+    return events
+
+
+def _openapi_request_body() -> dict[str, Any]:
+    schema = TypeAdapter(DossierEvent).json_schema(ref_template="#/components/schemas/{model}")
+    return {
+        "required": True,
+        "content": {
+            content_type: {"schema": {"$ref": "#/components/schemas/CloudEvent"}}
+            for content_type in SINGLE_CONTENT_TYPES
+        }
+        | {
+            BATCH_CONTENT_TYPE: {
+                "schema": {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/CloudEvent"}}
+            }
+        },
+        "x-schemas": schema,
+    }
+
+
+_ANSWERS = {
+    202: {"description": "Every event is durably in Kafka", "content": {"application/json": {"example": {"accepted": 1}}}},
+    400: {"description": "Malformed JSON, or not the shape the content type announces"},
+    401: {"description": "No or unknown API key"},
+    403: {"description": "An event's source is not allowed for this key"},
+    413: {"description": "Body over 1 MiB or batch over 1,000 events"},
+    415: {"description": "Content type is not a CloudEvents JSON type"},
+    422: {
+        "description": "Invalid events; nothing was published",
+        "content": {
+            "application/json": {
+                "example": {"errors": [{"index": 0, "field": "data.channel", "message": "Input should be ..."}]}
+            }
+        },
+    },
+    503: {"description": "Kafka cannot take the events now; retry (retries are harmless)"},
+}
+
+
+def create_app(settings: IntakeSettings | None = None) -> FastAPI:
+    settings = settings or IntakeSettings()
+    keys = ApiKeys.from_settings(settings)
+    publisher = EventPublisher(settings)
+    registry = CollectorRegistry()
+    metrics = IntakeMetrics(registry)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await publisher.start()
+        yield
+        await publisher.stop()
+
+    app = FastAPI(
+        title="Dossier intake",
+        version="1",
+        description="Receives one-stop-shop dossier events (CloudEvents 1.0) and publishes them to Kafka.",
+        lifespan=lifespan,
+    )
+
+    async def accept(request: Request) -> int:
+        key = keys.identify(request.headers.get("authorization"))
+        if key is None:
+            raise _error(401, "missing or unknown API key", {"WWW-Authenticate": "Bearer"})
+        content_type = _content_type(request)
+        if content_type not in (*SINGLE_CONTENT_TYPES, BATCH_CONTENT_TYPE):
+            raise _error(415, f"use {SINGLE_CONTENT_TYPES[0]} or {BATCH_CONTENT_TYPE}")
+        body = await _read_body(request, settings.intake_max_body_bytes)
+        objects = _decode(body, content_type == BATCH_CONTENT_TYPE, settings.intake_max_batch_events)
+        try:
+            events = _validate(objects)
+        except Rejection:
+            metrics.events.labels("invalid", "rejected").inc(len(objects))
+            raise
+        forbidden = sorted({e.source for e in events if not may_send(key, e.source)})
+        if forbidden:
+            for event in events:
+                metrics.events.labels(event.type, "rejected").inc()
+            raise _error(403, f"key {key.name!r} may not send events from {', '.join(forbidden)}")
+        # The value is the event as the caller sent it: unknown fields are kept byte for byte.
+        records = [(event.subject, orjson.dumps(obj)) for event, obj in zip(events, objects, strict=True)]
+        try:
+            await publisher.publish(records)
+        except KafkaUnavailable as exc:
+            metrics.kafka_available.set(0)
+            log.warning("kafka did not confirm, answering 503", error=str(exc), events=len(events))
+            raise _error(503, "Kafka is unavailable; retry later", {"Retry-After": "5"}) from None
+        metrics.kafka_available.set(1)
+        for event in events:
+            metrics.events.labels(event.type, "accepted").inc()
+        log.info("events accepted", key=key.name, events=len(events), dossier=events[0].subject if events else None)
+        return len(events)
+
+    @app.post(
+        "/v1/events",
+        status_code=202,
+        summary="Send one CloudEvent or a batch",
+        responses=_ANSWERS,
+        openapi_extra={"requestBody": _openapi_request_body()},
+    )
+    async def post_events(request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            response: Response = JSONResponse({"accepted": await accept(request)}, status_code=202)
+        except Rejection as rejection:
+            response = rejection.response()
+        metrics.requests.labels(str(response.status_code)).inc()
+        metrics.latency.observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Kafka is reachable", responses={503: {"description": "Kafka is not reachable"}})
+    async def readyz() -> Response:
+        if await publisher.reachable():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "kafka unreachable"}, status_code=503)
+
+    @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            body = spec["paths"]["/v1/events"]["post"]["requestBody"]
+            event_schema = body.pop("x-schemas")
+            components = spec.setdefault("components", {}).setdefault("schemas", {})
+            components.update(event_schema.pop("$defs", {}))
+            components["CloudEvent"] = event_schema
+            spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            spec["paths"]["/v1/events"]["post"]["security"] = [{"bearer": []}]
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,86 @@
+"""The Kafka side of intake: an idempotent producer (acks=all) keyed by dossier code."""
+
+import asyncio
+import contextlib
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from services.intake.settings import IntakeSettings
+from shared.kafka import STRUCTURED_HEADERS
+
+log = structlog.get_logger()
+
+
+class KafkaUnavailable(Exception):
+    """Kafka did not confirm the events in time: the caller gets 503 and retries."""
+
+
+class EventPublisher:
+    def __init__(self, settings: IntakeSettings):
+        self._settings = settings
+        self._producer: AIOKafkaProducer | None = None
+        self._connecting: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        # Intake starts even while Kafka is down: it answers 503 until the producer connects.
+        self._connecting = asyncio.create_task(self._connect())
+
+    async def stop(self) -> None:
+        if self._connecting is not None:
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def _connect(self) -> None:
+        while True:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self._settings.kafka_bootstrap_servers,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=self._settings.intake_linger_ms,
+                request_timeout_ms=self._settings.intake_kafka_timeout_ms,
+                max_batch_size=256 * 1024,
+                client_id="intake",
+            )
+            try:
+                await producer.start()
+            except KafkaError as exc:
+                await producer.stop()
+                log.warning("kafka not reachable, retrying", error=str(exc))
+                await asyncio.sleep(1)
+                continue
+            self._producer = producer
+            log.info("connected to kafka")
+            return
+
+    async def publish(self, records: list[tuple[str, bytes]]) -> None:
+        """Publish (dossier code, CloudEvent JSON) pairs; return once Kafka acknowledged all of them."""
+        if self._producer is None:
+            raise KafkaUnavailable("not connected to Kafka yet")
+        topic = self._settings.topic_events
+        try:
+            async with asyncio.timeout(2 * self._settings.intake_kafka_timeout_ms / 1000):
+                sent = [
+                    await self._producer.send(topic, value=value, key=key.encode(), headers=STRUCTURED_HEADERS)
+                    for key, value in records
+                ]
+                results = await asyncio.gather(*sent, return_exceptions=True)
+        except (KafkaError, TimeoutError) as exc:
+            raise KafkaUnavailable(str(exc) or type(exc).__name__) from exc
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise KafkaUnavailable(str(failures[0]) or type(failures[0]).__name__)
+
+    async def reachable(self, timeout: float = 2.0) -> bool:
+        if self._producer is None:
+            return False
+        try:
+            async with asyncio.timeout(timeout):
+                await self._producer.client.fetch_all_metadata()
+        except (KafkaError, TimeoutError):
+            return False
+        return True

@@ -1,0 +1,345 @@
+"""The events the one-stop-shop system sends (CONTRACT §1): CloudEvents 1.0, one model per type.
+
+`parse_event` validates one JSON object into a typed event; `EventErrors` carries what was wrong
+with the field path ("data.channel") that the intake API reports.
+"""
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    NonNegativeFloat,
+    PositiveFloat,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from shared.communes import commune
+
+WORKING_HOURS_PER_DAY = 8
+
+# Mã hồ sơ (TT 01/2018 Điều 19): receiving unit V1V2V3.Z1Z2.Y1Y2.MX1X2, date YYMMDD, daily sequence.
+DOSSIER_CODE_PATTERN = r"^[0-9A-Z]{3}\.[0-9A-Z]{2}\.[0-9A-Z]{2}\.[A-Z][0-9A-Z]{2}-\d{6}-\d{4}$"
+
+
+def _dossier_code_date_is_real(code: str) -> str:
+    yymmdd = code.split("-")[1]
+    try:
+        date(2000 + int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:]))
+    except ValueError:
+        raise ValueError(f"dossier code date {yymmdd} is not a real date (YYMMDD)") from None
+    return code
+
+
+def _is_official_commune(code: str) -> str:
+    if commune(code) is None:
+        raise ValueError(f"{code} is not a commune-level unit of the official list after 1/7/2025")
+    return code
+
+
+DossierCode = Annotated[
+    str,
+    StringConstraints(pattern=DOSSIER_CODE_PATTERN),
+    AfterValidator(_dossier_code_date_is_real),
+]
+CommuneCode = Annotated[str, StringConstraints(pattern=r"^\d{5}$"), AfterValidator(_is_official_commune)]
+# Sector and procedure codes become metric labels: short, plain characters only.
+ShortCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+OptionalText = Annotated[str, StringConstraints(max_length=2000)] | None
+Channel = Literal["direct", "online", "postal"]
+
+
+class _Data(BaseModel):
+    # Unknown data fields are kept, not rejected (CONTRACT §1).
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class ProcessingTime(BaseModel):
+    """Thời hạn giải quyết of the procedure, in working time."""
+
+    model_config = ConfigDict(frozen=True)
+    value: PositiveFloat = Field(le=3650)
+    unit: Literal["working_days", "working_hours"]
+
+    @property
+    def hours(self) -> float:
+        return self.value * WORKING_HOURS_PER_DAY if self.unit == "working_days" else self.value
+
+
+class Applicant(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: OptionalText = None
+    phone: Annotated[str, StringConstraints(max_length=32)] | None = None
+    sms_opt_in: bool = False
+
+
+class Fee(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    amount: NonNegativeFloat  # VND
+
+
+class Received(_Data):
+    commune_code: CommuneCode
+    procedure_code: ShortCode
+    procedure_name: OptionalText = None
+    sector: ShortCode
+    channel: Channel
+    # Validated even when absent: an online dossier must say whether it is end-to-end (toàn trình).
+    online_level: Literal["full", "partial"] | None = Field(default=None, validate_default=True)
+    processing_time: ProcessingTime
+    due_at: AwareDatetime | None = None  # the appointment printed on the receipt
+    applicant: Applicant = Applicant()
+    fee: Fee | None = None
+
+    @field_validator("online_level")
+    @classmethod
+    def _online_level_only_online(cls, level: str | None, info: ValidationInfo) -> str | None:
+        channel = info.data.get("channel")
+        if channel == "online" and level is None:
+            raise ValueError("online_level (full or partial) is required for an online dossier")
+        if channel in ("direct", "postal") and level is not None:
+            raise ValueError("online_level is only for online dossiers")
+        return level
+
+
+class Transferred(_Data):
+    from_unit: Text
+    to_unit: Text
+    handler: OptionalText = None
+
+
+class SupplementRequested(_Data):
+    reason: Text  # what is missing, told to the citizen
+
+
+class Empty(_Data):
+    pass
+
+
+class ObligationRequested(_Data):
+    amount: NonNegativeFloat | None = None
+
+
+class Withdrawn(_Data):
+    reason: OptionalText = None
+
+
+class Stopped(_Data):
+    reason: Text
+
+
+class Resolved(_Data):
+    outcome: Literal["approved", "refused"] | None = None
+
+
+class Returned(_Data):
+    method: Channel | None = None
+
+
+class SignatureRequested(_Data):
+    document_id: ShortCode
+    signer: OptionalText = None
+
+
+class Signed(_Data):
+    document_id: ShortCode
+    document_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    document_url: HttpUrl | None = None
+
+
+class PaymentCompleted(_Data):
+    method: Literal["online", "offline"]
+    amount: NonNegativeFloat
+
+
+class Digitized(_Data):
+    scope: Literal["input", "result"]
+
+
+class Rated(_Data):
+    rating: Literal["very_satisfied", "satisfied", "unsatisfied"]
+
+
+class ApologyIssued(_Data):
+    """Phiếu xin lỗi và hẹn lại ngày trả kết quả (Mẫu 04)."""
+
+    new_due_at: AwareDatetime
+    reason: Text
+
+
+class _CloudEvent(BaseModel):
+    # CloudEvents extension attributes are kept.
+    model_config = ConfigDict(extra="allow", frozen=True)
+    specversion: Literal["1.0"]
+    id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    source: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    subject: DossierCode
+    time: AwareDatetime
+    datacontenttype: Literal["application/json"] = "application/json"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_data_is_no_data(cls, obj: Any) -> Any:
+        if isinstance(obj, dict) and "data" in obj and obj["data"] is None:
+            return {k: v for k, v in obj.items() if k != "data"}
+        return obj
+
+
+class ReceivedEvent(_CloudEvent):
+    type: Literal["dossier.received"]
+    data: Received
+
+
+class TransferredEvent(_CloudEvent):
+    type: Literal["dossier.transferred"]
+    data: Transferred
+
+
+class SupplementRequestedEvent(_CloudEvent):
+    type: Literal["dossier.supplement_requested"]
+    data: SupplementRequested
+
+
+class SupplementReceivedEvent(_CloudEvent):
+    type: Literal["dossier.supplement_received"]
+    data: Empty = Empty()
+
+
+class ObligationRequestedEvent(_CloudEvent):
+    type: Literal["dossier.obligation_requested"]
+    data: ObligationRequested = ObligationRequested()
+
+
+class ObligationFulfilledEvent(_CloudEvent):
+    type: Literal["dossier.obligation_fulfilled"]
+    data: Empty = Empty()
+
+
+class WithdrawnEvent(_CloudEvent):
+    type: Literal["dossier.withdrawn"]
+    data: Withdrawn = Withdrawn()
+
+
+class StoppedEvent(_CloudEvent):
+    type: Literal["dossier.stopped"]
+    data: Stopped
+
+
+class ResolvedEvent(_CloudEvent):
+    type: Literal["dossier.resolved"]
+    data: Resolved = Resolved()
+
+
+class ReturnedEvent(_CloudEvent):
+    type: Literal["dossier.returned"]
+    data: Returned = Returned()
+
+
+class SignatureRequestedEvent(_CloudEvent):
+    type: Literal["dossier.signature_requested"]
+    data: SignatureRequested
+
+
+class SignedEvent(_CloudEvent):
+    type: Literal["dossier.signed"]
+    data: Signed
+
+
+class PaymentCompletedEvent(_CloudEvent):
+    type: Literal["dossier.payment_completed"]
+    data: PaymentCompleted
+
+
+class DigitizedEvent(_CloudEvent):
+    type: Literal["dossier.digitized"]
+    data: Digitized
+
+
+class RatedEvent(_CloudEvent):
+    type: Literal["dossier.rated"]
+    data: Rated
+
+
+class ApologyIssuedEvent(_CloudEvent):
+    type: Literal["dossier.apology_issued"]
+    data: ApologyIssued
+
+
+DossierEvent = Annotated[
+    ReceivedEvent
+    | TransferredEvent
+    | SupplementRequestedEvent
+    | SupplementReceivedEvent
+    | ObligationRequestedEvent
+    | ObligationFulfilledEvent
+    | WithdrawnEvent
+    | StoppedEvent
+    | ResolvedEvent
+    | ReturnedEvent
+    | SignatureRequestedEvent
+    | SignedEvent
+    | PaymentCompletedEvent
+    | DigitizedEvent
+    | RatedEvent
+    | ApologyIssuedEvent,
+    Field(discriminator="type"),
+]
+
+EVENT_TYPES: tuple[str, ...] = tuple(
+    model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+    for model in DossierEvent.__origin__.__args__  # type: ignore[attr-defined]
+)
+
+_adapter: TypeAdapter[DossierEvent] = TypeAdapter(DossierEvent)
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class EventErrors(ValueError):
+    """Why a JSON object is not a valid dossier event."""
+
+    def __init__(self, errors: list[FieldError]):
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+def _field_errors(exc: ValidationError) -> list[FieldError]:
+    errors = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = list(error["loc"])
+        if loc and loc[0] in EVENT_TYPES:  # the discriminated union's tag
+            loc = loc[1:]
+        if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc = ["type"]
+        errors.append(FieldError(field=".".join(str(p) for p in loc) or "(event)", message=error["msg"]))
+    return errors
+
+
+def parse_event(obj: Any) -> DossierEvent:
+    """Validate one decoded JSON value as a dossier event, or raise EventErrors."""
+    try:
+        return _adapter.validate_python(obj)
+    except ValidationError as exc:
+        raise EventErrors(_field_errors(exc)) from None
+
+
+def parse_event_json(raw: bytes | str) -> DossierEvent:
+    """Validate a JSON document (as stored on Kafka) as a dossier event, or raise EventErrors."""
+    try:
+        return _adapter.validate_json(raw)
+    except ValidationError as exc:
+        raise EventErrors(_field_errors(exc)) from None

@@ -1,0 +1,35 @@
+from services.intake.auth import ApiKeys, key_hash, may_send
+from services.intake.settings import ApiKey, IntakeSettings
+
+PROVINCE_38 = ApiKey(name="thanh-hoa", key_sha256=key_hash("k38"), sources=["urn:motcua:38"])
+ANY = ApiKey(name="national", key_sha256=key_hash("kall"), sources=["*"])
+
+
+def test_a_bearer_key_is_identified_by_its_hash():
+    keys = ApiKeys([PROVINCE_38, ANY])
+    assert keys.identify("Bearer k38") == PROVINCE_38
+    assert keys.identify("bearer   kall") == ANY
+
+
+def test_missing_malformed_and_unknown_keys_identify_nobody():
+    keys = ApiKeys([PROVINCE_38])
+    for header in (None, "", "Bearer", "Bearer ", "Basic k38", "k38", "Bearer k39"):
+        assert keys.identify(header) is None
+
+
+def test_a_key_may_send_only_its_sources():
+    assert may_send(PROVINCE_38, "urn:motcua:38")
+    assert not may_send(PROVINCE_38, "urn:motcua:26")
+    assert may_send(ANY, "urn:motcua:26")
+
+
+def test_keys_come_from_settings_and_from_a_file(tmp_path):
+    file = tmp_path / "keys.json"
+    file.write_text(f'[{{"name": "file", "key_sha256": "{key_hash("kf")}", "sources": ["*"]}}]')
+    keys = ApiKeys.from_settings(IntakeSettings(intake_api_keys=[PROVINCE_38], intake_api_keys_file=file))
+    assert keys.identify("Bearer k38") == PROVINCE_38
+    assert keys.identify("Bearer kf").name == "file"
+
+
+def test_only_hashes_are_configured():
+    assert "k38" not in PROVINCE_38.model_dump_json()
