@@ -1,0 +1,226 @@
+"""The real components for integration tests.
+
+The test session runs its own stack (Kafka, FerretDB, Prometheus) with the project's deploy
+scripts, on ports of its own and under .local/test-stack, so it never disturbs a `make up`
+stack. Topics and databases are named per run. Services run as real subprocesses.
+"""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from services.intake.auth import key_hash
+from shared.kafka import ensure_topics
+from shared.settings import ServiceSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+STACK_DIR = ROOT / ".local" / "test-stack"
+RUN_ID = uuid.uuid4().hex[:8]
+
+STACK_ENV = {
+    "DOSSIER_STACK_DIR": str(STACK_DIR),
+    "DOSSIER_KAFKA_PORT": "19092",
+    "DOSSIER_KAFKA_CONTROLLER_PORT": "19093",
+    "DOSSIER_MONGO_PORT": "37017",
+    "DOSSIER_FERRETDB_DEBUG_PORT": "18088",
+    "DOSSIER_PROMETHEUS_PORT": "19090",
+    "DOSSIER_INTAKE_PORT": "18001",
+    "DOSSIER_PROCESSING_PORT": "18002",
+    "DOSSIER_METRICS_PORT": "18003",
+    "DOSSIER_NOTIFICATIONS_PORT": "18004",
+    "DOSSIER_SIGNATURE_PORT": "18005",
+}
+
+# Keys the test intake knows: one for every source, one for a single province's system.
+ANY_SOURCE_KEY = f"test-any-{RUN_ID}"
+PROVINCE_KEY = f"test-38-{RUN_ID}"
+API_KEYS = [
+    {"name": "any", "key_sha256": key_hash(ANY_SOURCE_KEY), "sources": ["*"]},
+    {"name": "thanh-hoa", "key_sha256": key_hash(PROVINCE_KEY), "sources": ["urn:motcua:38"]},
+]
+
+
+class Stack:
+    """Starts components through deploy/local/*.sh; stops at the end only what it started."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def run(self, component: str, action: str) -> None:
+        subprocess.run(
+            ["bash", str(ROOT / "deploy" / "local" / f"{component}.sh"), action],
+            env=os.environ | STACK_ENV,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def running(self, component: str) -> bool:
+        pid_file = STACK_DIR / "run" / f"{component}.pid"
+        if not pid_file.exists():
+            return False
+        try:
+            os.kill(int(pid_file.read_text()), 0)
+        except (ProcessLookupError, ValueError):
+            return False
+        return True
+
+    def ensure(self, component: str) -> None:
+        if not self.running(component):
+            self.run(component, "start")
+            self.started.append(component)
+
+    def stop_started(self) -> None:
+        for component in reversed(self.started):
+            self.run(component, "stop")
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    stack = Stack()
+    yield stack
+    stack.stop_started()
+
+
+@pytest.fixture(scope="session")
+def settings(stack: Stack) -> ServiceSettings:
+    """Settings every service under test shares: the test stack, this run's topics and database."""
+    stack.ensure("kafka")
+    stack.ensure("ferretdb")
+    settings = ServiceSettings(
+        kafka_bootstrap_servers=f"127.0.0.1:{STACK_ENV['DOSSIER_KAFKA_PORT']}",
+        mongo_url=f"mongodb://127.0.0.1:{STACK_ENV['DOSSIER_MONGO_PORT']}",
+        mongo_database=f"test_{RUN_ID}",
+        topic_events=f"test-{RUN_ID}-dossier-events",
+        topic_status=f"test-{RUN_ID}-dossier-status",
+        topic_dlq=f"test-{RUN_ID}-dossier-events.dlq",
+        partitions=3,
+    )
+    asyncio.run(ensure_topics(settings))
+    return settings
+
+
+def settings_env(settings: ServiceSettings) -> dict[str, str]:
+    return {f"DOSSIER_{name.upper()}": str(value) for name, value in settings.model_dump().items()}
+
+
+@dataclass
+class ServiceProcess:
+    """One service run as `python -m services.<name>`, as `make up` runs it."""
+
+    name: str
+    env: dict[str, str]
+    port: int
+    process: subprocess.Popen | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = STACK_DIR / "logs" / f"{self.name}-{RUN_ID}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> "ServiceProcess":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.name}"],
+            cwd=ROOT,
+            env=os.environ | self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not answer /healthz in {timeout}s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+
+    def logs(self) -> str:
+        return self.log_path.read_text()
+
+
+def wait_until(predicate, timeout: float = 30, interval: float = 0.2, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{message} not reached in {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def intake(settings: ServiceSettings) -> Iterator[ServiceProcess]:
+    env = settings_env(settings) | {
+        "DOSSIER_INTAKE_PORT": STACK_ENV["DOSSIER_INTAKE_PORT"],
+        "DOSSIER_INTAKE_API_KEYS": json.dumps(API_KEYS),
+        "DOSSIER_INTAKE_KAFKA_TIMEOUT_MS": "3000",
+        "DOSSIER_LOG_FORMAT": "json",
+    }
+    service = ServiceProcess("intake", env, int(STACK_ENV["DOSSIER_INTAKE_PORT"])).start()
+    yield service
+    service.stop()
+
+
+@asynccontextmanager
+async def topic_reader(settings: ServiceSettings, topic: str) -> AsyncIterator[tuple[AIOKafkaConsumer, list]]:
+    """A group-less consumer assigned to every partition of one of this run's topics."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    # aiokafka 0.14 raises CancelledError when a group-less consumer stops before its
+    # internal task has run once: let it run.
+    await asyncio.sleep(0)
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        consumer.assign(partitions)
+        yield consumer, partitions
+    finally:
+        await consumer.stop()
+
+
+async def read_topic(settings: ServiceSettings, topic: str, since: dict[int, int] | None = None) -> list:
+    """Every record of a topic (from `since` offsets, per partition) up to its current end."""
+    async with topic_reader(settings, topic) as (consumer, partitions):
+        ends = await consumer.end_offsets(partitions)
+        records = []
+        for tp in partitions:
+            start = (since or {}).get(tp.partition, 0)
+            if start >= ends[tp]:
+                continue
+            consumer.seek(tp, start)
+            while True:
+                batch = await consumer.getmany(tp, timeout_ms=2000)
+                records += batch.get(tp, [])
+                if not batch or records[-1].offset >= ends[tp] - 1:
+                    break
+        return records
+
+
+async def end_offsets(settings: ServiceSettings, topic: str) -> dict[int, int]:
+    async with topic_reader(settings, topic) as (consumer, partitions):
+        return {tp.partition: offset for tp, offset in (await consumer.end_offsets(partitions)).items()}

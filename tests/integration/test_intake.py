@@ -1,0 +1,156 @@
+"""Intake against the real Kafka: what is accepted is on `dossier-events`, what is refused is not."""
+
+import asyncio
+import json
+from datetime import datetime, timedelta
+
+import httpx
+import orjson
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from schemathesis.checks import not_a_server_error
+
+from bench.sample import VN, dossier_code, dossier_history, event
+from tests.integration.conftest import ANY_SOURCE_KEY, PROVINCE_KEY, end_offsets, read_topic, wait_until
+
+SINGLE = {"content-type": "application/cloudevents+json"}
+BATCH = {"content-type": "application/cloudevents-batch+json"}
+
+
+def auth(key: str = ANY_SOURCE_KEY) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
+
+
+def post(intake, body, headers=SINGLE, key=ANY_SOURCE_KEY) -> httpx.Response:
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    return httpx.post(f"{intake.url}/v1/events", content=content, headers=headers | auth(key), timeout=30)
+
+
+def published_since(settings, offsets) -> list:
+    return asyncio.run(read_topic(settings, settings.topic_events, since=offsets))
+
+
+def test_a_batch_is_on_the_topic_in_order_per_dossier_with_the_cloudevents_binding(intake, settings):
+    before = asyncio.run(end_offsets(settings, settings.topic_events))
+    start = datetime(2025, 7, 1, 8, 0, tzinfo=VN)
+    histories = [dossier_history(dossier_code(sequence=n), start + timedelta(minutes=n)) for n in range(20)]
+    # Interleave the dossiers' events as a one-stop-shop system would send them.
+    batch = [e for step in zip(*histories, strict=True) for e in step]
+
+    answer = post(intake, batch, BATCH)
+
+    assert answer.status_code == 202, answer.text
+    assert answer.json() == {"accepted": len(batch)}
+    records = published_since(settings, before)
+    assert len(records) == len(batch)
+    for record in records:
+        assert dict(record.headers) == {"content-type": b"application/cloudevents+json"}
+        assert record.key.decode() == json.loads(record.value)["subject"]
+    for history in histories:
+        code = history[0]["subject"]
+        on_topic = [json.loads(r.value) for r in records if r.key.decode() == code]
+        assert [e["id"] for e in on_topic] == [e["id"] for e in history]
+        assert len({r.partition for r in records if r.key.decode() == code}) == 1
+    assert json.loads(records[0].value) in batch  # the event exactly as sent
+
+
+def test_a_single_event_as_plain_json_is_accepted(intake, settings):
+    before = asyncio.run(end_offsets(settings, settings.topic_events))
+    sent = event("dossier.rated", id_="single-1")
+    answer = post(intake, sent, {"content-type": "application/json"})
+    assert answer.status_code == 202
+    assert answer.json() == {"accepted": 1}
+    assert [json.loads(r.value) for r in published_since(settings, before)] == [sent]
+
+
+def test_an_invalid_event_in_a_batch_publishes_nothing_and_says_where(intake, settings):
+    before = asyncio.run(end_offsets(settings, settings.topic_events))
+    batch = [event("dossier.received"), event("dossier.received", channel="fax"), event("dossier.rated")]
+
+    answer = post(intake, batch, BATCH)
+
+    assert answer.status_code == 422
+    assert answer.json()["errors"] == [
+        {"index": 1, "field": "data.channel", "message": "Input should be 'direct', 'online' or 'postal'"}
+    ]
+    assert published_since(settings, before) == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "key", "status"),
+    [
+        (SINGLE, event("dossier.rated"), "wrong-key", 401),
+        ({"content-type": "text/plain"}, event("dossier.rated"), ANY_SOURCE_KEY, 415),
+        ({}, event("dossier.rated"), ANY_SOURCE_KEY, 415),
+        (SINGLE, b"{not json", ANY_SOURCE_KEY, 400),
+        (SINGLE, b'{"id": "\xff\xfe"}', ANY_SOURCE_KEY, 400),  # invalid UTF-8
+        (SINGLE, b"[" * 5000 + b"]" * 5000, ANY_SOURCE_KEY, 400),  # deeper than any event
+        (SINGLE, [event("dossier.rated")], ANY_SOURCE_KEY, 400),  # an array sent as one event
+        (BATCH, event("dossier.rated"), ANY_SOURCE_KEY, 400),  # one event sent as a batch
+        (BATCH, [event("dossier.rated")] * 1001, ANY_SOURCE_KEY, 413),
+        (SINGLE, event("dossier.stopped", reason="x" * 1_100_000), ANY_SOURCE_KEY, 413),
+        (SINGLE, event("dossier.rated") | {"source": "urn:motcua:26"}, PROVINCE_KEY, 403),
+    ],
+    ids=["bad-key", "text-plain", "no-content-type", "malformed", "invalid-utf8", "deep-json",
+         "array-as-single", "object-as-batch", "batch-over-1000", "body-over-1MiB", "source-not-allowed"],
+)
+def test_refusals_publish_nothing(intake, settings, headers, body, key, status):
+    before = asyncio.run(end_offsets(settings, settings.topic_events))
+    answer = post(intake, body, headers, key)
+    assert answer.status_code == status, answer.text
+    assert "error" in answer.json()
+    assert published_since(settings, before) == []
+
+
+def test_a_province_key_may_send_its_own_source(intake):
+    assert post(intake, event("dossier.rated"), key=PROVINCE_KEY).status_code == 202
+
+
+def test_health_readiness_and_metrics(intake):
+    assert httpx.get(f"{intake.url}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{intake.url}/readyz").status_code == 200
+    post(intake, event("dossier.digitized"))
+    metrics = httpx.get(f"{intake.url}/metrics").text
+    assert 'intake_events_total{outcome="accepted",type="dossier.digitized"}' in metrics
+    assert "intake_kafka_available 1.0" in metrics
+    assert 'intake_requests_total{status="202"}' in metrics
+
+
+def test_logs_mask_phone_numbers(intake):
+    post(intake, event("dossier.received", applicant={"phone": "0987654321", "sms_opt_in": True}))
+    post(intake, event("dossier.received", applicant={"phone": "0987654321"}, channel="fax"))
+    assert "0987654321" not in intake.logs()
+
+
+def test_kafka_down_answers_503_and_accepts_again_once_it_is_back(intake, settings, stack):
+    sent = event("dossier.received", id_="outage-1")
+    stack.run("kafka", "stop")
+    try:
+        down = post(intake, sent)
+        assert down.status_code == 503
+        assert down.headers["retry-after"] == "5"
+        assert httpx.get(f"{intake.url}/readyz").status_code == 503
+    finally:
+        stack.run("kafka", "start")
+    # The caller retries until accepted; the retries are harmless (deduplicated downstream by source+id).
+    wait_until(lambda: post(intake, sent).status_code == 202, timeout=60, message="intake accepting again")
+    records = published_since(settings, None)
+    assert any(json.loads(r.value)["id"] == "outage-1" for r in records)
+    assert httpx.get(f"{intake.url}/readyz").status_code == 200
+
+
+def test_the_openapi_contract_finds_no_server_error(intake):
+    """schemathesis generates requests from intake's own OpenAPI document; none may get a 5xx."""
+    schema = schemathesis.openapi.from_url(f"{intake.url}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert any(op.path == "/v1/events" for op in operations)
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        def no_server_error(case):
+            case.call_and_validate(headers=auth(), checks=[not_a_server_error], timeout=30)
+
+        no_server_error()
