@@ -6,14 +6,8 @@ names=("$@"); ((${#names[@]})) || names=("${SERVICES[@]}")
 
 # The local stack's intake key: created once, kept in .local/intake-api-key (CONTRACT §1).
 ensure_local_key() {
-  local key_file="$STACK/intake-api-key" hashes="$STACK/intake-api-keys.json"
-  [[ -s "$key_file" ]] || (umask 077; "$PY" -c "import secrets; print(secrets.token_urlsafe(32))" >"$key_file")
-  "$PY" - "$key_file" "$hashes" <<'PY'
-import hashlib, json, sys
-key = open(sys.argv[1]).read().strip()
-keys = [{"name": "local", "key_sha256": hashlib.sha256(key.encode()).hexdigest(), "sources": ["*"]}]
-open(sys.argv[2], "w").write(json.dumps(keys))
-PY
+  local hashes="$STACK/intake-api-keys.json"
+  (cd "$ROOT" && "$PY" -m services.intake.keys "$STACK/intake-api-key" "$hashes")
   export DOSSIER_INTAKE_API_KEYS_FILE="${DOSSIER_INTAKE_API_KEYS_FILE:-$hashes}"
 }
 

@@ -1,0 +1,59 @@
+"""make demo (for now): post a small, deterministic sample of dossier histories through intake.
+
+Event ids are derived from the dossier and step, so running it twice sends the same events,
+which the pipeline deduplicates by source + id. A later issue replays the seed communes instead.
+"""
+
+import os
+import sys
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from bench.sample import VN, dossier_code, dossier_history
+
+ROOT = Path(__file__).resolve().parents[1]
+STACK = Path(os.environ.get("DOSSIER_STACK_DIR", ROOT / ".local"))
+INTAKE = f"http://127.0.0.1:{os.environ.get('DOSSIER_INTAKE_PORT', '8001')}"
+DOSSIERS = 200
+
+
+def sample() -> list[dict]:
+    events = []
+    start = datetime(2025, 7, 1, 8, 0, tzinfo=VN)
+    for n in range(DOSSIERS):
+        received = start + timedelta(days=n // 40, minutes=7 * (n % 40))
+        history = dossier_history(dossier_code(received, sequence=n % 40 + 1), received)
+        for step in history:
+            step["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"demo/{step['subject']}/{step['type']}"))
+        events += history
+    return events
+
+
+def progress(done: int, total: int) -> None:
+    filled = 40 * done // total
+    sys.stdout.write(f"\r  [{'#' * filled}{'.' * (40 - filled)}] {done:,}/{total:,} events")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    key = (STACK / "intake-api-key").read_text().strip()
+    events = sample()
+    headers = {"authorization": f"Bearer {key}", "content-type": "application/cloudevents-batch+json"}
+    print(f"Posting {DOSSIERS} sample dossiers through intake ({INTAKE}):")
+    with httpx.Client(base_url=INTAKE, headers=headers, timeout=30) as client:
+        for i in range(0, len(events), 100):
+            answer = client.post("/v1/events", json=events[i : i + 100])
+            answer.raise_for_status()
+            progress(min(i + 100, len(events)), len(events))
+    print(f"\n\nAccepted. Example dossier: {events[0]['subject']}")
+    print(f"  intake metrics:  {INTAKE}/metrics")
+    print(f"  intake API docs: {INTAKE}/docs")
+    print(f"  Prometheus:      http://127.0.0.1:{os.environ.get('DOSSIER_PROMETHEUS_PORT', '9090')}")
+    print("  stack status:    make status   (logs: make logs, stop: make down)")
+
+
+if __name__ == "__main__":
+    main()

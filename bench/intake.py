@@ -1,0 +1,195 @@
+"""make bench-intake: intake's throughput and latency beside raw aiokafka on the same broker.
+
+Starts its own intake process (port 8101, topic bench-dossier-events) against the stack's Kafka,
+so the running system's topics are untouched.
+"""
+
+import asyncio
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta
+
+import aiohttp
+import httpx
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from bench.report import table, write_section
+from bench.sample import VN, dossier_code, dossier_history
+from services.intake.auth import key_hash
+from shared.kafka import STRUCTURED_HEADERS, ensure_topics
+from shared.settings import ServiceSettings
+
+PORT = 8101
+TOPIC = "bench-dossier-events"
+KEY = uuid.uuid4().hex
+DURATION = float(os.environ.get("BENCH_SECONDS", "8"))
+
+
+def sample_events(n: int) -> list[dict]:
+    events: list[dict] = []
+    start = datetime(2025, 7, 1, 8, tzinfo=VN)
+    while len(events) < n:
+        events += dossier_history(dossier_code(sequence=len(events)), start + timedelta(minutes=len(events)))
+    return events[:n]
+
+
+def start_intake(settings: ServiceSettings) -> subprocess.Popen:
+    env = os.environ | {
+        "DOSSIER_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "DOSSIER_TOPIC_EVENTS": TOPIC,
+        "DOSSIER_INTAKE_PORT": str(PORT),
+        "DOSSIER_INTAKE_API_KEYS": json.dumps([{"name": "bench", "key_sha256": key_hash(KEY), "sources": ["*"]}]),
+        "DOSSIER_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen([sys.executable, "-m", "services.intake"], env=env)
+    for _ in range(100):
+        try:
+            if httpx.get(f"http://127.0.0.1:{PORT}/readyz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise SystemExit("intake did not become ready")
+
+
+def session(connections: int) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        f"http://127.0.0.1:{PORT}",
+        connector=aiohttp.TCPConnector(limit=connections),
+        timeout=aiohttp.ClientTimeout(total=30),
+    )
+
+
+async def post(client: aiohttp.ClientSession, body: bytes, content_type: str) -> None:
+    headers = {"authorization": f"Bearer {KEY}", "content-type": content_type}
+    async with client.post("/v1/events", data=body, headers=headers) as answer:
+        if answer.status != 202:
+            raise SystemExit(f"intake answered {answer.status}: {await answer.text()}")
+
+
+async def intake_throughput(bodies: list[bytes], content_type: str, per_body: int, concurrency: int) -> float:
+    sent = 0
+    deadline = time.perf_counter() + DURATION
+
+    async def worker(client: aiohttp.ClientSession, offset: int) -> None:
+        nonlocal sent
+        for i in itertools.count(offset, concurrency):
+            if time.perf_counter() >= deadline:
+                return
+            await post(client, bodies[i % len(bodies)], content_type)
+            sent += per_body
+
+    async with session(concurrency) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client, n) for n in range(concurrency)))
+        return sent / (time.perf_counter() - started)
+
+
+async def raw_throughput(
+    settings: ServiceSettings, records: list[tuple[bytes, bytes]], per_await: int, concurrency: int
+) -> float:
+    """The same records with the same producer settings: `concurrency` senders, each awaiting
+    the acknowledgements of `per_await` records at a time, as intake's requests do."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True,
+        linger_ms=2, max_batch_size=256 * 1024,
+    )
+    await producer.start()
+    sent = 0
+    deadline = time.perf_counter() + DURATION
+
+    async def sender(offset: int) -> None:
+        nonlocal sent
+        for i in itertools.count(offset * per_await, concurrency * per_await):
+            if time.perf_counter() >= deadline:
+                return
+            futures = []
+            for key, value in (records[(i + n) % len(records)] for n in range(per_await)):
+                futures.append(await producer.send(TOPIC, value=value, key=key, headers=STRUCTURED_HEADERS))
+            await asyncio.gather(*futures)
+            sent += per_await
+
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(*(sender(n) for n in range(concurrency)))
+        return sent / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+
+
+async def fixed_rate_latency(bodies: list[bytes], rate: float) -> list[float]:
+    """Open loop: one single-event request every 1/rate s, whatever the answers; their latencies."""
+    latencies: list[float] = []
+
+    async def one(client: aiohttp.ClientSession, body: bytes) -> None:
+        started = time.perf_counter()
+        await post(client, body, "application/cloudevents+json")
+        latencies.append(time.perf_counter() - started)
+
+    async with session(200) as client:
+        tasks = []
+        started = time.perf_counter()
+        for n in range(int(rate * DURATION)):
+            await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(client, bodies[n % len(bodies)])))
+        await asyncio.gather(*tasks)
+    return latencies
+
+
+def percentile(values: list[float], p: float) -> float:
+    return statistics.quantiles(values, n=1000)[int(p * 10) - 1] if len(values) > 1 else values[0]
+
+
+async def main() -> None:
+    settings = ServiceSettings().model_copy(update={"topic_events": TOPIC})
+    await ensure_topics(settings)
+    events = sample_events(10_000)
+    singles = [orjson.dumps(e) for e in events]
+    batches = [orjson.dumps(events[i : i + 100]) for i in range(0, len(events), 100)]
+    records = [(e["subject"].encode(), s) for e, s in zip(events, singles, strict=True)]
+
+    intake = start_intake(settings)
+    try:
+        print("intake, batches of 100 …", flush=True)
+        batched = await intake_throughput(batches, "application/cloudevents-batch+json", 100, concurrency=4)
+        print("raw aiokafka, 4 senders awaiting 100 at a time …", flush=True)
+        raw_batched = await raw_throughput(settings, records, 100, concurrency=4)
+        print("intake, single events, 16 in flight …", flush=True)
+        single = await intake_throughput(singles, "application/cloudevents+json", 1, concurrency=16)
+        print("raw aiokafka, 16 senders awaiting one at a time …", flush=True)
+        raw_single = await raw_throughput(settings, records, 1, concurrency=16)
+        print("intake, single events at 300 requests/s …", flush=True)
+        latencies = await fixed_rate_latency(singles, 300)
+    finally:
+        intake.terminate()
+        intake.wait()
+
+    p50, p99 = percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000
+    rows = [
+        ["batches of 100 (4 in flight)", f"{batched:,.0f}", f"{raw_batched:,.0f}", f"{batched / raw_batched:.0%}",
+         "≥ 50 % of raw and ≥ 10,000/s"],
+        ["single events (16 in flight)", f"{single:,.0f}", f"{raw_single:,.0f}", f"{single / raw_single:.0%}", "-"],
+    ]
+    body = (
+        "Events accepted per second (HTTP `202`, every event acknowledged by Kafka with acks=all) beside raw "
+        "aiokafka producing the same records with the same producer settings to the same broker, with as many "
+        "records awaited at once. The load generator (aiohttp) runs on the same 2 cores. "
+        f"{DURATION:.0f} s per measurement.\n\n"
+        + table(["load", "intake events/s", "raw aiokafka events/s", "intake / raw", "goal"], rows)
+        + f"\n\nSingle events at a fixed 300 requests/s (open loop, {len(latencies):,} requests): "
+        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (goal: p99 ≤ 50 ms).\n"
+    )
+    print(body)
+    write_section("intake", "Intake", "make bench-intake", body)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
