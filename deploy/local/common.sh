@@ -52,9 +52,14 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # is_running NAME: the pid file names a live process.
 is_running() { [[ -f "$RUN/$1.pid" ]] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 
-# start_bg NAME COMMAND...: start COMMAND detached, logging to $LOGS/NAME.log.
+# start_bg NAME PORT COMMAND...: start COMMAND detached, logging to $LOGS/NAME.log.
 start_bg() {
-  local name=$1; shift
+  local name=$1 port=$2; shift 2
+  # A port taken by a process we did not start would make the health wait lie.
+  if port_open "$port"; then
+    log "$name: port $port is already in use by another process; stop it or choose another port"
+    return 1
+  fi
   setsid "$@" >>"$LOGS/$name.log" 2>&1 < /dev/null &
   echo $! >"$RUN/$name.pid"
 }

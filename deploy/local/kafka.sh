@@ -47,7 +47,7 @@ case "${1:-start}" in
       $(java_cmd) kafka.tools.StorageTool format -t "$cluster_id" -c "$config" >/dev/null
     fi
     log "starting Kafka on 127.0.0.1:$KAFKA_PORT"
-    start_bg kafka $(java_cmd) kafka.Kafka "$config"
+    start_bg kafka "$KAFKA_PORT" $(java_cmd) kafka.Kafka "$config"
     wait_for "Kafka" 90 port_open "$KAFKA_PORT"
     ;;
   stop) stop_bg kafka ;;

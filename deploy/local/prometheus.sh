@@ -30,7 +30,7 @@ case "${1:-start}" in
     write_config
     if is_running prometheus; then log "already running"; exit 0; fi
     log "starting Prometheus on 127.0.0.1:$PROMETHEUS_PORT"
-    start_bg prometheus prometheus --config.file="$home/prometheus.yml" \
+    start_bg prometheus "$PROMETHEUS_PORT" prometheus --config.file="$home/prometheus.yml" \
       --storage.tsdb.path="$DATA/prometheus" --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
       --web.enable-lifecycle --log.level=warn
     wait_for "Prometheus" 60 http_ok "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"

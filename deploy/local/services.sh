@@ -19,7 +19,7 @@ case "$action" in
       if is_running "$name"; then log "$name already running"; continue; fi
       port=$(service_port "$name")
       log "starting $name on 127.0.0.1:$port"
-      (cd "$ROOT" && start_bg "$name" "$PY" -m "services.$name")
+      (cd "$ROOT" && start_bg "$name" "$port" "$PY" -m "services.$name")
     done
     for name in "${names[@]}"; do
       service_exists "$name" || continue
