@@ -1,0 +1,228 @@
+"""A dossier's events folded into its state, due date and timeliness (DOMAIN §2-§4).
+
+`fold` is the one place these rules live: processing, metrics and the report API all call it.
+Events are deduplicated by source + id (the first arrival wins), sorted by time (ties keep
+arrival order) and applied one by one, so the result never depends on the order of arrival.
+An event that cannot apply at its place in time is rejected with a reason, never dropped.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+from shared.calendar import ZERO, WorkingCalendar
+from shared.events import Applicant, DossierEvent, ReceivedEvent
+
+State = Literal["processing", "awaiting_supplement", "paused", "withdrawn", "stopped", "resolved", "returned"]
+OpenState = Literal["within_deadline", "due_soon", "overdue", "awaiting_supplement", "paused"]
+Timeliness = Literal["early", "on_time", "late"]
+
+OPEN: frozenset[str] = frozenset({"processing", "awaiting_supplement", "paused"})
+DUE_SOON = timedelta(hours=24)
+
+
+class Inapplicable(Exception):
+    """An event that cannot apply to the dossier at its place in time."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    event: DossierEvent
+    reason: str
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    type: str
+    time: datetime
+
+
+@dataclass(frozen=True)
+class Dossier:
+    code: str
+    commune_code: str
+    sector: str
+    procedure_code: str
+    channel: str
+    online_level: str | None
+    applicant: Applicant
+    received_at: datetime
+    received_date: date  # local date: the report cohort (DOMAIN §5)
+    processing_time: timedelta
+    state: State = "processing"
+    due_at: datetime | None = None  # the due in force; None while a supplement is awaited
+    paused_remaining: timedelta | None = None  # working time left when the clock paused
+    missing: str | None = None  # what the supplement request asks for
+    appointment_at: datetime | None = None  # last date told to the citizen (receipt, apology)
+    ended_at: datetime | None = None
+    timeliness: Timeliness | None = None
+    withdrawn_at: datetime | None = None
+    payment_method: Literal["online", "offline"] | None = None
+    digitized: bool = False
+    rating: str | None = None
+    apologies_compliant: int = 0
+    apologies_non_compliant: int = 0
+    history: tuple[Step, ...] = ()
+
+    def open_state(self, at: datetime, calendar: WorkingCalendar) -> OpenState | None:
+        """Where an open dossier stands at instant `at` (DOMAIN §4); None once it ended or was withdrawn."""
+        if self.state not in OPEN:
+            return None
+        if self.state != "processing":
+            return self.state  # type: ignore[return-value]
+        assert self.due_at is not None
+        if calendar.local(at).date() > calendar.local(self.due_at).date():
+            return "overdue"
+        if self.due_at - at <= DUE_SOON:
+            return "due_soon"
+        return "within_deadline"
+
+
+@dataclass(frozen=True)
+class Folded:
+    dossier: Dossier | None  # None until the dossier's `received` event is there
+    rejected: tuple[Rejection, ...] = ()
+    waiting: tuple[DossierEvent, ...] = ()  # events that wait for the dossier's receipt
+
+
+def fold(events: Iterable[DossierEvent], calendar: WorkingCalendar, as_of: datetime | None = None) -> Folded:
+    """Fold a dossier's events, given in arrival order, as of `as_of` (events after it ignored)."""
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for event in events:
+        if (event.source, event.id) not in seen:
+            seen.add((event.source, event.id))
+            unique.append(event)
+    ordered = sorted((e for e in unique if as_of is None or e.time <= as_of), key=lambda e: e.time)
+
+    receipt = next((e for e in ordered if isinstance(e, ReceivedEvent)), None)
+    if receipt is None:
+        return Folded(None, waiting=tuple(ordered))
+    dossier = _receive(receipt, calendar)
+    rejected = []
+    for event in ordered:
+        if event is receipt:
+            continue
+        try:
+            dossier = _apply(dossier, event, calendar)
+        except Inapplicable as exc:
+            rejected.append(Rejection(event, str(exc)))
+            continue
+        dossier = replace(dossier, history=(*dossier.history, Step(event.id, event.type, event.time)))
+    history = sorted([Step(receipt.id, receipt.type, receipt.time), *dossier.history], key=lambda s: s.time)
+    return Folded(replace(dossier, history=tuple(history)), tuple(rejected))
+
+
+def _receive(event: ReceivedEvent, calendar: WorkingCalendar) -> Dossier:
+    data = event.data
+    processing_time = timedelta(hours=data.processing_time.hours)
+    # The appointment printed on the receipt wins over the computed due (DOMAIN §3).
+    due = data.due_at or calendar.add_working(event.time, processing_time)
+    return Dossier(
+        code=event.subject,
+        commune_code=data.commune_code,
+        sector=data.sector,
+        procedure_code=data.procedure_code,
+        channel=data.channel,
+        online_level=data.online_level,
+        applicant=data.applicant,
+        received_at=event.time,
+        received_date=calendar.local(event.time).date(),
+        processing_time=processing_time,
+        due_at=due,
+        appointment_at=due,
+    )
+
+
+def _require(dossier: Dossier, event: DossierEvent, states: Iterable[str]) -> None:
+    if dossier.state not in states:
+        raise Inapplicable(f"{event.type} cannot follow state {dossier.state}")
+
+
+def due_in_force(dossier: Dossier, at: datetime, calendar: WorkingCalendar) -> datetime:
+    """The due that judges the dossier at `at`, with its clock stopped where DOMAIN §3 stops it."""
+    if dossier.state == "awaiting_supplement":
+        # The clock restarts from zero when the supplement arrives: judged as if it arrived now.
+        return calendar.add_working(at, dossier.processing_time)
+    assert dossier.due_at is not None
+    if dossier.state == "paused" and dossier.paused_remaining:
+        return calendar.add_working(at, dossier.paused_remaining)
+    return dossier.due_at
+
+
+def _end(dossier: Dossier, at: datetime, state: State, calendar: WorkingCalendar) -> Dossier:
+    due = due_in_force(dossier, at, calendar)
+    end_date, due_date = calendar.local(at).date(), calendar.local(due).date()
+    timeliness: Timeliness = "early" if end_date < due_date else "on_time" if end_date == due_date else "late"
+    return replace(dossier, state=state, due_at=due, paused_remaining=None, ended_at=at, timeliness=timeliness)
+
+
+def _apply(dossier: Dossier, event: DossierEvent, calendar: WorkingCalendar) -> Dossier:
+    at = event.time
+    if at < dossier.received_at and event.type not in _ANY_TIME:
+        raise Inapplicable(f"{event.type} at {at.isoformat()} is before the dossier was received")
+    match event.type:
+        case "dossier.received":
+            raise Inapplicable(f"the dossier was already received at {dossier.received_at.isoformat()}")
+        case "dossier.supplement_requested":  # yêu cầu bổ sung: neither on time nor overdue meanwhile
+            _require(dossier, event, {"processing", "paused"})
+            return replace(
+                dossier, state="awaiting_supplement", due_at=None, paused_remaining=None, missing=event.data.reason
+            )
+        case "dossier.supplement_received":  # the clock restarts from zero
+            _require(dossier, event, {"awaiting_supplement"})
+            due = calendar.add_working(at, dossier.processing_time)
+            return replace(dossier, state="processing", due_at=due, appointment_at=due, missing=None)
+        case "dossier.obligation_requested":  # nghĩa vụ tài chính: the clock pauses
+            _require(dossier, event, {"processing"})
+            assert dossier.due_at is not None
+            return replace(dossier, state="paused", paused_remaining=calendar.working_between(at, dossier.due_at))
+        case "dossier.obligation_fulfilled":
+            _require(dossier, event, {"paused"})
+            return replace(dossier, state="processing", due_at=due_in_force(dossier, at, calendar), paused_remaining=None)
+        case "dossier.withdrawn":
+            _require(dossier, event, OPEN)
+            return replace(dossier, state="withdrawn", withdrawn_at=at, paused_remaining=None)
+        case "dossier.stopped":
+            _require(dossier, event, OPEN)
+            return _end(dossier, at, "stopped", calendar)
+        case "dossier.resolved":
+            _require(dossier, event, {"processing"})
+            return _end(dossier, at, "resolved", calendar)
+        case "dossier.returned":
+            if dossier.state in ("resolved", "stopped"):
+                return replace(dossier, state="returned")  # the end stays the earlier event
+            _require(dossier, event, {"processing"})
+            return _end(dossier, at, "returned", calendar)
+        case "dossier.apology_issued":  # phiếu xin lỗi và hẹn lại ngày trả kết quả (Mẫu 04)
+            _require(dossier, event, {"processing", "paused"})
+            due = due_in_force(dossier, at, calendar)
+            first_and_early = dossier.apologies_compliant + dossier.apologies_non_compliant == 0 and (
+                calendar.local(at).date() < calendar.local(due).date()
+            )
+            return replace(
+                dossier,
+                appointment_at=event.data.new_due_at,
+                apologies_compliant=dossier.apologies_compliant + first_and_early,
+                apologies_non_compliant=dossier.apologies_non_compliant + (not first_and_early),
+            )
+        case "dossier.payment_completed":
+            # A dossier counts once among payments: online if any of its payments was online.
+            method = "online" if "online" in (event.data.method, dossier.payment_method) else "offline"
+            return replace(dossier, payment_method=method)
+        case "dossier.digitized":
+            return replace(dossier, digitized=True)
+        case "dossier.rated":
+            return replace(dossier, rating=event.data.rating)  # the citizen's latest rating counts
+        case "dossier.transferred" | "dossier.signature_requested" | "dossier.signed":
+            if dossier.state == "withdrawn":
+                raise Inapplicable(f"{event.type} cannot follow state withdrawn")
+            return dossier
+    raise Inapplicable(f"unknown event type {event.type}")
+
+
+# Facts about the dossier rather than steps of its processing: their time may precede the receipt
+# (a document digitized, a fee paid at the counter minutes before the receipt was printed).
+_ANY_TIME = frozenset({"dossier.digitized", "dossier.payment_completed"})
