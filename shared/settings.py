@@ -1,5 +1,6 @@
 """Configuration common to every service: environment variables prefixed DOSSIER_, and a .env file."""
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +16,9 @@ class ServiceSettings(BaseSettings):
     topic_status: str = "dossier-status"
     topic_dlq: str = "dossier-events.dlq"
     partitions: int = 6
+
+    # The working calendar file (CONTRACT §3); the shipped default when unset.
+    calendar: Path | None = None
 
     mongo_url: str = "mongodb://127.0.0.1:27017"
     mongo_database: str = "dossiers"

@@ -10,13 +10,14 @@ import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import TypeAdapter
 
 from services.intake.auth import ApiKeys, may_send
 from services.intake.publisher import EventPublisher, KafkaUnavailable
 from services.intake.settings import IntakeSettings
-from shared.events import EVENT_TYPES, DossierEvent, EventErrors, parse_event
+from shared.events import DossierEvent, EventErrors, parse_event
+from shared.metrics import metrics_response
 
 log = structlog.get_logger()
 
@@ -218,7 +219,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
 
     @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return metrics_response(registry)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -1,0 +1,147 @@
+"""One batch of `dossier-events`: decode, integrate into the stored histories, write, publish.
+
+Writes come first and the offsets are committed last (by the subscriber, after this returns), so
+a crash anywhere repeats the batch: duplicates change nothing, and the outbox written with the
+state is published again.
+"""
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from aiokafka.structs import ConsumerRecord
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from pymongo.errors import PyMongoError
+
+from services.processing.history import Integrated, Outgoing, StoredDossier, give_up_waiting, integrate
+from services.processing.settings import ProcessingSettings
+from services.processing.store import DossierStore
+from shared.calendar import WorkingCalendar
+from shared.events import DossierEvent, EventErrors, parse_event_json
+
+log = structlog.get_logger()
+
+Publish = Callable[[list[Outgoing]], Awaitable[None]]
+
+
+class ProcessingMetrics:
+    def __init__(self, registry: CollectorRegistry):
+        self.events = Counter(
+            "processing_events",
+            "Events consumed, by outcome: applied, duplicate, dead_lettered, undecodable, waiting",
+            ["outcome"],
+            registry=registry,
+        )
+        self.status_published = Counter(
+            "processing_status_published", "dossier.status_changed events published", registry=registry
+        )
+        self.batch_seconds = Histogram(
+            "processing_batch_duration_seconds", "Time to apply one batch", registry=registry,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.apply_latency = Histogram(
+            "processing_apply_latency_seconds", "From the event's arrival in Kafka to its state being written",
+            registry=registry, buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+        )
+        self.lag = Gauge("processing_consumer_lag", "Records not yet consumed on the assigned partitions",
+                         registry=registry)
+        self.waiting = Gauge("processing_waiting_dossiers", "Dossiers whose events wait for their receipt",
+                             registry=registry)
+
+
+class Processor:
+    def __init__(
+        self,
+        settings: ProcessingSettings,
+        store: DossierStore,
+        calendar: WorkingCalendar,
+        publish: Publish,
+        metrics: ProcessingMetrics,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self._settings = settings
+        self._store = store
+        self._calendar = calendar
+        self._publish = publish
+        self._metrics = metrics
+        self._clock = clock
+
+    async def handle(self, records: Sequence[ConsumerRecord]) -> None:
+        started = time.perf_counter()
+        try:
+            await self._handle(records)
+        except PyMongoError as exc:
+            # The database is away: wait a little, then let the batch be redelivered from its first offset.
+            log.warning("database unavailable, the batch will be retried", error=str(exc))
+            await asyncio.sleep(1)
+            raise
+        self._metrics.batch_seconds.observe(time.perf_counter() - started)
+        now_ms = time.time() * 1000
+        for record in records:
+            self._metrics.apply_latency.observe(max(0.0, (now_ms - record.timestamp) / 1000))
+
+    async def _handle(self, records: Sequence[ConsumerRecord]) -> None:
+        bad: list[Outgoing] = []
+        grouped: dict[str, list[tuple[DossierEvent, bytes]]] = {}
+        for record in records:
+            try:
+                event = parse_event_json(record.value or b"")
+            except EventErrors as exc:
+                origin = f"{record.topic}/{record.partition}/{record.offset}"
+                bad.append(Outgoing("dlq", (record.key or b"").decode(errors="replace"), record.value or b"",
+                                    f"undecodable at {origin}: {exc}"))
+                continue
+            grouped.setdefault(event.subject, []).append((event, record.value))
+
+        done = await self._integrate_all(grouped)
+        if self._settings.processing_fault_exit_after_write:
+            log.warning("fault injection: exiting after the write, before publishing and committing")
+            os._exit(3)
+        for result in done:
+            self._count(result)
+        self._metrics.events.labels("undecodable").inc(len(bad))
+        stored = [r.stored for r in done]
+        await self._send([*bad, *(o for s in stored for o in s.outbox)])
+        await self._store.clear_outboxes(stored)
+
+    async def _integrate_all(self, grouped: dict[str, list[tuple[DossierEvent, bytes]]]) -> list[Integrated]:
+        """Integrate every dossier; those another replica wrote meanwhile are reloaded and redone."""
+        done: list[Integrated] = []
+        pending = grouped
+        while pending:
+            loaded = await self._store.load(list(pending))
+            now = self._clock()
+            results = {code: integrate(loaded[code], events, self._calendar, now) for code, events in pending.items()}
+            lost = await self._store.save([r.stored for r in results.values()])
+            done += [r for code, r in results.items() if code not in lost]
+            pending = {code: pending[code] for code in lost}
+            if lost:
+                log.info("dossiers written concurrently by another replica, integrating again", count=len(lost))
+        return done
+
+    async def _send(self, outgoing: list[Outgoing]) -> None:
+        if outgoing:
+            await self._publish(outgoing)
+        self._metrics.status_published.inc(sum(o.kind == "status" for o in outgoing))
+        for o in outgoing:
+            if o.kind == "dlq":
+                log.warning("event sent to the dead-letter topic", dossier=o.key, reason=o.reason)
+
+    def _count(self, result: Integrated) -> None:
+        for outcome in ("applied", "waiting", "dead_lettered", "duplicates"):
+            self._metrics.events.labels(outcome.removesuffix("s")).inc(getattr(result, outcome))
+
+    async def sweep_waiting(self) -> int:
+        """Dead-letter the events of dossiers whose receipt has not come within the limit."""
+        limit = timedelta(hours=self._settings.processing_waiting_limit_hours)
+        expired = await self._store.waiting_before(self._clock() - limit)
+        given_up: list[StoredDossier] = [give_up_waiting(s, f"{limit.total_seconds() / 3600:g} hours") for s in expired]
+        lost = await self._store.save(given_up)
+        written = [s for s in given_up if s.code not in lost]
+        await self._send([o for s in written for o in s.outbox])
+        await self._store.clear_outboxes(written)
+        self._metrics.events.labels("dead_lettered").inc(sum(len(s.outbox) for s in written))
+        return len(written)

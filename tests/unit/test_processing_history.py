@@ -1,0 +1,100 @@
+"""Processing's pure core: merging events into a stored history and deciding what to publish."""
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import orjson
+
+from bench.sample import event
+from services.processing.history import StoredDossier, give_up_waiting, integrate
+from shared.calendar import WorkingCalendar
+from shared.events import parse_event
+
+CAL = WorkingCalendar.load()
+NOW = datetime(2025, 7, 7, 3, 0, tzinfo=UTC)
+CODE = "000.00.38.H56-250707-0001"
+
+
+def raw(type_, time, id_, **data):
+    obj = event(type_, subject=CODE, time=datetime.fromisoformat(time), id_=id_, **data)
+    return parse_event(obj), orjson.dumps(obj)
+
+
+RECEIVED = raw("dossier.received", "2025-07-07T10:00:00+07:00", "r")
+RESOLVED = raw("dossier.resolved", "2025-07-08T09:00:00+07:00", "s")
+WITHDRAWN = raw("dossier.withdrawn", "2025-07-07T11:00:00+07:00", "w")
+
+
+def published(stored: StoredDossier) -> StoredDossier:
+    return replace(stored, outbox=[])
+
+
+def test_a_receipt_is_applied_and_announced():
+    result = integrate(StoredDossier(CODE), [RECEIVED], CAL, NOW)
+    assert (result.applied, result.duplicates, result.dead_lettered) == (1, 0, 0)
+    [status] = result.stored.outbox
+    body = json.loads(status.value)
+    assert (status.kind, status.key, body["type"], body["subject"]) == ("status", CODE, "dossier.status_changed", CODE)
+    assert body["data"]["old"] is None
+    assert body["data"]["new"] == {
+        "state": "processing", "due_at": "2025-07-08T10:00:00+07:00", "timeliness": None,
+        "appointment_at": "2025-07-08T10:00:00+07:00",
+    }
+    assert body["data"]["applicant"]["sms_opt_in"] is True
+
+
+def test_a_duplicate_changes_nothing_and_announces_nothing():
+    first = published(integrate(StoredDossier(CODE), [RECEIVED], CAL, NOW).stored)
+    again = integrate(first, [RECEIVED, RECEIVED], CAL, NOW)
+    assert (again.applied, again.duplicates) == (0, 2)
+    assert again.stored.outbox == [] and again.stored.events == first.events
+
+
+def test_a_change_is_announced_with_the_old_and_new_status_and_a_repeatable_id():
+    first = published(integrate(StoredDossier(CODE), [RECEIVED], CAL, NOW).stored)
+    ended = integrate(first, [RESOLVED], CAL, NOW)
+    [status] = ended.stored.outbox
+    data = json.loads(status.value)["data"]
+    assert (data["old"]["state"], data["new"]["state"], data["new"]["timeliness"]) == ("processing", "resolved", "on_time")
+    assert status == integrate(first, [RESOLVED], CAL, NOW).stored.outbox[0]
+
+
+def test_the_outbox_survives_until_it_is_published():
+    unpublished = integrate(StoredDossier(CODE), [RECEIVED], CAL, NOW).stored
+    redelivered = integrate(unpublished, [RECEIVED], CAL, NOW).stored
+    assert len(redelivered.outbox) == 1
+
+
+def test_an_impossible_transition_is_dead_lettered_once_with_its_reason():
+    history = published(integrate(StoredDossier(CODE), [RECEIVED, WITHDRAWN], CAL, NOW).stored)
+    result = integrate(history, [RESOLVED], CAL, NOW)
+    [dlq] = result.stored.outbox
+    assert (dlq.kind, dlq.reason, dlq.value) == ("dlq", "dossier.resolved cannot follow state withdrawn", RESOLVED[1])
+    assert result.dead_lettered == 1
+    assert integrate(published(result.stored), [RESOLVED], CAL, NOW).stored.outbox == []
+
+
+def test_a_late_event_that_invalidates_an_earlier_one_dead_letters_it():
+    # resolved arrived first; a withdrawal from before it arrives late: the resolution no longer holds.
+    history = published(integrate(StoredDossier(CODE), [RECEIVED, RESOLVED], CAL, NOW).stored)
+    result = integrate(history, [WITHDRAWN], CAL, NOW)
+    kinds = sorted(o.kind for o in result.stored.outbox)
+    assert kinds == ["dlq", "status"]
+    assert json.loads(next(o for o in result.stored.outbox if o.kind == "status").value)["data"]["new"]["state"] == "withdrawn"
+
+
+def test_events_without_a_receipt_wait_then_are_dead_lettered():
+    waiting = integrate(StoredDossier(CODE), [RESOLVED], CAL, NOW)
+    assert (waiting.waiting, waiting.stored.waiting_since, waiting.stored.outbox) == (1, NOW, [])
+    given_up = give_up_waiting(waiting.stored, "168 hours")
+    [dlq] = given_up.outbox
+    assert dlq.reason == f"no dossier.received for {CODE} within 168 hours"
+    assert given_up.waiting_since is None
+
+
+def test_the_receipt_ends_the_wait():
+    waiting = integrate(StoredDossier(CODE), [RESOLVED], CAL, NOW).stored
+    received = integrate(waiting, [RECEIVED], CAL, NOW)
+    assert received.stored.waiting_since is None
+    assert json.loads(received.stored.outbox[0].value)["data"]["new"]["state"] == "resolved"
