@@ -92,6 +92,8 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
         await processor.handle(message.raw_message)
         metrics.lag.set(await consumer_lag())
 
+    metrics.assigned.set_function(lambda: len(subscriber.consumer.assignment()) if subscriber.consumer else 0)
+
     async def consumer_lag() -> int:
         consumer = subscriber.consumer
         if consumer is None:

@@ -48,6 +48,8 @@ class ProcessingMetrics:
         )
         self.lag = Gauge("processing_consumer_lag", "Records not yet consumed on the assigned partitions",
                          registry=registry)
+        self.assigned = Gauge("processing_assigned_partitions", "Partitions this replica consumes now",
+                              registry=registry)
         self.waiting = Gauge("processing_waiting_dossiers", "Dossiers whose events wait for their receipt",
                              registry=registry)
 

@@ -6,9 +6,11 @@ stack. Topics and databases are named per run. Services run as real subprocesses
 """
 
 import asyncio
+import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -94,26 +96,41 @@ def stack() -> Iterator[Stack]:
     stack.stop_started()
 
 
-@pytest.fixture(scope="session")
-def settings(stack: Stack) -> ServiceSettings:
-    """Settings every service under test shares: the test stack, this run's topics and database."""
+_namespaces = itertools.count()
+
+
+def namespace(stack: Stack) -> ServiceSettings:
+    """Fresh topics and database on the test stack, for services that must not see each other's events."""
     stack.ensure("kafka")
     stack.ensure("ferretdb")
+    name = f"{RUN_ID}-{next(_namespaces)}"
     settings = ServiceSettings(
         kafka_bootstrap_servers=f"127.0.0.1:{STACK_ENV['DOSSIER_KAFKA_PORT']}",
         mongo_url=f"mongodb://127.0.0.1:{STACK_ENV['DOSSIER_MONGO_PORT']}",
-        mongo_database=f"test_{RUN_ID}",
-        topic_events=f"test-{RUN_ID}-dossier-events",
-        topic_status=f"test-{RUN_ID}-dossier-status",
-        topic_dlq=f"test-{RUN_ID}-dossier-events.dlq",
+        mongo_database=f"test_{name.replace('-', '_')}",
+        topic_events=f"test-{name}-dossier-events",
+        topic_status=f"test-{name}-dossier-status",
+        topic_dlq=f"test-{name}-dossier-events.dlq",
         partitions=3,
     )
     asyncio.run(ensure_topics(settings))
     return settings
 
 
+@pytest.fixture(scope="session")
+def settings(stack: Stack) -> ServiceSettings:
+    """The session-wide namespace the shared intake publishes to."""
+    return namespace(stack)
+
+
 def settings_env(settings: ServiceSettings) -> dict[str, str]:
-    return {f"DOSSIER_{name.upper()}": str(value) for name, value in settings.model_dump().items()}
+    return {f"DOSSIER_{name.upper()}": str(value) for name, value in settings.model_dump().items() if value is not None}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @dataclass
@@ -127,7 +144,7 @@ class ServiceProcess:
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
-        self.log_path = STACK_DIR / "logs" / f"{self.name}-{RUN_ID}.log"
+        self.log_path = STACK_DIR / "logs" / f"{self.name}-{RUN_ID}-{self.port}.log"
 
     @property
     def url(self) -> str:
@@ -174,17 +191,49 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.2, message: s
     raise AssertionError(f"{message} not reached in {timeout}s")
 
 
+def service(name: str, settings: ServiceSettings, port: int | None = None, **env: str) -> ServiceProcess:
+    """A service of the namespace `settings`, not started yet."""
+    port = port or free_port()
+    base = settings_env(settings) | {f"DOSSIER_{name.upper()}_PORT": str(port), "DOSSIER_LOG_FORMAT": "json"}
+    if name == "intake":
+        base |= {"DOSSIER_INTAKE_API_KEYS": json.dumps(API_KEYS), "DOSSIER_INTAKE_KAFKA_TIMEOUT_MS": "3000"}
+    return ServiceProcess(name, base | env, port)
+
+
 @pytest.fixture(scope="session")
 def intake(settings: ServiceSettings) -> Iterator[ServiceProcess]:
-    env = settings_env(settings) | {
-        "DOSSIER_INTAKE_PORT": STACK_ENV["DOSSIER_INTAKE_PORT"],
-        "DOSSIER_INTAKE_API_KEYS": json.dumps(API_KEYS),
-        "DOSSIER_INTAKE_KAFKA_TIMEOUT_MS": "3000",
-        "DOSSIER_LOG_FORMAT": "json",
-    }
-    service = ServiceProcess("intake", env, int(STACK_ENV["DOSSIER_INTAKE_PORT"])).start()
-    yield service
-    service.stop()
+    process = service("intake", settings, int(STACK_ENV["DOSSIER_INTAKE_PORT"])).start()
+    yield process
+    process.stop()
+
+
+@dataclass
+class Pipeline:
+    """intake and processing on a namespace of their own."""
+
+    settings: ServiceSettings
+    intake: ServiceProcess
+    processing: list[ServiceProcess]
+
+    def post(self, events: list[dict], batch: int = 100) -> None:
+        headers = {"authorization": f"Bearer {ANY_SOURCE_KEY}", "content-type": "application/cloudevents-batch+json"}
+        for i in range(0, len(events), batch):
+            answer = httpx.post(f"{self.intake.url}/v1/events", json=events[i : i + batch], headers=headers, timeout=30)
+            assert answer.status_code == 202, answer.text
+
+    def add_processing(self, **env: str) -> ServiceProcess:
+        process = service("processing", self.settings, **env)
+        self.processing.append(process)
+        return process
+
+
+@pytest.fixture
+def pipeline(stack: Stack) -> Iterator[Pipeline]:
+    settings = namespace(stack)
+    running = Pipeline(settings, service("intake", settings).start(), [])
+    yield running
+    for process in [running.intake, *running.processing]:
+        process.stop()
 
 
 @asynccontextmanager
