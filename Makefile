@@ -3,7 +3,7 @@ SHELL := /bin/bash
 LOCAL := deploy/local
 PY := .local/venv/bin/python
 
-.PHONY: venv up down status logs demo test test-unit test-integration bench bench-intake
+.PHONY: venv up down status logs demo test test-unit test-integration bench bench-intake bench-processing
 
 venv:
 	@$(LOCAL)/install-python.sh
@@ -33,7 +33,10 @@ test-unit: venv
 test-integration: venv
 	$(PY) -m pytest tests/integration
 
-bench: bench-intake
+bench: bench-intake bench-processing
 
 bench-intake: up
 	$(PY) -m bench.intake
+
+bench-processing: up
+	$(PY) -m bench.processing

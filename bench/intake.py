@@ -6,73 +6,19 @@ so the running system's topics are untouched.
 
 import asyncio
 import itertools
-import json
-import os
-import statistics
-import subprocess
-import sys
 import time
-import uuid
-from datetime import datetime, timedelta
 
 import aiohttp
-import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from bench.harness import DURATION, percentile, post, sample_events, session, start_service
 from bench.report import table, write_section
-from bench.sample import VN, dossier_code, dossier_history
-from services.intake.auth import key_hash
 from shared.kafka import STRUCTURED_HEADERS, ensure_topics
 from shared.settings import ServiceSettings
 
 PORT = 8101
 TOPIC = "bench-dossier-events"
-KEY = uuid.uuid4().hex
-DURATION = float(os.environ.get("BENCH_SECONDS", "8"))
-
-
-def sample_events(n: int) -> list[dict]:
-    events: list[dict] = []
-    start = datetime(2025, 7, 1, 8, tzinfo=VN)
-    while len(events) < n:
-        events += dossier_history(dossier_code(sequence=len(events)), start + timedelta(minutes=len(events)))
-    return events[:n]
-
-
-def start_intake(settings: ServiceSettings) -> subprocess.Popen:
-    env = os.environ | {
-        "DOSSIER_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "DOSSIER_TOPIC_EVENTS": TOPIC,
-        "DOSSIER_INTAKE_PORT": str(PORT),
-        "DOSSIER_INTAKE_API_KEYS": json.dumps([{"name": "bench", "key_sha256": key_hash(KEY), "sources": ["*"]}]),
-        "DOSSIER_LOG_LEVEL": "WARNING",
-    }
-    process = subprocess.Popen([sys.executable, "-m", "services.intake"], env=env)
-    for _ in range(100):
-        try:
-            if httpx.get(f"http://127.0.0.1:{PORT}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise SystemExit("intake did not become ready")
-
-
-def session(connections: int) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        f"http://127.0.0.1:{PORT}",
-        connector=aiohttp.TCPConnector(limit=connections),
-        timeout=aiohttp.ClientTimeout(total=30),
-    )
-
-
-async def post(client: aiohttp.ClientSession, body: bytes, content_type: str) -> None:
-    headers = {"authorization": f"Bearer {KEY}", "content-type": content_type}
-    async with client.post("/v1/events", data=body, headers=headers) as answer:
-        if answer.status != 202:
-            raise SystemExit(f"intake answered {answer.status}: {await answer.text()}")
 
 
 async def intake_throughput(bodies: list[bytes], content_type: str, per_body: int, concurrency: int) -> float:
@@ -87,7 +33,7 @@ async def intake_throughput(bodies: list[bytes], content_type: str, per_body: in
             await post(client, bodies[i % len(bodies)], content_type)
             sent += per_body
 
-    async with session(concurrency) as client:
+    async with session(PORT, concurrency) as client:
         started = time.perf_counter()
         await asyncio.gather(*(worker(client, n) for n in range(concurrency)))
         return sent / (time.perf_counter() - started)
@@ -134,7 +80,7 @@ async def fixed_rate_latency(bodies: list[bytes], rate: float) -> list[float]:
         await post(client, body, "application/cloudevents+json")
         latencies.append(time.perf_counter() - started)
 
-    async with session(200) as client:
+    async with session(PORT, 200) as client:
         tasks = []
         started = time.perf_counter()
         for n in range(int(rate * DURATION)):
@@ -142,10 +88,6 @@ async def fixed_rate_latency(bodies: list[bytes], rate: float) -> list[float]:
             tasks.append(asyncio.create_task(one(client, bodies[n % len(bodies)])))
         await asyncio.gather(*tasks)
     return latencies
-
-
-def percentile(values: list[float], p: float) -> float:
-    return statistics.quantiles(values, n=1000)[int(p * 10) - 1] if len(values) > 1 else values[0]
 
 
 async def main() -> None:
@@ -156,7 +98,7 @@ async def main() -> None:
     batches = [orjson.dumps(events[i : i + 100]) for i in range(0, len(events), 100)]
     records = [(e["subject"].encode(), s) for e, s in zip(events, singles, strict=True)]
 
-    intake = start_intake(settings)
+    intake = start_service("intake", settings, PORT)
     try:
         print("intake, batches of 100 …", flush=True)
         batched = await intake_throughput(batches, "application/cloudevents-batch+json", 100, concurrency=4)

@@ -128,8 +128,6 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        with contextlib.suppress(PyMongoError):
-            await store.ensure_indexes()
         tasks = [asyncio.create_task(start_broker()), asyncio.create_task(sweep_forever())]
         yield
         for task in tasks:
@@ -146,7 +144,7 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
 
     @app.get("/v1/dossiers/{dossier_code}", summary="One dossier as of now", responses={404: {}})
     async def get_dossier(dossier_code: str) -> dict[str, Any]:
-        stored = await store.get(dossier_code)
+        stored = await store.read(dossier_code)
         folded = fold(stored.parsed(), calendar) if stored else None
         if folded is None or folded.dossier is None:
             raise HTTPException(404, f"no dossier {dossier_code}")

@@ -7,6 +7,7 @@ state is published again.
 
 import asyncio
 import os
+from dataclasses import replace
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -105,24 +106,35 @@ class Processor:
         for result in done:
             self._count(result)
         self._metrics.events.labels("undecodable").inc(len(bad))
-        stored = [r.stored for r in done]
-        await self._send([*bad, *(o for s in stored for o in s.outbox)])
-        await self._store.clear_outboxes(stored)
+        await self._publish_outboxes([r.stored for r in done], bad)
 
     async def _integrate_all(self, grouped: dict[str, list[tuple[DossierEvent, bytes]]]) -> list[Integrated]:
-        """Integrate every dossier; those another replica wrote meanwhile are reloaded and redone."""
+        """Integrate every dossier and write those that changed; a dossier another replica wrote
+        meanwhile is reloaded and integrated again. Returns the results with their stored versions."""
         done: list[Integrated] = []
         pending = grouped
+        first_attempt = True
         while pending:
-            loaded = await self._store.load(list(pending))
+            loaded = await self._store.load(list(pending), from_database=not first_attempt)
+            first_attempt = False
             now = self._clock()
             results = {code: integrate(loaded[code], events, self._calendar, now) for code, events in pending.items()}
-            lost = await self._store.save([r.stored for r in results.values()])
-            done += [r for code, r in results.items() if code not in lost]
+            changed = [(loaded[code], r.stored) for code, r in results.items() if r.stored != loaded[code]]
+            lost = await self._store.save(changed)
+            written = {after.code for _, after in changed} - lost
+            done += [
+                replace(r, stored=replace(r.stored, version=r.stored.version + (code in written)))
+                for code, r in results.items()
+                if code not in lost
+            ]
             pending = {code: pending[code] for code in lost}
             if lost:
-                log.info("dossiers written concurrently by another replica, integrating again", count=len(lost))
+                log.debug("dossiers written elsewhere or not cached here, reading them", count=len(lost))
         return done
+
+    async def _publish_outboxes(self, dossiers: list[StoredDossier], extra: list[Outgoing] = ()) -> None:
+        await self._send([*extra, *(o for d in dossiers for o in d.outbox)])
+        await self._store.mark_sent(dossiers)
 
     async def _send(self, outgoing: list[Outgoing]) -> None:
         if outgoing:
@@ -139,11 +151,11 @@ class Processor:
     async def sweep_waiting(self) -> int:
         """Dead-letter the events of dossiers whose receipt has not come within the limit."""
         limit = timedelta(hours=self._settings.processing_waiting_limit_hours)
-        expired = await self._store.waiting_before(self._clock() - limit)
-        given_up: list[StoredDossier] = [give_up_waiting(s, f"{limit.total_seconds() / 3600:g} hours") for s in expired]
-        lost = await self._store.save(given_up)
-        written = [s for s in given_up if s.code not in lost]
-        await self._send([o for s in written for o in s.outbox])
-        await self._store.clear_outboxes(written)
+        codes = await self._store.waiting_before(self._clock() - limit)
+        stored = [s for s in (await self._store.load(codes, from_database=True)).values() if s.waiting_since]
+        changes = [(s, give_up_waiting(s, f"{limit.total_seconds() / 3600:g} hours")) for s in stored]
+        lost = await self._store.save(changes)
+        written = [replace(after, version=after.version + 1) for _, after in changes if after.code not in lost]
+        await self._publish_outboxes(written)
         self._metrics.events.labels("dead_lettered").inc(sum(len(s.outbox) for s in written))
         return len(written)

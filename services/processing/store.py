@@ -1,87 +1,166 @@
-"""Dossier documents in MongoDB (_id = dossier code), written in one bulk write per batch.
+"""Dossier histories in MongoDB as chains of insert-only links: `code`, `code#1`, `code#2`, ...
 
-Each document carries a version: a replica writes only over the version it read, so two replicas
-(during a rebalance) never overwrite each other; the loser reloads and integrates again.
+Each link holds what one batch added to the dossier (events, events newly dead-lettered, the
+status, the outbox to publish). Only inserts and reads by `_id` are used: the operations that are
+fast on FerretDB's SQLite backend (its updates and deletes scan the whole collection) as on
+MongoDB. Inserting link n is also the concurrency check: if another replica wrote it first, the
+insert fails with a duplicate key, and this replica reloads the dossier and integrates again.
+A published outbox gets a marker in `sent`; an unpublished one is carried into the next link.
+
+On FerretDB 1.24 (SQLite), even a lookup by `_id` reads the whole collection (its pushed-down
+filter does not match the `_id` index), so the hot path does not read: see `load`.
 """
 
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from pymongo import AsyncMongoClient, InsertOne, UpdateOne
+from pymongo import AsyncMongoClient, InsertOne
 from pymongo.errors import BulkWriteError
 
 from services.processing.history import Outgoing, StoredDossier
 
-
-def _to_doc(stored: StoredDossier) -> dict[str, Any]:
-    return {
-        "version": stored.version + 1,
-        "events": stored.events,
-        "dead_lettered": stored.dead_lettered,
-        "outbox": [o.to_doc() for o in stored.outbox],
-        "status": stored.status,
-        "waiting_since": stored.waiting_since,
-    }
+DUPLICATE_KEY = 11000
 
 
-def _from_doc(doc: dict[str, Any]) -> StoredDossier:
+def link_id(code: str, n: int) -> str:
+    return code if n == 0 else f"{code}#{n}"
+
+
+@dataclass(frozen=True)
+class Link:
+    """What one write adds to a dossier: link number `n` of its chain."""
+
+    code: str
+    n: int
+    events: list[str]
+    dead_lettered: list[str]
+    outbox: list[Outgoing]
+    status: dict[str, Any] | None
+    waiting_since: datetime | None
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "_id": link_id(self.code, self.n),
+            "events": self.events,
+            "dead_lettered": self.dead_lettered,
+            "outbox": [o.to_doc() for o in self.outbox],
+            "status": self.status,
+            "waiting_since": self.waiting_since,
+        }
+
+
+def link_to(before: StoredDossier, after: StoredDossier) -> Link:
+    """The link that turns the stored chain `before` into `after`."""
+    return Link(
+        code=after.code,
+        n=before.version,
+        events=after.events[len(before.events) :],
+        dead_lettered=after.dead_lettered[len(before.dead_lettered) :],
+        outbox=after.outbox,
+        status=after.status,
+        waiting_since=after.waiting_since,
+    )
+
+
+def _fold_links(code: str, docs: list[dict[str, Any]], sent: bool) -> StoredDossier:
+    last = docs[-1]
     return StoredDossier(
-        code=doc["_id"],
-        version=doc["version"],
-        events=doc["events"],
-        dead_lettered=doc.get("dead_lettered", []),
-        outbox=[Outgoing.from_doc(o) for o in doc.get("outbox", [])],
-        status=doc.get("status"),
-        waiting_since=doc.get("waiting_since"),
+        code=code,
+        version=len(docs),
+        events=[e for d in docs for e in d["events"]],
+        dead_lettered=[k for d in docs for k in d.get("dead_lettered", [])],
+        outbox=[] if sent else [Outgoing.from_doc(o) for o in last.get("outbox", [])],
+        status=last.get("status"),
+        waiting_since=last.get("waiting_since"),
     )
 
 
 class DossierStore:
-    def __init__(self, client: AsyncMongoClient, database: str):
-        self._dossiers = client[database]["dossiers"]
+    def __init__(self, client: AsyncMongoClient, database: str, cache_size: int = 100_000):
+        db = client[database]
+        self._links = db["dossier_links"]
+        self._sent = db["dossier_outbox_sent"]
+        self._waiting = db["dossiers_waiting"]
+        self._cache: OrderedDict[str, StoredDossier] = OrderedDict()
+        self._cache_size = cache_size
 
-    async def ensure_indexes(self) -> None:
-        await self._dossiers.create_index("waiting_since")
+    async def read(self, code: str) -> StoredDossier | None:
+        """A dossier as stored now, read link by link (never from the cache)."""
+        code = str(code)  # matched as a plain value, never as a query operator
+        docs = []
+        while doc := await self._links.find_one({"_id": link_id(code, len(docs))}):
+            docs.append(doc)
+        if not docs:
+            return None
+        sent = await self._sent.find_one({"_id": link_id(code, len(docs) - 1)}) is not None
+        return _fold_links(code, docs, sent)
 
-    async def load(self, codes: list[str]) -> dict[str, StoredDossier]:
-        found = {doc["_id"]: _from_doc(doc) async for doc in self._dossiers.find({"_id": {"$in": codes}})}
-        return {code: found.get(code) or StoredDossier(code) for code in codes}
+    async def load(self, codes: list[str], from_database: bool = False) -> dict[str, StoredDossier]:
+        """The dossiers to integrate into. From this replica's cache; a dossier it has not seen is
+        assumed new, without a read: if it is not, writing its first link fails and the caller
+        loads it again `from_database`. Reads are what is slow on FerretDB; a dossier's events
+        all come through one partition, so the replica that owns it has it cached."""
+        if from_database:
+            read = await asyncio.gather(*(self.read(c) for c in codes))
+            found = {code: stored or StoredDossier(code) for code, stored in zip(codes, read, strict=True)}
+            for stored in found.values():
+                self._remember(stored)
+            return found
+        return {c: self._cache.get(c) or StoredDossier(c) for c in codes}
 
-    async def get(self, code: str) -> StoredDossier | None:
-        # The code is matched as a plain string value: never a query operator.
-        doc = await self._dossiers.find_one({"_id": {"$eq": str(code)}})
-        return _from_doc(doc) if doc else None
+    async def save(self, changes: list[tuple[StoredDossier, StoredDossier]]) -> set[str]:
+        """Append one link per (before, after) change; return the codes another replica wrote first."""
+        links = [link_to(before, after) for before, after in changes]
+        lost: set[str] = set()
+        if links:
+            try:
+                await self._links.bulk_write([InsertOne(link.to_doc()) for link in links], ordered=False)
+            except BulkWriteError as exc:
+                failed = {links[e["index"]].code for e in exc.details["writeErrors"] if e["code"] == DUPLICATE_KEY}
+                if len(failed) != len(exc.details["writeErrors"]):
+                    raise
+                lost = failed
+        for _, after in changes:
+            if after.code in lost:
+                self._cache.pop(after.code, None)
+            else:
+                self._remember(replace(after, version=after.version + 1))
+        await self._track_waiting([(b, a) for b, a in changes if a.code not in lost])
+        return lost
 
-    async def save(self, dossiers: list[StoredDossier]) -> set[str]:
-        """Write every dossier over the version it was read at; return the codes that lost a race."""
-        if not dossiers:
-            return set()
-        operations = [
-            InsertOne({"_id": d.code, **_to_doc(d)})
-            if d.version == 0
-            else UpdateOne({"_id": d.code, "version": d.version}, {"$set": _to_doc(d)})
-            for d in dossiers
-        ]
-        try:
-            result = await self._dossiers.bulk_write(operations, ordered=False)
-            written = result.inserted_count + result.matched_count
-        except BulkWriteError as exc:
-            written = exc.details.get("nInserted", 0) + exc.details.get("nMatched", 0)
-        if written == len(dossiers):
-            return set()
-        current = await self.load([d.code for d in dossiers])
-        return {d.code for d in dossiers if current[d.code].version != d.version + 1}
+    async def _track_waiting(self, changes: list[tuple[StoredDossier, StoredDossier]]) -> None:
+        started = [a for b, a in changes if a.waiting_since and not b.waiting_since]
+        ended = [a.code for b, a in changes if b.waiting_since and not a.waiting_since]
+        if started:
+            try:
+                await self._waiting.insert_many(
+                    [{"_id": a.code, "since": a.waiting_since} for a in started], ordered=False
+                )
+            except BulkWriteError:
+                pass  # already recorded by an earlier attempt
+        if ended:
+            await self._waiting.delete_many({"_id": {"$in": ended}})
 
-    async def clear_outboxes(self, published: list[StoredDossier]) -> None:
-        """Empty the outboxes just published, where no other writer came in between."""
-        operations = [
-            UpdateOne({"_id": d.code, "version": d.version + 1}, {"$set": {"outbox": []}})
-            for d in published
-            if d.outbox
-        ]
-        if operations:
-            await self._dossiers.bulk_write(operations, ordered=False)
+    async def mark_sent(self, published: list[StoredDossier]) -> None:
+        """Record that these dossiers' outboxes (of their latest link, version - 1) are published."""
+        marks = [{"_id": link_id(d.code, d.version - 1)} for d in published if d.outbox]
+        if marks:
+            try:
+                await self._sent.insert_many(marks, ordered=False)
+            except BulkWriteError:
+                pass  # marked by an earlier attempt
+        for d in published:
+            if d.code in self._cache:
+                self._cache[d.code] = replace(self._cache[d.code], outbox=[])
 
-    async def waiting_before(self, cutoff: datetime, limit: int = 500) -> list[StoredDossier]:
-        cursor = self._dossiers.find({"waiting_since": {"$lt": cutoff}}).limit(limit)
-        return [_from_doc(doc) async for doc in cursor]
+    async def waiting_before(self, cutoff: datetime, limit: int = 500) -> list[str]:
+        return [doc["_id"] async for doc in self._waiting.find({"since": {"$lt": cutoff}}).limit(limit)]
+
+    def _remember(self, stored: StoredDossier) -> None:
+        self._cache[stored.code] = stored
+        self._cache.move_to_end(stored.code)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)

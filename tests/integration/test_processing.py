@@ -174,3 +174,20 @@ def test_two_instances_in_one_group_share_the_partitions(pipeline):
 
     assert applied(first) > 0 and applied(second) > 0
     assert applied(first) + applied(second) == sum(len(events) for events in expected.values())
+
+
+def test_events_whose_receipt_never_comes_are_dead_lettered_after_the_limit(pipeline):
+    processing = pipeline.add_processing(
+        DOSSIER_PROCESSING_WAITING_LIMIT_HOURS=str(1 / 3600), DOSSIER_PROCESSING_SWEEP_INTERVAL_SECONDS="0.5"
+    ).start()
+    start = datetime(2025, 7, 7, 9, 0, tzinfo=VN)
+    orphan = dossier_code(start, sequence=4001)
+    pipeline.post([event("dossier.resolved", orphan, start, id_="orphan-1")])
+
+    def dead_letters() -> list:
+        return asyncio.run(read_topic(pipeline.settings, pipeline.settings.topic_dlq))
+
+    [dead] = wait_until(dead_letters, timeout=30, message="the orphan event in the dead-letter topic")
+    assert dict(dead.headers)["dlq-reason"].decode() == f"no dossier.received for {orphan} within 0.000277778 hours"
+    assert json.loads(dead.value)["id"] == "orphan-1"
+    assert httpx.get(f"{processing.url}/v1/dossiers/{orphan}").status_code == 404

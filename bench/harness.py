@@ -1,0 +1,82 @@
+"""What the benchmarks share: services of their own on the running stack, load, percentiles."""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta
+
+import aiohttp
+import httpx
+
+from bench.sample import VN, dossier_code, dossier_history
+from services.intake.auth import key_hash
+from shared.settings import ServiceSettings
+
+KEY = uuid.uuid4().hex
+DURATION = float(os.environ.get("BENCH_SECONDS", "8"))
+
+
+def bench_settings(name: str) -> ServiceSettings:
+    """The running stack (`make up`), with topics and a database of the benchmark's own."""
+    run = f"bench-{name}-{uuid.uuid4().hex[:6]}"
+    return ServiceSettings(
+        topic_events=f"{run}-events",
+        topic_status=f"{run}-status",
+        topic_dlq=f"{run}-dlq",
+        mongo_database=run.replace("-", "_"),
+    )
+
+
+def start_service(name: str, settings: ServiceSettings, port: int, **env: str) -> subprocess.Popen:
+    """`python -m services.<name>` on `settings`, returned once /readyz answers 200."""
+    variables = {f"DOSSIER_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None}
+    variables |= {
+        f"DOSSIER_{name.upper()}_PORT": str(port),
+        "DOSSIER_INTAKE_API_KEYS": json.dumps([{"name": "bench", "key_sha256": key_hash(KEY), "sources": ["*"]}]),
+        "DOSSIER_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=os.environ | variables | env)
+    for _ in range(150):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"{name} did not become ready")
+
+
+def session(port: int, connections: int) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        f"http://127.0.0.1:{port}",
+        connector=aiohttp.TCPConnector(limit=connections),
+        timeout=aiohttp.ClientTimeout(total=30),
+    )
+
+
+async def post(client: aiohttp.ClientSession, body: bytes, content_type: str) -> None:
+    headers = {"authorization": f"Bearer {KEY}", "content-type": content_type}
+    async with client.post("/v1/events", data=body, headers=headers) as answer:
+        if answer.status != 202:
+            raise SystemExit(f"intake answered {answer.status}: {await answer.text()}")
+
+
+def sample_events(n: int, first_sequence: int = 0) -> list[dict]:
+    """n events of whole dossier lives (7 events each), interleaved as a busy centre sends them."""
+    events: list[dict] = []
+    start = datetime(2025, 7, 1, 8, tzinfo=VN)
+    dossier = first_sequence
+    while len(events) < n:
+        day = start + timedelta(days=dossier // 9000)
+        events += dossier_history(dossier_code(day, sequence=dossier % 9000 + 1), day + timedelta(minutes=dossier % 480))
+        dossier += 1
+    return events[:n]
+
+
+def percentile(values: list[float], p: float) -> float:
+    return statistics.quantiles(values, n=1000)[int(p * 10) - 1] if len(values) > 1 else values[0]

@@ -1,0 +1,185 @@
+"""make bench-processing: replay speed into the database, and end-to-end latency at a fixed rate.
+
+Both beside their baselines in the same run: the replay beside plain PyMongo bulk upserts of the
+same events into the same database; latency measured from intake's 202 to the dossier's status
+event, which processing publishes only after the state is written (so the state is readable).
+Runs processing and intake of its own, on topics and a database of its own, on the `make up` stack.
+"""
+
+import asyncio
+import os
+import time
+from collections import defaultdict
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pymongo import AsyncMongoClient, InsertOne, UpdateOne
+
+from bench.harness import DURATION, bench_settings, percentile, post, sample_events, session, start_service
+from bench.report import table, write_section
+from shared.kafka import STRUCTURED_HEADERS, ensure_topics
+from shared.settings import ServiceSettings
+
+PROCESSING_PORT, INTAKE_PORT = 8102, 8101
+REPLAY_EVENTS = int(os.environ.get("BENCH_REPLAY_EVENTS", "21000"))
+# FerretDB's SQLite backend scans the collection on every update: the upsert baseline gets a subset.
+UPSERT_EVENTS = int(os.environ.get("BENCH_UPSERT_EVENTS", "3500"))
+BATCH = 500
+
+
+async def prefill(settings: ServiceSettings, events: list[dict]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5,
+                                max_batch_size=512 * 1024)
+    await producer.start()
+    try:
+        sent = [
+            await producer.send(settings.topic_events, orjson.dumps(e), key=e["subject"].encode(),
+                                headers=STRUCTURED_HEADERS)
+            for e in events
+        ]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+def consumed(port: int) -> float:
+    total = 0.0
+    for line in httpx.get(f"http://127.0.0.1:{port}/metrics").text.splitlines():
+        if line.startswith("processing_events_total{"):
+            total += float(line.split()[-1])
+    return total
+
+
+def replay(settings: ServiceSettings, count: int) -> float:
+    """Events per second processing folds and writes, from a topic filled beforehand."""
+    process = start_service("processing", settings, PROCESSING_PORT)
+    try:
+        started = time.perf_counter()
+        while consumed(PROCESSING_PORT) < count:
+            time.sleep(0.25)
+        return count / (time.perf_counter() - started)
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def batches_by_dossier(events: list[dict]) -> list[dict[str, list[str]]]:
+    """The events as processing batches them: up to BATCH at a time, grouped by dossier."""
+    batches = []
+    for i in range(0, len(events), BATCH):
+        by_dossier: dict[str, list[str]] = defaultdict(list)
+        for e in events[i : i + BATCH]:
+            by_dossier[e["subject"]].append(orjson.dumps(e).decode())
+        batches.append(by_dossier)
+    return batches
+
+
+async def raw_baseline(settings: ServiceSettings, events: list[dict], upsert: bool) -> float:
+    """The same events, batched as processing batches them, written with plain PyMongo bulk writes:
+    one document per dossier and batch (inserts), or upserts by _id pushing the events."""
+    client: AsyncMongoClient = AsyncMongoClient(settings.mongo_url)
+    collection = client[settings.mongo_database]["baseline_upserts" if upsert else "baseline_inserts"]
+    try:
+        started = time.perf_counter()
+        for n, batch in enumerate(batches_by_dossier(events)):
+            if upsert:
+                operations = [UpdateOne({"_id": code}, {"$push": {"events": {"$each": raws}}}, upsert=True)
+                              for code, raws in batch.items()]
+            else:
+                operations = [InsertOne({"_id": f"{code}#{n}", "events": raws}) for code, raws in batch.items()]
+            await collection.bulk_write(operations, ordered=False)
+        return len(events) / (time.perf_counter() - started)
+    finally:
+        await client.close()
+
+
+async def end_to_end(settings: ServiceSettings, rate: float) -> list[float]:
+    """Open loop: one new dossier's receipt every 1/rate s through intake; 202 -> status event."""
+    accepted: dict[str, float] = {}
+    announced: dict[str, float] = {}
+    consumer = AIOKafkaConsumer(settings.topic_status, bootstrap_servers=settings.kafka_bootstrap_servers,
+                                auto_offset_reset="latest")
+    await consumer.start()
+    await asyncio.sleep(1)  # the consumer has its partitions before the first post
+
+    async def listen() -> None:
+        async for record in consumer:
+            announced.setdefault(record.key.decode(), time.perf_counter())
+
+    listener = asyncio.create_task(listen())
+    events = sample_events(int(rate * DURATION) * 7, first_sequence=500_000)[::7]  # the receipts only
+    async with session(INTAKE_PORT, 200) as client:
+
+        async def one(event: dict) -> None:
+            await post(client, orjson.dumps(event), "application/cloudevents+json")
+            accepted[event["subject"]] = time.perf_counter()
+
+        tasks = []
+        started = time.perf_counter()
+        for n, event in enumerate(events):
+            await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(event)))
+        await asyncio.gather(*tasks)
+    deadline = time.perf_counter() + 30
+    while len(announced) < len(accepted) and time.perf_counter() < deadline:
+        await asyncio.sleep(0.1)
+    listener.cancel()
+    await consumer.stop()
+    missing = len(accepted) - len(announced)
+    if missing:
+        raise SystemExit(f"{missing} dossiers were not announced within 30 s")
+    return [announced[code] - accepted[code] for code in accepted]
+
+
+async def main() -> None:
+    replay_settings = bench_settings("replay")
+    await ensure_topics(replay_settings)
+    events = sample_events(REPLAY_EVENTS)
+    print(f"filling a topic with {len(events):,} events …", flush=True)
+    await prefill(replay_settings, events)
+    print("processing replays it …", flush=True)
+    replayed = replay(replay_settings, len(events))
+    print("plain PyMongo bulk inserts of the same events …", flush=True)
+    inserts = await raw_baseline(replay_settings, events, upsert=False)
+    print(f"plain PyMongo bulk upserts of the first {UPSERT_EVENTS:,} …", flush=True)
+    upserts = await raw_baseline(replay_settings, events[:UPSERT_EVENTS], upsert=True)
+
+    latency_settings = bench_settings("latency")
+    await ensure_topics(latency_settings)
+    processing = start_service("processing", latency_settings, PROCESSING_PORT)
+    intake = start_service("intake", latency_settings, INTAKE_PORT)
+    try:
+        print("end to end at 500 events/s …", flush=True)
+        latencies = await end_to_end(latency_settings, 500)
+    finally:
+        for process in (intake, processing):
+            process.terminate()
+            process.wait()
+
+    p50, p99 = percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000
+    body = (
+        f"Replay: {len(events):,} events of whole dossier lives (7 events each) pre-filled on a 6-partition topic, "
+        f"folded and written by one processing instance (batches of up to {BATCH}) into FerretDB (SQLite). "
+        "Baselines, batched the same way with plain PyMongo bulk writes into the same database: one inserted "
+        "document per dossier and batch (the operation processing's store is built on), and upserts by `_id` "
+        f"pushing the events (first {UPSERT_EVENTS:,} events only: FerretDB's SQLite backend scans the whole "
+        "collection for every update, which is why the store never updates).\n\n"
+        + table(
+            ["measure", "events/s", "processing / this"],
+            [
+                ["processing replay (goal ≥ 3,000/s and ≥ 50 % of the baseline)", f"{replayed:,.0f}", "-"],
+                ["baseline: plain bulk inserts", f"{inserts:,.0f}", f"{replayed / inserts:.0%}"],
+                ["baseline: plain bulk upserts by _id", f"{upserts:,.0f}", f"{replayed / upserts:.0%}"],
+            ],
+        )
+        + f"\n\nEnd to end at 500 events/s (open loop, {len(latencies):,} new dossiers through intake): from intake's "
+        f"`202` to the dossier's status event, published after its state is written: p50 {p50:.0f} ms, "
+        f"p99 {p99:.0f} ms (goal: p99 ≤ 1 s).\n"
+    )
+    print(body)
+    write_section("processing", "Processing", "make bench-processing", body)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
