@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-from shared.calendar import ZERO, WorkingCalendar
+from shared.calendar import WorkingCalendar
 from shared.events import Applicant, DossierEvent, ReceivedEvent
 
 State = Literal["processing", "awaiting_supplement", "paused", "withdrawn", "stopped", "resolved", "returned"]

@@ -7,7 +7,8 @@ case "${1:-start}" in
     if is_running ferretdb; then log "already running"; exit 0; fi
     mkdir -p "$DATA/ferretdb" "$DATA/ferretdb-state"
     log "starting FerretDB on 127.0.0.1:$MONGO_PORT"
-    start_bg ferretdb "$MONGO_PORT" "$BIN/ferretdb" --handler=sqlite --sqlite-url="file:$DATA/ferretdb/" \
+    start_bg ferretdb "$MONGO_PORT" "$BIN/ferretdb" --handler=sqlite \
+      --sqlite-url="file:$DATA/ferretdb/?_pragma=synchronous(normal)" \
       --state-dir="$DATA/ferretdb-state" --listen-addr="127.0.0.1:$MONGO_PORT" \
       --debug-addr="127.0.0.1:${DOSSIER_FERRETDB_DEBUG_PORT:-8088}" --telemetry=disable --log-level=WARN
     wait_for "FerretDB" 60 port_open "$MONGO_PORT"

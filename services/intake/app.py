@@ -17,7 +17,7 @@ from services.intake.auth import ApiKeys, may_send
 from services.intake.publisher import EventPublisher, KafkaUnavailable
 from services.intake.settings import IntakeSettings
 from shared.events import DossierEvent, EventErrors, parse_event
-from shared.metrics import metrics_response
+from shared.http import add_operational_routes
 
 log = structlog.get_logger()
 
@@ -207,19 +207,10 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         metrics.latency.observe(time.perf_counter() - started)
         return response
 
-    @app.get("/healthz", summary="The process is alive")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def not_ready() -> str | None:
+        return None if await publisher.reachable() else "kafka unreachable"
 
-    @app.get("/readyz", summary="Kafka is reachable", responses={503: {"description": "Kafka is not reachable"}})
-    async def readyz() -> Response:
-        if await publisher.reachable():
-            return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": "kafka unreachable"}, status_code=503)
-
-    @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
-    async def prometheus_metrics() -> Response:
-        return metrics_response(registry)
+    add_operational_routes(app, registry, not_ready, needs="Kafka")
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -10,11 +10,10 @@ from typing import Any
 
 import structlog
 from aiokafka.errors import KafkaError
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import FastAPI, HTTPException
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
@@ -26,7 +25,7 @@ from services.processing.store import DossierStore
 from shared.calendar import WorkingCalendar
 from shared.dossier import Dossier, fold
 from shared.kafka import CLOUDEVENTS_CONTENT_TYPE
-from shared.metrics import metrics_response
+from shared.http import add_operational_routes
 from shared.privacy import mask_phone
 
 log = structlog.get_logger()
@@ -150,22 +149,13 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
             raise HTTPException(404, f"no dossier {dossier_code}")
         return dossier_view(folded.dossier, datetime.now(UTC), calendar)
 
-    @app.get("/healthz", summary="The process is alive")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", summary="Kafka and MongoDB are reachable", responses={503: {}})
-    async def readyz() -> Response:
+    async def not_ready() -> str | None:
         try:
             await mongo.admin.command("ping")
         except PyMongoError:
-            return JSONResponse({"status": "mongodb unreachable"}, status_code=503)
-        if subscriber.consumer is None:
-            return JSONResponse({"status": "not consuming yet"}, status_code=503)
-        return JSONResponse({"status": "ready"})
+            return "mongodb unreachable"
+        return None if subscriber.consumer is not None else "not consuming yet"
 
-    @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics() -> Response:
-        return metrics_response(registry)
+    add_operational_routes(app, registry, not_ready, needs="Kafka and MongoDB")
 
     return app

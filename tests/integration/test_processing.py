@@ -6,7 +6,6 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 from aiokafka import AIOKafkaProducer
 
 from bench.sample import VN, dossier_code, event

@@ -1,0 +1,38 @@
+"""What every service's HTTP side shares: /healthz, /readyz, /metrics, and how it is served."""
+
+from collections.abc import Awaitable, Callable
+
+import uvicorn
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, disable_created_metrics, generate_latest
+
+from shared.logging import configure_logging
+from shared.settings import ServiceSettings
+
+# `_created` series double every counter's output and no dashboard reads them.
+disable_created_metrics()
+
+# Says what is missing (e.g. "kafka unreachable"), or None when the service is ready.
+NotReady = Callable[[], Awaitable[str | None]]
+
+
+def add_operational_routes(app: FastAPI, registry: CollectorRegistry, not_ready: NotReady, needs: str) -> None:
+    @app.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary=f"{needs} reachable", responses={503: {"description": f"{needs} not reachable"}})
+    async def readyz() -> Response:
+        problem = await not_ready()
+        return JSONResponse({"status": problem or "ready"}, status_code=503 if problem else 200)
+
+    @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def serve(service: str, app: Callable[[], FastAPI], settings: ServiceSettings, port: int) -> None:
+    """Run a service in the foreground, as `python -m services.<name>` does."""
+    configure_logging(service, settings.log_level, settings.log_format)
+    uvicorn.run(app(), host=settings.bind_host, port=port, log_config=None, access_log=False)
