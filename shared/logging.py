@@ -44,3 +44,5 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "auto") -> N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
+    # The service's own standard-library loggers (e.g. its Kafka consumer's rebalances) at its level.
+    logging.getLogger(service).setLevel(level.upper())

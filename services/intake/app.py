@@ -187,7 +187,10 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         metrics.kafka_available.set(1)
         for event in events:
             metrics.events.labels(event.type, "accepted").inc()
-        log.info("events accepted", key=key.name, events=len(events), dossier=events[0].subject if events else None)
+        if len(events) == 1:
+            log.info("event accepted", key=key.name, event_id=events[0].id, dossier=events[0].subject)
+        else:
+            log.info("events accepted", key=key.name, events=len(events))
         return len(events)
 
     @app.post(

@@ -61,7 +61,9 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
         acks="all",
         enable_idempotence=True,
         client_id="processing",
-        log_level=logging.DEBUG,  # per-message lines stay out of the service's log
+        # Through the service's own log format; per-message lines stay at debug level.
+        logger=logging.getLogger("processing.kafka"),
+        log_level=logging.DEBUG,
     )
 
     async def publish(outgoing: list[Outgoing]) -> None:

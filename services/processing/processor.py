@@ -158,4 +158,5 @@ class Processor:
         written = [replace(after, version=after.version + 1) for _, after in changes if after.code not in lost]
         await self._publish_outboxes(written)
         self._metrics.events.labels("dead_lettered").inc(sum(len(s.outbox) for s in written))
+        self._metrics.waiting.set(await self._store.count_waiting())
         return len(written)

@@ -156,6 +156,9 @@ class DossierStore:
             if d.code in self._cache:
                 self._cache[d.code] = replace(self._cache[d.code], outbox=[])
 
+    async def count_waiting(self) -> int:
+        return await self._waiting.count_documents({})
+
     async def waiting_before(self, cutoff: datetime, limit: int = 500) -> list[str]:
         return [doc["_id"] async for doc in self._waiting.find({"since": {"$lt": cutoff}}).limit(limit)]
 
