@@ -1,0 +1,123 @@
+"""The indicators the seeds quote (DOMAIN §5) and the QĐ 766 scorecard approximation (DOMAIN §6).
+
+Pure: the caller folds each dossier as of `as_of` (shared.dossier.fold) and passes the results.
+The JSON shape is the report API's (CONTRACT §5).
+"""
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from shared.calendar import WorkingCalendar
+from shared.dossier import Dossier
+
+CHANNELS = ("direct", "online", "postal")
+TIMELINESS = ("early", "on_time", "late")
+OPEN_STATES = ("within_deadline", "due_soon", "overdue", "awaiting_supplement", "paused")
+PAYMENT_METHODS = ("online", "offline")
+RATINGS = ("very_satisfied", "satisfied", "unsatisfied")
+
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def commune_report(
+    dossiers: Iterable[Dossier], start: date, end: date, as_of: datetime, calendar: WorkingCalendar
+) -> dict[str, Any]:
+    """Counts and rates over the cohort received (local date) in [start, end], as of `as_of`.
+
+    `dossiers` are folded as of `as_of`: events after it are already ignored.
+    """
+    cohort = [d for d in dossiers if start <= d.received_date <= end and d.received_at <= as_of]
+    channels = Counter(d.channel for d in cohort)
+    completed = Counter(d.timeliness for d in cohort if d.timeliness)
+    open_now = Counter(d.open_state(as_of, calendar) for d in cohort)
+    payments = Counter(d.payment_method for d in cohort if d.payment_method)
+    ratings = Counter(d.rating for d in cohort if d.rating)
+    received = len(cohort)
+    withdrawn = sum(d.state == "withdrawn" for d in cohort)
+    online_full = sum(d.channel == "online" and d.online_level == "full" for d in cohort)
+    digitized = sum(d.digitized for d in cohort)
+    # 766 tiến độ: ended early or on time, or open and not overdue, over those whose clock runs.
+    judged = received - withdrawn - open_now["awaiting_supplement"] - open_now["paused"]
+    in_time = completed["early"] + completed["on_time"] + open_now["within_deadline"] + open_now["due_soon"]
+    return {
+        "received": received,
+        "by_channel": {c: channels[c] for c in CHANNELS},
+        "online_full": online_full,
+        "completed": {t: completed[t] for t in TIMELINESS},
+        "withdrawn": withdrawn,
+        "open": {s: open_now[s] for s in OPEN_STATES},
+        "payments": {m: payments[m] for m in PAYMENT_METHODS},
+        "digitized": digitized,
+        "ratings": {r: ratings[r] for r in RATINGS},
+        "apologies": {
+            "compliant": sum(d.apologies_compliant for d in cohort),
+            "non_compliant": sum(d.apologies_non_compliant for d in cohort),
+        },
+        "rates": {
+            "online": _rate(channels["online"], received),
+            "online_full": _rate(online_full, received),
+            "on_time": _rate(in_time, judged),
+            "online_payment": _rate(payments["online"], sum(payments.values())),
+            "digitization": _rate(digitized, received),
+            "satisfaction": _rate(ratings["very_satisfied"] + ratings["satisfied"], sum(ratings.values())),
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Component:
+    key: str
+    name: str  # the QĐ 766 criterion
+    max_points: float
+    rate: str  # which report rate measures it
+    full_marks_at: float = 1.0
+
+
+# The part of the QĐ 766/QĐ-TTg index that dossier events can measure (DOMAIN §6): 54 of 100 points.
+COMPONENTS = (
+    Component("progress", "Tiến độ giải quyết", 20, "on_time"),
+    Component("online_service", "Dịch vụ công trực tuyến", 12, "online_full"),
+    Component("online_payment", "Thanh toán trực tuyến", 10, "online_payment"),
+    Component("satisfaction", "Mức độ hài lòng", 6, "satisfaction", full_marks_at=0.9),
+    Component("digitization", "Số hóa hồ sơ", 6, "digitization"),
+)
+NOT_MEASURED = (
+    "Công khai, minh bạch (publicity and transparency): not in the events",
+    "the parts of Mức độ hài lòng and Số hóa hồ sơ beyond the event-measured rates",
+)
+
+
+def score(report: dict[str, Any]) -> dict[str, Any]:
+    """Points per component (max × rate), summed over the applicable maximum and scaled to 100.
+
+    A component whose rate has no denominator (no payments, no ratings) is not applicable: it is
+    left out of both the points and the maximum, and named.
+    """
+    points: dict[str, float | None] = {}
+    applicable = earned = 0.0
+    for c in COMPONENTS:
+        rate = report["rates"][c.rate]
+        if rate is None:
+            points[c.key] = None
+            continue
+        points[c.key] = c.max_points * min(1.0, rate / c.full_marks_at)
+        applicable += c.max_points
+        earned += points[c.key]
+    return {
+        "score": 100 * earned / applicable if applicable else None,
+        "points": points,
+        "applicable_max": applicable,
+        "left_out": [c.name for c in COMPONENTS if points[c.key] is None] + list(NOT_MEASURED),
+    }
+
+
+def rank(scores: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Communes ranked by score, best first ("xếp thứ 17/166"); no score ranks last; ties by code."""
+    ordered = sorted(scores.items(), key=lambda item: (item[1]["score"] is None, -(item[1]["score"] or 0), item[0]))
+    return [{"rank": n, "of": len(ordered), "commune_code": code, **card} for n, (code, card) in
+            enumerate(ordered, start=1)]
