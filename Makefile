@@ -3,10 +3,16 @@ SHELL := /bin/bash
 LOCAL := deploy/local
 PY := .local/venv/bin/python
 
-.PHONY: venv up down status logs demo test test-unit test-integration bench bench-intake bench-processing
+.PHONY: venv system up down status logs demo test test-unit test-integration bench bench-intake bench-processing
 
 venv:
 	@$(LOCAL)/install-python.sh
+
+# What the stack and the tests run on, installed once and cached under .local/.
+system:
+	@$(LOCAL)/install-apt.sh prometheus
+	@$(LOCAL)/install-kafka.sh
+	@$(LOCAL)/install-ferretdb.sh
 
 up:
 	@$(LOCAL)/up.sh
@@ -24,13 +30,13 @@ demo: up
 	@$(PY) -m bench.demo
 
 # Unit tests, then integration tests against a separate stack that the test session starts and stops.
-test: venv
+test: venv system
 	$(PY) -m pytest
 
-test-unit: venv
+test-unit: venv system
 	$(PY) -m pytest tests/unit
 
-test-integration: venv
+test-integration: venv system
 	$(PY) -m pytest tests/integration
 
 bench: bench-intake bench-processing

@@ -1,11 +1,14 @@
-"""make demo (for now): post a small, deterministic sample of dossier histories through intake.
+"""make demo (for now): post a small, deterministic sample of dossier histories through intake,
+wait until processing has folded them, and show one dossier as the lookup API gives it.
 
 Event ids are derived from the dossier and step, so running it twice sends the same events,
 which the pipeline deduplicates by source + id. A later issue replays the seed communes instead.
 """
 
+import json
 import os
 import sys
+import time
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,6 +20,7 @@ from bench.sample import VN, dossier_code, dossier_history
 ROOT = Path(__file__).resolve().parents[1]
 STACK = Path(os.environ.get("DOSSIER_STACK_DIR", ROOT / ".local"))
 INTAKE = f"http://127.0.0.1:{os.environ.get('DOSSIER_INTAKE_PORT', '8001')}"
+PROCESSING = f"http://127.0.0.1:{os.environ.get('DOSSIER_PROCESSING_PORT', '8002')}"
 DOSSIERS = 200
 
 
@@ -48,11 +52,26 @@ def main() -> None:
             answer = client.post("/v1/events", json=events[i : i + 100])
             answer.raise_for_status()
             progress(min(i + 100, len(events)), len(events))
-    print(f"\n\nAccepted. Example dossier: {events[0]['subject']}")
-    print(f"  intake metrics:  {INTAKE}/metrics")
-    print(f"  intake API docs: {INTAKE}/docs")
-    print(f"  Prometheus:      http://127.0.0.1:{os.environ.get('DOSSIER_PROMETHEUS_PORT', '9090')}")
-    print("  stack status:    make status   (logs: make logs, stop: make down)")
+    print("\n\nAccepted. Waiting for processing to fold them …")
+    last, steps = events[-1]["subject"], sum(e["subject"] == events[-1]["subject"] for e in events)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        answer = httpx.get(f"{PROCESSING}/v1/dossiers/{last}", timeout=10)
+        if answer.status_code == 200 and len(answer.json()["history"]) == steps:
+            break
+        time.sleep(0.5)
+    else:
+        raise SystemExit("processing did not catch up within 2 minutes: see `make logs`")
+    example = httpx.get(f"{PROCESSING}/v1/dossiers/{events[0]['subject']}", timeout=10).json()
+    example["history"] = [f"{s['time']}  {s['type']}" for s in example["history"]]
+    print(f"\nOne dossier ({PROCESSING}/v1/dossiers/{events[0]['subject']}):")
+    print(json.dumps(example, ensure_ascii=False, indent=2))
+    print("\nWhere to look:")
+    print(f"  intake metrics:     {INTAKE}/metrics")
+    print(f"  intake API docs:    {INTAKE}/docs")
+    print(f"  processing metrics: {PROCESSING}/metrics")
+    print(f"  Prometheus:         http://127.0.0.1:{os.environ.get('DOSSIER_PROMETHEUS_PORT', '9090')}")
+    print("  stack status:       make status   (logs: make logs, stop: make down)")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ write_config() {
   : >"$home/targets.yml"
   local service
   for service in "${SERVICES[@]}"; do
+    service_exists "$service" || continue
     printf -- '- targets: ["127.0.0.1:%s"]\n  labels: {service: %s}\n' "$(service_port "$service")" "$service" \
       >>"$home/targets.yml"
   done
