@@ -91,12 +91,15 @@ def test_shuffled_events_with_duplicates_fold_to_the_reducers_state(pipeline):
     pipeline.post(sent, batch=37)
 
     wait_for_states(processing, expected)
-    changes = status_events(pipeline.settings)
-    assert {e["subject"] for e in changes} == set(expected)
-    last = {e["subject"]: e["data"]["new"] for e in changes}  # one partition per dossier: in order
-    for code, events in expected.items():
-        view = expected_view(events, datetime.now(UTC))
-        assert (last[code]["state"], last[code]["due_at"]) == (view["state"], view["due_at"])
+
+    def last_announced() -> dict[str, tuple]:
+        # One partition per dossier: its status events are in order, the last one is the latest.
+        return {e["subject"]: (e["data"]["new"]["state"], e["data"]["new"]["due_at"])
+                for e in status_events(pipeline.settings)}
+
+    final = {code: (view["state"], view["due_at"])
+             for code, view in ((c, expected_view(e, datetime.now(UTC))) for c, e in expected.items())}
+    wait_until(lambda: last_announced() == final, timeout=30, message="the last status event of each dossier")
 
 
 def test_a_dossier_lookup_knows_only_real_codes(pipeline):
@@ -114,8 +117,9 @@ def test_killed_between_the_write_and_the_commit_it_leaves_the_same_state(pipeli
     processing = pipeline.add_processing().start()
 
     wait_for_states(processing, expected)
-    # The outbox written with the state was published after the restart: every dossier was announced.
-    assert {e["subject"] for e in status_events(pipeline.settings)} == set(expected)
+    # The outbox written with the state is published after the restart: every dossier is announced.
+    wait_until(lambda: {e["subject"] for e in status_events(pipeline.settings)} == set(expected),
+               timeout=30, message="every dossier announced on the status topic")
 
 
 def test_poison_events_go_to_the_dead_letter_topic_while_the_partition_flows(pipeline):
