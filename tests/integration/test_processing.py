@@ -100,6 +100,7 @@ def test_shuffled_events_with_duplicates_fold_to_the_reducers_state(pipeline):
     final = {code: (view["state"], view["due_at"])
              for code, view in ((c, expected_view(e, datetime.now(UTC))) for c, e in expected.items())}
     wait_until(lambda: last_announced() == final, timeout=30, message="the last status event of each dossier")
+    assert "0912345678" not in processing.logs()  # the applicants' phone, in every receipt
 
 
 def test_a_dossier_lookup_knows_only_real_codes(pipeline):
