@@ -53,7 +53,7 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
     settings = settings or ProcessingSettings()
     calendar = WorkingCalendar.load(settings.calendar)
     mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000)
-    store = DossierStore(mongo, settings.mongo_database)
+    store = DossierStore(mongo, settings.mongo_database, cache_size=settings.processing_cache_dossiers)
     registry = CollectorRegistry()
     metrics = ProcessingMetrics(registry)
     broker = KafkaBroker(

@@ -79,7 +79,7 @@ def _fold_links(code: str, docs: list[dict[str, Any]], sent: bool) -> StoredDoss
 
 
 class DossierStore:
-    def __init__(self, client: AsyncMongoClient, database: str, cache_size: int = 100_000):
+    def __init__(self, client: AsyncMongoClient, database: str, cache_size: int = 20_000):
         db = client[database]
         self._links = db["dossier_links"]
         self._sent = db["dossier_outbox_sent"]
