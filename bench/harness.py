@@ -17,7 +17,7 @@ from services.intake.auth import key_hash
 from shared.settings import ServiceSettings
 
 KEY = uuid.uuid4().hex
-DURATION = float(os.environ.get("BENCH_SECONDS", "8"))
+DURATION = float(os.environ.get("BENCH_SECONDS", "5"))
 
 
 def bench_settings(name: str) -> ServiceSettings:

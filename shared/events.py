@@ -302,9 +302,11 @@ EVENT_TYPES: tuple[str, ...] = tuple(
 )
 
 _adapter: TypeAdapter[DossierEvent] = TypeAdapter(DossierEvent)
+_batch_adapter: TypeAdapter[list[DossierEvent]] = TypeAdapter(list[DossierEvent])
 
 
 class FieldError(BaseModel):
+    index: int | None = None  # the event's place in a batch
     field: str
     message: str
 
@@ -317,15 +319,16 @@ class EventErrors(ValueError):
         self.errors = errors
 
 
-def _field_errors(exc: ValidationError) -> list[FieldError]:
+def _field_errors(exc: ValidationError, batch: bool = False) -> list[FieldError]:
     errors = []
     for error in exc.errors(include_url=False, include_input=False):
         loc = list(error["loc"])
+        index = loc.pop(0) if batch and loc and isinstance(loc[0], int) else None
         if loc and loc[0] in EVENT_TYPES:  # the discriminated union's tag
             loc = loc[1:]
         if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc = ["type"]
-        errors.append(FieldError(field=".".join(str(p) for p in loc) or "(event)", message=error["msg"]))
+        errors.append(FieldError(index=index, field=".".join(str(p) for p in loc) or "(event)", message=error["msg"]))
     return errors
 
 
@@ -335,6 +338,14 @@ def parse_event(obj: Any) -> DossierEvent:
         return _adapter.validate_python(obj)
     except ValidationError as exc:
         raise EventErrors(_field_errors(exc)) from None
+
+
+def parse_events(objs: list[Any]) -> list[DossierEvent]:
+    """Validate a batch of decoded JSON values in one pass, or raise EventErrors naming each index."""
+    try:
+        return _batch_adapter.validate_python(objs)
+    except ValidationError as exc:
+        raise EventErrors(_field_errors(exc, batch=True)) from None
 
 
 def parse_event_json(raw: bytes | str) -> DossierEvent:

@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 from services.intake.auth import ApiKeys, may_send
 from services.intake.publisher import EventPublisher, KafkaUnavailable
 from services.intake.settings import IntakeSettings
-from shared.events import DossierEvent, EventErrors, parse_event
+from shared.events import DossierEvent, EventErrors, parse_events
 from shared.http import add_operational_routes
 
 log = structlog.get_logger()
@@ -90,15 +90,10 @@ def _decode(body: bytes, batch: bool, max_events: int) -> list[Any]:
 
 
 def _validate(objects: list[Any]) -> list[DossierEvent]:
-    events, errors = [], []
-    for index, obj in enumerate(objects):
-        try:
-            events.append(parse_event(obj))
-        except EventErrors as exc:
-            errors += [{"index": index, **e.model_dump()} for e in exc.errors]
-    if errors:
-        raise Rejection(422, {"errors": errors})
-    return events
+    try:
+        return parse_events(objects)
+    except EventErrors as exc:
+        raise Rejection(422, {"errors": [e.model_dump() for e in exc.errors]}) from None
 
 
 def _openapi_request_body() -> dict[str, Any]:

@@ -3,7 +3,7 @@ import copy
 import pytest
 
 from bench.sample import SAMPLE_DATA, event
-from shared.events import EVENT_TYPES, EventErrors, parse_event
+from shared.events import EVENT_TYPES, EventErrors, parse_event, parse_events
 
 
 def errors_of(obj) -> list[tuple[str, str]]:
@@ -125,3 +125,11 @@ def test_parsing_does_not_change_the_input():
     before = copy.deepcopy(raw)
     parse_event(raw)
     assert raw == before
+
+
+def test_a_batch_is_validated_in_one_pass_and_every_error_names_its_event():
+    batch = [event("dossier.received"), event("dossier.received", channel="fax"), "x", event("dossier.rated")]
+    with pytest.raises(EventErrors) as caught:
+        parse_events(batch)
+    assert [(e.index, e.field) for e in caught.value.errors] == [(1, "data.channel"), (2, "(event)")]
+    assert [e.type for e in parse_events([batch[0], batch[3]])] == ["dossier.received", "dossier.rated"]
