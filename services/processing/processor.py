@@ -120,12 +120,10 @@ class Processor:
             now = self._clock()
             results = {code: integrate(loaded[code], events, self._calendar, now) for code, events in pending.items()}
             changed = [(loaded[code], r.stored) for code, r in results.items() if r.stored != loaded[code]]
-            lost = await self._store.save(changed)
-            written = {after.code for _, after in changed} - lost
+            written, lost = await self._store.save(changed)
+            as_written = {stored.code: stored for stored in written}
             done += [
-                replace(r, stored=replace(r.stored, version=r.stored.version + (code in written)))
-                for code, r in results.items()
-                if code not in lost
+                replace(r, stored=as_written.get(code, r.stored)) for code, r in results.items() if code not in lost
             ]
             pending = {code: pending[code] for code in lost}
             if lost:
@@ -154,8 +152,7 @@ class Processor:
         codes = await self._store.waiting_before(self._clock() - limit)
         stored = [s for s in (await self._store.load(codes, from_database=True)).values() if s.waiting_since]
         changes = [(s, give_up_waiting(s, f"{limit.total_seconds() / 3600:g} hours")) for s in stored]
-        lost = await self._store.save(changes)
-        written = [replace(after, version=after.version + 1) for _, after in changes if after.code not in lost]
+        written, _ = await self._store.save(changes)  # a dossier written elsewhere meanwhile waits for the next sweep
         await self._publish_outboxes(written)
         self._metrics.events.labels("dead_lettered").inc(sum(len(s.outbox) for s in written))
         self._metrics.waiting.set(await self._store.count_waiting())

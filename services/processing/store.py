@@ -111,8 +111,9 @@ class DossierStore:
             return found
         return {c: self._cache.get(c) or StoredDossier(c) for c in codes}
 
-    async def save(self, changes: list[tuple[StoredDossier, StoredDossier]]) -> set[str]:
-        """Append one link per (before, after) change; return the codes another replica wrote first."""
+    async def save(self, changes: list[tuple[StoredDossier, StoredDossier]]) -> tuple[list[StoredDossier], set[str]]:
+        """Append one link per (before, after) change. Returns the dossiers as written (with their new
+        version) and the codes another replica wrote first, which are not written."""
         links = [link_to(before, after) for before, after in changes]
         lost: set[str] = set()
         if links:
@@ -123,13 +124,13 @@ class DossierStore:
                 if len(failed) != len(exc.details["writeErrors"]):
                     raise
                 lost = failed
-        for _, after in changes:
-            if after.code in lost:
-                self._cache.pop(after.code, None)
-            else:
-                self._remember(replace(after, version=after.version + 1))
+        written = [replace(after, version=after.version + 1) for _, after in changes if after.code not in lost]
+        for code in lost:
+            self._cache.pop(code, None)
+        for stored in written:
+            self._remember(stored)
         await self._track_waiting([(b, a) for b, a in changes if a.code not in lost])
-        return lost
+        return written, lost
 
     async def _track_waiting(self, changes: list[tuple[StoredDossier, StoredDossier]]) -> None:
         started = [a for b, a in changes if a.waiting_since and not b.waiting_since]
