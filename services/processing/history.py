@@ -6,7 +6,7 @@ write and the publish loses nothing: the redelivered batch finds it and publishe
 """
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -40,7 +40,7 @@ class Outgoing:
 @dataclass
 class StoredDossier:
     code: str
-    version: int = 0  # optimistic concurrency between replicas
+    version: int = 0  # links written so far: the next write is link number `version`
     events: list[str] = field(default_factory=list)  # CloudEvent JSON, in arrival order
     dead_lettered: list[str] = field(default_factory=list)  # "source id" of events sent to the DLQ
     outbox: list[Outgoing] = field(default_factory=list)
@@ -139,10 +139,7 @@ def give_up_waiting(stored: StoredDossier, limit_description: str) -> StoredDoss
         if event_key(event) not in dead:
             dead.append(event_key(event))
             outbox.append(Outgoing("dlq", stored.code, raw.encode(), reason))
-    return StoredDossier(
-        code=stored.code, version=stored.version, events=stored.events, dead_lettered=dead, outbox=outbox,
-        status=stored.status, waiting_since=None,
-    )
+    return replace(stored, dead_lettered=dead, outbox=outbox, waiting_since=None)
 
 
 def _status_changed(dossier: Dossier, old: dict | None, new: dict, version: int) -> Outgoing:
