@@ -1,6 +1,7 @@
 """The events the one-stop-shop system sends (CONTRACT §1): CloudEvents 1.0, one model per type.
 
-`parse_event` validates one JSON object into a typed event; `EventErrors` carries what was wrong
+`parse_event` validates one JSON object into a typed event, `parse_events` a batch in one pass,
+`parse_event_json` a record as stored on Kafka; `EventErrors` carries what was wrong
 with the field path ("data.channel") that the intake API reports.
 """
 

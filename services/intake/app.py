@@ -96,7 +96,7 @@ def _validate(objects: list[Any]) -> list[DossierEvent]:
         raise Rejection(422, {"errors": [e.model_dump() for e in exc.errors]}) from None
 
 
-def _openapi_request_body() -> dict[str, Any]:
+def _openapi_request_body(max_events: int) -> dict[str, Any]:
     schema = TypeAdapter(DossierEvent).json_schema(ref_template="#/components/schemas/{model}")
     return {
         "required": True,
@@ -106,7 +106,7 @@ def _openapi_request_body() -> dict[str, Any]:
         }
         | {
             BATCH_CONTENT_TYPE: {
-                "schema": {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/CloudEvent"}}
+                "schema": {"type": "array", "maxItems": max_events, "items": {"$ref": "#/components/schemas/CloudEvent"}}
             }
         },
         "x-schemas": schema,
@@ -193,7 +193,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         status_code=202,
         summary="Send one CloudEvent or a batch",
         responses=_ANSWERS,
-        openapi_extra={"requestBody": _openapi_request_body()},
+        openapi_extra={"requestBody": _openapi_request_body(settings.intake_max_batch_events)},
     )
     async def post_events(request: Request) -> Response:
         started = time.perf_counter()
