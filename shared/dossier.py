@@ -8,7 +8,7 @@ An event that cannot apply at its place in time is rejected with a reason, never
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Literal
 
 from shared.calendar import WorkingCalendar
@@ -68,16 +68,92 @@ class Dossier:
 
     def open_state(self, at: datetime, calendar: WorkingCalendar) -> OpenState | None:
         """Where an open dossier stands at instant `at` (DOMAIN §4); None once it ended or was withdrawn."""
-        if self.state not in OPEN:
-            return None
-        if self.state != "processing":
-            return self.state  # type: ignore[return-value]
-        assert self.due_at is not None
-        if calendar.local(at).date() > calendar.local(self.due_at).date():
-            return "overdue"
-        if self.due_at - at <= DUE_SOON:
-            return "due_soon"
-        return "within_deadline"
+        return open_state(self.state, self.due_at, at, calendar)
+
+    def facts(self, since: datetime) -> "Facts":
+        return Facts(
+            since=since,
+            commune_code=self.commune_code,
+            sector=self.sector,
+            channel=self.channel,
+            online_level=self.online_level,
+            received_at=self.received_at,
+            received_date=self.received_date,
+            state=self.state,
+            due_at=self.due_at,
+            timeliness=self.timeliness,
+            payment_method=self.payment_method,
+            digitized=self.digitized,
+            rating=self.rating,
+            apologies_compliant=self.apologies_compliant,
+            apologies_non_compliant=self.apologies_non_compliant,
+        )
+
+
+def open_state(state: State, due_at: datetime | None, at: datetime, calendar: WorkingCalendar) -> OpenState | None:
+    """Where a dossier in `state` with `due_at` stands at instant `at` (DOMAIN §4); None unless open."""
+    if state not in OPEN:
+        return None
+    if state != "processing":
+        return state  # type: ignore[return-value]
+    assert due_at is not None
+    if calendar.local(at).date() > calendar.local(due_at).date():
+        return "overdue"
+    if due_at - at <= DUE_SOON:
+        return "due_soon"
+    return "within_deadline"
+
+
+def open_state_changes(state: State, due_at: datetime | None, calendar: WorkingCalendar) -> list[tuple[datetime, OpenState]]:
+    """The instants at which a dossier left alone moves on: due soon 24 h before its due, overdue from
+    the start of the local day after the due's. Only a dossier being processed moves with time."""
+    if state != "processing" or due_at is None:
+        return []
+    local_due = calendar.local(due_at)
+    next_day = datetime.combine(local_due.date() + timedelta(days=1), time(), local_due.tzinfo)
+    return [(due_at - DUE_SOON, "due_soon"), (next_day, "overdue")]
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the figures count about a dossier from instant `since` on (DOMAIN §5).
+
+    A dossier's timeline is the list of its Facts, one per instant they changed: the Facts in force at
+    instant T are those the fold of the events up to T gives, so a report as of any instant reads them
+    instead of folding again.
+    """
+
+    since: datetime
+    commune_code: str
+    sector: str
+    channel: str
+    online_level: str | None
+    received_at: datetime
+    received_date: date
+    state: State
+    due_at: datetime | None
+    timeliness: Timeliness | None
+    payment_method: str | None
+    digitized: bool
+    rating: str | None
+    apologies_compliant: int
+    apologies_non_compliant: int
+
+    def open_state(self, at: datetime, calendar: WorkingCalendar) -> OpenState | None:
+        return open_state(self.state, self.due_at, at, calendar)
+
+
+Timeline = tuple[Facts, ...]
+
+
+def facts_as_of(timeline: Timeline, at: datetime) -> Facts | None:
+    """The Facts in force at instant `at`; None before the dossier was received."""
+    found = None
+    for facts in timeline:
+        if facts.since > at:
+            break
+        found = facts
+    return found
 
 
 @dataclass(frozen=True)
@@ -85,6 +161,7 @@ class Folded:
     dossier: Dossier | None  # None until the dossier's `received` event is there
     rejected: tuple[Rejection, ...] = ()
     waiting: tuple[DossierEvent, ...] = ()  # events that wait for the dossier's receipt
+    timeline: Timeline = ()  # the dossier's Facts each time they changed, oldest first
 
 
 def fold(events: Iterable[DossierEvent], calendar: WorkingCalendar, as_of: datetime | None = None) -> Folded:
@@ -102,6 +179,7 @@ def fold(events: Iterable[DossierEvent], calendar: WorkingCalendar, as_of: datet
         return Folded(None, waiting=tuple(ordered))
     dossier = _receive(receipt, calendar)
     rejected = []
+    timeline = [dossier.facts(dossier.received_at)]
     for event in ordered:
         if event is receipt:
             continue
@@ -111,8 +189,19 @@ def fold(events: Iterable[DossierEvent], calendar: WorkingCalendar, as_of: datet
             rejected.append(Rejection(event, str(exc)))
             continue
         dossier = replace(dossier, history=(*dossier.history, Step(event.id, event.type, event.time)))
+        _extend(timeline, dossier.facts(max(event.time, dossier.received_at)))
     history = sorted([Step(receipt.id, receipt.type, receipt.time), *dossier.history], key=lambda s: s.time)
-    return Folded(replace(dossier, history=tuple(history)), tuple(rejected))
+    return Folded(replace(dossier, history=tuple(history)), tuple(rejected), timeline=tuple(timeline))
+
+
+def _extend(timeline: list[Facts], facts: Facts) -> None:
+    last = timeline[-1]
+    if replace(last, since=facts.since) == facts:
+        return  # nothing the figures count changed
+    if last.since == facts.since:
+        timeline[-1] = facts  # events at the same instant: what holds after the last of them
+    else:
+        timeline.append(facts)
 
 
 def _receive(event: ReceivedEvent, calendar: WorkingCalendar) -> Dossier:

@@ -17,7 +17,15 @@ disable_created_metrics()
 NotReady = Callable[[], Awaitable[str | None]]
 
 
-def add_operational_routes(app: FastAPI, registry: CollectorRegistry, not_ready: NotReady, needs: str) -> None:
+def add_operational_routes(
+    app: FastAPI,
+    registry: CollectorRegistry,
+    not_ready: NotReady,
+    needs: str,
+    exposition: Callable[[], bytes] | None = None,
+) -> None:
+    """/healthz, /readyz and /metrics (the registry's metrics, or what `exposition` gives)."""
+
     @app.get("/healthz", summary="The process is alive")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -29,7 +37,8 @@ def add_operational_routes(app: FastAPI, registry: CollectorRegistry, not_ready:
 
     @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        body = exposition() if exposition else generate_latest(registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 def serve(service: str, app: Callable[[], FastAPI], settings: ServiceSettings, port: int) -> None:

@@ -3,6 +3,7 @@
 import asyncio
 
 import structlog
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
@@ -13,6 +14,17 @@ CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
 STRUCTURED_HEADERS = [("content-type", CLOUDEVENTS_CONTENT_TYPE.encode())]
 
 log = structlog.get_logger()
+
+
+async def partitions_of(settings: ServiceSettings, topic: str) -> list[TopicPartition]:
+    """The partitions a topic has now (none if it does not exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return [TopicPartition(topic, p["partition"]) for p in described.get("partitions", [])]
 
 
 async def ensure_topics(settings: ServiceSettings, timeout: float = 60) -> None:

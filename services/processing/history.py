@@ -5,7 +5,6 @@ then publishes their outbox. The outbox is written with the state, so a crash be
 write and the publish loses nothing: the redelivered batch finds it and publishes it again.
 """
 
-import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -13,11 +12,9 @@ from typing import Any
 import orjson
 
 from shared.calendar import WorkingCalendar
-from shared.dossier import Dossier, Folded, fold
+from shared.dossier import Folded, fold
 from shared.events import DossierEvent, parse_event_json
-
-STATUS_SOURCE = "urn:dossier-tracker:processing"
-_STATUS_IDS = uuid.UUID("6f1d7c8e-3b4a-4c1e-9d2f-0a5b6c7d8e9f")
+from shared.status import changed, processing_event, status_of, timeline_to_json
 
 
 @dataclass(frozen=True)
@@ -45,6 +42,7 @@ class StoredDossier:
     dead_lettered: list[str] = field(default_factory=list)  # "source id" of events sent to the DLQ
     outbox: list[Outgoing] = field(default_factory=list)
     status: dict[str, Any] | None = None  # what the last status event said
+    timeline: list[dict[str, Any]] | None = None  # the timeline it carried
     waiting_since: datetime | None = None  # first event without a receipt
 
     def parsed(self) -> list[DossierEvent]:
@@ -63,18 +61,6 @@ class Integrated:
 
 def event_key(event: DossierEvent) -> str:
     return f"{event.source} {event.id}"
-
-
-def status_of(dossier: Dossier | None) -> dict[str, Any] | None:
-    """What a status change is about: state, due, timeliness, and the date told to the citizen."""
-    if dossier is None:
-        return None
-    return {
-        "state": dossier.state,
-        "due_at": _iso(dossier.due_at),
-        "timeliness": dossier.timeliness,
-        "appointment_at": _iso(dossier.appointment_at),
-    }
 
 
 def integrate(
@@ -103,9 +89,13 @@ def integrate(
             outbox.append(Outgoing("dlq", stored.code, raw_of[key].encode(), rejection.reason))
     newly_dead = len(dead) - len(stored.dead_lettered)
 
-    status = status_of(folded.dossier)
-    if status is not None and status != stored.status:
-        outbox.append(_status_changed(folded.dossier, stored.status, status, len(history)))
+    status, timeline = stored.status, stored.timeline
+    if folded.dossier is not None:
+        now_status, timeline = status_of(folded.dossier, calendar), timeline_to_json(folded.timeline)
+        if changed(stored.status, now_status) or timeline != stored.timeline:
+            event = processing_event(folded.dossier, stored.status, now_status, folded.timeline, len(history))
+            outbox.append(Outgoing("status", stored.code, orjson.dumps(event)))
+            status = now_status
 
     waiting_since = stored.waiting_since if folded.dossier is None else None
     if folded.dossier is None and waiting_since is None and history:
@@ -116,7 +106,8 @@ def integrate(
         events=events,
         dead_lettered=dead,
         outbox=outbox,
-        status=status if status is not None else stored.status,
+        status=status,
+        timeline=timeline,
         waiting_since=waiting_since,
     )
     waiting = kept if folded.dossier is None else 0
@@ -142,37 +133,3 @@ def give_up_waiting(stored: StoredDossier, limit_description: str) -> StoredDoss
     return replace(stored, dead_lettered=dead, outbox=outbox, waiting_since=None)
 
 
-def _status_changed(dossier: Dossier, old: dict | None, new: dict, version: int) -> Outgoing:
-    last = dossier.history[-1]
-    event = {
-        "specversion": "1.0",
-        # Deterministic: publishing the same change again after a crash repeats the same id.
-        "id": str(uuid.uuid5(_STATUS_IDS, f"{dossier.code}|{version}|{orjson.dumps(new).decode()}")),
-        "source": STATUS_SOURCE,
-        "type": "dossier.status_changed",
-        "subject": dossier.code,
-        "time": last.time.isoformat(),
-        "datacontenttype": "application/json",
-        "data": {
-            "dossier_code": dossier.code,
-            "commune_code": dossier.commune_code,
-            "sector": dossier.sector,
-            "procedure_code": dossier.procedure_code,
-            "channel": dossier.channel,
-            "online_level": dossier.online_level,
-            "received_at": dossier.received_at.isoformat(),
-            "ended_at": _iso(dossier.ended_at),
-            "withdrawn_at": _iso(dossier.withdrawn_at),
-            "missing": dossier.missing,
-            "cause": {"id": last.id, "type": last.type},
-            "old": old,
-            "new": new,
-            # For notifications only; never logged unmasked nor used as a metric label.
-            "applicant": dossier.applicant.model_dump(exclude_none=True),
-        },
-    }
-    return Outgoing("status", dossier.code, orjson.dumps(event))
-
-
-def _iso(t: datetime | None) -> str | None:
-    return t.isoformat() if t else None

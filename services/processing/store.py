@@ -21,8 +21,7 @@ from pymongo import AsyncMongoClient, InsertOne
 from pymongo.errors import BulkWriteError
 
 from services.processing.history import Outgoing, StoredDossier
-
-DUPLICATE_KEY = 11000
+from shared.mongo import DUPLICATE_KEY, insert_new
 
 
 def link_id(code: str, n: int) -> str:
@@ -39,6 +38,7 @@ class Link:
     dead_lettered: list[str]
     outbox: list[Outgoing]
     status: dict[str, Any] | None
+    timeline: list[dict[str, Any]] | None
     waiting_since: datetime | None
 
     def to_doc(self) -> dict[str, Any]:
@@ -48,6 +48,7 @@ class Link:
             "dead_lettered": self.dead_lettered,
             "outbox": [o.to_doc() for o in self.outbox],
             "status": self.status,
+            "timeline": self.timeline,
             "waiting_since": self.waiting_since,
         }
 
@@ -61,6 +62,7 @@ def link_to(before: StoredDossier, after: StoredDossier) -> Link:
         dead_lettered=after.dead_lettered[len(before.dead_lettered) :],
         outbox=after.outbox,
         status=after.status,
+        timeline=after.timeline,
         waiting_since=after.waiting_since,
     )
 
@@ -74,6 +76,7 @@ def _fold_links(code: str, docs: list[dict[str, Any]], sent: bool) -> StoredDoss
         dead_lettered=[k for d in docs for k in d.get("dead_lettered", [])],
         outbox=[] if sent else [Outgoing.from_doc(o) for o in last.get("outbox", [])],
         status=last.get("status"),
+        timeline=last.get("timeline"),
         waiting_since=last.get("waiting_since"),
     )
 
@@ -135,24 +138,13 @@ class DossierStore:
     async def _track_waiting(self, changes: list[tuple[StoredDossier, StoredDossier]]) -> None:
         started = [a for b, a in changes if a.waiting_since and not b.waiting_since]
         ended = [a.code for b, a in changes if b.waiting_since and not a.waiting_since]
-        if started:
-            try:
-                await self._waiting.insert_many(
-                    [{"_id": a.code, "since": a.waiting_since} for a in started], ordered=False
-                )
-            except BulkWriteError:
-                pass  # already recorded by an earlier attempt
+        await insert_new(self._waiting, [{"_id": a.code, "since": a.waiting_since} for a in started])
         if ended:
             await self._waiting.delete_many({"_id": {"$in": ended}})
 
     async def mark_sent(self, published: list[StoredDossier]) -> None:
         """Record that these dossiers' outboxes (of their latest link, version - 1) are published."""
-        marks = [{"_id": link_id(d.code, d.version - 1)} for d in published if d.outbox]
-        if marks:
-            try:
-                await self._sent.insert_many(marks, ordered=False)
-            except BulkWriteError:
-                pass  # marked by an earlier attempt
+        await insert_new(self._sent, [{"_id": link_id(d.code, d.version - 1)} for d in published if d.outbox])
         for d in published:
             if d.code in self._cache:
                 self._cache[d.code] = replace(self._cache[d.code], outbox=[])

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from bench.sample import event
 from shared.calendar import WorkingCalendar
-from shared.dossier import fold
+from shared.dossier import facts_as_of, fold, open_state, open_state_changes
 from shared.events import parse_event
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -277,3 +277,51 @@ def test_the_whole_life():
     assert (d.apologies_compliant, d.apologies_non_compliant) == (1, 0)
     assert [r.event.type for r in folded.rejected] == ["dossier.withdrawn"]
     assert len(d.history) == len(LIFE) - 1
+
+
+# The timeline: the Facts in force at any instant are those of the fold as of that instant.
+INSTANTS = st.datetimes(min_value=datetime(2025, 7, 6), max_value=datetime(2025, 7, 13)).map(
+    lambda t: t.replace(tzinfo=VN)
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(LIFE), min_size=1), INSTANTS)
+def test_the_timeline_at_any_instant_is_the_fold_as_of_that_instant(events, instant):
+    timeline = fold(events, CAL).timeline
+    as_of = fold(events, CAL, as_of=instant).dossier
+    in_force = facts_as_of(timeline, instant)
+    if as_of is None or as_of.received_at > instant:
+        assert in_force is None
+    else:
+        assert in_force == as_of.facts(in_force.since)
+
+
+def test_the_timeline_has_one_entry_per_change_of_what_the_figures_count():
+    timeline = fold(LIFE, CAL).timeline
+    # transferred changes nothing counted; the rejected withdrawal neither; the digitization at
+    # 10:05 is its own instant.
+    assert [(f.since, f.state) for f in timeline] == [
+        (at("2025-07-07 10:00"), "processing"),
+        (at("2025-07-07 10:05"), "processing"),
+        (at("2025-07-07 15:00"), "awaiting_supplement"),
+        (at("2025-07-08 09:00"), "processing"),
+        (at("2025-07-08 14:00"), "paused"),
+        (at("2025-07-09 08:30"), "paused"),
+        (at("2025-07-09 09:00"), "processing"),
+        (at("2025-07-09 10:00"), "processing"),
+        (at("2025-07-10 16:00"), "resolved"),
+        (at("2025-07-11 09:00"), "returned"),
+        (at("2025-07-11 09:30"), "returned"),
+    ]
+
+
+def test_open_state_changes_with_time_alone():
+    due = at("2025-07-08 10:00")
+    assert open_state_changes("processing", due, CAL) == [
+        (at("2025-07-07 10:00"), "due_soon"), (at("2025-07-09 00:00"), "overdue"),
+    ]
+    for instant, expected in (("2025-07-07 09:59", "within_deadline"), ("2025-07-07 10:00", "due_soon"),
+                              ("2025-07-08 23:59", "due_soon"), ("2025-07-09 00:00", "overdue")):
+        assert open_state("processing", due, at(instant), CAL) == expected
+    assert open_state_changes("paused", due, CAL) == []

@@ -39,8 +39,10 @@ def test_a_receipt_is_applied_and_announced():
     assert body["data"]["old"] is None
     assert body["data"]["new"] == {
         "state": "processing", "due_at": "2025-07-08T10:00:00+07:00", "timeliness": None,
-        "appointment_at": "2025-07-08T10:00:00+07:00",
+        "appointment_at": "2025-07-08T10:00:00+07:00", "open_state": "due_soon",  # 24 h ahead
     }
+    assert body["data"]["events"] == 1
+    assert [f["since"] for f in body["data"]["timeline"]] == ["2025-07-07T10:00:00+07:00"]
     assert body["data"]["applicant"]["sms_opt_in"] is True
 
 
@@ -98,3 +100,14 @@ def test_the_receipt_ends_the_wait():
     received = integrate(waiting, [RECEIVED], CAL, NOW)
     assert received.stored.waiting_since is None
     assert json.loads(received.stored.outbox[0].value)["data"]["new"]["state"] == "resolved"
+
+
+def test_a_change_of_what_the_figures_count_is_announced_even_when_the_state_stays():
+    first = published(integrate(StoredDossier(CODE), [RECEIVED, RESOLVED], CAL, NOW).stored)
+    rated = raw("dossier.rated", "2025-07-08T10:00:00+07:00", "rate", rating="satisfied")
+    [status] = integrate(first, [rated], CAL, NOW).stored.outbox
+    data = json.loads(status.value)["data"]
+    assert data["old"] == data["new"] and data["cause"]["type"] == "dossier.rated"
+    assert [f["rating"] for f in data["timeline"]] == [None, None, "satisfied"]
+    transferred = raw("dossier.transferred", "2025-07-08T10:00:00+07:00", "t", from_unit="a", to_unit="b")
+    assert integrate(first, [transferred], CAL, NOW).stored.outbox == []

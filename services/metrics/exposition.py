@@ -1,0 +1,67 @@
+"""The business metrics of CONTRACT §4 as Prometheus text, rendered from a copy of the counts.
+
+Rendering ~100,000 series takes a while, so the service renders in the background and a scrape
+serves the last rendering (its age is the gauge `metrics_snapshot_age_seconds`).
+"""
+
+from collections import Counter
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from services.metrics.figures import LABELS, Key
+from shared.communes import commune
+
+HELP = {
+    "dossier_received_total": "Dossiers received (tiếp nhận), by channel and online level",
+    "dossier_completed_total": "Dossiers ended, by timeliness against the due in force (DOMAIN §4)",
+    "dossier_withdrawn_total": "Dossiers withdrawn by the citizen (rút hồ sơ)",
+    "dossier_open": "Dossiers open now, by open state (DOMAIN §4)",
+    "dossier_payments_total": "Dossiers with a payment, online if any payment was online",
+    "dossier_digitized_total": "Dossiers with at least one digitization (số hóa)",
+    "dossier_ratings_total": "Dossiers rated by the citizen, by their latest rating",
+    "dossier_apologies_total": "Apologies issued (phiếu xin lỗi), compliant or not",
+}
+
+
+class _Families(Collector):
+    def __init__(self, families: list[Metric]):
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def families(counts: Counter[Key], sector_label: bool = True) -> list[Metric]:
+    """One family per business metric; without the sector label, sectors are summed."""
+    merged: dict[str, Counter[tuple[str, ...]]] = {name: Counter() for name in LABELS}
+    for (name, commune_code, sector, *rest), value in counts.items():
+        labels = (commune_code, sector, *rest) if sector_label else (commune_code, *rest)
+        merged[name][labels] += value
+    out: list[Metric] = []
+    for name, own in LABELS.items():
+        label_names = ["commune", "sector", *own] if sector_label else ["commune", *own]
+        if name.endswith("_total"):
+            family = CounterMetricFamily(name.removesuffix("_total"), HELP[name], labels=label_names)
+        else:
+            family = GaugeMetricFamily(name, HELP[name], labels=label_names)
+        for labels, value in sorted(merged[name].items()):
+            # A series once seen stays, at 0 if need be: a counter that disappears looks like a reset.
+            family.add_metric(list(labels), value)
+        out.append(family)
+    info = GaugeMetricFamily("dossier_commune_info", "The commune's name and province (value 1)",
+                             labels=["commune", "name", "province"])
+    for code in sorted({key[1] for key in counts}):
+        unit = commune(code)
+        if unit is not None:
+            info.add_metric([code, unit.name, unit.province_code], 1)
+    out.append(info)
+    return out
+
+
+def render(counts: Counter[Key], sector_label: bool = True) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families(counts, sector_label)))
+    return generate_latest(registry)

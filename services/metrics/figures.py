@@ -1,0 +1,198 @@
+"""The figures of every dossier the metrics service has seen, in memory, from their timelines.
+
+Pure: no I/O. The service feeds it the timelines of processing's status events (from MongoDB at
+start, then from `dossier-status`); every replica fed the same timelines holds the same figures.
+
+- Prometheus (CONTRACT §4): counts as of now, kept up to date on each change, so a snapshot is a
+  copy of a dict; the open dossiers' counts by state move with time through `tick`.
+- Reports (CONTRACT §5): each dossier's Facts as of any instant come from its timeline, and
+  shared.report turns them into the indicators; nothing is recomputed a second way.
+- The clock (`tick`): a heap of the instants at which an open dossier turns due soon or overdue,
+  so a tick costs what moves, not a scan of every open dossier.
+"""
+
+import heapq
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from shared.calendar import WorkingCalendar
+from shared.communes import Commune
+from shared.dossier import Facts, OpenState, Timeline, facts_as_of, open_state_changes
+from shared.report import commune_report, rank, score
+from shared.status import iso, timeline_from_json
+
+# Labels of each business metric after `commune` and `sector` (CONTRACT §4).
+LABELS: dict[str, tuple[str, ...]] = {
+    "dossier_received_total": ("channel", "online_level"),
+    "dossier_completed_total": ("timeliness",),
+    "dossier_withdrawn_total": (),
+    "dossier_open": ("state",),
+    "dossier_payments_total": ("method",),
+    "dossier_digitized_total": (),
+    "dossier_ratings_total": ("rating",),
+    "dossier_apologies_total": ("compliant",),
+}
+
+Key = tuple[str, ...]  # metric name, commune, sector, then the metric's own labels
+
+
+@dataclass(slots=True)
+class Tracked:
+    """One dossier as the metrics service keeps it."""
+
+    code: str
+    procedure_code: str
+    events: int  # events folded into `timeline`: a status event with fewer is older
+    timeline: Timeline
+    appointment_at: str | None
+    open_counted: OpenState | None = None  # what `dossier_open` counts it as now
+    announced_until: datetime | None = None  # the clock's changes up to here are announced
+
+    @property
+    def now(self) -> Facts:
+        return self.timeline[-1]
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Time alone moved an open dossier: what the clock announces."""
+
+    dossier: Tracked
+    at: datetime
+    old: OpenState
+    new: OpenState
+
+    def status(self, open_state: OpenState) -> dict[str, Any]:
+        facts = self.dossier.now
+        return {"state": facts.state, "due_at": iso(facts.due_at), "timeliness": facts.timeliness,
+                "appointment_at": self.dossier.appointment_at, "open_state": open_state}
+
+    def info(self) -> dict[str, Any]:
+        facts = self.dossier.now
+        return {"commune_code": facts.commune_code, "sector": facts.sector,
+                "procedure_code": self.dossier.procedure_code, "channel": facts.channel,
+                "online_level": facts.online_level, "received_at": facts.received_at.isoformat()}
+
+
+class Figures:
+    def __init__(self, calendar: WorkingCalendar):
+        self.calendar = calendar
+        self.dossiers: dict[str, Tracked] = {}
+        self._by_commune: dict[str, list[Tracked]] = {}
+        self.counts: Counter[Key] = Counter()
+        self._clock: list[tuple[datetime, str]] = []  # (instant the open state may change, code)
+
+    # -- feeding -----------------------------------------------------------------------------
+
+    def apply(self, data: dict[str, Any], now: datetime) -> bool:
+        """Take a processing status event's data; False if an event with as many events was seen."""
+        code = data["dossier_code"]
+        tracked = self.dossiers.get(code)
+        if tracked is not None and data["events"] <= tracked.events:
+            return False
+        timeline = timeline_from_json(data, self.calendar)
+        appointment = (data.get("new") or {}).get("appointment_at")
+        if tracked is None:
+            tracked = Tracked(code, data["procedure_code"], data["events"], timeline, appointment)
+            self.dossiers[code] = tracked
+            self._by_commune.setdefault(timeline[0].commune_code, []).append(tracked)
+        else:
+            self._count(tracked, -1)
+            tracked.events, tracked.timeline, tracked.appointment_at = data["events"], timeline, appointment
+            tracked.announced_until = None
+        self._count(tracked, +1)
+        self._recount_open(tracked, now)
+        self._schedule(tracked)
+        return True
+
+    def _count(self, tracked: Tracked, sign: int) -> None:
+        f = tracked.now
+        where = (f.commune_code, f.sector)
+        self.counts["dossier_received_total", *where, f.channel, f.online_level or "none"] += sign
+        if f.timeliness:
+            self.counts["dossier_completed_total", *where, f.timeliness] += sign
+        if f.state == "withdrawn":
+            self.counts["dossier_withdrawn_total", *where] += sign
+        if f.payment_method:
+            self.counts["dossier_payments_total", *where, f.payment_method] += sign
+        if f.digitized:
+            self.counts["dossier_digitized_total", *where] += sign
+        if f.rating:
+            self.counts["dossier_ratings_total", *where, f.rating] += sign
+        self.counts["dossier_apologies_total", *where, "true"] += sign * f.apologies_compliant
+        self.counts["dossier_apologies_total", *where, "false"] += sign * f.apologies_non_compliant
+
+    def _recount_open(self, tracked: Tracked, now: datetime) -> OpenState | None:
+        """Count the dossier under its open state at `now`; returns the state it was counted under."""
+        before = tracked.open_counted
+        f = tracked.now
+        tracked.open_counted = f.open_state(now, self.calendar)
+        if before != tracked.open_counted:
+            if before:
+                self.counts["dossier_open", f.commune_code, f.sector, before] -= 1
+            if tracked.open_counted:
+                self.counts["dossier_open", f.commune_code, f.sector, tracked.open_counted] += 1
+        return before
+
+    def _schedule(self, tracked: Tracked) -> None:
+        for at, _ in self._changes(tracked):
+            heapq.heappush(self._clock, (at, tracked.code))
+            return
+
+    def _changes(self, tracked: Tracked) -> list[tuple[datetime, OpenState]]:
+        """The open-state changes time alone brings after the dossier's last change of facts."""
+        f = tracked.now
+        return [(at, to) for at, to in open_state_changes(f.state, f.due_at, self.calendar) if at > f.since]
+
+    # -- time ----------------------------------------------------------------------------------
+
+    def tick(self, now: datetime) -> list[Transition]:
+        """Move the open dossiers whose open state changed by `now` and return the changes, in time
+        order. After a restart, every change since the dossier's last change of facts is returned
+        again (also those missed while stopped): the caller skips those it already announced."""
+        moved = []
+        while self._clock and self._clock[0][0] <= now:
+            _, code = heapq.heappop(self._clock)
+            tracked = self.dossiers[code]
+            changes = self._changes(tracked)
+            if not changes or changes[0][0] > now:
+                continue  # the dossier changed since it was scheduled; its new instant is queued
+            previous = tracked.now.open_state(tracked.now.since, self.calendar)
+            for at, to in changes:
+                if at > now:
+                    heapq.heappush(self._clock, (at, code))
+                    break
+                if previous != to and (tracked.announced_until is None or at > tracked.announced_until):
+                    moved.append(Transition(tracked, at, previous, to))
+                previous = to
+            tracked.announced_until = now
+            self._recount_open(tracked, now)
+        return sorted(moved, key=lambda t: t.at)
+
+    # -- reports ---------------------------------------------------------------------------------
+
+    def as_of(self, commune_code: str, start: date, end: date, as_of: datetime) -> Iterable[Facts]:
+        """The Facts in force at `as_of` of the dossiers of a commune received in [start, end]."""
+        for tracked in self._by_commune.get(commune_code, ()):
+            received = tracked.timeline[0]
+            if start <= received.received_date <= end and received.received_at <= as_of:
+                facts = facts_as_of(tracked.timeline, as_of)
+                if facts is not None:
+                    yield facts
+
+    def report(self, commune_code: str, start: date, end: date, as_of: datetime) -> dict[str, Any]:
+        return commune_report(self.as_of(commune_code, start, end, as_of), start, end, as_of, self.calendar)
+
+    def scorecard(self, province: list[Commune], start: date, end: date, as_of: datetime) -> list[dict[str, Any]]:
+        """The province's communes ranked by the QĐ 766 approximation (DOMAIN §6)."""
+        reports = {c.code: self.report(c.code, start, end, as_of) for c in province}
+        ranked = rank({code: score(report) for code, report in reports.items()})
+        names = {c.code: c.name for c in province}
+        return [{**card, "name": names[card["commune_code"]], "received": reports[card["commune_code"]]["received"],
+                 "rates": reports[card["commune_code"]]["rates"]} for card in ranked]
+
+    def communes(self) -> list[str]:
+        return sorted(self._by_commune)

@@ -1,0 +1,145 @@
+"""Metrics on the real Kafka and FerretDB: reports equal the reducer's, figures survive restarts."""
+
+import asyncio
+import json
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.sample import VN, dossier_code, event
+from shared.calendar import WorkingCalendar
+from shared.dossier import fold
+from shared.events import parse_event
+from shared.report import commune_report
+from shared.status import METRICS_SOURCE
+from tests.integration.conftest import ROOT, read_topic, service, wait_until
+from tests.integration.test_processing import histories
+
+CAL = WorkingCalendar.load()
+COMMUNE = "14923"
+FAST = {"DOSSIER_METRICS_CLOCK_INTERVAL_SECONDS": "0.5", "DOSSIER_METRICS_SNAPSHOT_INTERVAL_SECONDS": "0.5"}
+
+
+def business(metrics) -> dict[tuple, float]:
+    """The CONTRACT §4 samples /metrics serves now."""
+    text = httpx.get(f"{metrics.url}/metrics").text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(text) if f.name.startswith("dossier_") for s in f.samples}
+
+
+def counted(metrics) -> float:
+    text = httpx.get(f"{metrics.url}/metrics").text
+    return next(s.value for f in text_string_to_metric_families(text) if f.name == "metrics_dossiers"
+                for s in f.samples)
+
+
+def live_dossiers(now: datetime) -> dict[str, list[dict]]:
+    """Dossiers received now: one with days to go, one due within 24 hours."""
+    out = {}
+    for n, hours in enumerate((80, 2)):
+        code = dossier_code(now, sequence=9000 + n)
+        out[code] = [event("dossier.received", code, now - timedelta(minutes=1),
+                           processing_time={"value": hours, "unit": "working_hours"})]
+    return out
+
+
+def statuses_in(pipeline) -> int:
+    return len(asyncio.run(read_topic(pipeline.settings, pipeline.settings.topic_status)))
+
+
+def clock_events(pipeline) -> list[dict]:
+    events = [json.loads(r.value) for r in asyncio.run(read_topic(pipeline.settings, pipeline.settings.topic_status))]
+    return [e for e in events if e["source"] == METRICS_SOURCE]
+
+
+@pytest.fixture
+def running(pipeline):
+    pipeline.add_processing().start()
+    metrics = service("metrics", pipeline.settings, **FAST).start()
+    yield pipeline, metrics
+    metrics.stop()
+
+
+def test_reports_equal_the_reducer_and_time_alone_moves_open_dossiers(running):
+    pipeline, metrics = running
+    now = datetime.now(UTC)
+    lives = histories(40, seed=7) | live_dossiers(now)
+    pipeline.post([e for events in lives.values() for e in events])
+    wait_until(lambda: counted(metrics) == len(lives), timeout=60, message="every dossier counted")
+
+    folds = {code: [parse_event(e) for e in events] for code, events in lives.items()}
+    for start, end in ((date(2025, 7, 7), date(2025, 7, 9)), (date(2025, 7, 1), date(2025, 12, 31)),
+                       (now.date() - timedelta(days=1), now.date() + timedelta(days=1))):
+        for as_of in (datetime(2025, 7, 8, 12, tzinfo=VN), datetime(2025, 7, 10, 17, tzinfo=VN), now):
+            dossiers = [d for events in folds.values() if (d := fold(events, CAL, as_of=as_of).dossier)]
+            expected = commune_report(dossiers, start, end, as_of, CAL)
+            answer = httpx.get(f"{metrics.url}/v1/reports/communes/{COMMUNE}",
+                               params={"from": start.isoformat(), "to": end.isoformat(), "as_of": as_of.isoformat()})
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert {k: body[k] for k in expected} == json.loads(json.dumps(expected)), (start, end, as_of)
+            assert (body["commune_code"], body["from"], body["as_of"]) == (COMMUNE, start.isoformat(),
+                                                                          as_of.isoformat())
+
+    # The July dossiers left open turned due soon, then overdue, with no event: the clock said so.
+    opened = [code for code, events in lives.items() if len(events) == 2]  # "open" lives: received, digitized
+    clock = wait_until(lambda: clock_events(pipeline), message="clock events")
+    moved = {(e["subject"], e["data"]["new"]["open_state"]) for e in clock}
+    assert {(code, state) for code in opened for state in ("due_soon", "overdue")} <= moved
+    live_soon = list(live_dossiers(now))[1]
+    assert not any(e["subject"] == live_soon for e in clock)  # due soon from its receipt: processing said so
+    overdue = business(metrics)
+    assert overdue["dossier_open", (("commune", COMMUNE), ("sector", "HT"), ("state", "overdue"))] == len(opened)
+
+
+def test_bad_queries_get_clear_errors(running):
+    _, metrics = running
+    url = f"{metrics.url}/v1/reports/communes"
+    assert httpx.get(f"{url}/99999", params={"from": "2025-07-01", "to": "2025-07-31"}).status_code == 404
+    for params in ({"from": "2025-07-31", "to": "2025-07-01"}, {"from": "1/7/2025", "to": "2025-07-31"},
+                   {"to": "2025-07-31"}, {"from": "2025-07-01", "to": "2025-07-31", "as_of": "2025-07-05T10:00"}):
+        answer = httpx.get(f"{url}/{COMMUNE}", params=params)
+        assert answer.status_code == 400 and answer.json()["detail"], params
+    scorecard = f"{metrics.url}/v1/reports/provinces/99/scorecard"
+    assert httpx.get(scorecard, params={"from": "2025-07-01", "to": "2025-07-31"}).status_code == 404
+
+
+def test_figures_are_the_same_after_a_restart_and_after_a_rebuild(running, tmp_path):
+    pipeline, metrics = running
+    lives = histories(30, seed=8)
+    pipeline.post([e for events in lives.values() for e in events])
+    wait_until(lambda: counted(metrics) == len(lives), timeout=60, message="every dossier counted")
+    opened = sum(len(events) == 2 for events in lives.values())
+    statuses = wait_until(lambda: len(clock_events(pipeline)) == 2 * opened and statuses_in(pipeline),
+                          message="due soon and overdue announced for each open dossier")
+    before = business(metrics)
+
+    exposition = tmp_path / "metrics.txt"
+    exposition.write_text(httpx.get(f"{metrics.url}/metrics").text)
+    check = subprocess.run(["promtool", "check", "metrics"], stdin=exposition.open(), capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    metrics.stop()
+    metrics.start()
+    assert business(metrics) == before
+
+    metrics.stop()
+    rebuilt = subprocess.run([sys.executable, "-m", "services.metrics", "rebuild"], cwd=ROOT, capture_output=True,
+                             text=True, env=metrics.env, timeout=60)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    metrics.start()
+    assert business(metrics) == before
+    # Clock events already announced are not announced again by the restarted service.
+    assert statuses_in(pipeline) == statuses
+
+    table = subprocess.run([sys.executable, "-m", "services.metrics", "report", "--commune", COMMUNE,
+                            "--from", "2025-07-01", "--to", "2025-07-31"], cwd=ROOT, capture_output=True, text=True,
+                           env=metrics.env, timeout=60)
+    assert table.returncode == 0, table.stderr
+    assert "Xã Bá Thước" in table.stdout and "Tiếp nhận (received)" in table.stdout
+    assert str(len(lives)) in table.stdout.split("Tiếp nhận (received)")[1].splitlines()[0]
+

@@ -1,0 +1,148 @@
+"""The metrics service's figures: reports from timelines equal the fold, counts, the clock, exposition."""
+
+from datetime import date, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.sample import VN, event
+from services.metrics.exposition import render
+from services.metrics.figures import Figures
+from shared.calendar import WorkingCalendar
+from shared.dossier import fold
+from shared.events import parse_event
+from shared.report import commune_report
+from shared.status import processing_event, status_of
+
+CAL = WorkingCalendar.load()
+COMMUNE = "14923"  # Xã Bá Thước, Thanh Hóa
+MONDAY = datetime(2025, 7, 7, 10, 0, tzinfo=VN)
+
+
+def status_data(events):
+    """What processing publishes once it has folded these events."""
+    folded = fold(events, CAL)
+    return processing_event(folded.dossier, None, status_of(folded.dossier, CAL), folded.timeline, len(events))[
+        "data"]
+
+
+def life(code: str, received: datetime, steps, **receipt):
+    events = [event("dossier.received", code, received, id_=f"{code}-r", **receipt)]
+    events += [event(t, code, received + offset, id_=f"{code}-{n}", **data) for n, (t, offset, data) in
+               enumerate(steps)]
+    return [parse_event(e) for e in events]
+
+
+STEPS = [
+    ("dossier.digitized", {}),
+    ("dossier.supplement_requested", {}),
+    ("dossier.supplement_received", {}),
+    ("dossier.obligation_requested", {}),
+    ("dossier.payment_completed", {"method": "offline"}),
+    ("dossier.payment_completed", {"method": "online"}),
+    ("dossier.obligation_fulfilled", {}),
+    ("dossier.apology_issued", {}),
+    ("dossier.withdrawn", {}),
+    ("dossier.stopped", {}),
+    ("dossier.resolved", {}),
+    ("dossier.returned", {}),
+    ("dossier.rated", {"rating": "unsatisfied"}),
+    ("dossier.rated", {"rating": "satisfied"}),
+]
+HOURS = st.integers(min_value=0, max_value=24 * 12).map(lambda h: timedelta(hours=h))
+DOSSIERS = st.lists(
+    st.tuples(
+        HOURS,  # received after MONDAY
+        st.sampled_from([{"channel": "direct", "online_level": None}, {"channel": "online", "online_level": "full"},
+                         {"channel": "postal", "online_level": None}]),
+        st.sampled_from([2, 8, 24, 40]),  # working hours
+        st.lists(st.tuples(st.sampled_from(STEPS), HOURS), max_size=6),
+    ),
+    min_size=1, max_size=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(DOSSIERS, HOURS, st.integers(min_value=0, max_value=6))
+def test_a_report_from_timelines_equals_the_report_from_folds_as_of_the_instant(dossiers, after, days):
+    histories = []
+    for n, (received, receipt, hours, steps) in enumerate(dossiers):
+        histories.append(life(f"000.00.38.H56-250707-{n:04d}", MONDAY + received,
+                              [(t, offset, data) for (t, data), offset in steps],
+                              processing_time={"value": hours, "unit": "working_hours"}, **receipt))
+    figures = Figures(CAL)
+    for events in histories:
+        figures.apply(status_data(events), MONDAY)
+    as_of = MONDAY + after
+    start, end = date(2025, 7, 7), date(2025, 7, 7) + timedelta(days=days)
+    folded = [fold(events, CAL, as_of=as_of).dossier for events in histories]
+    expected = commune_report([d for d in folded if d], start, end, as_of, CAL)
+    assert figures.report(COMMUNE, start, end, as_of) == expected
+
+
+def one(code="000.00.38.H56-250707-0001", steps=(), hours=8, received=MONDAY, **receipt):
+    return life(code, received, steps, processing_time={"value": hours, "unit": "working_hours"}, **receipt)
+
+
+def test_counts_follow_the_latest_status_of_each_dossier_only():
+    figures = Figures(CAL)
+    received = one()
+    resolved = one(steps=[("dossier.resolved", timedelta(hours=2), {}),
+                          ("dossier.rated", timedelta(hours=3), {"rating": "satisfied"})])
+    assert figures.apply(status_data(received), MONDAY)
+    assert figures.apply(status_data(resolved), MONDAY + timedelta(hours=3))
+    assert not figures.apply(status_data(received), MONDAY)  # an older status changes nothing
+    counts = {k: v for k, v in figures.counts.items() if v}
+    assert counts == {
+        ("dossier_received_total", COMMUNE, "HT", "online", "full"): 1,
+        ("dossier_completed_total", COMMUNE, "HT", "early"): 1,
+        ("dossier_ratings_total", COMMUNE, "HT", "satisfied"): 1,
+    }
+
+
+def test_the_clock_moves_open_dossiers_at_the_right_instants_and_announces_each_change():
+    figures = Figures(CAL)
+    figures.apply(status_data(one(hours=16)), MONDAY)  # due Wed 9/7 10:00
+    assert figures.counts["dossier_open", COMMUNE, "HT", "within_deadline"] == 1
+    assert figures.tick(MONDAY + timedelta(hours=23)) == []
+    [soon] = figures.tick(MONDAY + timedelta(days=1))  # Tue 10:00: 24 h before the due
+    assert (soon.at, soon.old, soon.new) == (MONDAY + timedelta(days=1), "within_deadline", "due_soon")
+    assert figures.counts["dossier_open", COMMUNE, "HT", "due_soon"] == 1
+    [late] = figures.tick(datetime(2025, 7, 10, 0, 0, tzinfo=VN))  # the day after the due's
+    assert (late.old, late.new) == ("due_soon", "overdue")
+    assert figures.counts["dossier_open", COMMUNE, "HT", "overdue"] == 1
+    assert figures.counts["dossier_open", COMMUNE, "HT", "due_soon"] == 0
+    assert figures.tick(datetime(2025, 7, 20, tzinfo=VN)) == []
+
+
+def test_after_a_restart_every_change_missed_meanwhile_is_announced():
+    figures = Figures(CAL)
+    later = datetime(2025, 7, 11, tzinfo=VN)
+    figures.apply(status_data(one(hours=16)), later)  # loaded after the due passed
+    assert figures.counts["dossier_open", COMMUNE, "HT", "overdue"] == 1
+    assert [(t.old, t.new) for t in figures.tick(later)] == [("within_deadline", "due_soon"), ("due_soon", "overdue")]
+
+
+def test_a_change_of_facts_reschedules_the_clock():
+    figures = Figures(CAL)
+    figures.apply(status_data(one(hours=16)), MONDAY)
+    ended = one(hours=16, steps=[("dossier.resolved", timedelta(hours=1), {})])
+    figures.apply(status_data(ended), MONDAY + timedelta(hours=1))
+    assert figures.tick(datetime(2025, 7, 20, tzinfo=VN)) == []
+    assert sum(v for k, v in figures.counts.items() if k[0] == "dossier_open") == 0
+
+
+def test_the_exposition_has_the_contract_names_and_can_drop_the_sector():
+    figures = Figures(CAL)
+    figures.apply(status_data(one()), MONDAY)
+    figures.apply(status_data(one(code="000.00.38.H56-250707-0002", sector="DD")), MONDAY)
+    families = {f.name: f for f in text_string_to_metric_families(render(figures.counts).decode())}
+    assert set(families) >= {"dossier_received", "dossier_open", "dossier_commune_info"}
+    [info] = families["dossier_commune_info"].samples
+    assert info.labels == {"commune": COMMUNE, "name": "Xã Bá Thước", "province": "38"}
+    by_sector = [s for s in families["dossier_received"].samples if s.name == "dossier_received_total"]
+    assert sorted(s.labels["sector"] for s in by_sector) == ["DD", "HT"]
+    merged = {f.name: f for f in text_string_to_metric_families(render(figures.counts, sector_label=False).decode())}
+    [total] = [s for s in merged["dossier_received"].samples if s.name == "dossier_received_total"]
+    assert total.value == 2 and "sector" not in total.labels
