@@ -29,7 +29,11 @@ case "${1:-start}" in
   start)
     install
     write_config
-    if is_running prometheus; then log "already running"; exit 0; fi
+    if is_running prometheus; then
+      log "already running: configuration reloaded"
+      "$0" reload
+      exit 0
+    fi
     log "starting Prometheus on 127.0.0.1:$PROMETHEUS_PORT"
     start_bg prometheus "$PROMETHEUS_PORT" prometheus --config.file="$home/prometheus.yml" \
       --storage.tsdb.path="$DATA/prometheus" --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \

@@ -1,0 +1,211 @@
+"""Grafana dashboards as code: `python deploy/grafana/dashboards.py` writes deploy/grafana/dashboards/*.json.
+
+Titles are Vietnamese, descriptions English. Every panel's PromQL is run against the real
+Prometheus by tests/integration/test_dashboards.py; tests/unit/test_dashboards.py checks that the
+committed JSON is what this file generates.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).resolve().parent / "dashboards"
+DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
+
+# 766 tiến độ (DOMAIN §5): early + on time + open in time, over those whose clock runs.
+ON_TIME = """(
+  sum{by}(dossier_completed_total{{timeliness=~"early|on_time"{sel}}})
+  + (sum{by}(dossier_open{{state=~"within_deadline|due_soon"{sel}}}) or sum{by}(dossier_received_total{{{sel0}}}) * 0)
+) / (
+  sum{by}(dossier_received_total{{{sel0}}})
+  - (sum{by}(dossier_withdrawn_total{{{sel0}}}) or sum{by}(dossier_received_total{{{sel0}}}) * 0)
+  - (sum{by}(dossier_open{{state=~"awaiting_supplement|paused"{sel}}}) or sum{by}(dossier_received_total{{{sel0}}}) * 0)
+)"""
+
+
+def on_time(by: str = "", commune: str | None = None) -> str:
+    sel0 = f'commune="{commune}"' if commune else ""
+    return ON_TIME.format(by=f" by ({by}) " if by else " ", sel=f", {sel0}" if sel0 else "", sel0=sel0)
+
+
+def ratio(numerator: str, denominator: str) -> str:
+    return f"sum({numerator}) / sum({denominator})"
+
+
+def panel(title: str, description: str, kind: str, targets: list[tuple[str, str]], w: int = 6, h: int = 6,
+          unit: str | None = None, **options: Any) -> dict[str, Any]:
+    """`targets`: (PromQL, legend). Positions are filled in by `dashboard`."""
+    defaults: dict[str, Any] = {}
+    if unit:
+        defaults["unit"] = unit
+    if unit == "percentunit":
+        defaults |= {"min": 0, "max": 1, "decimals": 2}
+    return {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "gridPos": {"w": w, "h": h},
+        "targets": [
+            {"refId": chr(ord("A") + n), "datasource": DATASOURCE, "expr": expr, "legendFormat": legend,
+             "instant": kind in ("stat", "bargauge", "table", "piechart")}
+            for n, (expr, legend) in enumerate(targets)
+        ],
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "options": options,
+    }
+
+
+def dashboard(uid: str, title: str, description: str, panels: list[dict[str, Any]],
+              variables: list[dict[str, Any]] = ()) -> dict[str, Any]:
+    x = y = row_h = 0
+    for n, p in enumerate(panels, start=1):
+        w, h = p["gridPos"]["w"], p["gridPos"]["h"]
+        if x + w > 24:
+            x, y, row_h = 0, y + row_h, 0
+        p["id"], p["gridPos"] = n, {"x": x, "y": y, "w": w, "h": h}
+        x, row_h = x + w, max(row_h, h)
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["dossier", "một cửa"],
+        "timezone": "Asia/Ho_Chi_Minh",
+        "schemaVersion": 39,
+        "version": 1,
+        "editable": False,
+        "refresh": "30s",
+        "time": {"from": "now-24h", "to": "now"},
+        "templating": {"list": list(variables)},
+        "panels": panels,
+    }
+
+
+COMMUNE_VARIABLE = {
+    "name": "commune",
+    "label": "Xã / phường",
+    "description": "Commune-level unit (5-digit code)",
+    "type": "query",
+    "datasource": DATASOURCE,
+    "query": {"query": "label_values(dossier_commune_info, commune)", "refId": "commune"},
+    "definition": "label_values(dossier_commune_info, commune)",
+    "refresh": 2,
+    "sort": 1,
+}
+NAMED = "* on (commune) group_left (name) dossier_commune_info"
+
+
+def overview() -> dict[str, Any]:
+    return dashboard("dossier-overview", "Tổng quan hồ sơ thủ tục hành chính",
+                     "Operators' overview of every commune: timeliness, overdue dossiers, channels and the "
+                     "QĐ 766 rates, from the metrics service (CONTRACT §4).", [
+        panel("Tỷ lệ giải quyết đúng hạn", "766 on-time rate over every dossier received (DOMAIN §5)", "stat",
+              [(on_time(), "đúng hạn")], unit="percentunit"),
+        panel("Hồ sơ quá hạn", "Open dossiers past their due date now", "stat",
+              [('sum(dossier_open{state="overdue"})', "quá hạn")]),
+        panel("Hồ sơ sắp đến hạn", "Open dossiers due within 24 hours", "stat",
+              [('sum(dossier_open{state="due_soon"})', "sắp đến hạn")]),
+        panel("Hồ sơ đang giải quyết", "Open dossiers by open state", "piechart",
+              [("sum by (state) (dossier_open)", "{{state}}")]),
+        panel("Tiếp nhận theo kênh", "Dossiers received by channel: direct, online, postal", "piechart",
+              [("sum by (channel) (dossier_received_total)", "{{channel}}")]),
+        panel("Tỷ lệ hồ sơ trực tuyến", "Online dossiers over all received", "stat",
+              [(ratio('dossier_received_total{channel="online"}', "dossier_received_total"), "trực tuyến")],
+              unit="percentunit"),
+        panel("Tỷ lệ trực tuyến toàn trình", "End-to-end online dossiers over all received", "stat",
+              [(ratio('dossier_received_total{channel="online",online_level="full"}', "dossier_received_total"),
+                "toàn trình")], unit="percentunit"),
+        panel("Tỷ lệ thanh toán trực tuyến", "Dossiers paid online over dossiers with a payment", "stat",
+              [(ratio('dossier_payments_total{method="online"}', "dossier_payments_total"), "thanh toán")],
+              unit="percentunit"),
+        panel("Tỷ lệ số hóa", "Dossiers with a digitization over all received", "stat",
+              [(ratio("dossier_digitized_total", "dossier_received_total"), "số hóa")], unit="percentunit"),
+        panel("Mức độ hài lòng", "Very satisfied or satisfied over all ratings", "stat",
+              [(ratio('dossier_ratings_total{rating=~"very_satisfied|satisfied"}', "dossier_ratings_total"),
+                "hài lòng")], unit="percentunit"),
+        panel("Hồ sơ quá hạn theo xã", "Overdue dossiers now, by commune", "bargauge",
+              [(f'sum by (commune) (dossier_open{{state="overdue"}}) {NAMED}', "{{name}}")], w=12, h=8,
+              orientation="horizontal"),
+        panel("10 xã nhiều hồ sơ quá hạn nhất", "The ten communes with the most overdue dossiers", "table",
+              [(f'topk(10, sum by (commune) (dossier_open{{state="overdue"}}) {NAMED})', "{{name}}")], w=12, h=8),
+        panel("Tỷ lệ đúng hạn theo xã", "766 on-time rate by commune (recording rule)", "bargauge",
+              [(f"commune:dossier_on_time:ratio {NAMED}", "{{name}}")], w=24, h=8, unit="percentunit",
+              orientation="horizontal"),
+        panel("Hồ sơ tiếp nhận", "Dossiers received per interval, by channel", "timeseries",
+              [("sum by (channel) (increase(dossier_received_total[$__rate_interval]))", "{{channel}}")], w=24),
+    ])
+
+
+def commune() -> dict[str, Any]:
+    c = 'commune="$commune"'
+    return dashboard("dossier-commune", "Chi tiết theo xã",
+                     "One commune's figures: choose it above (5-digit code).", [
+        panel("Tỷ lệ giải quyết đúng hạn", "766 on-time rate of the commune", "stat",
+              [(on_time(commune="$commune"), "đúng hạn")], unit="percentunit"),
+        panel("Tiếp nhận", "Dossiers received", "stat", [(f"sum(dossier_received_total{{{c}}})", "tiếp nhận")]),
+        panel("Quá hạn", "Open dossiers past their due date", "stat",
+              [(f'sum(dossier_open{{{c}, state="overdue"}})', "quá hạn")]),
+        panel("Sắp đến hạn", "Open dossiers due within 24 hours", "stat",
+              [(f'sum(dossier_open{{{c}, state="due_soon"}})', "sắp đến hạn")]),
+        panel("Đang giải quyết theo trạng thái", "Open dossiers by open state", "bargauge",
+              [(f"sum by (state) (dossier_open{{{c}}})", "{{state}}")], w=8),
+        panel("Đã giải quyết", "Ended dossiers by timeliness: early, on time, late", "bargauge",
+              [(f"sum by (timeliness) (dossier_completed_total{{{c}}})", "{{timeliness}}")], w=8),
+        panel("Tiếp nhận theo kênh", "Received by channel and online level", "bargauge",
+              [(f"sum by (channel, online_level) (dossier_received_total{{{c}}})", "{{channel}} {{online_level}}")],
+              w=8),
+        panel("Theo lĩnh vực", "Received by sector (lĩnh vực)", "table",
+              [(f"sum by (sector) (dossier_received_total{{{c}}})", "{{sector}}")], w=8, h=8),
+        panel("Thanh toán", "Dossiers with a payment, by method", "piechart",
+              [(f"sum by (method) (dossier_payments_total{{{c}}})", "{{method}}")], w=8, h=8),
+        panel("Đánh giá", "Citizens' ratings", "piechart",
+              [(f"sum by (rating) (dossier_ratings_total{{{c}}})", "{{rating}}")], w=8, h=8),
+        panel("Phiếu xin lỗi", "Apologies, compliant or not", "bargauge",
+              [(f"sum by (compliant) (dossier_apologies_total{{{c}}})", "đúng quy định: {{compliant}}")], w=12),
+        panel("Số hóa", "Dossiers with a digitization over all received", "stat",
+              [(ratio(f"dossier_digitized_total{{{c}}}", f"dossier_received_total{{{c}}}"), "số hóa")], w=12,
+              unit="percentunit"),
+    ], variables=[COMMUNE_VARIABLE])
+
+
+def pipeline() -> dict[str, Any]:
+    return dashboard("dossier-pipeline", "Sức khỏe hệ thống",
+                     "The pipeline that produces the figures: services up, consumer lag, dead letters, intake "
+                     "answers, the age of the metrics snapshot.", [
+        panel("Dịch vụ hoạt động", "1 when Prometheus scraped the service last time", "stat",
+              [('up{job="dossier"}', "{{service}}")], w=8),
+        panel("Độ trễ tiêu thụ Kafka", "Records waiting in Kafka for processing and metrics", "timeseries",
+              [("sum(processing_consumer_lag)", "processing"), ("sum(metrics_consumer_lag)", "metrics")], w=8),
+        panel("Tuổi số liệu báo cáo", "Age of the figures the metrics service serves (s)", "stat",
+              [("max(metrics_snapshot_age_seconds)", "giây")], w=8, unit="s"),
+        panel("Sự kiện theo kết quả xử lý", "Events consumed by processing, by outcome, per interval", "timeseries",
+              [("sum by (outcome) (increase(processing_events_total[$__rate_interval]))", "{{outcome}}")], w=12),
+        panel("Hàng lỗi (DLQ)", "Events sent to dossier-events.dlq (dead-lettered or undecodable), in total",
+              "stat", [('sum(processing_events_total{outcome=~"dead_lettered|undecodable"})', "DLQ")], w=6),
+        panel("Sự kiện trạng thái", "Status events consumed by metrics, by outcome", "bargauge",
+              [("sum by (outcome) (metrics_status_events_total)", "{{outcome}}")], w=6),
+        panel("Tiếp nhận: mã trả lời", "Answers of POST /v1/events by HTTP status, per interval", "timeseries",
+              [("sum by (status) (increase(intake_requests_total[$__rate_interval]))", "{{status}}")], w=12),
+        panel("Tiếp nhận: lỗi", "Refused requests (4xx, 5xx) in total, by status", "bargauge",
+              [('sum by (status) (intake_requests_total{status!="202"})', "{{status}}")], w=12),
+        panel("Độ trễ xử lý (p99)", "99th percentile from arrival in Kafka to state written", "timeseries",
+              [("histogram_quantile(0.99, sum by (le) (rate(processing_apply_latency_seconds_bucket"
+                "[$__rate_interval])))", "p99")], w=12, unit="s"),
+        panel("Kafka sẵn sàng cho tiếp nhận", "1 while Kafka confirms intake's publishes", "stat",
+              [("min(intake_kafka_available)", "kafka")], w=12),
+    ])
+
+
+DASHBOARDS = {"overview": overview, "commune": commune, "pipeline": pipeline}
+
+
+def rendered() -> dict[str, str]:
+    return {f"{name}.json": json.dumps(make(), ensure_ascii=False, indent=2) + "\n" for name, make in
+            DASHBOARDS.items()}
+
+
+if __name__ == "__main__":
+    OUT.mkdir(exist_ok=True)
+    for name, text in rendered().items():
+        (OUT / name).write_text(text)
+        print(f"wrote {OUT / name}")
