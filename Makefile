@@ -3,7 +3,7 @@ SHELL := /bin/bash
 LOCAL := deploy/local
 PY := .local/venv/bin/python
 
-.PHONY: venv system up down status logs demo test test-unit test-integration bench bench-intake bench-processing
+.PHONY: venv system up down status logs demo test test-unit test-integration bench bench-intake bench-processing bench-metrics
 
 venv:
 	@$(LOCAL)/install-python.sh
@@ -39,10 +39,13 @@ test-unit: venv system
 test-integration: venv system
 	$(PY) -m pytest tests/integration
 
-bench: bench-intake bench-processing
+bench: bench-intake bench-processing bench-metrics
 
 bench-intake: up
 	$(PY) -m bench.intake
 
 bench-processing: up
 	$(PY) -m bench.processing
+
+bench-metrics: up
+	$(PY) -m bench.metrics
