@@ -1,5 +1,6 @@
 """make demo (for now): post a small, deterministic sample of dossier histories through intake,
-wait until processing has folded them, and show one dossier as the lookup API gives it.
+wait until processing has folded them and the metrics service counted them, and show one dossier
+as the lookup API gives it and the commune's report.
 
 Event ids are derived from the dossier and step, so running it twice sends the same events,
 which the pipeline deduplicates by source + id. A later issue replays the seed communes instead.
@@ -16,11 +17,14 @@ from pathlib import Path
 import httpx
 
 from bench.sample import VN, dossier_code, dossier_history
+from shared.communes import communes
+from shared.report import as_table
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = Path(os.environ.get("DOSSIER_STACK_DIR", ROOT / ".local"))
 INTAKE = f"http://127.0.0.1:{os.environ.get('DOSSIER_INTAKE_PORT', '8001')}"
 PROCESSING = f"http://127.0.0.1:{os.environ.get('DOSSIER_PROCESSING_PORT', '8002')}"
+METRICS = f"http://127.0.0.1:{os.environ.get('DOSSIER_METRICS_PORT', '8003')}"
 DOSSIERS = 200
 
 
@@ -66,10 +70,22 @@ def main() -> None:
     example["history"] = [f"{s['time']}  {s['type']}" for s in example["history"]]
     print(f"\nOne dossier ({PROCESSING}/v1/dossiers/{events[0]['subject']}):")
     print(json.dumps(example, ensure_ascii=False, indent=2))
+    commune = events[0]["data"]["commune_code"]
+    period = {"from": "2025-07-01", "to": "2025-07-31"}
+    deadline = time.monotonic() + 60
+    while (report := httpx.get(f"{METRICS}/v1/reports/communes/{commune}", params=period, timeout=10).json())[
+            "received"] < DOSSIERS:
+        if time.monotonic() > deadline:
+            raise SystemExit("the metrics service did not count every dossier within a minute: see `make logs`")
+        time.sleep(0.5)
+    unit = communes()[commune]
+    print(f"\nThe commune's report ({METRICS}/v1/reports/communes/{commune}?from=2025-07-01&to=2025-07-31):")
+    print(as_table(f"{unit.name} ({commune}), {unit.province_name}", report))
     print("\nWhere to look:")
     print(f"  intake metrics:     {INTAKE}/metrics")
     print(f"  intake API docs:    {INTAKE}/docs")
     print(f"  processing metrics: {PROCESSING}/metrics")
+    print(f"  figures:            {METRICS}/metrics   (report API docs: {METRICS}/docs)")
     print(f"  Prometheus:         http://127.0.0.1:{os.environ.get('DOSSIER_PROMETHEUS_PORT', '9090')}")
     print("  stack status:       make status   (logs: make logs, stop: make down)")
 

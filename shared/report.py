@@ -121,3 +121,22 @@ def rank(scores: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     ordered = sorted(scores.items(), key=lambda item: (item[1]["score"] is None, -(item[1]["score"] or 0), item[0]))
     return [{"rank": n, "of": len(ordered), "commune_code": code, **card} for n, (code, card) in
             enumerate(ordered, start=1)]
+
+
+def as_table(name: str, report: dict[str, Any]) -> str:
+    """The indicators as a plain table, Vietnamese names first."""
+    rows = [("Tiếp nhận (received)", report["received"])]
+    rows += [(f"  kênh {c}", report["by_channel"][c]) for c in CHANNELS]
+    rows += [("  trực tuyến toàn trình (online_full)", report["online_full"])]
+    rows += [(f"Đã giải quyết {t}", report["completed"][t]) for t in TIMELINESS]
+    rows += [("Rút hồ sơ (withdrawn)", report["withdrawn"])]
+    rows += [(f"Đang giải quyết {s}", report["open"][s]) for s in OPEN_STATES]
+    rows += [(f"Thanh toán {m}", report["payments"][m]) for m in PAYMENT_METHODS]
+    rows += [("Số hóa (digitized)", report["digitized"])]
+    rows += [(f"Đánh giá {r}", report["ratings"][r]) for r in RATINGS]
+    rows += [(f"Xin lỗi {k}", v) for k, v in report["apologies"].items()]
+    rows += [(f"Tỷ lệ {k}", "—" if v is None else f"{100 * v:.2f} %") for k, v in report["rates"].items()]
+    width = max(len(label) for label, _ in rows)
+    lines = [f"{name}: {report['from']} → {report['to']}, as of {report['as_of']}"]
+    lines += [f"{label:<{width}}  {value:>10}" for label, value in rows]
+    return "\n".join(lines)

@@ -19,27 +19,8 @@ from shared.communes import commune
 from shared.http import serve
 from shared.kafka import partitions_of
 from shared.logging import configure_logging
-from shared.report import CHANNELS, OPEN_STATES, PAYMENT_METHODS, RATINGS, TIMELINESS
+from shared.report import as_table
 from shared.status import METRICS_SOURCE
-
-
-def table(name: str, report: dict) -> str:
-    """The indicators as a plain table, Vietnamese names first."""
-    rows = [("Tiếp nhận (received)", report["received"])]
-    rows += [(f"  kênh {c}", report["by_channel"][c]) for c in CHANNELS]
-    rows += [("  trực tuyến toàn trình (online_full)", report["online_full"])]
-    rows += [(f"Đã giải quyết {t}", report["completed"][t]) for t in TIMELINESS]
-    rows += [("Rút hồ sơ (withdrawn)", report["withdrawn"])]
-    rows += [(f"Đang giải quyết {s}", report["open"][s]) for s in OPEN_STATES]
-    rows += [(f"Thanh toán {m}", report["payments"][m]) for m in PAYMENT_METHODS]
-    rows += [("Số hóa (digitized)", report["digitized"])]
-    rows += [(f"Đánh giá {r}", report["ratings"][r]) for r in RATINGS]
-    rows += [(f"Xin lỗi {k}", v) for k, v in report["apologies"].items()]
-    rows += [(f"Tỷ lệ {k}", "—" if v is None else f"{100 * v:.2f} %") for k, v in report["rates"].items()]
-    width = max(len(label) for label, _ in rows)
-    lines = [f"{name}: {report['from']} → {report['to']}, as of {report['as_of']}"]
-    lines += [f"{label:<{width}}  {value:>10}" for label, value in rows]
-    return "\n".join(lines)
 
 
 async def report(settings: MetricsSettings, code: str, first: date, last: date, as_of: datetime) -> dict:
@@ -118,7 +99,7 @@ def main(argv: list[str]) -> int:
         return 2
     result = asyncio.run(report(settings, args.commune, args.first, args.last, args.as_of))
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() if args.json
-          else table(f"{unit.name} ({unit.code}), {unit.province_name}", result))
+          else as_table(f"{unit.name} ({unit.code}), {unit.province_name}", result))
     return 0
 
 

@@ -14,7 +14,7 @@ from bench.sample import VN, dossier_code, event
 from shared.calendar import WorkingCalendar
 from shared.dossier import fold
 from shared.events import parse_event
-from shared.report import commune_report
+from shared.report import commune_report, score
 from shared.status import METRICS_SOURCE
 from tests.integration.conftest import ROOT, read_topic, service, wait_until
 from tests.integration.test_processing import histories
@@ -84,6 +84,16 @@ def test_reports_equal_the_reducer_and_time_alone_moves_open_dossiers(running):
             assert {k: body[k] for k in expected} == json.loads(json.dumps(expected)), (start, end, as_of)
             assert (body["commune_code"], body["from"], body["as_of"]) == (COMMUNE, start.isoformat(),
                                                                           as_of.isoformat())
+
+    card = httpx.get(f"{metrics.url}/v1/reports/provinces/38/scorecard",
+                     params={"from": "2025-07-01", "to": "2025-07-31", "as_of": "2025-08-01T00:00:00+07:00"}).json()
+    [ours] = [c for c in card["communes"] if c["commune_code"] == COMMUNE]
+    assert (ours["rank"], ours["of"], ours["name"]) == (1, 166, "Xã Bá Thước")  # the only one with dossiers
+    july = commune_report([d for events in folds.values() if (d := fold(events, CAL, as_of=datetime(
+        2025, 8, 1, tzinfo=VN)).dossier)], date(2025, 7, 1), date(2025, 7, 31), datetime(2025, 8, 1, tzinfo=VN), CAL)
+    assert ours["rates"] == july["rates"] and ours["score"] == score(july)["score"]
+    assert card["components"][0]["name"] == "Tiến độ giải quyết"
+    assert card["not_measured"]
 
     # The July dossiers left open turned due soon, then overdue, with no event: the clock said so.
     opened = [code for code, events in lives.items() if len(events) == 2]  # "open" lives: received, digitized
