@@ -3,7 +3,7 @@ SHELL := /bin/bash
 LOCAL := deploy/local
 PY := .local/venv/bin/python
 
-.PHONY: venv system up down status logs demo test test-unit test-integration bench bench-intake bench-processing bench-metrics
+.PHONY: venv system up down reset status logs demo test test-unit test-integration bench bench-intake bench-processing bench-metrics
 
 venv:
 	@$(LOCAL)/install-python.sh
@@ -22,6 +22,11 @@ down:
 
 status:
 	@$(LOCAL)/status.sh
+
+# Stop the local stack and delete its data (Kafka topics, FerretDB, Prometheus); keeps installs.
+reset:
+	@$(LOCAL)/down.sh
+	rm -rf .local/data
 
 logs:
 	@$(LOCAL)/logs.sh

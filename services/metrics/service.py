@@ -85,8 +85,10 @@ class MetricsService:
                 data = event["data"]
                 if event["type"] != TYPE:
                     raise ValueError(f"unexpected type {event['type']}")
+                if event["source"] != METRICS_SOURCE and not {"events", "timeline"} <= data.keys():
+                    raise ValueError("a status event without its timeline (from a processing older than metrics)")
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                # Our own topic: a record that does not decode is a bug upstream, said loudly and counted.
+                # Our own topic: a record that does not decode is a bug upstream, said loudly, counted, skipped.
                 log.error("undecodable status event", origin=f"{record.topic}/{record.partition}/{record.offset}",
                           error=str(exc))
                 self.metrics.status_events.labels("undecodable").inc()

@@ -1,14 +1,20 @@
 """The metrics service's figures: reports from timelines equal the fold, counts, the clock, exposition."""
 
+import asyncio
+import json
 from datetime import date, datetime, timedelta
 
+from aiokafka.structs import ConsumerRecord
 from hypothesis import given, settings
+from prometheus_client import CollectorRegistry
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.sample import VN, event
 from services.metrics.exposition import render
 from services.metrics.figures import Figures
+from services.metrics.service import MetricsService
+from services.metrics.settings import MetricsSettings
 from shared.calendar import WorkingCalendar
 from shared.dossier import fold
 from shared.events import parse_event
@@ -146,3 +152,27 @@ def test_the_exposition_has_the_contract_names_and_can_drop_the_sector():
     merged = {f.name: f for f in text_string_to_metric_families(render(figures.counts, sector_label=False).decode())}
     [total] = [s for s in merged["dossier_received"].samples if s.name == "dossier_received_total"]
     assert total.value == 2 and "sector" not in total.labels
+
+
+class Store:
+    """Stands in for MongoDB: what the service saved."""
+
+    def __init__(self):
+        self.saved = []
+
+    async def save(self, datas):
+        self.saved += datas
+
+
+def test_a_status_event_that_cannot_be_counted_is_skipped_not_retried_forever():
+    good = {"type": "dossier.status_changed", "source": "urn:dossier-tracker:processing", "id": "1",
+            "data": status_data(one())}
+    old = {**good, "data": {k: v for k, v in good["data"].items() if k not in ("timeline", "events")}}
+    records = [ConsumerRecord("t", 0, n, 0, 0, None, json.dumps(e).encode(), None, 0, 0, []) for n, e in
+               enumerate([old, good])] + [ConsumerRecord("t", 0, 2, 0, 0, None, b"{", None, 0, 0, [])]
+    store = Store()
+    service = MetricsService(MetricsSettings(), Figures(CAL), store, CollectorRegistry(), clock=lambda: MONDAY)
+    asyncio.run(service.handle(records))
+    assert [d["dossier_code"] for d in store.saved] == [good["data"]["dossier_code"]]
+    assert len(service.figures.dossiers) == 1
+    assert service.metrics.status_events.labels("undecodable")._value.get() == 2
