@@ -1,93 +1,151 @@
-"""make demo (for now): post a small, deterministic sample of dossier histories through intake,
-wait until processing has folded them and the metrics service counted them, and show one dossier
-as the lookup API gives it and the commune's report.
+"""make demo: the seed communes' histories through the real pipeline, and the articles' figures.
 
-Event ids are derived from the dossier and step, so running it twice sends the same events,
-which the pipeline deduplicates by source + id. A later issue replays the seed communes instead.
+Generates (bench/generate.py; cached under .local/demo/) the histories of Thanh Hóa's 166
+communes, Bá Thước among them, and of Thanh Ba and Vĩnh Tường (Phú Thọ); posts them through
+intake; waits until processing and metrics have caught up; then prints, commune by commune, what
+the article says beside what the report API answers as of the article's date.
+
+Event ids are derived from the dossier and step, so running it twice sends the same events, which
+the pipeline deduplicates by source + id: the figures do not change.
 """
 
-import json
+import hashlib
 import os
 import sys
 import time
-import uuid
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
+import orjson
 
-from bench.sample import VN, dossier_code, dossier_history
-from shared.communes import communes
-from shared.report import as_table
+from bench.articles import CLAIMS, RANK, period
+from bench.generate import SEEDS, histories
+from shared.communes import commune
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = Path(os.environ.get("DOSSIER_STACK_DIR", ROOT / ".local"))
 INTAKE = f"http://127.0.0.1:{os.environ.get('DOSSIER_INTAKE_PORT', '8001')}"
 PROCESSING = f"http://127.0.0.1:{os.environ.get('DOSSIER_PROCESSING_PORT', '8002')}"
 METRICS = f"http://127.0.0.1:{os.environ.get('DOSSIER_METRICS_PORT', '8003')}"
-DOSSIERS = 200
+PROMETHEUS = f"http://127.0.0.1:{os.environ.get('DOSSIER_PROMETHEUS_PORT', '9090')}"
+SEED = int(os.environ.get("DEMO_SEED", "1"))
+BATCH = 500
 
 
-def sample() -> list[dict]:
-    events = []
-    start = datetime(2025, 7, 1, 8, 0, tzinfo=VN)
-    for n in range(DOSSIERS):
-        received = start + timedelta(days=n // 40, minutes=7 * (n % 40))
-        history = dossier_history(dossier_code(received, sequence=n % 40 + 1), received)
-        for step in history:
-            step["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"demo/{step['subject']}/{step['type']}"))
-        events += history
-    return events
+def events() -> list[dict]:
+    """Every commune's events, from the cache when the generator and seed are the same."""
+    generator = (ROOT / "bench" / "generate.py").read_bytes()
+    cache = ROOT / ".local" / "demo" / f"events-{SEED}-{hashlib.sha256(generator).hexdigest()[:12]}.jsonl"
+    if cache.exists():
+        return [orjson.loads(line) for line in cache.read_bytes().splitlines()]
+    print("Generating the communes' histories (once; cached in .local/demo/) …")
+    started = time.monotonic()
+    out = [e for dossiers in histories(seed=SEED).values() for history in dossiers for e in history]
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_bytes(b"\n".join(orjson.dumps(e) for e in out))
+    print(f"  {len(out):,} events in {time.monotonic() - started:.0f} s")
+    return out
 
 
-def progress(done: int, total: int) -> None:
+def progress(done: int, total: int, what: str) -> None:
     filled = 40 * done // total
-    sys.stdout.write(f"\r  [{'#' * filled}{'.' * (40 - filled)}] {done:,}/{total:,} events")
+    sys.stdout.write(f"\r  [{'#' * filled}{'.' * (40 - filled)}] {done:,}/{total:,} {what}")
     sys.stdout.flush()
 
 
-def main() -> None:
+def post(all_events: list[dict]) -> None:
     key = (STACK / "intake-api-key").read_text().strip()
-    events = sample()
     headers = {"authorization": f"Bearer {key}", "content-type": "application/cloudevents-batch+json"}
-    print(f"Posting {DOSSIERS} sample dossiers through intake ({INTAKE}):")
-    with httpx.Client(base_url=INTAKE, headers=headers, timeout=30) as client:
-        for i in range(0, len(events), 100):
-            answer = client.post("/v1/events", json=events[i : i + 100])
-            answer.raise_for_status()
-            progress(min(i + 100, len(events)), len(events))
-    print("\n\nAccepted. Waiting for processing to fold them …")
-    last, steps = events[-1]["subject"], sum(e["subject"] == events[-1]["subject"] for e in events)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        answer = httpx.get(f"{PROCESSING}/v1/dossiers/{last}", timeout=10)
-        if answer.status_code == 200 and len(answer.json()["history"]) == steps:
-            break
-        time.sleep(0.5)
-    else:
-        raise SystemExit("processing did not catch up within 2 minutes: see `make logs`")
-    example = httpx.get(f"{PROCESSING}/v1/dossiers/{events[0]['subject']}", timeout=10).json()
-    example["history"] = [f"{s['time']}  {s['type']}" for s in example["history"]]
-    print(f"\nOne dossier ({PROCESSING}/v1/dossiers/{events[0]['subject']}):")
-    print(json.dumps(example, ensure_ascii=False, indent=2))
-    commune = events[0]["data"]["commune_code"]
-    period = {"from": "2025-07-01", "to": "2025-07-31"}
-    deadline = time.monotonic() + 60
-    while (report := httpx.get(f"{METRICS}/v1/reports/communes/{commune}", params=period, timeout=10).json())[
-            "received"] < DOSSIERS:
+    print(f"Posting {len(all_events):,} events through intake ({INTAKE}):")
+    with httpx.Client(base_url=INTAKE, headers=headers, timeout=60) as client:
+        for i in range(0, len(all_events), BATCH):
+            answer = client.post("/v1/events", content=orjson.dumps(all_events[i : i + BATCH]))
+            if answer.status_code != 202:
+                raise SystemExit(f"intake answered {answer.status_code}: {answer.text}")
+            progress(min(i + BATCH, len(all_events)), len(all_events), "events")
+    print()
+
+
+def counted() -> float:
+    for line in httpx.get(f"{METRICS}/metrics", timeout=10).text.splitlines():
+        if line.startswith("metrics_dossiers "):
+            return float(line.split()[1])
+    return 0
+
+
+def wait(dossiers: int) -> None:
+    print("Waiting for processing and metrics to catch up:")
+    deadline = time.monotonic() + 600
+    while (done := int(counted())) < dossiers:
+        progress(done, dossiers, "dossiers counted")
         if time.monotonic() > deadline:
-            raise SystemExit("the metrics service did not count every dossier within a minute: see `make logs`")
-        time.sleep(0.5)
-    unit = communes()[commune]
-    print(f"\nThe commune's report ({METRICS}/v1/reports/communes/{commune}?from=2025-07-01&to=2025-07-31):")
-    print(as_table(f"{unit.name} ({commune}), {unit.province_name}", report))
+            raise SystemExit("\nthe pipeline did not catch up within 10 minutes: see `make logs`")
+        time.sleep(1)
+    progress(dossiers, dossiers, "dossiers counted")
+    print()
+
+
+def report(code: str) -> dict:
+    answer = httpx.get(f"{METRICS}/v1/reports/communes/{code}", params=period(SEEDS[code]), timeout=30)
+    answer.raise_for_status()
+    return answer.json()
+
+
+def compare() -> bool:
+    """The articles' figures beside the system's; True when every one holds."""
+    reports = {code: report(code) for code in SEEDS}
+    rows, good = [], True
+    for claim in CLAIMS:
+        value = claim.value(reports[claim.commune_code])
+        ok = value is not None and claim.holds(value)
+        good &= ok
+        rows.append((claim.commune_code, claim.figure, claim.article, "—" if value is None else claim.show(value), ok))
+    code, figure, article = RANK
+    profile = SEEDS[code]
+    card = httpx.get(f"{METRICS}/v1/reports/provinces/{profile_province(code)}/scorecard", params=period(profile),
+                     timeout=60).json()
+    [ours] = [c for c in card["communes"] if c["commune_code"] == code]
+    system = f"{ours['rank']}/{ours['of']}"
+    good &= system == article
+    rows.append((code, figure, article, f"{system} ({ours['score']:.1f} điểm / 100)", system == article))
+
+    width = max(len(r[1]) for r in rows)
+    last = None
+    for code, figure, article, system, ok in rows:
+        if code != last:
+            unit = commune(code)
+            p = SEEDS[code]
+            print(f"\n{unit.name} ({code}), {unit.province_name}: received {p.start:%d/%m}–{p.end:%d/%m/%Y}, "
+                  f"as of {p.as_of:%d/%m/%Y %H:%M}")
+            print(f"  {'figure':<{width}}  {'article':>12}  {'system':>22}")
+            last = code
+        print(f"  {figure:<{width}}  {article:>12}  {system:>22}  {'✓' if ok else '✗ differs'}")
+    return good
+
+
+def profile_province(code: str) -> str:
+    return commune(code).province_code
+
+
+def main() -> None:
+    all_events = events()
+    dossiers = len({e["subject"] for e in all_events})
+    post(all_events)
+    wait(dossiers)
+    good = compare()
+    example = next(e["subject"] for e in all_events if e["data"].get("commune_code") == "14923")
     print("\nWhere to look:")
-    print(f"  intake metrics:     {INTAKE}/metrics")
-    print(f"  intake API docs:    {INTAKE}/docs")
-    print(f"  processing metrics: {PROCESSING}/metrics")
-    print(f"  figures:            {METRICS}/metrics   (report API docs: {METRICS}/docs)")
-    print(f"  Prometheus:         http://127.0.0.1:{os.environ.get('DOSSIER_PROMETHEUS_PORT', '9090')}")
-    print("  stack status:       make status   (logs: make logs, stop: make down)")
+    print(f"  report API:     {METRICS}/v1/reports/communes/14923?from=2025-07-01&to=2025-11-11")
+    print(f"  scorecard:      {METRICS}/v1/reports/provinces/38/scorecard?from=2025-07-01&to=2025-11-11")
+    print(f"  one dossier:    {PROCESSING}/v1/dossiers/{example}")
+    print(f"  figures:        {METRICS}/metrics   (API docs: {METRICS}/docs, {INTAKE}/docs)")
+    print(f"  Prometheus:     {PROMETHEUS}/graph?g0.expr=commune:dossier_on_time:ratio")
+    print("  SMS log:        not built yet (notifications, issue 6)")
+    print("  command line:   .local/venv/bin/python -m services.metrics report --commune 14923 "
+          "--from 2025-07-01 --to 2025-11-11 --as-of 2025-11-11T23:59:59+07:00")
+    print("  stack:          make status   (logs: make logs, stop: make down, data gone: make reset)")
+    if not good:
+        raise SystemExit("\nSome figures differ from the articles: see above.")
 
 
 if __name__ == "__main__":
