@@ -57,6 +57,10 @@ PROCEDURES = (
     Procedure("1.012790", "Đăng ký, cấp Giấy chứng nhận quyền sử dụng đất lần đầu", "DD", 160, 150_000),
 )
 ENDED = ("early", "on_time", "late")
+# Vietnamese mobile prefixes (10-digit plan): Viettel, MobiFone, VinaPhone, Vietnamobile, Gmobile.
+MOBILE_PREFIXES = ("086", "096", "097", "098", "032", "033", "034", "035", "036", "037", "038", "039", "090",
+                   "093", "070", "076", "077", "078", "079", "088", "091", "094", "081", "082", "083", "084", "085",
+                   "092", "056", "058", "059")
 FAMILY = ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Vũ", "Võ", "Phan", "Đặng", "Bùi", "Đỗ", "Hồ", "Ngô", "Dương", "Lý")
 MIDDLE = ("Văn", "Thị", "Đức", "Minh", "Ngọc", "Thu", "Quang", "Hữu", "Thanh", "Xuân")
 GIVEN = ("An", "Bình", "Cường", "Dũng", "Giang", "Hà", "Hải", "Hạnh", "Hòa", "Hùng", "Hương", "Lan", "Linh", "Long",
@@ -320,7 +324,7 @@ class Commune:
     def _receipt_data(self, share: Share, procedure: Procedure) -> dict:
         rng = self.rng
         name = f"{rng.choice(FAMILY)} {rng.choice(MIDDLE)} {rng.choice(GIVEN)}"
-        phone = rng.choice(("09", "03", "08", "07")) + "".join(rng.choice("0123456789") for _ in range(8))
+        phone = rng.choice(MOBILE_PREFIXES) + "".join(rng.choice("0123456789") for _ in range(7))
         data = {
             "commune_code": self.profile.commune_code,
             "procedure_code": procedure.code,

@@ -13,7 +13,7 @@ import aiohttp
 import httpx
 
 from bench.sample import VN, dossier_code, dossier_history
-from services.intake.auth import key_hash
+from shared.auth import key_hash
 from shared.settings import ServiceSettings
 
 KEY = uuid.uuid4().hex

@@ -9,7 +9,14 @@ ensure_local_key() {
   local hashes="$STACK/intake-api-keys.json"
   (cd "$ROOT" && "$PY" -m services.intake.keys "$STACK/intake-api-key" "$hashes")
   export DOSSIER_INTAKE_API_KEYS_FILE="${DOSSIER_INTAKE_API_KEYS_FILE:-$hashes}"
+  # The message lookup is authenticated like intake, with the same keys.
+  export DOSSIER_NOTIFICATIONS_API_KEYS_FILE="${DOSSIER_NOTIFICATIONS_API_KEYS_FILE:-$hashes}"
 }
+
+# Notifications send through the local Kannel, which reports deliveries back to it.
+export DOSSIER_NOTIFICATIONS_PROVIDER="${DOSSIER_NOTIFICATIONS_PROVIDER:-kannel}"
+export DOSSIER_NOTIFICATIONS_KANNEL_URL="${DOSSIER_NOTIFICATIONS_KANNEL_URL:-http://127.0.0.1:$KANNEL_SENDSMS_PORT/cgi-bin/sendsms}"
+export DOSSIER_NOTIFICATIONS_DLR_BASE_URL="${DOSSIER_NOTIFICATIONS_DLR_BASE_URL:-http://127.0.0.1:$(service_port notifications)}"
 
 case "$action" in
   start)

@@ -7,5 +7,6 @@ here="$ROOT/deploy/local"
 "$here/ferretdb.sh" start
 (cd "$ROOT" && "$PY" -m shared.kafka)
 "$here/prometheus.sh" start
+"$here/kannel.sh" start
 "$here/services.sh" start
 "$here/status.sh"

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import TypeAdapter
 
-from services.intake.auth import ApiKeys, may_send
+from shared.auth import ApiKeys, may_send
 from services.intake.publisher import EventPublisher, KafkaUnavailable
 from services.intake.settings import IntakeSettings
 from shared.events import DossierEvent, EventErrors, parse_events
@@ -134,7 +134,7 @@ _ANSWERS = {
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
-    keys = ApiKeys.from_settings(settings)
+    keys = ApiKeys.load(settings.intake_api_keys, settings.intake_api_keys_file)
     publisher = EventPublisher(settings)
     registry = CollectorRegistry()
     metrics = IntakeMetrics(registry)

@@ -10,7 +10,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from services.intake.auth import key_hash
+from shared.auth import key_hash
 
 
 def ensure_local_key(key_file: Path, hashes_file: Path) -> str:

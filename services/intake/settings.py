@@ -1,16 +1,7 @@
 from pathlib import Path
 
-from pydantic import BaseModel, Field
-
+from shared.auth import ApiKey
 from shared.settings import ServiceSettings
-
-
-class ApiKey(BaseModel):
-    """One one-stop-shop system's key: only its SHA-256 is kept, with the sources it may send."""
-
-    name: str
-    key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    sources: list[str] = Field(min_length=1)  # exact `source` values, or "*" for any
 
 
 class IntakeSettings(ServiceSettings):

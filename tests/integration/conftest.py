@@ -24,7 +24,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from services.intake.auth import key_hash
+from shared.auth import key_hash
 from shared.kafka import ensure_topics
 from shared.settings import ServiceSettings
 

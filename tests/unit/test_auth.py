@@ -1,5 +1,6 @@
-from services.intake.auth import ApiKeys, key_hash, may_send
-from services.intake.settings import ApiKey, IntakeSettings
+from shared.auth import ApiKeys, key_hash, may_send
+from services.intake.settings import IntakeSettings
+from shared.auth import ApiKey
 
 PROVINCE_38 = ApiKey(name="thanh-hoa", key_sha256=key_hash("k38"), sources=["urn:motcua:38"])
 ANY = ApiKey(name="national", key_sha256=key_hash("kall"), sources=["*"])
@@ -26,7 +27,8 @@ def test_a_key_may_send_only_its_sources():
 def test_keys_come_from_settings_and_from_a_file(tmp_path):
     file = tmp_path / "keys.json"
     file.write_text(f'[{{"name": "file", "key_sha256": "{key_hash("kf")}", "sources": ["*"]}}]')
-    keys = ApiKeys.from_settings(IntakeSettings(intake_api_keys=[PROVINCE_38], intake_api_keys_file=file))
+    settings = IntakeSettings(intake_api_keys=[PROVINCE_38], intake_api_keys_file=file)
+    keys = ApiKeys.load(settings.intake_api_keys, settings.intake_api_keys_file)
     assert keys.identify("Bearer k38") == PROVINCE_38
     assert keys.identify("Bearer kf").name == "file"
 

@@ -1,10 +1,20 @@
-"""Bearer API keys per one-stop-shop system. Keys are compared by hash, in constant time."""
+"""Bearer API keys per one-stop-shop system (intake, notifications' lookup). Only hashes are kept;
+keys are compared by hash, in constant time."""
 
 import hashlib
 import hmac
 import json
+from pathlib import Path
 
-from services.intake.settings import ApiKey, IntakeSettings
+from pydantic import BaseModel, Field
+
+
+class ApiKey(BaseModel):
+    """One one-stop-shop system's key: only its SHA-256 is kept, with the sources it may send."""
+
+    name: str
+    key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sources: list[str] = Field(min_length=1)  # exact `source` values, or "*" for any
 
 
 def key_hash(key: str) -> str:
@@ -16,11 +26,11 @@ class ApiKeys:
         self._keys = keys
 
     @classmethod
-    def from_settings(cls, settings: IntakeSettings) -> "ApiKeys":
-        keys = list(settings.intake_api_keys)
-        if settings.intake_api_keys_file is not None:
-            raw = json.loads(settings.intake_api_keys_file.read_text())
-            keys += [ApiKey.model_validate(k) for k in raw]
+    def load(cls, keys: list[ApiKey], file: Path | None = None) -> "ApiKeys":
+        """The configured keys, and those of a JSON file (a list of ApiKey) if given."""
+        keys = list(keys)
+        if file is not None:
+            keys += [ApiKey.model_validate(k) for k in json.loads(file.read_text())]
         return cls(keys)
 
     def identify(self, authorization: str | None) -> ApiKey | None:

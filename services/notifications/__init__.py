@@ -1,0 +1,1 @@
+"""Notifications: SMS to citizens when their dossier changes."""

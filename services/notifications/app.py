@@ -1,0 +1,133 @@
+"""Notifications' wiring: the `dossier-status` subscriber, the sender, delivery reports, the message lookup."""
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI, Header, HTTPException
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import CollectorRegistry
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+
+from services.notifications.providers import dlr_token, provider
+from services.notifications.service import Notifier
+from services.notifications.settings import NotificationsSettings
+from services.notifications.store import MessageStore
+from services.notifications.templates import Templates
+from shared.auth import ApiKeys
+from shared.calendar import WorkingCalendar
+from shared.http import add_operational_routes
+from shared.privacy import mask_phone
+
+log = structlog.get_logger()
+
+
+def message_view(doc: dict[str, Any]) -> dict[str, Any]:
+    """A message as the lookup shows it: phone masked, no body once purged."""
+    return {
+        "id": doc["_id"],
+        "trigger": doc["trigger"],
+        "status": doc["status"],
+        "to": mask_phone(doc["recipient"]) if doc.get("recipient") else None,
+        "parts": doc.get("parts"),
+        "text": doc.get("body"),
+        "history": [{"status": h["status"], "at": h["at"].isoformat()} for h in doc.get("history", [])],
+    }
+
+
+def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
+    settings = settings or NotificationsSettings()
+    calendar = WorkingCalendar.load(settings.calendar)
+    templates = Templates.load(settings.notifications_templates)
+    keys = ApiKeys.load(settings.notifications_api_keys, settings.notifications_api_keys_file)
+    mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000)
+    registry = CollectorRegistry()
+    gateway = provider(settings)
+    notifier = Notifier(settings, MessageStore(mongo, settings.mongo_database), gateway, templates, calendar, registry)
+    broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id="notifications",
+                         logger=logging.getLogger("notifications.kafka"), log_level=logging.DEBUG)
+    subscriber = broker.subscriber(
+        settings.topic_status,
+        group_id=settings.notifications_group_id,
+        batch=True,
+        max_records=500,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,  # committed once the batch's messages are written
+    )
+
+    @subscriber
+    async def on_status(message: KafkaMessage) -> None:
+        try:
+            await notifier.handle(message.raw_message)
+        except PyMongoError as exc:
+            log.warning("database unavailable, the batch will be retried", error=str(exc))
+            await asyncio.sleep(1)
+            raise
+
+    async def every(seconds: float, what: str, work: Callable[[], Awaitable[Any]]) -> None:
+        while True:
+            try:
+                await work()
+            except PyMongoError as exc:
+                log.warning(f"{what} failed, will retry", error=str(exc))
+            await asyncio.sleep(seconds)
+
+    async def start_broker() -> None:
+        while True:
+            try:
+                await broker.start()
+                log.info("consuming", topic=settings.topic_status, group=settings.notifications_group_id)
+                return
+            except (KafkaError, OSError) as exc:
+                log.warning("kafka not reachable, retrying", error=str(exc))
+                with contextlib.suppress(Exception):
+                    await broker.stop()
+                await asyncio.sleep(1)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        tasks = [
+            asyncio.create_task(start_broker()),
+            asyncio.create_task(every(settings.notifications_send_interval_seconds, "sending", notifier.send_due)),
+            asyncio.create_task(every(3600, "purge", notifier.purge)),
+        ]
+        yield
+        for task in tasks:
+            task.cancel()
+        await broker.stop()
+        await gateway.close()
+        await mongo.close()
+
+    app = FastAPI(title="Dossier notifications", version="1", lifespan=lifespan,
+                  description="SMS to citizens who opted in when their dossier changes (DOMAIN §7).")
+
+    @app.get("/v1/dlr", summary="Delivery report from the SMS gateway (Kannel's dlr-url)", responses={403: {}})
+    async def delivery_report(id: str, type: int, token: str) -> dict[str, bool]:
+        if not hmac.compare_digest(token, dlr_token(settings.notifications_dlr_secret, id)):
+            raise HTTPException(403, "bad token")
+        return {"moved": await notifier.report(id, type)}
+
+    @app.get("/v1/messages", summary="A dossier's messages, phone masked", responses={401: {}})
+    async def messages(dossier: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:
+        if keys.identify(authorization) is None:
+            raise HTTPException(401, "a valid Bearer key is required", headers={"WWW-Authenticate": "Bearer"})
+        return {"dossier": dossier, "messages": [message_view(d) for d in await notifier.store.of_dossier(dossier)]}
+
+    async def not_ready() -> str | None:
+        try:
+            await mongo.admin.command("ping")
+        except PyMongoError:
+            return "mongodb unreachable"
+        return None if subscriber.consumer is not None else "not consuming yet"
+
+    add_operational_routes(app, registry, not_ready, needs="Kafka and MongoDB")
+    return app

@@ -1,0 +1,34 @@
+from pathlib import Path
+from typing import Literal
+
+from shared.auth import ApiKey
+from shared.settings import ServiceSettings
+
+
+class NotificationsSettings(ServiceSettings):
+    notifications_port: int = 8004
+    notifications_group_id: str = "notifications"
+    notifications_templates: Path | None = None  # default: services/notifications/templates.yaml
+    notifications_provider: Literal["kannel", "log"] = "log"
+    # Kannel's smsbox sendsms interface, and the address at which Kannel reaches our DLR endpoint.
+    notifications_kannel_url: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
+    notifications_kannel_username: str = "dossier"
+    notifications_kannel_password: str = "dossier"
+    notifications_dlr_base_url: str = "http://127.0.0.1:8004"
+    notifications_dlr_secret: str = "change-me"  # signs the DLR URLs given to the gateway
+    notifications_due_soon: bool = False  # also tell citizens when their dossier is due within 24 h
+    notifications_quiet_start: str = "21:00"  # local time; messages wait until quiet_end
+    notifications_quiet_end: str = "07:00"
+    notifications_daily_limit: int = 10  # messages per number per local day; more wait for the next day
+    notifications_retention_days: float = 30  # bodies and numbers are purged after this; counts stay
+    notifications_max_attempts: int = 8
+    notifications_backoff_seconds: float = 5  # doubled at each attempt, up to the cap
+    notifications_backoff_cap_seconds: float = 600
+    notifications_sending_timeout_seconds: float = 60  # a send neither confirmed nor reported is retried after this
+    # A message about a step older than this is expired, not sent (a replay, a long outage).
+    notifications_expire_hours: float = 48
+    notifications_send_interval_seconds: float = 1
+    notifications_api_keys: list[ApiKey] = []
+    notifications_api_keys_file: Path | None = None
+    # Fault tests only: exit after a message is marked sending, before the gateway has it.
+    notifications_fault_exit_before_send: bool = False

@@ -1,0 +1,93 @@
+"""SMS text and recipients (DOMAIN §7): Vietnamese without diacritics, GSM-7 or UCS-2 parts, E.164 numbers.
+
+Pure: no I/O.
+"""
+
+import unicodedata
+from dataclasses import dataclass
+
+import phonenumbers
+
+# GSM 03.38 basic character set, and the extension table (each costs two septets).
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+
+# Letters that do not decompose into a base letter and combining marks.
+_LETTERS = {"đ": "d", "Đ": "D", "ơ": "o", "Ơ": "O", "ư": "u", "Ư": "U"}
+
+
+def transliterate(text: str) -> str:
+    """Vietnamese without diacritics, every letter mapped (ệ → e, đ → d, Đ → D), never '?'.
+
+    Other characters outside GSM-7 are replaced by their closest ASCII or dropped from the
+    message's meaning only if they have none (e.g. '…' → '...', '–' → '-', '“' → '"')."""
+    out = []
+    for ch in text:
+        ch = _LETTERS.get(ch, ch)
+        base = unicodedata.normalize("NFD", ch)
+        stripped = "".join(c for c in base if not unicodedata.combining(c))
+        stripped = _LETTERS.get(stripped, stripped)
+        out.append(_PUNCTUATION.get(stripped, stripped))
+    return "".join(out)
+
+
+_PUNCTUATION = {"…": "...", "–": "-", "—": "-", "“": '"', "”": '"', "‘": "'", "’": "'", "\u00a0": " "}
+
+
+def is_gsm7(text: str) -> bool:
+    return all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    text: str
+    coding: str  # "gsm7" or "ucs2"
+    units: int  # septets (GSM-7) or UTF-16 code units (UCS-2)
+    parts: int
+
+
+def encode(text: str, ucs2: bool = False) -> Encoded:
+    """The text as sent: GSM-7 (transliterated) unless the template asks for UCS-2 with diacritics.
+    Parts: GSM-7 160 septets in one part, 153 a part when concatenated; UCS-2 70, then 67."""
+    if not ucs2:
+        text = transliterate(text)
+        if not is_gsm7(text):
+            raise ValueError(f"characters outside GSM-7 after transliteration: {sorted(set(text) - GSM7_BASIC)}")
+        units = sum(2 if c in GSM7_EXTENSION else 1 for c in text)
+        single, multi, coding = 160, 153, "gsm7"
+    else:
+        units = len(text.encode("utf-16-be")) // 2
+        single, multi, coding = 70, 67, "ucs2"
+    parts = 1 if units <= single else -(-units // multi)
+    return Encoded(text, coding, units, parts)
+
+
+# Numbers of the 11-digit mobile plan, moved to 10 digits in 2018 (MIC Decision 798/QĐ-BTTTT).
+OLD_PREFIXES = {
+    "0162": "032", "0163": "033", "0164": "034", "0165": "035", "0166": "036", "0167": "037", "0168": "038",
+    "0169": "039", "0120": "070", "0121": "079", "0122": "077", "0126": "076", "0128": "078", "0123": "083",
+    "0124": "084", "0125": "085", "0127": "081", "0129": "082", "0186": "056", "0188": "058", "0199": "059",
+}
+
+
+def normalise_phone(raw: str) -> str | None:
+    """A Vietnamese mobile number in E.164 (+84…), or None if it is not one."""
+    digits = "".join(c for c in raw if c.isdigit() or c == "+")
+    if digits.startswith("+84"):
+        digits = "0" + digits[3:]
+    elif digits.startswith("84") and len(digits) in (11, 12):
+        digits = "0" + digits[2:]
+    if len(digits) == 11 and digits[:4] in OLD_PREFIXES:
+        digits = OLD_PREFIXES[digits[:4]] + digits[4:]
+    try:
+        number = phonenumbers.parse(digits, "VN")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number) or phonenumbers.number_type(number) not in (
+        phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE
+    ):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

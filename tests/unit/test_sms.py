@@ -1,0 +1,70 @@
+"""SMS text and recipients: transliteration, parts, phone numbers (DOMAIN §7)."""
+
+import unicodedata
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.notifications.sms import encode, is_gsm7, normalise_phone, transliterate
+
+BASES = {"a": "aăâ", "e": "eê", "i": "i", "o": "oôơ", "u": "uư", "y": "y"}
+TONES = ["", "\u0300", "\u0301", "\u0309", "\u0303", "\u0323"]  # huyền, sắc, hỏi, ngã, nặng
+EVERY_LETTER = [
+    (unicodedata.normalize("NFC", vowel + tone), plain)
+    for plain, vowels in BASES.items() for vowel in vowels for tone in TONES
+]
+
+
+@pytest.mark.parametrize("letter, plain", EVERY_LETTER + [("đ", "d")], ids=lambda v: v)
+def test_every_vietnamese_letter_in_both_cases_and_every_tone(letter, plain):
+    assert transliterate(letter) == plain
+    assert transliterate(letter.upper()) == plain.upper()
+
+
+def test_the_domain_example_and_no_question_marks():
+    text = "Hồ sơ 000.00.06.H56-231027-0361 đã được tiếp nhận. Ngày hẹn trả: 03/11/2023. Đội ngũ Ủy ban"
+    assert transliterate(text) == ("Ho so 000.00.06.H56-231027-0361 da duoc tiep nhan. Ngay hen tra: 03/11/2023. "
+                                   "Doi ngu Uy ban")
+
+
+@given(st.text(alphabet="".join(letter for letter, _ in EVERY_LETTER) + "đĐ ,.:-0123456789" +
+               "".join(letter.upper() for letter, _ in EVERY_LETTER)))
+def test_any_vietnamese_text_becomes_gsm7(text):
+    out = transliterate(text)
+    assert is_gsm7(out) and "?" not in out and len(out) == len(text)
+
+
+@pytest.mark.parametrize("text, ucs2, parts, units", [
+    ("a" * 160, False, 1, 160),
+    ("a" * 161, False, 2, 161),
+    ("a" * 306, False, 2, 306),
+    ("a" * 307, False, 3, 307),
+    ("{" * 80, False, 1, 160),  # extension characters count two
+    ("{" * 81, False, 2, 162),
+    ("ệ" * 70, True, 1, 70),
+    ("ệ" * 71, True, 2, 71),
+    ("ệ" * 134, True, 2, 134),
+    ("ệ" * 135, True, 3, 135),
+])
+def test_parts(text, ucs2, parts, units):
+    encoded = encode(text, ucs2=ucs2)
+    assert (encoded.parts, encoded.units, encoded.coding) == (parts, units, "ucs2" if ucs2 else "gsm7")
+
+
+@pytest.mark.parametrize("raw, e164", [
+    ("0912345678", "+84912345678"),
+    ("091 234 5678", "+84912345678"),
+    ("84912345678", "+84912345678"),
+    ("+84 912 345 678", "+84912345678"),
+    ("0327123456", "+84327123456"),
+    ("01663123456", "+84363123456"),  # Viettel 0166 → 036
+    ("01283123456", "+84783123456"),  # MobiFone 0128 → 078
+    ("01243123456", "+84843123456"),  # VinaPhone 0124 → 084
+    ("0241234567", None),  # a landline of Hà Nội: no SMS
+    ("12345", None),
+    ("not a number", None),
+    ("", None),
+])
+def test_phone_numbers_are_normalised_to_e164(raw, e164):
+    assert normalise_phone(raw) == e164
