@@ -162,6 +162,7 @@ class Folded:
     rejected: tuple[Rejection, ...] = ()
     waiting: tuple[DossierEvent, ...] = ()  # events that wait for the dossier's receipt
     timeline: Timeline = ()  # the dossier's Facts each time they changed, oldest first
+    steps: tuple[tuple[Step, Dossier], ...] = ()  # each applied event, in time order, with the dossier after it
 
 
 def fold(events: Iterable[DossierEvent], calendar: WorkingCalendar, as_of: datetime | None = None) -> Folded:
@@ -180,6 +181,7 @@ def fold(events: Iterable[DossierEvent], calendar: WorkingCalendar, as_of: datet
     dossier = _receive(receipt, calendar)
     rejected = []
     timeline = [dossier.facts(dossier.received_at)]
+    steps = [(Step(receipt.id, receipt.type, receipt.time), dossier)]
     for event in ordered:
         if event is receipt:
             continue
@@ -188,10 +190,13 @@ def fold(events: Iterable[DossierEvent], calendar: WorkingCalendar, as_of: datet
         except Inapplicable as exc:
             rejected.append(Rejection(event, str(exc)))
             continue
-        dossier = replace(dossier, history=(*dossier.history, Step(event.id, event.type, event.time)))
+        step = Step(event.id, event.type, event.time)
+        dossier = replace(dossier, history=(*dossier.history, step))
+        steps.append((step, dossier))
         _extend(timeline, dossier.facts(max(event.time, dossier.received_at)))
-    history = sorted([Step(receipt.id, receipt.type, receipt.time), *dossier.history], key=lambda s: s.time)
-    return Folded(replace(dossier, history=tuple(history)), tuple(rejected), timeline=tuple(timeline))
+    history = sorted([steps[0][0], *dossier.history], key=lambda s: s.time)
+    return Folded(replace(dossier, history=tuple(history)), tuple(rejected), timeline=tuple(timeline),
+                  steps=tuple(steps))
 
 
 def _extend(timeline: list[Facts], facts: Facts) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from shared.calendar import WorkingCalendar
-from shared.dossier import Dossier, Facts, OpenState, Timeline
+from shared.dossier import Dossier, Facts, OpenState, Step, Timeline
 
 TYPE = "dossier.status_changed"
 PROCESSING_SOURCE = "urn:dossier-tracker:processing"
@@ -31,9 +31,10 @@ def status_id(*parts: object) -> str:
     return str(uuid.uuid5(_IDS, "|".join(str(p) for p in parts)))
 
 
-def status_of(dossier: Dossier, calendar: WorkingCalendar) -> dict[str, Any]:
-    """Where a dossier stands after its last event: state, due, timeliness, date told to the citizen."""
-    at = dossier.history[-1].time if dossier.history else dossier.received_at
+def status_of(dossier: Dossier, calendar: WorkingCalendar, at: datetime | None = None) -> dict[str, Any]:
+    """Where a dossier stands at `at` (default: its last event): state, due, timeliness, date told
+    to the citizen, open state."""
+    at = at or (dossier.history[-1].time if dossier.history else dossier.received_at)
     return {
         "state": dossier.state,
         "due_at": iso(dossier.due_at),
@@ -49,9 +50,12 @@ def changed(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
 
 
 def processing_event(
-    dossier: Dossier, old: dict[str, Any] | None, new: dict[str, Any], timeline: Timeline, events: int
+    dossier: Dossier, old: dict[str, Any] | None, new: dict[str, Any], timeline: Timeline, events: int,
+    cause: Step | None = None,
 ) -> dict[str, Any]:
-    last = dossier.history[-1]
+    """The change `cause` (default: the dossier's last event) made; `timeline` and `events` are the
+    dossier's whole, also when the change is an earlier step of a batch."""
+    last = cause or dossier.history[-1]
     data = {
         "dossier_code": dossier.code,
         "commune_code": dossier.commune_code,
@@ -71,8 +75,8 @@ def processing_event(
         # For notifications only; never logged unmasked nor used as a metric label.
         "applicant": dossier.applicant.model_dump(exclude_none=True),
     }
-    return _envelope(status_id(dossier.code, events, orjson.dumps(new).decode(), orjson.dumps(data["timeline"]).decode()),
-                     PROCESSING_SOURCE, dossier.code, last.time, data)
+    change = status_id(dossier.code, events, last.id, orjson.dumps(new).decode(), orjson.dumps(data["timeline"]).decode())
+    return _envelope(change, PROCESSING_SOURCE, dossier.code, last.time, data)
 
 
 def clock_event(

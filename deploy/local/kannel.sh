@@ -15,7 +15,7 @@ write_config() {
   mkdir -p "$home"
   sed -e "s|@ADMIN_PORT@|$KANNEL_ADMIN_PORT|; s|@SMSBOX_PORT@|$KANNEL_SMSBOX_PORT|" \
       -e "s|@SMSC_PORT@|$KANNEL_SMSC_PORT|; s|@SENDSMS_PORT@|$KANNEL_SENDSMS_PORT|" \
-      -e "s|@LOGS@|$LOGS|g; s|@HOST@|127.0.0.1|g" \
+      -e "s|@LOGS@|$LOGS|g; s|@HOST@|127.0.0.1|g; s|@SENDSMS_HOST@|127.0.0.1|" \
       "$ROOT/deploy/kannel/kannel.conf.in" >"$home/kannel.conf"
 }
 

@@ -69,11 +69,12 @@ def integrate(
     """Merge new (event, raw JSON) pairs into a dossier's history; fold; extend its outbox."""
     history = stored.parsed()
     known = {event_key(e) for e in history}
-    events, kept = list(stored.events), 0
+    events, kept, added = list(stored.events), 0, set()
     for event, raw in new:
         if event_key(event) in known:
             continue
         known.add(event_key(event))
+        added.add((event.source, event.id))
         history.append(event)
         events.append(raw.decode())
         kept += 1
@@ -91,11 +92,8 @@ def integrate(
 
     status, timeline = stored.status, stored.timeline
     if folded.dossier is not None:
-        now_status, timeline = status_of(folded.dossier, calendar), timeline_to_json(folded.timeline)
-        if changed(stored.status, now_status) or timeline != stored.timeline:
-            event = processing_event(folded.dossier, stored.status, now_status, folded.timeline, len(history))
-            outbox.append(Outgoing("status", stored.code, orjson.dumps(event)))
-            status = now_status
+        timeline = timeline_to_json(folded.timeline)
+        status = _announce(folded, stored, added, calendar, timeline, len(history), outbox)
 
     waiting_since = stored.waiting_since if folded.dossier is None else None
     if folded.dossier is None and waiting_since is None and history:
@@ -119,6 +117,28 @@ def integrate(
         dead_lettered=newly_dead,
         duplicates=len(new) - kept,
     )
+
+
+def _announce(folded: Folded, stored: StoredDossier, added: set[tuple[str, str]], calendar: WorkingCalendar,
+              timeline: list[dict[str, Any]], events: int, outbox: list[Outgoing]) -> dict[str, Any] | None:
+    """One status event per change from the first new event on (a batch with several steps of a
+    dossier announces each, in time order); a change of counted facts alone is announced once.
+    Returns the status last announced."""
+    status = stored.status
+    ids = {i for _, i in added}
+    first = next((n for n, (step, _) in enumerate(folded.steps) if step.id in ids), None)
+    for step, dossier in folded.steps[first:] if first is not None else ():
+        now = status_of(dossier, calendar, step.time)
+        if changed(status, now):
+            event = processing_event(dossier, status, now, folded.timeline, events, cause=step)
+            outbox.append(Outgoing("status", stored.code, orjson.dumps(event)))
+            status = now
+    if status is stored.status and timeline != stored.timeline:
+        final = status_of(folded.dossier, calendar)
+        event = processing_event(folded.dossier, status, final, folded.timeline, events)
+        outbox.append(Outgoing("status", stored.code, orjson.dumps(event)))
+        status = final
+    return status
 
 
 def give_up_waiting(stored: StoredDossier, limit_description: str) -> StoredDossier:

@@ -39,6 +39,10 @@ STACK_ENV = {
     "DOSSIER_MONGO_PORT": "37017",
     "DOSSIER_FERRETDB_DEBUG_PORT": "18088",
     "DOSSIER_PROMETHEUS_PORT": "19090",
+    "DOSSIER_KANNEL_ADMIN_PORT": "23000",
+    "DOSSIER_KANNEL_SMSBOX_PORT": "23001",
+    "DOSSIER_KANNEL_SENDSMS_PORT": "23013",
+    "DOSSIER_KANNEL_SMSC_PORT": "20000",
     "DOSSIER_INTAKE_PORT": "18001",
     "DOSSIER_PROCESSING_PORT": "18002",
     "DOSSIER_METRICS_PORT": "18003",
@@ -70,7 +74,8 @@ class Stack:
         )
 
     def running(self, component: str) -> bool:
-        pid_file = STACK_DIR / "run" / f"{component}.pid"
+        process = {"kannel": "kannel-smsbox"}.get(component, component)  # Kannel is three processes
+        pid_file = STACK_DIR / "run" / f"{process}.pid"
         if not pid_file.exists():
             return False
         try:

@@ -99,7 +99,9 @@ def test_the_receipt_ends_the_wait():
     waiting = integrate(StoredDossier(CODE), [RESOLVED], CAL, NOW).stored
     received = integrate(waiting, [RECEIVED], CAL, NOW)
     assert received.stored.waiting_since is None
-    assert json.loads(received.stored.outbox[0].value)["data"]["new"]["state"] == "resolved"
+    # Each step is announced, in time order: the receipt, then the resolution that waited for it.
+    states = [json.loads(o.value)["data"]["new"]["state"] for o in received.stored.outbox]
+    assert states == ["processing", "resolved"]
 
 
 def test_a_change_of_what_the_figures_count_is_announced_even_when_the_state_stays():
@@ -111,3 +113,15 @@ def test_a_change_of_what_the_figures_count_is_announced_even_when_the_state_sta
     assert [f["rating"] for f in data["timeline"]] == [None, None, "satisfied"]
     transferred = raw("dossier.transferred", "2025-07-08T10:00:00+07:00", "t", from_unit="a", to_unit="b")
     assert integrate(first, [transferred], CAL, NOW).stored.outbox == []
+
+
+def test_a_batch_with_several_steps_announces_each_in_time_order_with_the_whole_timeline():
+    supplement = raw("dossier.supplement_requested", "2025-07-07T11:00:00+07:00", "sr", reason="x")
+    result = integrate(StoredDossier(CODE), [RESOLVED, supplement, RECEIVED], CAL, NOW)
+    events = [json.loads(o.value) for o in result.stored.outbox]
+    # The resolution cannot follow a supplement request: it is dead-lettered, not announced.
+    assert [e["data"]["new"]["state"] for e in events if e["type"] == "dossier.status_changed"] == [
+        "processing", "awaiting_supplement"]
+    assert [e["data"]["cause"]["id"] for e in events if e["type"] == "dossier.status_changed"] == ["r", "sr"]
+    assert len({json.dumps(e["data"]["timeline"]) for e in events if "timeline" in e["data"]}) == 1
+    assert len({e["id"] for e in events}) == len(events)

@@ -1,0 +1,153 @@
+"""Notifications on the real Kafka, FerretDB and Kannel (with kannel-extras' fake SMSC)."""
+
+import asyncio
+from datetime import datetime, timedelta
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from pymongo import MongoClient
+
+from bench.sample import VN, dossier_code, event
+from shared.auth import key_hash
+from shared.privacy import mask_phone
+from tests.integration.conftest import ANY_SOURCE_KEY, STACK_DIR, STACK_ENV, read_topic, service, wait_until
+
+SMS_LOG = STACK_DIR / "logs" / "kannel-fakesmsc.log"
+START = datetime(2026, 3, 2, 9, 0, tzinfo=VN)  # a Monday
+
+
+def notifications_env(**more: str) -> dict[str, str]:
+    return {
+        "DOSSIER_NOTIFICATIONS_PROVIDER": "kannel",
+        "DOSSIER_NOTIFICATIONS_KANNEL_URL": f"http://127.0.0.1:{STACK_ENV['DOSSIER_KANNEL_SENDSMS_PORT']}/cgi-bin/sendsms",
+        "DOSSIER_NOTIFICATIONS_API_KEYS": f'[{{"name": "t", "key_sha256": "{key_hash(ANY_SOURCE_KEY)}", "sources": ["*"]}}]',
+        "DOSSIER_NOTIFICATIONS_QUIET_START": "00:00",  # no quiet hours: the tests run at any hour
+        "DOSSIER_NOTIFICATIONS_QUIET_END": "00:00",
+        "DOSSIER_NOTIFICATIONS_EXPIRE_HOURS": "1000000",  # the lives below are set in the past
+        "DOSSIER_NOTIFICATIONS_SEND_INTERVAL_SECONDS": "0.2",
+        "DOSSIER_NOTIFICATIONS_BACKOFF_SECONDS": "0.5",
+        "DOSSIER_NOTIFICATIONS_BACKOFF_CAP_SECONDS": "2",
+    } | more
+
+
+def start_notifications(pipeline, **env: str):
+    process = service("notifications", pipeline.settings, **notifications_env(**env))
+    process.env["DOSSIER_NOTIFICATIONS_DLR_BASE_URL"] = process.url
+    return process.start()
+
+
+def life(code: str, phone: str = "0912345678") -> list[dict]:
+    at = lambda hours: START + timedelta(hours=hours)  # noqa: E731
+    return [
+        event("dossier.received", code, at(0), processing_time={"value": 2, "unit": "working_days"},
+              applicant={"name": "Trần Thị Bình", "phone": phone, "sms_opt_in": True}),
+        event("dossier.supplement_requested", code, at(1), reason="Thiếu bản sao căn cước"),
+        event("dossier.supplement_received", code, at(5)),
+        event("dossier.resolved", code, at(24)),
+        event("dossier.returned", code, at(26)),
+        event("dossier.rated", code, at(27)),
+    ]
+
+
+# The SMS log is the stack's, kept across runs: a run reads only what came after it started.
+LOG_START = SMS_LOG.stat().st_size if SMS_LOG.exists() else 0
+
+
+def received_by_smsc(code: str) -> list[str]:
+    with SMS_LOG.open("rb") as log:
+        log.seek(LOG_START)
+        lines = log.read().decode().splitlines()
+    return [line.split("text ", 1)[1] for line in lines if "Got message" in line and code in line]
+
+
+def messages(notifications, code: str) -> list[dict]:
+    answer = httpx.get(f"{notifications.url}/v1/messages", params={"dossier": code},
+                       headers={"authorization": f"Bearer {ANY_SOURCE_KEY}"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["messages"]
+
+
+@pytest.fixture
+def sms(stack, pipeline):
+    stack.ensure("kannel")
+    pipeline.add_processing().start()
+    return pipeline
+
+
+def test_a_dossier_life_sends_the_expected_sms_in_order_and_they_are_delivered(sms):
+    notifications = start_notifications(sms)
+    try:
+        code = dossier_code(START, sequence=101)
+        sms.post(life(code))
+        wait_until(lambda: len(received_by_smsc(code)) == 4, timeout=60, message="four SMS at the SMSC")
+        texts = received_by_smsc(code)
+        assert texts[0].startswith(f"Ho so {code} da duoc tiep nhan tai TT PVHCC Xa Ba Thuoc. Ngay hen tra ket qua: ")
+        assert "can bo sung: Thieu ban sao can cuoc" in texts[1]
+        assert "da co ket qua" in texts[2] and "da duoc tra ket qua ngay 03/03/2026" in texts[3]
+        assert all(t.isascii() for t in texts)
+        delivered = wait_until(lambda: (m := messages(notifications, code)) and all(
+            x["status"] == "delivered" for x in m) and m, timeout=30, message="delivery reports")
+        assert [m["trigger"] for m in delivered] == ["received", "supplement_requested", "resolved", "returned"]
+        assert {m["to"] for m in delivered} == {mask_phone("+84912345678")}
+        assert [h["status"] for h in delivered[0]["history"]][0] == "created"
+        assert httpx.get(f"{notifications.url}/v1/messages", params={"dossier": code}).status_code == 401
+
+        # The same status events again (a redelivery, a second replica): nothing new is sent.
+        statuses = asyncio.run(read_topic(sms.settings, sms.settings.topic_status))
+        asyncio.run(republish(sms.settings, statuses))
+        metrics = lambda: httpx.get(f"{notifications.url}/metrics").text  # noqa: E731
+        wait_until(lambda: f"notifications_status_events_total{{outcome=\"read\"}} {2 * len(statuses)}.0" in metrics(),
+                   message="the repeated status events read")
+        assert len(received_by_smsc(code)) == 4 and len(messages(notifications, code)) == 4
+        assert "84912345678" not in notifications.logs()  # numbers are masked in logs
+    finally:
+        notifications.stop()
+
+
+async def republish(settings, records) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for r in records:
+            await producer.send_and_wait(settings.topic_status, r.value, key=r.key, headers=list(r.headers))
+    finally:
+        await producer.stop()
+
+
+def test_killed_mid_send_the_message_goes_once_after_the_restart(sms):
+    crashing = start_notifications(sms, DOSSIER_NOTIFICATIONS_FAULT_EXIT_BEFORE_SEND="true")
+    code = dossier_code(START, sequence=102)
+    sms.post(life(code)[:1])
+    wait_until(lambda: crashing.process.poll() is not None, timeout=60, message="the fault exit")
+    [message] = messages_in_db(sms, code)
+    assert message["status"] == "sending" and received_by_smsc(code) == []
+    restarted = start_notifications(sms, DOSSIER_NOTIFICATIONS_SENDING_TIMEOUT_SECONDS="1")
+    try:
+        wait_until(lambda: messages(restarted, code)[0]["status"] == "delivered", timeout=60, message="delivered")
+        assert len(received_by_smsc(code)) == 1
+    finally:
+        restarted.stop()
+
+
+def messages_in_db(pipeline, code: str) -> list[dict]:
+    with MongoClient(pipeline.settings.mongo_url) as client:
+        return list(client[pipeline.settings.mongo_database]["notifications_messages"].find({"dossier": code}))
+
+
+def test_with_kannel_down_messages_wait_and_go_when_it_returns(stack, sms):
+    notifications = start_notifications(sms)
+    try:
+        stack.run("kannel", "stop")
+        code = dossier_code(START, sequence=103)
+        sms.post(life(code)[:1])
+        wait_until(lambda: (m := messages_in_db(sms, code)) and m[0].get("error"), timeout=60,
+                   message="a refused attempt")
+        assert messages_in_db(sms, code)[0]["status"] in ("created", "sending")
+        stack.run("kannel", "start")
+        wait_until(lambda: messages(notifications, code)[0]["status"] == "delivered", timeout=60, message="delivered")
+        assert len(received_by_smsc(code)) == 1
+    finally:
+        notifications.stop()
+        if not stack.running("kannel"):
+            stack.run("kannel", "start")

@@ -1,0 +1,89 @@
+"""Notifications' pure parts: which SMS a status event asks for, templates, quiet hours."""
+
+from datetime import datetime, time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench.sample import VN
+from services.notifications.service import next_morning, not_before
+from services.notifications.templates import DEFAULT, Template, Templates
+from services.notifications.triggers import wanted
+from shared.calendar import WorkingCalendar
+
+CAL = WorkingCalendar.load()
+QUIET = (time(21, 0), time(7, 0))
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=VN)
+
+
+@pytest.mark.parametrize("now, sent_at", [
+    ("2026-03-02 20:59", "2026-03-02 20:59"),
+    ("2026-03-02 21:00", "2026-03-03 07:00"),  # a night-time change goes out at 07:00
+    ("2026-03-02 23:30", "2026-03-03 07:00"),
+    ("2026-03-03 06:59", "2026-03-03 07:00"),
+    ("2026-03-03 07:00", "2026-03-03 07:00"),
+])
+def test_quiet_hours(now, sent_at):
+    assert not_before(at(now), CAL, *QUIET) == at(sent_at)
+
+
+def test_over_the_daily_limit_a_message_waits_for_the_next_morning():
+    assert next_morning(at("2026-03-02 15:00"), CAL, QUIET[1]) == at("2026-03-03 07:00")
+
+
+def status(old, new, cause="dossier.received", source="urn:dossier-tracker:processing", **data):
+    return {"source": source, "time": "2026-03-02T10:00:00+07:00", "data": {
+        "dossier_code": "X", "commune_code": "14923", "old": old, "new": new, "cause": {"id": "e1", "type": cause},
+        "applicant": {"phone": "0912345678", "sms_opt_in": True}, **data}}
+
+
+PROCESSING = {"state": "processing", "due_at": "2026-03-03T10:00:00+07:00", "appointment_at": "2026-03-03T10:00:00+07:00",
+              "timeliness": None, "open_state": "within_deadline"}
+
+
+@pytest.mark.parametrize("old, new, cause, triggers", [
+    (None, PROCESSING, "dossier.received", ["received"]),
+    (PROCESSING, PROCESSING | {"state": "awaiting_supplement"}, "dossier.supplement_requested",
+     ["supplement_requested"]),
+    (PROCESSING, PROCESSING | {"state": "resolved"}, "dossier.resolved", ["resolved"]),
+    (PROCESSING | {"state": "resolved"}, PROCESSING | {"state": "returned"}, "dossier.returned", ["returned"]),
+    (PROCESSING, PROCESSING | {"appointment_at": "2026-03-06T17:00:00+07:00"}, "dossier.apology_issued", ["apology"]),
+    (PROCESSING, PROCESSING | {"state": "paused"}, "dossier.obligation_requested", []),
+    (PROCESSING, PROCESSING, "dossier.rated", []),
+])
+def test_which_sms_a_status_change_asks_for(old, new, cause, triggers):
+    assert [w.trigger for w in wanted(status(old, new, cause))] == triggers
+
+
+def test_the_same_step_has_the_same_message_id_and_due_soon_only_when_wanted():
+    first, again = wanted(status(None, PROCESSING)), wanted(status(None, PROCESSING))
+    assert first[0].message_id == again[0].message_id
+    clock = status(PROCESSING, PROCESSING | {"open_state": "due_soon"}, "clock", "urn:dossier-tracker:metrics")
+    assert wanted(clock) == [] and [w.trigger for w in wanted(clock, due_soon=True)] == ["due_soon"]
+
+
+def test_the_default_templates_fit_two_parts_and_a_long_one_is_refused(tmp_path: Path):
+    Templates.load()
+    raw = yaml.safe_load(DEFAULT.read_text())
+    raw["templates"]["received"]["text"] += " Chi tiết: " + "x" * 200
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    with pytest.raises(ValueError, match="template received can need 3 parts"):
+        Templates.load(path)
+    raw = yaml.safe_load(DEFAULT.read_text())
+    raw["brandname"] = "UBND-XA-BA-THUOC"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    with pytest.raises(ValueError, match="brandname"):
+        Templates.load(path)
+
+
+def test_a_ucs2_template_keeps_the_diacritics():
+    default = Templates.load()
+    templates = Templates(default.brandname, default.centre, 3, 60,
+                          {"returned": Template(default.templates["returned"].text, ucs2=True)})
+    encoded = templates.render("returned", "000.00.06.H56-231027-0361", "Xã Bá Thước", at("2026-03-03 10:00"))
+    assert encoded.coding == "ucs2" and "Hồ sơ" in encoded.text and encoded.parts == 2
