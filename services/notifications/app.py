@@ -98,7 +98,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         tasks = [
             asyncio.create_task(start_broker()),
             asyncio.create_task(every(settings.notifications_send_interval_seconds, "sending", notifier.send_due)),
-            asyncio.create_task(every(3600, "purge", notifier.purge)),
+            asyncio.create_task(every(settings.notifications_purge_interval_seconds, "purge", notifier.purge)),
         ]
         yield
         for task in tasks:
@@ -115,6 +115,16 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         if not hmac.compare_digest(token, dlr_token(settings.notifications_dlr_secret, id)):
             raise HTTPException(403, "bad token")
         return {"moved": await notifier.report(id, type)}
+
+    @app.post("/v1/dlr/http", summary="Delivery report from the HTTP JSON provider", responses={403: {}, 422: {}})
+    async def http_delivery_report(token: str, report: dict[str, Any]) -> dict[str, bool]:
+        if not hmac.compare_digest(token, dlr_token(settings.notifications_dlr_secret, "http")):
+            raise HTTPException(403, "bad token")
+        message_id = report.get(settings.notifications_http_dlr_id_field)
+        status = settings.notifications_http_status_map.get(str(report.get(settings.notifications_http_dlr_status_field)))
+        if not message_id or status is None:
+            raise HTTPException(422, "the report names no message or an unknown status")
+        return {"moved": await notifier.reached(str(message_id), status)}
 
     @app.get("/v1/messages", summary="A dossier's messages, phone masked", responses={401: {}})
     async def messages(dossier: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:

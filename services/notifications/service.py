@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from services.notifications.providers import Provider, ProviderError
 from services.notifications.settings import NotificationsSettings
 from services.notifications.sms import normalise_phone
-from services.notifications.store import MessageStore
+from services.notifications.store import MOVES, MessageStore
 from services.notifications.templates import Templates
 from services.notifications.triggers import Wanted, wanted
 from shared.calendar import WorkingCalendar
@@ -177,10 +177,16 @@ class Notifier:
         return before
 
     async def report(self, message_id: str, kind: int) -> bool:
-        """A delivery report from the gateway; repeating one changes nothing."""
+        """A Kannel delivery report; repeating one changes nothing."""
         to = DLR_STATUS.get(kind)
         if to is None:
             return False  # e.g. 4: buffered by the SMSC, nothing to record
+        return await self.reached(message_id, to)
+
+    async def reached(self, message_id: str, to: str) -> bool:
+        """A gateway says the message reached status `to`; only a move forward is recorded."""
+        if to not in MOVES:
+            return False
         now = self.clock()
         fields: dict[str, Any] = {"sent_at": now} if to == "sent" else {f"{to}_at": now}
         before = await self._move({"_id": message_id}, to, now, **fields)

@@ -9,18 +9,30 @@ class NotificationsSettings(ServiceSettings):
     notifications_port: int = 8004
     notifications_group_id: str = "notifications"
     notifications_templates: Path | None = None  # default: services/notifications/templates.yaml
-    notifications_provider: Literal["kannel", "log"] = "log"
+    notifications_provider: Literal["kannel", "http", "log"] = "log"
     # Kannel's smsbox sendsms interface, and the address at which Kannel reaches our DLR endpoint.
     notifications_kannel_url: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
     notifications_kannel_username: str = "dossier"
     notifications_kannel_password: str = "dossier"
     notifications_dlr_base_url: str = "http://127.0.0.1:8004"
     notifications_dlr_secret: str = "change-me"  # signs the DLR URLs given to the gateway
+    # A generic HTTP JSON provider (an aggregator's REST API): where to POST, an auth header, the
+    # body with {to} {sender} {text} {id} {coding} {dlr_url} placeholders in its string values, the
+    # field of the answer holding the provider's id, and how its delivery reports name statuses.
+    notifications_http_url: str = ""
+    notifications_http_auth_header: str = ""  # e.g. "Authorization: Bearer <token>"
+    notifications_http_body: dict[str, str] = {"to": "{to}", "from": "{sender}", "text": "{text}", "ref": "{id}"}
+    notifications_http_id_field: str = "id"
+    notifications_http_dlr_id_field: str = "ref"
+    notifications_http_dlr_status_field: str = "status"
+    notifications_http_status_map: dict[str, str] = {"DELIVERED": "delivered", "FAILED": "failed",
+                                                     "UNDELIVERABLE": "failed", "ACCEPTED": "sent"}
     notifications_due_soon: bool = False  # also tell citizens when their dossier is due within 24 h
     notifications_quiet_start: str = "21:00"  # local time; messages wait until quiet_end
     notifications_quiet_end: str = "07:00"
     notifications_daily_limit: int = 10  # messages per number per local day; more wait for the next day
     notifications_retention_days: float = 30  # bodies and numbers are purged after this; counts stay
+    notifications_purge_interval_seconds: float = 3600
     notifications_max_attempts: int = 8
     notifications_backoff_seconds: float = 5  # doubled at each attempt, up to the cap
     notifications_backoff_cap_seconds: float = 600

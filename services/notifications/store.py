@@ -63,7 +63,9 @@ class MessageStore:
         return doc["created_at"] if doc else None
 
     async def purge(self, before: datetime) -> int:
-        """Forget bodies and numbers of messages created before `before`; their statuses stay."""
-        result = await self._messages.update_many({"created_at": {"$lt": before}, "purged": {"$ne": True}},
+        """Forget bodies and numbers of messages created before `before` and no longer pending;
+        their statuses stay."""
+        query = {"created_at": {"$lt": before}, "purged": {"$ne": True}, "status": {"$nin": list(PENDING)}}
+        result = await self._messages.update_many(query,
                                                   {"$unset": {"body": "", "recipient": ""}, "$set": {"purged": True}})
         return result.modified_count

@@ -1,7 +1,10 @@
 """Notifications on the real Kafka, FerretDB and Kannel (with kannel-extras' fake SMSC)."""
 
 import asyncio
+import json
+import threading
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -9,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from pymongo import MongoClient
 
 from bench.sample import VN, dossier_code, event
+from services.notifications.providers import dlr_token
 from shared.auth import key_hash
 from shared.privacy import mask_phone
 from tests.integration.conftest import ANY_SOURCE_KEY, STACK_DIR, STACK_ENV, read_topic, service, wait_until
@@ -151,3 +155,69 @@ def test_with_kannel_down_messages_wait_and_go_when_it_returns(stack, sms):
         notifications.stop()
         if not stack.running("kannel"):
             stack.run("kannel", "start")
+
+
+class Aggregator(BaseHTTPRequestHandler):
+    """An SMS aggregator's REST API, as the generic HTTP provider talks to it."""
+
+    received: list[tuple[dict, dict]] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        Aggregator.received.append((dict(self.headers), body))
+        answer = json.dumps({"id": f"agg-{len(Aggregator.received)}", "status": "ACCEPTED"}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_the_generic_http_provider_posts_the_mapped_json_and_takes_its_reports(pipeline):
+    pipeline.add_processing().start()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Aggregator)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    notifications = start_notifications(
+        pipeline, DOSSIER_NOTIFICATIONS_PROVIDER="http",
+        DOSSIER_NOTIFICATIONS_HTTP_URL=f"http://127.0.0.1:{server.server_port}/v2/sms",
+        DOSSIER_NOTIFICATIONS_HTTP_AUTH_HEADER="Authorization: Bearer aggregator-token",
+        DOSSIER_NOTIFICATIONS_HTTP_BODY='{"phone": "{to}", "brand": "{sender}", "message": "{text}", "ref": "{id}"}',
+    )
+    try:
+        code = dossier_code(START, sequence=104)
+        pipeline.post(life(code)[:1])
+        wait_until(lambda: any(code in body["message"] for _, body in Aggregator.received), timeout=60,
+                   message="the aggregator called")
+        headers, body = next((h, b) for h, b in Aggregator.received if code in b["message"])
+        assert headers["Authorization"] == "Bearer aggregator-token"
+        assert (body["phone"], body["brand"]) == ("+84912345678", "UBND-XA")
+        [message] = wait_until(lambda: [m for m in messages(notifications, code) if m["status"] == "sent"],
+                               message="sent")
+        token = dlr_token("change-me", "http")
+        report = {"ref": body["ref"], "status": "DELIVERED"}
+        for _ in range(2):  # a repeated report changes nothing
+            answer = httpx.post(f"{notifications.url}/v1/dlr/http", params={"token": token}, json=report)
+            assert answer.status_code == 200
+        assert messages(notifications, code)[0]["status"] == "delivered"
+        assert httpx.post(f"{notifications.url}/v1/dlr/http", params={"token": "forged"}, json=report).status_code == 403
+    finally:
+        notifications.stop()
+        server.shutdown()
+
+
+def test_bodies_and_numbers_are_purged_after_the_retention_and_statuses_stay(sms):
+    pipeline = sms
+    notifications = start_notifications(pipeline, DOSSIER_NOTIFICATIONS_RETENTION_DAYS="0.00001",
+                                        DOSSIER_NOTIFICATIONS_PURGE_INTERVAL_SECONDS="0.5")
+    try:
+        code = dossier_code(START, sequence=105)
+        pipeline.post(life(code)[:1])
+        [message] = wait_until(lambda: [m for m in messages_in_db(pipeline, code) if m.get("purged")], timeout=60,
+                               message="purged")
+        assert "recipient" not in message and "body" not in message and message["status"] in ("sent", "delivered")
+        assert [m["to"] for m in messages(notifications, code)] == [None]
+    finally:
+        notifications.stop()
