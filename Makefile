@@ -3,7 +3,7 @@ SHELL := /bin/bash
 LOCAL := deploy/local
 PY := .local/venv/bin/python
 
-.PHONY: venv system up down reset status logs demo test test-unit test-integration bench bench-intake bench-processing bench-metrics
+.PHONY: venv system up down reset status logs demo test test-unit test-integration bench bench-intake bench-processing bench-metrics bench-notifications
 
 venv:
 	@$(LOCAL)/install-python.sh
@@ -44,7 +44,7 @@ test-unit: venv system
 test-integration: venv system
 	$(PY) -m pytest tests/integration
 
-bench: bench-intake bench-processing bench-metrics
+bench: bench-intake bench-processing bench-metrics bench-notifications
 
 bench-intake: up
 	$(PY) -m bench.intake
@@ -54,3 +54,6 @@ bench-processing: up
 
 bench-metrics: up
 	$(PY) -m bench.metrics
+
+bench-notifications: up
+	$(PY) -m bench.notifications

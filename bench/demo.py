@@ -13,6 +13,7 @@ import hashlib
 import os
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,7 @@ import orjson
 
 from bench.articles import CLAIMS, RANK, period
 from bench.generate import SEEDS, histories
+from bench.sample import VN, event
 from shared.communes import commune
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +29,7 @@ STACK = Path(os.environ.get("DOSSIER_STACK_DIR", ROOT / ".local"))
 INTAKE = f"http://127.0.0.1:{os.environ.get('DOSSIER_INTAKE_PORT', '8001')}"
 PROCESSING = f"http://127.0.0.1:{os.environ.get('DOSSIER_PROCESSING_PORT', '8002')}"
 METRICS = f"http://127.0.0.1:{os.environ.get('DOSSIER_METRICS_PORT', '8003')}"
+NOTIFICATIONS = f"http://127.0.0.1:{os.environ.get('DOSSIER_NOTIFICATIONS_PORT', '8004')}"
 PROMETHEUS = f"http://127.0.0.1:{os.environ.get('DOSSIER_PROMETHEUS_PORT', '9090')}"
 SEED = int(os.environ.get("DEMO_SEED", "1"))
 BATCH = 500
@@ -130,12 +133,34 @@ def compare() -> bool:
     return good
 
 
+def sms_today() -> None:
+    """The replayed histories are old news (not sent); a dossier received now shows the SMS path."""
+    key = (STACK / "intake-api-key").read_text().strip()
+    now = datetime.now(VN)
+    code = f"923.14.00.H38-{now:%y%m%d}-{9000 + (now.hour * 60 + now.minute) % 1000:04d}"  # one a minute
+    received = event("dossier.received", code, now, id_=f"demo-today-{code}",
+                     applicant={"name": "Lê Thị Hoa", "phone": "0912345678", "sms_opt_in": True})
+    httpx.post(f"{INTAKE}/v1/events", json=received, timeout=30,
+               headers={"authorization": f"Bearer {key}", "content-type": "application/cloudevents+json"})
+    print(f"\nA dossier received now ({code}), with the citizen's SMS:")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = httpx.get(f"{NOTIFICATIONS}/v1/messages", params={"dossier": code}, timeout=10,
+                          headers={"authorization": f"Bearer {key}"}).json()["messages"]
+        if found and found[0]["status"] in ("delivered", "sent"):
+            print(f"  {found[0]['status']} to {found[0]['to']}: {found[0]['text']}")
+            return
+        time.sleep(1)
+    print("  not sent yet: outside 07:00–21:00 messages wait for the morning (quiet hours)")
+
+
 def main() -> None:
     all_events = events()
     dossiers = len({e["subject"] for e in all_events})
     post(all_events)
     wait(dossiers)
     good = compare()
+    sms_today()
     example = next(e["subject"] for e in all_events if e["data"].get("commune_code") == "14923")
     print("\nWhere to look:")
     print(f"  report API:     {METRICS}/v1/reports/communes/14923?from=2025-07-01&to=2025-11-11")
@@ -143,7 +168,7 @@ def main() -> None:
     print(f"  one dossier:    {PROCESSING}/v1/dossiers/{example}")
     print(f"  figures:        {METRICS}/metrics   (API docs: {METRICS}/docs, {INTAKE}/docs)")
     print(f"  Prometheus:     {PROMETHEUS}/graph?g0.expr=commune:dossier_on_time:ratio")
-    print("  SMS log:        not built yet (notifications, issue 6)")
+    print(f"  SMS log:        {STACK / 'logs' / 'kannel-fakesmsc.log'}   (messages: {NOTIFICATIONS}/v1/messages?dossier=…)")
     print("  command line:   .local/venv/bin/python -m services.metrics report --commune 14923 "
           "--from 2025-07-01 --to 2025-11-11 --as-of 2025-11-11T23:59:59+07:00")
     print("  stack:          make status   (logs: make logs, stop: make down, data gone: make reset)")

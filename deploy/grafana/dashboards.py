@@ -171,7 +171,7 @@ def commune() -> dict[str, Any]:
 def pipeline() -> dict[str, Any]:
     return dashboard("dossier-pipeline", "Sức khỏe hệ thống",
                      "The pipeline that produces the figures: services up, consumer lag, dead letters, intake "
-                     "answers, the age of the metrics snapshot.", [
+                     "answers, the age of the metrics snapshot, SMS by status.", [
         panel("Dịch vụ hoạt động", "1 when Prometheus scraped the service last time", "stat",
               [('up{job="dossier"}', "{{service}}")], w=8),
         panel("Độ trễ tiêu thụ Kafka", "Records waiting in Kafka for processing and metrics", "timeseries",
@@ -193,6 +193,11 @@ def pipeline() -> dict[str, Any]:
                 "[$__rate_interval])))", "p99")], w=12, unit="s"),
         panel("Kafka sẵn sàng cho tiếp nhận", "1 while Kafka confirms intake's publishes", "stat",
               [("min(intake_kafka_available)", "kafka")], w=12),
+        panel("Tin nhắn SMS theo trạng thái", "SMS messages by status reached (created, sent, delivered, failed, "
+              "expired, opted_out, invalid_recipient)", "bargauge",
+              [("sum by (status) (notifications_messages_total)", "{{status}}")], w=12),
+        panel("Tuổi hàng đợi SMS", "Age of the oldest SMS not sent yet (quiet hours, gateway down)", "stat",
+              [("max(notifications_queue_age_seconds)", "giây")], w=12, unit="s"),
     ])
 
 

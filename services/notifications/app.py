@@ -21,7 +21,7 @@ from pymongo.errors import PyMongoError
 from services.notifications.providers import dlr_token, provider
 from services.notifications.service import Notifier
 from services.notifications.settings import NotificationsSettings
-from services.notifications.store import MessageStore
+from services.notifications.store import MessageStore, status
 from services.notifications.templates import Templates
 from shared.auth import ApiKeys
 from shared.calendar import WorkingCalendar
@@ -31,16 +31,18 @@ from shared.privacy import mask_phone
 log = structlog.get_logger()
 
 
-def message_view(doc: dict[str, Any]) -> dict[str, Any]:
-    """A message as the lookup shows it: phone masked, no body once purged."""
+def message_view(message: dict[str, Any], body: dict[str, Any] | None, moves: list[dict[str, Any]]) -> dict[str, Any]:
+    """A message as the lookup shows it: phone masked, no number nor text once purged."""
+    history = [{"status": message["status"], "at": message["created_at"]}] + sorted(moves, key=lambda m: m["at"])
     return {
-        "id": doc["_id"],
-        "trigger": doc["trigger"],
-        "status": doc["status"],
-        "to": mask_phone(doc["recipient"]) if doc.get("recipient") else None,
-        "parts": doc.get("parts"),
-        "text": doc.get("body"),
-        "history": [{"status": h["status"], "at": h["at"].isoformat()} for h in doc.get("history", [])],
+        "id": message["_id"],
+        "trigger": message["trigger"],
+        "status": status(message, moves),
+        "to": mask_phone(body["recipient"]) if body else None,
+        "parts": message.get("parts"),
+        "text": body["body"] if body else None,
+        "history": [{"status": h["status"], "at": h["at"].isoformat(), **({"error": h["error"]} if h.get("error") else {})}
+                    for h in history],
     }
 
 
@@ -81,7 +83,17 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
                 log.warning(f"{what} failed, will retry", error=str(exc))
             await asyncio.sleep(seconds)
 
-    async def start_broker() -> None:
+    async def start() -> None:
+        while not notifier.loaded:
+            try:
+                log.info("messages to send loaded", pending=await notifier.load())
+            except PyMongoError as exc:
+                log.warning("mongodb not reachable, retrying", error=str(exc))
+                await asyncio.sleep(1)
+        tasks.append(asyncio.create_task(
+            every(settings.notifications_send_interval_seconds, "sending", notifier.send_due)))
+        tasks.append(asyncio.create_task(
+            every(settings.notifications_reload_interval_seconds, "reload", notifier.load)))
         while True:
             try:
                 await broker.start()
@@ -93,13 +105,12 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
                     await broker.stop()
                 await asyncio.sleep(1)
 
+    tasks: list[asyncio.Task] = []
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        tasks = [
-            asyncio.create_task(start_broker()),
-            asyncio.create_task(every(settings.notifications_send_interval_seconds, "sending", notifier.send_due)),
-            asyncio.create_task(every(settings.notifications_purge_interval_seconds, "purge", notifier.purge)),
-        ]
+        tasks.append(asyncio.create_task(start()))
+        tasks.append(asyncio.create_task(every(settings.notifications_purge_interval_seconds, "purge", notifier.purge)))
         yield
         for task in tasks:
             task.cancel()
@@ -130,9 +141,11 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     async def messages(dossier: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:
         if keys.identify(authorization) is None:
             raise HTTPException(401, "a valid Bearer key is required", headers={"WWW-Authenticate": "Bearer"})
-        return {"dossier": dossier, "messages": [message_view(d) for d in await notifier.store.of_dossier(dossier)]}
+        return {"dossier": dossier, "messages": [message_view(*m) for m in await notifier.store.of_dossier(dossier)]}
 
     async def not_ready() -> str | None:
+        if not notifier.loaded:
+            return "loading the messages to send"
         try:
             await mongo.admin.command("ping")
         except PyMongoError:

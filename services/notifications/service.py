@@ -1,14 +1,18 @@
 """Notifications' work apart from HTTP: decide messages from status events, send them, take reports.
 
-A batch's messages are written (status `created`) before the offsets are committed, and a message
-is marked `sending` before the gateway gets it: a crash loses no decision and repeats no send
-decision. A message left `sending` (the gateway never got it, or its report was lost) is tried
-again after the sending timeout, unless its delivery report moved it meanwhile.
+A batch's messages are written (status `created`) before the offsets are committed, and each
+sending attempt is recorded before the gateway gets the message: a crash loses no decision and
+repeats no send decision. A message left `sending` (the gateway never got it, or its report was
+lost) is tried again after the sending timeout, unless its delivery report moved it meanwhile.
+The messages still to send wait in memory, ordered by when they may go; the service reloads them
+from MongoDB at start and every reload interval (messages another replica left behind).
 """
 
+import heapq
 import os
 import time as clock_time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -20,7 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from services.notifications.providers import Provider, ProviderError
 from services.notifications.settings import NotificationsSettings
 from services.notifications.sms import normalise_phone
-from services.notifications.store import MOVES, MessageStore
+from services.notifications.store import PENDING, RANK, MessageStore, status
 from services.notifications.templates import Templates
 from services.notifications.triggers import Wanted, wanted
 from shared.calendar import WorkingCalendar
@@ -63,6 +67,17 @@ class NotificationMetrics:
                                      ["outcome"], registry=registry)
 
 
+@dataclass
+class Pending:
+    """A message still to send, as this replica keeps it."""
+
+    message: dict[str, Any]
+    recipient: str
+    body: str
+    attempts: int
+    not_before: datetime
+
+
 class Notifier:
     def __init__(self, settings: NotificationsSettings, store: MessageStore, provider: Provider, templates: Templates,
                  calendar: WorkingCalendar, registry: CollectorRegistry,
@@ -76,11 +91,45 @@ class Notifier:
         self.clock = clock
         self._quiet = (time.fromisoformat(settings.notifications_quiet_start),
                        time.fromisoformat(settings.notifications_quiet_end))
+        self._pending: dict[str, Pending] = {}
+        # (not before, the step's time, message id): a dossier's messages go in the order of its steps.
+        self._queue: list[tuple[datetime, datetime, str]] = []  # stale entries are skipped
+        self._sent_today: dict[tuple[str, str], int] = {}  # (recipient, local date) -> messages sent
+        self.loaded = False
+
+    # -- loading ----------------------------------------------------------------------------------
+
+    async def load(self) -> int:
+        """The messages still to send, and today's counts per number, from MongoDB."""
+        messages, bodies, moves = await self.store.everything()
+        today = self.calendar.local(self.clock()).date().isoformat()
+        self._sent_today = {}
+        for message in messages:
+            mine = moves.get(message["_id"], [])
+            now_status = status(message, mine)
+            body = bodies.get(message["_id"])
+            if body and any(m["status"] == "sent" and self.calendar.local(_utc(m["at"])).date().isoformat() == today
+                            for m in mine):
+                key = (body["recipient"], today)
+                self._sent_today[key] = self._sent_today.get(key, 0) + 1
+            if now_status not in PENDING or body is None or message["_id"] in self._pending:
+                continue
+            attempts = sum(m["status"] == "sending" for m in mine)
+            last = max((_utc(m["at"]) for m in mine if m["status"] == "sending"), default=None)
+            wait_until = last + timedelta(seconds=self.settings.notifications_sending_timeout_seconds) if last \
+                else _utc(message["not_before"])
+            self._queue_up(Pending(message, body["recipient"], body["body"], attempts, wait_until))
+        self.loaded = True
+        return len(self._pending)
+
+    def _queue_up(self, pending: Pending) -> None:
+        self._pending[pending.message["_id"]] = pending
+        heapq.heappush(self._queue, (pending.not_before, _utc(pending.message["step_at"]), pending.message["_id"]))
 
     # -- deciding -------------------------------------------------------------------------------
 
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
-        docs = []
+        decided = []
         now = self.clock()
         for record in records:
             try:
@@ -94,87 +143,106 @@ class Notifier:
             self.metrics.status_events.labels("read").inc()
             step_at = datetime.fromisoformat(event["time"])
             for w in messages:
-                docs.append(await self._document(w, step_at, now))
-        await self.store.create(docs)
+                decided.append(await self._decide(w, step_at, now))
+        await self.store.create([m for m, _ in decided], [b for _, b in decided if b])
+        for message, body in decided:
+            if body and message["_id"] not in self._pending:
+                self._queue_up(Pending(message, body["recipient"], body["body"], 0, message["not_before"]))
+        for message, _ in decided:
+            self.metrics.messages.labels(message["status"], self.provider.name).inc()
 
-    async def _document(self, w: Wanted, step_at: datetime, now: datetime) -> dict[str, Any]:
-        doc: dict[str, Any] = {"_id": w.message_id, "step": w.step, "dossier": w.dossier_code,
-                               "commune": w.commune_code, "trigger": w.trigger, "created_at": now,
-                               "step_at": step_at, "provider": self.provider.name, "attempts": 0}
+    async def _decide(self, w: Wanted, step_at: datetime, now: datetime) -> tuple[dict[str, Any], dict | None]:
+        """The message (and its number and text, if it is to be sent) a step asks for."""
+        message: dict[str, Any] = {"_id": w.message_id, "step": w.step, "dossier": w.dossier_code,
+                                   "commune": w.commune_code, "trigger": w.trigger, "created_at": now,
+                                   "step_at": step_at, "provider": self.provider.name}
         if not w.opted_in or w.trigger not in self.templates.templates:
-            return doc | self._status("opted_out", now)
+            return message | {"status": "opted_out"}, None
         if self._stale(step_at, now):
-            return doc | self._status("expired", now)  # old news (a replay, a long outage): not sent
+            return message | {"status": "expired"}, None  # old news (a replay, a long outage): not sent
         phone = w.phone if w.phone is not None else await self.store.recipient_of(w.dossier_code)
         recipient = normalise_phone(phone) if phone else None
         if recipient is None:
-            return doc | self._status("invalid_recipient", now)
+            return message | {"status": "invalid_recipient"}, None
         unit = commune(w.commune_code)
         date = self.calendar.local(w.date) if w.date else None
         encoded = self.templates.render(w.trigger, w.dossier_code, unit.name if unit else w.commune_code, date,
                                         w.missing)
-        return doc | self._status("created", now) | {
-            "recipient": recipient, "body": encoded.text, "coding": encoded.coding, "parts": encoded.parts,
-            "not_before": not_before(now, self.calendar, *self._quiet),
-        }
+        message |= {"status": "created", "coding": encoded.coding, "parts": encoded.parts,
+                    "not_before": not_before(now, self.calendar, *self._quiet)}
+        return message, {"_id": w.message_id, "recipient": recipient, "body": encoded.text, "created_at": now}
 
     def _stale(self, step_at: datetime, now: datetime) -> bool:
         return now - step_at > timedelta(hours=self.settings.notifications_expire_hours)
-
-    def _status(self, status: str, now: datetime) -> dict[str, Any]:
-        self.metrics.messages.labels(status, self.provider.name).inc()
-        return {"status": status, "history": [{"status": status, "at": now}]}
 
     # -- sending ----------------------------------------------------------------------------------
 
     async def send_due(self) -> int:
         now = self.clock()
         sent = 0
-        for message in await self.store.due(now):
-            sent += await self._send(message, now)
-        oldest = await self.store.oldest_pending()
-        self.metrics.queue_age.set((now - _utc(oldest)).total_seconds() if oldest else 0)
+        while self._queue and self._queue[0][0] <= now:
+            at, _, message_id = heapq.heappop(self._queue)
+            pending = self._pending.get(message_id)
+            if pending is None or pending.not_before != at:
+                continue  # done, or queued again for later
+            sent += await self._send(pending, now)
+        oldest = min((_utc(p.message["created_at"]) for p in self._pending.values()), default=None)
+        self.metrics.queue_age.set((now - oldest).total_seconds() if oldest else 0)
         return sent
 
-    async def _send(self, message: dict[str, Any], now: datetime) -> bool:
-        s = self.settings
+    def _later(self, pending: Pending, until: datetime) -> None:
+        pending.not_before = until
+        heapq.heappush(self._queue, (until, _utc(pending.message["step_at"]), pending.message["_id"]))
+
+    def _done(self, message_id: str) -> None:
+        self._pending.pop(message_id, None)
+
+    async def _send(self, pending: Pending, now: datetime) -> bool:
+        s, message = self.settings, pending.message
         if self._stale(_utc(message["step_at"]), now):
-            await self._move(message, "expired", now)
+            await self._record(message, "expired", now)
+            self._done(message["_id"])
             return False
-        local_midnight = datetime.combine(self.calendar.local(now).date(), time(), self.calendar.local(now).tzinfo)
-        if await self.store.sent_since(message["recipient"], local_midnight) >= s.notifications_daily_limit:
-            await self.store.postpone(message["_id"], next_morning(now, self.calendar, self._quiet[1]))
+        day = (pending.recipient, self.calendar.local(now).date().isoformat())
+        if self._sent_today.get(day, 0) >= s.notifications_daily_limit:
+            self._later(pending, next_morning(now, self.calendar, self._quiet[1]))
             return False
-        attempts = message.get("attempts", 0) + 1
-        retry_at = now + timedelta(seconds=s.notifications_sending_timeout_seconds)
-        if await self._move(message, "sending", now, attempts=attempts, not_before=retry_at) is None:
-            return False  # another replica, or a report, moved it first
+        pending.attempts += 1
+        if not await self.store.record(message["_id"], "sending", now, attempt=pending.attempts):
+            self._done(message["_id"])  # another replica claimed this attempt
+            return False
+        self._later(pending, now + timedelta(seconds=s.notifications_sending_timeout_seconds))
         if s.notifications_fault_exit_before_send:
-            log.warning("fault injection: exiting after marking the message sending")
+            log.warning("fault injection: exiting after recording the sending attempt")
             os._exit(3)
         started = clock_time.perf_counter()
         try:
-            provider_id = await self.provider.send(message, self.templates.brandname)
+            provider_id = await self.provider.send(message | {"recipient": pending.recipient, "body": pending.body},
+                                                   self.templates.brandname)
         except ProviderError as exc:
-            if attempts >= s.notifications_max_attempts:
-                await self._move(message, "failed", now, error=str(exc))
+            await self.store.record(message["_id"], "refused", now, attempt=pending.attempts, error=str(exc))
+            if pending.attempts >= s.notifications_max_attempts:
+                await self._record(message, "failed", now, error=str(exc))
+                self._done(message["_id"])
             else:
-                backoff = min(s.notifications_backoff_cap_seconds, s.notifications_backoff_seconds * 2 ** (attempts - 1))
-                await self.store.postpone(message["_id"], now + timedelta(seconds=backoff), error=str(exc))
-            log.warning("gateway refused a message, will retry", message=message["_id"], attempts=attempts,
+                backoff = s.notifications_backoff_seconds * 2 ** (pending.attempts - 1)
+                self._later(pending, now + timedelta(seconds=min(s.notifications_backoff_cap_seconds, backoff)))
+            log.warning("gateway refused a message, will retry", message=message["_id"], attempts=pending.attempts,
                         error=str(exc))
             return False
         self.metrics.send_seconds.observe(clock_time.perf_counter() - started)
-        await self._move(message, "sent", self.clock(), sent_at=self.clock(), provider_id=provider_id)
+        await self._record(message, "sent", self.clock(), provider_id=provider_id)
+        self._sent_today[day] = self._sent_today.get(day, 0) + 1
+        self._done(message["_id"])
         log.info("sms sent", message=message["_id"], dossier=message["dossier"], trigger=message["trigger"],
-                 to=mask_phone(message["recipient"]), parts=message["parts"])
+                 to=mask_phone(pending.recipient), parts=message["parts"])
         return True
 
-    async def _move(self, message: dict[str, Any], to: str, at: datetime, **fields: Any) -> dict[str, Any] | None:
-        before = await self.store.move(message["_id"], to, at, **fields)
-        if before is not None:
-            self.metrics.messages.labels(to, before.get("provider", self.provider.name)).inc()
-        return before
+    async def _record(self, message: dict[str, Any], to: str, at: datetime, **fields: Any) -> bool:
+        recorded = await self.store.record(message["_id"], to, at, **fields)
+        if recorded:
+            self.metrics.messages.labels(to, message.get("provider", self.provider.name)).inc()
+        return recorded
 
     async def report(self, message_id: str, kind: int) -> bool:
         """A Kannel delivery report; repeating one changes nothing."""
@@ -184,18 +252,16 @@ class Notifier:
         return await self.reached(message_id, to)
 
     async def reached(self, message_id: str, to: str) -> bool:
-        """A gateway says the message reached status `to`; only a move forward is recorded."""
-        if to not in MOVES:
+        """A gateway says the message reached status `to`; recorded once, and its status only moves forward."""
+        if RANK.get(to, -1) < RANK["sent"]:
             return False
-        now = self.clock()
-        fields: dict[str, Any] = {"sent_at": now} if to == "sent" else {f"{to}_at": now}
-        before = await self._move({"_id": message_id}, to, now, **fields)
-        if before is not None and to == "delivered" and before.get("sent_at"):
-            self.metrics.dlr_seconds.observe((now - _utc(before["sent_at"])).total_seconds())
-        return before is not None
+        recorded = await self._record({"_id": message_id, "provider": self.provider.name}, to, self.clock())
+        self._done(message_id)  # the gateway has it: never sent again
+        return recorded
 
     async def purge(self) -> int:
-        return await self.store.purge(self.clock() - timedelta(days=self.settings.notifications_retention_days))
+        before = self.clock() - timedelta(days=self.settings.notifications_retention_days)
+        return await self.store.purge(before, set(self._pending))
 
 
 def _utc(t: datetime) -> datetime:

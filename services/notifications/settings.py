@@ -40,6 +40,8 @@ class NotificationsSettings(ServiceSettings):
     # A message about a step older than this is expired, not sent (a replay, a long outage).
     notifications_expire_hours: float = 48
     notifications_send_interval_seconds: float = 1
+    # How often the messages still to send are read again from MongoDB (those another replica left).
+    notifications_reload_interval_seconds: float = 300
     notifications_api_keys: list[ApiKey] = []
     notifications_api_keys_file: Path | None = None
     # Fault tests only: exit after a message is marked sending, before the gateway has it.

@@ -1,71 +1,90 @@
-"""Messages in MongoDB: one document per message, written before it is sent, whose status only
-moves forward (created → sending → sent → delivered | failed | expired; invalid_recipient and
-opted_out at creation). `_id` derives from the dossier step, so a step gives one message however
-often its status event is seen. Every move is a conditional update on the expected statuses, which
-makes delivery reports idempotent and replicas safe. (On FerretDB 1.24 an update scans the
-collection: fine at a commune centre's few hundred messages a day; MongoDB indexes it.)
+"""Messages in MongoDB, insert-only (FerretDB 1.24's SQLite backend scans a collection for every
+update and filtered read, and only inserts stay cheap; MongoDB does the same operations fast too).
+
+- `notifications_messages`: one document per message, written before it is sent: its id derives
+  from the dossier step, so a step gives one message however often its status event is seen.
+- `notifications_bodies`: the number and text of each message, apart, so that purging them after
+  the retention deletes them and leaves the messages and their statuses.
+- `notifications_moves`: one document per status a message reached (`<id>/sent`), or per sending
+  attempt (`<id>/sending/<n>`: inserting it is the claim, a replica that loses the race does not
+  send). A message's status is the furthest it reached, so it only moves forward whatever order the
+  moves and delivery reports come in, and recording one twice changes nothing.
+
+The service reads them whole at start, and keeps the messages still to send in memory.
 """
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo import AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
 
 from shared.mongo import insert_new
 
-# Where each status may come from.
-MOVES = {
-    "sending": ("created", "sending"),
-    "sent": ("created", "sending"),
-    "delivered": ("created", "sending", "sent"),
-    "failed": ("created", "sending", "sent"),
-    "expired": ("created", "sending"),
-}
+RANK = {"refused": -1, "created": 0, "sending": 1, "sent": 2, "delivered": 3, "failed": 3, "expired": 3,
+        "opted_out": 3, "invalid_recipient": 3}
 PENDING = ("created", "sending")
+
+
+def status(message: dict[str, Any], moves: Iterable[dict[str, Any]]) -> str:
+    """The furthest status a message reached; of two final ones, the first recorded."""
+    best = message["status"]
+    for move in sorted(moves, key=lambda m: m["at"]):
+        if RANK[move["status"]] > RANK[best]:
+            best = move["status"]
+    return best
 
 
 class MessageStore:
     def __init__(self, client: AsyncMongoClient, database: str):
-        self._messages = client[database]["notifications_messages"]
+        db = client[database]
+        self._messages = db["notifications_messages"]
+        self._bodies = db["notifications_bodies"]
+        self._moves = db["notifications_moves"]
 
-    async def create(self, docs: list[dict[str, Any]]) -> None:
-        await insert_new(self._messages, docs)
+    async def create(self, messages: list[dict[str, Any]], bodies: list[dict[str, Any]]) -> None:
+        await insert_new(self._bodies, bodies)  # first: a message is never there without its text
+        await insert_new(self._messages, messages)
 
-    async def move(self, message_id: str, to: str, at: datetime, **fields: Any) -> dict[str, Any] | None:
-        """Move a message forward to `to`: the message as it was, or None if it is not in a status
-        `to` may come from."""
-        return await self._messages.find_one_and_update(
-            {"_id": str(message_id), "status": {"$in": list(MOVES[to])}},
-            {"$set": {"status": to, **fields}, "$push": {"history": {"status": to, "at": at}}},
-            return_document=ReturnDocument.BEFORE,
-        )
+    async def record(self, message_id: str, to: str, at: datetime, attempt: int | None = None, **fields: Any) -> bool:
+        """Record that a message reached `to` (or attempt n of sending); False if already recorded."""
+        key = f"{message_id}/{to}" if attempt is None else f"{message_id}/{to}/{attempt}"
+        try:
+            await self._moves.insert_one({"_id": key, "message": message_id, "status": to, "at": at, **fields})
+        except DuplicateKeyError:
+            return False
+        return True
 
-    async def postpone(self, message_id: str, until: datetime, **fields: Any) -> None:
-        await self._messages.update_one({"_id": message_id, "status": {"$in": list(PENDING)}},
-                                        {"$set": {"not_before": until, **fields}})
+    async def everything(self) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], dict[str, list[dict]]]:
+        """Every message, every body still kept, every move by message: one pass over each."""
+        messages = await self._messages.find({}, batch_size=5000).to_list()
+        bodies = {b["_id"]: b async for b in self._bodies.find({}, batch_size=5000)}
+        moves: dict[str, list[dict[str, Any]]] = {}
+        async for move in self._moves.find({}, batch_size=5000):
+            moves.setdefault(move["message"], []).append(move)
+        return messages, bodies, moves
 
-    async def due(self, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
-        query = {"status": {"$in": list(PENDING)}, "not_before": {"$lte": now}}
-        return await self._messages.find(query).sort("not_before", 1).limit(limit).to_list()
-
-    async def sent_since(self, recipient: str, since: datetime) -> int:
-        return await self._messages.count_documents({"recipient": recipient, "sent_at": {"$gte": since}})
-
-    async def of_dossier(self, code: str) -> list[dict[str, Any]]:
-        return await self._messages.find({"dossier": str(code)}).sort("created_at", 1).to_list()
+    async def of_dossier(self, code: str) -> list[tuple[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]]:
+        messages = await self._messages.find({"dossier": str(code)}).sort("created_at", 1).to_list()
+        ids = [m["_id"] for m in messages]
+        bodies = {b["_id"]: b async for b in self._bodies.find({"_id": {"$in": ids}})}
+        moves: dict[str, list[dict[str, Any]]] = {}
+        async for move in self._moves.find({"message": {"$in": ids}}):
+            moves.setdefault(move["message"], []).append(move)
+        return [(m, bodies.get(m["_id"]), moves.get(m["_id"], [])) for m in messages]
 
     async def recipient_of(self, code: str) -> str | None:
-        doc = await self._messages.find_one({"dossier": str(code), "recipient": {"$type": "string"}})
-        return doc["recipient"] if doc else None
+        for message, body, _ in await self.of_dossier(code):
+            if body and body.get("recipient"):
+                return body["recipient"]
+        return None
 
-    async def oldest_pending(self) -> datetime | None:
-        doc = await self._messages.find_one({"status": {"$in": list(PENDING)}}, sort=[("created_at", 1)])
-        return doc["created_at"] if doc else None
-
-    async def purge(self, before: datetime) -> int:
-        """Forget bodies and numbers of messages created before `before` and no longer pending;
-        their statuses stay."""
-        query = {"created_at": {"$lt": before}, "purged": {"$ne": True}, "status": {"$nin": list(PENDING)}}
-        result = await self._messages.update_many(query,
-                                                  {"$unset": {"body": "", "recipient": ""}, "$set": {"purged": True}})
-        return result.modified_count
+    async def purge(self, before: datetime, pending: set[str]) -> int:
+        """Delete the numbers and texts of messages created before `before`, except those still to send."""
+        old = [b["_id"] async for b in self._bodies.find({"created_at": {"$lt": before}}, projection={"_id": True})]
+        gone = [i for i in old if i not in pending]
+        if not gone:
+            return 0
+        result = await self._bodies.delete_many({"_id": {"$in": gone}})
+        return result.deleted_count

@@ -35,6 +35,8 @@ def scraped(stack, settings, intake):
     """The test data set through intake, processing and metrics on the ports Prometheus scrapes."""
     processing = service("processing", settings, int(STACK_ENV["DOSSIER_PROCESSING_PORT"])).start()
     metrics = service("metrics", settings, int(STACK_ENV["DOSSIER_METRICS_PORT"]), **FAST).start()
+    notifications = service("notifications", settings, int(STACK_ENV["DOSSIER_NOTIFICATIONS_PORT"]),
+                            DOSSIER_NOTIFICATIONS_PROVIDER="log").start()
     stack.ensure("prometheus")
     lives = histories(25, seed=11) | live_dossiers(datetime.now(UTC))
     events = [e for history in lives.values() for e in history]
@@ -46,6 +48,7 @@ def scraped(stack, settings, intake):
     assert httpx.post(f"{intake.url}/v1/events", json=events[:1], headers=bad).status_code == 401
     wait_until(lambda: query('sum(dossier_received_total) >= 27'), timeout=60, message="figures scraped")
     yield
+    notifications.stop()
     metrics.stop()
     processing.stop()
 
