@@ -63,7 +63,7 @@ async def ours(n: int) -> tuple[float, dict]:
                             DOSSIER_NOTIFICATIONS_DAILY_LIMIT="1000000",
                             DOSSIER_NOTIFICATIONS_SEND_INTERVAL_SECONDS="0.05")
     mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url)
-    messages = mongo[settings.mongo_database]["notifications_messages"]
+    moves = mongo[settings.mongo_database]["notifications_moves"]
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5)
     await producer.start()
     try:
@@ -73,12 +73,12 @@ async def ours(n: int) -> tuple[float, dict]:
             await producer.send(settings.topic_status, orjson.dumps(e), key=e["subject"].encode(),
                                 headers=STRUCTURED_HEADERS)
         await producer.flush()
-        while (done := await messages.count_documents({"status": "delivered"})) < n:
+        while (done := await moves.count_documents({"status": "delivered"})) < n:
             await asyncio.sleep(0.5)
             if time.perf_counter() - started > 600:
                 raise SystemExit(f"only {done} of {n} delivered in 10 minutes")
         elapsed = time.perf_counter() - started
-        statuses = {s: await messages.count_documents({"status": s}) for s in ("delivered", "failed", "sending")}
+        statuses = {s: await moves.count_documents({"status": s}) for s in ("sending", "sent", "delivered", "failed")}
     finally:
         await producer.stop()
         await mongo.close()

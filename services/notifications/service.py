@@ -8,6 +8,7 @@ The messages still to send wait in memory, ordered by when they may go; the serv
 from MongoDB at start and every reload interval (messages another replica left behind).
 """
 
+import asyncio
 import heapq
 import os
 import time as clock_time
@@ -177,15 +178,24 @@ class Notifier:
 
     # -- sending ----------------------------------------------------------------------------------
 
-    async def send_due(self) -> int:
+    async def send_due(self, concurrency: int = 20) -> int:
+        """Hand the messages due by now to the gateway, up to `concurrency` at once; a dossier's
+        messages one after the other, in the order of its steps."""
         now = self.clock()
-        sent = 0
+        due: dict[str, list[Pending]] = {}
         while self._queue and self._queue[0][0] <= now:
             at, _, message_id = heapq.heappop(self._queue)
             pending = self._pending.get(message_id)
             if pending is None or pending.not_before != at:
                 continue  # done, or queued again for later
-            sent += await self._send(pending, now)
+            due.setdefault(pending.message["dossier"], []).append(pending)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def in_order(messages: list[Pending]) -> int:
+            async with gate:
+                return sum([await self._send(p, now) for p in messages])
+
+        sent = sum(await asyncio.gather(*(in_order(m) for m in due.values())))
         oldest = min((_utc(p.message["created_at"]) for p in self._pending.values()), default=None)
         self.metrics.queue_age.set((now - oldest).total_seconds() if oldest else 0)
         return sent
