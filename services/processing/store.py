@@ -11,7 +11,6 @@ On FerretDB 1.24 (SQLite), even a lookup by `_id` reads the whole collection (it
 filter does not match the `_id` index), so the hot path does not read: see `load`.
 """
 
-import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -91,15 +90,24 @@ class DossierStore:
         self._cache_size = cache_size
 
     async def read(self, code: str) -> StoredDossier | None:
-        """A dossier as stored now, read link by link (never from the cache)."""
-        code = str(code)  # matched as a plain value, never as a query operator
-        docs = []
-        while doc := await self._links.find_one({"_id": link_id(code, len(docs))}):
-            docs.append(doc)
-        if not docs:
-            return None
-        sent = await self._sent.find_one({"_id": link_id(code, len(docs) - 1)}) is not None
-        return _fold_links(code, docs, sent)
+        """A dossier as stored now (never from the cache)."""
+        return (await self.read_many([code]))[str(code)]
+
+    async def read_many(self, codes: list[str]) -> dict[str, StoredDossier | None]:
+        """Dossiers as stored now, a link number at a time for all of them: on FerretDB each query
+        reads the whole collection, so a batch costs as many queries as its longest chain, not one
+        per link of every dossier."""
+        chains: dict[str, list[dict[str, Any]]] = {str(c): [] for c in codes}  # plain values, never operators
+        wanted = {link_id(c, 0): c for c in chains}
+        while wanted:
+            found = {d["_id"]: d async for d in self._links.find({"_id": {"$in": list(wanted)}})}
+            for lid in found.keys() & wanted.keys():
+                chains[wanted[lid]].append(found[lid])
+            wanted = {link_id(wanted[lid], len(chains[wanted[lid]])): wanted[lid] for lid in found.keys() & wanted.keys()}
+        last_links = [link_id(c, len(docs) - 1) for c, docs in chains.items() if docs]
+        sent = {d["_id"] async for d in self._sent.find({"_id": {"$in": last_links}})} if last_links else set()
+        return {c: _fold_links(c, docs, link_id(c, len(docs) - 1) in sent) if docs else None
+                for c, docs in chains.items()}
 
     async def load(self, codes: list[str], from_database: bool = False) -> dict[str, StoredDossier]:
         """The dossiers to integrate into. From this replica's cache; a dossier it has not seen is
@@ -107,8 +115,8 @@ class DossierStore:
         loads it again `from_database`. Reads are what is slow on FerretDB; a dossier's events
         all come through one partition, so the replica that owns it has it cached."""
         if from_database:
-            read = await asyncio.gather(*(self.read(c) for c in codes))
-            found = {code: stored or StoredDossier(code) for code, stored in zip(codes, read, strict=True)}
+            read = await self.read_many(codes)
+            found = {code: read[str(code)] or StoredDossier(code) for code in codes}
             for stored in found.values():
                 self._remember(stored)
             return found
