@@ -75,7 +75,9 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
             await asyncio.sleep(1)
             raise
 
-    async def every(seconds: float, what: str, work: Callable[[], Awaitable[Any]]) -> None:
+    async def every(seconds: float, what: str, work: Callable[[], Awaitable[Any]], wait_first: bool = False) -> None:
+        if wait_first:
+            await asyncio.sleep(seconds)
         while True:
             try:
                 await work()
@@ -93,7 +95,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         tasks.append(asyncio.create_task(
             every(settings.notifications_send_interval_seconds, "sending", notifier.send_due)))
         tasks.append(asyncio.create_task(
-            every(settings.notifications_reload_interval_seconds, "reload", notifier.load)))
+            every(settings.notifications_reload_interval_seconds, "reload", notifier.load, wait_first=True)))
         while True:
             try:
                 await broker.start()
