@@ -217,8 +217,10 @@ class Notifier:
         if self._sent_today.get(day, 0) >= s.notifications_daily_limit:
             self._later(pending, next_morning(now, self.calendar, self._quiet[1]))
             return False
+        self._sent_today[day] = self._sent_today.get(day, 0) + 1  # taken now: sends run side by side
         pending.attempts += 1
         if not await self.store.record(message["_id"], "sending", now, attempt=pending.attempts):
+            self._sent_today[day] -= 1
             self._done(message["_id"])  # another replica claimed this attempt
             return False
         self._later(pending, now + timedelta(seconds=s.notifications_sending_timeout_seconds))
@@ -230,6 +232,7 @@ class Notifier:
             provider_id = await self.provider.send(message | {"recipient": pending.recipient, "body": pending.body},
                                                    self.templates.brandname)
         except ProviderError as exc:
+            self._sent_today[day] -= 1
             await self.store.record(message["_id"], "refused", now, attempt=pending.attempts, error=str(exc))
             if pending.attempts >= s.notifications_max_attempts:
                 await self._record(message, "failed", now, error=str(exc))
@@ -242,7 +245,6 @@ class Notifier:
             return False
         self.metrics.send_seconds.observe(clock_time.perf_counter() - started)
         await self._record(message, "sent", self.clock(), provider_id=provider_id)
-        self._sent_today[day] = self._sent_today.get(day, 0) + 1
         self._done(message["_id"])
         log.info("sms sent", message=message["_id"], dossier=message["dossier"], trigger=message["trigger"],
                  to=mask_phone(pending.recipient), parts=message["parts"])

@@ -7,13 +7,20 @@ from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from pymongo import MongoClient
+from aiokafka.structs import ConsumerRecord
+from prometheus_client import CollectorRegistry
+from pymongo import AsyncMongoClient, MongoClient
 
 from bench.sample import VN, dossier_code, event
-from services.notifications.providers import dlr_token
-from services.notifications.store import status
+from services.notifications.providers import Kannel, dlr_token
+from services.notifications.service import Notifier
+from services.notifications.settings import NotificationsSettings
+from services.notifications.store import MessageStore, status
+from services.notifications.templates import Templates
+from shared.calendar import WorkingCalendar
 from shared.auth import key_hash
 from shared.privacy import mask_phone
 from tests.integration.conftest import ANY_SOURCE_KEY, STACK_DIR, STACK_ENV, read_topic, service, wait_until
@@ -225,3 +232,58 @@ def test_bodies_and_numbers_are_purged_after_the_retention_and_statuses_stay(sms
         assert message["text"] is None and message["status"] in ("sent", "delivered")
     finally:
         notifications.stop()
+
+
+def run_notifier(settings, events: list[dict], instants: list[datetime], **config) -> list[int]:
+    """The notifier itself on the real FerretDB and Kannel, its clock injected: handles `events` at the
+    first instant, then tries to send at each instant; returns how many went each time."""
+    options = {"notifications_provider": "kannel", "notifications_expire_hours": 1e6,
+               "notifications_kannel_url": notifications_env()["DOSSIER_NOTIFICATIONS_KANNEL_URL"]} | config
+    config = NotificationsSettings(mongo_url=settings.mongo_url, mongo_database=settings.mongo_database, **options)
+    clock = {"now": instants[0]}
+
+    async def run() -> list[int]:
+        mongo = AsyncMongoClient(settings.mongo_url)
+        notifier = Notifier(config, MessageStore(mongo, settings.mongo_database), Kannel(config), Templates.load(),
+                            WorkingCalendar.load(), CollectorRegistry(), clock=lambda: clock["now"])
+        try:
+            await notifier.handle([ConsumerRecord("t", 0, n, 0, 0, e["subject"].encode(), orjson.dumps(e), None, 0, 0,
+                                                  []) for n, e in enumerate(events)])
+            sent = []
+            for instant in instants:
+                clock["now"] = instant
+                sent.append(await notifier.send_due())
+            return sent
+        finally:
+            await notifier.provider.close()
+            await mongo.close()
+
+    return asyncio.run(run())
+
+
+def test_a_night_time_change_is_sent_at_seven_in_the_morning(stack, settings):
+    stack.ensure("kannel")
+    code = dossier_code(START, sequence=106)
+    night = datetime(2026, 3, 2, 22, 30, tzinfo=VN)
+    instants = [night, datetime(2026, 3, 3, 6, 59, tzinfo=VN), datetime(2026, 3, 3, 7, 0, tzinfo=VN)]
+    assert run_notifier(settings, [status_changed(code, night)], instants) == [0, 0, 1]  # quiet 21:00–07:00
+    wait_until(lambda: len(received_by_smsc(code)) == 1, message="the SMS at the SMSC")
+
+
+def test_over_the_daily_limit_a_message_waits_for_the_next_morning(stack, settings):
+    stack.ensure("kannel")
+    noon = datetime(2026, 3, 2, 12, 0, tzinfo=VN)
+    codes = [dossier_code(START, sequence=n) for n in (107, 108)]  # the same citizen's two dossiers
+    instants = [noon, noon + timedelta(hours=5), datetime(2026, 3, 3, 7, 0, tzinfo=VN)]
+    assert run_notifier(settings, [status_changed(c, noon) for c in codes], instants,
+                        notifications_daily_limit=1) == [1, 0, 1]
+
+
+def status_changed(code: str, at: datetime) -> dict:
+    new = {"state": "processing", "due_at": "2026-03-04T17:00:00+07:00", "timeliness": None,
+           "appointment_at": "2026-03-04T17:00:00+07:00", "open_state": "within_deadline"}
+    return {"specversion": "1.0", "id": f"night-{code}", "source": "urn:dossier-tracker:processing",
+            "type": "dossier.status_changed", "subject": code, "time": at.isoformat(),
+            "data": {"dossier_code": code, "commune_code": "14923", "old": None, "new": new, "missing": None,
+                     "cause": {"id": "r", "type": "dossier.received"},
+                     "applicant": {"phone": "0912345678", "sms_opt_in": True}}}
