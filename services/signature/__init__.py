@@ -1,0 +1,1 @@
+"""Signature: verifies the digital signatures (ký số) on results and records them."""
