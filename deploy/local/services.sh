@@ -11,7 +11,11 @@ ensure_local_key() {
   export DOSSIER_INTAKE_API_KEYS_FILE="${DOSSIER_INTAKE_API_KEYS_FILE:-$hashes}"
   # The message lookup is authenticated like intake, with the same keys.
   export DOSSIER_NOTIFICATIONS_API_KEYS_FILE="${DOSSIER_NOTIFICATIONS_API_KEYS_FILE:-$hashes}"
+  export DOSSIER_SIGNATURE_API_KEYS_FILE="${DOSSIER_SIGNATURE_API_KEYS_FILE:-$hashes}"
 }
+
+# The CAs a signed result must chain to: the deployment's own PEM files (none shipped).
+export DOSSIER_SIGNATURE_TRUST_ROOTS="${DOSSIER_SIGNATURE_TRUST_ROOTS:-$ROOT/deploy/signature/trust-roots}"
 
 # Notifications send through the local Kannel, which reports deliveries back to it.
 export DOSSIER_NOTIFICATIONS_PROVIDER="${DOSSIER_NOTIFICATIONS_PROVIDER:-kannel}"

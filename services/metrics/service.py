@@ -31,7 +31,7 @@ Publish = Callable[[list[tuple[str, bytes]]], Awaitable[None]]  # (key, CloudEve
 class ServiceMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.status_events = Counter(
-            "metrics_status_events", "Status events consumed, by outcome: applied, older, clock, undecodable",
+            "metrics_status_events", "Status events consumed, by outcome: applied, older, clock, other, undecodable",
             ["outcome"], registry=registry,
         )
         self.clock_published = Counter(
@@ -84,7 +84,8 @@ class MetricsService:
                 event = orjson.loads(record.value or b"")
                 data = event["data"]
                 if event["type"] != TYPE:
-                    raise ValueError(f"unexpected type {event['type']}")
+                    self.metrics.status_events.labels("other").inc()  # e.g. dossier.signature_verified
+                    continue
                 if event["source"] != METRICS_SOURCE and not {"events", "timeline"} <= data.keys():
                     raise ValueError("a status event without its timeline (from a processing older than metrics)")
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:

@@ -135,6 +135,8 @@ class Notifier:
         for record in records:
             try:
                 event = orjson.loads(record.value or b"")
+                if event.get("type") != "dossier.status_changed":
+                    continue  # e.g. dossier.signature_verified: no SMS
                 messages = wanted(event, self.settings.notifications_due_soon)
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 log.error("undecodable status event", origin=f"{record.topic}/{record.partition}/{record.offset}",

@@ -1,0 +1,6 @@
+from services.signature.app import create_app
+from services.signature.settings import SignatureSettings
+from shared.http import serve
+
+settings = SignatureSettings()
+serve("signature", lambda: create_app(settings), settings, settings.signature_port)

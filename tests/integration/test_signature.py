@@ -1,0 +1,115 @@
+"""Signature on the real Kafka and FerretDB: a request, a signature, an upload or a URL → a verdict,
+recorded, listed and announced on `dossier-status`."""
+
+import asyncio
+import hashlib
+import json
+import threading
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+
+from bench.sample import VN, dossier_code, event
+from tests.integration.conftest import ANY_SOURCE_KEY, API_KEYS, read_topic, service, wait_until
+from tests.pki import Party, blank_pdf, sign
+
+ROOT = Party("Root CA test", ca=True)
+CA = Party("VNPT-CA test", issuer=ROOT, ca=True)
+OFFICIAL = Party("Nguyen Van A", issuer=CA)
+AUTH = {"authorization": f"Bearer {ANY_SOURCE_KEY}"}
+START = datetime(2026, 3, 2, 9, 0, tzinfo=VN)
+
+
+def start_signature(pipeline, tmp_path):
+    roots = tmp_path / "roots"
+    roots.mkdir()
+    (roots / "root.pem").write_bytes(ROOT.cert.public_bytes(serialization.Encoding.PEM))
+    return service("signature", pipeline.settings, DOSSIER_SIGNATURE_TRUST_ROOTS=str(roots),
+                   DOSSIER_SIGNATURE_API_KEYS=json.dumps(API_KEYS)).start()
+
+
+def documents(signature, code: str) -> list[dict]:
+    answer = httpx.get(f"{signature.url}/v1/dossiers/{code}/documents", headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["documents"]
+
+
+def verified_events(pipeline) -> list[dict]:
+    events = [json.loads(r.value) for r in asyncio.run(read_topic(pipeline.settings, pipeline.settings.topic_status))]
+    return [e for e in events if e["type"] == "dossier.signature_verified"]
+
+
+def test_a_requested_signature_uploaded_is_verified_recorded_and_announced(pipeline, tmp_path):
+    signature = start_signature(pipeline, tmp_path)
+    try:
+        pdf = sign(blank_pdf(), OFFICIAL)
+        code = dossier_code(START, sequence=201)
+        pipeline.post([
+            event("dossier.received", code, START),
+            event("dossier.signature_requested", code, START + timedelta(hours=2), document_id="KQ-1"),
+            event("dossier.signed", code, START + timedelta(hours=26), document_id="KQ-1",
+                  document_sha256=hashlib.sha256(pdf).hexdigest()),
+        ])
+        wait_until(lambda: [d["status"] for d in documents(signature, code)] == ["received"], message="signed event")
+        answer = httpx.post(f"{signature.url}/v1/dossiers/{code}/documents/KQ-1", content=pdf,
+                            headers=AUTH | {"content-type": "application/pdf"})
+        assert answer.status_code == 200 and answer.json()["verdict"] == "valid", answer.text
+        [document] = documents(signature, code)
+        assert document["status"] == "valid" and "Nguyen Van A" in document["verdict"]["signatures"][0]["signer"]
+        assert document["signature_working_hours"] == 8.0  # Mon 11:00 → Tue 11:00: one working day
+        [announced] = wait_until(lambda: verified_events(pipeline), message="the verdict event")
+        assert (announced["data"]["verdict"], announced["data"]["commune_code"]) == ("valid", "14923")
+
+        other = sign(blank_pdf("Khác"), OFFICIAL)  # not the document that was signed
+        wrong = httpx.post(f"{signature.url}/v1/dossiers/{code}/documents/KQ-1", content=other,
+                           headers=AUTH | {"content-type": "application/pdf"}).json()
+        assert wrong["verdict"] == "invalid" and "differs from the signed event" in wrong["reasons"][0]
+        assert httpx.post(f"{signature.url}/v1/dossiers/{code}/documents/KQ-1", content=pdf,
+                          headers={"content-type": "application/pdf"}).status_code == 401
+        assert httpx.post(f"{signature.url}/v1/dossiers/{code}/documents/KQ-1", content=b"x",
+                          headers=AUTH | {"content-type": "text/plain"}).status_code == 415
+    finally:
+        signature.stop()
+
+
+class Documents(BaseHTTPRequestHandler):
+    served: dict[str, bytes] = {}
+
+    def do_GET(self) -> None:  # noqa: N802
+        body = Documents.served.get(self.path)
+        self.send_response(200 if body else 404)
+        self.send_header("content-length", str(len(body or b"")))
+        self.end_headers()
+        self.wfile.write(body or b"")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_signed_event_with_a_url_is_fetched_and_verified_and_bad_documents_get_reasons(pipeline, tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Documents)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    signature = start_signature(pipeline, tmp_path)
+    try:
+        good, tampered = sign(blank_pdf(), OFFICIAL), bytearray(sign(blank_pdf(), OFFICIAL))
+        at = tampered.index(b"/MediaBox")
+        tampered[at + 12: at + 13] = b"9"
+        Documents.served |= {"/good.pdf": good, "/tampered.pdf": bytes(tampered), "/text.pdf": b"hello"}
+        base = f"http://127.0.0.1:{server.server_port}"
+        code = dossier_code(START, sequence=202)
+        pipeline.post([event("dossier.received", code, START)] + [
+            event("dossier.signed", code, START + timedelta(hours=n + 1), document_id=name,
+                  document_sha256=hashlib.sha256(body).hexdigest(), document_url=f"{base}/{name}.pdf")
+            for n, (name, body) in enumerate([("good", good), ("tampered", bytes(tampered)), ("text", b"hello")])
+        ])
+        found = wait_until(lambda: len([d for d in documents(signature, code) if d["verdict"]]) == 3
+                           and documents(signature, code), timeout=60, message="three verdicts")
+        verdicts = {d["document_id"]: (d["status"], (d["verdict"]["reasons"] or [""])[0]) for d in found}
+        assert verdicts["good"] == ("valid", "")
+        assert verdicts["tampered"][0] == "invalid" and "modified after signing" in verdicts["tampered"][1]
+        assert verdicts["text"] == ("invalid", "not a PDF")
+    finally:
+        signature.stop()
+        server.shutdown()
