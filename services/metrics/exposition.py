@@ -23,6 +23,7 @@ HELP = {
     "dossier_digitized_total": "Dossiers with at least one digitization (số hóa)",
     "dossier_ratings_total": "Dossiers rated by the citizen, by their latest rating",
     "dossier_apologies_total": "Apologies issued (phiếu xin lỗi), compliant or not",
+    "dossier_signatures_total": "Results whose digital signature (ký số) was verified, by latest verdict",
 }
 
 

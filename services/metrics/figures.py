@@ -34,6 +34,7 @@ LABELS: dict[str, tuple[str, ...]] = {
     "dossier_digitized_total": (),
     "dossier_ratings_total": ("rating",),
     "dossier_apologies_total": ("compliant",),
+    "dossier_signatures_total": ("verdict",),  # results whose signature was verified (issue 7)
 }
 
 Key = tuple[str, ...]  # metric name, commune, sector, then the metric's own labels
@@ -84,6 +85,7 @@ class Figures:
         self._by_commune: dict[str, list[Tracked]] = {}
         self.counts: Counter[Key] = Counter()
         self._clock: list[tuple[datetime, str]] = []  # (instant the open state may change, code)
+        self._signatures: dict[tuple[str, str], dict[str, Any]] = {}  # (dossier, document) -> latest verdict
 
     # -- feeding -----------------------------------------------------------------------------
 
@@ -106,6 +108,21 @@ class Figures:
         self._count(tracked, +1)
         self._recount_open(tracked, now)
         self._schedule(tracked)
+        return True
+
+    def apply_signature(self, data: dict[str, Any], at: str) -> bool:
+        """A `dossier.signature_verified`: each document counts once, under its latest verdict."""
+        if not data.get("commune_code"):
+            return False  # the signature service had not seen the dossier's receipt
+        key = (data["dossier_code"], data["document_id"])
+        before = self._signatures.get(key)
+        if before is not None and before["at"] >= at:
+            return False
+        if before is not None:
+            self.counts["dossier_signatures_total", before["commune_code"], before["sector"], before["verdict"]] -= 1
+        self._signatures[key] = {"at": at, "commune_code": data["commune_code"], "sector": data["sector"] or "none",
+                                 "verdict": data["verdict"]}
+        self.counts["dossier_signatures_total", data["commune_code"], data["sector"] or "none", data["verdict"]] += 1
         return True
 
     def _count(self, tracked: Tracked, sign: int) -> None:

@@ -23,6 +23,8 @@ from services.metrics.settings import MetricsSettings
 from services.metrics.store import FiguresStore
 from shared.status import METRICS_SOURCE, TYPE, clock_event
 
+SIGNATURE_TYPE = "dossier.signature_verified"  # published by the signature service
+
 log = structlog.get_logger()
 
 Publish = Callable[[list[tuple[str, bytes]]], Awaitable[None]]  # (key, CloudEvent JSON)
@@ -31,7 +33,7 @@ Publish = Callable[[list[tuple[str, bytes]]], Awaitable[None]]  # (key, CloudEve
 class ServiceMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.status_events = Counter(
-            "metrics_status_events", "Status events consumed, by outcome: applied, older, clock, other, undecodable",
+            "metrics_status_events", "Status events consumed, by outcome: applied, older, clock, signature, other, undecodable",
             ["outcome"], registry=registry,
         )
         self.clock_published = Counter(
@@ -72,19 +74,24 @@ class MetricsService:
         now = self.clock()
         async for doc in self.store.statuses():
             self.figures.apply(doc, now)
+        async for doc in self.store.signatures():
+            self.figures.apply_signature(doc["data"], doc["time"])
         self._sent = await self.store.sent()
         self.loaded = True
         log.info("figures loaded", dossiers=len(self.figures.dossiers), clock_events_sent=len(self._sent),
                  seconds=round(time.perf_counter() - started, 2))
 
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
-        statuses = []
+        statuses, signatures = [], []
         for record in records:
             try:
                 event = orjson.loads(record.value or b"")
                 data = event["data"]
+                if event["type"] == SIGNATURE_TYPE:
+                    signatures.append(event)
+                    continue
                 if event["type"] != TYPE:
-                    self.metrics.status_events.labels("other").inc()  # e.g. dossier.signature_verified
+                    self.metrics.status_events.labels("other").inc()
                     continue
                 if event["source"] != METRICS_SOURCE and not {"events", "timeline"} <= data.keys():
                     raise ValueError("a status event without its timeline (from a processing older than metrics)")
@@ -100,6 +107,10 @@ class MetricsService:
             else:
                 statuses.append(data)
         await self.store.save(statuses)
+        await self.store.save_signatures(signatures)
+        for event in signatures:
+            self.figures.apply_signature(event["data"], event["time"])
+            self.metrics.status_events.labels("signature").inc()
         now = self.clock()
         for data in statuses:
             outcome = "applied" if self.figures.apply(data, now) else "older"

@@ -38,6 +38,7 @@ class FiguresStore:
         db = client[database]
         self._status = db["metrics_status"]
         self._clock_sent = db["metrics_clock_sent"]
+        self._signatures = db["metrics_signatures"]
 
     async def save(self, datas: list[dict[str, Any]]) -> None:
         docs = []
@@ -45,6 +46,14 @@ class FiguresStore:
             blob = orjson.dumps([kept(d) for d in datas[i : i + CHUNK]])
             docs.append({"_id": hashlib.sha256(blob).hexdigest(), "statuses": Binary(blob)})
         await insert_new(self._status, docs)
+
+    async def save_signatures(self, events: list[dict[str, Any]]) -> None:
+        """`dossier.signature_verified` events, as (time, data): one document each, insert-only."""
+        await insert_new(self._signatures, [{"_id": e["id"], "time": e["time"], "data": e["data"]} for e in events])
+
+    async def signatures(self) -> AsyncIterator[dict[str, Any]]:
+        async for doc in self._signatures.find({}, batch_size=5000):
+            yield doc
 
     async def mark_sent(self, ids: list[str]) -> None:
         await insert_new(self._clock_sent, [{"_id": i} for i in ids])
@@ -63,3 +72,4 @@ class FiguresStore:
     async def drop(self) -> None:
         await self._status.drop()
         await self._clock_sent.drop()
+        await self._signatures.drop()

@@ -22,11 +22,11 @@ AUTH = {"authorization": f"Bearer {ANY_SOURCE_KEY}"}
 START = datetime(2026, 3, 2, 9, 0, tzinfo=VN)
 
 
-def start_signature(pipeline, tmp_path):
+def start_signature(pipeline, tmp_path, port: int | None = None):
     roots = tmp_path / "roots"
     roots.mkdir()
     (roots / "root.pem").write_bytes(ROOT.cert.public_bytes(serialization.Encoding.PEM))
-    return service("signature", pipeline.settings, DOSSIER_SIGNATURE_TRUST_ROOTS=str(roots),
+    return service("signature", pipeline.settings, port, DOSSIER_SIGNATURE_TRUST_ROOTS=str(roots),
                    DOSSIER_SIGNATURE_API_KEYS=json.dumps(API_KEYS)).start()
 
 

@@ -163,6 +163,9 @@ class Store:
     async def save(self, datas):
         self.saved += datas
 
+    async def save_signatures(self, events):
+        pass
+
 
 def test_a_status_event_that_cannot_be_counted_is_skipped_not_retried_forever():
     good = {"type": "dossier.status_changed", "source": "urn:dossier-tracker:processing", "id": "1",
@@ -176,3 +179,14 @@ def test_a_status_event_that_cannot_be_counted_is_skipped_not_retried_forever():
     assert [d["dossier_code"] for d in store.saved] == [good["data"]["dossier_code"]]
     assert len(service.figures.dossiers) == 1
     assert service.metrics.status_events.labels("undecodable")._value.get() == 2
+
+
+def test_a_document_counts_once_under_its_latest_verdict():
+    figures = Figures(CAL)
+    data = {"dossier_code": "X", "document_id": "KQ-1", "commune_code": COMMUNE, "sector": "HT"}
+    assert figures.apply_signature(data | {"verdict": "invalid"}, "2026-03-02T10:00:00+07:00")
+    assert figures.apply_signature(data | {"verdict": "valid"}, "2026-03-02T11:00:00+07:00")
+    assert not figures.apply_signature(data | {"verdict": "invalid"}, "2026-03-02T10:30:00+07:00")  # older
+    assert not figures.apply_signature(data | {"commune_code": None, "verdict": "valid"}, "2026-03-02T12:00:00+07:00")
+    counts = {k[-1]: v for k, v in figures.counts.items() if k[0] == "dossier_signatures_total"}
+    assert counts == {"invalid": 0, "valid": 1}
