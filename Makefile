@@ -3,7 +3,7 @@ SHELL := /bin/bash
 LOCAL := deploy/local
 PY := .local/venv/bin/python
 
-.PHONY: venv system up down reset status logs demo test test-unit test-integration bench bench-intake bench-processing bench-metrics bench-notifications
+.PHONY: venv system up down reset status logs demo test test-unit test-integration bench bench-intake bench-processing bench-metrics bench-notifications bench-signature
 
 venv:
 	@$(LOCAL)/install-python.sh
@@ -44,7 +44,7 @@ test-unit: venv system
 test-integration: venv system
 	$(PY) -m pytest tests/integration
 
-bench: bench-intake bench-processing bench-metrics bench-notifications
+bench: bench-intake bench-processing bench-metrics bench-notifications bench-signature
 
 bench-intake: up
 	$(PY) -m bench.intake
@@ -57,3 +57,6 @@ bench-metrics: up
 
 bench-notifications: up
 	$(PY) -m bench.notifications
+
+bench-signature: venv
+	$(PY) -m bench.signature
