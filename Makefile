@@ -10,7 +10,7 @@ venv:
 
 # What the stack and the tests run on, installed once and cached under .local/.
 system:
-	@$(LOCAL)/install-apt.sh prometheus
+	@$(LOCAL)/install-apt.sh prometheus kannel kannel-extras softhsm2
 	@$(LOCAL)/install-kafka.sh
 	@$(LOCAL)/install-ferretdb.sh
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 from aiokafka.errors import KafkaError
-from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi import FastAPI, Header, HTTPException, Request, Response
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -18,6 +18,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from services.signature.documents import trust_roots
+from services.signature.seal import Sealer
 from services.signature.service import SignatureService, SignatureStore
 from services.signature.settings import SignatureSettings
 from shared.auth import ApiKeys
@@ -73,6 +74,8 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
         task.cancel()
         await broker.stop()
         await service.http.aclose()
+        if sealer is not None:
+            sealer.close()
         await mongo.close()
 
     app = FastAPI(title="Dossier signatures", version="1", lifespan=lifespan,
@@ -87,6 +90,9 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
     async def upload(code: str, document_id: str, request: Request,
                      authorization: str | None = Header(default=None)) -> dict[str, Any]:
         authenticate(authorization)
+        return await service.check(code, document_id, await read_pdf(request))
+
+    async def read_pdf(request: Request) -> bytes:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/pdf":
             raise HTTPException(415, "send the document as application/pdf")
         body = bytearray()
@@ -94,7 +100,25 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
             body += chunk
             if len(body) > settings.signature_max_bytes:
                 raise HTTPException(413, f"larger than {settings.signature_max_bytes} bytes")
-        return await service.check(code, document_id, bytes(body))
+        return bytes(body)
+
+    sealer = Sealer.from_settings(settings)
+
+    @app.post("/v1/dossiers/{code}/documents/{document_id}/seal", summary="The agency's PAdES seal on a result",
+              responses={401: {}, 413: {}, 415: {}, 501: {"description": "no seal key configured"}},
+              response_class=Response)
+    async def seal(code: str, document_id: str, request: Request,
+                   authorization: str | None = Header(default=None)) -> Response:
+        authenticate(authorization)
+        if sealer is None:
+            raise HTTPException(501, "no seal key configured (DOSSIER_SIGNATURE_SEAL_*)")
+        pdf = await read_pdf(request)
+        try:
+            sealed = await asyncio.to_thread(sealer.seal, pdf)
+        except Exception as exc:  # pyHanko refuses what it cannot sign: not a PDF, encrypted, ...
+            raise HTTPException(422, f"cannot seal this document: {exc}") from exc
+        log.info("result sealed", dossier=code, document=document_id)
+        return Response(sealed, media_type="application/pdf")
 
     @app.get("/v1/dossiers/{code}/documents", summary="A dossier's documents with their verdicts", responses={401: {}})
     async def list_documents(code: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:

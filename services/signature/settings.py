@@ -11,5 +11,13 @@ class SignatureSettings(ServiceSettings):
     signature_trust_roots: Path | None = None
     signature_max_bytes: int = 20 * 1024 * 1024  # an upload or a fetched document
     signature_fetch_timeout_seconds: float = 10
+    # The agency's seal (optional): a PKCS#12 file, or a PKCS#11 library with a token, a key label and
+    # the seal's certificate (PEM, then its CA chain). The password is the file's or the token PIN.
+    signature_seal_pkcs12: Path | None = None
+    signature_seal_pkcs11_lib: Path | None = None
+    signature_seal_token_label: str | None = None
+    signature_seal_key_label: str | None = None
+    signature_seal_cert: Path | None = None
+    signature_seal_password: str | None = None
     signature_api_keys: list[ApiKey] = []
     signature_api_keys_file: Path | None = None

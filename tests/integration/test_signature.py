@@ -10,14 +10,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
 
 from bench.sample import VN, dossier_code, event
+from services.signature.verify import verify
 from tests.integration.conftest import ANY_SOURCE_KEY, API_KEYS, read_topic, service, wait_until
 from tests.pki import Party, blank_pdf, sign
 
 ROOT = Party("Root CA test", ca=True)
 CA = Party("VNPT-CA test", issuer=ROOT, ca=True)
 OFFICIAL = Party("Nguyen Van A", issuer=CA)
+AGENCY = Party("UBND xa Ba Thuoc", issuer=CA)
 AUTH = {"authorization": f"Bearer {ANY_SOURCE_KEY}"}
 START = datetime(2026, 3, 2, 9, 0, tzinfo=VN)
 
@@ -26,8 +29,12 @@ def start_signature(pipeline, tmp_path, port: int | None = None):
     roots = tmp_path / "roots"
     roots.mkdir()
     (roots / "root.pem").write_bytes(ROOT.cert.public_bytes(serialization.Encoding.PEM))
+    seal = tmp_path / "seal.p12"  # the agency's seal key, in a PKCS#12 file here (SoftHSM2: test_seal.py)
+    seal.write_bytes(pkcs12.serialize_key_and_certificates(
+        b"seal", AGENCY.key, AGENCY.cert, [CA.cert], serialization.BestAvailableEncryption(b"secret")))
     return service("signature", pipeline.settings, port, DOSSIER_SIGNATURE_TRUST_ROOTS=str(roots),
-                   DOSSIER_SIGNATURE_API_KEYS=json.dumps(API_KEYS)).start()
+                   DOSSIER_SIGNATURE_API_KEYS=json.dumps(API_KEYS), DOSSIER_SIGNATURE_MAX_BYTES="100000",
+                   DOSSIER_SIGNATURE_SEAL_PKCS12=str(seal), DOSSIER_SIGNATURE_SEAL_PASSWORD="secret").start()
 
 
 def documents(signature, code: str) -> list[dict]:
@@ -70,6 +77,13 @@ def test_a_requested_signature_uploaded_is_verified_recorded_and_announced(pipel
                           headers={"content-type": "application/pdf"}).status_code == 401
         assert httpx.post(f"{signature.url}/v1/dossiers/{code}/documents/KQ-1", content=b"x",
                           headers=AUTH | {"content-type": "text/plain"}).status_code == 415
+        assert httpx.post(f"{signature.url}/v1/dossiers/{code}/documents/KQ-1", content=b"%PDF-" + b"x" * 200_000,
+                          headers=AUTH | {"content-type": "application/pdf"}).status_code == 413
+
+        sealed = httpx.post(f"{signature.url}/v1/dossiers/{code}/documents/KQ-1/seal", content=pdf,
+                            headers=AUTH | {"content-type": "application/pdf"}, timeout=30)
+        assert sealed.status_code == 200 and sealed.headers["content-type"] == "application/pdf"
+        assert verify(sealed.content, [ROOT.asn1]).verdict == "valid"
     finally:
         signature.stop()
 
