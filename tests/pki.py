@@ -53,7 +53,7 @@ class Party:
                                     cert_registry=SimpleCertificateStore.from_certs(chain))
 
 
-def blank_pdf(text: str = "Quyết định") -> bytes:
+def blank_pdf(text: str = "Quyết định", password: str | None = None) -> bytes:
     writer = PdfFileWriter()
     page = generic.DictionaryObject({
         generic.NameObject("/Type"): generic.NameObject("/Page"),
@@ -61,6 +61,8 @@ def blank_pdf(text: str = "Quyết định") -> bytes:
     })
     writer.insert_page(page)
     writer.document_meta.title = text
+    if password:
+        writer.encrypt(password, password)
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()

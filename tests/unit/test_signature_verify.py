@@ -49,6 +49,7 @@ def test_two_signatures_with_an_incremental_update():
 @pytest.mark.parametrize("data, reason", [
     (b"GIF89a not a pdf", "not a PDF"),
     (blank_pdf(), "no signature"),
+    (blank_pdf(password="mật khẩu"), "encrypted"),
     (sign(blank_pdf(), OFFICIAL)[:400], "unreadable"),
 ])
 def test_bad_input_gets_an_invalid_verdict_with_its_reason(data, reason):
