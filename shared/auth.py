@@ -6,6 +6,7 @@ import hmac
 import json
 from pathlib import Path
 
+from fastapi import HTTPException
 from pydantic import BaseModel, Field
 
 
@@ -48,3 +49,11 @@ class ApiKeys:
 
 def may_send(key: ApiKey, source: str) -> bool:
     return "*" in key.sources or source in key.sources
+
+
+def require_key(keys: ApiKeys, authorization: str | None) -> ApiKey:
+    """The key of an `Authorization: Bearer` header, or 401 (the lookups of notifications and signature)."""
+    key = keys.identify(authorization)
+    if key is None:
+        raise HTTPException(401, "a valid Bearer key is required", headers={"WWW-Authenticate": "Bearer"})
+    return key

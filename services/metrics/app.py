@@ -1,22 +1,16 @@
 """Metrics' wiring: the `dossier-status` subscriber, the clock, /metrics, the report API (CONTRACT §4-§5)."""
 
 import asyncio
-import contextlib
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 import structlog
-from aiokafka.errors import KafkaError
 from fastapi import FastAPI, HTTPException, Query
-from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import CollectorRegistry, generate_latest
 from pymongo import AsyncMongoClient
-from pymongo.errors import PyMongoError
 
 from services.metrics.figures import Figures
 from services.metrics.service import MetricsService
@@ -24,8 +18,18 @@ from services.metrics.settings import MetricsSettings
 from services.metrics.store import FiguresStore
 from shared.calendar import WorkingCalendar
 from shared.communes import commune, communes_of_province
+from shared.consumer import (
+    batch_subscriber,
+    consumer_lag,
+    every,
+    handle_or_rewind,
+    make_broker,
+    ready_when_consuming,
+    start_broker,
+    until_done,
+)
 from shared.http import add_operational_routes
-from shared.kafka import STRUCTURED_HEADERS
+from shared.kafka import CLOUDEVENTS_CONTENT_TYPE
 from shared.report import COMPONENTS, NOT_MEASURED
 
 log = structlog.get_logger()
@@ -60,69 +64,25 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000)
     registry = CollectorRegistry()
     service = MetricsService(settings, Figures(calendar), FiguresStore(mongo, settings.mongo_database), registry)
-    broker = KafkaBroker(
-        settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True, client_id="metrics",
-        logger=logging.getLogger("metrics.kafka"), log_level=logging.DEBUG,
-    )
-    subscriber = broker.subscriber(
-        settings.topic_status,
-        group_id=settings.metrics_group_id,
-        batch=True,
-        max_records=settings.metrics_max_batch,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,  # committed after the handler returns; rewound if it fails
-    )
+    broker = make_broker(settings, "metrics")
+    subscriber = batch_subscriber(broker, settings.topic_status, settings.metrics_group_id,
+                                  settings.metrics_max_batch)
 
     @subscriber
     async def on_status(message: KafkaMessage) -> None:
-        try:
-            await service.handle(message.raw_message)
-        except PyMongoError as exc:
-            log.warning("database unavailable, the batch will be retried", error=str(exc))
-            await asyncio.sleep(1)
-            raise
-        service.metrics.lag.set(await consumer_lag())
-
-    async def consumer_lag() -> int:
-        consumer = subscriber.consumer
-        lag = 0
-        for tp in consumer.assignment() if consumer else ():
-            if (highwater := consumer.highwater(tp)) is not None:
-                lag += max(0, highwater - await consumer.position(tp))
-        return lag
+        await handle_or_rewind(service.handle(message.raw_message))
+        service.metrics.lag.set(await consumer_lag(subscriber))
 
     async def publish(records: list[tuple[str, bytes]]) -> None:
         sent = [await broker.publish(value, settings.topic_status, key=key.encode(),
-                                     headers=dict((k, v.decode()) for k, v in STRUCTURED_HEADERS), no_confirm=True)
+                                     headers={"content-type": CLOUDEVENTS_CONTENT_TYPE}, no_confirm=True)
                 for key, value in records]
         await asyncio.gather(*sent)
 
-    async def every(seconds: float, what: str, work: Callable[[], Awaitable[Any]]) -> None:
-        while True:
-            try:
-                await work()
-            except (PyMongoError, KafkaError) as exc:
-                log.warning(f"{what} failed, will retry", error=str(exc))
-            await asyncio.sleep(seconds)
-
     async def start() -> None:
-        while not service.loaded:
-            try:
-                await service.load()
-            except PyMongoError as exc:
-                log.warning("mongodb not reachable, retrying", error=str(exc))
-                await asyncio.sleep(1)
+        await until_done(service.load, "loading the figures")
         await service.refresh_snapshot()
-        while True:
-            try:
-                await broker.start()
-                break
-            except (KafkaError, OSError) as exc:
-                log.warning("kafka not reachable, retrying", error=str(exc))
-                with contextlib.suppress(Exception):
-                    await broker.stop()
-                await asyncio.sleep(1)
-        log.info("consuming", topic=settings.topic_status, group=settings.metrics_group_id)
+        await start_broker(broker, settings.topic_status, settings.metrics_group_id)
         tasks.append(asyncio.create_task(
             every(settings.metrics_clock_interval_seconds, "clock", lambda: service.move_clock(publish))))
         tasks.append(asyncio.create_task(
@@ -176,11 +136,9 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
             "communes": ranked,
         }
 
-    async def not_ready() -> str | None:
-        if not service.loaded:
-            return "loading the figures from mongodb"
-        return None if subscriber.consumer is not None else "not consuming yet"
-
+    # Served from memory once loaded: readiness does not ask MongoDB again.
+    not_ready = ready_when_consuming(None, subscriber,
+                                     lambda: None if service.loaded else "loading the figures from mongodb")
     # The business figures come from the background snapshot; the service's own metrics are live.
     add_operational_routes(app, registry, not_ready, needs="MongoDB loaded and Kafka",
                            exposition=lambda: service.snapshot + generate_latest(registry))

@@ -1,30 +1,33 @@
 """Notifications' wiring: the `dossier-status` subscriber, the sender, delivery reports, the message lookup."""
 
 import asyncio
-import contextlib
 import hmac
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Header, HTTPException
-from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
-from pymongo.errors import PyMongoError
 
 from services.notifications.providers import dlr_token, provider
 from services.notifications.service import Notifier
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import MessageStore, status
 from services.notifications.templates import Templates
-from shared.auth import ApiKeys
+from shared.auth import ApiKeys, require_key
 from shared.calendar import WorkingCalendar
+from shared.consumer import (
+    batch_subscriber,
+    every,
+    handle_or_rewind,
+    make_broker,
+    ready_when_consuming,
+    start_broker,
+    until_done,
+)
 from shared.http import add_operational_routes
 from shared.privacy import mask_phone
 
@@ -55,57 +58,20 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     registry = CollectorRegistry()
     gateway = provider(settings)
     notifier = Notifier(settings, MessageStore(mongo, settings.mongo_database), gateway, templates, calendar, registry)
-    broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id="notifications",
-                         logger=logging.getLogger("notifications.kafka"), log_level=logging.DEBUG)
-    subscriber = broker.subscriber(
-        settings.topic_status,
-        group_id=settings.notifications_group_id,
-        batch=True,
-        max_records=500,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,  # committed once the batch's messages are written
-    )
+    broker = make_broker(settings, "notifications")
+    subscriber = batch_subscriber(broker, settings.topic_status, settings.notifications_group_id, 500)
 
     @subscriber
     async def on_status(message: KafkaMessage) -> None:
-        try:
-            await notifier.handle(message.raw_message)
-        except PyMongoError as exc:
-            log.warning("database unavailable, the batch will be retried", error=str(exc))
-            await asyncio.sleep(1)
-            raise
-
-    async def every(seconds: float, what: str, work: Callable[[], Awaitable[Any]], wait_first: bool = False) -> None:
-        if wait_first:
-            await asyncio.sleep(seconds)
-        while True:
-            try:
-                await work()
-            except PyMongoError as exc:
-                log.warning(f"{what} failed, will retry", error=str(exc))
-            await asyncio.sleep(seconds)
+        await handle_or_rewind(notifier.handle(message.raw_message))
 
     async def start() -> None:
-        while not notifier.loaded:
-            try:
-                log.info("messages to send loaded", pending=await notifier.load())
-            except PyMongoError as exc:
-                log.warning("mongodb not reachable, retrying", error=str(exc))
-                await asyncio.sleep(1)
+        log.info("messages to send loaded", pending=await until_done(notifier.load, "loading the messages"))
         tasks.append(asyncio.create_task(
             every(settings.notifications_send_interval_seconds, "sending", notifier.send_due)))
         tasks.append(asyncio.create_task(
             every(settings.notifications_reload_interval_seconds, "reload", notifier.load, wait_first=True)))
-        while True:
-            try:
-                await broker.start()
-                log.info("consuming", topic=settings.topic_status, group=settings.notifications_group_id)
-                return
-            except (KafkaError, OSError) as exc:
-                log.warning("kafka not reachable, retrying", error=str(exc))
-                with contextlib.suppress(Exception):
-                    await broker.stop()
-                await asyncio.sleep(1)
+        await start_broker(broker, settings.topic_status, settings.notifications_group_id)
 
     tasks: list[asyncio.Task] = []
 
@@ -141,18 +107,10 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
 
     @app.get("/v1/messages", summary="A dossier's messages, phone masked", responses={401: {}})
     async def messages(dossier: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:
-        if keys.identify(authorization) is None:
-            raise HTTPException(401, "a valid Bearer key is required", headers={"WWW-Authenticate": "Bearer"})
+        require_key(keys, authorization)
         return {"dossier": dossier, "messages": [message_view(*m) for m in await notifier.store.of_dossier(dossier)]}
 
-    async def not_ready() -> str | None:
-        if not notifier.loaded:
-            return "loading the messages to send"
-        try:
-            await mongo.admin.command("ping")
-        except PyMongoError:
-            return "mongodb unreachable"
-        return None if subscriber.consumer is not None else "not consuming yet"
-
+    not_ready = ready_when_consuming(mongo, subscriber,
+                                     lambda: None if notifier.loaded else "loading the messages to send")
     add_operational_routes(app, registry, not_ready, needs="Kafka and MongoDB")
     return app

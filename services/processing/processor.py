@@ -5,7 +5,6 @@ a crash anywhere repeats the batch: duplicates change nothing, and the outbox wr
 state is published again.
 """
 
-import asyncio
 import os
 from dataclasses import replace
 import time
@@ -15,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from pymongo.errors import PyMongoError
 
 from services.processing.history import Integrated, Outgoing, StoredDossier, give_up_waiting, integrate
 from services.processing.settings import ProcessingSettings
@@ -74,13 +72,7 @@ class Processor:
 
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
         started = time.perf_counter()
-        try:
-            await self._handle(records)
-        except PyMongoError as exc:
-            # The database is away: wait a little, then let the batch be redelivered from its first offset.
-            log.warning("database unavailable, the batch will be retried", error=str(exc))
-            await asyncio.sleep(1)
-            raise
+        await self._handle(records)
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
         now_ms = time.time() * 1000
         for record in records:

@@ -1,28 +1,23 @@
 """Signature's wiring: the `dossier-events` subscriber, uploads, the documents list, health, metrics."""
 
 import asyncio
-import contextlib
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Header, HTTPException, Request, Response
-from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
-from pymongo.errors import PyMongoError
 
 from services.signature.documents import trust_roots
 from services.signature.seal import Sealer
 from services.signature.service import SignatureService, SignatureStore
 from services.signature.settings import SignatureSettings
-from shared.auth import ApiKeys
+from shared.auth import ApiKeys, require_key
 from shared.calendar import WorkingCalendar
+from shared.consumer import batch_subscriber, handle_or_rewind, make_broker, ready_when_consuming, start_broker
 from shared.http import add_operational_routes
 from shared.kafka import CLOUDEVENTS_CONTENT_TYPE
 
@@ -34,8 +29,7 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
     keys = ApiKeys.load(settings.signature_api_keys, settings.signature_api_keys_file)
     mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000)
     registry = CollectorRegistry()
-    broker = KafkaBroker(settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True, client_id="signature",
-                         logger=logging.getLogger("signature.kafka"), log_level=logging.DEBUG)
+    broker = make_broker(settings, "signature")
 
     async def publish(key: str, value: bytes) -> None:
         await broker.publish(value, settings.topic_status, key=key.encode(),
@@ -44,32 +38,15 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
     service = SignatureService(settings, SignatureStore(mongo, settings.mongo_database),
                                WorkingCalendar.load(settings.calendar), trust_roots(settings.signature_trust_roots),
                                publish, registry)
-    subscriber = broker.subscriber(settings.topic_events, group_id=settings.signature_group_id, batch=True,
-                                   max_records=500, auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR)
+    subscriber = batch_subscriber(broker, settings.topic_events, settings.signature_group_id, 500)
 
     @subscriber
     async def on_events(message: KafkaMessage) -> None:
-        try:
-            await service.handle(message.raw_message)
-        except PyMongoError as exc:
-            log.warning("database unavailable, the batch will be retried", error=str(exc))
-            await asyncio.sleep(1)
-            raise
-
-    async def start_broker() -> None:
-        while True:
-            try:
-                await broker.start()
-                return
-            except (KafkaError, OSError) as exc:
-                log.warning("kafka not reachable, retrying", error=str(exc))
-                with contextlib.suppress(Exception):
-                    await broker.stop()
-                await asyncio.sleep(1)
+        await handle_or_rewind(service.handle(message.raw_message))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(start_broker())
+        task = asyncio.create_task(start_broker(broker, settings.topic_events, settings.signature_group_id))
         yield
         task.cancel()
         await broker.stop()
@@ -81,15 +58,11 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
     app = FastAPI(title="Dossier signatures", version="1", lifespan=lifespan,
                   description="Verifies the digital signatures (ký số) on results and records them.")
 
-    def authenticate(authorization: str | None) -> None:
-        if keys.identify(authorization) is None:
-            raise HTTPException(401, "a valid Bearer key is required", headers={"WWW-Authenticate": "Bearer"})
-
     @app.post("/v1/dossiers/{code}/documents/{document_id}", summary="Upload a signed result (PDF) to verify",
               responses={401: {}, 413: {}, 415: {}})
     async def upload(code: str, document_id: str, request: Request,
                      authorization: str | None = Header(default=None)) -> dict[str, Any]:
-        authenticate(authorization)
+        require_key(keys, authorization)
         return await service.check(code, document_id, await read_pdf(request))
 
     async def read_pdf(request: Request) -> bytes:
@@ -109,7 +82,7 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
               response_class=Response)
     async def seal(code: str, document_id: str, request: Request,
                    authorization: str | None = Header(default=None)) -> Response:
-        authenticate(authorization)
+        require_key(keys, authorization)
         if sealer is None:
             raise HTTPException(501, "no seal key configured (DOSSIER_SIGNATURE_SEAL_*)")
         pdf = await read_pdf(request)
@@ -122,15 +95,8 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
 
     @app.get("/v1/dossiers/{code}/documents", summary="A dossier's documents with their verdicts", responses={401: {}})
     async def list_documents(code: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:
-        authenticate(authorization)
+        require_key(keys, authorization)
         return {"dossier_code": code, "documents": [d.view() for d in await service.documents(code)]}
 
-    async def not_ready() -> str | None:
-        try:
-            await mongo.admin.command("ping")
-        except PyMongoError:
-            return "mongodb unreachable"
-        return None if subscriber.consumer is not None else "not consuming yet"
-
-    add_operational_routes(app, registry, not_ready, needs="Kafka and MongoDB")
+    add_operational_routes(app, registry, ready_when_consuming(mongo, subscriber), needs="Kafka and MongoDB")
     return app
