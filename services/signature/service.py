@@ -115,22 +115,25 @@ class SignatureService:
     async def check(self, code: str, document_id: str, pdf: bytes) -> dict[str, Any]:
         """Verify a document's bytes against the signed event's hash and the trust roots; record, announce."""
         sha = hashlib.sha256(pdf).hexdigest()
-        signed = next((r for r in await self.store.of_dossier(code)
-                       if r["kind"] == "signed" and r["document_id"] == document_id), None)
+        records = await self.store.of_dossier(code)
+        signed = next((r for r in records if r["kind"] == "signed" and r["document_id"] == document_id), None)
         if signed and signed["sha256"] != sha:
             verdict = Verdict("invalid", (f"SHA-256 {sha} differs from the signed event's {signed['sha256']}",))
         else:
             with self.seconds.time():
                 verdict = await asyncio.to_thread(verify, pdf, self.roots)
-        return await self.record(code, document_id, verdict, sha)
+        return await self.record(code, document_id, verdict, sha, records)
 
-    async def record(self, code: str, document_id: str, verdict: Verdict, sha: str) -> dict[str, Any]:
+    async def record(self, code: str, document_id: str, verdict: Verdict, sha: str,
+                     records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Record a verdict and announce it; `records` are the dossier's, if already read."""
+        records = await self.store.of_dossier(code) if records is None else records
         result = verdict_json(verdict, sha)
         now = datetime.now(UTC)
         await self.store.add([{"_id": f"{code}|{document_id}|verified|{sha}", "code": code, "kind": "verified",
                                "document_id": document_id, "recorded_at": now, "time": now, "verdict": result}])
         self.verdicts.labels(verdict.verdict).inc()
-        dossier = next((r for r in await self.store.of_dossier(code) if r["kind"] == "dossier"), {})
+        dossier = next((r for r in records if r["kind"] == "dossier"), {})
         event = {
             "specversion": "1.0", "id": status_id(code, document_id, sha, verdict.verdict), "source": SOURCE,
             "type": TYPE, "subject": code, "time": now.isoformat(), "datacontenttype": "application/json",
