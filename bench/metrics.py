@@ -13,7 +13,6 @@
 import asyncio
 import gc
 import os
-import resource
 import statistics
 import time
 from collections.abc import Callable

@@ -74,7 +74,7 @@ def integrate(
         if event_key(event) in known:
             continue
         known.add(event_key(event))
-        added.add((event.source, event.id))
+        added.add(event.id)
         history.append(event)
         events.append(raw.decode())
         kept += 1
@@ -119,14 +119,13 @@ def integrate(
     )
 
 
-def _announce(folded: Folded, stored: StoredDossier, added: set[tuple[str, str]], calendar: WorkingCalendar,
+def _announce(folded: Folded, stored: StoredDossier, added: set[str], calendar: WorkingCalendar,
               timeline: list[dict[str, Any]], events: int, outbox: list[Outgoing]) -> dict[str, Any] | None:
-    """One status event per change from the first new event on (a batch with several steps of a
-    dossier announces each, in time order); a change of counted facts alone is announced once.
-    Returns the status last announced."""
+    """One status event per change from the first event new in this batch (`added`: their ids) on:
+    a batch with several steps of a dossier announces each, in time order; a change of counted facts
+    alone is announced once. Returns the status last announced."""
     status = stored.status
-    ids = {i for _, i in added}
-    first = next((n for n, (step, _) in enumerate(folded.steps) if step.id in ids), None)
+    first = next((n for n, (step, _) in enumerate(folded.steps) if step.id in added), None)
     for step, dossier in folded.steps[first:] if first is not None else ():
         now = status_of(dossier, calendar, step.time)
         if changed(status, now):

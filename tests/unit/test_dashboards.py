@@ -17,7 +17,7 @@ def test_the_committed_dashboards_are_generated():
     rendered = generator().rendered()
     assert sorted(p.name for p in (GRAFANA / "dashboards").glob("*.json")) == sorted(rendered)
     for name, text in rendered.items():
-        assert (GRAFANA / "dashboards" / name).read_text() == text, f"run: python deploy/grafana/dashboards.py"
+        assert (GRAFANA / "dashboards" / name).read_text() == text, "run: python deploy/grafana/dashboards.py"
 
 
 def test_every_panel_has_a_title_a_description_a_query_and_a_place_of_its_own():
