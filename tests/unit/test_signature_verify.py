@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from services.signature.verify import verify
-from tests.pki import NOW, Party, blank_pdf, sign
+from tests.pki import NOW, Party, blank_pdf, sign, with_stored_crls
 
 ROOT = Party("Root CA test", ca=True)
 CA = Party("VNPT-CA test", issuer=ROOT, ca=True)  # stands in for a Vietnamese CA under the national root
@@ -14,6 +14,8 @@ DEPUTY = Party("Trần Thị B - Phó Chủ tịch", issuer=CA)
 EXPIRED = Party("Lê Văn C", issuer=CA, start=NOW - timedelta(days=400), end=NOW - timedelta(days=1))
 STRANGER_ROOT = Party("Unknown CA", ca=True)
 STRANGER = Party("Someone", issuer=STRANGER_ROOT)
+TSA = Party("Time-stamping authority test", issuer=ROOT, tsa=True, start=NOW - timedelta(days=800))
+REVOKED = Party("Phạm Văn D", issuer=CA)
 TRUSTED = [ROOT.asn1]
 
 
@@ -37,6 +39,57 @@ def test_modified_after_signing_is_invalid():
 def test_an_untrusted_or_expired_signer_is_indeterminate(party, problem):
     result = verify(sign(blank_pdf(), party), TRUSTED)
     assert result.verdict == "indeterminate" and problem in result.reasons[0]
+
+
+def test_an_expired_certificate_is_judged_at_the_time_of_a_trusted_timestamp():
+    # Signed and timestamped ten days ago, while the certificate was valid; it expired yesterday.
+    stamped = sign(blank_pdf(), EXPIRED, timestamper=TSA.timestamper(NOW - timedelta(days=10)))
+    result = verify(stamped, TRUSTED)
+    assert result.verdict == "valid", result.reasons
+    [check] = result.signatures
+    assert check.timestamped and abs(check.signing_time - (NOW - timedelta(days=10))) < timedelta(seconds=1)
+
+
+def test_a_timestamp_after_expiry_does_not_help():
+    stamped = sign(blank_pdf(), EXPIRED, timestamper=TSA.timestamper(NOW))
+    result = verify(stamped, TRUSTED)
+    assert result.verdict == "indeterminate" and "at the time of its timestamp" in result.reasons[0]
+
+
+def test_an_untrusted_timestamping_authority_proves_nothing():
+    stranger_tsa = Party("Unknown TSA", issuer=STRANGER_ROOT, tsa=True)
+    stamped = sign(blank_pdf(), EXPIRED, timestamper=stranger_tsa.timestamper(NOW - timedelta(days=10)))
+    result = verify(stamped, TRUSTED)
+    assert result.verdict == "indeterminate" and not result.signatures[0].timestamped
+
+
+def test_revocation_data_embedded_in_the_signature_is_checked():
+    result = verify(sign(blank_pdf(), OFFICIAL, crls=[CA.crl()]), TRUSTED)
+    assert result.verdict == "valid", result.reasons
+    assert result.signatures[0].revocation_data
+    assert not verify(sign(blank_pdf(), OFFICIAL), TRUSTED).signatures[0].revocation_data
+
+
+def test_a_certificate_revoked_in_the_embedded_crl_is_not_valid():
+    # Revoked half an hour ago; nothing proves the signature came before: indeterminate (ETSI REVOKED_NO_POE).
+    crl = CA.crl({REVOKED: NOW - timedelta(minutes=30)})
+    result = verify(with_stored_crls(sign(blank_pdf(), REVOKED), [crl]), TRUSTED)
+    assert result.verdict == "indeterminate" and "was revoked on" in result.reasons[0]
+    assert result.signatures[0].revocation_data
+
+
+def test_a_signature_timestamped_before_the_revocation_stays_valid():
+    crl = CA.crl({REVOKED: NOW - timedelta(minutes=30)})
+    stamped = sign(blank_pdf(), REVOKED, timestamper=TSA.timestamper(NOW - timedelta(days=2)))
+    result = verify(with_stored_crls(stamped, [crl]), TRUSTED)
+    assert result.verdict == "valid", result.reasons
+
+
+def test_a_signature_timestamped_after_the_revocation_is_invalid():
+    crl = CA.crl({REVOKED: NOW - timedelta(days=2)})
+    stamped = sign(blank_pdf(), REVOKED, timestamper=TSA.timestamper(NOW - timedelta(minutes=5)))
+    result = verify(with_stored_crls(stamped, [crl]), TRUSTED)
+    assert result.verdict == "invalid" and "before the signature's timestamp" in result.reasons[0]
 
 
 def test_two_signatures_with_an_incremental_update():
