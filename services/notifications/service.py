@@ -21,6 +21,7 @@ import orjson
 import structlog
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from pymongo.errors import PyMongoError
 
 from services.notifications.providers import Provider, ProviderError
 from services.notifications.settings import NotificationsSettings
@@ -30,6 +31,7 @@ from services.notifications.templates import Templates
 from services.notifications.triggers import Wanted, wanted
 from shared.calendar import WorkingCalendar
 from shared.communes import commune
+from shared.consumer import until_done
 from shared.privacy import mask_phone
 
 log = structlog.get_logger()
@@ -195,7 +197,19 @@ class Notifier:
 
         async def in_order(messages: list[Pending]) -> int:
             async with gate:
-                return sum([await self._send(p, now) for p in messages])
+                sent = 0
+                for n, pending in enumerate(messages):
+                    try:
+                        sent += await self._send(pending, now)
+                    except PyMongoError as exc:
+                        # The database went away: this message and the dossier's next ones are tried
+                        # again shortly (one the gateway may already have waits for the sending timeout).
+                        for later in messages[n:]:
+                            if later.not_before <= now:
+                                self._later(later, now + timedelta(seconds=1))
+                        log.warning("database unavailable, messages will be sent later", error=str(exc))
+                        break
+                return sent
 
         sent = sum(await asyncio.gather(*(in_order(m) for m in due.values())))
         oldest = min((_utc(p.message["created_at"]) for p in self._pending.values()), default=None)
@@ -246,8 +260,9 @@ class Notifier:
                         error=str(exc))
             return False
         self.metrics.send_seconds.observe(clock_time.perf_counter() - started)
-        await self._record(message, "sent", self.clock(), provider_id=provider_id)
-        self._done(message["_id"])
+        self._done(message["_id"])  # the gateway has it: never handed over again, even if the record waits
+        at = self.clock()
+        await until_done(lambda: self._record(message, "sent", at, provider_id=provider_id), "recording a sent SMS")
         log.info("sms sent", message=message["_id"], dossier=message["dossier"], trigger=message["trigger"],
                  to=mask_phone(pending.recipient), parts=message["parts"])
         return True
