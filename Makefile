@@ -3,7 +3,7 @@ SHELL := /bin/bash
 LOCAL := deploy/local
 PY := .local/venv/bin/python
 
-.PHONY: venv system up down reset status logs demo test test-unit test-integration bench bench-intake bench-processing bench-metrics bench-notifications bench-signature
+.PHONY: venv system up down reset status logs demo test test-unit test-integration test-faults bench bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e
 
 venv:
 	@$(LOCAL)/install-python.sh
@@ -44,7 +44,11 @@ test-unit: venv system
 test-integration: venv system
 	$(PY) -m pytest tests/integration
 
-bench: bench-intake bench-processing bench-metrics bench-notifications bench-signature
+# Faults injected into the whole pipeline (also part of `make test`).
+test-faults: venv system
+	$(PY) -m pytest tests/faults
+
+bench: bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e
 
 bench-intake: up
 	$(PY) -m bench.intake
@@ -60,3 +64,6 @@ bench-notifications: up
 
 bench-signature: venv
 	$(PY) -m bench.signature
+
+bench-e2e: up
+	$(PY) -m bench.end_to_end

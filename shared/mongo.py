@@ -8,13 +8,17 @@ from pymongo.errors import BulkWriteError
 DUPLICATE_KEY = 11000
 
 
-async def insert_new(collection: AsyncCollection, docs: list[dict[str, Any]]) -> None:
+async def insert_new(collection: AsyncCollection, docs: list[dict[str, Any]]) -> set[Any]:
     """Insert documents whose `_id` may already be there (written by an earlier attempt or another
-    replica): those are left as they are. Any other error is raised."""
+    replica): those are left as they are. Any other error is raised. Returns the `_id`s inserted now."""
     if not docs:
-        return
+        return set()
     try:
         await collection.insert_many(docs, ordered=False)
     except BulkWriteError as exc:
-        if any(e["code"] != DUPLICATE_KEY for e in exc.details["writeErrors"]):
+        errors = exc.details["writeErrors"]
+        if any(e["code"] != DUPLICATE_KEY for e in errors):
             raise
+        there = {e["index"] for e in errors}
+        return {doc["_id"] for n, doc in enumerate(docs) if n not in there}
+    return {doc["_id"] for doc in docs}

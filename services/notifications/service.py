@@ -117,7 +117,8 @@ class Notifier:
                 self._sent_today[key] = self._sent_today.get(key, 0) + 1
             if now_status not in PENDING or body is None or message["_id"] in self._pending:
                 continue
-            attempts = sum(m["status"] == "sending" for m in mine)
+            # The last attempt's number (an attempt whose record failed left a gap), from the move's id.
+            attempts = max((int(m["_id"].rsplit("/", 1)[1]) for m in mine if m["status"] == "sending"), default=0)
             last = max((_utc(m["at"]) for m in mine if m["status"] == "sending"), default=None)
             wait_until = last + timedelta(seconds=self.settings.notifications_sending_timeout_seconds) if last \
                 else _utc(message["not_before"])
@@ -149,12 +150,15 @@ class Notifier:
             step_at = datetime.fromisoformat(event["time"])
             for w in messages:
                 decided.append(await self._decide(w, step_at, now))
-        await self.store.create([m for m, _ in decided], [b for _, b in decided if b])
+        created = await self.store.create([m for m, _ in decided], [b for _, b in decided if b])
         for message, body in decided:
-            if body and message["_id"] not in self._pending:
+            # Only a message stored just now is queued: one stored before (a redelivered status event)
+            # is pending here already, or done, or left by another process, which a reload picks up.
+            if body and message["_id"] in created:
                 self._queue_up(Pending(message, body["recipient"], body["body"], 0, message["not_before"]))
         for message, _ in decided:
-            self.metrics.messages.labels(message["status"], self.provider.name).inc()
+            if message["_id"] in created:
+                self.metrics.messages.labels(message["status"], self.provider.name).inc()
 
     async def _decide(self, w: Wanted, step_at: datetime, now: datetime) -> tuple[dict[str, Any], dict | None]:
         """The message (and its number and text, if it is to be sent) a step asks for."""

@@ -43,9 +43,11 @@ class MessageStore:
         self._bodies = db["notifications_bodies"]
         self._moves = db["notifications_moves"]
 
-    async def create(self, messages: list[dict[str, Any]], bodies: list[dict[str, Any]]) -> None:
+    async def create(self, messages: list[dict[str, Any]], bodies: list[dict[str, Any]]) -> set[str]:
+        """Store the messages not stored yet (a redelivered status event asks for them again);
+        returns the ids of those stored now."""
         await insert_new(self._bodies, bodies)  # first: a message is never there without its text
-        await insert_new(self._messages, messages)
+        return await insert_new(self._messages, messages)
 
     async def record(self, message_id: str, to: str, at: datetime, attempt: int | None = None, **fields: Any) -> bool:
         """Record that a message reached `to` (or attempt n of sending); False if already recorded."""

@@ -35,3 +35,19 @@ def test_keys_come_from_settings_and_from_a_file(tmp_path):
 
 def test_only_hashes_are_configured():
     assert "k38" not in PROVINCE_38.model_dump_json()
+
+
+def test_a_presented_key_is_compared_with_every_key_in_constant_time(monkeypatch):
+    import hmac
+
+    compared, constant_time = [], hmac.compare_digest
+
+    def counting(a, b):
+        compared.append(b)
+        return constant_time(a, b)
+
+    monkeypatch.setattr("shared.auth.hmac.compare_digest", counting)
+    other = ApiKey(name="other", key_sha256=key_hash("k99"), sources=["*"])
+    keys = ApiKeys([PROVINCE_38, ANY, other])
+    assert keys.identify("Bearer k38") == PROVINCE_38  # the first matches; the others are still compared
+    assert compared == [PROVINCE_38.key_sha256, ANY.key_sha256, other.key_sha256]

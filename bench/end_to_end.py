@@ -1,0 +1,218 @@
+"""make bench-e2e: the whole pipeline at increasing rates, until the end-to-end p99 passes 2 s.
+
+Whole dossier lives (7 events each, interleaved as a busy centre sends them) are posted through
+intake in an open loop, a batch every 50 ms, at 250, 500, 1,000, … events/s, each rate for
+BENCH_STEP_SECONDS. End to end is intake's `202` → the metrics service's report API counting the
+dossier: the report for the commune is polled every 50 ms, and the k-th receipt accepted is
+reflected once the report counts k dossiers. Per step: the rate reached, p50/p99, CPU and peak
+memory of each service, the consumer lag left at the end. Beside it, in the same run and on the
+same stack, the raw baselines the ratios are taken against: aiokafka producing and consuming the
+same events, PyMongo bulk inserts and upserts of them.
+
+Runs intake, processing and metrics of its own (topics and database of its own) on the `make up`
+stack.
+"""
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.harness import bench_settings, percentile, post, sample_events, session, start_service
+from bench.processing import UPSERT_EVENTS, raw_baseline
+from bench.report import table, write_section
+from shared.kafka import STRUCTURED_HEADERS, ensure_topics
+from shared.settings import ServiceSettings
+
+PORTS = {"intake": 8111, "processing": 8112, "metrics": 8113}
+STEP_SECONDS = float(os.environ.get("BENCH_STEP_SECONDS", "10"))
+RATES = [int(r) for r in os.environ.get("BENCH_RATES", "250,500,1000,1500,2000,3000,4000").split(",")]
+TICK = 0.05
+COMMUNE = "14923"  # the sample dossiers' receiving unit
+REPORT = f"http://127.0.0.1:{PORTS['metrics']}/v1/reports/communes/{COMMUNE}"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Usage:
+    cpu_seconds: float
+    peak_rss_mib: float
+
+
+def usage(pid: int) -> Usage:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+    peak = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                if line.startswith("VmHWM:"))
+    return Usage(cpu, peak / 1024)
+
+
+def consumer_lag() -> int:
+    lag = 0
+    for name in ("processing", "metrics"):
+        for line in httpx.get(f"http://127.0.0.1:{PORTS[name]}/metrics").text.splitlines():
+            if "consumer_lag" in line and not line.startswith("#"):
+                lag += int(float(line.split()[-1]))
+    return lag
+
+
+def reported() -> int:
+    answer = httpx.get(REPORT, params={"from": "2025-01-01", "to": "2026-12-31"}, timeout=10)
+    return answer.json()["received"]
+
+
+@dataclass
+class Step:
+    rate: int
+    reached: float
+    receipts: int
+    p50: float
+    p99: float
+    drained: bool
+    lag: int
+    cpu: dict[str, float]  # share of one core over the step
+    rss: dict[str, float]
+
+
+async def step(rate: int, events: list[dict], already: int, pids: dict[str, int]) -> Step:
+    """`events` at `rate` per second; latency of each receipt from 202 to the report counting it."""
+    accepted: list[float] = []  # the time each receipt was accepted, in order
+    reflected: list[float] = []  # the time the report first counted k dossiers beyond `already`
+    before = {name: usage(pid) for name, pid in pids.items()}
+    per_tick = max(1, round(rate * TICK))
+    done = asyncio.Event()
+
+    async def poll() -> None:
+        async with httpx.AsyncClient(timeout=10) as client:
+            while not done.is_set() or len(reflected) < len(accepted):
+                answer = await client.get(REPORT, params={"from": "2025-01-01", "to": "2026-12-31"})
+                now = time.perf_counter()
+                count = answer.json()["received"] - already
+                reflected.extend([now] * (count - len(reflected)))
+                if done.is_set() and now > finished + 30:
+                    return
+                await asyncio.sleep(TICK)
+
+    async with session(PORTS["intake"], 100) as client:
+
+        async def send(batch: list[dict]) -> None:
+            await post(client, orjson.dumps(batch), "application/cloudevents-batch+json")
+            now = time.perf_counter()
+            accepted.extend(now for e in batch if e["type"] == "dossier.received")
+
+        poller = asyncio.create_task(poll())
+        started = time.perf_counter()
+        sends = []
+        for n, i in enumerate(range(0, len(events), per_tick)):
+            await asyncio.sleep(max(0.0, started + n * TICK - time.perf_counter()))
+            sends.append(asyncio.create_task(send(events[i: i + per_tick])))
+        await asyncio.gather(*sends)
+        finished = time.perf_counter()
+        reached = len(events) / (finished - started)
+        done.set()
+        await poller
+    after = {name: usage(pid) for name, pid in pids.items()}
+    elapsed = time.perf_counter() - started
+    accepted.sort()
+    latencies = [r - a for a, r in zip(accepted, reflected)]
+    drained = len(reflected) >= len(accepted)
+    if not drained:  # what was never reflected counts as the longest wait
+        latencies += [elapsed + 30] * (len(accepted) - len(reflected))
+    return Step(rate, reached, len(accepted), percentile(latencies, 50), percentile(latencies, 99), drained,
+                consumer_lag(), {n: (after[n].cpu_seconds - before[n].cpu_seconds) / elapsed for n in pids},
+                {n: after[n].peak_rss_mib for n in pids})
+
+
+async def raw_kafka(settings: ServiceSettings, events: list[dict]) -> float:
+    """aiokafka alone: produce the events (acks=all, idempotent, as intake) and consume them back."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
+                                enable_idempotence=True, linger_ms=5)
+    consumer = AIOKafkaConsumer(settings.topic_events, bootstrap_servers=settings.kafka_bootstrap_servers,
+                                auto_offset_reset="earliest", group_id="raw-baseline", max_poll_records=500)
+    await producer.start()
+    await consumer.start()
+    try:
+        started = time.perf_counter()
+        sent = [await producer.send(settings.topic_events, orjson.dumps(e), key=e["subject"].encode(),
+                                    headers=STRUCTURED_HEADERS) for e in events]
+        await asyncio.gather(*sent)
+        received = 0
+        while received < len(events):
+            batches = await consumer.getmany(timeout_ms=1000)
+            for records in batches.values():
+                received += sum(orjson.loads(r.value)["id"] is not None for r in records)
+        return len(events) / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+async def main() -> None:
+    settings = bench_settings("e2e")
+    await ensure_topics(settings)
+    processes = {"processing": start_service("processing", settings, PORTS["processing"]),
+                 "metrics": start_service("metrics", settings, PORTS["metrics"]),
+                 "intake": start_service("intake", settings, PORTS["intake"])}
+    pids = {name: p.pid for name, p in processes.items()}
+    steps: list[Step] = []
+    try:
+        sent = 0
+        for rate in RATES:
+            events = sample_events(int(rate * STEP_SECONDS), first_sequence=sent)
+            sent += len(events) // 7 + 1
+            print(f"{rate:,} events/s for {STEP_SECONDS:.0f} s …", flush=True)
+            s = await step(rate, events, reported(), pids)
+            steps.append(s)
+            print(f"  reached {s.reached:,.0f}/s, p50 {s.p50 * 1000:,.0f} ms, p99 {s.p99 * 1000:,.0f} ms, "
+                  f"lag {s.lag}, cpu {s.cpu}, rss {s.rss}", flush=True)
+            if s.p99 > 2 or not s.drained:
+                break
+    finally:
+        for process in processes.values():
+            process.terminate()
+            process.wait()
+
+    baseline = bench_settings("e2e-raw")
+    await ensure_topics(baseline)
+    events = sample_events(20_000, first_sequence=900_000)
+    print("raw aiokafka produce + consume of 20,000 events …", flush=True)
+    kafka = await raw_kafka(baseline, events)
+    print("raw PyMongo bulk inserts and upserts …", flush=True)
+    inserts = await raw_baseline(baseline, events, upsert=False)
+    upserts = await raw_baseline(baseline, events[:UPSERT_EVENTS], upsert=True)
+
+    good = [s for s in steps if s.p99 <= 2 and s.drained and s.reached >= 0.95 * s.rate]
+    sustained = max((s.reached for s in good), default=0.0)
+    at_500 = next((s for s in steps if s.rate == 500), None)
+    rows = [[f"{s.rate:,}", f"{s.reached:,.0f}", f"{s.p50 * 1000:,.0f}", f"{s.p99 * 1000:,.0f}", s.lag,
+             " / ".join(f"{s.cpu[n]:.0%}" for n in PORTS), " / ".join(f"{s.rss[n]:.0f}" for n in PORTS)]
+            for s in steps]
+    body = (
+        f"Whole dossier lives (7 events each) posted through intake in an open loop, one batch every "
+        f"{TICK * 1000:.0f} ms, each rate for {STEP_SECONDS:.0f} s, until the p99 from intake's `202` to the report "
+        "API counting the dossier passes 2 s. intake, processing and metrics (one instance each) share the "
+        "machine with Kafka, FerretDB and the load generator.\n\n"
+        + table(["target events/s", "reached", "p50 ms", "p99 ms", "lag at end",
+                 "CPU (intake / processing / metrics)", "peak RSS MiB (same order)"], rows)
+        + f"\n\nSustained end to end (p99 ≤ 2 s, rate reached): **{sustained:,.0f} events/s** (goal ≥ 2,000)"
+        + (f"; at 500 events/s p99 {at_500.p99 * 1000:,.0f} ms (goal ≤ 1 s)" if at_500 else "")
+        + f"; highest peak RSS {max(max(s.rss.values()) for s in steps):,.0f} MiB (goal < 500 MiB per service).\n\n"
+        + "Baselines in the same run, same stack, same events:\n\n"
+        + table(["baseline", "events/s", "end to end / baseline"], [
+            ["aiokafka produce (acks=all) + consume, 20,000 events", f"{kafka:,.0f}", f"{sustained / kafka:.0%}"],
+            ["PyMongo bulk inserts (a document per dossier and batch)", f"{inserts:,.0f}", f"{sustained / inserts:.0%}"],
+            [f"PyMongo bulk upserts by _id (first {UPSERT_EVENTS:,} events)", f"{upserts:,.0f}",
+             f"{sustained / upserts:.0%}"],
+        ]) + "\n"
+    )
+    print(body)
+    write_section("end-to-end", "End to end", "make bench-e2e", body)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
