@@ -3,15 +3,19 @@
 from collections.abc import Awaitable, Callable
 
 import uvicorn
-from fastapi import FastAPI, Response
+import structlog
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, disable_created_metrics, generate_latest
+from pymongo.errors import PyMongoError
 
 from shared.logging import configure_logging
 from shared.settings import ServiceSettings
 
 # `_created` series double every counter's output and no dashboard reads them.
 disable_created_metrics()
+
+log = structlog.get_logger()
 
 # Says what is missing (e.g. "kafka unreachable"), or None when the service is ready.
 NotReady = Callable[[], Awaitable[str | None]]
@@ -24,7 +28,14 @@ def add_operational_routes(
     needs: str,
     exposition: Callable[[], bytes] | None = None,
 ) -> None:
-    """/healthz, /readyz and /metrics (the registry's metrics, or what `exposition` gives)."""
+    """/healthz, /readyz and /metrics (the registry's metrics, or what `exposition` gives); a request
+    that finds the database away gets 503 with Retry-After, like a service that is not ready."""
+
+    @app.exception_handler(PyMongoError)
+    async def database_away(_request: Request, exc: PyMongoError) -> Response:
+        log.warning("database unavailable for a request", error=str(exc))
+        return JSONResponse({"error": "database unavailable, try again"}, status_code=503,
+                            headers={"retry-after": "5"})
 
     @app.get("/healthz", summary="The process is alive")
     async def healthz() -> dict[str, str]:

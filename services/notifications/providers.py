@@ -30,6 +30,11 @@ def dlr_token(secret: str, message_id: str) -> str:
     return hmac.new(secret.encode(), message_id.encode(), hashlib.sha256).hexdigest()[:24]
 
 
+def dlr_token_ok(secret: str, message_id: str, token: str) -> bool:
+    """Whether `token` signs `message_id`, compared in constant time (as bytes: any text may come in)."""
+    return hmac.compare_digest(token.encode(), dlr_token(secret, message_id).encode())
+
+
 class Kannel:
     """smsbox's sendsms: the brandname as sender, UCS-2 with coding=2, a signed delivery-report URL
     carrying our message id (`%d` is Kannel's report type)."""

@@ -58,7 +58,10 @@ class World:
 def world(stack, pipeline):
     stack.ensure("kannel")
     pipeline.add_processing().start()
-    running = World(pipeline, service("metrics", pipeline.settings, **FAST).start(), start_notifications(pipeline))
+    # Gateway retries every 2 s at most, and for long enough to outlast the outages below (in
+    # production: 5 s doubling up to 10 min, 8 attempts).
+    notifications = start_notifications(pipeline, DOSSIER_NOTIFICATIONS_MAX_ATTEMPTS="60")
+    running = World(pipeline, service("metrics", pipeline.settings, **FAST).start(), notifications)
     yield running
     running.metrics.stop()
     running.notifications.stop()
