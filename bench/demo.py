@@ -21,6 +21,7 @@ import orjson
 
 from bench.articles import CLAIMS, RANK, period
 from bench.generate import SEEDS, histories
+from bench.pki import blank_pdf, sign_with_pkcs12
 from bench.sample import VN, event
 from shared.communes import commune
 
@@ -30,6 +31,7 @@ INTAKE = f"http://127.0.0.1:{os.environ.get('DOSSIER_INTAKE_PORT', '8001')}"
 PROCESSING = f"http://127.0.0.1:{os.environ.get('DOSSIER_PROCESSING_PORT', '8002')}"
 METRICS = f"http://127.0.0.1:{os.environ.get('DOSSIER_METRICS_PORT', '8003')}"
 NOTIFICATIONS = f"http://127.0.0.1:{os.environ.get('DOSSIER_NOTIFICATIONS_PORT', '8004')}"
+SIGNATURE = f"http://127.0.0.1:{os.environ.get('DOSSIER_SIGNATURE_PORT', '8005')}"
 PROMETHEUS = f"http://127.0.0.1:{os.environ.get('DOSSIER_PROMETHEUS_PORT', '9090')}"
 SEED = int(os.environ.get("DEMO_SEED", "1"))
 BATCH = 500
@@ -133,7 +135,7 @@ def compare() -> bool:
     return good
 
 
-def sms_today() -> None:
+def sms_today() -> str:
     """The replayed histories are old news (not sent); a dossier received now shows the SMS path."""
     key = (STACK / "intake-api-key").read_text().strip()
     now = datetime.now(VN)
@@ -149,9 +151,32 @@ def sms_today() -> None:
                           headers={"authorization": f"Bearer {key}"}).json()["messages"]
         if found and found[0]["status"] in ("delivered", "sent"):
             print(f"  {found[0]['status']} to {found[0]['to']}: {found[0]['text']}")
-            return
+            return code
         time.sleep(1)
     print("  not sent yet: outside 07:00–21:00 messages wait for the morning (quiet hours)")
+    return code
+
+
+def signed_result(code: str) -> None:
+    """The live dossier's result, signed with the local demo official's key and uploaded; then a
+    copy altered after signing."""
+    key = (STACK / "intake-api-key").read_text().strip()
+    auth = {"authorization": f"Bearer {key}"}
+    pdf = sign_with_pkcs12(blank_pdf(f"Kết quả hồ sơ {code}"), STACK / "signature" / "official.p12")
+    now = datetime.now(VN)
+    httpx.post(f"{INTAKE}/v1/events", timeout=30, headers=auth | {"content-type": "application/cloudevents-batch+json"},
+               json=[event("dossier.signature_requested", code, now, id_=f"demo-sign-{code}", document_id="KQ-1"),
+                     event("dossier.signed", code, now, id_=f"demo-signed-{code}", document_id="KQ-1",
+                           document_sha256=hashlib.sha256(pdf).hexdigest())])
+    altered = pdf.replace(b"/MediaBox [ 0 0 595 842 ]", b"/MediaBox [ 0 0 595 843 ]", 1)
+    print(f"\nIts result, signed (ký số) and verified by the signature service ({SIGNATURE}):")
+    for document, body in (("KQ-1", pdf), ("KQ-1-altered", altered)):
+        answer = httpx.post(f"{SIGNATURE}/v1/dossiers/{code}/documents/{document}", content=body, timeout=30,
+                            headers=auth | {"content-type": "application/pdf"})
+        verdict = answer.json() if answer.status_code == 200 else {"verdict": answer.status_code, "reasons": []}
+        signer = next(iter(verdict.get("signatures") or []), {}).get("signer") or ""
+        print(f"  {document:<13} {verdict['verdict']}"
+              + (f": {'; '.join(verdict['reasons'])}" if verdict["reasons"] else f" (signed by {signer})"))
 
 
 def main() -> None:
@@ -160,7 +185,8 @@ def main() -> None:
     post(all_events)
     wait(dossiers)
     good = compare()
-    sms_today()
+    code = sms_today()
+    signed_result(code)
     example = next(e["subject"] for e in all_events if e["data"].get("commune_code") == "14923")
     print("\nWhere to look:")
     print(f"  report API:     {METRICS}/v1/reports/communes/14923?from=2025-07-01&to=2025-11-11")

@@ -14,8 +14,13 @@ ensure_local_key() {
   export DOSSIER_SIGNATURE_API_KEYS_FILE="${DOSSIER_SIGNATURE_API_KEYS_FILE:-$hashes}"
 }
 
-# The CAs a signed result must chain to: the deployment's own PEM files (none shipped).
-export DOSSIER_SIGNATURE_TRUST_ROOTS="${DOSSIER_SIGNATURE_TRUST_ROOTS:-$ROOT/deploy/signature/trust-roots}"
+# The CAs a signed result must chain to: the deployment's PEM files (deploy/signature/trust-roots,
+# none shipped) and, on this local stack only, a demo root made once with an official's key for
+# `make demo` (.local/signature/).
+ensure_local_pki() {
+  (cd "$ROOT" && "$PY" -m bench.pki "$STACK/signature" "$ROOT/deploy/signature/trust-roots")
+  export DOSSIER_SIGNATURE_TRUST_ROOTS="${DOSSIER_SIGNATURE_TRUST_ROOTS:-$STACK/signature/trust-roots}"
+}
 
 # Notifications send through the local Kannel, which reports deliveries back to it.
 export DOSSIER_NOTIFICATIONS_PROVIDER="${DOSSIER_NOTIFICATIONS_PROVIDER:-kannel}"
@@ -25,6 +30,7 @@ export DOSSIER_NOTIFICATIONS_DLR_BASE_URL="${DOSSIER_NOTIFICATIONS_DLR_BASE_URL:
 case "$action" in
   start)
     ensure_local_key
+    ensure_local_pki
     for name in "${names[@]}"; do
       service_exists "$name" || continue
       if is_running "$name"; then log "$name already running"; continue; fi

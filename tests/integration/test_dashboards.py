@@ -13,7 +13,7 @@ from tests.integration.conftest import ANY_SOURCE_KEY, STACK_ENV, service, wait_
 from tests.integration.test_metrics import FAST, live_dossiers
 from tests.integration.test_processing import histories
 from tests.integration.test_signature import AUTH, OFFICIAL, start_signature
-from tests.pki import blank_pdf, sign
+from bench.pki import blank_pdf, sign
 
 
 @dataclass

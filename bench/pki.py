@@ -1,8 +1,11 @@
 """A test PKI (a root, an intermediate standing in for a Vietnamese CA, signers, a timestamping
-authority, CRLs) and PDFs signed with pyHanko."""
+authority, CRLs) and PDFs signed with pyHanko: for the tests, the benchmarks and the local demo."""
 
 import io
+import shutil
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import keys as asn1_keys
@@ -10,6 +13,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -119,3 +123,32 @@ def with_stored_crls(signed: bytes, crls: list[asn1_crl.CertificateList]) -> byt
     last = PdfFileReader(io.BytesIO(signed)).embedded_signatures[-1]
     DocumentSecurityStore.add_dss(out, last.pkcs7_content, crls=crls)
     return out.getvalue()
+
+
+def local_demo_pki(folder: Path, shipped: Path) -> None:
+    """The local stack's trust roots under `folder`/trust-roots: the deployment's PEM files (`shipped`)
+    and a demo root made once, trusted by the local stack only, with a CA standing in for VNPT-CA
+    and an official's signing key (`folder`/official.p12, no password) for `make demo`."""
+    roots = folder / "trust-roots"
+    roots.mkdir(parents=True, exist_ok=True)
+    for pem in shipped.glob("*.pem"):
+        shutil.copyfile(pem, roots / pem.name)
+    if (folder / "official.p12").exists():
+        return
+    root = Party("Local demo root (trusted by the local stack only)", ca=True, end=NOW + timedelta(days=3650))
+    ca = Party("VNPT-CA (local demo)", issuer=root, ca=True, end=NOW + timedelta(days=3650))
+    official = Party("Nguyễn Văn An - Chủ tịch UBND xã (local demo)", issuer=ca, end=NOW + timedelta(days=3650))
+    (roots / "local-demo-root.pem").write_bytes(root.cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "official.p12").write_bytes(pkcs12.serialize_key_and_certificates(
+        b"official", official.key, official.cert, [ca.cert], serialization.NoEncryption()))
+
+
+def sign_with_pkcs12(pdf: bytes, p12: Path, field: str = "Signature1") -> bytes:
+    signer = signers.SimpleSigner.load_pkcs12(str(p12), passphrase=None)
+    out = signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), signers.PdfSignatureMetadata(field_name=field),
+                           signer=signer)
+    return out.getvalue()
+
+
+if __name__ == "__main__":  # deploy/local/services.sh: python -m bench.pki FOLDER SHIPPED_ROOTS
+    local_demo_pki(Path(sys.argv[1]), Path(sys.argv[2]))
