@@ -65,6 +65,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         await handle_or_rewind(notifier.handle(message.raw_message))
 
     async def start() -> None:
+        await until_done(notifier.store.ensure_indexes, "creating indexes")
         log.info("messages to send loaded", pending=await until_done(notifier.load, "loading the messages"))
         tasks.append(asyncio.create_task(
             every(settings.notifications_send_interval_seconds, "sending", notifier.send_due)))

@@ -150,6 +150,13 @@ class Notifier:
             step_at = datetime.fromisoformat(event["time"])
             for w in messages:
                 decided.append(await self._decide(w, step_at, now))
+        # Old news beyond the retention (a replay of last year's events) is counted, not stored: its
+        # record would be purged anyway. Within it (a long outage), `expired` records name whom
+        # the service failed to tell.
+        retention = timedelta(days=self.settings.notifications_retention_days)
+        forgotten = {m["_id"] for m, _ in decided if m["status"] == "expired" and now - _utc(m["step_at"]) > retention}
+        self.metrics.messages.labels("expired", self.provider.name).inc(len(forgotten))
+        decided = [(m, b) for m, b in decided if m["_id"] not in forgotten]
         created = await self.store.create([m for m, _ in decided], [b for _, b in decided if b])
         for message, body in decided:
             # Only a message stored just now is queued: one stored before (a redelivered status event)

@@ -43,6 +43,11 @@ class MessageStore:
         self._bodies = db["notifications_bodies"]
         self._moves = db["notifications_moves"]
 
+    async def ensure_indexes(self) -> None:
+        """What the lookups filter on (MongoDB uses them; FerretDB's SQLite backend keeps but scans)."""
+        await self._messages.create_index("dossier")
+        await self._moves.create_index("message")
+
     async def create(self, messages: list[dict[str, Any]], bodies: list[dict[str, Any]]) -> set[str]:
         """Store the messages not stored yet (a redelivered status event asks for them again);
         returns the ids of those stored now."""

@@ -17,7 +17,14 @@ from services.signature.service import SignatureService, SignatureStore
 from services.signature.settings import SignatureSettings
 from shared.auth import ApiKeys, require_key
 from shared.calendar import WorkingCalendar
-from shared.consumer import batch_subscriber, handle_or_rewind, make_broker, ready_when_consuming, start_broker
+from shared.consumer import (
+    batch_subscriber,
+    handle_or_rewind,
+    make_broker,
+    ready_when_consuming,
+    start_broker,
+    until_done,
+)
 from shared.http import add_operational_routes
 from shared.kafka import CLOUDEVENTS_CONTENT_TYPE
 
@@ -46,7 +53,11 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(start_broker(broker, settings.topic_events, settings.signature_group_id))
+        async def start() -> None:
+            await until_done(service.store.ensure_indexes, "creating indexes")
+            await start_broker(broker, settings.topic_events, settings.signature_group_id)
+
+        task = asyncio.create_task(start())
         yield
         task.cancel()
         await broker.stop()

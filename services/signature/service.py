@@ -44,6 +44,10 @@ class SignatureStore:
     def __init__(self, client: AsyncMongoClient, database: str):
         self._records = client[database]["signature_records"]
 
+    async def ensure_indexes(self) -> None:
+        """What the lookups filter on (MongoDB uses it; FerretDB's SQLite backend keeps but scans)."""
+        await self._records.create_index("code")
+
     async def add(self, records: list[dict[str, Any]]) -> None:
         await insert_new(self._records, records)
 
