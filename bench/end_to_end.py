@@ -2,7 +2,7 @@
 
 Whole dossier lives (7 events each, interleaved as a busy centre sends them) are posted through
 intake in an open loop, a batch every 50 ms, at 250, 500, 1,000, … events/s, each rate for
-BENCH_STEP_SECONDS. End to end is intake's `202` → the metrics service's report API counting the
+BENCH_STEP_SECONDS, after a short warm-up. End to end is intake's `202` → the metrics service's report API counting the
 dossier: the report for the commune is polled every 50 ms, and the k-th receipt accepted is
 reflected once the report counts k dossiers. Per step: the rate reached, p50/p99, CPU and peak
 memory of each service, the consumer lag left at the end. Beside it, in the same run and on the
@@ -14,6 +14,7 @@ stack.
 """
 
 import asyncio
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from shared.settings import ServiceSettings
 
 PORTS = {"intake": 8111, "processing": 8112, "metrics": 8113}
 STEP_SECONDS = float(os.environ.get("BENCH_STEP_SECONDS", "10"))
-RATES = [int(r) for r in os.environ.get("BENCH_RATES", "250,500,1000,1500,2000,3000,4000").split(",")]
+RATES = [int(r) for r in os.environ.get("BENCH_RATES", "250,500,1000,1500,2000,2500,3000,4000").split(",")]
 TICK = 0.05
 COMMUNE = "14923"  # the sample dossiers' receiving unit
 REPORT = f"http://127.0.0.1:{PORTS['metrics']}/v1/reports/communes/{COMMUNE}"
@@ -84,7 +85,6 @@ async def step(rate: int, events: list[dict], already: int, pids: dict[str, int]
     accepted: list[float] = []  # the time each receipt was accepted, in order
     reflected: list[float] = []  # the time the report first counted k dossiers beyond `already`
     before = {name: usage(pid) for name, pid in pids.items()}
-    per_tick = max(1, round(rate * TICK))
     done = asyncio.Event()
 
     async def poll() -> None:
@@ -108,9 +108,12 @@ async def step(rate: int, events: list[dict], already: int, pids: dict[str, int]
         poller = asyncio.create_task(poll())
         started = time.perf_counter()
         sends = []
-        for n, i in enumerate(range(0, len(events), per_tick)):
+        ticks = math.ceil(len(events) / (rate * TICK))
+        for n in range(ticks):  # tick n sends what is due by its end: the rate holds without rounding
             await asyncio.sleep(max(0.0, started + n * TICK - time.perf_counter()))
-            sends.append(asyncio.create_task(send(events[i: i + per_tick])))
+            batch = events[round(n * rate * TICK): round((n + 1) * rate * TICK)]
+            if batch:
+                sends.append(asyncio.create_task(send(batch)))
         await asyncio.gather(*sends)
         finished = time.perf_counter()
         reached = len(events) / (finished - started)
@@ -161,7 +164,10 @@ async def main() -> None:
     pids = {name: p.pid for name, p in processes.items()}
     steps: list[Step] = []
     try:
-        sent = 0
+        print("warming up: 100 events/s for 3 s (not reported) …", flush=True)
+        warm = sample_events(300, first_sequence=0)
+        await step(100, warm, reported(), pids)
+        sent = len(warm) // 7 + 1
         for rate in RATES:
             events = sample_events(int(rate * STEP_SECONDS), first_sequence=sent)
             sent += len(events) // 7 + 1

@@ -153,7 +153,7 @@ def _check(sig, trust_roots, stored: _Revocation, last: bool) -> SignatureCheck:
         broken = bool(reasons[:-1]) or timestamped
     else:
         broken = bool(reasons)
-        if not status.trusted:
+        if not status.trusted and not broken:  # a broken signature's trust says nothing more
             summary = getattr(status, "trust_problem_indic", None)
             when = "at the time of its timestamp" if timestamped else "now"
             reasons.append(f"{name}: the signer's certificate does not chain to a trusted CA or is not valid {when}"
