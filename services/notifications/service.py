@@ -150,6 +150,12 @@ class Notifier:
             step_at = datetime.fromisoformat(event["time"])
             for w in messages:
                 decided.append(await self._decide(w, step_at, now))
+        # A status event delivered twice in one batch (published again after a failure) asks for
+        # the same messages twice: each is decided once.
+        first: dict[str, tuple[dict[str, Any], dict | None]] = {}
+        for message, body in decided:
+            first.setdefault(message["_id"], (message, body))
+        decided = list(first.values())
         # Old news beyond the retention (a replay of last year's events) is counted, not stored: its
         # record would be purged anyway. Within it (a long outage), `expired` records name whom
         # the service failed to tell.

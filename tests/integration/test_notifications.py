@@ -3,6 +3,7 @@
 import asyncio
 import json
 import threading
+import time
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -287,3 +288,30 @@ def status_changed(code: str, at: datetime) -> dict:
             "data": {"dossier_code": code, "commune_code": "14923", "old": None, "new": new, "missing": None,
                      "cause": {"id": "r", "type": "dossier.received"},
                      "applicant": {"phone": "0912345678", "sms_opt_in": True}}}
+
+
+def test_a_status_event_delivered_three_times_in_one_batch_sends_one_sms(sms):
+    code = dossier_code(START, sequence=104)
+    sms.post(life(code)[:1])
+    [announced] = wait_until(lambda: asyncio.run(read_topic(sms.settings, sms.settings.topic_status)),
+                             message="the receipt's status event")
+
+    async def again() -> None:  # as processing does when it publishes its outbox again after a failure
+        producer = AIOKafkaProducer(bootstrap_servers=sms.settings.kafka_bootstrap_servers)
+        await producer.start()
+        try:
+            for _ in range(2):
+                await producer.send_and_wait(sms.settings.topic_status, announced.value, key=announced.key,
+                                             headers=list(announced.headers))
+        finally:
+            await producer.stop()
+
+    asyncio.run(again())
+    notifications = start_notifications(sms)  # reads the three copies from the start, in one batch
+    try:
+        wait_until(lambda: [m["status"] for m in messages(notifications, code)] == ["delivered"], timeout=60,
+                   message="one message, delivered")
+        time.sleep(2)
+        assert len(received_by_smsc(code)) == 1
+    finally:
+        notifications.stop()
