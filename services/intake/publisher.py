@@ -5,12 +5,16 @@ import contextlib
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import InvalidProducerEpoch, KafkaError, OutOfOrderSequenceNumber, UnknownProducerId
 
 from services.intake.settings import IntakeSettings
 from shared.kafka import STRUCTURED_HEADERS
 
 log = structlog.get_logger()
+
+# The broker no longer agrees with the producer's idempotence state (a broker restarted while
+# batches were in flight): aiokafka does not recover from these, a new producer (new id) does.
+LOST_IDEMPOTENCE = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
 
 
 class KafkaUnavailable(Exception):
@@ -22,6 +26,7 @@ class EventPublisher:
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
         self._connecting: asyncio.Task[None] | None = None
+        self._retiring: asyncio.Task[None] | None = None  # a producer being stopped after _renew
 
     async def start(self) -> None:
         # Intake starts even while Kafka is down: it answers 503 until the producer connects.
@@ -73,7 +78,18 @@ class EventPublisher:
             raise KafkaUnavailable(str(exc) or type(exc).__name__) from exc
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
+            if any(isinstance(f, LOST_IDEMPOTENCE) for f in failures):
+                self._renew()
             raise KafkaUnavailable(str(failures[0]) or type(failures[0]).__name__)
+
+    def _renew(self) -> None:
+        """Replace the producer; requests get 503 until the new one is connected."""
+        old, self._producer = self._producer, None
+        if old is None:
+            return  # another request is renewing it already
+        log.warning("kafka lost the producer's sequence state: starting a new producer")
+        self._retiring = asyncio.create_task(old.stop())
+        self._connecting = asyncio.create_task(self._connect())
 
     async def reachable(self, timeout: float = 2.0) -> bool:
         if self._producer is None:
