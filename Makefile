@@ -34,9 +34,9 @@ logs:
 demo: up
 	@$(PY) -m bench.demo
 
-# Unit tests, then integration tests against a separate stack that the test session starts and stops.
-test: venv system
-	$(PY) -m pytest
+# Unit tests, integration tests, then faults injected into the whole pipeline; the integration and
+# fault tests run on a separate stack that each test session starts and stops.
+test: test-unit test-integration test-faults
 
 test-unit: venv system
 	$(PY) -m pytest tests/unit
@@ -44,7 +44,6 @@ test-unit: venv system
 test-integration: venv system
 	$(PY) -m pytest tests/integration
 
-# Faults injected into the whole pipeline (also part of `make test`).
 test-faults: venv system
 	$(PY) -m pytest tests/faults
 
