@@ -36,6 +36,7 @@ RATES = [int(r) for r in os.environ.get("BENCH_RATES", "250,500,1000,1500,2000,2
 TICK = 0.05
 COMMUNE = "14923"  # the sample dossiers' receiving unit
 REPORT = f"http://127.0.0.1:{PORTS['metrics']}/v1/reports/communes/{COMMUNE}"
+COHORT = {"from": "2025-01-01", "to": "2026-12-31"}  # every sample dossier's receipt date
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -63,7 +64,7 @@ def consumer_lag() -> int:
 
 
 def reported() -> int:
-    answer = httpx.get(REPORT, params={"from": "2025-01-01", "to": "2026-12-31"}, timeout=10)
+    answer = httpx.get(REPORT, params=COHORT, timeout=10)
     return answer.json()["received"]
 
 
@@ -90,7 +91,7 @@ async def step(rate: int, events: list[dict], already: int, pids: dict[str, int]
     async def poll() -> None:
         async with httpx.AsyncClient(timeout=10) as client:
             while not done.is_set() or len(reflected) < len(accepted):
-                answer = await client.get(REPORT, params={"from": "2025-01-01", "to": "2026-12-31"})
+                answer = await client.get(REPORT, params=COHORT)
                 now = time.perf_counter()
                 count = answer.json()["received"] - already
                 reflected.extend([now] * (count - len(reflected)))

@@ -113,7 +113,12 @@ def sign(pdf: bytes, party: Party, field: str = "Signature1", timestamper: times
             root = root.issuer
         meta = signers.PdfSignatureMetadata(field_name=field, embed_validation_info=True, validation_context=ValidationContext(
             trust_roots=[root.asn1], other_certs=party._chain(), crls=crls, allow_fetching=False))
-    out = signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), meta, signer=party.signer(), timestamper=timestamper)
+    return _signed(pdf, party.signer(), meta, timestamper)
+
+
+def _signed(pdf: bytes, signer: signers.Signer, meta: signers.PdfSignatureMetadata,
+            timestamper: timestamps.TimeStamper | None = None) -> bytes:
+    out = signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), meta, signer=signer, timestamper=timestamper)
     return out.getvalue()
 
 
@@ -144,10 +149,8 @@ def local_demo_pki(folder: Path, shipped: Path) -> None:
 
 
 def sign_with_pkcs12(pdf: bytes, p12: Path, field: str = "Signature1") -> bytes:
-    signer = signers.SimpleSigner.load_pkcs12(str(p12), passphrase=None)
-    out = signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), signers.PdfSignatureMetadata(field_name=field),
-                           signer=signer)
-    return out.getvalue()
+    return _signed(pdf, signers.SimpleSigner.load_pkcs12(str(p12), passphrase=None),
+                   signers.PdfSignatureMetadata(field_name=field))
 
 
 if __name__ == "__main__":  # deploy/local/services.sh: python -m bench.pki FOLDER SHIPPED_ROOTS

@@ -165,13 +165,14 @@ class Notifier:
         decided = [(m, b) for m, b in decided if m["_id"] not in forgotten]
         created = await self.store.create([m for m, _ in decided], [b for _, b in decided if b])
         for message, body in decided:
-            # Only a message stored just now is queued: one stored before (a redelivered status event)
-            # is pending here already, or done, or left by another process, which a reload picks up.
-            if body and message["_id"] in created:
+            # Only a message stored just now is counted and queued: one stored before (a redelivered
+            # status event) is pending here already, or done, or left by another process, which a
+            # reload picks up.
+            if message["_id"] not in created:
+                continue
+            self.metrics.messages.labels(message["status"], self.provider.name).inc()
+            if body:
                 self._queue_up(Pending(message, body["recipient"], body["body"], 0, message["not_before"]))
-        for message, _ in decided:
-            if message["_id"] in created:
-                self.metrics.messages.labels(message["status"], self.provider.name).inc()
 
     async def _decide(self, w: Wanted, step_at: datetime, now: datetime) -> tuple[dict[str, Any], dict | None]:
         """The message (and its number and text, if it is to be sent) a step asks for."""

@@ -33,7 +33,8 @@ def verdict_json(verdict: Verdict, sha256: str) -> dict[str, Any]:
         "verdict": verdict.verdict, "reasons": list(verdict.reasons), "document_sha256": sha256,
         "signatures": [{"field": c.field, "signer": c.signer, "serial": c.serial, "issuer": c.issuer,
                         "signing_time": c.signing_time.isoformat() if c.signing_time else None,
-                        "timestamped": c.timestamped, "revocation_data": c.revocation_data, "algorithm": c.algorithm, "intact": c.intact, "trusted": c.trusted, "verdict": c.verdict,
+                        "timestamped": c.timestamped, "revocation_data": c.revocation_data,
+                        "algorithm": c.algorithm, "intact": c.intact, "trusted": c.trusted, "verdict": c.verdict,
                         "reasons": list(c.reasons)} for c in verdict.signatures],
     }
 

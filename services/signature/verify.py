@@ -111,13 +111,16 @@ def _signature_revocation(sig) -> _Revocation:
     return _Revocation(tuple(archival["crl"] or ()), tuple(archival["ocsp"] or ()))
 
 
+def _context(trust_roots, revocation: _Revocation, moment: datetime | None = None) -> ValidationContext:
+    """Offline validation at `moment` (now when None); a past moment accepts revocation data issued later."""
+    return ValidationContext(trust_roots=trust_roots, allow_fetching=False, crls=revocation.crls,
+                             ocsps=revocation.ocsps, moment=moment, retroactive_revinfo=moment is not None)
+
+
 def _validate(sig, trust_roots, revocation: _Revocation, moment: datetime | None = None):
-    """pyHanko's validation at `moment` (now when None); a past moment accepts revocation data issued later."""
-    context = ValidationContext(trust_roots=trust_roots, allow_fetching=False, crls=revocation.crls,
-                                ocsps=revocation.ocsps, moment=moment, retroactive_revinfo=moment is not None)
-    timestamps = ValidationContext(trust_roots=trust_roots, allow_fetching=False, crls=revocation.crls,
-                                   ocsps=revocation.ocsps)
-    return validate_pdf_signature(sig, context, ts_validation_context=timestamps)
+    """pyHanko's validation of the signer at `moment`; its timestamp, if any, is always judged now."""
+    return validate_pdf_signature(sig, _context(trust_roots, revocation, moment),
+                                  ts_validation_context=_context(trust_roots, revocation))
 
 
 def _check(sig, trust_roots, stored: _Revocation, last: bool) -> SignatureCheck:
