@@ -1,10 +1,12 @@
 """shared.mongo on the real FerretDB."""
 
 import asyncio
+import statistics
+import time
 
 from pymongo import AsyncMongoClient
 
-from shared.mongo import insert_new
+from shared.mongo import Chain, insert_new
 from tests.integration.conftest import namespace
 
 
@@ -25,3 +27,56 @@ def test_insert_new_keeps_what_is_there_and_names_what_it_inserted(stack):
     first, again, nothing, stored = asyncio.run(run())
     assert (first, again, nothing) == ({"a", "b"}, {"c"}, set())
     assert [(d["_id"], d["v"]) for d in stored] == [("a", 1), ("b", 1), ("c", 2)]
+
+
+def test_a_lookup_by_id_costs_the_same_in_a_hundred_times_larger_collection(stack):
+    """Our FerretDB build answers `_id` equality from the `_id` index (deploy/local/ferretdb/): a
+    scan would take ~100 times longer on 100,000 documents than on 1,000."""
+    settings = namespace(stack)
+
+    async def median_lookup(collection, size: int) -> float:
+        pad = "x" * 500
+        for start in range(0, size, 10_000):
+            await collection.insert_many([{"_id": f"d{n}", "pad": pad} for n in range(start, min(size, start + 10_000))])
+        times = []
+        for n in range(200):
+            began = time.perf_counter()
+            assert await collection.find_one({"_id": f"d{(n * 7919) % size}"}) is not None
+            times.append(time.perf_counter() - began)
+        return statistics.median(times)
+
+    async def run() -> tuple[float, float]:
+        client = AsyncMongoClient(settings.mongo_url)
+        try:
+            db = client[settings.mongo_database]
+            return await median_lookup(db["small"], 1_000), await median_lookup(db["large"], 100_000)
+        finally:
+            await client.close()
+
+    small, large = asyncio.run(run())
+    assert large < 5 * small, f"{large * 1000:.2f} ms on 100,000 documents vs {small * 1000:.2f} ms on 1,000"
+
+
+def test_writers_appending_to_one_chain_side_by_side_lose_nothing_and_readers_resume_from_the_summary(stack):
+    settings = namespace(stack)
+
+    async def run() -> tuple[list[int], list[dict], list[dict], int]:
+        client = AsyncMongoClient(settings.mongo_url)
+        try:
+            db = client[settings.mongo_database]
+            chain = Chain(db["chain"], summaries=db["chain_summaries"])
+            # Three writers, each believing the chain empty (hint 0): every entry gets a link of its own.
+            numbers = await asyncio.gather(*(chain.append("k", {"v": v}) for v in range(12)))
+            first = await chain.entries("k")
+            await chain.append("k", {"v": 12}, hint=5)
+            second = await chain.entries("k")
+            summary = await db["chain_summaries"].find_one({"_id": "k"})
+            return sorted(numbers), first, second, summary["upto"]
+        finally:
+            await client.close()
+
+    numbers, first, second, upto = asyncio.run(run())
+    assert numbers == list(range(12))
+    assert sorted(e["v"] for e in first) == list(range(12))
+    assert [e["v"] for e in second[:12]] == [e["v"] for e in first] and second[12] == {"v": 12}
+    assert upto == 13
