@@ -53,6 +53,21 @@ DossierCode = Annotated[
     StringConstraints(pattern=DOSSIER_CODE_PATTERN),
     AfterValidator(_dossier_code_date_is_real),
 ]
+_dossier_code_adapter: TypeAdapter[str] = TypeAdapter(DossierCode)
+
+
+NOT_A_DOSSIER_CODE = "not a dossier code (TT 01/2018: 000.00.00.H00-YYMMDD-0000)"
+
+
+def is_dossier_code(code: str) -> bool:
+    """A well-formed TT 01/2018 code: lookups answer 400 at once for anything else."""
+    try:
+        _dossier_code_adapter.validate_python(code)
+    except ValidationError:
+        return False
+    return True
+
+
 CommuneCode = Annotated[str, StringConstraints(pattern=r"^\d{5}$"), AfterValidator(_is_official_commune)]
 # Sector and procedure codes become metric labels: short, plain characters only.
 ShortCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]

@@ -1,9 +1,18 @@
-"""MongoDB conventions shared by the services' stores (FerretDB 1.24 and MongoDB alike)."""
+"""MongoDB conventions shared by the services' stores (FerretDB 1.24 and MongoDB alike).
 
+Every read is by exact `_id`: the only filter FerretDB's SQLite backend pushes down, and which our
+build of it answers from the `_id` index (deploy/local/ferretdb/, README "Decisions"). Any other
+filter, `$in` included, reads the whole collection there. Updates are read-modify-write without a
+transaction on FerretDB, so two writers of one document can lose one's change: what several
+processes write goes into insert-only documents, whose unique `_id` decides between them.
+"""
+
+import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 DUPLICATE_KEY = 11000
 
@@ -22,3 +31,77 @@ async def insert_new(collection: AsyncCollection, docs: list[dict[str, Any]]) ->
         there = {e["index"] for e in errors}
         return {doc["_id"] for n, doc in enumerate(docs) if n not in there}
     return {doc["_id"] for doc in docs}
+
+
+async def get_many(collection: AsyncCollection, ids: Iterable[str], concurrency: int = 32) -> dict[str, dict]:
+    """The documents of these `_id`s that exist, each read by its key, `concurrency` at a time."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def get(key: str) -> dict | None:
+        async with gate:
+            return await collection.find_one({"_id": str(key)})  # a plain value, never an operator
+
+    keys = list(dict.fromkeys(ids))
+    found = await asyncio.gather(*(get(k) for k in keys))
+    return {k: doc for k, doc in zip(keys, found, strict=True) if doc is not None}
+
+
+def link_id(key: str, n: int) -> str:
+    return key if n == 0 else f"{key}#{n}"
+
+
+class Chain:
+    """Append-only lists, one per key, as insert-only links `key`, `key#1`, `key#2`, ...
+
+    Inserting link n is a claim: of two writers, exactly one gets it. A reader follows the links
+    from a number it knows to the first missing one. With a `summaries` collection, `entries` keeps
+    there, per key, what the links read so far hold, so that the next read starts after them.
+    """
+
+    def __init__(self, collection: AsyncCollection, summaries: AsyncCollection | None = None):
+        self.collection = collection
+        self._summaries = summaries
+
+    async def read(self, key: str, start: int = 0, window: int = 1) -> list[dict[str, Any]]:
+        """The links from number `start` to the first missing one, in order: `window` key reads at
+        once at first (from a summary, a chain seldom grew), then more while it goes on."""
+        links: list[dict[str, Any]] = []
+        n = start
+        while True:
+            ids = [link_id(key, n + i) for i in range(window)]
+            found = await get_many(self.collection, ids)
+            for lid in ids:
+                if lid not in found:
+                    return links
+                links.append(found[lid])
+            n, window = n + window, min(2 * window, 8)
+
+    async def claim(self, key: str, n: int, doc: dict[str, Any]) -> bool:
+        """Insert `doc` as link n; False if that link is already there."""
+        try:
+            await self.collection.insert_one({**doc, "_id": link_id(key, n)})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def append(self, key: str, doc: dict[str, Any], hint: int = 0) -> int:
+        """Insert `doc` as the first free link from number `hint` on; returns its number."""
+        n = hint
+        while not await self.claim(key, n, doc):
+            n += 1 + len(await self.read(key, n + 1))  # to the end of what others wrote
+        return n
+
+    async def entries(self, key: str) -> list[dict[str, Any]]:
+        """Every link's document (without its `_id`), oldest first: the summary, then the links after
+        it, which then join the summary (a plain replace: a summary older than another's costs the
+        next reader a few more links, nothing else)."""
+        assert self._summaries is not None
+        summary = await self._summaries.find_one({"_id": str(key)}) or {"upto": 0, "entries": []}
+        start = summary["upto"]
+        later = [{k: v for k, v in link.items() if k != "_id"}
+                 for link in await self.read(key, start, window=1 if start else 8)]
+        if later:
+            await self._summaries.replace_one(
+                {"_id": str(key)}, {"upto": summary["upto"] + len(later), "entries": summary["entries"] + later},
+                upsert=True)
+        return summary["entries"] + later

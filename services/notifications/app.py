@@ -18,6 +18,7 @@ from services.notifications.store import MessageStore, status
 from services.notifications.templates import Templates
 from shared.auth import ApiKeys, require_key
 from shared.calendar import WorkingCalendar
+from shared.events import NOT_A_DOSSIER_CODE, is_dossier_code
 from shared.consumer import (
     batch_subscriber,
     every,
@@ -56,7 +57,8 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000)
     registry = CollectorRegistry()
     gateway = provider(settings)
-    notifier = Notifier(settings, MessageStore(mongo, settings.mongo_database), gateway, templates, calendar, registry)
+    store = MessageStore(mongo, settings.mongo_database, number_key=settings.notifications_dlr_secret)
+    notifier = Notifier(settings, store, gateway, templates, calendar, registry)
     broker = make_broker(settings, "notifications")
     subscriber = batch_subscriber(broker, settings.topic_status, settings.notifications_group_id, 500)
 
@@ -65,7 +67,6 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         await handle_or_rewind(notifier.handle(message.raw_message))
 
     async def start() -> None:
-        await until_done(notifier.store.ensure_indexes, "creating indexes")
         log.info("messages to send loaded", pending=await until_done(notifier.load, "loading the messages"))
         tasks.append(asyncio.create_task(
             every(settings.notifications_send_interval_seconds, "sending", notifier.send_due)))
@@ -105,9 +106,11 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
             raise HTTPException(422, "the report names no message or an unknown status")
         return {"moved": await notifier.reached(str(message_id), status)}
 
-    @app.get("/v1/messages", summary="A dossier's messages, phone masked", responses={401: {}})
+    @app.get("/v1/messages", summary="A dossier's messages, phone masked", responses={400: {}, 401: {}})
     async def messages(dossier: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:
         require_key(keys, authorization)
+        if not is_dossier_code(dossier):
+            raise HTTPException(400, NOT_A_DOSSIER_CODE)
         return {"dossier": dossier, "messages": [message_view(*m) for m in await notifier.store.of_dossier(dossier)]}
 
     not_ready = ready_when_consuming(mongo, subscriber,

@@ -97,25 +97,15 @@ class Notifier:
         self._pending: dict[str, Pending] = {}
         # (not before, the step's time, message id): a dossier's messages go in the order of its steps.
         self._queue: list[tuple[datetime, datetime, str]] = []  # stale entries are skipped
-        self._sent_today: dict[tuple[str, str], int] = {}  # (recipient, local date) -> messages sent
+        self._slots: dict[tuple[str, str], int] = {}  # (recipient, local date) -> the next free daily slot
         self.loaded = False
 
     # -- loading ----------------------------------------------------------------------------------
 
     async def load(self) -> int:
-        """The messages still to send, and today's counts per number, from MongoDB."""
-        messages, bodies, moves = await self.store.everything()
-        today = self.calendar.local(self.clock()).date().isoformat()
-        self._sent_today = {}
-        for message in messages:
-            mine = moves.get(message["_id"], [])
-            now_status = status(message, mine)
-            body = bodies.get(message["_id"])
-            if body and any(m["status"] == "sent" and self.calendar.local(_utc(m["at"])).date().isoformat() == today
-                            for m in mine):
-                key = (body["recipient"], today)
-                self._sent_today[key] = self._sent_today.get(key, 0) + 1
-            if now_status not in PENDING or body is None or message["_id"] in self._pending:
+        """The messages still to send, from MongoDB's pending list."""
+        for message, body, mine in await self.store.pending():
+            if status(message, mine) not in PENDING or body is None or message["_id"] in self._pending:
                 continue
             # The last attempt's number (an attempt whose record failed left a gap), from the move's id.
             attempts = max((int(m["_id"].rsplit("/", 1)[1]) for m in mine if m["status"] == "sending"), default=0)
@@ -248,13 +238,15 @@ class Notifier:
             self._done(message["_id"])
             return False
         day = (pending.recipient, self.calendar.local(now).date().isoformat())
-        if self._sent_today.get(day, 0) >= s.notifications_daily_limit:
+        slot = await self.store.take_slot(*day, s.notifications_daily_limit, now, self._slots.get(day, 0))
+        if slot is None:  # the number's daily limit, counted across replicas
+            self._slots[day] = s.notifications_daily_limit
             self._later(pending, next_morning(now, self.calendar, self._quiet[1]))
             return False
-        self._sent_today[day] = self._sent_today.get(day, 0) + 1  # taken now: sends run side by side
+        self._slots[day] = slot + 1
         pending.attempts += 1
-        if not await self.store.record(message["_id"], "sending", now, attempt=pending.attempts):
-            self._sent_today[day] -= 1
+        if not await self.store.record(message, "sending", now, attempt=pending.attempts):
+            await self._give_back(day, slot)
             self._done(message["_id"])  # another replica claimed this attempt
             return False
         self._later(pending, now + timedelta(seconds=s.notifications_sending_timeout_seconds))
@@ -266,8 +258,8 @@ class Notifier:
             provider_id = await self.provider.send(message | {"recipient": pending.recipient, "body": pending.body},
                                                    self.templates.brandname)
         except ProviderError as exc:
-            self._sent_today[day] -= 1
-            await self.store.record(message["_id"], "refused", now, attempt=pending.attempts, error=str(exc))
+            await self._give_back(day, slot)
+            await self.store.record(message, "refused", now, attempt=pending.attempts, error=str(exc))
             if pending.attempts >= s.notifications_max_attempts:
                 await self._record(message, "failed", now, error=str(exc))
                 self._done(message["_id"])
@@ -285,8 +277,12 @@ class Notifier:
                  to=mask_phone(pending.recipient), parts=message["parts"])
         return True
 
+    async def _give_back(self, day: tuple[str, str], slot: int) -> None:
+        await self.store.give_back_slot(*day, slot)
+        self._slots[day] = min(self._slots.get(day, 0), slot)
+
     async def _record(self, message: dict[str, Any], to: str, at: datetime, **fields: Any) -> bool:
-        recorded = await self.store.record(message["_id"], to, at, **fields)
+        recorded = await self.store.record(message, to, at, **fields)
         if recorded:
             self.metrics.messages.labels(to, message.get("provider", self.provider.name)).inc()
         return recorded
@@ -302,9 +298,11 @@ class Notifier:
         """A gateway says the message reached status `to`; recorded once, and its status only moves forward."""
         if RANK.get(to, -1) < RANK["sent"]:
             return False
-        recorded = await self._record({"_id": message_id, "provider": self.provider.name}, to, self.clock())
+        message = await self.store.message(message_id)
+        if message is None:
+            return False  # not ours (a report for a message of another deployment, or a forged id)
         self._done(message_id)  # the gateway has it: never sent again
-        return recorded
+        return await self._record(message, to, self.clock())
 
     async def purge(self) -> int:
         before = self.clock() - timedelta(days=self.settings.notifications_retention_days)

@@ -1,5 +1,5 @@
-"""Messages in MongoDB, insert-only (FerretDB 1.24's SQLite backend scans a collection for every
-update and filtered read, and only inserts stay cheap; MongoDB does the same operations fast too).
+"""Messages in MongoDB, insert-only and read by key (shared.mongo): several replicas and the
+delivery reports write side by side, and FerretDB's updates could lose one of two writers.
 
 - `notifications_messages`: one document per message, written before it is sent: its id derives
   from the dossier step, so a step gives one message however often its status event is seen.
@@ -9,22 +9,35 @@ update and filtered read, and only inserts stay cheap; MongoDB does the same ope
   attempt (`<id>/sending/<n>`: inserting it is the claim, a replica that loses the race does not
   send). A message's status is the furthest it reached, so it only moves forward whatever order the
   moves and delivery reports come in, and recording one twice changes nothing.
-
-The service reads them whole at start, and keeps the messages still to send in memory.
+- `notifications_dossiers`: what the lookup shows, per dossier: a chain of the messages decided and
+  the moves recorded (written before the documents above, so a crash leaves nothing out of it), and
+  in `notifications_views` a summary of that chain, which the lookup writes when it read new links.
+- `notifications_pending`: the ids of the messages still to send, read whole at start and at each
+  reload (the messages another replica left behind); a message leaves it once sent or ended.
+- `notifications_daily`: per number and local day, slots 0 … limit − 1; taking one is a claim, so
+  the daily limit holds across replicas. The number appears only as a keyed hash.
+- `notifications_purge`: per UTC day, a chain of the bodies and slots written that day: the purge
+  deletes them by key after the retention.
 """
 
+import asyncio
+import hashlib
+import hmac
+from collections import OrderedDict
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
-from shared.mongo import insert_new
+from shared.mongo import Chain, get_many, insert_new
 
 RANK = {"refused": -1, "created": 0, "sending": 1, "sent": 2, "delivered": 3, "failed": 3, "expired": 3,
         "opted_out": 3, "invalid_recipient": 3}
 PENDING = ("created", "sending")
+FINAL = ("sent", "delivered", "failed", "expired")  # the moves after which a message is not sent again
+MESSAGE_FIELDS = ("_id", "dossier", "trigger", "status", "created_at", "parts", "coding")
 
 
 def status(message: dict[str, Any], moves: Iterable[dict[str, Any]]) -> str:
@@ -36,62 +49,162 @@ def status(message: dict[str, Any], moves: Iterable[dict[str, Any]]) -> str:
     return best
 
 
+def move_id(message_id: str, to: str, attempt: int | None = None) -> str:
+    return f"{message_id}/{to}" if attempt is None else f"{message_id}/{to}/{attempt}"
+
+
+class _Hints:
+    """The length of chains this process wrote lately: the next append starts there."""
+
+    def __init__(self, size: int = 10_000):
+        self._known: OrderedDict[str, int] = OrderedDict()
+        self._size = size
+
+    def get(self, key: str) -> int:
+        return self._known.get(key, 0)
+
+    def wrote(self, key: str, n: int) -> None:
+        self._known[key] = max(self._known.get(key, 0), n + 1)
+        self._known.move_to_end(key)
+        while len(self._known) > self._size:
+            self._known.popitem(last=False)
+
+
 class MessageStore:
-    def __init__(self, client: AsyncMongoClient, database: str):
+    def __init__(self, client: AsyncMongoClient, database: str, number_key: str = ""):
         db = client[database]
         self._messages = db["notifications_messages"]
         self._bodies = db["notifications_bodies"]
         self._moves = db["notifications_moves"]
+        self._dossiers = Chain(db["notifications_dossiers"], summaries=db["notifications_views"])
+        self._pending = db["notifications_pending"]
+        self._daily = db["notifications_daily"]
+        self._purge = Chain(db["notifications_purge"])
+        self._state = db["notifications_state"]
+        self._number_key = number_key.encode()
+        self._hints = _Hints()
 
-    async def ensure_indexes(self) -> None:
-        """What the lookups filter on (MongoDB uses them; FerretDB's SQLite backend keeps but scans)."""
-        await self._messages.create_index("dossier")
-        await self._moves.create_index("message")
+    async def _append(self, chain: Chain, key: str, doc: dict[str, Any]) -> None:
+        self._hints.wrote(key, await chain.append(key, doc, self._hints.get(key)))
 
     async def create(self, messages: list[dict[str, Any]], bodies: list[dict[str, Any]]) -> set[str]:
         """Store the messages not stored yet (a redelivered status event asks for them again);
-        returns the ids of those stored now."""
-        await insert_new(self._bodies, bodies)  # first: a message is never there without its text
+        returns the ids of those stored now. The lookup's chain and the pending list come first: a
+        crash in between leaves at most an entry for a message stored at the redelivery."""
+        by_dossier: dict[str, list[dict[str, Any]]] = {}
+        for m in messages:
+            by_dossier.setdefault(m["dossier"], []).append({k: m[k] for k in MESSAGE_FIELDS if k in m})
+        await asyncio.gather(*(self._append(self._dossiers, code, {"messages": mine})
+                               for code, mine in by_dossier.items()))
+        to_send = {b["_id"] for b in bodies}
+        await insert_new(self._pending, [{"_id": m["_id"]} for m in messages if m["_id"] in to_send])
+        if bodies:
+            await self._forget_later("bodies", [b["_id"] for b in bodies], bodies[0]["created_at"])
+        await insert_new(self._bodies, bodies)  # before the message: never a message without its text
         return await insert_new(self._messages, messages)
 
-    async def record(self, message_id: str, to: str, at: datetime, attempt: int | None = None, **fields: Any) -> bool:
-        """Record that a message reached `to` (or attempt n of sending); False if already recorded."""
-        key = f"{message_id}/{to}" if attempt is None else f"{message_id}/{to}/{attempt}"
+    async def record(self, message: dict[str, Any], to: str, at: datetime, attempt: int | None = None,
+                     **fields: Any) -> bool:
+        """Record that a message reached `to` (or attempt n of sending); False if already recorded.
+        A message reaching a final status leaves the pending list."""
+        key = move_id(message["_id"], to, attempt)
+        if await self._moves.find_one({"_id": key}) is not None:
+            return False  # e.g. the gateway's report that the SMSC has it, after our own `sent`
+        move = {"_id": key, "message": message["_id"], "status": to, "at": at, **fields}
+        # The lookup's chain first: a retry after a failure between the two writes completes both
+        # (the lookup shows a move once, by its id).
+        await self._append(self._dossiers, message["dossier"], {"moves": [move]})
         try:
-            await self._moves.insert_one({"_id": key, "message": message_id, "status": to, "at": at, **fields})
+            await self._moves.insert_one(move)
         except DuplicateKeyError:
             return False
+        if to in FINAL:
+            await self._pending.delete_one({"_id": message["_id"]})
         return True
 
-    async def everything(self) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], dict[str, list[dict]]]:
-        """Every message, every body still kept, every move by message: one pass over each."""
-        messages = await self._messages.find({}, batch_size=5000).to_list()
-        bodies = {b["_id"]: b async for b in self._bodies.find({}, batch_size=5000)}
-        moves: dict[str, list[dict[str, Any]]] = {}
-        async for move in self._moves.find({}, batch_size=5000):
-            moves.setdefault(move["message"], []).append(move)
-        return messages, bodies, moves
+    async def message(self, message_id: str) -> dict[str, Any] | None:
+        return await self._messages.find_one({"_id": str(message_id)})
+
+    async def pending(self) -> list[tuple[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]]:
+        """The messages still to send, with their bodies and moves (the pending list is short)."""
+        ids = [doc["_id"] async for doc in self._pending.find({})]
+        messages, bodies = await asyncio.gather(get_many(self._messages, ids), get_many(self._bodies, ids))
+        moves = await asyncio.gather(*(self.moves_of(i) for i in messages))
+        return [(messages[i], bodies.get(i), mine) for i, mine in zip(messages, moves, strict=True)]
+
+    async def moves_of(self, message_id: str) -> list[dict[str, Any]]:
+        """A message's moves: its final statuses, and its sending attempts up to the first missing one."""
+        found = list((await get_many(self._moves, [move_id(message_id, to) for to in FINAL])).values())
+        attempt = 1
+        while True:
+            tried = await get_many(self._moves, [move_id(message_id, t, attempt) for t in ("sending", "refused")])
+            if not tried:
+                return found
+            found += tried.values()
+            attempt += 1
 
     async def of_dossier(self, code: str) -> list[tuple[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]]:
-        messages = await self._messages.find({"dossier": str(code)}).sort("created_at", 1).to_list()
-        ids = [m["_id"] for m in messages]
-        bodies = {b["_id"]: b async for b in self._bodies.find({"_id": {"$in": ids}})}
-        moves: dict[str, list[dict[str, Any]]] = {}
-        async for move in self._moves.find({"message": {"$in": ids}}):
-            moves.setdefault(move["message"], []).append(move)
-        return [(m, bodies.get(m["_id"]), moves.get(m["_id"], [])) for m in messages]
+        """A dossier's messages with their bodies (if not purged) and moves, oldest first."""
+        messages: dict[str, dict[str, Any]] = {}
+        moves: dict[str, dict[str, dict[str, Any]]] = {}
+        for entry in await self._dossiers.entries(code):
+            for m in entry.get("messages", ()):
+                messages.setdefault(m["_id"], m)
+            for move in entry.get("moves", ()):
+                moves.setdefault(move["message"], {}).setdefault(move["_id"], move)
+        bodies = await get_many(self._bodies, messages)
+        ordered = sorted(messages.values(), key=lambda m: m["created_at"])
+        return [(m, bodies.get(m["_id"]), list(moves.get(m["_id"], {}).values())) for m in ordered]
 
     async def recipient_of(self, code: str) -> str | None:
-        for message, body, _ in await self.of_dossier(code):
+        for _, body, _ in await self.of_dossier(code):
             if body and body.get("recipient"):
                 return body["recipient"]
         return None
 
+    def _slot(self, recipient: str, day: str, n: int) -> str:
+        number = hmac.new(self._number_key, recipient.encode(), hashlib.sha256).hexdigest()[:24]
+        return f"{day}|{number}|{n}"
+
+    async def take_slot(self, recipient: str, day: str, limit: int, at: datetime, start: int = 0) -> int | None:
+        """The first free slot of the number's day from `start`, taken; None once `limit` are taken."""
+        for n in range(start, limit):
+            slot = self._slot(recipient, day, n)
+            if await insert_new(self._daily, [{"_id": slot}]):
+                await self._forget_later("daily", [slot], at)
+                return n
+        return None
+
+    async def give_back_slot(self, recipient: str, day: str, n: int) -> None:
+        await self._daily.delete_one({"_id": self._slot(recipient, day, n)})
+
+    async def _forget_later(self, collection: str, ids: list[str], at: datetime) -> None:
+        day = _utc(at).date().isoformat()
+        await self._append(self._purge, day, {"collection": collection, "ids": ids, "at": at})
+
     async def purge(self, before: datetime, pending: set[str]) -> int:
-        """Delete the numbers and texts of messages created before `before`, except those still to send."""
-        old = [b["_id"] async for b in self._bodies.find({"created_at": {"$lt": before}}, projection={"_id": True})]
-        gone = [i for i in old if i not in pending]
-        if not gone:
-            return 0
-        result = await self._bodies.delete_many({"_id": {"$in": gone}})
-        return result.deleted_count
+        """Delete the numbers and texts (and daily slots) written before `before`, except those still to
+        send, by key: day by day from where the last purge stopped, the last day up to `before`."""
+        state = await self._state.find_one({"_id": "purge"})
+        day = state["next_day"] if state else (_utc(before) - timedelta(days=1)).date().isoformat()
+        last = _utc(before).date().isoformat()
+        deleted = 0
+        while day <= last:
+            for link in await self._purge.read(day):
+                if _utc(link["at"]) >= _utc(before):
+                    continue
+                target = self._bodies if link["collection"] == "bodies" else self._daily
+                for i in link["ids"]:
+                    if i not in pending:
+                        deleted += (await target.delete_one({"_id": i})).deleted_count
+            if day < last:
+                day = (datetime.fromisoformat(day) + timedelta(days=1)).date().isoformat()
+                await self._state.replace_one({"_id": "purge"}, {"next_day": day}, upsert=True)
+            else:
+                break
+        return deleted
+
+
+def _utc(t: datetime) -> datetime:
+    """BSON dates come back naive, in UTC."""
+    return t if t.tzinfo else t.replace(tzinfo=UTC)

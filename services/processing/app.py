@@ -27,6 +27,7 @@ from shared.consumer import (
     start_broker,
 )
 from shared.dossier import Dossier, fold
+from shared.events import NOT_A_DOSSIER_CODE, is_dossier_code
 from shared.kafka import CLOUDEVENTS_CONTENT_TYPE
 from shared.http import add_operational_routes
 from shared.privacy import mask_phone
@@ -107,8 +108,10 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
 
-    @app.get("/v1/dossiers/{dossier_code}", summary="One dossier as of now", responses={404: {}})
+    @app.get("/v1/dossiers/{dossier_code}", summary="One dossier as of now", responses={400: {}, 404: {}})
     async def get_dossier(dossier_code: str) -> dict[str, Any]:
+        if not is_dossier_code(dossier_code):
+            raise HTTPException(400, NOT_A_DOSSIER_CODE)
         stored = await store.read(dossier_code)
         folded = fold(stored.parsed(), calendar) if stored else None
         if folded is None or folded.dossier is None:

@@ -91,19 +91,24 @@ class Processor:
                 continue
             grouped.setdefault(event.subject, []).append((event, record.value))
 
-        done = await self._integrate_all(grouped)
+        done, written = await self._integrate_all(grouped)
         if self._settings.processing_fault_exit_after_write:
             log.warning("fault injection: exiting after the write, before publishing and committing")
             os._exit(3)
         for result in done:
             self._count(result)
         self._metrics.events.labels("undecodable").inc(len(bad))
-        await self._publish_outboxes([r.stored for r in done], bad)
+        # What changed, and what a stopped replica left unpublished (an outbox found in the database).
+        await self._publish_outboxes([r.stored for r in done if r.stored.code in written or r.stored.outbox], bad)
 
-    async def _integrate_all(self, grouped: dict[str, list[tuple[DossierEvent, bytes]]]) -> list[Integrated]:
+    async def _integrate_all(
+        self, grouped: dict[str, list[tuple[DossierEvent, bytes]]]
+    ) -> tuple[list[Integrated], set[str]]:
         """Integrate every dossier and write those that changed; a dossier another replica wrote
-        meanwhile is reloaded and integrated again. Returns the results with their stored versions."""
+        meanwhile is reloaded and integrated again. Returns the results with their stored versions,
+        and the codes written."""
         done: list[Integrated] = []
+        written_codes: set[str] = set()
         pending = grouped
         first_attempt = True
         while pending:
@@ -114,13 +119,14 @@ class Processor:
             changed = [(loaded[code], r.stored) for code, r in results.items() if r.stored != loaded[code]]
             written, lost = await self._store.save(changed)
             as_written = {stored.code: stored for stored in written}
+            written_codes |= as_written.keys()
             done += [
                 replace(r, stored=as_written.get(code, r.stored)) for code, r in results.items() if code not in lost
             ]
             pending = {code: pending[code] for code in lost}
             if lost:
                 log.debug("dossiers written elsewhere or not cached here, reading them", count=len(lost))
-        return done
+        return done, written_codes
 
     async def _publish_outboxes(self, dossiers: list[StoredDossier], extra: list[Outgoing] = ()) -> None:
         await self._send([*extra, *(o for d in dossiers for o in d.outbox)])

@@ -1,30 +1,30 @@
-"""Dossier histories in MongoDB as chains of insert-only links: `code`, `code#1`, `code#2`, ...
+"""Dossier histories in MongoDB: a chain of insert-only links per dossier, and a summary of it.
 
-Each link holds what one batch added to the dossier (events, events newly dead-lettered, the
-status, the outbox to publish). Only inserts and reads by `_id` are used: the operations that are
-fast on FerretDB's SQLite backend (its updates and deletes scan the whole collection) as on
-MongoDB. Inserting link n is also the concurrency check: if another replica wrote it first, the
-insert fails with a duplicate key, and this replica reloads the dossier and integrates again.
-A published outbox gets a marker in `sent`; an unpublished one is carried into the next link.
+- `dossier_links`: `code`, `code#1`, `code#2`, ... (shared.mongo.Chain). Each link holds what one
+  batch added to the dossier (events, events newly dead-lettered, the status, the outbox to
+  publish). The chain is the truth. Inserting link n is the concurrency check between replicas: if
+  another replica wrote it first, the insert fails with a duplicate key, and this replica reloads
+  the dossier and integrates again.
+- `dossiers`: one summary per dossier (`_id` = code): the whole history as of link `version - 1`,
+  written (replaced) after that link's outbox is published. A reader takes the summary and follows
+  the links written after it, if any: those are there when a replica stopped between its write and
+  its summary, whose outbox is then published again (consumers deduplicate by event id).
+- `dossiers_waiting`: the dossiers whose events wait for their receipt (a few: read whole by the sweep).
 
-On FerretDB 1.24 (SQLite), even a lookup by `_id` reads the whole collection (its pushed-down
-filter does not match the `_id` index), so the hot path does not read: see `load`.
+Every read is by `_id`: one key read gives a dossier (CONTRACT §6's lookup), however long its life.
 """
 
+import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from pymongo import AsyncMongoClient, InsertOne
+from pymongo import AsyncMongoClient, InsertOne, ReplaceOne
 from pymongo.errors import BulkWriteError
 
 from services.processing.history import Outgoing, StoredDossier
-from shared.mongo import DUPLICATE_KEY, insert_new
-
-
-def link_id(code: str, n: int) -> str:
-    return code if n == 0 else f"{code}#{n}"
+from shared.mongo import DUPLICATE_KEY, Chain, insert_new, link_id
 
 
 @dataclass(frozen=True)
@@ -66,14 +66,29 @@ def link_to(before: StoredDossier, after: StoredDossier) -> Link:
     )
 
 
-def _fold_links(code: str, docs: list[dict[str, Any]], sent: bool) -> StoredDossier:
-    last = docs[-1]
-    return StoredDossier(
-        code=code,
-        version=len(docs),
-        events=[e for d in docs for e in d["events"]],
-        dead_lettered=[k for d in docs for k in d.get("dead_lettered", [])],
-        outbox=[] if sent else [Outgoing.from_doc(o) for o in last.get("outbox", [])],
+def summary_doc(stored: StoredDossier) -> dict[str, Any]:
+    return {"_id": stored.code, "version": stored.version, "events": stored.events,
+            "dead_lettered": stored.dead_lettered, "status": stored.status, "timeline": stored.timeline,
+            "waiting_since": stored.waiting_since}
+
+
+def from_summary(doc: dict[str, Any]) -> StoredDossier:
+    return StoredDossier(code=doc["_id"], version=doc["version"], events=doc["events"],
+                         dead_lettered=doc["dead_lettered"], status=doc["status"], timeline=doc["timeline"],
+                         waiting_since=doc["waiting_since"])
+
+
+def follow(stored: StoredDossier, links: list[dict[str, Any]]) -> StoredDossier:
+    """A summary with the links written after it; the last link's outbox may not be published."""
+    if not links:
+        return stored
+    last = links[-1]
+    return replace(
+        stored,
+        version=stored.version + len(links),
+        events=[*stored.events, *(e for d in links for e in d["events"])],
+        dead_lettered=[*stored.dead_lettered, *(k for d in links for k in d.get("dead_lettered", []))],
+        outbox=[Outgoing.from_doc(o) for o in last.get("outbox", [])],
         status=last.get("status"),
         timeline=last.get("timeline"),
         waiting_since=last.get("waiting_since"),
@@ -83,37 +98,35 @@ def _fold_links(code: str, docs: list[dict[str, Any]], sent: bool) -> StoredDoss
 class DossierStore:
     def __init__(self, client: AsyncMongoClient, database: str, cache_size: int = 20_000):
         db = client[database]
-        self._links = db["dossier_links"]
-        self._sent = db["dossier_outbox_sent"]
+        self._links = Chain(db["dossier_links"])
+        self._summaries = db["dossiers"]
         self._waiting = db["dossiers_waiting"]
         self._cache: OrderedDict[str, StoredDossier] = OrderedDict()
         self._cache_size = cache_size
 
     async def read(self, code: str) -> StoredDossier | None:
-        """A dossier as stored now (never from the cache)."""
-        return (await self.read_many([code]))[str(code)]
+        """A dossier as stored now (never from the cache): its summary, then any later links."""
+        summary = await self._summaries.find_one({"_id": str(code)})
+        stored = from_summary(summary) if summary else StoredDossier(str(code))
+        stored = follow(stored, await self._links.read(stored.code, stored.version))
+        return stored if stored.version else None
 
-    async def read_many(self, codes: list[str]) -> dict[str, StoredDossier | None]:
-        """Dossiers as stored now, a link number at a time for all of them: on FerretDB each query
-        reads the whole collection, so a batch costs as many queries as its longest chain, not one
-        per link of every dossier."""
-        chains: dict[str, list[dict[str, Any]]] = {str(c): [] for c in codes}  # plain values, never operators
-        wanted = {link_id(c, 0): c for c in chains}
-        while wanted:
-            found = {d["_id"]: d async for d in self._links.find({"_id": {"$in": list(wanted)}})}
-            for lid in found.keys() & wanted.keys():
-                chains[wanted[lid]].append(found[lid])
-            wanted = {link_id(wanted[lid], len(chains[wanted[lid]])): wanted[lid] for lid in found.keys() & wanted.keys()}
-        last_links = [link_id(c, len(docs) - 1) for c, docs in chains.items() if docs]
-        sent = {d["_id"] async for d in self._sent.find({"_id": {"$in": last_links}})} if last_links else set()
-        return {c: _fold_links(c, docs, link_id(c, len(docs) - 1) in sent) if docs else None
-                for c, docs in chains.items()}
+    async def read_many(self, codes: list[str], concurrency: int = 32) -> dict[str, StoredDossier | None]:
+        """Dossiers as stored now, read side by side, each by its keys."""
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(code: str) -> StoredDossier | None:
+            async with gate:
+                return await self.read(code)
+
+        unique = list(dict.fromkeys(str(c) for c in codes))
+        return dict(zip(unique, await asyncio.gather(*(one(c) for c in unique)), strict=True))
 
     async def load(self, codes: list[str], from_database: bool = False) -> dict[str, StoredDossier]:
         """The dossiers to integrate into. From this replica's cache; a dossier it has not seen is
         assumed new, without a read: if it is not, writing its first link fails and the caller
-        loads it again `from_database`. Reads are what is slow on FerretDB; a dossier's events
-        all come through one partition, so the replica that owns it has it cached."""
+        loads it again `from_database`. A dossier's events all come through one partition, so the
+        replica that owns it has it cached, and a new dossier costs no read."""
         if from_database:
             read = await self.read_many(codes)
             found = {code: read[str(code)] or StoredDossier(code) for code in codes}
@@ -129,7 +142,7 @@ class DossierStore:
         lost: set[str] = set()
         if links:
             try:
-                await self._links.bulk_write([InsertOne(link.to_doc()) for link in links], ordered=False)
+                await self._links.collection.bulk_write([InsertOne(link.to_doc()) for link in links], ordered=False)
             except BulkWriteError as exc:
                 failed = {links[e["index"]].code for e in exc.details["writeErrors"] if e["code"] == DUPLICATE_KEY}
                 if len(failed) != len(exc.details["writeErrors"]):
@@ -147,12 +160,14 @@ class DossierStore:
         started = [a for b, a in changes if a.waiting_since and not b.waiting_since]
         ended = [a.code for b, a in changes if b.waiting_since and not a.waiting_since]
         await insert_new(self._waiting, [{"_id": a.code, "since": a.waiting_since} for a in started])
-        if ended:
-            await self._waiting.delete_many({"_id": {"$in": ended}})
+        await asyncio.gather(*(self._waiting.delete_one({"_id": code}) for code in ended))
 
     async def mark_sent(self, published: list[StoredDossier]) -> None:
-        """Record that these dossiers' outboxes (of their latest link, version - 1) are published."""
-        await insert_new(self._sent, [{"_id": link_id(d.code, d.version - 1)} for d in published if d.outbox])
+        """These dossiers' latest links are written and their outboxes published: their summaries
+        now say so (an unconditional replace: a summary older than its chain is caught by `read`)."""
+        if published:
+            await self._summaries.bulk_write(
+                [ReplaceOne({"_id": d.code}, summary_doc(d), upsert=True) for d in published], ordered=False)
         for d in published:
             if d.code in self._cache:
                 self._cache[d.code] = replace(self._cache[d.code], outbox=[])
@@ -161,6 +176,7 @@ class DossierStore:
         return await self._waiting.count_documents({})
 
     async def waiting_before(self, cutoff: datetime, limit: int = 500) -> list[str]:
+        """The waiting collection holds only dossiers without a receipt yet: reading it whole is cheap."""
         return [doc["_id"] async for doc in self._waiting.find({"since": {"$lt": cutoff}}).limit(limit)]
 
     def _remember(self, stored: StoredDossier) -> None:

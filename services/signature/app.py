@@ -23,8 +23,8 @@ from shared.consumer import (
     make_broker,
     ready_when_consuming,
     start_broker,
-    until_done,
 )
+from shared.events import NOT_A_DOSSIER_CODE, is_dossier_code
 from shared.http import add_operational_routes
 from shared.kafka import CLOUDEVENTS_CONTENT_TYPE
 
@@ -54,7 +54,6 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async def start() -> None:
-            await until_done(service.store.ensure_indexes, "creating indexes")
             await start_broker(broker, settings.topic_events, settings.signature_group_id)
 
         task = asyncio.create_task(start())
@@ -74,6 +73,7 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
     async def upload(code: str, document_id: str, request: Request,
                      authorization: str | None = Header(default=None)) -> dict[str, Any]:
         require_key(keys, authorization)
+        valid_code(code)
         return await service.check(code, document_id, await read_pdf(request))
 
     async def read_pdf(request: Request) -> bytes:
@@ -87,6 +87,10 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
         return bytes(body)
 
     sealer = Sealer.from_settings(settings)
+
+    def valid_code(code: str) -> None:
+        if not is_dossier_code(code):
+            raise HTTPException(400, NOT_A_DOSSIER_CODE)
 
     @app.post("/v1/dossiers/{code}/documents/{document_id}/seal", summary="The agency's PAdES seal on a result",
               responses={401: {}, 413: {}, 415: {}, 501: {"description": "no seal key configured"}},
@@ -107,6 +111,7 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
     @app.get("/v1/dossiers/{code}/documents", summary="A dossier's documents with their verdicts", responses={401: {}})
     async def list_documents(code: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:
         require_key(keys, authorization)
+        valid_code(code)
         return {"dossier_code": code, "documents": [d.view() for d in await service.documents(code)]}
 
     add_operational_routes(app, registry, ready_when_consuming(mongo, subscriber), needs="Kafka and MongoDB")

@@ -18,7 +18,7 @@ from services.signature.settings import SignatureSettings
 from services.signature.verify import Verdict, verify
 from shared.calendar import WorkingCalendar
 from shared.events import EventErrors, parse_event_json
-from shared.mongo import insert_new
+from shared.mongo import Chain
 from shared.status import status_id
 
 log = structlog.get_logger()
@@ -40,20 +40,26 @@ def verdict_json(verdict: Verdict, sha256: str) -> dict[str, Any]:
 
 
 class SignatureStore:
-    """Insert-only records per dossier and document (FerretDB updates scan the collection)."""
+    """A dossier's records (its receipt, documents requested, signed and verified) in a chain per
+    dossier (shared.mongo.Chain): insert-only, read by key. A record written twice (a redelivered
+    batch) is kept once, by its `_id`."""
 
     def __init__(self, client: AsyncMongoClient, database: str):
-        self._records = client[database]["signature_records"]
-
-    async def ensure_indexes(self) -> None:
-        """What the lookups filter on (MongoDB uses it; FerretDB's SQLite backend keeps but scans)."""
-        await self._records.create_index("code")
+        db = client[database]
+        self._records = Chain(db["signature_dossiers"], summaries=db["signature_views"])
 
     async def add(self, records: list[dict[str, Any]]) -> None:
-        await insert_new(self._records, records)
+        by_dossier: dict[str, list[dict[str, Any]]] = {}
+        for record in records:
+            by_dossier.setdefault(record["code"], []).append(record)
+        await asyncio.gather(*(self._records.append(code, {"records": mine}) for code, mine in by_dossier.items()))
 
     async def of_dossier(self, code: str) -> list[dict[str, Any]]:
-        return await self._records.find({"code": str(code)}).to_list()
+        unique: dict[str, dict[str, Any]] = {}
+        for entry in await self._records.entries(str(code)):
+            for record in entry["records"]:
+                unique.setdefault(record["_id"], record)
+        return list(unique.values())
 
 
 class SignatureService:

@@ -105,8 +105,9 @@ def test_shuffled_events_with_duplicates_fold_to_the_reducers_state(pipeline):
 
 def test_a_dossier_lookup_knows_only_real_codes(pipeline):
     processing = pipeline.add_processing().start()
-    for code in ["000.00.38.H56-250707-9999", '{"$gt": ""}', ".*", "$where"]:
-        assert httpx.get(f"{processing.url}/v1/dossiers/{code}").status_code == 404
+    assert httpx.get(f"{processing.url}/v1/dossiers/000.00.38.H56-250707-9999").status_code == 404
+    for code in ['{"$gt": ""}', ".*", "$where", "000.00.38.H56-251332-0001", "x" * 5000]:
+        assert httpx.get(f"{processing.url}/v1/dossiers/{code}").status_code == 400, code
 
 
 def test_killed_between_the_write_and_the_commit_it_leaves_the_same_state(pipeline):
