@@ -3,7 +3,7 @@ SHELL := /bin/bash
 LOCAL := deploy/local
 PY := .local/venv/bin/python
 
-.PHONY: venv system up down reset status logs demo test test-unit test-integration test-faults bench bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e
+.PHONY: venv system up down reset status logs demo test test-unit test-integration test-faults bench bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e bench-reads
 
 venv:
 	@$(LOCAL)/install-python.sh
@@ -47,7 +47,7 @@ test-integration: venv system
 test-faults: venv system
 	$(PY) -m pytest tests/faults
 
-bench: bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e
+bench: bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e bench-reads
 
 bench-intake: up
 	$(PY) -m bench.intake
@@ -66,3 +66,7 @@ bench-signature: venv
 
 bench-e2e: up
 	$(PY) -m bench.end_to_end
+
+# Lookups with a province-year stored (500,000 dossiers, kept in the database bench_reads).
+bench-reads: up
+	$(PY) -m bench.reads

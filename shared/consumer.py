@@ -78,6 +78,8 @@ async def every(seconds: float, what: str, work: Callable[[], Awaitable[Any]], w
             await work()
         except (PyMongoError, KafkaError) as exc:
             log.warning(f"{what} failed, will retry", error=str(exc))
+        except Exception:  # a bug: said loudly, and the loop goes on rather than dying unseen
+            log.exception(f"{what} failed")
         await asyncio.sleep(seconds)
 
 

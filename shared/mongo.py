@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -46,6 +47,16 @@ async def get_many(collection: AsyncCollection, ids: Iterable[str], concurrency:
     return {k: doc for k, doc in zip(keys, found, strict=True) if doc is not None}
 
 
+def pack(doc: Any) -> bytes:
+    """A document as one JSON blob (instants as RFC 3339 text): FerretDB reads a document field by
+    field, so a blob of what only this code reads comes back several times faster."""
+    return orjson.dumps(doc, option=orjson.OPT_NAIVE_UTC)
+
+
+def unpack(blob: bytes) -> Any:
+    return orjson.loads(blob)
+
+
 def link_id(key: str, n: int) -> str:
     return key if n == 0 else f"{key}#{n}"
 
@@ -56,6 +67,7 @@ class Chain:
     Inserting link n is a claim: of two writers, exactly one gets it. A reader follows the links
     from a number it knows to the first missing one. With a `summaries` collection, `entries` keeps
     there, per key, what the links read so far hold, so that the next read starts after them.
+    Each link holds its document as a blob (`pack`).
     """
 
     def __init__(self, collection: AsyncCollection, summaries: AsyncCollection | None = None):
@@ -73,13 +85,18 @@ class Chain:
             for lid in ids:
                 if lid not in found:
                     return links
-                links.append(found[lid])
+                links.append(unpack(found[lid]["blob"]))
             n, window = n + window, min(2 * window, 8)
+
+    @staticmethod
+    def link(key: str, n: int, doc: dict[str, Any]) -> dict[str, Any]:
+        """Link n of a key's chain, holding `doc`, as stored."""
+        return {"_id": link_id(key, n), "blob": pack(doc)}
 
     async def claim(self, key: str, n: int, doc: dict[str, Any]) -> bool:
         """Insert `doc` as link n; False if that link is already there."""
         try:
-            await self.collection.insert_one({**doc, "_id": link_id(key, n)})
+            await self.collection.insert_one(self.link(key, n, doc))
         except DuplicateKeyError:
             return False
         return True
@@ -92,16 +109,14 @@ class Chain:
         return n
 
     async def entries(self, key: str) -> list[dict[str, Any]]:
-        """Every link's document (without its `_id`), oldest first: the summary, then the links after
-        it, which then join the summary (a plain replace: a summary older than another's costs the
-        next reader a few more links, nothing else)."""
+        """Every link's document, oldest first: the summary, then the links after it, which then join
+        the summary (a plain replace: a summary older than another's costs the next reader a few more
+        links, nothing else)."""
         assert self._summaries is not None
-        summary = await self._summaries.find_one({"_id": str(key)}) or {"upto": 0, "entries": []}
-        start = summary["upto"]
-        later = [{k: v for k, v in link.items() if k != "_id"}
-                 for link in await self.read(key, start, window=1 if start else 8)]
+        summary = await self._summaries.find_one({"_id": str(key)})
+        start, known = (summary["upto"], unpack(summary["blob"])) if summary else (0, [])
+        later = await self.read(key, start, window=1 if start else 4)
         if later:
             await self._summaries.replace_one(
-                {"_id": str(key)}, {"upto": summary["upto"] + len(later), "entries": summary["entries"] + later},
-                upsert=True)
-        return summary["entries"] + later
+                {"_id": str(key)}, {"upto": start + len(later), "blob": pack(known + later)}, upsert=True)
+        return known + later

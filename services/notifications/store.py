@@ -120,6 +120,8 @@ class MessageStore:
             return False
         if to in FINAL:
             await self._pending.delete_one({"_id": message["_id"]})
+        if RANK[to] == RANK["delivered"]:  # the message's end: its lookup will read one summary
+            await self._dossiers.entries(message["dossier"])
         return True
 
     async def message(self, message_id: str) -> dict[str, Any] | None:
@@ -147,11 +149,12 @@ class MessageStore:
         """A dossier's messages with their bodies (if not purged) and moves, oldest first."""
         messages: dict[str, dict[str, Any]] = {}
         moves: dict[str, dict[str, dict[str, Any]]] = {}
-        for entry in await self._dossiers.entries(code):
+        for entry in await self._dossiers.entries(code):  # instants come back as text from the chain
             for m in entry.get("messages", ()):
-                messages.setdefault(m["_id"], m)
+                messages.setdefault(m["_id"], m | {"created_at": datetime.fromisoformat(m["created_at"])})
             for move in entry.get("moves", ()):
-                moves.setdefault(move["message"], {}).setdefault(move["_id"], move)
+                moves.setdefault(move["message"], {}).setdefault(move["_id"], move | {
+                    "at": datetime.fromisoformat(move["at"])})
         bodies = await get_many(self._bodies, messages)
         ordered = sorted(messages.values(), key=lambda m: m["created_at"])
         return [(m, bodies.get(m["_id"]), list(moves.get(m["_id"], {}).values())) for m in ordered]
@@ -191,7 +194,7 @@ class MessageStore:
         deleted = 0
         while day <= last:
             for link in await self._purge.read(day):
-                if _utc(link["at"]) >= _utc(before):
+                if datetime.fromisoformat(link["at"]) >= _utc(before):
                     continue
                 target = self._bodies if link["collection"] == "bodies" else self._daily
                 for i in link["ids"]:

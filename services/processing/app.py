@@ -26,31 +26,18 @@ from shared.consumer import (
     ready_when_consuming,
     start_broker,
 )
-from shared.dossier import Dossier, fold
+from shared.dossier import open_state
 from shared.events import NOT_A_DOSSIER_CODE, is_dossier_code
 from shared.kafka import CLOUDEVENTS_CONTENT_TYPE
 from shared.http import add_operational_routes
-from shared.privacy import mask_phone
 
 log = structlog.get_logger()
 
 
-def dossier_view(dossier: Dossier, now: datetime, calendar: WorkingCalendar) -> dict[str, Any]:
-    """One dossier as CONTRACT §6 shows it: phone masked."""
-    applicant = dossier.applicant
-    return {
-        "dossier_code": dossier.code,
-        "commune_code": dossier.commune_code,
-        "sector": dossier.sector,
-        "state": dossier.state,
-        "received_at": dossier.received_at.isoformat(),
-        "due_at": dossier.due_at.isoformat() if dossier.due_at else None,
-        "ended_at": dossier.ended_at.isoformat() if dossier.ended_at else None,
-        "timeliness": dossier.timeliness,
-        "open_state": dossier.open_state(now, calendar),
-        "applicant": {"name": applicant.name, "phone": mask_phone(applicant.phone) if applicant.phone else None},
-        "history": [{"id": s.id, "type": s.type, "time": s.time.isoformat()} for s in dossier.history],
-    }
+def with_open_state(view: dict[str, Any], now: datetime, calendar: WorkingCalendar) -> dict[str, Any]:
+    """A stored view (services.processing.history.view) with the dossier's open state at `now`."""
+    due = datetime.fromisoformat(view["due_at"]) if view["due_at"] else None
+    return {**view, "open_state": open_state(view["state"], due, now, calendar)}
 
 
 def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
@@ -112,11 +99,10 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
     async def get_dossier(dossier_code: str) -> dict[str, Any]:
         if not is_dossier_code(dossier_code):
             raise HTTPException(400, NOT_A_DOSSIER_CODE)
-        stored = await store.read(dossier_code)
-        folded = fold(stored.parsed(), calendar) if stored else None
-        if folded is None or folded.dossier is None:
+        found = await store.view(dossier_code)
+        if found is None:
             raise HTTPException(404, f"no dossier {dossier_code}")
-        return dossier_view(folded.dossier, datetime.now(UTC), calendar)
+        return with_open_state(found, datetime.now(UTC), calendar)
 
     add_operational_routes(app, registry, ready_when_consuming(mongo, subscriber), needs="Kafka and MongoDB")
 

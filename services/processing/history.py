@@ -12,9 +12,10 @@ from typing import Any
 import orjson
 
 from shared.calendar import WorkingCalendar
-from shared.dossier import Folded, fold
+from shared.dossier import Dossier, Folded, fold
 from shared.events import DossierEvent, parse_event_json
-from shared.status import changed, processing_event, status_of, timeline_to_json
+from shared.privacy import mask_phone
+from shared.status import changed, iso, processing_event, status_of, timeline_to_json
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class StoredDossier:
     status: dict[str, Any] | None = None  # what the last status event said
     timeline: list[dict[str, Any]] | None = None  # the timeline it carried
     waiting_since: datetime | None = None  # first event without a receipt
+    # The dossier as its lookup shows it (CONTRACT §6 but the open state, which moves with time).
+    view: dict[str, Any] | None = field(default=None, compare=False)
 
     def parsed(self) -> list[DossierEvent]:
         return [parse_event_json(raw) for raw in self.events]
@@ -107,6 +110,7 @@ def integrate(
         status=status,
         timeline=timeline,
         waiting_since=waiting_since,
+        view=view(folded.dossier) if folded.dossier else None,
     )
     waiting = kept if folded.dossier is None else 0
     return Integrated(
@@ -117,6 +121,23 @@ def integrate(
         dead_lettered=newly_dead,
         duplicates=len(new) - kept,
     )
+
+
+def view(dossier: Dossier) -> dict[str, Any]:
+    """One dossier as CONTRACT §6 shows it, phone masked, but its open state (the reader's `now`)."""
+    applicant = dossier.applicant
+    return {
+        "dossier_code": dossier.code,
+        "commune_code": dossier.commune_code,
+        "sector": dossier.sector,
+        "state": dossier.state,
+        "received_at": dossier.received_at.isoformat(),
+        "due_at": iso(dossier.due_at),
+        "ended_at": iso(dossier.ended_at),
+        "timeliness": dossier.timeliness,
+        "applicant": {"name": applicant.name, "phone": mask_phone(applicant.phone) if applicant.phone else None},
+        "history": [{"id": s.id, "type": s.type, "time": s.time.isoformat()} for s in dossier.history],
+    }
 
 
 def _announce(folded: Folded, stored: StoredDossier, added: set[str], calendar: WorkingCalendar,

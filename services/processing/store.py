@@ -24,7 +24,7 @@ from pymongo import AsyncMongoClient, InsertOne, ReplaceOne
 from pymongo.errors import BulkWriteError
 
 from services.processing.history import Outgoing, StoredDossier
-from shared.mongo import DUPLICATE_KEY, Chain, insert_new, link_id
+from shared.mongo import DUPLICATE_KEY, Chain, insert_new, pack, unpack
 
 
 @dataclass(frozen=True)
@@ -41,15 +41,14 @@ class Link:
     waiting_since: datetime | None
 
     def to_doc(self) -> dict[str, Any]:
-        return {
-            "_id": link_id(self.code, self.n),
+        return Chain.link(self.code, self.n, {
             "events": self.events,
             "dead_lettered": self.dead_lettered,
             "outbox": [o.to_doc() for o in self.outbox],
             "status": self.status,
             "timeline": self.timeline,
             "waiting_since": self.waiting_since,
-        }
+        })
 
 
 def link_to(before: StoredDossier, after: StoredDossier) -> Link:
@@ -67,15 +66,22 @@ def link_to(before: StoredDossier, after: StoredDossier) -> Link:
 
 
 def summary_doc(stored: StoredDossier) -> dict[str, Any]:
-    return {"_id": stored.code, "version": stored.version, "events": stored.events,
-            "dead_lettered": stored.dead_lettered, "status": stored.status, "timeline": stored.timeline,
-            "waiting_since": stored.waiting_since}
+    return {"_id": stored.code, "blob": pack({
+        "version": stored.version, "events": stored.events, "dead_lettered": stored.dead_lettered,
+        "status": stored.status, "timeline": stored.timeline, "waiting_since": stored.waiting_since,
+        "view": stored.view})}
 
 
-def from_summary(doc: dict[str, Any]) -> StoredDossier:
-    return StoredDossier(code=doc["_id"], version=doc["version"], events=doc["events"],
-                         dead_lettered=doc["dead_lettered"], status=doc["status"], timeline=doc["timeline"],
-                         waiting_since=doc["waiting_since"])
+def from_summary(code: str, doc: dict[str, Any]) -> StoredDossier:
+    summary = unpack(doc["blob"])
+    return StoredDossier(code=code, version=summary["version"], events=summary["events"],
+                         dead_lettered=summary["dead_lettered"], status=summary["status"],
+                         timeline=summary["timeline"], waiting_since=_instant(summary["waiting_since"]),
+                         view=summary["view"])
+
+
+def _instant(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 def follow(stored: StoredDossier, links: list[dict[str, Any]]) -> StoredDossier:
@@ -91,7 +97,7 @@ def follow(stored: StoredDossier, links: list[dict[str, Any]]) -> StoredDossier:
         outbox=[Outgoing.from_doc(o) for o in last.get("outbox", [])],
         status=last.get("status"),
         timeline=last.get("timeline"),
-        waiting_since=last.get("waiting_since"),
+        waiting_since=_instant(last.get("waiting_since")),
     )
 
 
@@ -107,9 +113,15 @@ class DossierStore:
     async def read(self, code: str) -> StoredDossier | None:
         """A dossier as stored now (never from the cache): its summary, then any later links."""
         summary = await self._summaries.find_one({"_id": str(code)})
-        stored = from_summary(summary) if summary else StoredDossier(str(code))
+        stored = from_summary(str(code), summary) if summary else StoredDossier(str(code))
         stored = follow(stored, await self._links.read(stored.code, stored.version))
         return stored if stored.version else None
+
+    async def view(self, code: str) -> dict[str, Any] | None:
+        """The dossier as its lookup shows it, from its summary: one key read. A replica that stopped
+        between a write and its summary leaves the summary a batch behind until the batch is redone."""
+        summary = await self._summaries.find_one({"_id": str(code)})
+        return unpack(summary["blob"])["view"] if summary else None
 
     async def read_many(self, codes: list[str], concurrency: int = 32) -> dict[str, StoredDossier | None]:
         """Dossiers as stored now, read side by side, each by its keys."""

@@ -143,6 +143,7 @@ class SignatureService:
         now = datetime.now(UTC)
         await self.store.add([{"_id": f"{code}|{document_id}|verified|{sha}", "code": code, "kind": "verified",
                                "document_id": document_id, "recorded_at": now, "time": now, "verdict": result}])
+        await self.store.of_dossier(code)  # a verdict ends a document's records: summarised for the lookup
         self.verdicts.labels(verdict.verdict).inc()
         dossier = next((r for r in records if r["kind"] == "dossier"), {})
         event = {

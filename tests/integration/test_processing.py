@@ -9,7 +9,8 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from bench.sample import VN, dossier_code, event
-from services.processing.app import dossier_view
+from services.processing.app import with_open_state
+from services.processing.history import view
 from shared.calendar import WorkingCalendar
 from shared.dossier import fold
 from shared.events import parse_event
@@ -55,7 +56,7 @@ def histories(count: int, seed: int) -> dict[str, list[dict]]:
 
 
 def expected_view(events: list[dict], now: datetime) -> dict:
-    return dossier_view(fold([parse_event(e) for e in events], CAL).dossier, now, CAL)
+    return with_open_state(view(fold([parse_event(e) for e in events], CAL).dossier), now, CAL)
 
 
 def wait_for_states(processing, expected: dict[str, list[dict]], timeout: float = 60) -> None:
