@@ -13,6 +13,7 @@ system:
 	@$(LOCAL)/install-apt.sh prometheus kannel kannel-extras softhsm2
 	@$(LOCAL)/install-kafka.sh
 	@$(LOCAL)/install-ferretdb.sh
+	@$(LOCAL)/install-kubernetes-tools.sh
 
 up:
 	@$(LOCAL)/up.sh
