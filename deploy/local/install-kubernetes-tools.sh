@@ -15,7 +15,7 @@ module_dir() {
 }
 
 if [[ ! -x "$BIN/helm" || ! -f "$BIN/.helm-$HELM_VERSION" ]]; then
-  log "building helm $HELM_VERSION with go (first run only, about a minute)"
+  log "building helm $HELM_VERSION with go (first run only, two or three minutes)"
   src=$(module_dir "helm.sh/helm/v3@$HELM_VERSION")
   # As helm's Makefile does: its version, and the newest Kubernetes it assumes (its client-go's).
   k8s_minor=$(sed -n 's/^\tk8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$src/go.mod")
