@@ -3,7 +3,7 @@ SHELL := /bin/bash
 LOCAL := deploy/local
 PY := .local/venv/bin/python
 
-.PHONY: venv system up down reset status logs demo test test-unit test-integration test-faults bench bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e bench-reads
+.PHONY: venv system up down reset status logs demo test test-unit test-integration test-faults test-kubernetes bench bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e bench-reads
 
 venv:
 	@$(LOCAL)/install-python.sh
@@ -13,6 +13,7 @@ system:
 	@$(LOCAL)/install-apt.sh prometheus kannel kannel-extras softhsm2
 	@$(LOCAL)/install-kafka.sh
 	@$(LOCAL)/install-ferretdb.sh
+	@$(LOCAL)/install-kubernetes-tools.sh
 
 up:
 	@$(LOCAL)/up.sh
@@ -40,6 +41,10 @@ test: test-unit test-integration test-faults
 
 test-unit: venv system
 	$(PY) -m pytest tests/unit
+
+# The Helm chart, rendered and validated offline (also part of test-unit).
+test-kubernetes: venv system
+	$(PY) -m pytest tests/unit/test_kubernetes.py
 
 test-integration: venv system
 	$(PY) -m pytest tests/integration
