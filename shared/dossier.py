@@ -291,10 +291,11 @@ def _apply(dossier: Dossier, event: DossierEvent, calendar: WorkingCalendar) -> 
             _require(dossier, event, {"processing"})
             return _end(dossier, at, "returned", calendar)
         case "dossier.apology_issued":  # phiếu xin lỗi và hẹn lại ngày trả kết quả (Mẫu 04)
-            _require(dossier, event, {"processing", "paused"})
-            due = due_in_force(dossier, at, calendar)
+            # Applied in every state, never rejected: it changes no state and no due, and an apology
+            # issued late or after the end is a violation operators want to see counted.
+            due = due_in_force(dossier, at, calendar) if dossier.state in OPEN else dossier.due_at
             first_and_early = dossier.apologies_compliant + dossier.apologies_non_compliant == 0 and (
-                calendar.local(at).date() < calendar.local(due).date()
+                due is not None and calendar.local(at).date() < calendar.local(due).date()
             )
             return replace(
                 dossier,
@@ -318,5 +319,6 @@ def _apply(dossier: Dossier, event: DossierEvent, calendar: WorkingCalendar) -> 
 
 
 # Facts about the dossier rather than steps of its processing: their time may precede the receipt
-# (a document digitized, a fee paid at the counter minutes before the receipt was printed).
-_ANY_TIME = frozenset({"dossier.digitized", "dossier.payment_completed"})
+# (a document digitized, a fee paid at the counter minutes before the receipt was printed). An
+# apology too is never rejected: one dated before the receipt is judged against the receipt's due.
+_ANY_TIME = frozenset({"dossier.digitized", "dossier.payment_completed", "dossier.apology_issued"})

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bench.sample import VN
 from services.notifications.service import next_morning, not_before
@@ -87,3 +89,14 @@ def test_a_ucs2_template_keeps_the_diacritics():
                           {"returned": Template(default.templates["returned"].text, ucs2=True)})
     encoded = templates.render("returned", "000.00.06.H56-231027-0361", "Xã Bá Thước", at("2026-03-03 10:00"))
     assert encoded.coding == "ucs2" and "Hồ sơ" in encoded.text and encoded.parts == 2
+
+
+@given(st.text(max_size=500), st.sampled_from(["supplement_requested", "received", "apology"]), st.booleans())
+def test_any_unicode_in_a_reason_renders_within_the_parts_checked(missing, trigger, ucs2):
+    default = Templates.load()
+    parts = 3 if ucs2 else default.max_parts  # the default texts take 3 parts with diacritics
+    templates = Templates(default.brandname, default.centre, parts, default.missing_max,
+                          {trigger: Template(default.templates[trigger].text, ucs2=ucs2)})
+    templates.check()
+    encoded = templates.render(trigger, "000.00.06.H56-231027-0361", "Xã Bá Thước", at("2026-03-03 10:00"), missing)
+    assert encoded.parts <= parts
