@@ -15,7 +15,8 @@ class ServiceSettings(BaseSettings):
     topic_events: str = "dossier-events"
     topic_status: str = "dossier-status"
     topic_dlq: str = "dossier-events.dlq"
-    partitions: int = 6
+    partitions: int = 6  # of the topics the project creates (a topic's count can only grow)
+    replication_factor: int = 1  # 1 on the single-broker local stack; 3 in production
 
     # The working calendar file (CONTRACT §3); the shipped default when unset.
     calendar: Path | None = None
