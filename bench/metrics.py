@@ -23,7 +23,7 @@ from pymongo import AsyncMongoClient
 
 from bench.harness import bench_settings, percentile, start_service
 from bench.report import table, write_section
-from bench.sample import VN, event
+from tests.fixtures.sample import VN, event
 from services.metrics.exposition import render
 from services.metrics.figures import Figures
 from services.metrics.store import FiguresStore, from_kept, kept

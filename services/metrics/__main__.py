@@ -57,7 +57,8 @@ async def rebuild(settings: MetricsSettings) -> dict[str, int]:
     await consumer.start()
     try:
         consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        for tp, start in (await consumer.beginning_offsets(partitions)).items():
+            consumer.seek(tp, start)
         ends = await consumer.end_offsets(partitions)
         await store.drop()
         counts = {"statuses": 0, "signatures": 0, "clock": 0, "undecodable": 0}

@@ -21,13 +21,13 @@ from shared.service import ConsumingService
 
 log = structlog.get_logger()
 
-# `from` is a Python keyword: the query parameters keep CONTRACT §5's names through aliases.
+# `from` is a Python keyword: the query parameters keep docs/contract.md §5's names through aliases.
 From = Annotated[str | None, Query(alias="from", description="First receipt date, YYYY-MM-DD")]
 To = Annotated[str | None, Query(alias="to", description="Last receipt date, YYYY-MM-DD")]
 
 
 def parse_period(start: str | None, end: str | None, as_of: str | None) -> tuple[date, date, datetime]:
-    """The report's query (CONTRACT §5), or 400 saying what is wrong."""
+    """The report's query (docs/contract.md §5), or 400 saying what is wrong."""
     try:
         first, last = date.fromisoformat(start or ""), date.fromisoformat(end or "")
     except ValueError:
@@ -83,7 +83,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     app = runtime.app(TITLE, DESCRIPTION, not_ready=lambda: None if service.loaded else "loading the figures",
                       exposition=lambda: service.snapshot + generate_latest(runtime.registry))
 
-    @app.get("/v1/reports/communes/{commune_code}", summary="A commune's indicators for a cohort (CONTRACT §5)",
+    @app.get("/v1/reports/communes/{commune_code}", summary="A commune's indicators for a cohort (docs/contract.md §5)",
              responses={400: {}, 404: {}})
     async def commune_report(commune_code: str, start: From = None, end: To = None,
                              as_of: str | None = None) -> dict[str, Any]:
@@ -106,7 +106,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         return {
             "province_code": province_code, "province_name": province[0].province_name,
             "from": first.isoformat(), "to": last.isoformat(), "as_of": instant.isoformat(),
-            "approximation": "QĐ 766/QĐ-TTg, the components dossier events can measure (DOMAIN §6)",
+            "approximation": "QĐ 766/QĐ-TTg, the components dossier events can measure (docs/domain.md §6)",
             "components": [{"key": c.key, "name": c.name, "max_points": c.max_points, "rate": c.rate,
                             "full_marks_at": c.full_marks_at} for c in COMPONENTS],
             "not_measured": list(NOT_MEASURED),

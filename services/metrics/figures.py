@@ -3,9 +3,9 @@
 Pure: no I/O. The service feeds it the timelines of processing's status events (from MongoDB at
 start, then from `dossier-status`); every replica fed the same timelines holds the same figures.
 
-- Prometheus (CONTRACT §4): counts as of now, kept up to date on each change, so a snapshot is a
+- Prometheus (docs/contract.md §4): counts as of now, kept up to date on each change, so a snapshot is a
   copy of a dict; the open dossiers' counts by state move with time through `tick`.
-- Reports (CONTRACT §5): each dossier's Facts as of any instant come from its timeline, and
+- Reports (docs/contract.md §5): each dossier's Facts as of any instant come from its timeline, and
   shared.report turns them into the indicators; nothing is recomputed a second way.
 - The clock (`tick`): a heap of the instants at which an open dossier turns due soon or overdue,
   so a tick costs what moves, not a scan of every open dossier.
@@ -219,7 +219,7 @@ class Figures:
         return commune_report(self.as_of(commune_code, start, end, as_of), start, end, as_of, self.calendar)
 
     def scorecard(self, province: list[Commune], start: date, end: date, as_of: datetime) -> list[dict[str, Any]]:
-        """The province's communes ranked by the QĐ 766 approximation (DOMAIN §6)."""
+        """The province's communes ranked by the QĐ 766 approximation (docs/domain.md §6)."""
         reports = {c.code: self.report(c.code, start, end, as_of) for c in province}
         ranked = rank({code: score(report) for code, report in reports.items()})
         names = {c.code: c.name for c in province}

@@ -1,4 +1,4 @@
-"""SMS text and recipients (DOMAIN §7): Vietnamese without diacritics, GSM-7 or UCS-2 parts, E.164 numbers.
+"""SMS text and recipients (docs/domain.md §7): Vietnamese without diacritics, GSM-7 or UCS-2 parts, E.164 numbers.
 
 Pure: no I/O.
 """
@@ -24,7 +24,7 @@ PLACEHOLDER = "_"  # what stands, visibly, for a character nothing can spell in 
 
 
 def transliterate(text: str) -> str:
-    """Text any citizen or official may have typed, as GSM-7, never raising (DOMAIN §7).
+    """Text any citizen or official may have typed, as GSM-7, never raising (docs/domain.md §7).
 
     Vietnamese first, complete: every letter without its diacritics (ệ → e, đ → d, Đ → D), never
     '?'. Then any other character outside GSM-7 by its closest ASCII (anyascii: '•' → '*',

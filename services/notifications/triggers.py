@@ -1,4 +1,4 @@
-"""Which SMS a status event asks for (DOMAIN §7), and the step each one is about.
+"""Which SMS a status event asks for (docs/domain.md §7), and the step each one is about.
 
 Pure: no I/O. A step key names the dossier step a message is about ("received", the supplement
 request with its event id, ...): the message's id derives from it, so the same step never gives

@@ -43,7 +43,7 @@ class StoredDossier:
     status: dict[str, Any] | None = None  # what the last status event said (shared.contracts.Status, as JSON)
     timeline: list[dict[str, Any]] | None = None  # the timeline it carried, as JSON
     waiting_since: datetime | None = None  # first event without a receipt
-    # The dossier as its lookup shows it (CONTRACT §6 but the open state, which moves with time).
+    # The dossier as its lookup shows it (docs/contract.md §6 but the open state, which moves with time).
     view: dict[str, Any] | None = field(default=None, compare=False)
 
     # The events parsed, kept beside their JSON while the dossier is cached: integrating a batch
@@ -131,7 +131,7 @@ def integrate(
 
 
 def view(dossier: Dossier) -> dict[str, Any]:
-    """One dossier as CONTRACT §6 shows it, phone masked, but its open state (the reader's `now`)."""
+    """One dossier as docs/contract.md §6 shows it, phone masked, but its open state (the reader's `now`)."""
     applicant = dossier.applicant
     return {
         "dossier_code": dossier.code,

@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.sample import VN, dossier_code, event
+from tests.fixtures.sample import VN, dossier_code, event
 from shared.calendar import WorkingCalendar
 from shared.dossier import fold
 from shared.events import parse_event
@@ -26,7 +26,7 @@ FAST = {"DOSSIER_METRICS_CLOCK_INTERVAL_SECONDS": "0.5", "DOSSIER_METRICS_SNAPSH
 
 
 def business(metrics) -> dict[tuple, float]:
-    """The CONTRACT §4 samples /metrics serves now."""
+    """The docs/contract.md §4 samples /metrics serves now."""
     text = httpx.get(f"{metrics.url}/metrics").text
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for f in text_string_to_metric_families(text) if f.name.startswith("dossier_") for s in f.samples}

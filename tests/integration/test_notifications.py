@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter
 from pymongo import AsyncMongoClient, MongoClient
 
-from bench.sample import VN, dossier_code, event
+from tests.fixtures.sample import VN, dossier_code, event
 from services.notifications.providers import Kannel, dlr_token
 from services.notifications.service import Notifier
 from shared.contracts import StatusRecord

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from bench.sample import VN, dossier_code, event
+from tests.fixtures.sample import VN, dossier_code, event
 from services.processing.app import with_open_state
 from services.processing.history import view
 from shared.contracts import DeadLetter, dead_letter_topic

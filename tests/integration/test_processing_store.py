@@ -8,7 +8,7 @@ from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
-from bench.sample import VN, event
+from tests.fixtures.sample import VN, event
 from services.processing.history import Outgoing
 from services.processing.processor import ProcessingMetrics, Processor
 from services.processing.settings import ProcessingSettings

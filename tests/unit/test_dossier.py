@@ -1,4 +1,4 @@
-"""DOMAIN §2-§4: the fold of a dossier's events, as tables and properties."""
+"""docs/domain.md §2-§4: the fold of a dossier's events, as tables and properties."""
 
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.sample import event
+from tests.fixtures.sample import event
 from shared.calendar import WorkingCalendar
 from shared.dossier import facts_as_of, fold, open_state, open_state_changes
 from shared.events import parse_event
@@ -36,7 +36,7 @@ def dossier(*events, as_of=None):
 @pytest.mark.parametrize(
     ("time", "hours", "due"),
     [
-        ("2025-07-07 10:00", 8, "2025-07-08 10:00"),  # DOMAIN's example
+        ("2025-07-07 10:00", 8, "2025-07-08 10:00"),  # docs/domain.md §3's example
         ("2025-07-04 17:30", 8, "2025-07-07 17:00"),  # after hours: from Monday 08:00
         ("2025-07-07 16:59", 1, "2025-07-08 08:59"),
         ("2025-07-07 08:00", 4, "2025-07-07 12:00"),  # ends at a window's end

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.sample import VN, event
+from tests.fixtures.sample import VN, event
 from services.metrics.exposition import render
 from services.metrics.figures import Counted, Figures
 from services.metrics.store import from_status

@@ -9,7 +9,7 @@ from pydantic import TypeAdapter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.sample import VN
+from tests.fixtures.sample import VN
 from services.notifications.service import next_morning, not_before
 from services.notifications.templates import DEFAULT, Template, Templates
 from services.notifications.triggers import wanted

@@ -1,4 +1,4 @@
-"""SMS text and recipients: transliteration, parts, phone numbers (DOMAIN §7)."""
+"""SMS text and recipients: transliteration, parts, phone numbers (docs/domain.md §7)."""
 
 import unicodedata
 
