@@ -3,7 +3,7 @@ SHELL := /bin/bash
 LOCAL := deploy/local
 PY := .local/venv/bin/python
 
-.PHONY: venv system up down reset status logs demo test test-unit test-integration test-faults test-kubernetes bench bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e bench-reads
+.PHONY: venv system up down reset status logs demo docs test test-unit test-integration test-faults test-kubernetes bench bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e bench-reads
 
 venv:
 	@$(LOCAL)/install-python.sh
@@ -75,3 +75,10 @@ bench-e2e: up
 # Lookups with a province-year stored (500,000 dossiers, kept in the database bench_reads).
 bench-reads: up
 	$(PY) -m bench.reads
+
+# What the code documents of itself: the AsyncAPI document of each consuming service (the topics it
+# reads and writes, with their payloads) and a JSON Schema per contract; tests check they are current.
+docs: venv
+	@for s in processing metrics notifications signature; do \
+	  .local/venv/bin/faststream docs gen --factory services.$$s.app:asyncapi -o docs/asyncapi/$$s.json; done
+	$(PY) -m shared.contracts

@@ -63,7 +63,7 @@ CLAIMS = [
           *percent("85,4")),
     Claim("14923", "tỷ lệ số hóa hồ sơ (digitization)", "99,95%", lambda r: r["rates"]["digitization"],
           *percent("99,95")),
-    Claim("14923", "tiến độ 766 (on-time rate, DOMAIN §5)", "5.931/5.932", lambda r: r["rates"]["on_time"],
+    Claim("14923", "tiến độ 766 (on-time rate, docs/domain.md §5)", "5.931/5.932", lambda r: r["rates"]["on_time"],
           lambda v: math.isclose(v, 5931 / 5932), lambda v: f"{100 * v:.4f} %".replace(".", ",")),
     Claim("08152", "tiếp nhận (received)", "1476", lambda r: r["received"], *count(1476)),
     Claim("08152", "hồ sơ trực tuyến (online)", "1476 = 100%", lambda r: r["by_channel"]["online"], *count(1476)),

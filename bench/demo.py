@@ -21,8 +21,8 @@ import orjson
 
 from bench.articles import CLAIMS, RANK, period
 from bench.generate import SEEDS, histories
-from bench.pki import blank_pdf, sign_with_pkcs12
-from bench.sample import VN, event
+from tests.fixtures.pki import blank_pdf, sign_with_pkcs12
+from tests.fixtures.sample import VN, event
 from shared.communes import commune
 
 ROOT = Path(__file__).resolve().parents[1]

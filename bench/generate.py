@@ -108,7 +108,7 @@ def end_of(day: date) -> datetime:
     return datetime.combine(day, time(23, 59, 59), VN)
 
 
-# The seed articles (DOMAIN §5, docs/demo.md): Bá Thước, Thanh Ba, Vĩnh Tường.
+# The seed articles (docs/domain.md §5, docs/demo.md): Bá Thước, Thanh Ba, Vĩnh Tường.
 SEEDS = {
     "14923": Profile(
         "14923", date(2025, 7, 1), date(2025, 11, 11), end_of(date(2025, 11, 11)), received=5932,
@@ -261,7 +261,7 @@ class Commune:
             end = self._end(share.outcome, max(at, received), due)
             if end is None:
                 return None
-            if share.apology:  # the day before the due: compliant (DOMAIN §3)
+            if share.apology:  # the day before the due: compliant (docs/domain.md §3)
                 apology_at = due - timedelta(days=1)
                 if apology_at <= at:
                     return None

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import aiohttp
 import httpx
 
-from bench.sample import VN, dossier_code, dossier_history
+from tests.fixtures.sample import VN, dossier_code, dossier_history
 from shared.auth import key_hash
 from shared.settings import ServiceSettings
 

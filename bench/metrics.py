@@ -23,16 +23,16 @@ from pymongo import AsyncMongoClient
 
 from bench.harness import bench_settings, percentile, start_service
 from bench.report import table, write_section
-from bench.sample import VN, event
+from tests.fixtures.sample import VN, event
 from services.metrics.exposition import render
 from services.metrics.figures import Figures
-from services.metrics.store import FiguresStore
+from services.metrics.store import FiguresStore, from_kept, kept
 from shared.calendar import WorkingCalendar
 from shared.communes import communes_of_province
 from shared.dossier import fold
 from shared.events import parse_event
 from shared.kafka import ensure_topics
-from shared.status import processing_event, status_of
+from shared.contracts import status_changed, status_of, timeline_entries
 
 CAL = WorkingCalendar.load()
 PROVINCE = "38"
@@ -65,9 +65,10 @@ def life(code: str, received: datetime, kind: str, channel: str, days: float = 3
 
 
 def status_data(events: list) -> dict:
+    """What the metrics store keeps of processing's status record for these events."""
     folded = fold(events, CAL)
-    return processing_event(folded.dossier, None, status_of(folded.dossier, CAL), folded.timeline,
-                            len(events))["data"]
+    return kept(status_changed(folded.dossier, None, status_of(folded.dossier, CAL), timeline_entries(folded.timeline),
+                               len(events)))
 
 
 class Templates:
@@ -126,7 +127,7 @@ def province_scale() -> list[list[object]]:
     before = rss_mib()
     figures = Figures(CAL)
     as_of = datetime(2025, 12, 31, 17, tzinfo=VN)
-    load_s, _ = timed(lambda: [figures.apply(d, as_of) for d, _ in dossiers])
+    load_s, _ = timed(lambda: [figures.apply(from_kept(d, CAL), as_of) for d, _ in dossiers])
     gc.collect()
     memory = rss_mib() - before
     print(f"loaded in {load_s:.1f} s, {memory:.0f} MiB")
@@ -168,8 +169,8 @@ def clock_scale() -> list[list[object]]:
         received = now - timedelta(days=20) + timedelta(minutes=10 * slot)
         lives[slot] = status_data(life(f"000.00.38.H56-{received:%y%m%d}-0001", received, "open", "direct", days=10))
     for n in range(OPEN_DOSSIERS):
-        figures.apply({**lives[n % slots], "dossier_code": f"open-{n}", "commune_code": BUSY,
-                       "sector": SECTORS[n % 25]}, now)
+        figures.apply(from_kept({**lives[n % slots], "dossier_code": f"open-{n}", "commune_code": BUSY,
+                                 "sector": SECTORS[n % 25]}, CAL), now)
     first_s, first = timed(lambda: len(figures.tick(now)))
     ticks = [now + timedelta(seconds=10 * k) for k in range(1, 361)]
     seconds, moved = [], 0
@@ -236,7 +237,7 @@ async def service_scale() -> list[list[object]]:
         series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
         figures = Figures(CAL)
         for d in docs:
-            figures.apply(d, datetime.now(VN))
+            figures.apply(from_kept(d, CAL), datetime.now(VN))
         live_s, _ = timed(lambda: render(figures.counts), rounds=3)
     finally:
         process.terminate()

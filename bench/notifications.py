@@ -18,7 +18,7 @@ from pymongo import AsyncMongoClient
 
 from bench.harness import bench_settings, start_service
 from bench.report import table, write_section
-from bench.sample import VN, dossier_code
+from tests.fixtures.sample import VN, dossier_code
 from shared.kafka import STRUCTURED_HEADERS, ensure_topics
 
 MESSAGES = int(os.environ.get("BENCH_SMS", "1000"))

@@ -35,7 +35,7 @@ from bench.end_to_end import reported, step, usage
 from bench.harness import KEY, bench_settings, percentile, sample_events, start_service
 from bench.processing import consumed, prefill
 from bench.report import table, write_section
-from bench.sample import VN, dossier_code, event
+from tests.fixtures.sample import VN, dossier_code, event
 from services.processing.history import StoredDossier, integrate
 from services.processing.store import link_to, summary_doc
 from shared.auth import key_hash

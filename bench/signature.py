@@ -14,7 +14,7 @@ from pyhanko_certvalidator import ValidationContext
 
 from bench.report import table, write_section
 from services.signature.verify import verify
-from bench.pki import Party, sign
+from tests.fixtures.pki import Party, sign
 
 ROUNDS = int(os.environ.get("BENCH_SIGNATURE_ROUNDS", "200"))
 

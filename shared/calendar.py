@@ -1,4 +1,4 @@
-"""Working time (DOMAIN §3): working days, working windows, and due dates counted in them.
+"""Working time (docs/domain.md §3): working days, working windows, and due dates counted in them.
 
 Durations are `timedelta`s so that adding and measuring working time is exact; a procedure's
 processing time in working days is 8 working hours a day.

@@ -1,4 +1,4 @@
-"""A dossier's events folded into its state, due date and timeliness (DOMAIN §2-§4).
+"""A dossier's events folded into its state, due date and timeliness (docs/domain.md §2-§4).
 
 `fold` is the one place these rules live: processing, metrics and the report API all call it.
 Events are deduplicated by source + id (the first arrival wins), sorted by time (ties keep
@@ -49,7 +49,7 @@ class Dossier:
     online_level: str | None
     applicant: Applicant
     received_at: datetime
-    received_date: date  # local date: the report cohort (DOMAIN §5)
+    received_date: date  # local date: the report cohort (docs/domain.md §5)
     processing_time: timedelta
     state: State = "processing"
     due_at: datetime | None = None  # the due in force; None while a supplement is awaited
@@ -67,7 +67,7 @@ class Dossier:
     history: tuple[Step, ...] = ()
 
     def open_state(self, at: datetime, calendar: WorkingCalendar) -> OpenState | None:
-        """Where an open dossier stands at instant `at` (DOMAIN §4); None once it ended or was withdrawn."""
+        """Where an open dossier stands at instant `at` (docs/domain.md §4); None once it ended or was withdrawn."""
         return open_state(self.state, self.due_at, at, calendar)
 
     def facts(self, since: datetime) -> "Facts":
@@ -91,7 +91,7 @@ class Dossier:
 
 
 def open_state(state: State, due_at: datetime | None, at: datetime, calendar: WorkingCalendar) -> OpenState | None:
-    """Where a dossier in `state` with `due_at` stands at instant `at` (DOMAIN §4); None unless open."""
+    """Where a dossier in `state` with `due_at` stands at instant `at` (docs/domain.md §4); None unless open."""
     if state not in OPEN:
         return None
     if state != "processing":
@@ -116,7 +116,7 @@ def open_state_changes(state: State, due_at: datetime | None, calendar: WorkingC
 
 @dataclass(frozen=True, slots=True)
 class Facts:
-    """What the figures count about a dossier from instant `since` on (DOMAIN §5).
+    """What the figures count about a dossier from instant `since` on (docs/domain.md §5).
 
     A dossier's timeline is the list of its Facts, one per instant they changed: the Facts in force at
     instant T are those the fold of the events up to T gives, so a report as of any instant reads them
@@ -212,7 +212,7 @@ def _extend(timeline: list[Facts], facts: Facts) -> None:
 def _receive(event: ReceivedEvent, calendar: WorkingCalendar) -> Dossier:
     data = event.data
     processing_time = timedelta(hours=data.processing_time.hours)
-    # The appointment printed on the receipt wins over the computed due (DOMAIN §3).
+    # The appointment printed on the receipt wins over the computed due (docs/domain.md §3).
     due = data.due_at or calendar.add_working(event.time, processing_time)
     return Dossier(
         code=event.subject,
@@ -236,7 +236,7 @@ def _require(dossier: Dossier, event: DossierEvent, states: Iterable[str]) -> No
 
 
 def due_in_force(dossier: Dossier, at: datetime, calendar: WorkingCalendar) -> datetime:
-    """The due that judges the dossier at `at`, with its clock stopped where DOMAIN §3 stops it."""
+    """The due that judges the dossier at `at`, with its clock stopped where docs/domain.md §3 stops it."""
     if dossier.state == "awaiting_supplement":
         # The clock restarts from zero when the supplement arrives: judged as if it arrived now.
         return calendar.add_working(at, dossier.processing_time)
@@ -291,10 +291,11 @@ def _apply(dossier: Dossier, event: DossierEvent, calendar: WorkingCalendar) -> 
             _require(dossier, event, {"processing"})
             return _end(dossier, at, "returned", calendar)
         case "dossier.apology_issued":  # phiếu xin lỗi và hẹn lại ngày trả kết quả (Mẫu 04)
-            _require(dossier, event, {"processing", "paused"})
-            due = due_in_force(dossier, at, calendar)
+            # Applied in every state, never rejected: it changes no state and no due, and an apology
+            # issued late or after the end is a violation operators want to see counted.
+            due = due_in_force(dossier, at, calendar) if dossier.state in OPEN else dossier.due_at
             first_and_early = dossier.apologies_compliant + dossier.apologies_non_compliant == 0 and (
-                calendar.local(at).date() < calendar.local(due).date()
+                due is not None and calendar.local(at).date() < calendar.local(due).date()
             )
             return replace(
                 dossier,
@@ -318,5 +319,6 @@ def _apply(dossier: Dossier, event: DossierEvent, calendar: WorkingCalendar) -> 
 
 
 # Facts about the dossier rather than steps of its processing: their time may precede the receipt
-# (a document digitized, a fee paid at the counter minutes before the receipt was printed).
-_ANY_TIME = frozenset({"dossier.digitized", "dossier.payment_completed"})
+# (a document digitized, a fee paid at the counter minutes before the receipt was printed). An
+# apology too is never rejected: one dated before the receipt is judged against the receipt's due.
+_ANY_TIME = frozenset({"dossier.digitized", "dossier.payment_completed", "dossier.apology_issued"})

@@ -1,4 +1,4 @@
-"""The events the one-stop-shop system sends (CONTRACT §1): CloudEvents 1.0, one model per type.
+"""The events the one-stop-shop system sends (docs/contract.md §1): CloudEvents 1.0, one model per type.
 
 `parse_event` validates one JSON object into a typed event, `parse_events` a batch in one pass,
 `parse_event_json` a record as stored on Kafka; `EventErrors` carries what was wrong
@@ -77,7 +77,7 @@ Channel = Literal["direct", "online", "postal"]
 
 
 class _Data(BaseModel):
-    # Unknown data fields are kept, not rejected (CONTRACT §1).
+    # Unknown data fields are kept, not rejected (docs/contract.md §1).
     model_config = ConfigDict(extra="allow", frozen=True)
 
 

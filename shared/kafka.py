@@ -27,26 +27,28 @@ async def partitions_of(settings: ServiceSettings, topic: str) -> list[TopicPart
     return [TopicPartition(topic, p["partition"]) for p in described.get("partitions", [])]
 
 
-async def ensure_topics(settings: ServiceSettings, timeout: float = 60) -> None:
-    """Create the project's topics if they do not exist yet (idempotent)."""
+async def _admin(settings: ServiceSettings, timeout: float) -> AIOKafkaAdminClient:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         try:
             await admin.start()
-            break
+            return admin
         except KafkaConnectionError:
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(1)
+
+
+async def ensure_topics(settings: ServiceSettings, names: list[str] | None = None, timeout: float = 60) -> None:
+    """Create topics if they do not exist yet (idempotent): by default the project's three, with the
+    configured partitions and replication factor."""
+    admin = await _admin(settings, timeout)
     try:
         existing = set(await admin.list_topics())
-        wanted = [settings.topic_events, settings.topic_status, settings.topic_dlq]
-        missing = [
-            NewTopic(name, num_partitions=settings.partitions, replication_factor=1)
-            for name in wanted
-            if name not in existing
-        ]
+        wanted = names or [settings.topic_events, settings.topic_status, settings.topic_dlq]
+        missing = [NewTopic(name, num_partitions=settings.partitions, replication_factor=settings.replication_factor)
+                   for name in wanted if name not in existing]
         if missing:
             try:
                 await admin.create_topics(missing)
@@ -55,6 +57,11 @@ async def ensure_topics(settings: ServiceSettings, timeout: float = 60) -> None:
             log.info("topics created", topics=[t.name for t in missing], partitions=settings.partitions)
     finally:
         await admin.close()
+
+
+async def ensure_topic(settings: ServiceSettings, name: str) -> None:
+    """One topic of a service's own (a dead-letter topic), created when the service starts."""
+    await ensure_topics(settings, [name])
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
-"""The indicators the seeds quote (DOMAIN §5) and the QĐ 766 scorecard approximation (DOMAIN §6).
+"""The indicators the seeds quote (docs/domain.md §5) and the QĐ 766 scorecard approximation (docs/domain.md §6).
 
 Pure: the caller folds each dossier as of `as_of` (shared.dossier.fold) and passes the results.
-The JSON shape is the report API's (CONTRACT §5).
+The JSON shape is the report API's (docs/contract.md §5).
 """
 
 from collections import Counter
@@ -78,7 +78,7 @@ class Component:
     full_marks_at: float = 1.0
 
 
-# The part of the QĐ 766/QĐ-TTg index that dossier events can measure (DOMAIN §6): 54 of 100 points.
+# The part of the QĐ 766/QĐ-TTg index that dossier events can measure (docs/domain.md §6): 54 of 100 points.
 COMPONENTS = (
     Component("progress", "Tiến độ giải quyết", 20, "on_time"),
     Component("online_service", "Dịch vụ công trực tuyến", 12, "online_full"),

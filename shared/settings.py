@@ -15,9 +15,10 @@ class ServiceSettings(BaseSettings):
     topic_events: str = "dossier-events"
     topic_status: str = "dossier-status"
     topic_dlq: str = "dossier-events.dlq"
-    partitions: int = 6
+    partitions: int = 6  # of the topics the project creates (a topic's count can only grow)
+    replication_factor: int = 1  # 1 on the single-broker local stack; 3 in production
 
-    # The working calendar file (CONTRACT §3); the shipped default when unset.
+    # The working calendar file (docs/contract.md §3); the shipped default when unset.
     calendar: Path | None = None
 
     mongo_url: str = "mongodb://127.0.0.1:27017"

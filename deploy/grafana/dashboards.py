@@ -12,24 +12,39 @@ from typing import Any
 OUT = Path(__file__).resolve().parent / "dashboards"
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 
-# 766 tiến độ (DOMAIN §5): early + on time + open in time, over those whose clock runs.
-ON_TIME = """(
-  sum{by}(dossier_completed_total{{timeliness=~"early|on_time"{sel}}})
-  + (sum{by}(dossier_open{{state=~"within_deadline|due_soon"{sel}}}) or sum{by}(dossier_received_total{{{sel0}}}) * 0)
-) / (
-  sum{by}(dossier_received_total{{{sel0}}})
-  - (sum{by}(dossier_withdrawn_total{{{sel0}}}) or sum{by}(dossier_received_total{{{sel0}}}) * 0)
-  - (sum{by}(dossier_open{{state=~"awaiting_supplement|paused"{sel}}}) or sum{by}(dossier_received_total{{{sel0}}}) * 0)
-)"""
+# Replicas of the metrics service export the same figures (docs/contract.md §4): every query takes
+# one copy of each series before it sums, so N replicas give the numbers of one.
+REPLICA_LABELS = "instance, pod, replica"
+
+
+def figure(selector: str) -> str:
+    """A business metric's series, one per dossier figure whatever the number of replicas."""
+    return f"max without ({REPLICA_LABELS}) ({selector})"
+
+
+def total(selector: str, by: str = "") -> str:
+    return f"sum{f' by ({by}) ' if by else ''}({figure(selector)})"
 
 
 def on_time(by: str = "", commune: str | None = None) -> str:
-    sel0 = f'commune="{commune}"' if commune else ""
-    return ON_TIME.format(by=f" by ({by}) " if by else " ", sel=f", {sel0}" if sel0 else "", sel0=sel0)
+    """766 tiến độ (docs/domain.md §5): early + on time + open in time, over those whose clock runs;
+    `or … * 0` keeps a commune that has no series of a kind."""
+    where = f'commune="{commune}"' if commune else ""
+
+    def metric(name: str, condition: str = "") -> str:
+        labels = ", ".join(c for c in (condition, where) if c)
+        return total(f"{name}{{{labels}}}" if labels else name, by)
+
+    zero = f"{metric('dossier_received_total')} * 0"
+    in_time = metric("dossier_completed", 'timeliness=~"early|on_time"')
+    open_in_time = metric("dossier_open", 'state=~"within_deadline|due_soon"')
+    stopped = metric("dossier_open", 'state=~"awaiting_supplement|paused"')
+    return (f"(\n  {in_time}\n  + ({open_in_time} or {zero})\n) / (\n  {metric('dossier_received_total')}\n"
+            f"  - ({metric('dossier_withdrawn')} or {zero})\n  - ({stopped} or {zero})\n)")
 
 
 def ratio(numerator: str, denominator: str) -> str:
-    return f"sum({numerator}) / sum({denominator})"
+    return f"{total(numerator)} / {total(denominator)}"
 
 
 def panel(title: str, description: str, kind: str, targets: list[tuple[str, str]], w: int = 6, h: int = 6,
@@ -92,23 +107,24 @@ COMMUNE_VARIABLE = {
     "refresh": 2,
     "sort": 1,
 }
-NAMED = "* on (commune) group_left (name) dossier_commune_info"
+NAMED = f"* on (commune) group_left (name) {figure('dossier_commune_info')}"
+OVERDUE_BY_COMMUNE = total('dossier_open{state="overdue"}', "commune")
 
 
 def overview() -> dict[str, Any]:
     return dashboard("dossier-overview", "Tổng quan hồ sơ thủ tục hành chính",
                      "Operators' overview of every commune: timeliness, overdue dossiers, channels and the "
-                     "QĐ 766 rates, from the metrics service (CONTRACT §4).", [
-        panel("Tỷ lệ giải quyết đúng hạn", "766 on-time rate over every dossier received (DOMAIN §5)", "stat",
+                     "QĐ 766 rates, from the metrics service (docs/contract.md §4).", [
+        panel("Tỷ lệ giải quyết đúng hạn", "766 on-time rate over every dossier received (docs/domain.md §5)", "stat",
               [(on_time(), "đúng hạn")], unit="percentunit"),
         panel("Hồ sơ quá hạn", "Open dossiers past their due date now", "stat",
-              [('sum(dossier_open{state="overdue"})', "quá hạn")]),
+              [(total('dossier_open{state="overdue"}'), "quá hạn")]),
         panel("Hồ sơ sắp đến hạn", "Open dossiers due within 24 hours", "stat",
-              [('sum(dossier_open{state="due_soon"})', "sắp đến hạn")]),
+              [(total('dossier_open{state="due_soon"}'), "sắp đến hạn")]),
         panel("Hồ sơ đang giải quyết", "Open dossiers by open state", "piechart",
-              [("sum by (state) (dossier_open)", "{{state}}")]),
+              [(total("dossier_open", "state"), "{{state}}")]),
         panel("Tiếp nhận theo kênh", "Dossiers received by channel: direct, online, postal", "piechart",
-              [("sum by (channel) (dossier_received_total)", "{{channel}}")]),
+              [(total("dossier_received_total", "channel"), "{{channel}}")]),
         panel("Tỷ lệ hồ sơ trực tuyến", "Online dossiers over all received", "stat",
               [(ratio('dossier_received_total{channel="online"}', "dossier_received_total"), "trực tuyến")],
               unit="percentunit"),
@@ -116,26 +132,26 @@ def overview() -> dict[str, Any]:
               [(ratio('dossier_received_total{channel="online",online_level="full"}', "dossier_received_total"),
                 "toàn trình")], unit="percentunit"),
         panel("Tỷ lệ thanh toán trực tuyến", "Dossiers paid online over dossiers with a payment", "stat",
-              [(ratio('dossier_payments_total{method="online"}', "dossier_payments_total"), "thanh toán")],
+              [(ratio('dossier_payments{method="online"}', "dossier_payments"), "thanh toán")],
               unit="percentunit"),
         panel("Tỷ lệ số hóa", "Dossiers with a digitization over all received", "stat",
               [(ratio("dossier_digitized_total", "dossier_received_total"), "số hóa")], unit="percentunit"),
         panel("Mức độ hài lòng", "Very satisfied or satisfied over all ratings", "stat",
-              [(ratio('dossier_ratings_total{rating=~"very_satisfied|satisfied"}', "dossier_ratings_total"),
+              [(ratio('dossier_ratings{rating=~"very_satisfied|satisfied"}', "dossier_ratings"),
                 "hài lòng")], unit="percentunit"),
         panel("Kết quả có chữ ký số hợp lệ", "Results whose digital signature verified valid, over all verified",
-              "stat", [(ratio('dossier_signatures_total{verdict="valid"}', "dossier_signatures_total"), "ký số")],
+              "stat", [(ratio('dossier_signatures{verdict="valid"}', "dossier_signatures"), "ký số")],
               unit="percentunit"),
         panel("Hồ sơ quá hạn theo xã", "Overdue dossiers now, by commune", "bargauge",
-              [(f'sum by (commune) (dossier_open{{state="overdue"}}) {NAMED}', "{{name}}")], w=12, h=8,
+              [(f"{OVERDUE_BY_COMMUNE} {NAMED}", "{{name}}")], w=12, h=8,
               orientation="horizontal"),
         panel("10 xã nhiều hồ sơ quá hạn nhất", "The ten communes with the most overdue dossiers", "table",
-              [(f'topk(10, sum by (commune) (dossier_open{{state="overdue"}}) {NAMED})', "{{name}}")], w=12, h=8),
+              [(f"topk(10, {OVERDUE_BY_COMMUNE} {NAMED})", "{{name}}")], w=12, h=8),
         panel("Tỷ lệ đúng hạn theo xã", "766 on-time rate by commune (recording rule)", "bargauge",
               [(f"commune:dossier_on_time:ratio {NAMED}", "{{name}}")], w=24, h=8, unit="percentunit",
               orientation="horizontal"),
         panel("Hồ sơ tiếp nhận", "Dossiers received per interval, by channel", "timeseries",
-              [("sum by (channel) (increase(dossier_received_total[$__rate_interval]))", "{{channel}}")], w=24),
+              [(total("increase(dossier_received_total[$__rate_interval])", "channel"), "{{channel}}")], w=24),
     ])
 
 
@@ -145,26 +161,26 @@ def commune() -> dict[str, Any]:
                      "One commune's figures: choose it above (5-digit code).", [
         panel("Tỷ lệ giải quyết đúng hạn", "766 on-time rate of the commune", "stat",
               [(on_time(commune="$commune"), "đúng hạn")], unit="percentunit"),
-        panel("Tiếp nhận", "Dossiers received", "stat", [(f"sum(dossier_received_total{{{c}}})", "tiếp nhận")]),
+        panel("Tiếp nhận", "Dossiers received", "stat", [(total(f"dossier_received_total{{{c}}}"), "tiếp nhận")]),
         panel("Quá hạn", "Open dossiers past their due date", "stat",
-              [(f'sum(dossier_open{{{c}, state="overdue"}})', "quá hạn")]),
+              [(total(f'dossier_open{{{c}, state="overdue"}}'), "quá hạn")]),
         panel("Sắp đến hạn", "Open dossiers due within 24 hours", "stat",
-              [(f'sum(dossier_open{{{c}, state="due_soon"}})', "sắp đến hạn")]),
+              [(total(f'dossier_open{{{c}, state="due_soon"}}'), "sắp đến hạn")]),
         panel("Đang giải quyết theo trạng thái", "Open dossiers by open state", "bargauge",
-              [(f"sum by (state) (dossier_open{{{c}}})", "{{state}}")], w=8),
+              [(total(f"dossier_open{{{c}}}", "state"), "{{state}}")], w=8),
         panel("Đã giải quyết", "Ended dossiers by timeliness: early, on time, late", "bargauge",
-              [(f"sum by (timeliness) (dossier_completed_total{{{c}}})", "{{timeliness}}")], w=8),
+              [(total(f"dossier_completed{{{c}}}", "timeliness"), "{{timeliness}}")], w=8),
         panel("Tiếp nhận theo kênh", "Received by channel and online level", "bargauge",
-              [(f"sum by (channel, online_level) (dossier_received_total{{{c}}})", "{{channel}} {{online_level}}")],
+              [(total(f"dossier_received_total{{{c}}}", "channel, online_level"), "{{channel}} {{online_level}}")],
               w=8),
         panel("Theo lĩnh vực", "Received by sector (lĩnh vực)", "table",
-              [(f"sum by (sector) (dossier_received_total{{{c}}})", "{{sector}}")], w=8, h=8),
+              [(total(f"dossier_received_total{{{c}}}", "sector"), "{{sector}}")], w=8, h=8),
         panel("Thanh toán", "Dossiers with a payment, by method", "piechart",
-              [(f"sum by (method) (dossier_payments_total{{{c}}})", "{{method}}")], w=8, h=8),
+              [(total(f"dossier_payments{{{c}}}", "method"), "{{method}}")], w=8, h=8),
         panel("Đánh giá", "Citizens' ratings", "piechart",
-              [(f"sum by (rating) (dossier_ratings_total{{{c}}})", "{{rating}}")], w=8, h=8),
+              [(total(f"dossier_ratings{{{c}}}", "rating"), "{{rating}}")], w=8, h=8),
         panel("Phiếu xin lỗi", "Apologies, compliant or not", "bargauge",
-              [(f"sum by (compliant) (dossier_apologies_total{{{c}}})", "đúng quy định: {{compliant}}")], w=12),
+              [(total(f"dossier_apologies{{{c}}}", "compliant"), "đúng quy định: {{compliant}}")], w=12),
         panel("Số hóa", "Dossiers with a digitization over all received", "stat",
               [(ratio(f"dossier_digitized_total{{{c}}}", f"dossier_received_total{{{c}}}"), "số hóa")], w=12,
               unit="percentunit"),
@@ -178,13 +194,16 @@ def pipeline() -> dict[str, Any]:
         panel("Dịch vụ hoạt động", "1 when Prometheus scraped the service last time", "stat",
               [('up{job="dossier"}', "{{service}}")], w=8),
         panel("Độ trễ tiêu thụ Kafka", "Records waiting in Kafka for processing and metrics", "timeseries",
-              [("sum(processing_consumer_lag)", "processing"), ("sum(metrics_consumer_lag)", "metrics")], w=8),
+              [(f"sum({name}_consumer_lag)", name) for name in ("processing", "metrics", "notifications", "signature")],
+              w=8),
         panel("Tuổi số liệu báo cáo", "Age of the figures the metrics service serves (s)", "stat",
               [("max(metrics_snapshot_age_seconds)", "giây")], w=8, unit="s"),
         panel("Sự kiện theo kết quả xử lý", "Events consumed by processing, by outcome, per interval", "timeseries",
               [("sum by (outcome) (increase(processing_events_total[$__rate_interval]))", "{{outcome}}")], w=12),
-        panel("Hàng lỗi (DLQ)", "Events sent to dossier-events.dlq (dead-lettered or undecodable), in total",
-              "stat", [('sum(processing_events_total{outcome=~"dead_lettered|undecodable"})', "DLQ")], w=6),
+        panel("Hàng lỗi (DLQ)", "Records in the dead-letter topics: events the fold rejects (dossier-events.dlq) "
+              "and what a consumer group could not handle (<topic>.dlq.<group>), in total", "stat",
+              [('sum(processing_events_total{outcome="dead_lettered"}) + (sum(dead_letters_total) or vector(0))',
+                "DLQ")], w=6),
         panel("Sự kiện trạng thái", "Status events consumed by metrics, by outcome", "bargauge",
               [("sum by (outcome) (metrics_status_events_total)", "{{outcome}}")], w=6),
         panel("Tiếp nhận: mã trả lời", "Answers of POST /v1/events by HTTP status, per interval", "timeseries",

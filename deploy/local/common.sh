@@ -32,7 +32,7 @@ PARTITIONS="${DOSSIER_PARTITIONS:-6}"
 VENV="$LOCAL/venv"
 PY="$VENV/bin/python"
 
-# The services, in start order, with their HTTP ports (CONTRACT §7).
+# The services, in start order, with their HTTP ports (docs/contract.md §7).
 SERVICES=(intake processing metrics notifications signature)
 service_port() {
   case $1 in

@@ -4,7 +4,7 @@ source "$(dirname "$0")/common.sh"
 action=${1:-start}; shift || true
 names=("$@"); ((${#names[@]})) || names=("${SERVICES[@]}")
 
-# The local stack's intake key: created once, kept in .local/intake-api-key (CONTRACT §1).
+# The local stack's intake key: created once, kept in .local/intake-api-key (docs/contract.md §1).
 ensure_local_key() {
   local hashes="$STACK/intake-api-keys.json"
   (cd "$ROOT" && "$PY" -m services.intake.keys "$STACK/intake-api-key" "$hashes")

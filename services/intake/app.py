@@ -1,4 +1,4 @@
-"""The intake HTTP API (CONTRACT §1): POST /v1/events, health, readiness, metrics, OpenAPI."""
+"""The intake HTTP API (docs/contract.md §1): POST /v1/events, health, readiness, metrics, OpenAPI."""
 
 import time
 from collections.abc import AsyncIterator

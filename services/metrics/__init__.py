@@ -1,1 +1,1 @@
-"""Metrics: the figures of CONTRACT §4-§5 from processing's status events."""
+"""Metrics: the figures of docs/contract.md §4-§5 from processing's status events."""

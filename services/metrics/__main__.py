@@ -6,21 +6,26 @@ import asyncio
 import sys
 from datetime import UTC, date, datetime
 
+from typing import Any
+
 import orjson
+from pydantic import TypeAdapter, ValidationError
 from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient
 
 from services.metrics.app import create_app
 from services.metrics.figures import Figures
 from services.metrics.settings import MetricsSettings
-from services.metrics.store import FiguresStore
+from services.metrics.store import FiguresStore, from_kept, kept
 from shared.calendar import WorkingCalendar
 from shared.communes import commune
 from shared.http import serve
 from shared.kafka import partitions_of
 from shared.logging import configure_logging
 from shared.report import as_table
-from shared.status import METRICS_SOURCE
+from shared.contracts import ClockChanged, SignatureVerified, StatusChanged, StatusRecord
+
+RECORDS: TypeAdapter[Any] = TypeAdapter(StatusRecord)
 
 
 async def report(settings: MetricsSettings, code: str, first: date, last: date, as_of: datetime) -> dict:
@@ -29,16 +34,19 @@ async def report(settings: MetricsSettings, code: str, first: date, last: date, 
     figures = Figures(WorkingCalendar.load(settings.calendar))
     try:
         async for doc in FiguresStore(mongo, settings.mongo_database).statuses(code):
-            figures.apply(doc, as_of)
+            if figures.is_newer(doc["dossier_code"], doc["events"]):
+                figures.apply(from_kept(doc, figures.calendar), as_of)
     finally:
         await mongo.close()
     return {"commune_code": code, "from": first.isoformat(), "to": last.isoformat(), "as_of": as_of.isoformat(),
             **figures.report(code, first, last, as_of)}
 
 
-async def rebuild(settings: MetricsSettings) -> tuple[int, int]:
-    """Drop the stored figures, store every status event of the topic again, and move the service's
-    consumer group to the end: the next start loads exactly what the topic says."""
+async def rebuild(settings: MetricsSettings) -> dict[str, int]:
+    """Drop the stored figures, store every status record of the topic again (processing's statuses,
+    signature verdicts, the clock's announcements), and move the service's consumer group to the end:
+    the next start loads exactly what the topic says. A record that does not parse is counted and
+    left (its consumer group dead-lettered it)."""
     mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000)
     store = FiguresStore(mongo, settings.mongo_database)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -49,20 +57,29 @@ async def rebuild(settings: MetricsSettings) -> tuple[int, int]:
     await consumer.start()
     try:
         consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        for tp, start in (await consumer.beginning_offsets(partitions)).items():
+            consumer.seek(tp, start)
         ends = await consumer.end_offsets(partitions)
         await store.drop()
-        statuses = clocks = 0
+        counts = {"statuses": 0, "signatures": 0, "clock": 0, "undecodable": 0}
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
-            events = [orjson.loads(r.value) for records in batch.values() for r in records]
-            datas = [e["data"] for e in events if e["source"] != METRICS_SOURCE]
-            sent = [e["id"] for e in events if e["source"] == METRICS_SOURCE]
-            await store.save(datas)
-            await store.mark_sent(sent)
-            statuses, clocks = statuses + len(datas), clocks + len(sent)
+            kinds: dict[type, list[Any]] = {StatusChanged: [], SignatureVerified: [], ClockChanged: []}
+            for record in (r for records in batch.values() for r in records):
+                try:
+                    parsed = RECORDS.validate_json(record.value or b"")
+                except ValidationError:
+                    counts["undecodable"] += 1
+                    continue
+                kinds[type(parsed)].append(parsed)
+            await store.save([kept(s) for s in kinds[StatusChanged]])
+            await store.save_signatures(kinds[SignatureVerified])
+            await store.mark_sent([c.id for c in kinds[ClockChanged]])
+            counts["statuses"] += len(kinds[StatusChanged])
+            counts["signatures"] += len(kinds[SignatureVerified])
+            counts["clock"] += len(kinds[ClockChanged])
         await consumer.commit({tp: ends[tp] for tp in partitions})
-        return statuses, clocks
+        return counts
     finally:
         await consumer.stop()
         await mongo.close()
@@ -87,8 +104,10 @@ def main(argv: list[str]) -> int:
         return 0
     configure_logging("metrics", settings.log_level, "console")
     if args.command == "rebuild":
-        statuses, clocks = asyncio.run(rebuild(settings))
-        print(f"stored {statuses} status events and {clocks} clock events from {settings.topic_status}")
+        counts = asyncio.run(rebuild(settings))
+        print(f"stored {counts['statuses']} status events, {counts['signatures']} signature verdicts and "
+              f"{counts['clock']} clock events from {settings.topic_status}"
+              + (f"; {counts['undecodable']} records that do not parse left out" if counts["undecodable"] else ""))
         return 0
     unit = commune(args.commune)
     if unit is None:

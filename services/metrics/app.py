@@ -1,46 +1,33 @@
-"""Metrics' wiring: the `dossier-status` subscriber, the clock, /metrics, the report API (CONTRACT §4-§5)."""
+"""Metrics' wiring: the `dossier-status` subscription, the clock, /metrics, the report API (docs/contract.md §4-§5)."""
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Annotated, Any
 
 import structlog
 from fastapi import FastAPI, HTTPException, Query
-from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import CollectorRegistry, generate_latest
-from pymongo import AsyncMongoClient
 
+from services.metrics import handlers
 from services.metrics.figures import Figures
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import FiguresStore
 from shared.calendar import WorkingCalendar
 from shared.communes import commune, communes_of_province
-from shared.consumer import (
-    batch_subscriber,
-    consumer_lag,
-    every,
-    handle_or_rewind,
-    make_broker,
-    ready_when_consuming,
-    start_broker,
-    until_done,
-)
-from shared.http import add_operational_routes
-from shared.kafka import CLOUDEVENTS_CONTENT_TYPE
+from shared.contracts import ClockChanged, StatusRecord
 from shared.report import COMPONENTS, NOT_MEASURED
+from shared.service import ConsumingService
 
 log = structlog.get_logger()
 
-# `from` is a Python keyword: the query parameters keep CONTRACT §5's names through aliases.
+# `from` is a Python keyword: the query parameters keep docs/contract.md §5's names through aliases.
 From = Annotated[str | None, Query(alias="from", description="First receipt date, YYYY-MM-DD")]
 To = Annotated[str | None, Query(alias="to", description="Last receipt date, YYYY-MM-DD")]
 
 
 def parse_period(start: str | None, end: str | None, as_of: str | None) -> tuple[date, date, datetime]:
-    """The report's query (CONTRACT §5), or 400 saying what is wrong."""
+    """The report's query (docs/contract.md §5), or 400 saying what is wrong."""
     try:
         first, last = date.fromisoformat(start or ""), date.fromisoformat(end or "")
     except ValueError:
@@ -58,55 +45,45 @@ def parse_period(start: str | None, end: str | None, as_of: str | None) -> tuple
     return first, last, instant
 
 
+TITLE = "Dossier metrics"
+DESCRIPTION = "On-time, overdue, online, payment, digitization and satisfaction figures (docs/domain.md §5-§6)."
+
+
+def build(settings: MetricsSettings) -> tuple[ConsumingService, MetricsService]:
+    runtime = ConsumingService("metrics", settings, CollectorRegistry())
+    service = MetricsService(settings, Figures(WorkingCalendar.load(settings.calendar)),
+                             FiguresStore(runtime.mongo, runtime.database), runtime.registry)
+    runtime.consume(settings.topic_status, settings.metrics_group_id, StatusRecord,
+                    partial(handlers.on_status, service=service), max_batch=settings.metrics_max_batch)
+    runtime.publishes(settings.topic_status, ClockChanged, "Time alone moved an open dossier to due soon or overdue")
+
+    async def publish(events: list[ClockChanged]) -> None:
+        await runtime.publish(settings.topic_status, [(e.subject, e.to_bytes(), {}) for e in events])
+
+    async def load() -> None:
+        await service.load()
+        await service.refresh_snapshot()
+
+    runtime.before_consuming("loading the figures", load)
+    runtime.every(settings.metrics_clock_interval_seconds, "clock", lambda: service.move_clock(publish))
+    runtime.every(settings.metrics_snapshot_interval_seconds, "snapshot", service.refresh_snapshot)
+    return runtime, service
+
+
+def asyncapi() -> Any:
+    """`faststream docs gen services.metrics.app:asyncapi --factory`"""
+    return build(MetricsSettings.model_construct())[0].asyncapi(TITLE, DESCRIPTION)  # defaults, not the environment
+
+
 def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     settings = settings or MetricsSettings()
-    calendar = WorkingCalendar.load(settings.calendar)
-    mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000)
-    registry = CollectorRegistry()
-    service = MetricsService(settings, Figures(calendar), FiguresStore(mongo, settings.mongo_database), registry)
-    broker = make_broker(settings, "metrics")
-    subscriber = batch_subscriber(broker, settings.topic_status, settings.metrics_group_id,
-                                  settings.metrics_max_batch)
+    runtime, service = build(settings)
+    # Served from memory once loaded: readiness does not ask MongoDB again; the business figures come
+    # from the background snapshot, the service's own metrics are live.
+    app = runtime.app(TITLE, DESCRIPTION, not_ready=lambda: None if service.loaded else "loading the figures",
+                      exposition=lambda: service.snapshot + generate_latest(runtime.registry))
 
-    @subscriber
-    async def on_status(message: KafkaMessage) -> None:
-        await handle_or_rewind(service.handle(message.raw_message))
-        service.metrics.lag.set(await consumer_lag(subscriber))
-
-    async def publish(records: list[tuple[str, bytes]]) -> None:
-        sent = [await broker.publish(value, settings.topic_status, key=key.encode(),
-                                     headers={"content-type": CLOUDEVENTS_CONTENT_TYPE}, no_confirm=True)
-                for key, value in records]
-        await asyncio.gather(*sent)
-
-    async def start() -> None:
-        await until_done(service.load, "loading the figures")
-        await service.refresh_snapshot()
-        await start_broker(broker, settings.topic_status, settings.metrics_group_id)
-        tasks.append(asyncio.create_task(
-            every(settings.metrics_clock_interval_seconds, "clock", lambda: service.move_clock(publish))))
-        tasks.append(asyncio.create_task(
-            every(settings.metrics_snapshot_interval_seconds, "snapshot", service.refresh_snapshot)))
-
-    tasks: list[asyncio.Task] = []
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        tasks.append(asyncio.create_task(start()))
-        yield
-        for task in tasks:
-            task.cancel()
-        await broker.stop()
-        await mongo.close()
-
-    app = FastAPI(
-        title="Dossier metrics",
-        version="1",
-        description="On-time, overdue, online, payment, digitization and satisfaction figures (DOMAIN §5-§6).",
-        lifespan=lifespan,
-    )
-
-    @app.get("/v1/reports/communes/{commune_code}", summary="A commune's indicators for a cohort (CONTRACT §5)",
+    @app.get("/v1/reports/communes/{commune_code}", summary="A commune's indicators for a cohort (docs/contract.md §5)",
              responses={400: {}, 404: {}})
     async def commune_report(commune_code: str, start: From = None, end: To = None,
                              as_of: str | None = None) -> dict[str, Any]:
@@ -129,17 +106,11 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         return {
             "province_code": province_code, "province_name": province[0].province_name,
             "from": first.isoformat(), "to": last.isoformat(), "as_of": instant.isoformat(),
-            "approximation": "QĐ 766/QĐ-TTg, the components dossier events can measure (DOMAIN §6)",
+            "approximation": "QĐ 766/QĐ-TTg, the components dossier events can measure (docs/domain.md §6)",
             "components": [{"key": c.key, "name": c.name, "max_points": c.max_points, "rate": c.rate,
                             "full_marks_at": c.full_marks_at} for c in COMPONENTS],
             "not_measured": list(NOT_MEASURED),
             "communes": ranked,
         }
 
-    # Served from memory once loaded: readiness does not ask MongoDB again.
-    not_ready = ready_when_consuming(None, subscriber,
-                                     lambda: None if service.loaded else "loading the figures from mongodb")
-    # The business figures come from the background snapshot; the service's own metrics are live.
-    add_operational_routes(app, registry, not_ready, needs="MongoDB loaded and Kafka",
-                           exposition=lambda: service.snapshot + generate_latest(registry))
     return app

@@ -1,7 +1,11 @@
-"""The business metrics of CONTRACT §4 as Prometheus text, rendered from a copy of the counts.
+"""The business metrics of docs/contract.md §4 as Prometheus text, rendered from a copy of the counts.
 
 Rendering ~100,000 series takes a while, so the service renders in the background and a scrape
 serves the last rendering (its age is the gauge `metrics_snapshot_age_seconds`).
+
+Only what never decreases is a counter (`_total`): a dossier once received stays received, once
+digitized stays digitized. Every other figure can go down when a late event re-judges a dossier
+(an obligation arriving late turns `early` into `late`), so it is a gauge (contract v1.1).
 """
 
 from collections import Counter
@@ -11,19 +15,20 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from services.metrics.figures import LABELS, Key
+from services.metrics.figures import FIGURES, Key
 from shared.communes import commune
 
-HELP = {
-    "dossier_received_total": "Dossiers received (tiếp nhận), by channel and online level",
-    "dossier_completed_total": "Dossiers ended, by timeliness against the due in force (DOMAIN §4)",
-    "dossier_withdrawn_total": "Dossiers withdrawn by the citizen (rút hồ sơ)",
-    "dossier_open": "Dossiers open now, by open state (DOMAIN §4)",
-    "dossier_payments_total": "Dossiers with a payment, online if any payment was online",
-    "dossier_digitized_total": "Dossiers with at least one digitization (số hóa)",
-    "dossier_ratings_total": "Dossiers rated by the citizen, by their latest rating",
-    "dossier_apologies_total": "Apologies issued (phiếu xin lỗi), compliant or not",
-    "dossier_signatures_total": "Results whose digital signature (ký số) was verified, by latest verdict",
+# figure -> (metric name, help); names ending in _total are counters.
+METRICS = {
+    "received": ("dossier_received_total", "Dossiers received (tiếp nhận), by channel and online level"),
+    "completed": ("dossier_completed", "Dossiers ended, by timeliness against the due in force (docs/domain.md §4)"),
+    "withdrawn": ("dossier_withdrawn", "Dossiers withdrawn by the citizen (rút hồ sơ)"),
+    "open": ("dossier_open", "Dossiers open now, by open state (docs/domain.md §4)"),
+    "payments": ("dossier_payments", "Dossiers with a payment, online if any payment was online"),
+    "digitized": ("dossier_digitized_total", "Dossiers with at least one digitization (số hóa)"),
+    "ratings": ("dossier_ratings", "Dossiers rated by the citizen, by their latest rating"),
+    "apologies": ("dossier_apologies", "Apologies issued (phiếu xin lỗi), compliant or not"),
+    "signatures": ("dossier_signatures", "Results whose digital signature (ký số) was verified, by latest verdict"),
 }
 
 
@@ -37,18 +42,19 @@ class _Families(Collector):
 
 def families(counts: Counter[Key], sector_label: bool = True) -> list[Metric]:
     """One family per business metric; without the sector label, sectors are summed."""
-    merged: dict[str, Counter[tuple[str, ...]]] = {name: Counter() for name in LABELS}
-    for (name, commune_code, sector, *rest), value in counts.items():
+    merged: dict[str, Counter[tuple[str, ...]]] = {figure: Counter() for figure in FIGURES}
+    for (figure, commune_code, sector, *rest), value in counts.items():
         labels = (commune_code, sector, *rest) if sector_label else (commune_code, *rest)
-        merged[name][labels] += value
+        merged[figure][labels] += value
     out: list[Metric] = []
-    for name, own in LABELS.items():
+    for figure, own in FIGURES.items():
         label_names = ["commune", "sector", *own] if sector_label else ["commune", *own]
+        name, description = METRICS[figure]
         if name.endswith("_total"):
-            family = CounterMetricFamily(name.removesuffix("_total"), HELP[name], labels=label_names)
+            family = CounterMetricFamily(name.removesuffix("_total"), description, labels=label_names)
         else:
-            family = GaugeMetricFamily(name, HELP[name], labels=label_names)
-        for labels, value in sorted(merged[name].items()):
+            family = GaugeMetricFamily(name, description, labels=label_names)
+        for labels, value in sorted(merged[figure].items()):
             # A series once seen stays, at 0 if need be: a counter that disappears looks like a reset.
             family.add_metric(list(labels), value)
         out.append(family)

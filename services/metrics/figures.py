@@ -3,9 +3,9 @@
 Pure: no I/O. The service feeds it the timelines of processing's status events (from MongoDB at
 start, then from `dossier-status`); every replica fed the same timelines holds the same figures.
 
-- Prometheus (CONTRACT §4): counts as of now, kept up to date on each change, so a snapshot is a
+- Prometheus (docs/contract.md §4): counts as of now, kept up to date on each change, so a snapshot is a
   copy of a dict; the open dossiers' counts by state move with time through `tick`.
-- Reports (CONTRACT §5): each dossier's Facts as of any instant come from its timeline, and
+- Reports (docs/contract.md §5): each dossier's Facts as of any instant come from its timeline, and
   shared.report turns them into the indicators; nothing is recomputed a second way.
 - The clock (`tick`): a heap of the instants at which an open dossier turns due soon or overdue,
   so a tick costs what moves, not a scan of every open dossier.
@@ -20,24 +20,35 @@ from typing import Any
 
 from shared.calendar import WorkingCalendar
 from shared.communes import Commune
+from shared.contracts import DossierInfo, SignatureData, Status
 from shared.dossier import Facts, OpenState, Timeline, facts_as_of, open_state_changes
 from shared.report import commune_report, rank, score
-from shared.status import iso, timeline_from_json
 
-# Labels of each business metric after `commune` and `sector` (CONTRACT §4).
-LABELS: dict[str, tuple[str, ...]] = {
-    "dossier_received_total": ("channel", "online_level"),
-    "dossier_completed_total": ("timeliness",),
-    "dossier_withdrawn_total": (),
-    "dossier_open": ("state",),
-    "dossier_payments_total": ("method",),
-    "dossier_digitized_total": (),
-    "dossier_ratings_total": ("rating",),
-    "dossier_apologies_total": ("compliant",),
-    "dossier_signatures_total": ("verdict",),  # results whose signature was verified (issue 7)
+# What is counted, with what tells its counts apart after the commune and the sector.
+FIGURES: dict[str, tuple[str, ...]] = {
+    "received": ("channel", "online_level"),
+    "completed": ("timeliness",),
+    "withdrawn": (),
+    "open": ("state",),
+    "payments": ("method",),
+    "digitized": (),
+    "ratings": ("rating",),
+    "apologies": ("compliant",),
+    "signatures": ("verdict",),  # results whose signature was verified, under their latest verdict
 }
 
-Key = tuple[str, ...]  # metric name, commune, sector, then the metric's own labels
+Key = tuple[str, ...]  # figure, commune, sector, then the figure's own labels
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """A dossier as processing last announced it: what the figures take."""
+
+    code: str
+    procedure_code: str
+    events: int  # events folded into `timeline`: an announcement with fewer is older
+    timeline: Timeline
+    appointment_at: datetime | None
 
 
 @dataclass(slots=True)
@@ -48,7 +59,7 @@ class Tracked:
     procedure_code: str
     events: int  # events folded into `timeline`: a status event with fewer is older
     timeline: Timeline
-    appointment_at: str | None
+    appointment_at: datetime | None
     open_counted: OpenState | None = None  # what `dossier_open` counts it as now
     announced_until: datetime | None = None  # the clock's changes up to here are announced
 
@@ -66,16 +77,16 @@ class Transition:
     old: OpenState
     new: OpenState
 
-    def status(self, open_state: OpenState) -> dict[str, Any]:
+    def status(self, open_state: OpenState) -> Status:
         facts = self.dossier.now
-        return {"state": facts.state, "due_at": iso(facts.due_at), "timeliness": facts.timeliness,
-                "appointment_at": self.dossier.appointment_at, "open_state": open_state}
+        return Status(state=facts.state, due_at=facts.due_at, timeliness=facts.timeliness,
+                      appointment_at=self.dossier.appointment_at, open_state=open_state)
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> DossierInfo:
         facts = self.dossier.now
-        return {"commune_code": facts.commune_code, "sector": facts.sector,
-                "procedure_code": self.dossier.procedure_code, "channel": facts.channel,
-                "online_level": facts.online_level, "received_at": facts.received_at.isoformat()}
+        return DossierInfo(dossier_code=self.dossier.code, commune_code=facts.commune_code, sector=facts.sector,
+                           procedure_code=self.dossier.procedure_code, channel=facts.channel,
+                           online_level=facts.online_level, received_at=facts.received_at)
 
 
 class Figures:
@@ -89,58 +100,62 @@ class Figures:
 
     # -- feeding -----------------------------------------------------------------------------
 
-    def apply(self, data: dict[str, Any], now: datetime) -> bool:
-        """Take a processing status event's data; False if an event with as many events was seen."""
-        code = data["dossier_code"]
+    def is_newer(self, code: str, events: int) -> bool:
+        """Whether an announcement of a dossier with this many events is newer than what is counted."""
         tracked = self.dossiers.get(code)
-        if tracked is not None and data["events"] <= tracked.events:
+        return tracked is None or events > tracked.events
+
+    def apply(self, counted: Counted, now: datetime) -> bool:
+        """Take what processing announced of a dossier; False if an announcement with as many events
+        was seen."""
+        tracked = self.dossiers.get(counted.code)
+        if tracked is not None and counted.events <= tracked.events:
             return False
-        timeline = timeline_from_json(data, self.calendar)
-        appointment = (data.get("new") or {}).get("appointment_at")
         if tracked is None:
-            tracked = Tracked(code, data["procedure_code"], data["events"], timeline, appointment)
-            self.dossiers[code] = tracked
-            self._by_commune.setdefault(timeline[0].commune_code, []).append(tracked)
+            tracked = Tracked(counted.code, counted.procedure_code, counted.events, counted.timeline,
+                              counted.appointment_at)
+            self.dossiers[counted.code] = tracked
+            self._by_commune.setdefault(counted.timeline[0].commune_code, []).append(tracked)
         else:
             self._count(tracked, -1)
-            tracked.events, tracked.timeline, tracked.appointment_at = data["events"], timeline, appointment
-            tracked.announced_until = None
+            tracked.events, tracked.timeline = counted.events, counted.timeline
+            tracked.appointment_at, tracked.announced_until = counted.appointment_at, None
         self._count(tracked, +1)
         self._recount_open(tracked, now)
         self._schedule(tracked)
         return True
 
-    def apply_signature(self, data: dict[str, Any], at: str) -> bool:
+    def apply_signature(self, verified: SignatureData, at: datetime) -> bool:
         """A `dossier.signature_verified`: each document counts once, under its latest verdict."""
-        if not data.get("commune_code"):
+        if not verified.commune_code:
             return False  # the signature service had not seen the dossier's receipt
-        key = (data["dossier_code"], data["document_id"])
+        key = (verified.dossier_code, verified.document_id)
         before = self._signatures.get(key)
         if before is not None and before["at"] >= at:
             return False
         if before is not None:
-            self.counts["dossier_signatures_total", before["commune_code"], before["sector"], before["verdict"]] -= 1
-        self._signatures[key] = {"at": at, "commune_code": data["commune_code"], "sector": data["sector"] or "none",
-                                 "verdict": data["verdict"]}
-        self.counts["dossier_signatures_total", data["commune_code"], data["sector"] or "none", data["verdict"]] += 1
+            self.counts["signatures", before["commune_code"], before["sector"], before["verdict"]] -= 1
+        self._signatures[key] = {"at": at, "commune_code": verified.commune_code,
+                                 "sector": verified.sector or "none", "verdict": verified.verdict}
+        self.counts["signatures", verified.commune_code, verified.sector or "none", verified.verdict] += 1
         return True
 
     def _count(self, tracked: Tracked, sign: int) -> None:
         f = tracked.now
         where = (f.commune_code, f.sector)
-        self.counts["dossier_received_total", *where, f.channel, f.online_level or "none"] += sign
+        self.counts["received", *where, f.channel, f.online_level or "none"] += sign
         if f.timeliness:
-            self.counts["dossier_completed_total", *where, f.timeliness] += sign
+            self.counts["completed", *where, f.timeliness] += sign
         if f.state == "withdrawn":
-            self.counts["dossier_withdrawn_total", *where] += sign
+            self.counts["withdrawn", *where] += sign
         if f.payment_method:
-            self.counts["dossier_payments_total", *where, f.payment_method] += sign
+            self.counts["payments", *where, f.payment_method] += sign
         if f.digitized:
-            self.counts["dossier_digitized_total", *where] += sign
+            self.counts["digitized", *where] += sign
         if f.rating:
-            self.counts["dossier_ratings_total", *where, f.rating] += sign
-        self.counts["dossier_apologies_total", *where, "true"] += sign * f.apologies_compliant
-        self.counts["dossier_apologies_total", *where, "false"] += sign * f.apologies_non_compliant
+            self.counts["ratings", *where, f.rating] += sign
+        self.counts["apologies", *where, "true"] += sign * f.apologies_compliant
+        self.counts["apologies", *where, "false"] += sign * f.apologies_non_compliant
 
     def _recount_open(self, tracked: Tracked, now: datetime) -> OpenState | None:
         """Count the dossier under its open state at `now`; returns the state it was counted under."""
@@ -149,9 +164,9 @@ class Figures:
         tracked.open_counted = f.open_state(now, self.calendar)
         if before != tracked.open_counted:
             if before:
-                self.counts["dossier_open", f.commune_code, f.sector, before] -= 1
+                self.counts["open", f.commune_code, f.sector, before] -= 1
             if tracked.open_counted:
-                self.counts["dossier_open", f.commune_code, f.sector, tracked.open_counted] += 1
+                self.counts["open", f.commune_code, f.sector, tracked.open_counted] += 1
         return before
 
     def _schedule(self, tracked: Tracked) -> None:
@@ -204,7 +219,7 @@ class Figures:
         return commune_report(self.as_of(commune_code, start, end, as_of), start, end, as_of, self.calendar)
 
     def scorecard(self, province: list[Commune], start: date, end: date, as_of: datetime) -> list[dict[str, Any]]:
-        """The province's communes ranked by the QĐ 766 approximation (DOMAIN §6)."""
+        """The province's communes ranked by the QĐ 766 approximation (docs/domain.md §6)."""
         reports = {c.code: self.report(c.code, start, end, as_of) for c in province}
         ranked = rank({code: score(report) for code, report in reports.items()})
         names = {c.code: c.name for c in province}

@@ -8,40 +8,35 @@ a crash between the two publishes it again with the same id, which consumers ded
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import structlog
-from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.metrics.exposition import render
 from services.metrics.figures import Figures
 from services.metrics.settings import MetricsSettings
-from services.metrics.store import FiguresStore
-from shared.status import METRICS_SOURCE, TYPE, clock_event
-
-SIGNATURE_TYPE = "dossier.signature_verified"  # published by the signature service
+from services.metrics.store import FiguresStore, from_kept, from_status, kept
+from shared.contracts import ClockChanged, SignatureVerified, StatusChanged, StatusRecord, clock_changed
+from shared.service import Record
 
 log = structlog.get_logger()
 
-Publish = Callable[[list[tuple[str, bytes]]], Awaitable[None]]  # (key, CloudEvent JSON)
+Publish = Callable[[list[ClockChanged]], Awaitable[None]]
 
 
 class ServiceMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.status_events = Counter(
-            "metrics_status_events", "Status events consumed, by outcome: applied, older, clock, signature, other, undecodable",
+            "metrics_status_events", "Status records consumed, by outcome: applied, older, clock, signature",
             ["outcome"], registry=registry,
         )
         self.clock_published = Counter(
             "metrics_clock_events_published", "dossier.status_changed events published because time moved",
             registry=registry,
         )
-        self.lag = Gauge("metrics_consumer_lag", "Status events not yet consumed on the assigned partitions",
-                         registry=registry)
         self.snapshot_age = Gauge("metrics_snapshot_age_seconds", "Age of the business figures /metrics serves",
                                   registry=registry)
         self.render_seconds = Gauge("metrics_snapshot_render_seconds", "Time the last snapshot took to render",
@@ -72,60 +67,51 @@ class MetricsService:
         """The figures as MongoDB has them: every replica and every restart starts from there."""
         started = time.perf_counter()
         now = self.clock()
+        calendar = self.figures.calendar
         async for doc in self.store.statuses():
-            self.figures.apply(doc, now)
-        async for doc in self.store.signatures():
-            self.figures.apply_signature(doc["data"], doc["time"])
+            if self.figures.is_newer(doc["dossier_code"], doc["events"]):
+                self.figures.apply(from_kept(doc, calendar), now)
+        async for data, at in self.store.signatures():
+            self.figures.apply_signature(data, at)
         self._sent = await self.store.sent()
         self.loaded = True
         log.info("figures loaded", dossiers=len(self.figures.dossiers), clock_events_sent=len(self._sent),
                  seconds=round(time.perf_counter() - started, 2))
 
-    async def handle(self, records: Sequence[ConsumerRecord]) -> None:
-        statuses, signatures = [], []
+    async def handle(self, records: list[Record[StatusRecord]]) -> None:
+        """Stores processing's status records and signature verdicts, then counts them; notes the
+        clock records another replica published."""
+        statuses: list[StatusChanged] = []
+        signatures: list[SignatureVerified] = []
         for record in records:
-            try:
-                event = orjson.loads(record.value or b"")
-                data = event["data"]
-                if event["type"] == SIGNATURE_TYPE:
-                    signatures.append(event)
-                    continue
-                if event["type"] != TYPE:
-                    self.metrics.status_events.labels("other").inc()
-                    continue
-                if event["source"] != METRICS_SOURCE and not {"events", "timeline"} <= data.keys():
-                    raise ValueError("a status event without its timeline (from a processing older than metrics)")
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                # Our own topic: a record that does not decode is a bug upstream, said loudly, counted, skipped.
-                log.error("undecodable status event", origin=f"{record.topic}/{record.partition}/{record.offset}",
-                          error=str(exc))
-                self.metrics.status_events.labels("undecodable").inc()
-                continue
-            if event["source"] == METRICS_SOURCE:
-                self._sent.add(event["id"])  # another replica's clock event
-                self.metrics.status_events.labels("clock").inc()
-            else:
-                statuses.append(data)
-        await self.store.save(statuses)
+            match record.value:
+                case StatusChanged() as status:
+                    statuses.append(status)
+                case SignatureVerified() as verified:
+                    signatures.append(verified)
+                case ClockChanged() as clock:
+                    self._sent.add(clock.id)  # another replica's clock record
+                    self.metrics.status_events.labels("clock").inc()
+        await self.store.save([kept(s) for s in statuses])
         await self.store.save_signatures(signatures)
-        for event in signatures:
-            self.figures.apply_signature(event["data"], event["time"])
+        for verified in signatures:
+            self.figures.apply_signature(verified.data, verified.time)
             self.metrics.status_events.labels("signature").inc()
         now = self.clock()
-        for data in statuses:
-            outcome = "applied" if self.figures.apply(data, now) else "older"
+        for status in statuses:
+            outcome = "applied" if self.figures.apply(from_status(status, self.figures.calendar), now) else "older"
             self.metrics.status_events.labels(outcome).inc()
 
     async def move_clock(self, publish: Publish) -> int:
         """Announce the open dossiers that turned due soon or overdue since the last tick."""
         events = []
         for t in self.figures.tick(self.clock()):
-            event = clock_event(t.dossier.code, t.info(), t.status(t.old), t.at, t.new, t.dossier.events)
-            if event["id"] not in self._sent:
+            event = clock_changed(t.info(), t.status(t.old), t.at, t.new, t.dossier.events)
+            if event.id not in self._sent:
                 events.append(event)
         if events:
-            await publish([(e["subject"], orjson.dumps(e)) for e in events])
-            ids = [e["id"] for e in events]
+            await publish(events)
+            ids = [e.id for e in events]
             await self.store.mark_sent(ids)
             self._sent.update(ids)
             self.metrics.clock_published.inc(len(events))

@@ -13,24 +13,56 @@ the collection, so the layout keeps to inserts, which both do fast.)
 
 import hashlib
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import orjson
 from bson import Binary
 from pymongo import AsyncMongoClient
 
+from services.metrics.figures import Counted
+from shared.calendar import WorkingCalendar
+from shared.contracts import SignatureData, SignatureVerified, StatusChanged
+from shared.dossier import Facts
 from shared.mongo import insert_new
 
-# What the figures read of a status event's data (shared.status); the rest stays on the topic.
-KEPT = ("dossier_code", "commune_code", "sector", "procedure_code", "channel", "online_level", "received_at",
-        "events", "timeline")
+# What the figures read of a status record (shared.contracts.StatusData); the rest stays on the topic.
+KEPT = {"dossier_code", "commune_code", "sector", "procedure_code", "channel", "online_level", "received_at",
+        "events", "timeline"}
 CHUNK = 1000  # statuses per document: ~1.5 MB, far below MongoDB's 16 MB
+_FACTS = ("state", "timeliness", "payment_method", "digitized", "rating", "apologies_compliant",
+          "apologies_non_compliant")
 
 
-def kept(data: dict[str, Any]) -> dict[str, Any]:
-    doc = {k: data[k] for k in KEPT}
-    doc["new"] = {"appointment_at": (data.get("new") or {}).get("appointment_at")}
+def kept(status: StatusChanged) -> dict[str, Any]:
+    """What is stored of a status record: JSON, without the applicant (the figures need no personal data)."""
+    doc = status.data.model_dump(mode="json", include=KEPT)
+    doc["new"] = {"appointment_at": doc_instant(status.data.new.appointment_at)}
     return doc
+
+
+def doc_instant(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def from_status(status: StatusChanged, calendar: WorkingCalendar) -> Counted:
+    data = status.data
+    return Counted(data.dossier_code, data.procedure_code, data.events, data.facts(calendar),
+                   data.new.appointment_at)
+
+
+def from_kept(doc: dict[str, Any], calendar: WorkingCalendar) -> Counted:
+    """A stored status as the figures take it."""
+    received_at = datetime.fromisoformat(doc["received_at"])
+    common = {"commune_code": doc["commune_code"], "sector": doc["sector"], "channel": doc["channel"],
+              "online_level": doc["online_level"], "received_at": received_at,
+              "received_date": calendar.local(received_at).date()}
+    timeline = tuple(Facts(since=datetime.fromisoformat(f["since"]),
+                           due_at=datetime.fromisoformat(f["due_at"]) if f["due_at"] else None,
+                           **common, **{k: f[k] for k in _FACTS}) for f in doc["timeline"])
+    appointment = (doc.get("new") or {}).get("appointment_at")
+    return Counted(doc["dossier_code"], doc["procedure_code"], doc["events"], timeline,
+                   datetime.fromisoformat(appointment) if appointment else None)
 
 
 class FiguresStore:
@@ -40,20 +72,22 @@ class FiguresStore:
         self._clock_sent = db["metrics_clock_sent"]
         self._signatures = db["metrics_signatures"]
 
-    async def save(self, datas: list[dict[str, Any]]) -> None:
+    async def save(self, statuses: list[dict[str, Any]]) -> None:
+        """Kept statuses (`kept`), a blob per CHUNK."""
         docs = []
-        for i in range(0, len(datas), CHUNK):
-            blob = orjson.dumps([kept(d) for d in datas[i : i + CHUNK]])
+        for i in range(0, len(statuses), CHUNK):
+            blob = orjson.dumps(statuses[i : i + CHUNK])
             docs.append({"_id": hashlib.sha256(blob).hexdigest(), "statuses": Binary(blob)})
         await insert_new(self._status, docs)
 
-    async def save_signatures(self, events: list[dict[str, Any]]) -> None:
-        """`dossier.signature_verified` events, as (time, data): one document each, insert-only."""
-        await insert_new(self._signatures, [{"_id": e["id"], "time": e["time"], "data": e["data"]} for e in events])
+    async def save_signatures(self, events: list[SignatureVerified]) -> None:
+        """`dossier.signature_verified` records, as (time, data): one document each, insert-only."""
+        await insert_new(self._signatures, [{"_id": e.id, "time": e.time.isoformat(),
+                                             "data": e.data.model_dump(mode="json")} for e in events])
 
-    async def signatures(self) -> AsyncIterator[dict[str, Any]]:
+    async def signatures(self) -> AsyncIterator[tuple[SignatureData, datetime]]:
         async for doc in self._signatures.find({}, batch_size=5000):
-            yield doc
+            yield SignatureData.model_validate(doc["data"]), datetime.fromisoformat(doc["time"])
 
     async def mark_sent(self, ids: list[str]) -> None:
         await insert_new(self._clock_sent, [{"_id": i} for i in ids])

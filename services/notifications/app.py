@@ -1,16 +1,13 @@
-"""Notifications' wiring: the `dossier-status` subscriber, the sender, delivery reports, the message lookup."""
+"""Notifications' wiring: the `dossier-status` subscription, the sender, delivery reports, the message lookup."""
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Header, HTTPException
-from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import CollectorRegistry
-from pymongo import AsyncMongoClient
 
+from services.notifications import handlers
 from services.notifications.providers import dlr_token_ok, provider
 from services.notifications.service import Notifier
 from services.notifications.settings import NotificationsSettings
@@ -18,20 +15,14 @@ from services.notifications.store import MessageStore, status
 from services.notifications.templates import Templates
 from shared.auth import ApiKeys, require_key
 from shared.calendar import WorkingCalendar
+from shared.contracts import StatusRecord
 from shared.events import NOT_A_DOSSIER_CODE, is_dossier_code
-from shared.consumer import (
-    batch_subscriber,
-    every,
-    handle_or_rewind,
-    make_broker,
-    ready_when_consuming,
-    start_broker,
-    until_done,
-)
-from shared.http import add_operational_routes
 from shared.privacy import mask_phone
+from shared.service import ConsumingService
 
 log = structlog.get_logger()
+TITLE = "Dossier notifications"
+DESCRIPTION = "SMS to citizens who opted in when their dossier changes (docs/domain.md §7)."
 
 
 def message_view(message: dict[str, Any], body: dict[str, Any] | None, moves: list[dict[str, Any]]) -> dict[str, Any]:
@@ -49,46 +40,37 @@ def message_view(message: dict[str, Any], body: dict[str, Any] | None, moves: li
     }
 
 
+def build(settings: NotificationsSettings) -> tuple[ConsumingService, Notifier]:
+    runtime = ConsumingService("notifications", settings, CollectorRegistry())
+    store = MessageStore(runtime.mongo, runtime.database, number_key=settings.notifications_dlr_secret)
+    notifier = Notifier(settings, store, provider(settings), Templates.load(settings.notifications_templates),
+                        WorkingCalendar.load(settings.calendar), runtime.registry)
+    runtime.consume(settings.topic_status, settings.notifications_group_id, StatusRecord,
+                    partial(handlers.on_status, notifier=notifier), max_batch=500)
+
+    async def load() -> None:
+        log.info("messages to send loaded", pending=await notifier.load())
+
+    runtime.before_consuming("loading the messages to send", load)
+    # Messages go out while Kafka is away; the purge needs neither what is loaded nor Kafka.
+    runtime.every(settings.notifications_send_interval_seconds, "sending", notifier.send_due, start="loaded")
+    runtime.every(settings.notifications_reload_interval_seconds, "reload", notifier.load, wait_first=True,
+                  start="loaded")
+    runtime.every(settings.notifications_purge_interval_seconds, "purge", notifier.purge, start="now")
+    runtime.on_close(notifier.provider.close)
+    return runtime, notifier
+
+
+def asyncapi() -> Any:
+    """`faststream docs gen services.notifications.app:asyncapi --factory`"""
+    return build(NotificationsSettings.model_construct())[0].asyncapi(TITLE, DESCRIPTION)  # defaults, not the environment
+
+
 def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     settings = settings or NotificationsSettings()
-    calendar = WorkingCalendar.load(settings.calendar)
-    templates = Templates.load(settings.notifications_templates)
     keys = ApiKeys.load(settings.notifications_api_keys, settings.notifications_api_keys_file)
-    mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000)
-    registry = CollectorRegistry()
-    gateway = provider(settings)
-    store = MessageStore(mongo, settings.mongo_database, number_key=settings.notifications_dlr_secret)
-    notifier = Notifier(settings, store, gateway, templates, calendar, registry)
-    broker = make_broker(settings, "notifications")
-    subscriber = batch_subscriber(broker, settings.topic_status, settings.notifications_group_id, 500)
-
-    @subscriber
-    async def on_status(message: KafkaMessage) -> None:
-        await handle_or_rewind(notifier.handle(message.raw_message))
-
-    async def start() -> None:
-        log.info("messages to send loaded", pending=await until_done(notifier.load, "loading the messages"))
-        tasks.append(asyncio.create_task(
-            every(settings.notifications_send_interval_seconds, "sending", notifier.send_due)))
-        tasks.append(asyncio.create_task(
-            every(settings.notifications_reload_interval_seconds, "reload", notifier.load, wait_first=True)))
-        await start_broker(broker, settings.topic_status, settings.notifications_group_id)
-
-    tasks: list[asyncio.Task] = []
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        tasks.append(asyncio.create_task(start()))
-        tasks.append(asyncio.create_task(every(settings.notifications_purge_interval_seconds, "purge", notifier.purge)))
-        yield
-        for task in tasks:
-            task.cancel()
-        await broker.stop()
-        await gateway.close()
-        await mongo.close()
-
-    app = FastAPI(title="Dossier notifications", version="1", lifespan=lifespan,
-                  description="SMS to citizens who opted in when their dossier changes (DOMAIN §7).")
+    runtime, notifier = build(settings)
+    app = runtime.app(TITLE, DESCRIPTION, not_ready=lambda: None if notifier.loaded else "loading the messages to send")
 
     @app.get("/v1/dlr", summary="Delivery report from the SMS gateway (Kannel's dlr-url)", responses={403: {}})
     async def delivery_report(id: str, type: int, token: str) -> dict[str, bool]:
@@ -113,7 +95,4 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
             raise HTTPException(400, NOT_A_DOSSIER_CODE)
         return {"dossier": dossier, "messages": [message_view(*m) for m in await notifier.store.of_dossier(dossier)]}
 
-    not_ready = ready_when_consuming(mongo, subscriber,
-                                     lambda: None if notifier.loaded else "loading the messages to send")
-    add_operational_routes(app, registry, not_ready, needs="Kafka and MongoDB")
     return app

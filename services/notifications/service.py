@@ -12,14 +12,12 @@ import asyncio
 import heapq
 import os
 import time as clock_time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-import orjson
 import structlog
-from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pymongo.errors import PyMongoError
 
@@ -31,7 +29,8 @@ from services.notifications.templates import Templates
 from services.notifications.triggers import Wanted, wanted
 from shared.calendar import WorkingCalendar
 from shared.communes import commune
-from shared.consumer import until_done
+from shared.contracts import SignatureVerified, StatusRecord
+from shared.service import Record, until_done
 from shared.privacy import mask_phone
 
 log = structlog.get_logger()
@@ -122,24 +121,17 @@ class Notifier:
 
     # -- deciding -------------------------------------------------------------------------------
 
-    async def handle(self, records: Sequence[ConsumerRecord]) -> None:
+    async def handle(self, records: list[Record[StatusRecord]]) -> None:
+        """Decides the SMS each status change asks for and stores them before the offsets are committed."""
         decided = []
         now = self.clock()
         for record in records:
-            try:
-                event = orjson.loads(record.value or b"")
-                if event.get("type") != "dossier.status_changed":
-                    continue  # e.g. dossier.signature_verified: no SMS
-                messages = wanted(event, self.settings.notifications_due_soon)
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                log.error("undecodable status event", origin=f"{record.topic}/{record.partition}/{record.offset}",
-                          error=str(exc))
-                self.metrics.status_events.labels("undecodable").inc()
-                continue
+            event = record.value
+            if isinstance(event, SignatureVerified):
+                continue  # no SMS
             self.metrics.status_events.labels("read").inc()
-            step_at = datetime.fromisoformat(event["time"])
-            for w in messages:
-                decided.append(await self._decide(w, step_at, now))
+            for w in wanted(event, self.settings.notifications_due_soon):
+                decided.append(await self._decide(w, event.time, now))
         # A status event delivered twice in one batch (published again after a failure) asks for
         # the same messages twice: each is decided once.
         first: dict[str, tuple[dict[str, Any], dict | None]] = {}

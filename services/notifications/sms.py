@@ -1,4 +1,4 @@
-"""SMS text and recipients (DOMAIN §7): Vietnamese without diacritics, GSM-7 or UCS-2 parts, E.164 numbers.
+"""SMS text and recipients (docs/domain.md §7): Vietnamese without diacritics, GSM-7 or UCS-2 parts, E.164 numbers.
 
 Pure: no I/O.
 """
@@ -7,6 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 
 import phonenumbers
+from anyascii import anyascii
 
 # GSM 03.38 basic character set, and the extension table (each costs two septets).
 GSM7_BASIC = frozenset(
@@ -19,26 +20,56 @@ GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
 _LETTERS = {"đ": "d", "Đ": "D", "ơ": "o", "Ơ": "O", "ư": "u", "Ư": "U"}
 
 
-def transliterate(text: str) -> str:
-    """Vietnamese without diacritics, every letter mapped (ệ → e, đ → d, Đ → D), never '?'.
+PLACEHOLDER = "_"  # what stands, visibly, for a character nothing can spell in GSM-7
 
-    Other characters outside GSM-7 are replaced by their closest ASCII or dropped from the
-    message's meaning only if they have none (e.g. '…' → '...', '–' → '-', '“' → '"')."""
+
+def transliterate(text: str) -> str:
+    """Text any citizen or official may have typed, as GSM-7, never raising (docs/domain.md §7).
+
+    Vietnamese first, complete: every letter without its diacritics (ệ → e, đ → d, Đ → D), never
+    '?'. Then any other character outside GSM-7 by its closest ASCII (anyascii: '•' → '*',
+    '≥' → '>=', '中文' → 'ZhongWen', an emoji → ':name:'); invisible ones (format and control
+    characters, lone combining marks) are dropped; what is still outside GSM-7 becomes PLACEHOLDER."""
     out = []
     for ch in text:
         ch = _LETTERS.get(ch, ch)
         base = unicodedata.normalize("NFD", ch)
         stripped = "".join(c for c in base if not unicodedata.combining(c))
         stripped = _LETTERS.get(stripped, stripped)
-        out.append(_PUNCTUATION.get(stripped, stripped))
+        out.append(stripped if is_gsm7(stripped) else _fallback(ch))
     return "".join(out)
 
 
-_PUNCTUATION = {"…": "...", "–": "-", "—": "-", "“": '"', "”": '"', "‘": "'", "’": "'", "\u00a0": " "}
+def _fallback(ch: str) -> str:
+    if ch.isspace():
+        return " "
+    if unicodedata.category(ch)[0] in "CM":
+        return ""
+    ascii_ = anyascii(ch)
+    return "".join(c if is_gsm7(c) else PLACEHOLDER for c in ascii_) or PLACEHOLDER
 
 
 def is_gsm7(text: str) -> bool:
     return all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text)
+
+
+def septets(text: str) -> int:
+    """GSM-7 length: an extension character costs two septets."""
+    return sum(2 if c in GSM7_EXTENSION else 1 for c in text)
+
+
+def cut(text: str, limit: int, ucs2: bool = False) -> str:
+    """The longest start of `text` as sent that takes at most `limit` septets (GSM-7, transliterated)
+    or UTF-16 code units (UCS-2): a field cut so, in a template, never takes more parts than checked."""
+    if not ucs2:
+        text = transliterate(text)
+    size, out = 0, []
+    for ch in text:
+        size += len(ch.encode("utf-16-be")) // 2 if ucs2 else septets(ch)
+        if size > limit:
+            break
+        out.append(ch)
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -56,7 +87,7 @@ def encode(text: str, ucs2: bool = False) -> Encoded:
         text = transliterate(text)
         if not is_gsm7(text):
             raise ValueError(f"characters outside GSM-7 after transliteration: {sorted(set(text) - GSM7_BASIC)}")
-        units = sum(2 if c in GSM7_EXTENSION else 1 for c in text)
+        units = septets(text)
         single, multi, coding = 160, 153, "gsm7"
     else:
         units = len(text.encode("utf-16-be")) // 2

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from services.notifications.sms import Encoded, encode
+from services.notifications.sms import Encoded, cut, encode
 from shared.communes import communes
 
 DEFAULT = Path(__file__).with_name("templates.yaml")
@@ -62,7 +62,7 @@ class Templates:
     def render(self, trigger: str, code: str, commune_name: str, date: datetime | None = None,
                missing: str | None = None) -> Encoded:
         template = self.templates[trigger]
-        missing = (missing or "")[: self.missing_max]
+        missing = cut(missing or "", self.missing_max, template.ucs2)  # any Unicode a reason may hold
         text = template.text.format(code=code, centre=self.centre.format(commune=commune_name),
                                     date=f"{date:%d/%m/%Y}" if date else "", missing=missing)
         return encode(text, template.ucs2)

@@ -1,4 +1,4 @@
-"""Which SMS a status event asks for (DOMAIN §7), and the step each one is about.
+"""Which SMS a status event asks for (docs/domain.md §7), and the step each one is about.
 
 Pure: no I/O. A step key names the dossier step a message is about ("received", the supplement
 request with its event id, ...): the message's id derives from it, so the same step never gives
@@ -8,9 +8,8 @@ two messages, whichever replica, redelivery or restart sees its status event aga
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from shared.status import METRICS_SOURCE
+from shared.contracts import ClockChanged, StatusChanged
 
 
 @dataclass(frozen=True)
@@ -31,33 +30,27 @@ class Wanted:
         return hashlib.sha256(self.step.encode()).hexdigest()[:32]
 
 
-def _at(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def wanted(event: dict[str, Any], due_soon: bool = False) -> list[Wanted]:
-    data = event["data"]
-    old, new, cause = data.get("old") or {}, data["new"], data.get("cause") or {}
-    code = data["dossier_code"]
-    applicant = data.get("applicant") or {}
+def wanted(record: StatusChanged | ClockChanged, due_soon: bool = False) -> list[Wanted]:
+    data = record.data
     out: list[tuple[str, str, datetime | None]] = []  # (trigger, step, date)
-    if event["source"] == METRICS_SOURCE:
-        if due_soon and new.get("open_state") == "due_soon":
-            out.append(("due_soon", f"due_soon|{new['due_at']}", _at(new["due_at"])))
+    if isinstance(record, ClockChanged):
+        if due_soon and data.new.open_state == "due_soon" and data.new.due_at:
+            out.append(("due_soon", f"due_soon|{data.new.due_at.isoformat()}", data.new.due_at))
+        phone, opted_in, missing = None, True, None  # the clock's record carries no applicant: looked up
     else:
-        if not old:
-            out.append(("received", "received", _at(new["appointment_at"])))
-        state, before = new["state"], old.get("state")
-        if state == "awaiting_supplement" and before != state:
-            out.append(("supplement_requested", f"supplement|{cause.get('id')}", None))
-        if state == "resolved" and before != state:
+        old, new = data.old, data.new
+        if old is None:
+            out.append(("received", "received", new.appointment_at))
+        before = old.state if old else None
+        if new.state == "awaiting_supplement" and before != new.state:
+            out.append(("supplement_requested", f"supplement|{data.cause.id}", None))
+        if new.state == "resolved" and before != new.state:
             out.append(("resolved", "resolved", None))
-        if state == "returned" and before != state:
-            out.append(("returned", "returned", _at(event["time"])))
-        if cause.get("type") == "dossier.apology_issued" and old and new["appointment_at"] != old.get("appointment_at"):
-            out.append(("apology", f"apology|{cause.get('id')}", _at(new["appointment_at"])))
-    return [
-        Wanted(f"{code}|{step}", trigger, code, data["commune_code"], date, data.get("missing"),
-               applicant.get("phone"), bool(applicant.get("sms_opt_in", False)) or event["source"] == METRICS_SOURCE)
-        for trigger, step, date in out
-    ]
+        if new.state == "returned" and before != new.state:
+            out.append(("returned", "returned", record.time))
+        if data.cause.type == "dossier.apology_issued" and old and new.appointment_at != old.appointment_at:
+            out.append(("apology", f"apology|{data.cause.id}", new.appointment_at))
+        phone, opted_in, missing = data.applicant.phone, data.applicant.sms_opt_in, data.missing
+    code = data.dossier_code
+    return [Wanted(f"{code}|{step}", trigger, code, data.commune_code, date, missing, phone, opted_in)
+            for trigger, step, date in out]

@@ -9,13 +9,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from shared.calendar import WorkingCalendar
 from shared.dossier import Dossier, Folded, fold
 from shared.events import DossierEvent, parse_event_json
 from shared.privacy import mask_phone
-from shared.status import changed, iso, processing_event, status_of, timeline_to_json
+from shared.contracts import Status, TimelineEntry, changed, status_changed, status_of, timeline_entries
 
 
 @dataclass(frozen=True)
@@ -42,14 +40,20 @@ class StoredDossier:
     events: list[str] = field(default_factory=list)  # CloudEvent JSON, in arrival order
     dead_lettered: list[str] = field(default_factory=list)  # "source id" of events sent to the DLQ
     outbox: list[Outgoing] = field(default_factory=list)
-    status: dict[str, Any] | None = None  # what the last status event said
-    timeline: list[dict[str, Any]] | None = None  # the timeline it carried
+    status: dict[str, Any] | None = None  # what the last status event said (shared.contracts.Status, as JSON)
+    timeline: list[dict[str, Any]] | None = None  # the timeline it carried, as JSON
     waiting_since: datetime | None = None  # first event without a receipt
-    # The dossier as its lookup shows it (CONTRACT §6 but the open state, which moves with time).
+    # The dossier as its lookup shows it (docs/contract.md §6 but the open state, which moves with time).
     view: dict[str, Any] | None = field(default=None, compare=False)
 
+    # The events parsed, kept beside their JSON while the dossier is cached: integrating a batch
+    # parses only its new events.
+    _parsed: list[DossierEvent] | None = field(default=None, compare=False, repr=False)
+
     def parsed(self) -> list[DossierEvent]:
-        return [parse_event_json(raw) for raw in self.events]
+        if self._parsed is None or len(self._parsed) != len(self.events):
+            self._parsed = [parse_event_json(raw) for raw in self.events]
+        return self._parsed
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ def integrate(
     stored: StoredDossier, new: list[tuple[DossierEvent, bytes]], calendar: WorkingCalendar, now: datetime
 ) -> Integrated:
     """Merge new (event, raw JSON) pairs into a dossier's history; fold; extend its outbox."""
-    history = stored.parsed()
+    history = list(stored.parsed())
     known = {event_key(e) for e in history}
     events, kept, added = list(stored.events), 0, set()
     for event, raw in new:
@@ -95,8 +99,10 @@ def integrate(
 
     status, timeline = stored.status, stored.timeline
     if folded.dossier is not None:
-        timeline = timeline_to_json(folded.timeline)
-        status = _announce(folded, stored, added, calendar, timeline, len(history), outbox)
+        entries = timeline_entries(folded.timeline)
+        timeline = [e.model_dump(mode="json") for e in entries]
+        announced = _announce(folded, stored, added, calendar, entries, timeline, len(history), outbox)
+        status = announced.model_dump(mode="json") if announced else None
 
     waiting_since = stored.waiting_since if folded.dossier is None else None
     if folded.dossier is None and waiting_since is None and history:
@@ -111,6 +117,7 @@ def integrate(
         timeline=timeline,
         waiting_since=waiting_since,
         view=view(folded.dossier) if folded.dossier else None,
+        _parsed=history,
     )
     waiting = kept if folded.dossier is None else 0
     return Integrated(
@@ -124,7 +131,7 @@ def integrate(
 
 
 def view(dossier: Dossier) -> dict[str, Any]:
-    """One dossier as CONTRACT §6 shows it, phone masked, but its open state (the reader's `now`)."""
+    """One dossier as docs/contract.md §6 shows it, phone masked, but its open state (the reader's `now`)."""
     applicant = dossier.applicant
     return {
         "dossier_code": dossier.code,
@@ -132,8 +139,8 @@ def view(dossier: Dossier) -> dict[str, Any]:
         "sector": dossier.sector,
         "state": dossier.state,
         "received_at": dossier.received_at.isoformat(),
-        "due_at": iso(dossier.due_at),
-        "ended_at": iso(dossier.ended_at),
+        "due_at": dossier.due_at.isoformat() if dossier.due_at else None,
+        "ended_at": dossier.ended_at.isoformat() if dossier.ended_at else None,
         "timeliness": dossier.timeliness,
         "applicant": {"name": applicant.name, "phone": mask_phone(applicant.phone) if applicant.phone else None},
         "history": [{"id": s.id, "type": s.type, "time": s.time.isoformat()} for s in dossier.history],
@@ -141,22 +148,23 @@ def view(dossier: Dossier) -> dict[str, Any]:
 
 
 def _announce(folded: Folded, stored: StoredDossier, added: set[str], calendar: WorkingCalendar,
-              timeline: list[dict[str, Any]], events: int, outbox: list[Outgoing]) -> dict[str, Any] | None:
-    """One status event per change from the first event new in this batch (`added`: their ids) on:
+              entries: list[TimelineEntry], timeline: list[dict[str, Any]], events: int,
+              outbox: list[Outgoing]) -> Status | None:
+    """One status record per change from the first event new in this batch (`added`: their ids) on:
     a batch with several steps of a dossier announces each, in time order; a change of counted facts
     alone is announced once. Returns the status last announced."""
-    status = stored.status
+    before = status = Status.model_validate(stored.status) if stored.status else None
     first = next((n for n, (step, _) in enumerate(folded.steps) if step.id in added), None)
     for step, dossier in folded.steps[first:] if first is not None else ():
         now = status_of(dossier, calendar, step.time)
         if changed(status, now):
-            event = processing_event(dossier, status, now, folded.timeline, events, cause=step)
-            outbox.append(Outgoing("status", stored.code, orjson.dumps(event)))
+            record = status_changed(dossier, status, now, entries, events, cause=step)
+            outbox.append(Outgoing("status", stored.code, record.to_bytes()))
             status = now
-    if status is stored.status and timeline != stored.timeline:
+    if status is before and timeline != stored.timeline:
         final = status_of(folded.dossier, calendar)
-        event = processing_event(folded.dossier, status, final, folded.timeline, events)
-        outbox.append(Outgoing("status", stored.code, orjson.dumps(event)))
+        record = status_changed(folded.dossier, status, final, entries, events)
+        outbox.append(Outgoing("status", stored.code, record.to_bytes()))
         status = final
     return status
 

@@ -1,4 +1,4 @@
-"""One batch of `dossier-events`: decode, integrate into the stored histories, write, publish.
+"""One batch of `dossier-events`: integrate into the stored histories, write, publish.
 
 Writes come first and the offsets are committed last (by the subscriber, after this returns), so
 a crash anywhere repeats the batch: duplicates change nothing, and the outbox written with the
@@ -6,20 +6,20 @@ state is published again.
 """
 
 import os
-from dataclasses import replace
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.processing.history import Integrated, Outgoing, StoredDossier, give_up_waiting, integrate
 from services.processing.settings import ProcessingSettings
 from services.processing.store import DossierStore
 from shared.calendar import WorkingCalendar
-from shared.events import DossierEvent, EventErrors, parse_event_json
+from shared.events import DossierEvent
+from shared.service import Record
 
 log = structlog.get_logger()
 
@@ -30,7 +30,7 @@ class ProcessingMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.events = Counter(
             "processing_events",
-            "Events consumed, by outcome: applied, duplicate, dead_lettered, undecodable, waiting",
+            "Events consumed, by outcome: applied, duplicate, dead_lettered, waiting",
             ["outcome"],
             registry=registry,
         )
@@ -45,8 +45,6 @@ class ProcessingMetrics:
             "processing_apply_latency_seconds", "From the event's arrival in Kafka to its state being written",
             registry=registry, buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
         )
-        self.lag = Gauge("processing_consumer_lag", "Records not yet consumed on the assigned partitions",
-                         registry=registry)
         self.assigned = Gauge("processing_assigned_partitions", "Partitions this replica consumes now",
                               registry=registry)
         self.waiting = Gauge("processing_waiting_dossiers", "Dossiers whose events wait for their receipt",
@@ -64,13 +62,14 @@ class Processor:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self._settings = settings
-        self._store = store
+        self.store = store
         self._calendar = calendar
         self._publish = publish
         self._metrics = metrics
         self._clock = clock
 
-    async def handle(self, records: Sequence[ConsumerRecord]) -> None:
+    async def handle(self, records: list[Record[DossierEvent]]) -> None:
+        """Folds a batch's events into the stored histories, writes them, publishes the outboxes."""
         started = time.perf_counter()
         await self._handle(records)
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
@@ -78,18 +77,10 @@ class Processor:
         for record in records:
             self._metrics.apply_latency.observe(max(0.0, (now_ms - record.timestamp) / 1000))
 
-    async def _handle(self, records: Sequence[ConsumerRecord]) -> None:
-        bad: list[Outgoing] = []
+    async def _handle(self, records: list[Record[DossierEvent]]) -> None:
         grouped: dict[str, list[tuple[DossierEvent, bytes]]] = {}
         for record in records:
-            try:
-                event = parse_event_json(record.value or b"")
-            except EventErrors as exc:
-                origin = f"{record.topic}/{record.partition}/{record.offset}"
-                bad.append(Outgoing("dlq", (record.key or b"").decode(errors="replace"), record.value or b"",
-                                    f"undecodable at {origin}: {exc}"))
-                continue
-            grouped.setdefault(event.subject, []).append((event, record.value))
+            grouped.setdefault(record.value.subject, []).append((record.value, record.raw))
 
         done, written = await self._integrate_all(grouped)
         if self._settings.processing_fault_exit_after_write:
@@ -97,9 +88,8 @@ class Processor:
             os._exit(3)
         for result in done:
             self._count(result)
-        self._metrics.events.labels("undecodable").inc(len(bad))
         # What changed, and what a stopped replica left unpublished (an outbox found in the database).
-        await self._publish_outboxes([r.stored for r in done if r.stored.code in written or r.stored.outbox], bad)
+        await self._publish_outboxes([r.stored for r in done if r.stored.code in written or r.stored.outbox])
 
     async def _integrate_all(
         self, grouped: dict[str, list[tuple[DossierEvent, bytes]]]
@@ -112,12 +102,12 @@ class Processor:
         pending = grouped
         first_attempt = True
         while pending:
-            loaded = await self._store.load(list(pending), from_database=not first_attempt)
+            loaded = await self.store.load(list(pending), from_database=not first_attempt)
             first_attempt = False
             now = self._clock()
             results = {code: integrate(loaded[code], events, self._calendar, now) for code, events in pending.items()}
             changed = [(loaded[code], r.stored) for code, r in results.items() if r.stored != loaded[code]]
-            written, lost = await self._store.save(changed)
+            written, lost = await self.store.save(changed)
             as_written = {stored.code: stored for stored in written}
             written_codes |= as_written.keys()
             done += [
@@ -128,9 +118,9 @@ class Processor:
                 log.debug("dossiers written elsewhere or not cached here, reading them", count=len(lost))
         return done, written_codes
 
-    async def _publish_outboxes(self, dossiers: list[StoredDossier], extra: list[Outgoing] = ()) -> None:
-        await self._send([*extra, *(o for d in dossiers for o in d.outbox)])
-        await self._store.mark_sent(dossiers)
+    async def _publish_outboxes(self, dossiers: list[StoredDossier]) -> None:
+        await self._send([o for d in dossiers for o in d.outbox])
+        await self.store.mark_sent(dossiers)
 
     async def _send(self, outgoing: list[Outgoing]) -> None:
         if outgoing:
@@ -147,11 +137,11 @@ class Processor:
     async def sweep_waiting(self) -> int:
         """Dead-letter the events of dossiers whose receipt has not come within the limit."""
         limit = timedelta(hours=self._settings.processing_waiting_limit_hours)
-        codes = await self._store.waiting_before(self._clock() - limit)
-        stored = [s for s in (await self._store.load(codes, from_database=True)).values() if s.waiting_since]
+        codes = await self.store.waiting_before(self._clock() - limit)
+        stored = [s for s in (await self.store.load(codes, from_database=True)).values() if s.waiting_since]
         changes = [(s, give_up_waiting(s, f"{limit.total_seconds() / 3600:g} hours")) for s in stored]
-        written, _ = await self._store.save(changes)  # a dossier written elsewhere meanwhile waits for the next sweep
+        written, _ = await self.store.save(changes)  # a dossier written elsewhere meanwhile waits for the next sweep
         await self._publish_outboxes(written)
         self._metrics.events.labels("dead_lettered").inc(sum(len(s.outbox) for s in written))
-        self._metrics.waiting.set(await self._store.count_waiting())
+        self._metrics.waiting.set(await self.store.count_waiting())
         return len(written)

@@ -11,7 +11,7 @@
   its summary, whose outbox is then published again (consumers deduplicate by event id).
 - `dossiers_waiting`: the dossiers whose events wait for their receipt (a few: read whole by the sweep).
 
-Every read is by `_id`: one key read gives a dossier (CONTRACT §6's lookup), however long its life.
+Every read is by `_id`: one key read gives a dossier (docs/contract.md §6's lookup), however long its life.
 """
 
 import asyncio

@@ -1,72 +1,59 @@
-"""Signature's wiring: the `dossier-events` subscriber, uploads, the documents list, health, metrics."""
+"""Signature's wiring: the `dossier-events` subscription, uploads, the documents list, health, metrics."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Header, HTTPException, Request, Response
-from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import CollectorRegistry
-from pymongo import AsyncMongoClient
 
+from services.signature import handlers
 from services.signature.documents import trust_roots
 from services.signature.seal import Sealer
-from services.signature.service import SignatureService, SignatureStore
+from services.signature.service import SignatureService
 from services.signature.settings import SignatureSettings
+from services.signature.store import SignatureStore
 from shared.auth import ApiKeys, require_key
 from shared.calendar import WorkingCalendar
-from shared.consumer import (
-    batch_subscriber,
-    handle_or_rewind,
-    make_broker,
-    ready_when_consuming,
-    start_broker,
-)
-from shared.events import NOT_A_DOSSIER_CODE, is_dossier_code
-from shared.http import add_operational_routes
-from shared.kafka import CLOUDEVENTS_CONTENT_TYPE
+from shared.contracts import SignatureVerified
+from shared.events import NOT_A_DOSSIER_CODE, DossierEvent, is_dossier_code
+from shared.service import ConsumingService
 
 log = structlog.get_logger()
+TITLE = "Dossier signatures"
+DESCRIPTION = "Verifies the digital signatures (ký số) on results and records them."
+
+
+def build(settings: SignatureSettings) -> tuple[ConsumingService, SignatureService]:
+    runtime = ConsumingService("signature", settings, CollectorRegistry())
+
+    async def publish(event: SignatureVerified) -> None:
+        await runtime.publish(settings.topic_status, [(event.subject, event.to_bytes(), {})])
+
+    service = SignatureService(settings, SignatureStore(runtime.mongo, runtime.database),
+                               WorkingCalendar.load(settings.calendar), trust_roots(settings.signature_trust_roots),
+                               publish, runtime.registry)
+    runtime.consume(settings.topic_events, settings.signature_group_id, DossierEvent,
+                    partial(handlers.on_dossier_events, service=service), max_batch=500)
+    runtime.publishes(settings.topic_status, SignatureVerified, "A result's digital signature, verified")
+    runtime.on_close(service.http.aclose)
+    return runtime, service
+
+
+def asyncapi() -> Any:
+    """`faststream docs gen services.signature.app:asyncapi --factory`"""
+    return build(SignatureSettings.model_construct())[0].asyncapi(TITLE, DESCRIPTION)  # defaults, not the environment
 
 
 def create_app(settings: SignatureSettings | None = None) -> FastAPI:
     settings = settings or SignatureSettings()
     keys = ApiKeys.load(settings.signature_api_keys, settings.signature_api_keys_file)
-    mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000)
-    registry = CollectorRegistry()
-    broker = make_broker(settings, "signature")
-
-    async def publish(key: str, value: bytes) -> None:
-        await broker.publish(value, settings.topic_status, key=key.encode(),
-                             headers={"content-type": CLOUDEVENTS_CONTENT_TYPE})
-
-    service = SignatureService(settings, SignatureStore(mongo, settings.mongo_database),
-                               WorkingCalendar.load(settings.calendar), trust_roots(settings.signature_trust_roots),
-                               publish, registry)
-    subscriber = batch_subscriber(broker, settings.topic_events, settings.signature_group_id, 500)
-
-    @subscriber
-    async def on_events(message: KafkaMessage) -> None:
-        await handle_or_rewind(service.handle(message.raw_message))
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        async def start() -> None:
-            await start_broker(broker, settings.topic_events, settings.signature_group_id)
-
-        task = asyncio.create_task(start())
-        yield
-        task.cancel()
-        await broker.stop()
-        await service.http.aclose()
-        if sealer is not None:
-            sealer.close()
-        await mongo.close()
-
-    app = FastAPI(title="Dossier signatures", version="1", lifespan=lifespan,
-                  description="Verifies the digital signatures (ký số) on results and records them.")
+    runtime, service = build(settings)
+    sealer = Sealer.from_settings(settings)
+    if sealer is not None:
+        runtime.on_close(lambda: asyncio.to_thread(sealer.close))
+    app = runtime.app(TITLE, DESCRIPTION)
 
     @app.post("/v1/dossiers/{code}/documents/{document_id}", summary="Upload a signed result (PDF) to verify",
               responses={401: {}, 413: {}, 415: {}})
@@ -85,8 +72,6 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
             if len(body) > settings.signature_max_bytes:
                 raise HTTPException(413, f"larger than {settings.signature_max_bytes} bytes")
         return bytes(body)
-
-    sealer = Sealer.from_settings(settings)
 
     def valid_code(code: str) -> None:
         if not is_dossier_code(code):
@@ -114,5 +99,4 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
         valid_code(code)
         return {"dossier_code": code, "documents": [d.view() for d in await service.documents(code)]}
 
-    add_operational_routes(app, registry, ready_when_consuming(mongo, subscriber), needs="Kafka and MongoDB")
     return app

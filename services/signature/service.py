@@ -2,30 +2,26 @@
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import orjson
 import structlog
-from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from pymongo import AsyncMongoClient
 
 from services.signature.documents import Document, documents
 from services.signature.settings import SignatureSettings
+from services.signature.store import SignatureStore
 from services.signature.verify import Verdict, verify
 from shared.calendar import WorkingCalendar
-from shared.events import EventErrors, parse_event_json
-from shared.mongo import Chain
-from shared.status import status_id
+from shared.contracts import SignatureData, SignatureVerified, record_id
+from shared.events import DossierEvent
+from shared.service import Record
 
 log = structlog.get_logger()
 
-SOURCE = "urn:dossier-tracker:signature"
-TYPE = "dossier.signature_verified"
-Publish = Callable[[str, bytes], Awaitable[None]]
+Publish = Callable[[SignatureVerified], Awaitable[None]]
 
 
 def verdict_json(verdict: Verdict, sha256: str) -> dict[str, Any]:
@@ -37,29 +33,6 @@ def verdict_json(verdict: Verdict, sha256: str) -> dict[str, Any]:
                         "algorithm": c.algorithm, "intact": c.intact, "trusted": c.trusted, "verdict": c.verdict,
                         "reasons": list(c.reasons)} for c in verdict.signatures],
     }
-
-
-class SignatureStore:
-    """A dossier's records (its receipt, documents requested, signed and verified) in a chain per
-    dossier (shared.mongo.Chain): insert-only, read by key. A record written twice (a redelivered
-    batch) is kept once, by its `_id`."""
-
-    def __init__(self, client: AsyncMongoClient, database: str):
-        db = client[database]
-        self._records = Chain(db["signature_dossiers"], summaries=db["signature_views"])
-
-    async def add(self, records: list[dict[str, Any]]) -> None:
-        by_dossier: dict[str, list[dict[str, Any]]] = {}
-        for record in records:
-            by_dossier.setdefault(record["code"], []).append(record)
-        await asyncio.gather(*(self._records.append(code, {"records": mine}) for code, mine in by_dossier.items()))
-
-    async def of_dossier(self, code: str) -> list[dict[str, Any]]:
-        unique: dict[str, dict[str, Any]] = {}
-        for entry in await self._records.entries(str(code)):
-            for record in entry["records"]:
-                unique.setdefault(record["_id"], record)
-        return list(unique.values())
 
 
 class SignatureService:
@@ -75,14 +48,13 @@ class SignatureService:
                                  registry=registry, buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
         self.http = httpx.AsyncClient(timeout=settings.signature_fetch_timeout_seconds, follow_redirects=False)
 
-    async def handle(self, records: Sequence[ConsumerRecord]) -> None:
+    async def handle(self, records: list[Record[DossierEvent]]) -> None:
+        """Records a dossier's receipt, its documents requested and signed; fetches and verifies a
+        signed document given by URL."""
         now = datetime.now(UTC)
         rows, fetches = [], []
         for record in records:
-            try:
-                event = parse_event_json(record.value or b"")
-            except EventErrors:
-                continue  # processing dead-letters what does not decode
+            event = record.value
             code, data = event.subject, event.data
             base = {"code": code, "recorded_at": now, "time": event.time}
             if event.type == "dossier.received":
@@ -146,13 +118,10 @@ class SignatureService:
         await self.store.of_dossier(code)  # a verdict ends a document's records: summarised for the lookup
         self.verdicts.labels(verdict.verdict).inc()
         dossier = next((r for r in records if r["kind"] == "dossier"), {})
-        event = {
-            "specversion": "1.0", "id": status_id(code, document_id, sha, verdict.verdict), "source": SOURCE,
-            "type": TYPE, "subject": code, "time": now.isoformat(), "datacontenttype": "application/json",
-            "data": {"dossier_code": code, "commune_code": dossier.get("commune_code"), "sector": dossier.get("sector"),
-                     "document_id": document_id, **result},
-        }
-        await self.publish(code, orjson.dumps(event))
+        data = SignatureData(dossier_code=code, commune_code=dossier.get("commune_code"), sector=dossier.get("sector"),
+                             document_id=document_id, **result)
+        await self.publish(SignatureVerified(id=record_id(code, document_id, sha, verdict.verdict), subject=code,
+                                             time=now, data=data))
         log.info("document verified", dossier=code, document=document_id, verdict=verdict.verdict)
         return result
 

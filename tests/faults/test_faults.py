@@ -23,6 +23,7 @@ from shared.report import commune_report
 from tests.integration.conftest import ANY_SOURCE_KEY, STACK_DIR, RUN_ID, Pipeline, ServiceProcess, read_topic, \
     service, wait_until
 from tests.integration.test_metrics import CAL, COMMUNE, FAST, counted
+from shared.contracts import dead_letter_topic
 from tests.integration.test_notifications import messages, received_by_smsc, start_notifications
 from tests.integration.test_processing import histories, wait_for_states
 
@@ -177,7 +178,8 @@ def test_processing_killed_at_random_points_repeatedly(world):
     poster.finish()
     assert_settled(world, expected)
 
-    dead = asyncio.run(read_topic(world.pipeline.settings, world.pipeline.settings.topic_dlq))
+    settings = world.pipeline.settings
+    dead = asyncio.run(read_topic(settings, dead_letter_topic(settings.topic_events, "processing")))
     assert {r.value for r in dead} == poisoned  # each poison dead-lettered (maybe twice if killed between)
 
 

@@ -1,6 +1,7 @@
 """Every Grafana panel's PromQL, run against the real Prometheus scraping the real services."""
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -8,12 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.sample import event
-from tests.integration.conftest import ANY_SOURCE_KEY, STACK_ENV, service, wait_until
+from tests.fixtures.sample import event
+from tests.integration.conftest import ANY_SOURCE_KEY, STACK_DIR, STACK_ENV, free_port, service, wait_until
 from tests.integration.test_metrics import FAST, live_dossiers
 from tests.integration.test_processing import histories
 from tests.integration.test_signature import AUTH, OFFICIAL, start_signature
-from bench.pki import blank_pdf, sign
+from tests.fixtures.pki import blank_pdf, sign
 
 
 @dataclass
@@ -62,10 +63,10 @@ def scraped(stack, settings, intake, tmp_path_factory):
     def verified() -> bool:
         answer = httpx.post(f"{signature.url}/v1/dossiers/{code}/documents/KQ-1", content=signed,
                             headers=AUTH | {"content-type": "application/pdf"})
-        return answer.status_code == 200 and "dossier_signatures_total{" in httpx.get(f"{metrics.url}/metrics").text
+        return answer.status_code == 200 and "dossier_signatures{" in httpx.get(f"{metrics.url}/metrics").text
 
     wait_until(verified, timeout=60, interval=1, message="a verified result counted")
-    yield
+    yield metrics
     signature.stop()
     notifications.stop()
     metrics.stop()
@@ -76,3 +77,43 @@ def scraped(stack, settings, intake, tmp_path_factory):
 def test_the_panel_query_parses_and_returns_data(scraped, name, expr):
     result = wait_until(lambda: query(expr), timeout=60, interval=1, message=f"data for {name}: {expr}")
     assert result
+
+
+def instant_values(expr: str) -> dict[tuple, float]:
+    return {tuple(sorted(r["metric"].items())): round(float(r["value"][1]), 9) for r in query(expr)}
+
+
+def test_with_two_metrics_replicas_the_panels_rules_and_reports_give_the_numbers_of_one(scraped, settings):
+    """Each replica reads every status record (a group of its own) and exports the same figures:
+    every panel and rule takes one copy of each series, so the numbers do not double."""
+    first = scraped
+    steady = [(name, expr) for name, expr in panel_queries() if "increase(" not in expr and "rate(" not in expr
+              and "dossier_" in expr]
+    steady.append(("rule", "commune:dossier_on_time:ratio"))
+    alone = {name: instant_values(expr) for name, expr in steady}
+    second = service("metrics", settings, free_port(), DOSSIER_METRICS_GROUP_ID="metrics-replica-2", **FAST).start()
+    targets = STACK_DIR / "prometheus" / "targets.yml"
+    original = targets.read_text()
+    try:
+        wait_until(lambda: first_figures(second) == first_figures(first), timeout=60,
+                   message="the second replica holds the same figures")
+        report = "/v1/reports/communes/14923?from=2025-01-01&to=2026-12-31&as_of=2026-12-01T00:00:00%2B07:00"
+        assert httpx.get(second.url + report).json() == httpx.get(first.url + report).json()
+        targets.write_text(original + f'- targets: ["127.0.0.1:{second.port}"]\n  labels: {{service: metrics}}\n')
+        wait_until(lambda: len(query('up{service="metrics"} == 1')) == 2, timeout=60, interval=1,
+                   message="Prometheus scraping both replicas")
+        wait_until(lambda: query("count(count by (instance) (dossier_received_total)) == 2"), timeout=60,
+                   interval=1, message="both replicas' figures in Prometheus")
+        time.sleep(16)  # the rules are evaluated every 15 s: the next evaluation sees both replicas
+        for name, expr in steady:
+            wait_until(lambda: instant_values(expr) == alone[name], timeout=30, interval=1,
+                       message=f"{name} equal with two replicas: {expr}")
+    finally:
+        targets.write_text(original)
+        second.stop()
+
+
+def first_figures(metrics) -> dict:
+    from tests.integration.test_metrics import business
+
+    return business(metrics)

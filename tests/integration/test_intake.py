@@ -8,7 +8,7 @@ import httpx
 import orjson
 import pytest
 
-from bench.sample import VN, dossier_code, dossier_history, event
+from tests.fixtures.sample import VN, dossier_code, dossier_history, event
 from tests.integration.conftest import ANY_SOURCE_KEY, PROVINCE_KEY, end_offsets, fuzz, read_topic, wait_until
 
 SINGLE = {"content-type": "application/cloudevents+json"}

@@ -8,14 +8,15 @@ from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.sample import VN, dossier_code, event
+from tests.fixtures.sample import VN, dossier_code, event
 from shared.calendar import WorkingCalendar
 from shared.dossier import fold
 from shared.events import parse_event
 from shared.report import commune_report, score
-from shared.status import METRICS_SOURCE
+from shared.contracts import METRICS_SOURCE, SignatureData, SignatureVerified
 from tests.integration.conftest import ROOT, read_topic, service, wait_until
 from tests.integration.test_processing import histories
 
@@ -25,7 +26,7 @@ FAST = {"DOSSIER_METRICS_CLOCK_INTERVAL_SECONDS": "0.5", "DOSSIER_METRICS_SNAPSH
 
 
 def business(metrics) -> dict[tuple, float]:
-    """The CONTRACT §4 samples /metrics serves now."""
+    """The docs/contract.md §4 samples /metrics serves now."""
     text = httpx.get(f"{metrics.url}/metrics").text
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for f in text_string_to_metric_families(text) if f.name.startswith("dossier_") for s in f.samples}
@@ -35,6 +36,15 @@ def counted(metrics) -> float:
     text = httpx.get(f"{metrics.url}/metrics").text
     return next(s.value for f in text_string_to_metric_families(text) if f.name == "metrics_dossiers"
                 for s in f.samples)
+
+
+async def publish_status(pipeline, record) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=pipeline.settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(pipeline.settings.topic_status, record.to_bytes(), key=record.subject.encode())
+    finally:
+        await producer.stop()
 
 
 def live_dossiers(now: datetime) -> dict[str, list[dict]]:
@@ -124,6 +134,13 @@ def test_figures_are_the_same_after_a_restart_and_after_a_rebuild(running, tmp_p
     pipeline.post([e for events in lives.values() for e in events])
     wait_until(lambda: counted(metrics) == len(lives), timeout=60, message="every dossier counted")
     opened = sum(len(events) == 2 for events in lives.values())
+    # A signature verdict shares the topic (rebuild reads it too).
+    code = next(iter(lives))
+    asyncio.run(publish_status(pipeline, SignatureVerified(
+        id="v1", subject=code, time=datetime.now(UTC), data=SignatureData(
+            dossier_code=code, commune_code=COMMUNE, sector="HT", document_id="KQ-1", verdict="valid", reasons=[],
+            document_sha256="ab" * 32, signatures=[]))))
+    wait_until(lambda: any(name == "dossier_signatures" for name, _ in business(metrics)), message="the verdict counted")
     statuses = wait_until(lambda: len(clock_events(pipeline)) == 2 * opened and statuses_in(pipeline),
                           message="due soon and overdue announced for each open dossier")
     before = business(metrics)
@@ -141,6 +158,7 @@ def test_figures_are_the_same_after_a_restart_and_after_a_rebuild(running, tmp_p
     rebuilt = subprocess.run([sys.executable, "-m", "services.metrics", "rebuild"], cwd=ROOT, capture_output=True,
                              text=True, env=metrics.env, timeout=60)
     assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "1 signature verdicts" in rebuilt.stdout, rebuilt.stdout
     metrics.start()
     assert business(metrics) == before
     # Clock events already announced are not announced again by the restarted service.

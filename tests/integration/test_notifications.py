@@ -11,13 +11,15 @@ import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
+from pydantic import TypeAdapter
 from pymongo import AsyncMongoClient, MongoClient
 
-from bench.sample import VN, dossier_code, event
+from tests.fixtures.sample import VN, dossier_code, event
 from services.notifications.providers import Kannel, dlr_token
 from services.notifications.service import Notifier
+from shared.contracts import StatusRecord
+from shared.service import Record
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import MessageStore, status
 from services.notifications.templates import Templates
@@ -26,6 +28,7 @@ from shared.auth import key_hash
 from shared.privacy import mask_phone
 from tests.integration.conftest import ANY_SOURCE_KEY, STACK_DIR, STACK_ENV, read_topic, service, wait_until
 
+RECORDS = TypeAdapter(StatusRecord)
 SMS_LOG = STACK_DIR / "logs" / "kannel-fakesmsc.log"
 START = datetime(2026, 3, 2, 9, 0, tzinfo=VN)  # a Monday
 
@@ -248,8 +251,8 @@ def run_notifier(settings, events: list[dict], instants: list[datetime], **confi
         notifier = Notifier(config, MessageStore(mongo, settings.mongo_database), Kannel(config), Templates.load(),
                             WorkingCalendar.load(), CollectorRegistry(), clock=lambda: clock["now"])
         try:
-            await notifier.handle([ConsumerRecord("t", 0, n, 0, 0, e["subject"].encode(), orjson.dumps(e), None, 0, 0,
-                                                  []) for n, e in enumerate(events)])
+            await notifier.handle([Record(RECORDS.validate_python(e), orjson.dumps(e), e["subject"].encode(), "t", 0, n, 0)
+                                   for n, e in enumerate(events)])
             sent = []
             for instant in instants:
                 clock["now"] = instant
@@ -286,7 +289,9 @@ def status_changed(code: str, at: datetime, phone: str = "0912345678") -> dict:
            "appointment_at": "2026-03-04T17:00:00+07:00", "open_state": "within_deadline"}
     return {"specversion": "1.0", "id": f"night-{code}", "source": "urn:dossier-tracker:processing",
             "type": "dossier.status_changed", "subject": code, "time": at.isoformat(),
-            "data": {"dossier_code": code, "commune_code": "14923", "old": None, "new": new, "missing": None,
+            "data": {"dossier_code": code, "commune_code": "14923", "sector": "HT", "procedure_code": "1.001193",
+                     "channel": "direct", "online_level": None, "received_at": at.isoformat(), "ended_at": None,
+                     "withdrawn_at": None, "old": None, "new": new, "missing": None, "events": 1, "timeline": [],
                      "cause": {"id": "r", "type": "dossier.received"},
                      "applicant": {"phone": phone, "sms_opt_in": True}}}
 

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from bench.sample import VN, dossier_code, event
+from tests.fixtures.sample import VN, dossier_code, event
 from services.processing.app import with_open_state
 from services.processing.history import view
+from shared.contracts import DeadLetter, dead_letter_topic
 from shared.calendar import WorkingCalendar
 from shared.dossier import fold
 from shared.events import parse_event
@@ -150,14 +151,21 @@ def test_poison_events_go_to_the_dead_letter_topic_while_the_partition_flows(pip
     pipeline.post([e for c, events in after.items() if c != code for e in events])
 
     wait_for_states(processing, after)
-    dead = asyncio.run(read_topic(pipeline.settings, pipeline.settings.topic_dlq))
-    reasons = sorted(dict(r.headers)["dlq-reason"].decode() for r in dead)
-    assert len(reasons) == 4
-    assert reasons[0] == "dossier.resolved cannot follow state withdrawn"
-    assert all(r.startswith("undecodable at ") for r in reasons[1:])
-    assert json.loads(next(r.value for r in dead if b"impossible" in r.value))["id"] == "impossible"
+    # What the fold rejects: dossier-events.dlq (contract v1), with its reason.
+    [rejected] = asyncio.run(read_topic(pipeline.settings, pipeline.settings.topic_dlq))
+    assert DeadLetter.from_headers(rejected.headers).reason == "dossier.resolved cannot follow state withdrawn"
+    assert json.loads(rejected.value)["id"] == "impossible"
+    # What does not even parse: the group's own dead-letter topic, byte for byte, with its origin.
+    topic = dead_letter_topic(pipeline.settings.topic_events, "processing")
+    dead = asyncio.run(read_topic(pipeline.settings, topic))
+    letters = [DeadLetter.from_headers(r.headers) for r in dead]
+    assert sorted(r.value for r in dead) == sorted([b"\xff\xfe not json", b'{"specversion": "1.0"}', b"[]"])
+    assert {(w.error, w.group, w.origin_topic) for w in letters} == {
+        ("undecodable", "processing", pipeline.settings.topic_events)}
+    assert all(w.reason and w.origin_offset is not None for w in letters)
     metrics = httpx.get(f"{processing.url}/metrics").text
-    assert 'processing_events_total{outcome="undecodable"} 3.0' in metrics
+    assert (f'dead_letters_total{{error="undecodable",group="processing",topic="{pipeline.settings.topic_events}"}} 3.0'
+            in metrics)
     assert 'processing_events_total{outcome="dead_lettered"} 1.0' in metrics
 
 

@@ -4,11 +4,10 @@ import asyncio
 from datetime import datetime
 
 import orjson
-from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
-from bench.sample import VN, event
+from tests.fixtures.sample import VN, event
 from services.processing.history import Outgoing
 from services.processing.processor import ProcessingMetrics, Processor
 from services.processing.settings import ProcessingSettings
@@ -16,14 +15,15 @@ from services.processing.store import DossierStore
 from shared.calendar import WorkingCalendar
 from shared.dossier import fold
 from shared.events import parse_event_json
+from shared.service import Record
 from tests.integration.conftest import namespace
 
 CODE = "000.00.38.H56-250707-7001"
 
 
-def record(offset: int, type_: str, time: str, **data) -> ConsumerRecord:
+def record(offset: int, type_: str, time: str, **data) -> Record:
     value = orjson.dumps(event(type_, CODE, datetime.fromisoformat(time).replace(tzinfo=VN), id_=f"e{offset}", **data))
-    return ConsumerRecord("t", 0, offset, 0, 0, CODE.encode(), value, None, len(CODE), len(value), [])
+    return Record(parse_event_json(value), value, CODE.encode(), "t", 0, offset, 0)
 
 
 def test_replicas_racing_on_a_dossier_lose_nothing_and_apply_nothing_twice(stack):
@@ -54,7 +54,7 @@ def test_replicas_racing_on_a_dossier_lose_nothing_and_apply_nothing_twice(stack
     stored, published = asyncio.run(scenario())
 
     assert sorted(e.id for e in stored) == ["e1", "e2", "e3", "e4"]  # every event, once
-    reference = [parse_event_json(r.value) for r in (
+    reference = [parse_event_json(r.raw) for r in (
         record(1, "dossier.received", "2025-07-07T10:00:00"), record(2, "dossier.digitized", "2025-07-07T10:05:00"),
         record(3, "dossier.resolved", "2025-07-08T09:00:00"), record(4, "dossier.returned", "2025-07-08T10:00:00"),
     )]

@@ -2,7 +2,7 @@
 
 import httpx
 
-from bench.sample import event
+from tests.fixtures.sample import event
 from tests.integration.conftest import ANY_SOURCE_KEY, STACK_ENV, wait_until
 
 PROMETHEUS = f"http://127.0.0.1:{STACK_ENV['DOSSIER_PROMETHEUS_PORT']}"

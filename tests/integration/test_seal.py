@@ -13,7 +13,7 @@ from services.signature.seal import Sealer
 from services.signature.settings import SignatureSettings
 from services.signature.verify import verify
 from tests.integration.conftest import ROOT as REPO
-from bench.pki import Party, blank_pdf, sign
+from tests.fixtures.pki import Party, blank_pdf, sign
 
 ROOT = Party("Root CA test", ca=True)
 CA = Party("VNPT-CA test", issuer=ROOT, ca=True)

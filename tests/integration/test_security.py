@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.sample import dossier_code
+from tests.fixtures.sample import dossier_code
 from tests.integration.conftest import ANY_SOURCE_KEY, fuzz, service, wait_until
 from tests.integration.test_metrics import COMMUNE, FAST, counted
 from tests.integration.test_notifications import START, life, messages, start_notifications

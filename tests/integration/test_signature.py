@@ -12,10 +12,10 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from bench.sample import VN, dossier_code, event
+from tests.fixtures.sample import VN, dossier_code, event
 from services.signature.verify import verify
 from tests.integration.conftest import ANY_SOURCE_KEY, API_KEYS, read_topic, service, wait_until
-from bench.pki import Party, blank_pdf, sign
+from tests.fixtures.pki import Party, blank_pdf, sign
 
 ROOT = Party("Root CA test", ca=True)
 CA = Party("VNPT-CA test", issuer=ROOT, ca=True)

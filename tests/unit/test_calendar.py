@@ -1,4 +1,4 @@
-"""DOMAIN §3: working days, windows and due dates, as tables and properties."""
+"""docs/domain.md §3: working days, windows and due dates, as tables and properties."""
 
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -51,7 +51,7 @@ def test_working_days(day, working):
         ("2025-07-07 12:00", "2025-07-07 13:00"),  # lunch
         ("2025-07-07 12:30", "2025-07-07 13:00"),
         ("2025-07-07 17:00", "2025-07-08 08:00"),
-        ("2025-07-04 17:30", "2025-07-07 08:00"),  # Friday evening -> Monday 08:00 (DOMAIN)
+        ("2025-07-04 17:30", "2025-07-07 08:00"),  # Friday evening -> Monday 08:00 (docs/domain.md §3)
         ("2025-08-29 17:30", "2025-09-03 08:00"),  # Friday before 1/9 and 2/9 -> Wednesday
         ("2025-01-29 09:00", "2025-02-03 08:00"),  # received on Tết
         ("2025-04-25 17:10", "2025-04-26 08:00"),  # Friday evening -> the make-up Saturday
@@ -64,7 +64,7 @@ def test_start(t, start):
 @pytest.mark.parametrize(
     ("t", "hours", "due"),
     [
-        ("2025-07-07 10:00", 8, "2025-07-08 10:00"),  # DOMAIN: Mon 10:00 + 1 day -> Tue 10:00
+        ("2025-07-07 10:00", 8, "2025-07-08 10:00"),  # docs/domain.md §3: Mon 10:00 + 1 day -> Tue 10:00
         ("2025-07-07 16:59", 1, "2025-07-08 08:59"),  # received 16:59 with 1 working hour
         ("2025-07-07 08:00", 4, "2025-07-07 12:00"),  # ends exactly at a window's end: 12:00
         ("2025-07-07 13:00", 4, "2025-07-07 17:00"),  # ... and 17:00, not the next start

@@ -1,4 +1,4 @@
-"""DOMAIN §2-§4: the fold of a dossier's events, as tables and properties."""
+"""docs/domain.md §2-§4: the fold of a dossier's events, as tables and properties."""
 
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.sample import event
+from tests.fixtures.sample import event
 from shared.calendar import WorkingCalendar
 from shared.dossier import facts_as_of, fold, open_state, open_state_changes
 from shared.events import parse_event
@@ -36,7 +36,7 @@ def dossier(*events, as_of=None):
 @pytest.mark.parametrize(
     ("time", "hours", "due"),
     [
-        ("2025-07-07 10:00", 8, "2025-07-08 10:00"),  # DOMAIN's example
+        ("2025-07-07 10:00", 8, "2025-07-08 10:00"),  # docs/domain.md §3's example
         ("2025-07-04 17:30", 8, "2025-07-07 17:00"),  # after hours: from Monday 08:00
         ("2025-07-07 16:59", 1, "2025-07-08 08:59"),
         ("2025-07-07 08:00", 4, "2025-07-07 12:00"),  # ends at a window's end
@@ -325,3 +325,39 @@ def test_open_state_changes_with_time_alone():
                               ("2025-07-08 23:59", "due_soon"), ("2025-07-09 00:00", "overdue")):
         assert open_state("processing", due, at(instant), CAL) == expected
     assert open_state_changes("paused", due, CAL) == []
+
+
+@pytest.mark.parametrize(
+    ("before", "apology_at", "compliant"),
+    [
+        # Ended: judged against the due at the end (Tue 8/7 10:00 here).
+        ([ev("dossier.resolved", "2025-07-07 16:00")], "2025-07-07 17:00", True),
+        ([ev("dossier.resolved", "2025-07-07 16:00")], "2025-07-08 09:00", False),
+        ([ev("dossier.resolved", "2025-07-07 16:00"), ev("dossier.returned", "2025-07-09 09:00")],
+         "2025-07-10 09:00", False),
+        # Awaiting a supplement: the due if it came now (8 working hours from the apology).
+        ([ev("dossier.supplement_requested", "2025-07-07 11:00", reason="x")], "2025-07-09 09:00", True),
+        # Withdrawn: the due in force when withdrawn; none while a supplement was awaited.
+        ([ev("dossier.withdrawn", "2025-07-07 11:00")], "2025-07-07 15:00", True),
+        ([ev("dossier.supplement_requested", "2025-07-07 11:00", reason="x"), ev("dossier.withdrawn", "2025-07-07 12:00")],
+         "2025-07-07 15:00", False),
+        # Dated before the receipt: judged against the receipt's due.
+        ([], "2025-07-07 09:00", True),
+    ],
+)
+def test_an_apology_is_applied_in_every_state_and_judged_by_the_date_rule(before, apology_at, compliant):
+    apology = ev("dossier.apology_issued", apology_at, new_due_at="2025-07-20T17:00:00+07:00", reason="x")
+    folded = fold([received(), *before, apology], CAL)
+    state = fold([received(), *before], CAL).dossier.state
+    assert folded.rejected == ()
+    d = folded.dossier
+    assert (d.apologies_compliant, d.apologies_non_compliant) == (int(compliant), int(not compliant))
+    assert d.state == state and d.due_at == fold([received(), *before], CAL).dossier.due_at  # no state nor due moves
+
+
+@settings(max_examples=100)
+@given(st.permutations(LIFE), st.sampled_from([e.time for e in LIFE]))
+def test_an_apology_anywhere_in_a_life_is_never_rejected(order, when):
+    apology = ev("dossier.apology_issued", when.astimezone(VN).strftime("%Y-%m-%d %H:%M"), id_="late-apology",
+                 new_due_at="2025-07-20T17:00:00+07:00", reason="x")
+    assert "late-apology" not in {r.event.id for r in fold([*order, apology], CAL).rejected}

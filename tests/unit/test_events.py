@@ -2,7 +2,7 @@ import copy
 
 import pytest
 
-from bench.sample import SAMPLE_DATA, event
+from tests.fixtures.sample import SAMPLE_DATA, event
 from shared.events import EVENT_TYPES, EventErrors, parse_event, parse_events
 
 

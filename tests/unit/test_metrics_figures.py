@@ -1,36 +1,32 @@
 """The metrics service's figures: reports from timelines equal the fold, counts, the clock, exposition."""
 
-import asyncio
-import json
 from datetime import date, datetime, timedelta
 
-from aiokafka.structs import ConsumerRecord
 from hypothesis import given, settings
-from prometheus_client import CollectorRegistry
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.sample import VN, event
+from tests.fixtures.sample import VN, event
 from services.metrics.exposition import render
-from services.metrics.figures import Figures
-from services.metrics.service import MetricsService
-from services.metrics.settings import MetricsSettings
+from services.metrics.figures import Counted, Figures
+from services.metrics.store import from_status
 from shared.calendar import WorkingCalendar
+from shared.contracts import SignatureData, status_changed, status_of, timeline_entries
 from shared.dossier import fold
 from shared.events import parse_event
 from shared.report import commune_report
-from shared.status import processing_event, status_of
 
 CAL = WorkingCalendar.load()
 COMMUNE = "14923"  # Xã Bá Thước, Thanh Hóa
 MONDAY = datetime(2025, 7, 7, 10, 0, tzinfo=VN)
 
 
-def status_data(events):
-    """What processing publishes once it has folded these events."""
+def status_data(events) -> Counted:
+    """What processing announces once it has folded these events, as the figures take it."""
     folded = fold(events, CAL)
-    return processing_event(folded.dossier, None, status_of(folded.dossier, CAL), folded.timeline, len(events))[
-        "data"]
+    record = status_changed(folded.dossier, None, status_of(folded.dossier, CAL), timeline_entries(folded.timeline),
+                            len(events))
+    return from_status(record, CAL)
 
 
 def life(code: str, received: datetime, steps, **receipt):
@@ -101,24 +97,24 @@ def test_counts_follow_the_latest_status_of_each_dossier_only():
     assert not figures.apply(status_data(received), MONDAY)  # an older status changes nothing
     counts = {k: v for k, v in figures.counts.items() if v}
     assert counts == {
-        ("dossier_received_total", COMMUNE, "HT", "online", "full"): 1,
-        ("dossier_completed_total", COMMUNE, "HT", "early"): 1,
-        ("dossier_ratings_total", COMMUNE, "HT", "satisfied"): 1,
+        ("received", COMMUNE, "HT", "online", "full"): 1,
+        ("completed", COMMUNE, "HT", "early"): 1,
+        ("ratings", COMMUNE, "HT", "satisfied"): 1,
     }
 
 
 def test_the_clock_moves_open_dossiers_at_the_right_instants_and_announces_each_change():
     figures = Figures(CAL)
     figures.apply(status_data(one(hours=16)), MONDAY)  # due Wed 9/7 10:00
-    assert figures.counts["dossier_open", COMMUNE, "HT", "within_deadline"] == 1
+    assert figures.counts["open", COMMUNE, "HT", "within_deadline"] == 1
     assert figures.tick(MONDAY + timedelta(hours=23)) == []
     [soon] = figures.tick(MONDAY + timedelta(days=1))  # Tue 10:00: 24 h before the due
     assert (soon.at, soon.old, soon.new) == (MONDAY + timedelta(days=1), "within_deadline", "due_soon")
-    assert figures.counts["dossier_open", COMMUNE, "HT", "due_soon"] == 1
+    assert figures.counts["open", COMMUNE, "HT", "due_soon"] == 1
     [late] = figures.tick(datetime(2025, 7, 10, 0, 0, tzinfo=VN))  # the day after the due's
     assert (late.old, late.new) == ("due_soon", "overdue")
-    assert figures.counts["dossier_open", COMMUNE, "HT", "overdue"] == 1
-    assert figures.counts["dossier_open", COMMUNE, "HT", "due_soon"] == 0
+    assert figures.counts["open", COMMUNE, "HT", "overdue"] == 1
+    assert figures.counts["open", COMMUNE, "HT", "due_soon"] == 0
     assert figures.tick(datetime(2025, 7, 20, tzinfo=VN)) == []
 
 
@@ -126,7 +122,7 @@ def test_after_a_restart_every_change_missed_meanwhile_is_announced():
     figures = Figures(CAL)
     later = datetime(2025, 7, 11, tzinfo=VN)
     figures.apply(status_data(one(hours=16)), later)  # loaded after the due passed
-    assert figures.counts["dossier_open", COMMUNE, "HT", "overdue"] == 1
+    assert figures.counts["open", COMMUNE, "HT", "overdue"] == 1
     assert [(t.old, t.new) for t in figures.tick(later)] == [("within_deadline", "due_soon"), ("due_soon", "overdue")]
 
 
@@ -136,7 +132,7 @@ def test_a_change_of_facts_reschedules_the_clock():
     ended = one(hours=16, steps=[("dossier.resolved", timedelta(hours=1), {})])
     figures.apply(status_data(ended), MONDAY + timedelta(hours=1))
     assert figures.tick(datetime(2025, 7, 20, tzinfo=VN)) == []
-    assert sum(v for k, v in figures.counts.items() if k[0] == "dossier_open") == 0
+    assert sum(v for k, v in figures.counts.items() if k[0] == "open") == 0
 
 
 def test_the_exposition_has_the_contract_names_and_can_drop_the_sector():
@@ -144,7 +140,9 @@ def test_the_exposition_has_the_contract_names_and_can_drop_the_sector():
     figures.apply(status_data(one()), MONDAY)
     figures.apply(status_data(one(code="000.00.38.H56-250707-0002", sector="DD")), MONDAY)
     families = {f.name: f for f in text_string_to_metric_families(render(figures.counts).decode())}
-    assert set(families) >= {"dossier_received", "dossier_open", "dossier_commune_info"}
+    assert set(families) >= {"dossier_received", "dossier_open", "dossier_commune_info", "dossier_completed"}
+    # Only what never decreases is a counter (contract v1.1).
+    assert {n for n, f in families.items() if f.type == "counter"} == {"dossier_received", "dossier_digitized"}
     [info] = families["dossier_commune_info"].samples
     assert info.labels == {"commune": COMMUNE, "name": "Xã Bá Thước", "province": "38"}
     by_sector = [s for s in families["dossier_received"].samples if s.name == "dossier_received_total"]
@@ -154,39 +152,17 @@ def test_the_exposition_has_the_contract_names_and_can_drop_the_sector():
     assert total.value == 2 and "sector" not in total.labels
 
 
-class Store:
-    """Stands in for MongoDB: what the service saved."""
-
-    def __init__(self):
-        self.saved = []
-
-    async def save(self, datas):
-        self.saved += datas
-
-    async def save_signatures(self, events):
-        pass
-
-
-def test_a_status_event_that_cannot_be_counted_is_skipped_not_retried_forever():
-    good = {"type": "dossier.status_changed", "source": "urn:dossier-tracker:processing", "id": "1",
-            "data": status_data(one())}
-    old = {**good, "data": {k: v for k, v in good["data"].items() if k not in ("timeline", "events")}}
-    records = [ConsumerRecord("t", 0, n, 0, 0, None, json.dumps(e).encode(), None, 0, 0, []) for n, e in
-               enumerate([old, good])] + [ConsumerRecord("t", 0, 2, 0, 0, None, b"{", None, 0, 0, [])]
-    store = Store()
-    service = MetricsService(MetricsSettings(), Figures(CAL), store, CollectorRegistry(), clock=lambda: MONDAY)
-    asyncio.run(service.handle(records))
-    assert [d["dossier_code"] for d in store.saved] == [good["data"]["dossier_code"]]
-    assert len(service.figures.dossiers) == 1
-    assert service.metrics.status_events.labels("undecodable")._value.get() == 2
-
-
 def test_a_document_counts_once_under_its_latest_verdict():
     figures = Figures(CAL)
-    data = {"dossier_code": "X", "document_id": "KQ-1", "commune_code": COMMUNE, "sector": "HT"}
-    assert figures.apply_signature(data | {"verdict": "invalid"}, "2026-03-02T10:00:00+07:00")
-    assert figures.apply_signature(data | {"verdict": "valid"}, "2026-03-02T11:00:00+07:00")
-    assert not figures.apply_signature(data | {"verdict": "invalid"}, "2026-03-02T10:30:00+07:00")  # older
-    assert not figures.apply_signature(data | {"commune_code": None, "verdict": "valid"}, "2026-03-02T12:00:00+07:00")
-    counts = {k[-1]: v for k, v in figures.counts.items() if k[0] == "dossier_signatures_total"}
+    data = {"dossier_code": "X", "document_id": "KQ-1", "commune_code": COMMUNE, "sector": "HT", "reasons": [],
+            "document_sha256": "ab" * 32, "signatures": []}
+
+    def verdict(verdict: str, hour: int, **more) -> tuple[SignatureData, datetime]:
+        return SignatureData(**data | more, verdict=verdict), datetime(2026, 3, 2, hour, tzinfo=VN)
+
+    assert figures.apply_signature(*verdict("invalid", 10))
+    assert figures.apply_signature(*verdict("valid", 11))
+    assert not figures.apply_signature(*verdict("invalid", 10))  # older
+    assert not figures.apply_signature(*verdict("valid", 12, commune_code=None))
+    counts = {k[-1]: v for k, v in figures.counts.items() if k[0] == "signatures"}
     assert counts == {"invalid": 0, "valid": 1}

@@ -5,12 +5,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import TypeAdapter
+from hypothesis import given
+from hypothesis import strategies as st
 
-from bench.sample import VN
+from tests.fixtures.sample import VN
 from services.notifications.service import next_morning, not_before
 from services.notifications.templates import DEFAULT, Template, Templates
 from services.notifications.triggers import wanted
 from shared.calendar import WorkingCalendar
+from shared.contracts import StatusRecord
 
 CAL = WorkingCalendar.load()
 QUIET = (time(21, 0), time(7, 0))
@@ -36,9 +40,17 @@ def test_over_the_daily_limit_a_message_waits_for_the_next_morning():
 
 
 def status(old, new, cause="dossier.received", source="urn:dossier-tracker:processing", **data):
-    return {"source": source, "time": "2026-03-02T10:00:00+07:00", "data": {
-        "dossier_code": "X", "commune_code": "14923", "old": old, "new": new, "cause": {"id": "e1", "type": cause},
-        "applicant": {"phone": "0912345678", "sms_opt_in": True}, **data}}
+    """A status record as its consumers parse it (shared.contracts)."""
+    record = {"specversion": "1.0", "id": "s1", "type": "dossier.status_changed", "source": source, "subject": "X",
+              "time": "2026-03-02T10:00:00+07:00", "data": {
+                  "dossier_code": "X", "commune_code": "14923", "sector": "HT", "procedure_code": "1.001193",
+                  "channel": "direct", "online_level": None, "received_at": "2026-03-02T09:00:00+07:00",
+                  "old": old, "new": new, "cause": {"id": "e1" if cause != "clock" else None, "type": cause},
+                  "events": 1, **data}}
+    if source == "urn:dossier-tracker:processing":
+        record["data"] |= {"ended_at": None, "withdrawn_at": None, "missing": None, "timeline": [],
+                           "applicant": {"phone": "0912345678", "sms_opt_in": True}}
+    return TypeAdapter(StatusRecord).validate_python(record)
 
 
 PROCESSING = {"state": "processing", "due_at": "2026-03-03T10:00:00+07:00", "appointment_at": "2026-03-03T10:00:00+07:00",
@@ -87,3 +99,14 @@ def test_a_ucs2_template_keeps_the_diacritics():
                           {"returned": Template(default.templates["returned"].text, ucs2=True)})
     encoded = templates.render("returned", "000.00.06.H56-231027-0361", "Xã Bá Thước", at("2026-03-03 10:00"))
     assert encoded.coding == "ucs2" and "Hồ sơ" in encoded.text and encoded.parts == 2
+
+
+@given(st.text(max_size=500), st.sampled_from(["supplement_requested", "received", "apology"]), st.booleans())
+def test_any_unicode_in_a_reason_renders_within_the_parts_checked(missing, trigger, ucs2):
+    default = Templates.load()
+    parts = 3 if ucs2 else default.max_parts  # the default texts take 3 parts with diacritics
+    templates = Templates(default.brandname, default.centre, parts, default.missing_max,
+                          {trigger: Template(default.templates[trigger].text, ucs2=ucs2)})
+    templates.check()
+    encoded = templates.render(trigger, "000.00.06.H56-231027-0361", "Xã Bá Thước", at("2026-03-03 10:00"), missing)
+    assert encoded.parts <= parts

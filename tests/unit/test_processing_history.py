@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from bench.sample import event
+from tests.fixtures.sample import event
 from services.processing.history import StoredDossier, give_up_waiting, integrate
 from shared.calendar import WorkingCalendar
 from shared.events import parse_event

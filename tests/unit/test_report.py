@@ -1,4 +1,4 @@
-"""DOMAIN §5-§6: the cohort report and the scorecard, against hand-computed tables."""
+"""docs/domain.md §5-§6: the cohort report and the scorecard, against hand-computed tables."""
 
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bench.sample import event
+from tests.fixtures.sample import event
 from shared.calendar import WorkingCalendar
 from shared.dossier import fold
 from shared.events import parse_event
@@ -93,7 +93,7 @@ def test_an_empty_cohort_has_null_rates():
 
 
 def test_the_seed_check_of_ba_thuoc():
-    """DOMAIN §5: 5,932 received, 5,825 early or on time, 106 open within deadline, 1 overdue."""
+    """docs/domain.md §5: 5,932 received, 5,825 early or on time, 106 open within deadline, 1 overdue."""
     as_of = datetime(2025, 11, 11, 17, 0, tzinfo=VN)
     resolved = dossier(1, "2025-07-01 08:00", [("dossier.resolved", "2025-07-01 15:00", {})], as_of=as_of, **DIRECT)
     open_ = dossier(2, "2025-11-11 09:00", days=5, as_of=as_of, **DIRECT)

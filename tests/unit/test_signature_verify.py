@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from services.signature.verify import verify
-from bench.pki import NOW, Party, blank_pdf, sign, with_stored_crls
+from tests.fixtures.pki import NOW, Party, blank_pdf, sign, with_stored_crls
 
 ROOT = Party("Root CA test", ca=True)
 CA = Party("VNPT-CA test", issuer=ROOT, ca=True)  # stands in for a Vietnamese CA under the national root

@@ -1,4 +1,4 @@
-"""SMS text and recipients: transliteration, parts, phone numbers (DOMAIN §7)."""
+"""SMS text and recipients: transliteration, parts, phone numbers (docs/domain.md §7)."""
 
 import unicodedata
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.notifications.sms import encode, is_gsm7, normalise_phone, transliterate
+from services.notifications.sms import PLACEHOLDER, cut, encode, is_gsm7, normalise_phone, septets, transliterate
 
 BASES = {"a": "aăâ", "e": "eê", "i": "i", "o": "oôơ", "u": "uư", "y": "y"}
 TONES = ["", "\u0300", "\u0301", "\u0309", "\u0303", "\u0323"]  # huyền, sắc, hỏi, ngã, nặng
@@ -68,3 +68,28 @@ def test_parts(text, ucs2, parts, units):
 ])
 def test_phone_numbers_are_normalised_to_e164(raw, e164):
     assert normalise_phone(raw) == e164
+
+
+@pytest.mark.parametrize("text, sent", [
+    ("Thiếu • bản sao ≥ 2", "Thieu * ban sao >= 2"),
+    ("中文 😀", "ZhongWen :grinning:"),
+    ("a\u200bb\x00c", "abc"),  # invisible characters go
+    ("tab\there", "tab here"),
+    ("…–—“”‘’", "...--\"\"''"),
+    ("`", PLACEHOLDER),  # nothing spells it in GSM-7: a visible placeholder, never an exception
+])
+def test_any_other_character_gets_its_closest_gsm7_spelling(text, sent):
+    assert transliterate(text) == sent
+
+
+@given(st.text())
+def test_any_unicode_becomes_gsm7_without_raising(text):
+    out = transliterate(text)
+    assert is_gsm7(out)
+    assert encode(text).coding == "gsm7"
+
+
+@given(st.text(), st.integers(min_value=0, max_value=200), st.booleans())
+def test_a_cut_field_never_takes_more_than_its_limit(text, limit, ucs2):
+    field = cut(text, limit, ucs2)
+    assert (len(field.encode("utf-16-be")) // 2 if ucs2 else septets(field)) <= limit

@@ -1,0 +1,31 @@
+"""Signature's records in MongoDB, insert-only and read by key (shared.mongo)."""
+
+import asyncio
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from shared.mongo import Chain
+
+
+class SignatureStore:
+    """A dossier's records (its receipt, documents requested, signed and verified) in a chain per
+    dossier (shared.mongo.Chain): insert-only, read by key. A record written twice (a redelivered
+    batch) is kept once, by its `_id`."""
+
+    def __init__(self, client: AsyncMongoClient, database: str):
+        db = client[database]
+        self._records = Chain(db["signature_dossiers"], summaries=db["signature_views"])
+
+    async def add(self, records: list[dict[str, Any]]) -> None:
+        by_dossier: dict[str, list[dict[str, Any]]] = {}
+        for record in records:
+            by_dossier.setdefault(record["code"], []).append(record)
+        await asyncio.gather(*(self._records.append(code, {"records": mine}) for code, mine in by_dossier.items()))
+
+    async def of_dossier(self, code: str) -> list[dict[str, Any]]:
+        unique: dict[str, dict[str, Any]] = {}
+        for entry in await self._records.entries(str(code)):
+            for record in entry["records"]:
+                unique.setdefault(record["_id"], record)
+        return list(unique.values())

@@ -1,0 +1,284 @@
+"""What travels on each topic (docs/contract.md §2), one pydantic model per kind of record.
+
+- `dossier-events`: the one-stop-shop system's events, `shared.events.DossierEvent`.
+- `dossier-status`: `StatusRecord`, told apart by `type` and `source`:
+  - `StatusChanged`: processing's, when a dossier's state, due, timeliness, appointment or counted
+    facts change; `cause` is the event that changed them. It carries the dossier's timeline (what
+    the figures count, from each instant it changed) and `events`, the number of events folded: a
+    consumer keeps, per dossier, the status with the most events;
+  - `ClockChanged`: the metrics service's, when time alone moves an open dossier to due soon or
+    overdue (`cause.type` "clock"); no timeline (time changes no fact), no applicant;
+  - `SignatureVerified`: the signature service's verdict on a result's digital signature.
+- `<topic>.dlq.<group>` and `dossier-events.dlq`: the original record, with `DeadLetter`'s headers.
+
+Writers build these models and serialize them once (`to_bytes`); consumers parse a record once, at
+the edge (`shared.service`). `python -m shared.contracts` writes their JSON Schemas into docs/schemas/.
+"""
+
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+
+from shared.calendar import WorkingCalendar
+from shared.dossier import Dossier, Facts, OpenState, State, Step, Timeline, Timeliness
+from shared.events import Applicant, DossierEvent
+
+STATUS_CHANGED = "dossier.status_changed"
+SIGNATURE_VERIFIED = "dossier.signature_verified"
+PROCESSING_SOURCE = "urn:dossier-tracker:processing"
+METRICS_SOURCE = "urn:dossier-tracker:metrics"
+SIGNATURE_SOURCE = "urn:dossier-tracker:signature"
+_IDS = uuid.UUID("6f1d7c8e-3b4a-4c1e-9d2f-0a5b6c7d8e9f")
+
+
+def record_id(*parts: object) -> str:
+    """Deterministic: publishing the same change again after a crash repeats the same id."""
+    return str(uuid.uuid5(_IDS, "|".join(str(p) for p in parts)))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Status(_Model):
+    """Where a dossier stands: `open_state` as of the record's `time`."""
+
+    state: State
+    due_at: AwareDatetime | None
+    timeliness: Timeliness | None
+    appointment_at: AwareDatetime | None  # the last date told to the citizen (receipt, apology)
+    open_state: OpenState | None
+
+
+class TimelineEntry(_Model):
+    """What the figures count about a dossier from `since` on (docs/domain.md §5)."""
+
+    since: AwareDatetime
+    state: State
+    due_at: AwareDatetime | None
+    timeliness: Timeliness | None
+    payment_method: Literal["online", "offline"] | None
+    digitized: bool
+    rating: Literal["very_satisfied", "satisfied", "unsatisfied"] | None
+    apologies_compliant: int
+    apologies_non_compliant: int
+
+
+class Cause(_Model):
+    id: str | None  # the event's id; None for the clock
+    type: str
+
+
+class DossierInfo(_Model):
+    """What does not change in a dossier's life: every status record carries it."""
+
+    dossier_code: str
+    commune_code: str
+    sector: str
+    procedure_code: str
+    channel: Literal["direct", "online", "postal"]
+    online_level: Literal["full", "partial"] | None
+    received_at: AwareDatetime
+
+
+class StatusData(DossierInfo):
+    ended_at: AwareDatetime | None
+    withdrawn_at: AwareDatetime | None
+    missing: str | None  # what a supplement request asks for
+    cause: Cause
+    old: Status | None  # None for the dossier's first status
+    new: Status
+    events: int  # events folded: a status with fewer is older
+    timeline: list[TimelineEntry]
+    applicant: Applicant  # for the SMS only: never logged unmasked, never a metric label
+
+    def facts(self, calendar: WorkingCalendar) -> Timeline:
+        """The timeline as the domain's Facts."""
+        received_date = calendar.local(self.received_at).date()
+        return tuple(
+            Facts(since=e.since, commune_code=self.commune_code, sector=self.sector, channel=self.channel,
+                  online_level=self.online_level, received_at=self.received_at, received_date=received_date,
+                  state=e.state, due_at=e.due_at, timeliness=e.timeliness, payment_method=e.payment_method,
+                  digitized=e.digitized, rating=e.rating, apologies_compliant=e.apologies_compliant,
+                  apologies_non_compliant=e.apologies_non_compliant)
+            for e in self.timeline
+        )
+
+
+class ClockData(DossierInfo):
+    cause: Cause
+    old: Status
+    new: Status
+    events: int
+
+
+class SignatureCheck(_Model):
+    field: str | None
+    signer: str | None
+    serial: str | None
+    issuer: str | None
+    signing_time: AwareDatetime | None
+    timestamped: bool
+    revocation_data: bool
+    algorithm: str | None
+    intact: bool
+    trusted: bool
+    verdict: Literal["valid", "invalid", "indeterminate"]
+    reasons: list[str]
+
+
+class SignatureData(_Model):
+    dossier_code: str
+    commune_code: str | None  # None when the signature service had not seen the dossier's receipt
+    sector: str | None
+    document_id: str
+    verdict: Literal["valid", "invalid", "indeterminate"]
+    reasons: list[str]
+    document_sha256: str
+    signatures: list[SignatureCheck]
+
+
+class _Envelope(_Model):
+    """CloudEvents 1.0, structured mode; `subject` is the dossier code (the record's key)."""
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str
+    subject: str
+    time: AwareDatetime
+    datacontenttype: Literal["application/json"] = "application/json"
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(exclude_none=False).encode()
+
+
+class StatusChanged(_Envelope):
+    type: Literal["dossier.status_changed"] = STATUS_CHANGED
+    source: Literal["urn:dossier-tracker:processing"] = PROCESSING_SOURCE
+    data: StatusData
+
+
+class ClockChanged(_Envelope):
+    type: Literal["dossier.status_changed"] = STATUS_CHANGED
+    source: Literal["urn:dossier-tracker:metrics"] = METRICS_SOURCE
+    data: ClockData
+
+
+class SignatureVerified(_Envelope):
+    type: Literal["dossier.signature_verified"] = SIGNATURE_VERIFIED
+    source: Literal["urn:dossier-tracker:signature"] = SIGNATURE_SOURCE
+    data: SignatureData
+
+
+def _kind(value: Any) -> str | None:
+    get = value.get if isinstance(value, dict) else lambda name: getattr(value, name, None)
+    return {(STATUS_CHANGED, PROCESSING_SOURCE): "status", (STATUS_CHANGED, METRICS_SOURCE): "clock",
+            (SIGNATURE_VERIFIED, SIGNATURE_SOURCE): "signature"}.get((get("type"), get("source")))
+
+
+StatusRecord = Annotated[
+    Annotated[StatusChanged, Tag("status")] | Annotated[ClockChanged, Tag("clock")]
+    | Annotated[SignatureVerified, Tag("signature")],
+    Discriminator(_kind, custom_error_type="unknown_record",
+                  custom_error_message="not a status record: (type, source) is none of this topic's"),
+]
+
+
+class DeadLetter(_Model):
+    """A record a consumer could not handle, as a dead-letter topic keeps it: the value and key are
+    the original bytes; these are its headers (`dlq-reason`, `dlq-origin-topic`, …). Processing's
+    `dossier-events.dlq` (events the fold rejects) carries the reason and the origin too."""
+
+    reason: str
+    origin_topic: str | None = None
+    origin_partition: int | None = None
+    origin_offset: int | None = None
+    group: str | None = None
+    error: str | None = None  # the exception's type, "undecodable", or "inapplicable"
+
+    def headers(self) -> dict[str, str]:
+        return {f"dlq-{name.replace('_', '-')}": str(value) for name, value in self.model_dump().items()
+                if value is not None}
+
+    @classmethod
+    def from_headers(cls, headers: list[tuple[str, bytes]]) -> "DeadLetter":
+        found = {name: value.decode(errors="replace") for name, value in headers}
+        return cls.model_validate({name: found.get(f"dlq-{name.replace('_', '-')}") for name in cls.model_fields})
+
+
+def dead_letter_topic(topic: str, group: str) -> str:
+    return f"{topic}.dlq.{group}"
+
+
+# -- building processing's and the clock's records ----------------------------------------------------
+
+def status_of(dossier: Dossier, calendar: WorkingCalendar, at: datetime | None = None) -> Status:
+    """Where a dossier stands at `at` (default: its last event)."""
+    at = at or (dossier.history[-1].time if dossier.history else dossier.received_at)
+    return Status(state=dossier.state, due_at=dossier.due_at, timeliness=dossier.timeliness,
+                  appointment_at=dossier.appointment_at, open_state=dossier.open_state(at, calendar))
+
+
+def changed(old: Status | None, new: Status) -> bool:
+    """A change worth announcing; `open_state` alone moves with time and is the clock's to announce."""
+    return old is None or old.model_dump(exclude={"open_state"}) != new.model_dump(exclude={"open_state"})
+
+
+def timeline_entries(timeline: Timeline) -> list[TimelineEntry]:
+    return [TimelineEntry(since=f.since, state=f.state, due_at=f.due_at, timeliness=f.timeliness,
+                          payment_method=f.payment_method, digitized=f.digitized, rating=f.rating,
+                          apologies_compliant=f.apologies_compliant, apologies_non_compliant=f.apologies_non_compliant)
+            for f in timeline]
+
+
+def status_changed(dossier: Dossier, old: Status | None, new: Status, timeline: list[TimelineEntry], events: int,
+                   cause: Step | None = None) -> StatusChanged:
+    """The change `cause` (default: the dossier's last event) made; `timeline` and `events` are the
+    dossier's whole, also when the change is an earlier step of a batch."""
+    last = cause or dossier.history[-1]
+    data = StatusData(
+        dossier_code=dossier.code, commune_code=dossier.commune_code, sector=dossier.sector,
+        procedure_code=dossier.procedure_code, channel=dossier.channel, online_level=dossier.online_level,
+        received_at=dossier.received_at, ended_at=dossier.ended_at, withdrawn_at=dossier.withdrawn_at,
+        missing=dossier.missing, cause=Cause(id=last.id, type=last.type), old=old, new=new, events=events,
+        timeline=timeline, applicant=dossier.applicant)
+    change = record_id(dossier.code, events, last.id, new.model_dump_json(),
+                       orjson.dumps([e.model_dump(mode="json") for e in timeline]).decode())
+    return StatusChanged(id=change, subject=dossier.code, time=last.time, data=data)
+
+
+def clock_changed(info: DossierInfo, status: Status, at: datetime, to: OpenState, events: int) -> ClockChanged:
+    """Time alone moved an open dossier to `to` at instant `at`."""
+    new = status.model_copy(update={"open_state": to})
+    data = ClockData(**info.model_dump(), cause=Cause(id=None, type="clock"), old=status, new=new, events=events)
+    return ClockChanged(id=record_id(info.dossier_code, "clock", status.due_at.isoformat() if status.due_at else None,
+                                     to),
+                        subject=info.dossier_code, time=at, data=data)
+
+
+CONTRACTS: dict[str, Any] = {
+    "dossier-event": DossierEvent,
+    "status-record": StatusRecord,
+    "status-changed": StatusChanged,
+    "clock-changed": ClockChanged,
+    "signature-verified": SignatureVerified,
+    "dead-letter-headers": DeadLetter,
+}
+SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "schemas"
+
+
+def json_schemas() -> dict[str, bytes]:
+    """Each contract's JSON Schema, as docs/schemas/ ships them."""
+    return {f"{name}.schema.json": orjson.dumps(TypeAdapter(model).json_schema(), option=orjson.OPT_INDENT_2
+                                               | orjson.OPT_SORT_KEYS) + b"\n"
+            for name, model in CONTRACTS.items()}
+
+
+if __name__ == "__main__":
+    SCHEMAS.mkdir(parents=True, exist_ok=True)
+    for name, text in json_schemas().items():
+        (SCHEMAS / name).write_bytes(text)
+        print(f"wrote docs/schemas/{name}")

@@ -1,0 +1,322 @@
+"""One place builds a Kafka-consuming service: broker, database, subscriptions, dead letters,
+lifespan, readiness, consumer lag and publishing (arroyo's decode → apply → commit, in FastStream).
+
+A subscription parses each record once, at the edge, with its contract (shared.contracts), and
+hands the batch to a plain async function of the service. The offsets are committed after it
+returns. What goes wrong is told apart:
+- the database or Kafka away (`infrastructure_away`): the batch is redelivered from its first
+  offset, after a pause: nothing is lost while they come back;
+- anything else is a record's fault: a record that does not parse, or whose handling raises when
+  handled alone (after its batch raised), goes to `<topic>.dlq.<group>` with the reason and its
+  origin in headers and its original bytes, is counted and logged, and the partition moves on.
+Handlers are idempotent (a redelivered record changes nothing), so handling a batch's records
+again one by one after the batch failed is harmless.
+"""
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+import structlog
+from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.structs import ConsumerRecord
+from fastapi import FastAPI
+from faststream import AckPolicy, FastStream
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import TypeAdapter, ValidationError
+from pymongo import AsyncMongoClient
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
+
+from shared.contracts import DeadLetter, dead_letter_topic
+from shared.http import NotReady, add_operational_routes
+from shared.kafka import CLOUDEVENTS_CONTENT_TYPE, ensure_topic
+from shared.privacy import scrub
+from shared.settings import ServiceSettings
+
+log = structlog.get_logger()
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Record(Generic[T]):
+    """A record of a topic, parsed: its contract's model, and where it came from."""
+
+    value: T
+    raw: bytes
+    key: bytes | None
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int  # Kafka's, in milliseconds
+
+    @property
+    def origin(self) -> str:
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+Handle = Callable[[list[Record[Any]]], Awaitable[None]]
+
+
+def infrastructure_away(exc: BaseException) -> bool:
+    """The database or Kafka cannot be reached now: the batch is tried again. Anything else, even a
+    database error (a document refused), is the record's fault."""
+    if isinstance(exc, ConnectionFailure | ExecutionTimeout | WTimeoutError):
+        return True
+    if isinstance(exc, PyMongoError):
+        return exc.has_error_label("RetryableWriteError") or exc.timeout
+    if isinstance(exc, KafkaError):
+        return isinstance(exc, KafkaConnectionError) or exc.retriable
+    return isinstance(exc, ConnectionError | TimeoutError)
+
+
+async def until_done(work: Callable[[], Awaitable[Any]], what: str) -> Any:
+    """`work`, tried again every second while the database is away."""
+    while True:
+        try:
+            return await work()
+        except PyMongoError as exc:
+            log.warning(f"{what}: mongodb not reachable, retrying", error=str(exc))
+            await asyncio.sleep(1)
+
+
+async def every(seconds: float, what: str, work: Callable[[], Awaitable[Any]], wait_first: bool = False) -> None:
+    """`work` every `seconds`; a failure of the database or of Kafka is logged and tried next time."""
+    if wait_first:
+        await asyncio.sleep(seconds)
+    while True:
+        try:
+            await work()
+        except (PyMongoError, KafkaError) as exc:
+            log.warning(f"{what} failed, will retry", error=str(exc))
+        except Exception:  # a bug: said loudly, and the loop goes on rather than dying unseen
+            log.exception(f"{what} failed")
+        await asyncio.sleep(seconds)
+
+
+@dataclass
+class _Subscription:
+    topic: str
+    group: str
+    subscriber: Any
+
+
+class ConsumingService:
+    """A service's Kafka and MongoDB wiring. Build it, `consume` its topics, then serve `app()`."""
+
+    def __init__(self, name: str, settings: ServiceSettings, registry: CollectorRegistry, database: bool = True):
+        self.name = name
+        self.settings = settings
+        self.registry = registry
+        # Records reach the handlers undecoded (apply_types=False): they are parsed one by one, so
+        # that one bad record is dead-lettered alone; the declared types document the payloads.
+        self.broker = KafkaBroker(settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True,
+                                  client_id=name, apply_types=False, logger=logging.getLogger(f"{name}.kafka"),
+                                  log_level=logging.DEBUG)
+        self.mongo: AsyncMongoClient | None = (
+            AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000) if database else None)
+        self.lag = Gauge(f"{name}_consumer_lag", "Records not yet consumed on the assigned partitions",
+                         registry=registry)
+        self.dead_letters = Counter("dead_letters", "Records sent to a dead-letter topic, by cause",
+                                    ["topic", "group", "error"], registry=registry)
+        self._subscriptions: list[_Subscription] = []
+        self._before: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        self._loops: list[tuple[float, str, Callable[[], Awaitable[Any]], bool, str]] = []
+        self._tasks: list[asyncio.Task] = []
+        self._closing: list[Callable[[], Awaitable[Any]]] = []
+        self._started = False
+
+    @property
+    def database(self) -> str:
+        return self.settings.mongo_database
+
+    # -- wiring ------------------------------------------------------------------------------------
+
+    def consume(self, topic: str, group: str, contract: Any, handle: Handle, max_batch: int) -> Any:
+        """Batches of `topic` for consumer group `group`, each record parsed as `contract`, given to
+        `handle` (a service's handler, its dependencies bound) as a list of Records."""
+        adapter: TypeAdapter[Any] = TypeAdapter(contract)
+        function = getattr(handle, "func", handle)  # a functools.partial of a module-level handler
+
+        async def handler(records: list[contract]) -> None:  # type: ignore[valid-type]
+            raw = records[0] if records and isinstance(records[0], list | tuple) else records
+            await self._handle_batch(raw, topic, group, adapter, handle)
+            self.lag.set(await self.consumer_lag())
+
+        handler.__name__ = handler.__qualname__ = function.__name__
+        subscriber = self.broker.subscriber(
+            topic, group_id=group, batch=True, max_records=max_batch, auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR, decoder=_undecoded, title=f"{topic}:{function.__name__}",
+            description=" ".join((function.__doc__ or "").split()) or None)
+        subscriber(handler)
+        self.broker.publisher(dead_letter_topic(topic, group), schema=contract, title=f"{dead_letter_topic(topic, group)}",
+                              description=f"What group {group} could not handle: the record as it came, with "
+                                          "headers dlq-reason, dlq-origin-topic/-partition/-offset, dlq-group, dlq-error")
+        self._subscriptions.append(_Subscription(topic, group, subscriber))
+        return subscriber
+
+    def publishes(self, topic: str, contract: Any, description: str) -> None:
+        """Documents a topic this service writes, with its contract (the AsyncAPI document)."""
+        self.broker.publisher(topic, schema=contract, title=f"{topic}:{self.name}", description=description)
+
+    def before_consuming(self, what: str, work: Callable[[], Awaitable[Any]]) -> None:
+        """Awaited, tried again while the database is away, before the subscriptions start."""
+        self._before.append((what, work))
+
+    def every(self, seconds: float, what: str, work: Callable[[], Awaitable[Any]], wait_first: bool = False,
+              start: Literal["now", "loaded", "consuming"] = "consuming") -> None:
+        """A loop in the background, started at once (`now`), once the `before_consuming` steps are
+        done (`loaded`: it needs what they load, not Kafka), or once consuming."""
+        self._loops.append((seconds, what, work, wait_first, start))
+
+    def _start_loops(self, when: str) -> None:
+        for seconds, what, work, wait_first, start in self._loops:
+            if start == when:
+                self._tasks.append(asyncio.create_task(every(seconds, what, work, wait_first)))
+
+    def on_close(self, work: Callable[[], Awaitable[Any]]) -> None:
+        self._closing.append(work)
+
+    # -- running -----------------------------------------------------------------------------------
+
+    async def publish(self, topic: str, records: Sequence[tuple[str, bytes, dict[str, str]]]) -> None:
+        """(key, value, extra headers) records, CloudEvents structured mode; returns once all are
+        acknowledged (acks=all)."""
+        sent = [await self.broker.publish(value, topic, key=key.encode(), no_confirm=True,
+                                          headers={"content-type": CLOUDEVENTS_CONTENT_TYPE, **headers})
+                for key, value, headers in records]
+        await asyncio.gather(*(s for s in sent if inspect.isawaitable(s)))  # the in-memory broker confirms at once
+
+    async def consumer_lag(self) -> int:
+        """Records not yet consumed on the partitions this replica has."""
+        lag = 0
+        for s in self._subscriptions:
+            consumer = s.subscriber.consumer
+            for tp in consumer.assignment() if consumer else ():
+                if (highwater := consumer.highwater(tp)) is not None:
+                    lag += max(0, highwater - await consumer.position(tp))
+        return lag
+
+    async def _handle_batch(self, raw: Sequence[ConsumerRecord], topic: str, group: str, adapter: TypeAdapter[Any],
+                            handle: Handle) -> None:
+        records: list[Record[Any]] = []
+        originals: list[ConsumerRecord] = []  # each record's, as it came
+        poison: list[tuple[ConsumerRecord, str, str]] = []
+        for r in raw:
+            try:
+                value = adapter.validate_json(r.value or b"")
+            except ValidationError as exc:
+                errors = exc.errors(include_url=False, include_input=False)[:3]
+                reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(record)'}: {e['msg']}" for e in errors)
+                poison.append((r, "undecodable", reason))
+                continue
+            records.append(Record(value, r.value or b"", r.key, r.topic, r.partition, r.offset, r.timestamp))
+            originals.append(r)
+        try:
+            await handle(records)
+        except Exception as exc:
+            self._raise_if_away(exc)
+            log.warning("a batch failed: its records are handled one by one", topic=topic, error=repr(exc))
+            for record, original in zip(records, originals, strict=True):
+                try:
+                    await handle([record])
+                except Exception as alone:
+                    self._raise_if_away(alone)
+                    log.error("a record cannot be handled", origin=record.origin, exc_info=alone)
+                    poison.append((original, type(alone).__name__, str(alone)))
+        await self._dead_letter(topic, group, poison)
+
+    @staticmethod
+    def _raise_if_away(exc: Exception) -> None:
+        if infrastructure_away(exc):
+            log.warning("database or kafka unavailable, the batch will be retried", error=str(exc))
+            raise exc
+
+    async def _dead_letter(self, topic: str, group: str, poison: list[tuple[ConsumerRecord, str, str]]) -> None:
+        if not poison:
+            return
+        target = dead_letter_topic(topic, group)
+        out = []
+        for r, error, reason in poison:
+            reason = scrub(reason)[:1000]  # no phone number leaves in a header
+            letter = DeadLetter(reason=reason, origin_topic=r.topic, origin_partition=r.partition,
+                                origin_offset=r.offset, group=group, error=error)
+            out.append(((r.key or b"").decode(errors="replace"), r.value or b"", letter.headers()))
+            self.dead_letters.labels(topic, group, error).inc()
+            log.warning("record sent to the dead-letter topic", dlq=target, origin=f"{r.topic}/{r.partition}/{r.offset}",
+                        error=error, reason=reason)
+        await self.publish(target, out)
+
+    async def _start(self) -> None:
+        for what, work in self._before:
+            await until_done(work, what)
+        self._start_loops("loaded")
+        for s in self._subscriptions:
+            await ensure_topic(self.settings, dead_letter_topic(s.topic, s.group))
+        while True:
+            try:
+                await self.broker.start()
+                break
+            except (KafkaError, OSError) as exc:
+                log.warning("kafka not reachable, retrying", error=str(exc))
+                with contextlib.suppress(Exception):
+                    await self.broker.stop()
+                await asyncio.sleep(1)
+        log.info("consuming", topics=[s.topic for s in self._subscriptions])
+        self._started = True
+        self._start_loops("consuming")
+
+    def app(self, title: str, description: str, not_ready: Callable[[], str | None] = lambda: None,
+            exposition: Callable[[], bytes] | None = None) -> FastAPI:
+        """The service's HTTP side: its lifespan runs the wiring above; /readyz says ready once
+        `not_ready` has nothing to say, MongoDB answers (if used) and every subscription consumes."""
+
+        @asynccontextmanager
+        async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+            self._tasks.append(asyncio.create_task(self._start()))
+            self._start_loops("now")
+            yield
+            for task in self._tasks:
+                task.cancel()
+            await self.broker.stop()
+            for close in self._closing:
+                await close()
+            if self.mongo is not None:
+                await self.mongo.close()
+
+        app = FastAPI(title=title, description=description, version="1", lifespan=lifespan)
+        add_operational_routes(app, self.registry, self._readiness(not_ready), needs="Kafka and MongoDB",
+                               exposition=exposition)
+        return app
+
+    def _readiness(self, first: Callable[[], str | None]) -> NotReady:
+        async def not_ready() -> str | None:
+            if problem := first():
+                return problem
+            if self.mongo is not None:
+                try:
+                    await self.mongo.admin.command("ping")
+                except PyMongoError:
+                    return "mongodb unreachable"
+            if not self._started or any(s.subscriber.consumer is None for s in self._subscriptions):
+                return "not consuming yet"
+            return None
+
+        return not_ready
+
+    def asyncapi(self, title: str, description: str) -> FastStream:
+        """What `faststream docs gen` documents: the topics this service consumes and writes, with
+        their contracts (the service itself runs under FastAPI, not this object)."""
+        return FastStream(self.broker, specification=AsyncAPI(title=title, description=description, version="1",
+                                                               schema_version="3.0.0"))
+
+
+async def _undecoded(message: Any, _original: Any) -> Any:
+    """The batch's records as Kafka gave them: parsed one by one by the subscription."""
+    return message.raw_message

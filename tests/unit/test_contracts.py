@@ -1,0 +1,96 @@
+"""The records on dossier-status: what their writers build, their readers parse back, once."""
+
+import importlib
+import json
+from datetime import timedelta
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from services.metrics.store import from_kept, from_status, kept
+from shared.contracts import (
+    ClockChanged, DeadLetter, DossierInfo, SignatureVerified, Status, StatusChanged, StatusRecord, clock_changed,
+    json_schemas, SCHEMAS, status_changed, status_of, timeline_entries,
+)
+from shared.dossier import fold
+from tests.unit.test_dossier import CAL, LIFE, at
+
+RECORDS = TypeAdapter(StatusRecord)
+
+
+def processing_record(events=LIFE) -> StatusChanged:
+    folded = fold(events, CAL)
+    return status_changed(folded.dossier, None, status_of(folded.dossier, CAL), timeline_entries(folded.timeline),
+                          len(events))
+
+
+def test_a_status_record_read_back_is_the_one_written_and_its_timeline_the_fold():
+    record = processing_record()
+    parsed = RECORDS.validate_json(record.to_bytes())
+    assert isinstance(parsed, StatusChanged) and parsed == record
+    assert parsed.data.facts(CAL) == fold(LIFE, CAL).timeline
+    assert from_kept(kept(parsed), CAL) == from_status(parsed, CAL)  # what the metrics store keeps
+
+
+def test_the_same_change_has_the_same_id_and_another_change_another():
+    folded = fold(LIFE, CAL)
+    status = status_of(folded.dossier, CAL)
+    entries = timeline_entries(folded.timeline)
+    first = status_changed(folded.dossier, None, status, entries, len(LIFE))
+    assert first.id == status_changed(folded.dossier, None, status, entries, len(LIFE)).id
+    assert first.id != status_changed(folded.dossier, None, status, entries[:-1], len(LIFE)).id
+
+
+def test_a_clock_record_says_where_the_dossier_moved_and_carries_no_personal_data():
+    status = Status(state="processing", due_at=at("2025-07-08 10:00"), timeliness=None,
+                    appointment_at=at("2025-07-08 10:00"), open_state="within_deadline")
+    info = DossierInfo(dossier_code="000.00.38.H56-250707-0001", commune_code="14923", sector="HT",
+                       procedure_code="1.001193", channel="direct", online_level=None, received_at=at("2025-07-07 10:00"))
+    moved = clock_changed(info, status, at("2025-07-07 10:00"), "due_soon", events=3)
+    again = clock_changed(info, status, at("2025-07-07 10:00") + timedelta(minutes=5), "due_soon", events=4)
+    assert moved.id == again.id  # one change, one id
+    assert (moved.data.old.open_state, moved.data.new.open_state) == ("within_deadline", "due_soon")
+    assert moved.data.cause.type == "clock" and moved.data.cause.id is None
+    parsed = RECORDS.validate_json(moved.to_bytes())
+    assert isinstance(parsed, ClockChanged)
+    assert "applicant" not in parsed.data.model_dump() and "timeline" not in parsed.data.model_dump()
+
+
+@pytest.mark.parametrize("change", [
+    {"type": "dossier.something_else"},
+    {"source": "urn:elsewhere"},
+    {"data": {"dossier_code": "X"}},
+])
+def test_a_record_of_another_kind_or_incomplete_does_not_parse(change):
+    good = processing_record().model_dump(mode="json")
+    with pytest.raises(ValidationError):
+        RECORDS.validate_python(good | change)
+
+
+def test_a_signature_verdict_is_told_apart_by_its_type():
+    verdict = {"specversion": "1.0", "id": "v", "source": "urn:dossier-tracker:signature",
+               "type": "dossier.signature_verified", "subject": "X", "time": "2026-03-02T10:00:00+07:00",
+               "data": {"dossier_code": "X", "commune_code": "14923", "sector": "HT", "document_id": "KQ-1",
+                        "verdict": "valid", "reasons": [], "document_sha256": "ab" * 32, "signatures": []}}
+    assert isinstance(RECORDS.validate_python(verdict), SignatureVerified)
+
+
+def test_dead_letter_headers_round_trip():
+    letter = DeadLetter(reason="x", origin_topic="t", origin_partition=1, origin_offset=5, group="g", error="E")
+    assert DeadLetter.from_headers([(k, v.encode()) for k, v in letter.headers().items()]) == letter
+
+
+def test_the_json_schemas_in_docs_are_current():
+    """`python -m shared.contracts` writes them (make docs)."""
+    for name, text in json_schemas().items():
+        assert (SCHEMAS / name).read_bytes() == text, f"docs/schemas/{name} is not current: run make docs"
+
+
+@pytest.mark.parametrize("service", ["processing", "metrics", "notifications", "signature"])
+def test_the_asyncapi_documents_in_docs_are_current_and_show_real_payloads(service):
+    """`make docs` writes them with `faststream docs gen`."""
+    generated = importlib.import_module(f"services.{service}.app").asyncapi().schema.to_specification().to_jsonable()
+    committed = json.loads((SCHEMAS.parent / "asyncapi" / f"{service}.json").read_text())
+    assert committed == generated, f"docs/asyncapi/{service}.json is not current: run make docs"
+    text = json.dumps(generated)
+    assert "EmptyPayload" not in text and ("StatusChanged" in text or "ReceivedEvent" in text)

@@ -1,0 +1,90 @@
+"""The consumer skeleton (shared.service) on FastStream's in-memory broker: what it parses, what it
+dead-letters, what it retries."""
+
+import pytest
+from aiokafka.errors import KafkaConnectionError
+from faststream.kafka import TestKafkaBroker
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
+from pymongo.errors import AutoReconnect, DocumentTooLarge
+
+from shared.contracts import DeadLetter
+from shared.service import ConsumingService, Record, infrastructure_away
+from shared.settings import ServiceSettings
+
+
+class Item(BaseModel):
+    n: int
+
+
+async def _raw(message, _original):
+    return message.raw_message
+
+
+def service_with(handle) -> tuple[ConsumingService, list]:
+    runtime = ConsumingService("test", ServiceSettings(), CollectorRegistry(), database=False)
+    runtime.consume("items", "g", Item, handle, max_batch=10)
+    letters: list = []
+
+    @runtime.broker.subscriber("items.dlq.g", decoder=_raw)
+    async def dead(record) -> None:
+        letters.append(record)
+
+    return runtime, letters
+
+
+async def test_a_record_that_does_not_parse_is_dead_lettered_and_the_others_are_handled():
+    handled: list[int] = []
+
+    async def handle(records: list[Record[Item]]) -> None:
+        handled.extend(r.value.n for r in records)
+
+    runtime, letters = service_with(handle)
+    async with TestKafkaBroker(runtime.broker) as broker:
+        await broker.publish_batch(b'{"n": 1}', b"\xff not json", b'{"n": "x"}', b'{"n": 4}', topic="items")
+    assert handled == [1, 4]
+    assert sorted(r.value for r in letters) == sorted([b"\xff not json", b'{"n": "x"}'])
+    why = [DeadLetter.from_headers(list(r.headers)) for r in letters]
+    assert {(w.error, w.group, w.origin_topic) for w in why} == {("undecodable", "g", "items")}
+    assert all(w.reason for w in why)
+    assert runtime.dead_letters.labels("items", "g", "undecodable")._value.get() == 2
+
+
+async def test_a_record_whose_handling_raises_is_dead_lettered_alone():
+    handled: list[int] = []
+
+    async def handle(records: list[Record[Item]]) -> None:
+        if any(r.value.n == 13 for r in records):
+            raise ValueError("thirteen is not handled")
+        handled.extend(r.value.n for r in records)
+
+    runtime, letters = service_with(handle)
+    async with TestKafkaBroker(runtime.broker) as broker:
+        await broker.publish_batch(b'{"n": 12}', b'{"n": 13}', b'{"n": 14}', topic="items")
+    assert handled == [12, 14]  # the batch raised: its records handled one by one
+    [letter] = letters
+    assert letter.value == b'{"n": 13}'
+    why = DeadLetter.from_headers(list(letter.headers))
+    assert (why.error, why.reason) == ("ValueError", "thirteen is not handled")
+
+
+async def test_when_the_database_is_away_the_batch_is_retried_not_dead_lettered():
+    async def handle(records: list[Record[Item]]) -> None:
+        raise AutoReconnect("connection refused")
+
+    runtime, letters = service_with(handle)
+    async with TestKafkaBroker(runtime.broker) as broker:
+        with pytest.raises(AutoReconnect):
+            await broker.publish_batch(b'{"n": 1}', topic="items")
+    assert letters == []
+
+
+@pytest.mark.parametrize("error, away", [
+    (AutoReconnect("x"), True),
+    (KafkaConnectionError("x"), True),
+    (DocumentTooLarge("x"), False),  # the record's fault: retrying would never end
+    (ValueError("x"), False),
+    (KeyError("x"), False),
+])
+def test_what_counts_as_the_infrastructure_being_away(error, away):
+    assert infrastructure_away(error) is away
