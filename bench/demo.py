@@ -11,6 +11,7 @@ the pipeline deduplicates by source + id: the figures do not change.
 
 import hashlib
 import os
+import subprocess
 import sys
 import time
 from datetime import datetime
@@ -24,6 +25,7 @@ from bench.generate import SEEDS, histories
 from tests.fixtures.pki import blank_pdf, sign_with_pkcs12
 from tests.fixtures.sample import VN, event
 from shared.communes import commune
+from shared.lookup import lookup_link
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = Path(os.environ.get("DOSSIER_STACK_DIR", ROOT / ".local"))
@@ -139,9 +141,11 @@ def sms_today() -> str:
     """The replayed histories are old news (not sent); a dossier received now shows the SMS path."""
     key = (STACK / "intake-api-key").read_text().strip()
     now = datetime.now(VN)
-    code = f"923.14.00.H38-{now:%y%m%d}-{9000 + (now.hour * 60 + now.minute) % 1000:04d}"  # one a minute
+    minute = (now.hour * 60 + now.minute) % 1000
+    code = f"923.14.00.H38-{now:%y%m%d}-{9000 + minute:04d}"  # one a minute
+    # A number of its own (the daily limit per number holds across runs).
     received = event("dossier.received", code, now, id_=f"demo-today-{code}",
-                     applicant={"name": "Lê Thị Hoa", "phone": "0912345678", "sms_opt_in": True})
+                     applicant={"name": "Lê Thị Hoa", "phone": phone_of(code), "sms_opt_in": True})
     httpx.post(f"{INTAKE}/v1/events", json=received, timeout=30,
                headers={"authorization": f"Bearer {key}", "content-type": "application/cloudevents+json"})
     print(f"\nA dossier received now ({code}), with the citizen's SMS:")
@@ -155,6 +159,33 @@ def sms_today() -> str:
         time.sleep(1)
     print("  not sent yet: outside 07:00–21:00 messages wait for the morning (quiet hours)")
     return code
+
+
+def phone_of(code: str) -> str:
+    return f"0912{code[-4:]}{code[-9:-7]}"
+
+
+def citizen_lookup(code: str) -> None:
+    """The citizen's side: the lookup page's link (the receipt's QR code), the API with the phone's
+    last 4 digits, and an SMS asking for the dossier, answered through Kannel."""
+    phone = phone_of(code)
+    link = lookup_link(f"{PROCESSING}/tra-cuu", (STACK / "secrets" / "dossier_lookup_secret").read_text(), code)
+    print("\nThe citizen's lookup (tra cứu hồ sơ) of that dossier:")
+    print(f"  page (the receipt's QR code): {link}")
+    shown = httpx.get(f"{PROCESSING}/v1/lookup/{code}", params={"phone4": phone[-4:]}, timeout=30)
+    print(f"  API, with the phone's last 4 digits: {PROCESSING}/v1/lookup/{code}?phone4={phone[-4:]} -> "
+          + (shown.json()["state_name"] if shown.status_code == 200 else str(shown.status_code)))
+    subprocess.run(["bash", str(ROOT / "deploy" / "local" / "kannel.sh"), "mo", "84" + phone[1:], "8100",
+                    f"HS {code}"], check=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        log = (STACK / "logs" / "kannel-fakesmsc.log").read_text(errors="replace").splitlines()
+        replies = [line.split("text ", 1)[1].rstrip(">") for line in log if f"8100 84{phone[1:]} text" in line]
+        if replies:
+            print(f"  SMS \"HS {code}\" from the registered phone, answered: {replies[-1]}")
+            return
+        time.sleep(1)
+    print("  the SMS reply did not come in 30 s: see .local/logs/kannel-smsbox.log")
 
 
 def signed_result(code: str) -> None:
@@ -187,11 +218,14 @@ def main() -> None:
     good = compare()
     code = sms_today()
     signed_result(code)
+    citizen_lookup(code)
     example = next(e["subject"] for e in all_events if e["data"].get("commune_code") == "14923")
     print("\nWhere to look:")
     print(f"  report API:     {METRICS}/v1/reports/communes/14923?from=2025-07-01&to=2025-11-11")
     print(f"  scorecard:      {METRICS}/v1/reports/provinces/38/scorecard?from=2025-07-01&to=2025-11-11")
-    print(f"  one dossier:    {PROCESSING}/v1/dossiers/{example}")
+    print(f"  one dossier:    {PROCESSING}/v1/dossiers/{example}   (operators: Authorization: Bearer "
+          "$(cat .local/intake-api-key))")
+    print(f"  citizens:       {PROCESSING}/tra-cuu")
     print(f"  figures:        {METRICS}/metrics   (API docs: {METRICS}/docs, {INTAKE}/docs)")
     print(f"  Prometheus:     {PROMETHEUS}/graph?g0.expr=commune:dossier_on_time:ratio")
     print(f"  SMS log:        {STACK / 'logs' / 'kannel-fakesmsc.log'}   (messages: {NOTIFICATIONS}/v1/messages?dossier=…)")

@@ -24,6 +24,7 @@ def bench_settings(name: str) -> ServiceSettings:
     """The running stack (`make up`), with topics and a database of the benchmark's own."""
     run = f"bench-{name}-{uuid.uuid4().hex[:6]}"
     return ServiceSettings(
+        environment="local",
         topic_events=f"{run}-events",
         topic_status=f"{run}-status",
         topic_dlq=f"{run}-dlq",
@@ -33,7 +34,7 @@ def bench_settings(name: str) -> ServiceSettings:
 
 def start_service(name: str, settings: ServiceSettings, port: int, **env: str) -> subprocess.Popen:
     """`python -m services.<name>` on `settings`, returned once /readyz answers 200."""
-    variables = {f"DOSSIER_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None}
+    variables = settings.environment_variables()
     variables |= {
         f"DOSSIER_{name.upper()}_PORT": str(port),
         "DOSSIER_INTAKE_API_KEYS": json.dumps([{"name": "bench", "key_sha256": key_hash(KEY), "sources": ["*"]}]),

@@ -195,7 +195,7 @@ async def look_up(kind: str, clients: int, dossiers: list[int], seconds: float =
 
 def start_lookups(settings: ServiceSettings) -> dict[str, subprocess.Popen]:
     return {
-        "processing": start_service("processing", settings, PORTS["processing"]),
+        "processing": start_service("processing", settings, PORTS["processing"], DOSSIER_PROCESSING_OPERATOR_KEYS=KEYS),
         "notifications": start_service("notifications", settings, PORTS["notifications"],
                                         DOSSIER_NOTIFICATIONS_API_KEYS=KEYS),
         "signature": start_service("signature", settings, PORTS["signature"], DOSSIER_SIGNATURE_API_KEYS=KEYS),
@@ -324,7 +324,7 @@ async def while_looking_up(settings: ServiceSettings, stored: int) -> tuple[floa
 
 
 async def main() -> None:
-    settings = ServiceSettings(mongo_database=DATABASE, topic_events=f"bench-reads-{uuid.uuid4().hex[:6]}-events",
+    settings = ServiceSettings(environment="local", mongo_database=DATABASE, topic_events=f"bench-reads-{uuid.uuid4().hex[:6]}-events",
                                topic_status="bench-reads-status", topic_dlq="bench-reads-dlq")
     await ensure_topics(settings)
     client = AsyncMongoClient(settings.mongo_url)

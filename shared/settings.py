@@ -1,15 +1,30 @@
-"""Configuration common to every service: environment variables prefixed DOSSIER_, and a .env file."""
+"""Configuration common to every service: environment variables prefixed DOSSIER_, a .env file, and
+secret files (one per secret, named like its variable in lower case, e.g. `dossier_lookup_secret`) in
+the folder DOSSIER_SECRETS_DIR names: `make up` writes the local stack's under .local/secrets/ once;
+a deployment mounts its Secrets there (or passes them as variables)."""
 
+import json
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values that are nobody's secret: refused outside the local stack, as an empty one is.
+WEAK = frozenset({"", "change-me", "changeme", "dossier", "secret", "password", "admin"})
 
 
 class ServiceSettings(BaseSettings):
     """What every service needs to reach the stack. Each service subclasses it with its own fields."""
 
     model_config = SettingsConfigDict(env_prefix="DOSSIER_", env_file=".env", extra="ignore")
+
+    # `local`: the development stack and the tests, where empty secrets are accepted. Anything else is a
+    # deployment: a service refuses to start while a secret it needs is empty or a well-known value.
+    environment: Literal["local", "production"] = "production"
+    # The folder of secret files (read first, by __init__: the module docstring).
+    secrets_dir: Path | None = None
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     topic_events: str = "dossier-events"
@@ -24,7 +39,44 @@ class ServiceSettings(BaseSettings):
     mongo_url: str = "mongodb://127.0.0.1:27017"
     mongo_database: str = "dossiers"
 
+    # Keys the citizens' lookup token of a dossier (the QR code on the receipt, the SMS link): processing
+    # checks it, notifications writes it. Services that use it list it in `secrets_needed`.
+    lookup_secret: SecretStr = SecretStr("")
+    # The citizens' lookup page, as the receipt and the SMS give it.
+    lookup_url: str = "http://127.0.0.1:8002/tra-cuu"
+
     # Services listen on loopback unless told otherwise (docker-compose sets 0.0.0.0).
     bind_host: str = "127.0.0.1"
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    def __init__(self, **values: Any):
+        secrets = os.environ.get("DOSSIER_SECRETS_DIR")
+        super().__init__(**({"_secrets_dir": secrets} if secrets else {}), **values)
+
+    def environment_variables(self) -> dict[str, str]:
+        """These settings as the variables that set them, secrets in clear when set: what a test or a
+        benchmark gives the services it starts."""
+        out = {}
+        for name, value in self.model_dump(mode="json").items():
+            if isinstance(secret := getattr(self, name), SecretStr):
+                value = secret.get_secret_value() or None
+            if value is not None:
+                out[f"DOSSIER_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+        return out
+
+    def secrets_needed(self) -> list[str]:
+        """The secret fields this service cannot run without, as configured."""
+        return []
+
+    @model_validator(mode="after")
+    def _no_weak_secret_outside_the_local_stack(self) -> "ServiceSettings":
+        if self.environment == "local":
+            return self
+        weak = [name for name in self.secrets_needed()
+                if (value := getattr(self, name)) is None or value.get_secret_value().strip().lower() in WEAK]
+        if weak:
+            names = ", ".join(f"DOSSIER_{name.upper()}" for name in weak)
+            raise ValueError(f"{names}: empty or a well-known value; outside the local stack "
+                             "(DOSSIER_ENVIRONMENT=local) every secret must be set")
+        return self

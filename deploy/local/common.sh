@@ -46,6 +46,11 @@ service_port() {
 # A service exists once its package has an entrypoint; later issues add the others.
 service_exists() { [[ -f "$ROOT/services/$1/__main__.py" ]]; }
 
+# The stack's secrets, made once (shared/secrets.py), one file per secret; `secret NAME` prints one.
+SECRETS="$STACK/secrets"
+ensure_secrets() { (cd "$ROOT" && "$PY" -m shared.secrets "$SECRETS"); }
+secret() { cat "$SECRETS/dossier_$1"; }
+
 http_ok() { "$PY" -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=2)" "$1"; }
 
 log() { printf '\033[1m[%s]\033[0m %s\n' "$(basename "$0" .sh)" "$*" >&2; }

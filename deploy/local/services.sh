@@ -12,13 +12,15 @@ ensure_local_key() {
   # The message lookup is authenticated like intake, with the same keys.
   export DOSSIER_NOTIFICATIONS_API_KEYS_FILE="${DOSSIER_NOTIFICATIONS_API_KEYS_FILE:-$hashes}"
   export DOSSIER_SIGNATURE_API_KEYS_FILE="${DOSSIER_SIGNATURE_API_KEYS_FILE:-$hashes}"
+  # Operators look dossiers up with the same keys.
+  export DOSSIER_PROCESSING_OPERATOR_KEYS_FILE="${DOSSIER_PROCESSING_OPERATOR_KEYS_FILE:-$hashes}"
 }
 
 # The CAs a signed result must chain to: the deployment's PEM files (deploy/signature/trust-roots,
 # none shipped) and, on this local stack only, a demo root made once with an official's key for
 # `make demo` (.local/signature/).
 ensure_local_pki() {
-  (cd "$ROOT" && "$PY" -m bench.pki "$STACK/signature" "$ROOT/deploy/signature/trust-roots")
+  (cd "$ROOT" && "$PY" -m tests.fixtures.pki "$STACK/signature" "$ROOT/deploy/signature/trust-roots")
   export DOSSIER_SIGNATURE_TRUST_ROOTS="${DOSSIER_SIGNATURE_TRUST_ROOTS:-$STACK/signature/trust-roots}"
 }
 
@@ -27,8 +29,13 @@ export DOSSIER_NOTIFICATIONS_PROVIDER="${DOSSIER_NOTIFICATIONS_PROVIDER:-kannel}
 export DOSSIER_NOTIFICATIONS_KANNEL_URL="${DOSSIER_NOTIFICATIONS_KANNEL_URL:-http://127.0.0.1:$KANNEL_SENDSMS_PORT/cgi-bin/sendsms}"
 export DOSSIER_NOTIFICATIONS_DLR_BASE_URL="${DOSSIER_NOTIFICATIONS_DLR_BASE_URL:-http://127.0.0.1:$(service_port notifications)}"
 
+# The local stack: its own secrets (made once under .local/secrets/), none left empty.
+export DOSSIER_ENVIRONMENT="${DOSSIER_ENVIRONMENT:-local}"
+export DOSSIER_SECRETS_DIR="${DOSSIER_SECRETS_DIR:-$SECRETS}"
+
 case "$action" in
   start)
+    ensure_secrets
     ensure_local_key
     ensure_local_pki
     for name in "${names[@]}"; do

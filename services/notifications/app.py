@@ -1,14 +1,18 @@
 """Notifications' wiring: the `dossier-status` subscription, the sender, delivery reports, the message lookup."""
 
+import hmac
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import FastAPI, Header, HTTPException, Query
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry
 
 from services.notifications import handlers
 from services.notifications.providers import dlr_token_ok, provider
+from services.notifications.replies import NEUTRAL, PerNumber, code_in, reply
+from services.notifications.sms import normalise_phone
 from services.notifications.service import Notifier
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import MessageStore, status
@@ -42,8 +46,11 @@ def message_view(message: dict[str, Any], body: dict[str, Any] | None, moves: li
 
 def build(settings: NotificationsSettings) -> tuple[ConsumingService, Notifier]:
     runtime = ConsumingService("notifications", settings, CollectorRegistry())
-    store = MessageStore(runtime.mongo, runtime.database, number_key=settings.notifications_dlr_secret)
-    notifier = Notifier(settings, store, provider(settings), Templates.load(settings.notifications_templates),
+    store = MessageStore(runtime.mongo, runtime.database,
+                         number_key=settings.notifications_dlr_secret.get_secret_value())
+    templates = Templates.load(settings.notifications_templates, settings.lookup_url,
+                               settings.lookup_secret.get_secret_value())
+    notifier = Notifier(settings, store, provider(settings), templates,
                         WorkingCalendar.load(settings.calendar), runtime.registry)
     runtime.consume(settings.topic_status, settings.notifications_group_id, StatusRecord,
                     partial(handlers.on_status, notifier=notifier), max_batch=500)
@@ -74,19 +81,40 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
 
     @app.get("/v1/dlr", summary="Delivery report from the SMS gateway (Kannel's dlr-url)", responses={403: {}})
     async def delivery_report(id: str, type: int, token: str) -> dict[str, bool]:
-        if not dlr_token_ok(settings.notifications_dlr_secret, id, token):
+        if not dlr_token_ok(settings.notifications_dlr_secret.get_secret_value(), id, token):
             raise HTTPException(403, "bad token")
         return {"moved": await notifier.report(id, type)}
 
     @app.post("/v1/dlr/http", summary="Delivery report from the HTTP JSON provider", responses={403: {}, 422: {}})
     async def http_delivery_report(token: str, report: dict[str, Any]) -> dict[str, bool]:
-        if not dlr_token_ok(settings.notifications_dlr_secret, "http", token):
+        if not dlr_token_ok(settings.notifications_dlr_secret.get_secret_value(), "http", token):
             raise HTTPException(403, "bad token")
         message_id = report.get(settings.notifications_http_dlr_id_field)
         status = settings.notifications_http_status_map.get(str(report.get(settings.notifications_http_dlr_status_field)))
         if not message_id or status is None:
             raise HTTPException(422, "the report names no message or an unknown status")
         return {"moved": await notifier.reached(str(message_id), status)}
+
+    replies = PerNumber(settings.notifications_mo_per_hour)
+    mo_secret = settings.notifications_mo_secret.get_secret_value()
+
+    @app.get("/v1/mo", summary="An SMS a citizen sent to the brandname number (Kannel's sms-service get-url)",
+             response_class=PlainTextResponse, responses={403: {}})
+    async def citizen_sms(token: str = "", sender: Annotated[str, Query(alias="from")] = "",
+                          text: str = "") -> PlainTextResponse:
+        """The reply is the body (Kannel sends it back); an empty body sends nothing."""
+        if not hmac.compare_digest(token.encode(), mo_secret.encode()):
+            raise HTTPException(403, "bad token")
+        number = normalise_phone(sender[:64])
+        if number is None or not replies.allow(notifier.store.number_hash(number)):
+            return PlainTextResponse("")  # not a phone, or over its replies for the hour
+        code = code_in(text)
+        standing = await notifier.store.citizen(code) if code else None
+        if code is None or standing is None or standing.get("phone") != notifier.store.number_hash(number):
+            log.info("sms lookup answered neutrally", sender=mask_phone(number), code=code)
+            return PlainTextResponse(NEUTRAL)
+        log.info("sms lookup answered", sender=mask_phone(number), dossier=code)
+        return PlainTextResponse(reply(code, standing, notifier.calendar))
 
     @app.get("/v1/messages", summary="A dossier's messages, phone masked", responses={400: {}, 401: {}})
     async def messages(dossier: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:

@@ -47,10 +47,10 @@ class Kannel:
 
     async def send(self, message: dict[str, Any], brandname: str) -> str | None:
         s = self._settings
-        token = dlr_token(s.notifications_dlr_secret, message["_id"])
+        token = dlr_token(s.notifications_dlr_secret.get_secret_value(), message["_id"])
         params = {
             "username": s.notifications_kannel_username,
-            "password": s.notifications_kannel_password,
+            "password": s.notifications_kannel_password.get_secret_value(),
             "from": brandname,
             "to": message["recipient"],
             "text": message["body"],
@@ -79,8 +79,8 @@ class HttpJson:
     def __init__(self, settings: NotificationsSettings):
         self._settings = settings
         headers = {}
-        if settings.notifications_http_auth_header:
-            name, _, value = settings.notifications_http_auth_header.partition(":")
+        if header := settings.notifications_http_auth_header.get_secret_value():
+            name, _, value = header.partition(":")
             headers[name.strip()] = value.strip()
         self._http = httpx.AsyncClient(timeout=10, headers=headers)
 
@@ -89,7 +89,7 @@ class HttpJson:
         values = {"to": message["recipient"], "sender": brandname, "text": message["body"], "id": message["_id"],
                   "coding": message["coding"],
                   "dlr_url": f"{s.notifications_dlr_base_url}/v1/dlr/http?token="
-                             f"{dlr_token(s.notifications_dlr_secret, 'http')}"}
+                             f"{dlr_token(s.notifications_dlr_secret.get_secret_value(), 'http')}"}
         body = {field: template.format(**values) for field, template in s.notifications_http_body.items()}
         try:
             answer = await self._http.post(s.notifications_http_url, json=body)

@@ -29,7 +29,7 @@ from services.notifications.templates import Templates
 from services.notifications.triggers import Wanted, wanted
 from shared.calendar import WorkingCalendar
 from shared.communes import commune
-from shared.contracts import SignatureVerified, StatusRecord
+from shared.contracts import SignatureVerified, StatusChanged, StatusRecord
 from shared.service import Record, until_done
 from shared.privacy import mask_phone
 
@@ -124,12 +124,15 @@ class Notifier:
     async def handle(self, records: list[Record[StatusRecord]]) -> None:
         """Decides the SMS each status change asks for and stores them before the offsets are committed."""
         decided = []
+        standing: dict[str, dict[str, Any]] = {}
         now = self.clock()
         for record in records:
             event = record.value
             if isinstance(event, SignatureVerified):
                 continue  # no SMS
             self.metrics.status_events.labels("read").inc()
+            if isinstance(event, StatusChanged):
+                standing[event.data.dossier_code] = self._standing(event)
             for w in wanted(event, self.settings.notifications_due_soon):
                 decided.append(await self._decide(w, event.time, now))
         # A status event delivered twice in one batch (published again after a failure) asks for
@@ -145,6 +148,7 @@ class Notifier:
         forgotten = {m["_id"] for m, _ in decided if m["status"] == "expired" and now - _utc(m["step_at"]) > retention}
         self.metrics.messages.labels("expired", self.provider.name).inc(len(forgotten))
         decided = [(m, b) for m, b in decided if m["_id"] not in forgotten]
+        await self.store.keep_citizens(standing)
         created = await self.store.create([m for m, _ in decided], [b for _, b in decided if b])
         for message, body in decided:
             # Only a message stored just now is counted and queued: one stored before (a redelivered
@@ -155,6 +159,12 @@ class Notifier:
             self.metrics.messages.labels(message["status"], self.provider.name).inc()
             if body:
                 self._queue_up(Pending(message, body["recipient"], body["body"], 0, message["not_before"]))
+
+    def _standing(self, event: StatusChanged) -> dict[str, Any]:
+        data = event.data
+        phone = normalise_phone(data.applicant.phone) if data.applicant.phone else None
+        return {"state": data.new.state, "appointment_at": data.new.appointment_at,
+                "phone": self.store.number_hash(phone) if phone else None, "events": data.events}
 
     async def _decide(self, w: Wanted, step_at: datetime, now: datetime) -> tuple[dict[str, Any], dict | None]:
         """The message (and its number and text, if it is to be sent) a step asks for."""

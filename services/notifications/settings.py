@@ -1,6 +1,8 @@
 from pathlib import Path
 from typing import Literal
 
+from pydantic import SecretStr
+
 from shared.auth import ApiKey
 from shared.settings import ServiceSettings
 
@@ -13,14 +15,14 @@ class NotificationsSettings(ServiceSettings):
     # Kannel's smsbox sendsms interface, and the address at which Kannel reaches our DLR endpoint.
     notifications_kannel_url: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
     notifications_kannel_username: str = "dossier"
-    notifications_kannel_password: str = "dossier"
+    notifications_kannel_password: SecretStr = SecretStr("")
     notifications_dlr_base_url: str = "http://127.0.0.1:8004"
-    notifications_dlr_secret: str = "change-me"  # signs the DLR URLs given to the gateway
+    notifications_dlr_secret: SecretStr = SecretStr("")  # signs the DLR URLs given to the gateway
     # A generic HTTP JSON provider (an aggregator's REST API): where to POST, an auth header, the
     # body with {to} {sender} {text} {id} {coding} {dlr_url} placeholders in its string values, the
     # field of the answer holding the provider's id, and how its delivery reports name statuses.
     notifications_http_url: str = ""
-    notifications_http_auth_header: str = ""  # e.g. "Authorization: Bearer <token>"
+    notifications_http_auth_header: SecretStr = SecretStr("")  # e.g. "Authorization: Bearer <token>"
     notifications_http_body: dict[str, str] = {"to": "{to}", "from": "{sender}", "text": "{text}", "ref": "{id}"}
     notifications_http_id_field: str = "id"
     notifications_http_dlr_id_field: str = "ref"
@@ -42,7 +44,16 @@ class NotificationsSettings(ServiceSettings):
     notifications_send_interval_seconds: float = 1
     # How often the messages still to send are read again from MongoDB (those another replica left).
     notifications_reload_interval_seconds: float = 300
+    # Kannel passes the SMS citizens send to the brandname number (MO) to /v1/mo with this token.
+    notifications_mo_secret: SecretStr = SecretStr("")
+    notifications_mo_per_hour: int = 5  # replies to one number per hour; more get none
     notifications_api_keys: list[ApiKey] = []
     notifications_api_keys_file: Path | None = None
     # Fault tests only: exit after a message is marked sending, before the gateway has it.
     notifications_fault_exit_before_send: bool = False
+
+    def secrets_needed(self) -> list[str]:
+        needed = ["notifications_dlr_secret", "lookup_secret"]
+        if self.notifications_provider == "kannel":
+            needed += ["notifications_kannel_password", "notifications_mo_secret"]
+        return needed

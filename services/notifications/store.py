@@ -18,6 +18,9 @@ delivery reports write side by side, and FerretDB's updates could lose one of tw
   the daily limit holds across replicas. The number appears only as a keyed hash.
 - `notifications_purge`: per UTC day, a chain of the bodies and slots written that day: the purge
   deletes them by key after the retention.
+- `notifications_citizens`: per dossier, where it stands (state, appointment) and a keyed hash of the
+  phone given at receipt, to answer the SMS a citizen sends (MO) only to that phone. Replaced by the
+  consumer of the dossier's partition; the number itself is not kept.
 """
 
 import asyncio
@@ -28,7 +31,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
 from shared.mongo import Chain, get_many, insert_new
@@ -81,6 +84,7 @@ class MessageStore:
         self._daily = db["notifications_daily"]
         self._purge = Chain(db["notifications_purge"])
         self._state = db["notifications_state"]
+        self._citizens = db["notifications_citizens"]
         self._number_key = number_key.encode()
         self._hints = _Hints()
 
@@ -165,9 +169,21 @@ class MessageStore:
                 return body["recipient"]
         return None
 
+    def number_hash(self, recipient: str) -> str:
+        """A phone number (E.164) as the store keeps it: a keyed hash, never the number."""
+        return hmac.new(self._number_key, recipient.encode(), hashlib.sha256).hexdigest()[:24]
+
     def _slot(self, recipient: str, day: str, n: int) -> str:
-        number = hmac.new(self._number_key, recipient.encode(), hashlib.sha256).hexdigest()[:24]
-        return f"{day}|{number}|{n}"
+        return f"{day}|{self.number_hash(recipient)}|{n}"
+
+    async def keep_citizens(self, standing: dict[str, dict[str, Any]]) -> None:
+        """Where each dossier stands now (its latest status in a batch), for the SMS lookup."""
+        if standing:
+            await self._citizens.bulk_write([ReplaceOne({"_id": code}, doc, upsert=True)
+                                             for code, doc in standing.items()], ordered=False)
+
+    async def citizen(self, code: str) -> dict[str, Any] | None:
+        return await self._citizens.find_one({"_id": str(code)})
 
     async def take_slot(self, recipient: str, day: str, limit: int, at: datetime, start: int = 0) -> int | None:
         """The first free slot of the number's day from `start`, taken; None once `limit` are taken."""

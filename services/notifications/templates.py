@@ -8,11 +8,13 @@ import yaml
 
 from services.notifications.sms import Encoded, cut, encode
 from shared.communes import communes
+from shared.lookup import lookup_link
 
 DEFAULT = Path(__file__).with_name("templates.yaml")
 TRIGGERS = ("received", "supplement_requested", "resolved", "returned", "apology", "due_soon")
 # The longest value each field can take: a TT 01/2018 code is 25 characters, a date 10.
 _WORST = {"code": "000.00.00.H00-000000-0000", "date": "00/00/0000"}
+_WORST_TOKEN = "x" * 16  # shared.lookup.lookup_token
 
 
 @dataclass(frozen=True)
@@ -28,9 +30,12 @@ class Templates:
     max_parts: int
     missing_max: int
     templates: dict[str, Template]
+    lookup_url: str = "http://127.0.0.1:8002/tra-cuu"  # the citizens' lookup page ({lookup})
+    lookup_secret: str = ""
 
     @classmethod
-    def load(cls, path: Path | None = None) -> "Templates":
+    def load(cls, path: Path | None = None, lookup_url: str = "http://127.0.0.1:8002/tra-cuu",
+             lookup_secret: str = "") -> "Templates":
         raw = yaml.safe_load((path or DEFAULT).read_text())
         loaded = cls(
             brandname=raw["brandname"],
@@ -38,6 +43,8 @@ class Templates:
             max_parts=int(raw.get("max_parts", 2)),
             missing_max=int(raw.get("missing_max", 60)),
             templates={name: Template(t["text"], bool(t.get("ucs2", False))) for name, t in raw["templates"].items()},
+            lookup_url=lookup_url,
+            lookup_secret=lookup_secret,
         )
         loaded.check()
         return loaded
@@ -53,7 +60,9 @@ class Templates:
         longest_centre = max((self.centre.format(commune=c.name) for c in communes().values()), key=len)
         for name, template in self.templates.items():
             filler = "ệ" if template.ucs2 else "x"
-            worst = template.text.format(centre=longest_centre, missing=filler * self.missing_max, **_WORST)
+            worst_link = f"{self.lookup_url}?ma={_WORST['code']}&t={_WORST_TOKEN}"
+            worst = template.text.format(centre=longest_centre, missing=filler * self.missing_max, lookup=worst_link,
+                                         **_WORST)
             encoded = encode(worst, template.ucs2)
             if encoded.parts > self.max_parts:
                 raise ValueError(f"template {name} can need {encoded.parts} parts ({encoded.units} "
@@ -64,5 +73,6 @@ class Templates:
         template = self.templates[trigger]
         missing = cut(missing or "", self.missing_max, template.ucs2)  # any Unicode a reason may hold
         text = template.text.format(code=code, centre=self.centre.format(commune=commune_name),
-                                    date=f"{date:%d/%m/%Y}" if date else "", missing=missing)
+                                    date=f"{date:%d/%m/%Y}" if date else "", missing=missing,
+                                    lookup=lookup_link(self.lookup_url, self.lookup_secret, code))
         return encode(text, template.ucs2)

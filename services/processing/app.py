@@ -1,18 +1,23 @@
-"""Processing's wiring: the `dossier-events` subscription, the dossier lookup (docs/contract.md §6), health, metrics."""
+"""Processing's wiring: the `dossier-events` subscription, the operators' dossier lookup (docs/contract.md
+§6), the citizens' lookup and its page (§8), health, metrics."""
 
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
 from prometheus_client import CollectorRegistry
 
 from services.processing import handlers
 from services.processing.history import Outgoing
+from services.processing.lookup import Attempts, LookupRefused, citizen_view, factor_matches, well_formed_factor
+from services.processing.page import render
 from services.processing.processor import ProcessingMetrics, Processor
 from services.processing.settings import ProcessingSettings
 from services.processing.store import DossierStore
+from shared.auth import ApiKeys, require_key
 from shared.calendar import WorkingCalendar
 from shared.contracts import DeadLetter, StatusChanged
 from shared.dossier import open_state
@@ -28,6 +33,10 @@ def with_open_state(view: dict[str, Any], now: datetime, calendar: WorkingCalend
     """A stored view (services.processing.history.view) with the dossier's open state at `now`."""
     due = datetime.fromisoformat(view["due_at"]) if view["due_at"] else None
     return {**view, "open_state": open_state(view["state"], due, now, calendar)}
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "?"
 
 
 def build(settings: ProcessingSettings) -> tuple[ConsumingService, Processor]:
@@ -61,20 +70,69 @@ def asyncapi() -> Any:
     return build(ProcessingSettings.model_construct())[0].asyncapi(TITLE, DESCRIPTION)  # defaults, not the environment
 
 
+NOT_FOUND = "no dossier with this code and this factor"
+PAGE_ERRORS = {
+    400: "Mã hồ sơ hoặc 4 số cuối điện thoại chưa đúng. Mã hồ sơ có dạng 000.00.38.H56-250701-0001.",
+    404: "Không tìm thấy hồ sơ với mã và số điện thoại này. Xin ông/bà kiểm tra lại giấy tiếp nhận.",
+    429: "Ông/bà đã tra cứu quá nhiều lần. Xin thử lại sau ít phút.",
+}
+
+
 def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
     settings = settings or ProcessingSettings()
     calendar = WorkingCalendar.load(settings.calendar)
+    operators = ApiKeys.load(settings.processing_operator_keys, settings.processing_operator_keys_file)
+    attempts = Attempts(settings.processing_lookup_per_client_per_minute,
+                        settings.processing_lookup_failures_per_code_per_hour)
     runtime, processor = build(settings)
     store = processor.store
     app = runtime.app(TITLE, DESCRIPTION)
 
-    @app.get("/v1/dossiers/{dossier_code}", summary="One dossier as of now", responses={400: {}, 404: {}})
-    async def get_dossier(dossier_code: str) -> dict[str, Any]:
+    @app.get("/v1/dossiers/{dossier_code}", summary="One dossier as of now, for operators",
+             responses={400: {}, 401: {}, 404: {}})
+    async def get_dossier(dossier_code: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:
+        require_key(operators, authorization)
         if not is_dossier_code(dossier_code):
             raise HTTPException(400, NOT_A_DOSSIER_CODE)
         found = await store.view(dossier_code)
         if found is None:
             raise HTTPException(404, f"no dossier {dossier_code}")
-        return with_open_state(found, datetime.now(UTC), calendar)
+        return with_open_state(found[0], datetime.now(UTC), calendar)
+
+    async def look_up(client: str, code: str, phone4: str | None, token: str | None) -> dict[str, Any]:
+        """The citizens' lookup: 400 for what is not a code and a factor, 429 over the limits, the same
+        404 for an unknown code and a wrong factor."""
+        if not is_dossier_code(code) or not well_formed_factor(phone4, token):
+            raise HTTPException(400, "a dossier code and either phone4 (4 digits) or token")
+        try:
+            attempts.check(client, code)
+        except LookupRefused as refused:
+            raise HTTPException(429, str(refused), headers={"Retry-After": str(refused.retry_after)}) from None
+        found = await store.view(code)
+        view, stored4 = found if found else (None, None)
+        if not factor_matches(code, phone4, token, stored4, settings.lookup_secret.get_secret_value()) or not view:
+            attempts.failed(code)
+            raise HTTPException(404, NOT_FOUND)
+        return citizen_view(view, datetime.now(UTC), calendar)
+
+    @app.get("/v1/lookup/{dossier_code}", summary="A citizen's own dossier: state, appointment, steps",
+             responses={400: {}, 404: {}, 429: {}})
+    async def citizen_lookup(request: Request, dossier_code: str, phone4: Annotated[str | None, Query(max_length=4)] = None,
+                             token: Annotated[str | None, Query(max_length=16)] = None) -> dict[str, Any]:
+        return await look_up(client_of(request), dossier_code, phone4, token)
+
+    @app.get("/tra-cuu", summary="The citizens' lookup page (Vietnamese)", response_class=HTMLResponse)
+    async def lookup_page(request: Request, ma: Annotated[str, Query(max_length=40)] = "",
+                          so: Annotated[str, Query(max_length=4)] = "",
+                          t: Annotated[str | None, Query(max_length=16)] = None) -> HTMLResponse:
+        code = ma.strip()
+        if not code:
+            return HTMLResponse(render(calendar))
+        try:
+            found = await look_up(client_of(request), code, None if t else so.strip(), t)
+        except HTTPException as refused:
+            page = render(calendar, code, so, t, error=PAGE_ERRORS.get(refused.status_code, PAGE_ERRORS[404]))
+            return HTMLResponse(page, status_code=refused.status_code, headers=refused.headers)
+        return HTMLResponse(render(calendar, code, so, t, found=found))
 
     return app

@@ -12,6 +12,7 @@ from typing import Any
 from shared.calendar import WorkingCalendar
 from shared.dossier import Dossier, Folded, fold
 from shared.events import DossierEvent, parse_event_json
+from shared.lookup import last4
 from shared.privacy import mask_phone
 from shared.contracts import Status, TimelineEntry, changed, status_changed, status_of, timeline_entries
 
@@ -45,6 +46,7 @@ class StoredDossier:
     waiting_since: datetime | None = None  # first event without a receipt
     # The dossier as its lookup shows it (docs/contract.md §6 but the open state, which moves with time).
     view: dict[str, Any] | None = field(default=None, compare=False)
+    phone4: str | None = field(default=None, compare=False)  # the citizens' lookup factor, never shown
 
     # The events parsed, kept beside their JSON while the dossier is cached: integrating a batch
     # parses only its new events.
@@ -117,6 +119,7 @@ def integrate(
         timeline=timeline,
         waiting_since=waiting_since,
         view=view(folded.dossier) if folded.dossier else None,
+        phone4=last4(folded.dossier.applicant.phone) if folded.dossier else None,
         _parsed=history,
     )
     waiting = kept if folded.dossier is None else 0
@@ -142,6 +145,8 @@ def view(dossier: Dossier) -> dict[str, Any]:
         "due_at": dossier.due_at.isoformat() if dossier.due_at else None,
         "ended_at": dossier.ended_at.isoformat() if dossier.ended_at else None,
         "timeliness": dossier.timeliness,
+        "appointment_at": dossier.appointment_at.isoformat() if dossier.appointment_at else None,
+        "missing": dossier.missing,
         "applicant": {"name": applicant.name, "phone": mask_phone(applicant.phone) if applicant.phone else None},
         "history": [{"id": s.id, "type": s.type, "time": s.time.isoformat()} for s in dossier.history],
     }

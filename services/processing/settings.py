@@ -1,3 +1,6 @@
+from pathlib import Path
+
+from shared.auth import ApiKey
 from shared.settings import ServiceSettings
 
 
@@ -10,5 +13,15 @@ class ProcessingSettings(ServiceSettings):
     # Events of a dossier whose `received` never comes go to the dead-letter topic after this.
     processing_waiting_limit_hours: float = 168
     processing_sweep_interval_seconds: float = 60
+    # Operators' keys for the full dossier view (GET /v1/dossiers/{code}): hashes only, like intake's.
+    processing_operator_keys: list[ApiKey] = []
+    processing_operator_keys_file: Path | None = None
+    # The citizens' lookup: attempts per client address a minute, and failed attempts per dossier code
+    # an hour (4 digits are 10,000 guesses: a code is locked long before).
+    processing_lookup_per_client_per_minute: int = 30
+    processing_lookup_failures_per_code_per_hour: int = 10
     # Fault tests only: exit right after the first batch is written, before publishing and committing.
     processing_fault_exit_after_write: bool = False
+
+    def secrets_needed(self) -> list[str]:
+        return ["lookup_secret"]

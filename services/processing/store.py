@@ -69,7 +69,7 @@ def summary_doc(stored: StoredDossier) -> dict[str, Any]:
     return {"_id": stored.code, "blob": pack({
         "version": stored.version, "events": stored.events, "dead_lettered": stored.dead_lettered,
         "status": stored.status, "timeline": stored.timeline, "waiting_since": stored.waiting_since,
-        "view": stored.view})}
+        "view": stored.view, "phone4": stored.phone4})}
 
 
 def from_summary(code: str, doc: dict[str, Any]) -> StoredDossier:
@@ -77,7 +77,7 @@ def from_summary(code: str, doc: dict[str, Any]) -> StoredDossier:
     return StoredDossier(code=code, version=summary["version"], events=summary["events"],
                          dead_lettered=summary["dead_lettered"], status=summary["status"],
                          timeline=summary["timeline"], waiting_since=_instant(summary["waiting_since"]),
-                         view=summary["view"])
+                         view=summary["view"], phone4=summary.get("phone4"))
 
 
 def _instant(value: str | None) -> datetime | None:
@@ -117,11 +117,14 @@ class DossierStore:
         stored = follow(stored, await self._links.read(stored.code, stored.version))
         return stored if stored.version else None
 
-    async def view(self, code: str) -> dict[str, Any] | None:
-        """The dossier as its lookup shows it, from its summary: one key read. A replica that stopped
-        between a write and its summary leaves the summary a batch behind until the batch is redone."""
+    async def view(self, code: str) -> tuple[dict[str, Any], str | None] | None:
+        """The dossier as its lookups show it, and its lookup factor, from its summary: one key read. A
+        replica that stopped between a write and its summary leaves it a batch behind until it is redone."""
         summary = await self._summaries.find_one({"_id": str(code)})
-        return unpack(summary["blob"])["view"] if summary else None
+        if summary is None:
+            return None
+        found = unpack(summary["blob"])
+        return (found["view"], found.get("phone4")) if found["view"] else None
 
     async def read_many(self, codes: list[str], concurrency: int = 32) -> dict[str, StoredDossier | None]:
         """Dossiers as stored now, read side by side, each by its keys."""

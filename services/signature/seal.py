@@ -26,11 +26,12 @@ class Sealer:
 
     @classmethod
     def from_settings(cls, s: SignatureSettings) -> "Sealer | None":
+        password = s.signature_seal_password.get_secret_value() if s.signature_seal_password else None
         if s.signature_seal_pkcs12:
-            password = s.signature_seal_password.encode() if s.signature_seal_password else None
-            return cls(signers.SimpleSigner.load_pkcs12(str(s.signature_seal_pkcs12), passphrase=password))
+            passphrase = password.encode() if password else None
+            return cls(signers.SimpleSigner.load_pkcs12(str(s.signature_seal_pkcs12), passphrase=passphrase))
         if s.signature_seal_pkcs11_lib:
-            session = p11.open_pkcs11_session(str(s.signature_seal_pkcs11_lib), user_pin=s.signature_seal_password,
+            session = p11.open_pkcs11_session(str(s.signature_seal_pkcs11_lib), user_pin=password,
                                               token_criteria=p11.TokenCriteria(label=s.signature_seal_token_label))
             [cert, *chain] = _certificates(s.signature_seal_cert)
             # Tokens such as SoftHSM2 offer raw ECDSA only: the digest is then computed here.

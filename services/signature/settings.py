@@ -1,5 +1,7 @@
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from shared.auth import ApiKey
 from shared.settings import ServiceSettings
 
@@ -18,6 +20,10 @@ class SignatureSettings(ServiceSettings):
     signature_seal_token_label: str | None = None
     signature_seal_key_label: str | None = None
     signature_seal_cert: Path | None = None
-    signature_seal_password: str | None = None
+    signature_seal_password: SecretStr | None = None
     signature_api_keys: list[ApiKey] = []
     signature_api_keys_file: Path | None = None
+
+    def secrets_needed(self) -> list[str]:
+        sealing = self.signature_seal_pkcs12 or self.signature_seal_pkcs11_lib
+        return ["signature_seal_password"] if sealing else []

@@ -30,10 +30,12 @@ from schemathesis.checks import not_a_server_error
 
 from shared.auth import key_hash
 from shared.kafka import ensure_topics
+from shared.secrets import ensure as ensure_secrets
 from shared.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK_DIR = ROOT / ".local" / "test-stack"
+SECRETS = STACK_DIR / "secrets"
 RUN_ID = uuid.uuid4().hex[:8]
 
 STACK_ENV = {
@@ -57,6 +59,7 @@ STACK_ENV = {
 # Keys the test intake knows: one for every source, one for a single province's system.
 ANY_SOURCE_KEY = f"test-any-{RUN_ID}"
 PROVINCE_KEY = f"test-38-{RUN_ID}"
+OPERATOR = {"authorization": f"Bearer {ANY_SOURCE_KEY}"}  # an operator's key for processing's lookup
 API_KEYS = [
     {"name": "any", "key_sha256": key_hash(ANY_SOURCE_KEY), "sources": ["*"]},
     {"name": "thanh-hoa", "key_sha256": key_hash(PROVINCE_KEY), "sources": ["urn:motcua:38"]},
@@ -100,6 +103,7 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
+    ensure_secrets(SECRETS)  # the test stack's, as `make up` makes the local stack's (Kannel reads them too)
     stack = Stack()
     yield stack
     stack.stop_started()
@@ -114,6 +118,7 @@ def namespace(stack: Stack) -> ServiceSettings:
     stack.ensure("ferretdb")
     name = f"{RUN_ID}-{next(_namespaces)}"
     settings = ServiceSettings(
+        environment="local",
         kafka_bootstrap_servers=f"127.0.0.1:{STACK_ENV['DOSSIER_KAFKA_PORT']}",
         mongo_url=f"mongodb://127.0.0.1:{STACK_ENV['DOSSIER_MONGO_PORT']}",
         mongo_database=f"test_{name.replace('-', '_')}",
@@ -133,7 +138,7 @@ def settings(stack: Stack) -> ServiceSettings:
 
 
 def settings_env(settings: ServiceSettings) -> dict[str, str]:
-    return {f"DOSSIER_{name.upper()}": str(value) for name, value in settings.model_dump().items() if value is not None}
+    return settings.environment_variables()
 
 
 def free_port() -> int:
@@ -203,9 +208,12 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.2, message: s
 def service(name: str, settings: ServiceSettings, port: int | None = None, **env: str) -> ServiceProcess:
     """A service of the namespace `settings`, not started yet."""
     port = port or free_port()
-    base = settings_env(settings) | {f"DOSSIER_{name.upper()}_PORT": str(port), "DOSSIER_LOG_FORMAT": "json"}
+    base = settings_env(settings) | {f"DOSSIER_{name.upper()}_PORT": str(port), "DOSSIER_LOG_FORMAT": "json",
+                                     "DOSSIER_SECRETS_DIR": str(SECRETS)}
     if name == "intake":
         base |= {"DOSSIER_INTAKE_API_KEYS": json.dumps(API_KEYS), "DOSSIER_INTAKE_KAFKA_TIMEOUT_MS": "3000"}
+    if name == "processing":
+        base |= {"DOSSIER_PROCESSING_OPERATOR_KEYS": json.dumps(API_KEYS)}
     return ServiceProcess(name, base | env, port)
 
 

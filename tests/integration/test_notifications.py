@@ -26,7 +26,7 @@ from services.notifications.templates import Templates
 from shared.calendar import WorkingCalendar
 from shared.auth import key_hash
 from shared.privacy import mask_phone
-from tests.integration.conftest import ANY_SOURCE_KEY, STACK_DIR, STACK_ENV, read_topic, service, wait_until
+from tests.integration.conftest import ANY_SOURCE_KEY, SECRETS, STACK_DIR, STACK_ENV, read_topic, service, wait_until
 
 RECORDS = TypeAdapter(StatusRecord)
 SMS_LOG = STACK_DIR / "logs" / "kannel-fakesmsc.log"
@@ -47,8 +47,8 @@ def notifications_env(**more: str) -> dict[str, str]:
     } | more
 
 
-def start_notifications(pipeline, **env: str):
-    process = service("notifications", pipeline.settings, **notifications_env(**env))
+def start_notifications(pipeline, port: int | None = None, **env: str):
+    process = service("notifications", pipeline.settings, port, **notifications_env(**env))
     process.env["DOSSIER_NOTIFICATIONS_DLR_BASE_URL"] = process.url
     return process.start()
 
@@ -166,6 +166,8 @@ def test_with_kannel_down_messages_wait_and_go_when_it_returns(stack, sms):
         assert stored(sms, code)[0][0] == "sending"
         stack.run("kannel", "start")
         wait_until(lambda: messages(notifications, code)[0]["status"] == "delivered", timeout=60, message="delivered")
+        wait_until(lambda: received_by_smsc(code), timeout=10, message="the SMS in the fake SMSC's log")
+        time.sleep(2)
         assert len(received_by_smsc(code)) == 1
     finally:
         notifications.stop()
@@ -212,7 +214,7 @@ def test_the_generic_http_provider_posts_the_mapped_json_and_takes_its_reports(p
         assert (body["phone"], body["brand"]) == ("+84912345678", "UBND-XA")
         [message] = wait_until(lambda: [m for m in messages(notifications, code) if m["status"] == "sent"],
                                message="sent")
-        token = dlr_token("change-me", "http")
+        token = dlr_token((SECRETS / "dossier_notifications_dlr_secret").read_text(), "http")
         report = {"ref": body["ref"], "status": "DELIVERED"}
         for _ in range(2):  # a repeated report changes nothing
             answer = httpx.post(f"{notifications.url}/v1/dlr/http", params={"token": token}, json=report)
@@ -243,7 +245,9 @@ def run_notifier(settings, events: list[dict], instants: list[datetime], **confi
     first instant, then tries to send at each instant; returns how many went each time."""
     options = {"notifications_provider": "kannel", "notifications_expire_hours": 1e6,
                "notifications_kannel_url": notifications_env()["DOSSIER_NOTIFICATIONS_KANNEL_URL"]} | config
-    config = NotificationsSettings(mongo_url=settings.mongo_url, mongo_database=settings.mongo_database, **options)
+    config = NotificationsSettings(environment="local", mongo_url=settings.mongo_url,
+                                   mongo_database=settings.mongo_database, **options,
+                                   notifications_kannel_password=(SECRETS / "dossier_notifications_kannel_password").read_text())
     clock = {"now": instants[0]}
 
     async def run() -> list[int]:

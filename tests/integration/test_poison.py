@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from tests.fixtures.sample import VN, dossier_code, event
 from shared.contracts import DeadLetter, dead_letter_topic
-from tests.integration.conftest import ANY_SOURCE_KEY, read_topic, service, wait_until
+from tests.integration.conftest import OPERATOR, ANY_SOURCE_KEY, read_topic, service, wait_until
 from tests.integration.test_metrics import FAST
 from tests.integration.test_processing import metric
 from tests.integration.test_signature import documents, start_signature
@@ -144,7 +144,7 @@ def test_every_consumer_applies_the_good_records_and_dead_letters_the_bad_ones(c
     # processing: each dossier resolved, with every event in its history.
     def processed() -> bool:
         for events in lives:
-            answer = httpx.get(f"{processing.url}/v1/dossiers/{events[0]['subject']}")
+            answer = httpx.get(f"{processing.url}/v1/dossiers/{events[0]['subject']}", headers=OPERATOR)
             if answer.status_code != 200 or {h["id"] for h in answer.json()["history"]} != {e["id"] for e in events}:
                 return False
         return True
@@ -232,9 +232,9 @@ def test_a_dead_letter_is_listed_and_put_back_once_fixed(pipeline):
     assert "a bug since fixed" in listed.stdout and "RuntimeError" in listed.stdout
     assert "0912345678" not in listed.stdout  # the applicant's number is masked
     place = listed.stdout.split()[0]
-    assert httpx.get(f"{processing.url}/v1/dossiers/{code}").status_code == 404
+    assert httpx.get(f"{processing.url}/v1/dossiers/{code}", headers=OPERATOR).status_code == 404
     replayed = subprocess.run([sys.executable, "-m", "shared.dlq", "replay", topic, "--offset", place], cwd=ROOT,
                               env=env, capture_output=True, text=True, timeout=60)
     assert replayed.returncode == 0, replayed.stderr
-    wait_until(lambda: httpx.get(f"{processing.url}/v1/dossiers/{code}").status_code == 200, timeout=60,
+    wait_until(lambda: httpx.get(f"{processing.url}/v1/dossiers/{code}", headers=OPERATOR).status_code == 200, timeout=60,
                message="the event put back and applied")

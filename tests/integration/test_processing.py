@@ -15,7 +15,7 @@ from shared.contracts import DeadLetter, dead_letter_topic
 from shared.calendar import WorkingCalendar
 from shared.dossier import fold
 from shared.events import parse_event
-from tests.integration.conftest import read_topic, wait_until
+from tests.integration.conftest import OPERATOR, read_topic, wait_until
 
 CAL = WorkingCalendar.load()
 
@@ -63,7 +63,7 @@ def expected_view(events: list[dict], now: datetime) -> dict:
 def wait_for_states(processing, expected: dict[str, list[dict]], timeout: float = 60) -> None:
     def all_there() -> bool:
         for code, events in expected.items():
-            answer = httpx.get(f"{processing.url}/v1/dossiers/{code}")
+            answer = httpx.get(f"{processing.url}/v1/dossiers/{code}", headers=OPERATOR)
             if answer.status_code != 200 or answer.json() != expected_view(events, datetime.now(UTC)):
                 return False
         return True
@@ -107,9 +107,9 @@ def test_shuffled_events_with_duplicates_fold_to_the_reducers_state(pipeline):
 
 def test_a_dossier_lookup_knows_only_real_codes(pipeline):
     processing = pipeline.add_processing().start()
-    assert httpx.get(f"{processing.url}/v1/dossiers/000.00.38.H56-250707-9999").status_code == 404
+    assert httpx.get(f"{processing.url}/v1/dossiers/000.00.38.H56-250707-9999", headers=OPERATOR).status_code == 404
     for code in ['{"$gt": ""}', ".*", "$where", "000.00.38.H56-251332-0001", "x" * 5000]:
-        assert httpx.get(f"{processing.url}/v1/dossiers/{code}").status_code == 400, code
+        assert httpx.get(f"{processing.url}/v1/dossiers/{code}", headers=OPERATOR).status_code == 400, code
 
 
 def test_killed_between_the_write_and_the_commit_it_leaves_the_same_state(pipeline):
@@ -204,4 +204,4 @@ def test_events_whose_receipt_never_comes_are_dead_lettered_after_the_limit(pipe
     [dead] = wait_until(dead_letters, timeout=30, message="the orphan event in the dead-letter topic")
     assert dict(dead.headers)["dlq-reason"].decode() == f"no dossier.received for {orphan} within 0.000277778 hours"
     assert json.loads(dead.value)["id"] == "orphan-1"
-    assert httpx.get(f"{processing.url}/v1/dossiers/{orphan}").status_code == 404
+    assert httpx.get(f"{processing.url}/v1/dossiers/{orphan}", headers=OPERATOR).status_code == 404

@@ -43,6 +43,7 @@ def token(tmp_path, monkeypatch) -> Path:
 
 def test_a_seal_with_the_key_on_a_softhsm2_token_verifies(token):
     sealer = Sealer.from_settings(SignatureSettings(
+        environment="local",
         signature_seal_pkcs11_lib=SOFTHSM, signature_seal_token_label="dossier", signature_seal_key_label="seal",
         signature_seal_cert=token, signature_seal_password="1234"))
     try:
@@ -60,7 +61,8 @@ def test_a_seal_with_a_pkcs12_file_verifies(tmp_path):
     p12 = tmp_path / "seal.p12"
     p12.write_bytes(pkcs12.serialize_key_and_certificates(
         b"seal", AGENCY.key, AGENCY.cert, [CA.cert], serialization.BestAvailableEncryption(b"secret")))
-    sealer = Sealer.from_settings(SignatureSettings(signature_seal_pkcs12=p12, signature_seal_password="secret"))
+    sealer = Sealer.from_settings(SignatureSettings(environment="local", signature_seal_pkcs12=p12,
+                                                     signature_seal_password="secret"))
     assert verify(sealer.seal(blank_pdf()), [ROOT.asn1]).verdict == "valid"
 
 

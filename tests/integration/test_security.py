@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from tests.fixtures.sample import dossier_code
-from tests.integration.conftest import ANY_SOURCE_KEY, fuzz, service, wait_until
+from tests.integration.conftest import OPERATOR, ANY_SOURCE_KEY, fuzz, service, wait_until
 from tests.integration.test_metrics import COMMUNE, FAST, counted
 from tests.integration.test_notifications import START, life, messages, start_notifications
 from tests.integration.test_signature import documents, start_signature
@@ -35,11 +35,11 @@ def everything(stack, pipeline, tmp_path):
 
 def test_hostile_parameters_find_nothing(everything):
     pipeline, metrics, notifications, signature, code = everything
-    assert httpx.get(f"{pipeline.processing[0].url}/v1/dossiers/{code}").status_code == 200  # the real one is there
+    assert httpx.get(f"{pipeline.processing[0].url}/v1/dossiers/{code}", headers=OPERATOR).status_code == 200  # the real one is there
     for value in HOSTILE:
         quoted = httpx.URL(f"/x/{value}").raw_path.decode()[3:]  # the value as one path segment
         # Not a dossier code: 400 at once (404 where the value is not even one path segment).
-        assert httpx.get(f"{pipeline.processing[0].url}/v1/dossiers/{quoted}").status_code in (400, 404), value
+        assert httpx.get(f"{pipeline.processing[0].url}/v1/dossiers/{quoted}", headers=OPERATOR).status_code in (400, 404), value
         answer = httpx.get(f"{notifications.url}/v1/messages", params={"dossier": value}, headers=AUTH)
         assert answer.status_code == 400, value
         listed = httpx.get(f"{signature.url}/v1/dossiers/{quoted}/documents", headers=AUTH)

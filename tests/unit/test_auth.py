@@ -1,3 +1,5 @@
+import pytest
+
 from shared.auth import ApiKeys, key_hash, may_send
 from services.intake.settings import IntakeSettings
 from shared.auth import ApiKey
@@ -51,3 +53,25 @@ def test_a_presented_key_is_compared_with_every_key_in_constant_time(monkeypatch
     keys = ApiKeys([PROVINCE_38, ANY, other])
     assert keys.identify("Bearer k38") == PROVINCE_38  # the first matches; the others are still compared
     assert compared == [PROVINCE_38.key_sha256, ANY.key_sha256, other.key_sha256]
+
+
+@pytest.mark.parametrize("value", ["", "change-me", "dossier", " secret "])
+def test_outside_the_local_stack_a_service_refuses_an_empty_or_well_known_secret(value):
+    from pydantic import ValidationError
+
+    from services.notifications.settings import NotificationsSettings
+
+    with pytest.raises(ValidationError, match="DOSSIER_NOTIFICATIONS_DLR_SECRET"):
+        NotificationsSettings(notifications_dlr_secret=value, lookup_secret="a-real-one-0123")
+    NotificationsSettings(environment="local", notifications_dlr_secret=value)  # the local stack may
+
+
+def test_secrets_are_read_from_the_secrets_folder(tmp_path, monkeypatch):
+    from services.processing.settings import ProcessingSettings
+    from shared.secrets import ensure
+
+    ensure(tmp_path)
+    monkeypatch.setenv("DOSSIER_SECRETS_DIR", str(tmp_path))
+    settings = ProcessingSettings()  # production: the folder's secret is a real one
+    assert settings.lookup_secret.get_secret_value() == (tmp_path / "dossier_lookup_secret").read_text()
+    assert "dossier_lookup_secret" not in repr(settings) and settings.lookup_secret.get_secret_value() not in repr(settings)

@@ -1,0 +1,31 @@
+"""The local stack's secrets: `python -m shared.secrets DIR` writes, once, a random value for each
+secret a service or Kannel needs, one file per secret named like its variable in lower case (what
+DOSSIER_SECRETS_DIR reads, shared.settings). A file already there is kept. Files are readable by
+their owner only. A deployment provides its own (Kubernetes Secrets, docker-compose's setup)."""
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+LOCAL = (
+    "dossier_lookup_secret",  # the citizens' lookup token (processing checks, notifications writes)
+    "dossier_notifications_dlr_secret",  # signs the delivery-report URLs given to the gateway
+    "dossier_notifications_kannel_password",  # Kannel's sendsms user
+    "dossier_notifications_mo_secret",  # Kannel's calls with the SMS citizens send
+    "dossier_notifications_alert_secret",  # Alertmanager's calls to the officers' webhook
+)
+
+
+def ensure(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in LOCAL:
+        path = folder / name
+        if not path.exists() or not path.read_text().strip():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(24))
+
+
+if __name__ == "__main__":
+    ensure(Path(sys.argv[1]))

@@ -1,0 +1,114 @@
+"""The citizens' lookup: its factors, its limits, what it shows, the page, the SMS replies."""
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.notifications.replies import NEUTRAL, PerNumber, code_in, reply
+from services.notifications.sms import is_gsm7
+from services.processing.history import view
+from services.processing.lookup import Attempts, LookupRefused, citizen_view, factor_matches, well_formed_factor
+from services.processing.page import render
+from shared.calendar import WorkingCalendar
+from shared.dossier import fold
+from shared.lookup import last4, lookup_link, lookup_token
+from tests.unit.test_dossier import LIFE, ev, received
+
+CAL = WorkingCalendar.load()
+CODE = LIFE[0].subject
+
+
+def test_the_token_is_the_code_keyed_and_nothing_else():
+    token = lookup_token("k1", CODE)
+    assert token == lookup_token("k1", CODE) and len(token) == 16 and token.isalnum()
+    assert token != lookup_token("k2", CODE) and token != lookup_token("k1", CODE[:-1] + "9")
+    assert lookup_link("http://x/tra-cuu", "k1", CODE) == f"http://x/tra-cuu?ma={CODE}&t={token}"
+
+
+@pytest.mark.parametrize("phone4, token, ok", [
+    ("5678", None, True),
+    (None, "a" * 16, True),
+    ("567", None, False),
+    ("56789", None, False),
+    ("١٢٣٤", None, False),  # Arabic-Indic digits: isdigit() is true, they are not what was given
+    ("１２３４", None, False),  # full-width digits
+    ("5678", "a" * 16, False),  # one factor, not two
+    (None, None, False),
+    (None, "A" * 16, False),
+    (None, "a" * 17, False),
+])
+def test_a_factor_is_four_ascii_digits_or_a_token(phone4, token, ok):
+    assert well_formed_factor(phone4, token) is ok
+
+
+def test_the_right_factor_matches_and_a_wrong_one_or_none_stored_does_not():
+    assert factor_matches(CODE, "5678", None, "5678", "k")
+    assert not factor_matches(CODE, "1234", None, "5678", "k")
+    assert not factor_matches(CODE, "1234", None, None, "k")  # unknown dossier: compared with a stand-in
+    assert factor_matches(CODE, None, lookup_token("k", CODE), None, "k")
+    assert not factor_matches(CODE, None, lookup_token("other", CODE), None, "k")
+    assert last4("+84 912-345-678") == "5678" and last4("12") is None
+
+
+def test_attempts_are_limited_per_client_and_failures_per_code():
+    now = [0.0]
+    attempts = Attempts(per_client_per_minute=3, failures_per_code_per_hour=2, clock=lambda: now[0])
+    for _ in range(3):
+        attempts.check("1.2.3.4", "A")
+    with pytest.raises(LookupRefused):
+        attempts.check("1.2.3.4", "B")  # the client's fourth in a minute
+    attempts.check("5.6.7.8", "A")  # another client
+    attempts.failed("A")
+    attempts.failed("A")
+    with pytest.raises(LookupRefused) as refused:
+        attempts.check("9.9.9.9", "A")  # the code's failures
+    assert refused.value.retry_after > 3000
+    now[0] = 3601
+    attempts.check("9.9.9.9", "A")  # an hour later
+
+
+def test_the_citizen_sees_state_appointment_steps_and_what_is_missing_never_a_name_or_phone():
+    history = [received(applicant={"name": "Nguyễn Văn An", "phone": "0912345678", "sms_opt_in": True}),
+               ev("dossier.supplement_requested", "2025-07-07 15:00", reason="Thiếu bản sao CCCD")]
+    shown = citizen_view(view(fold(history, CAL).dossier), datetime(2025, 7, 8, tzinfo=UTC), CAL)
+    assert shown["state_name"] == "Cần bổ sung hồ sơ" and shown["missing"] == "Thiếu bản sao CCCD"
+    assert [s["name"] for s in shown["steps"]] == ["Tiếp nhận hồ sơ", "Yêu cầu bổ sung hồ sơ"]
+    text = str(shown)
+    assert "Nguyễn" not in text and "0912" not in text and "78" not in text.split("missing")[0][-40:]
+    assert "applicant" not in shown
+
+
+def test_the_page_loads_nothing_from_elsewhere_and_labels_its_fields():
+    found = citizen_view(view(fold(LIFE, CAL).dossier), datetime(2025, 7, 20, tzinfo=UTC), CAL)
+    page = render(CAL, CODE, "5678", found=found)
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    assert '<label for="ma">' in page and '<label for="so">' in page and 'lang="vi"' in page
+    assert "Đã trả kết quả" in page
+    assert "<script>alert(1)</script>" not in render(CAL, "<script>alert(1)</script>", error="x")
+
+
+@given(st.text(max_size=300))
+def test_any_text_a_phone_sends_is_read_without_raising(text):
+    code_in(text)
+
+
+def test_the_sms_reply_says_where_the_dossier_stands_in_one_gsm7_part():
+    assert code_in("hs 000.00.38.H56-250701-0001 xin cam on") == "000.00.38.H56-250701-0001"
+    assert code_in("HS 000.00.38.H56-251399-0001") is None  # not a real date
+    answer = reply("000.00.38.H56-250701-0001", {"state": "processing",
+                                                   "appointment_at": "2025-07-03T10:00:00+07:00"}, CAL)
+    assert answer == "Ho so 000.00.38.H56-250701-0001: Dang giai quyet. Ngay hen tra ket qua: 03/07/2025."
+    suspended = reply("000.00.38.H56-250701-0001", {"state": "awaiting_supplement",
+                                                      "appointment_at": "2025-07-03T10:00:00+07:00"}, CAL)
+    assert suspended == "Ho so 000.00.38.H56-250701-0001: Can bo sung ho so."
+    assert is_gsm7(answer) and len(answer) <= 160 and is_gsm7(NEUTRAL) and len(NEUTRAL) <= 160
+
+
+def test_replies_are_limited_per_number():
+    now = [0.0]
+    limit = PerNumber(2, clock=lambda: now[0])
+    assert limit.allow("n") and limit.allow("n") and not limit.allow("n") and limit.allow("m")
+    now[0] = 3601
+    assert limit.allow("n")
