@@ -9,19 +9,25 @@ Event ids are derived from the dossier and step, so running it twice sends the s
 the pipeline deduplicates by source + id: the figures do not change.
 """
 
+import asyncio
 import hashlib
 import os
+import random
+import threading
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.articles import CLAIMS, RANK, period
-from bench.generate import SEEDS, histories
+from bench.generate import SEEDS, histories, signed_shares
 from tests.fixtures.pki import blank_pdf, sign_with_pkcs12
 from tests.fixtures.sample import VN, event
 from shared.communes import commune
@@ -34,9 +40,12 @@ PROCESSING = f"http://127.0.0.1:{os.environ.get('DOSSIER_PROCESSING_PORT', '8002
 METRICS = f"http://127.0.0.1:{os.environ.get('DOSSIER_METRICS_PORT', '8003')}"
 NOTIFICATIONS = f"http://127.0.0.1:{os.environ.get('DOSSIER_NOTIFICATIONS_PORT', '8004')}"
 SIGNATURE = f"http://127.0.0.1:{os.environ.get('DOSSIER_SIGNATURE_PORT', '8005')}"
+KAFKA = os.environ.get("DOSSIER_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 PROMETHEUS = f"http://127.0.0.1:{os.environ.get('DOSSIER_PROMETHEUS_PORT', '9090')}"
 SEED = int(os.environ.get("DEMO_SEED", "1"))
 BATCH = 500
+RESULT_PORT = int(os.environ.get("DEMO_RESULT_PORT", "8199"))
+RESULT_URL = f"http://127.0.0.1:{RESULT_PORT}/ket-qua.pdf"
 
 
 def events() -> list[dict]:
@@ -51,6 +60,57 @@ def events() -> list[dict]:
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_bytes(b"\n".join(orjson.dumps(e) for e in out))
     print(f"  {len(out):,} events in {time.monotonic() - started:.0f} s")
+    return out
+
+
+def result_pdf() -> bytes:
+    """A result signed (ký số) with the local demo official's key: made once, kept in .local/demo/."""
+    path = ROOT / ".local" / "demo" / "ket-qua.pdf"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(sign_with_pkcs12(blank_pdf("Kết quả giải quyết hồ sơ"), STACK / "signature" / "official.p12"))
+    return path.read_bytes()
+
+
+def serve_results(pdf: bytes) -> ThreadingHTTPServer:
+    """The one-stop-shop system's document store, as far as the demo needs one: RESULT_URL."""
+
+    class Results(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("content-type", "application/pdf")
+            self.send_header("content-length", str(len(pdf)))
+            self.end_headers()
+            self.wfile.write(pdf)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", RESULT_PORT), Results)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def signatures(all_events: list[dict], pdf: bytes) -> list[dict]:
+    """Thanh Hóa's results signed and given by URL (the electronic-result sub-indicator, docs/domain.md
+    §6): for each commune's share of resolved dossiers, the signature requested, then the result signed,
+    a minute before the resolution."""
+    shares = signed_shares(SEED)
+    receipts = {e["subject"]: e for e in all_events if e["type"] == "dossier.received"}
+    sha = hashlib.sha256(pdf).hexdigest()
+    out = []
+    for e in all_events:
+        receipt = receipts.get(e["subject"])
+        share = shares.get(receipt["data"]["commune_code"]) if receipt else None
+        if e["type"] != "dossier.resolved" or share is None or random.Random(f"{SEED}/{e['subject']}").random() >= share:
+            continue
+        at = max(datetime.fromisoformat(e["time"]) - timedelta(minutes=1), datetime.fromisoformat(receipt["time"]))
+        base = {"source": e["source"], "subject": e["subject"], "specversion": "1.0", "time": at.isoformat(),
+                "datacontenttype": "application/json"}
+        out.append(base | {"id": f"{e['id']}-ky-so-yeu-cau", "type": "dossier.signature_requested",
+                           "data": {"document_id": "KQ-1", "signer": "Chủ tịch UBND xã"}})
+        out.append(base | {"id": f"{e['id']}-ky-so", "type": "dossier.signed",
+                           "data": {"document_id": "KQ-1", "document_sha256": sha, "document_url": RESULT_URL}})
     return out
 
 
@@ -83,19 +143,49 @@ def counted() -> int:
         report(code)["received"] for code in SEEDS if commune(code).province_code != province)
 
 
+# Who reads what (docs/contract.md §2): the events, then the statuses processing and signature publish.
+CONSUMERS = {"processing": "dossier-events", "signature": "dossier-events",
+             "metrics": "dossier-status", "notifications": "dossier-status"}
+
+
+async def _backlog() -> int:
+    """Records the services' consumer groups have not committed yet."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA)
+    await admin.start()
+    await consumer.start()
+    try:
+        described = {t["topic"]: t["partitions"] for t in await admin.describe_topics(list(set(CONSUMERS.values())))}
+        left = 0
+        for group, topic in CONSUMERS.items():
+            partitions = [TopicPartition(topic, p["partition"]) for p in described[topic]]
+            assert partitions, f"no partitions of {topic}"
+            committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+            ends = await consumer.end_offsets(partitions)
+            left += sum(ends[tp] - max(committed[tp].offset, 0) if tp in committed else ends[tp] for tp in partitions)
+        return left
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
 def wait(dossiers: int) -> None:
-    """Until the report API counts every dossier, twice in a row (a figure that still moves is not read)."""
-    print("Waiting for processing and metrics to catch up:")
-    deadline = time.monotonic() + 600
-    before = -1
-    while (done := counted()) < dossiers or done != before:
-        progress(min(done, dossiers), dossiers, "dossiers counted")
+    """Until every service has read everything (the same events again in a second run, which it
+    deduplicates: a count of dossiers would be reached at once), twice in a row, then the count."""
+    print("Waiting for processing, signature, metrics and notifications to catch up:")
+    deadline = time.monotonic() + 900
+    most, quiet = 1, 0
+    while quiet < 2:
+        left = asyncio.run(_backlog())
+        most = max(most, left)
+        progress(most - left, most, "records read")
         if time.monotonic() > deadline:
-            raise SystemExit("\nthe pipeline did not catch up within 10 minutes: see `make logs`")
-        before = done
+            raise SystemExit("\nthe pipeline did not catch up within 15 minutes: see `make logs`")
+        quiet = quiet + 1 if left == 0 else 0
         time.sleep(2)
-    progress(dossiers, dossiers, "dossiers counted")
     print()
+    if (done := counted()) != dossiers:
+        raise SystemExit(f"the report API counts {done:,} dossiers of {dossiers:,}: see `make logs`")
 
 
 def report(code: str) -> dict:
@@ -122,6 +212,10 @@ def compare() -> bool:
     good &= system == article
     after = max(n for n, row in enumerate(rows) if row[0] == code) + 1
     rows.insert(after, (code, figure, article, f"{system} ({ours['score']:.1f} điểm)", system == article))
+    risk = httpx.get(f"{METRICS}/v1/reports/communes/{code}/at-risk", timeout=60,
+                     params=period(profile)).json()
+    rows.insert(after + 1, (code, "điểm có nguy cơ mất (points at risk, by the period's end)", "—",
+                            f"{risk['points_at_risk']:.2f} ({risk['due_by_horizon']} hồ sơ)", True))
 
     width = max(len(r[1]) for r in rows)
     last = None
@@ -213,8 +307,12 @@ def signed_result(code: str) -> None:
 def main() -> None:
     all_events = events()
     dossiers = len({e["subject"] for e in all_events})
-    post(all_events)
+    pdf = result_pdf()
+    server = serve_results(pdf)
+    signed = signatures(all_events, pdf)
+    post(all_events + signed)
     wait(dossiers)
+    server.shutdown()
     good = compare()
     code = sms_today()
     signed_result(code)

@@ -165,14 +165,28 @@ def province_profile(code: str, leader: bool, rng: random.Random) -> Profile:
     )
 
 
+def leaders(seed: int = 1) -> set[str]:
+    """The Thanh Hóa communes that rank above Bá Thước."""
+    others = sorted(c.code for c in communes_of_province(PROVINCE) if c.code != "14923")
+    return set(random.Random(f"{seed}/province").sample(others, LEADERS))
+
+
+def signed_shares(seed: int = 1) -> dict[str, float]:
+    """The share of resolved dossiers whose result each Thanh Hóa commune signs (ký số), verified
+    valid: every one at Bá Thước ("100% văn bản được phê duyệt, ký số", its article) and at the
+    leaders, fewer elsewhere."""
+    top = leaders(seed)
+    return {c.code: 1.0 if c.code == "14923" or c.code in top else random.Random(f"{seed}/{c.code}/signed").uniform(0.6, 0.95)
+            for c in communes_of_province(PROVINCE)}
+
+
 def profiles(seed: int = 1) -> dict[str, Profile]:
     """The three seed communes and the rest of Thanh Hóa."""
-    rng = random.Random(f"{seed}/province")
     others = sorted(c.code for c in communes_of_province(PROVINCE) if c.code != "14923")
-    leaders = set(rng.sample(others, LEADERS))
+    top = leaders(seed)
     result = dict(SEEDS)
     for code in others:
-        result[code] = province_profile(code, code in leaders, random.Random(f"{seed}/{code}/profile"))
+        result[code] = province_profile(code, code in top, random.Random(f"{seed}/{code}/profile"))
     return result
 
 

@@ -109,3 +109,10 @@ class WorkingCalendar:
 @cache
 def _computed_vn_holidays(year: int) -> frozenset[date]:
     return frozenset(computed_holidays.country_holidays("VN", years=year))
+
+
+def quarter_of(day: date) -> tuple[date, date]:
+    """The first and last days of the quarter holding `day` (reports by quarter, docs/domain.md §6)."""
+    first = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+    following = date(first.year + 1, 1, 1) if first.month == 10 else date(first.year, first.month + 3, 1)
+    return first, following - timedelta(days=1)

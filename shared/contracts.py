@@ -66,6 +66,7 @@ class TimelineEntry(_Model):
     rating: Literal["very_satisfied", "satisfied", "unsatisfied"] | None
     apologies_compliant: int
     apologies_non_compliant: int
+    unit: str | None = None  # v1.1: who holds the dossier (the last transfer's to_unit); None at reception
 
 
 class Cause(_Model):
@@ -94,6 +95,10 @@ class StatusData(DossierInfo):
     new: Status
     events: int  # events folded: a status with fewer is older
     timeline: list[TimelineEntry]
+    # v1.1: of the events folded, those whose arrival at intake is known, and those that arrived
+    # within 15 minutes of their time (the status sync proxy, docs/domain.md §6).
+    arrivals: int = 0
+    arrivals_synced: int = 0
     applicant: Applicant  # for the SMS only: never logged unmasked, never a metric label
 
     def facts(self, calendar: WorkingCalendar) -> Timeline:
@@ -104,7 +109,7 @@ class StatusData(DossierInfo):
                   online_level=self.online_level, received_at=self.received_at, received_date=received_date,
                   state=e.state, due_at=e.due_at, timeliness=e.timeliness, payment_method=e.payment_method,
                   digitized=e.digitized, rating=e.rating, apologies_compliant=e.apologies_compliant,
-                  apologies_non_compliant=e.apologies_non_compliant)
+                  apologies_non_compliant=e.apologies_non_compliant, unit=e.unit)
             for e in self.timeline
         )
 
@@ -140,6 +145,9 @@ class SignatureData(_Model):
     reasons: list[str]
     document_sha256: str
     signatures: list[SignatureCheck]
+    # v1.1: when the one-stop-shop system said the document was signed (its dossier.signed event), if
+    # it did: a report as of an instant counts the result signed from then (docs/domain.md §6).
+    signed_at: AwareDatetime | None = None
 
 
 class _Envelope(_Model):
@@ -230,7 +238,8 @@ def changed(old: Status | None, new: Status) -> bool:
 def timeline_entries(timeline: Timeline) -> list[TimelineEntry]:
     return [TimelineEntry(since=f.since, state=f.state, due_at=f.due_at, timeliness=f.timeliness,
                           payment_method=f.payment_method, digitized=f.digitized, rating=f.rating,
-                          apologies_compliant=f.apologies_compliant, apologies_non_compliant=f.apologies_non_compliant)
+                          apologies_compliant=f.apologies_compliant, apologies_non_compliant=f.apologies_non_compliant,
+                          unit=f.unit)
             for f in timeline]
 
 
@@ -244,7 +253,8 @@ def status_changed(dossier: Dossier, old: Status | None, new: Status, timeline: 
         procedure_code=dossier.procedure_code, channel=dossier.channel, online_level=dossier.online_level,
         received_at=dossier.received_at, ended_at=dossier.ended_at, withdrawn_at=dossier.withdrawn_at,
         missing=dossier.missing, cause=Cause(id=last.id, type=last.type), old=old, new=new, events=events,
-        timeline=timeline, applicant=dossier.applicant)
+        timeline=timeline, applicant=dossier.applicant, arrivals=dossier.arrivals,
+        arrivals_synced=dossier.arrivals_synced)
     change = record_id(dossier.code, events, last.id, new.model_dump_json(),
                        orjson.dumps([e.model_dump(mode="json") for e in timeline]).decode())
     return StatusChanged(id=change, subject=dossier.code, time=last.time, data=data)

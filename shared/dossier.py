@@ -20,6 +20,7 @@ Timeliness = Literal["early", "on_time", "late"]
 
 OPEN: frozenset[str] = frozenset({"processing", "awaiting_supplement", "paused"})
 DUE_SOON = timedelta(hours=24)
+SYNC = timedelta(minutes=15)  # an event that reached intake within this of its `time` is in sync
 
 
 class Inapplicable(Exception):
@@ -64,6 +65,9 @@ class Dossier:
     rating: str | None = None
     apologies_compliant: int = 0
     apologies_non_compliant: int = 0
+    unit: str | None = None  # who holds the dossier: the last transfer's `to_unit`; None at reception
+    arrivals: int = 0  # events whose arrival at intake is known (`intaketime`)
+    arrivals_synced: int = 0  # of those, arrived within SYNC of their `time` (docs/domain.md §6)
     history: tuple[Step, ...] = ()
 
     def open_state(self, at: datetime, calendar: WorkingCalendar) -> OpenState | None:
@@ -87,6 +91,7 @@ class Dossier:
             rating=self.rating,
             apologies_compliant=self.apologies_compliant,
             apologies_non_compliant=self.apologies_non_compliant,
+            unit=self.unit,
         )
 
 
@@ -138,6 +143,7 @@ class Facts:
     rating: str | None
     apologies_compliant: int
     apologies_non_compliant: int
+    unit: str | None = None  # who holds the dossier from `since` on (None: reception)
 
     def open_state(self, at: datetime, calendar: WorkingCalendar) -> OpenState | None:
         return open_state(self.state, self.due_at, at, calendar)
@@ -178,7 +184,7 @@ def fold(events: Iterable[DossierEvent], calendar: WorkingCalendar, as_of: datet
     receipt = next((e for e in ordered if isinstance(e, ReceivedEvent)), None)
     if receipt is None:
         return Folded(None, waiting=tuple(ordered))
-    dossier = _receive(receipt, calendar)
+    dossier = _arrived(_receive(receipt, calendar), receipt)
     rejected = []
     timeline = [dossier.facts(dossier.received_at)]
     steps = [(Step(receipt.id, receipt.type, receipt.time), dossier)]
@@ -191,7 +197,7 @@ def fold(events: Iterable[DossierEvent], calendar: WorkingCalendar, as_of: datet
             rejected.append(Rejection(event, str(exc)))
             continue
         step = Step(event.id, event.type, event.time)
-        dossier = replace(dossier, history=(*dossier.history, step))
+        dossier = replace(_arrived(dossier, event), history=(*dossier.history, step))
         steps.append((step, dossier))
         _extend(timeline, dossier.facts(max(event.time, dossier.received_at)))
     history = sorted([steps[0][0], *dossier.history], key=lambda s: s.time)
@@ -207,6 +213,19 @@ def _extend(timeline: list[Facts], facts: Facts) -> None:
         timeline[-1] = facts  # events at the same instant: what holds after the last of them
     else:
         timeline.append(facts)
+
+
+def _arrived(dossier: Dossier, event: DossierEvent) -> Dossier:
+    """Count the event's arrival at intake, if intake recorded it: the status sync proxy (§6)."""
+    arrived = (event.model_extra or {}).get("intaketime")
+    try:
+        at = datetime.fromisoformat(arrived) if isinstance(arrived, str) else None
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        return dossier
+    return replace(dossier, arrivals=dossier.arrivals + 1,
+                   arrivals_synced=dossier.arrivals_synced + (at - event.time <= SYNC))
 
 
 def _receive(event: ReceivedEvent, calendar: WorkingCalendar) -> Dossier:
@@ -314,6 +333,8 @@ def _apply(dossier: Dossier, event: DossierEvent, calendar: WorkingCalendar) -> 
         case "dossier.transferred" | "dossier.signature_requested" | "dossier.signed":
             if dossier.state == "withdrawn":
                 raise Inapplicable(f"{event.type} cannot follow state withdrawn")
+            if event.type == "dossier.transferred" and dossier.state in OPEN:  # an ended dossier waits nowhere
+                return replace(dossier, unit=event.data.to_unit)
             return dossier
     raise Inapplicable(f"unknown event type {event.type}")
 

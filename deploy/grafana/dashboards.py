@@ -150,6 +150,10 @@ def overview() -> dict[str, Any]:
         panel("Tỷ lệ đúng hạn theo xã", "766 on-time rate by commune (recording rule)", "bargauge",
               [(f"commune:dossier_on_time:ratio {NAMED}", "{{name}}")], w=24, h=8, unit="percentunit",
               orientation="horizontal"),
+        panel("Điểm có nguy cơ mất theo xã", "QĐ 766 points each commune would lose this quarter if its open "
+              "dossiers due by the quarter's end turned late (docs/domain.md §6)", "bargauge",
+              [(f"topk(10, {figure('dossier_points_at_risk')} {NAMED})", "{{name}}")], w=24, h=8,
+              orientation="horizontal"),
         panel("Hồ sơ tiếp nhận", "Dossiers received per interval, by channel", "timeseries",
               [(total("increase(dossier_received_total[$__rate_interval])", "channel"), "{{channel}}")], w=24),
     ])

@@ -1,6 +1,7 @@
 """The intake HTTP API (docs/contract.md §1): POST /v1/events, health, readiness, metrics, OpenAPI."""
 
 import time
+from datetime import UTC, datetime
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -171,8 +172,12 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             for event in events:
                 metrics.events.labels(event.type, "rejected").inc()
             raise _error(403, f"key {key.name!r} may not send events from {', '.join(forbidden)}")
-        # The value is the event as the caller sent it: unknown fields are kept byte for byte.
-        records = [(event.subject, orjson.dumps(obj)) for event, obj in zip(events, objects, strict=True)]
+        # The value is the event as the caller sent it (unknown fields kept), with the instant it reached
+        # intake as the extension attribute `intaketime` (ours: a caller's is replaced): how late the
+        # one-stop-shop system syncs is a QĐ 766 sub-indicator (docs/domain.md §6).
+        arrived = datetime.now(UTC).isoformat()
+        records = [(event.subject, orjson.dumps(obj | {"intaketime": arrived}))
+                   for event, obj in zip(events, objects, strict=True)]
         try:
             await publisher.publish(records)
         except KafkaUnavailable as exc:

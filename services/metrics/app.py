@@ -1,6 +1,6 @@
 """Metrics' wiring: the `dossier-status` subscription, the clock, /metrics, the report API (docs/contract.md §4-§5)."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from functools import partial
 from typing import Annotated, Any
 
@@ -16,7 +16,8 @@ from services.metrics.store import FiguresStore
 from shared.calendar import WorkingCalendar
 from shared.communes import commune, communes_of_province
 from shared.contracts import ClockChanged, StatusRecord
-from shared.report import COMPONENTS, NOT_MEASURED
+from shared.report import COMPONENTS
+from shared.scorecard import GROUPS, MEASURED, NOT_MEASURED, NOT_MEASURED_NOTE
 from shared.service import ConsumingService
 
 log = structlog.get_logger()
@@ -34,15 +35,22 @@ def parse_period(start: str | None, end: str | None, as_of: str | None) -> tuple
         raise HTTPException(400, "from and to are required dates, YYYY-MM-DD") from None
     if first > last:
         raise HTTPException(400, f"from {first} is after to {last}")
-    if as_of is None:
-        return first, last, datetime.now(UTC)
+    return first, last, parse_instant(as_of, "as_of") if as_of is not None else datetime.now(UTC)
+
+
+def parse_instant(value: str, name: str) -> datetime:
     try:
-        instant = datetime.fromisoformat(as_of)
+        instant = datetime.fromisoformat(value)
     except ValueError:
-        raise HTTPException(400, "as_of must be an RFC 3339 instant, e.g. 2025-11-11T17:00:00+07:00") from None
+        raise HTTPException(400, f"{name} must be an RFC 3339 instant, e.g. 2025-11-11T17:00:00+07:00") from None
     if instant.tzinfo is None:
-        raise HTTPException(400, "as_of needs a UTC offset, e.g. 2025-11-11T17:00:00+07:00")
-    return first, last, instant
+        raise HTTPException(400, f"{name} needs a UTC offset, e.g. 2025-11-11T17:00:00+07:00")
+    return instant
+
+
+def end_of_day(day: date, calendar: WorkingCalendar) -> datetime:
+    """The last instant of a local day: a period's end."""
+    return datetime.combine(day, time.max, calendar.local(datetime.now(UTC)).tzinfo)
 
 
 TITLE = "Dossier metrics"
@@ -67,6 +75,7 @@ def build(settings: MetricsSettings) -> tuple[ConsumingService, MetricsService]:
     runtime.before_consuming("loading the figures", load)
     runtime.every(settings.metrics_clock_interval_seconds, "clock", lambda: service.move_clock(publish))
     runtime.every(settings.metrics_snapshot_interval_seconds, "snapshot", service.refresh_snapshot)
+    runtime.every(settings.metrics_at_risk_interval_seconds, "points at risk", service.refresh_at_risk)
     return runtime, service
 
 
@@ -94,7 +103,9 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         return {"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
                 "as_of": instant.isoformat(), **report}
 
-    @app.get("/v1/reports/provinces/{province_code}/scorecard", summary="The QĐ 766 approximation, ranked",
+    not_applicable = frozenset(settings.metrics_not_applicable)
+
+    @app.get("/v1/reports/provinces/{province_code}/scorecard", summary="The QĐ 766 scorecard, ranked",
              responses={400: {}, 404: {}})
     async def scorecard(province_code: str, start: From = None, end: To = None,
                         as_of: str | None = None) -> dict[str, Any]:
@@ -102,15 +113,48 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         province = communes_of_province(province_code)
         if not province:
             raise HTTPException(404, f"no province {province_code} in the official list")
-        ranked = service.timed("scorecard", lambda: service.figures.scorecard(province, first, last, instant))
+        ranked = service.timed("scorecard", lambda: service.figures.scorecard(province, first, last, instant,
+                                                                               not_applicable))
         return {
+            "version": "1.1",
             "province_code": province_code, "province_name": province[0].province_name,
             "from": first.isoformat(), "to": last.isoformat(), "as_of": instant.isoformat(),
-            "approximation": "QĐ 766/QĐ-TTg, the components dossier events can measure (docs/domain.md §6)",
+            "approximation": "QĐ 766/QĐ-TTg: the groups and sub-indicators dossier events can measure",
+            "groups": [{"key": key, "name": name, "max": maximum} for key, (name, maximum) in GROUPS.items()],
+            "sub_indicators": [{"key": s.key, "name": s.name, "group": s.group, "max": s.max_points,
+                                "full_marks_at": s.full_marks_at} for s in MEASURED],
+            "not_measured": [{"key": n.key, "name": n.name, "group": n.group, "points": n.max_points}
+                             for n in NOT_MEASURED],
+            "not_measured_note": NOT_MEASURED_NOTE,
+            "not_applicable": sorted(not_applicable),
+            # v1: the first approximation's components, still given on each row as `points`
             "components": [{"key": c.key, "name": c.name, "max_points": c.max_points, "rate": c.rate,
                             "full_marks_at": c.full_marks_at} for c in COMPONENTS],
-            "not_measured": list(NOT_MEASURED),
             "communes": ranked,
         }
+
+    @app.get("/v1/reports/communes/{commune_code}/at-risk", summary="The points a commune is about to lose",
+             responses={400: {}, 404: {}})
+    async def points_at_risk(commune_code: str, start: From = None, end: To = None, as_of: str | None = None,
+                             horizon: str | None = None) -> dict[str, Any]:
+        first, last, instant = parse_period(start, end, as_of)
+        if commune(commune_code) is None:
+            raise HTTPException(404, f"no commune-level unit {commune_code} in the official list")
+        until = parse_instant(horizon, "horizon") if horizon else end_of_day(last, service.figures.calendar)
+        found = service.timed("at_risk", lambda: service.figures.at_risk(commune_code, first, last, instant, until,
+                                                                          not_applicable))
+        return {"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
+                "as_of": instant.isoformat(), "horizon": until.isoformat(), **found}
+
+    @app.get("/v1/reports/communes/{commune_code}/units", summary="Where the commune's dossiers wait, by unit",
+             responses={400: {}, 404: {}})
+    async def units(commune_code: str, start: From = None, end: To = None, as_of: str | None = None
+                    ) -> dict[str, Any]:
+        first, last, instant = parse_period(start, end, as_of)
+        if commune(commune_code) is None:
+            raise HTTPException(404, f"no commune-level unit {commune_code} in the official list")
+        rows = service.timed("units", lambda: service.figures.units(commune_code, first, last, instant))
+        return {"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
+                "as_of": instant.isoformat(), "units": rows}
 
     return app

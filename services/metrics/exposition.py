@@ -68,7 +68,11 @@ def families(counts: Counter[Key], sector_label: bool = True) -> list[Metric]:
     return out
 
 
-def render(counts: Counter[Key], sector_label: bool = True) -> bytes:
+def render(counts: Counter[Key], sector_label: bool = True, at_risk: dict[str, float] | None = None) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(families(counts, sector_label)))
+    risk = GaugeMetricFamily("dossier_points_at_risk", "QĐ 766 points a commune would lose in the current quarter "
+                             "if its open dossiers due by its end turned late (docs/domain.md §6)", labels=["commune"])
+    for code, value in sorted((at_risk or {}).items()):
+        risk.add_metric([code], value)
+    registry.register(_Families([*families(counts, sector_label), risk]))
     return generate_latest(registry)

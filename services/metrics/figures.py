@@ -13,7 +13,7 @@ start, then from `dossier-status`); every replica fed the same timelines holds t
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -22,7 +22,10 @@ from shared.calendar import WorkingCalendar
 from shared.communes import Commune
 from shared.contracts import DossierInfo, SignatureData, Status
 from shared.dossier import Facts, OpenState, Timeline, facts_as_of, open_state_changes
-from shared.report import commune_report, rank, score
+from shared.dossier import OPEN
+from shared.report import commune_report, score
+from shared.scorecard import Counts, OpenDossier, at_risk, score_of, scorecard
+from shared.scorecard import rank as rank_with_ties
 
 # What is counted, with what tells its counts apart after the commune and the sector.
 FIGURES: dict[str, tuple[str, ...]] = {
@@ -38,6 +41,7 @@ FIGURES: dict[str, tuple[str, ...]] = {
 }
 
 Key = tuple[str, ...]  # figure, commune, sector, then the figure's own labels
+RECEPTION = "Bộ phận tiếp nhận (một cửa)"  # who holds a dossier before its first transfer
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,8 @@ class Counted:
     events: int  # events folded into `timeline`: an announcement with fewer is older
     timeline: Timeline
     appointment_at: datetime | None
+    arrivals: int = 0  # events whose arrival at intake is known, and those in sync (§6)
+    arrivals_synced: int = 0
 
 
 @dataclass(slots=True)
@@ -60,6 +66,8 @@ class Tracked:
     events: int  # events folded into `timeline`: a status event with fewer is older
     timeline: Timeline
     appointment_at: datetime | None
+    arrivals: int = 0
+    arrivals_synced: int = 0
     open_counted: OpenState | None = None  # what `dossier_open` counts it as now
     announced_until: datetime | None = None  # the clock's changes up to here are announced
 
@@ -89,6 +97,29 @@ class Transition:
                            online_level=facts.online_level, received_at=facts.received_at)
 
 
+def scorecard_counts(report: dict[str, Any], members: list[tuple["Tracked", Facts]],
+                     signed_valid: Callable[[str], bool]) -> Counts:
+    """What the scorecard counts of a cohort (docs/domain.md §6), beside its report (§5)."""
+    opened, completed, payments = report["open"], report["completed"], report["payments"]
+    with_result = [t for t, f in members if f.state in ("resolved", "returned")]
+    return Counts(
+        received=report["received"],
+        withdrawn=report["withdrawn"],
+        judged=report["received"] - report["withdrawn"] - opened["awaiting_supplement"] - opened["paused"],
+        in_time=completed["early"] + completed["on_time"] + opened["within_deadline"] + opened["due_soon"],
+        online_full=report["online_full"],
+        payments=payments["online"] + payments["offline"],
+        payments_online=payments["online"],
+        satisfied=sum(f.state != "withdrawn" and f.rating != "unsatisfied" and f.timeliness != "late"
+                      for _, f in members),
+        resolved=len(with_result),
+        signed_valid=sum(signed_valid(t.code) for t in with_result),
+        digitized=report["digitized"],
+        events=sum(t.arrivals for t, _ in members),
+        events_synced=sum(t.arrivals_synced for t, _ in members),
+    )
+
+
 class Figures:
     def __init__(self, calendar: WorkingCalendar):
         self.calendar = calendar
@@ -97,6 +128,7 @@ class Figures:
         self.counts: Counter[Key] = Counter()
         self._clock: list[tuple[datetime, str]] = []  # (instant the open state may change, code)
         self._signatures: dict[tuple[str, str], dict[str, Any]] = {}  # (dossier, document) -> latest verdict
+        self._documents: dict[str, set[str]] = {}  # dossier -> its documents with a verdict
 
     # -- feeding -----------------------------------------------------------------------------
 
@@ -113,13 +145,14 @@ class Figures:
             return False
         if tracked is None:
             tracked = Tracked(counted.code, counted.procedure_code, counted.events, counted.timeline,
-                              counted.appointment_at)
+                              counted.appointment_at, counted.arrivals, counted.arrivals_synced)
             self.dossiers[counted.code] = tracked
             self._by_commune.setdefault(counted.timeline[0].commune_code, []).append(tracked)
         else:
             self._count(tracked, -1)
             tracked.events, tracked.timeline = counted.events, counted.timeline
             tracked.appointment_at, tracked.announced_until = counted.appointment_at, None
+            tracked.arrivals, tracked.arrivals_synced = counted.arrivals, counted.arrivals_synced
         self._count(tracked, +1)
         self._recount_open(tracked, now)
         self._schedule(tracked)
@@ -136,7 +169,9 @@ class Figures:
         if before is not None:
             self.counts["signatures", before["commune_code"], before["sector"], before["verdict"]] -= 1
         self._signatures[key] = {"at": at, "commune_code": verified.commune_code,
-                                 "sector": verified.sector or "none", "verdict": verified.verdict}
+                                 "sector": verified.sector or "none", "verdict": verified.verdict,
+                                 "signed_at": verified.signed_at or at}
+        self._documents.setdefault(verified.dossier_code, set()).add(verified.document_id)
         self.counts["signatures", verified.commune_code, verified.sector or "none", verified.verdict] += 1
         return True
 
@@ -206,25 +241,87 @@ class Figures:
 
     # -- reports ---------------------------------------------------------------------------------
 
-    def as_of(self, commune_code: str, start: date, end: date, as_of: datetime) -> Iterable[Facts]:
-        """The Facts in force at `as_of` of the dossiers of a commune received in [start, end]."""
+    def cohort(self, commune_code: str, start: date, end: date, as_of: datetime) -> Iterable[tuple[Tracked, Facts]]:
+        """The dossiers of a commune received (local date) in [start, end], with their Facts at `as_of`."""
         for tracked in self._by_commune.get(commune_code, ()):
             received = tracked.timeline[0]
             if start <= received.received_date <= end and received.received_at <= as_of:
                 facts = facts_as_of(tracked.timeline, as_of)
                 if facts is not None:
-                    yield facts
+                    yield tracked, facts
+
+    def as_of(self, commune_code: str, start: date, end: date, as_of: datetime) -> Iterable[Facts]:
+        """The Facts in force at `as_of` of the dossiers of a commune received in [start, end]."""
+        return (facts for _, facts in self.cohort(commune_code, start, end, as_of))
 
     def report(self, commune_code: str, start: date, end: date, as_of: datetime) -> dict[str, Any]:
         return commune_report(self.as_of(commune_code, start, end, as_of), start, end, as_of, self.calendar)
 
-    def scorecard(self, province: list[Commune], start: date, end: date, as_of: datetime) -> list[dict[str, Any]]:
-        """The province's communes ranked by the QĐ 766 approximation (docs/domain.md §6)."""
-        reports = {c.code: self.report(c.code, start, end, as_of) for c in province}
-        ranked = rank({code: score(report) for code, report in reports.items()})
+    def counts_of(self, commune_code: str, start: date, end: date, as_of: datetime
+                  ) -> tuple[dict[str, Any], Counts, list[OpenDossier]]:
+        """A commune's report, what its scorecard counts, and its open dossiers, as of `as_of`."""
+        members = list(self.cohort(commune_code, start, end, as_of))
+        report = commune_report((f for _, f in members), start, end, as_of, self.calendar)
+        counts = scorecard_counts(report, members, lambda code: self._signed_valid(code, as_of))
+        opened = []
+        for tracked, f in members:
+            state = f.open_state(as_of, self.calendar)
+            if state is None:
+                continue
+            left = None
+            if f.due_at is not None:
+                left = (self.calendar.working_between(as_of, f.due_at).total_seconds() / 3600
+                        if f.due_at > as_of else 0.0)
+            opened.append(OpenDossier(tracked.code, state, f.due_at, left, f.rating == "unsatisfied"))
+        return report, counts, opened
+
+    def _signed_valid(self, code: str, as_of: datetime) -> bool:
+        """Whether a document of the dossier has `valid` as its latest verdict (given by `as_of`)."""
+        return any(v["verdict"] == "valid" and v["signed_at"] <= as_of
+                   for doc in self._documents.get(code, ()) if (v := self._signatures[code, doc]))
+
+    def scorecard(self, province: list[Commune], start: date, end: date, as_of: datetime,
+                  not_applicable: frozenset[str]) -> list[dict[str, Any]]:
+        """The province's communes scored as QĐ 766 scores them and ranked, ties sharing a rank (§6)."""
+        cards, reports = {}, {}
+        for c in province:
+            reports[c.code], counts, _ = self.counts_of(c.code, start, end, as_of)
+            cards[c.code] = scorecard(counts, not_applicable) | score(reports[c.code])  # v1 fields beside
+            cards[c.code]["score"] = score_of(counts, not_applicable)  # v1.1: the decision's score
+        ranks = rank_with_ties({code: card["score"] for code, card in cards.items()})
         names = {c.code: c.name for c in province}
-        return [{**card, "name": names[card["commune_code"]], "received": reports[card["commune_code"]]["received"],
-                 "rates": reports[card["commune_code"]]["rates"]} for card in ranked]
+        rows = [{"rank": ranks[code], "of": len(province), "commune_code": code, "name": names[code],
+                 "received": reports[code]["received"], "rates": reports[code]["rates"], **card}
+                for code, card in cards.items()]
+        return sorted(rows, key=lambda row: (row["rank"], row["commune_code"]))
+
+    def at_risk(self, commune_code: str, start: date, end: date, as_of: datetime, horizon: datetime,
+                not_applicable: frozenset[str]) -> dict[str, Any]:
+        """The points a commune is about to lose (§6): its score if every open dossier ends in time,
+        if every one due by `horizon` turns late, and the dossiers that cost the most."""
+        _, counts, opened = self.counts_of(commune_code, start, end, as_of)
+        return {"score": score_of(counts, not_applicable)} | at_risk(counts, opened, horizon, not_applicable)
+
+    def units(self, commune_code: str, start: date, end: date, as_of: datetime) -> list[dict[str, Any]]:
+        """Where the cohort's dossiers waited: per unit, the working hours it held them (up to their end
+        or `as_of`), the open dossiers it holds now by open state, and how many of those are overdue."""
+        held: dict[str, float] = {}
+        holding: dict[str, Counter[str]] = {}
+        for tracked, now in self.cohort(commune_code, start, end, as_of):
+            entries = [f for f in tracked.timeline if f.since <= as_of]
+            for f, following in zip(entries, [*entries[1:], None], strict=True):
+                if f.state not in OPEN:
+                    break  # ended or withdrawn: no one holds it any more
+                until = following.since if following else as_of
+                hours = self.calendar.working_between(f.since, until).total_seconds() / 3600
+                held[f.unit or RECEPTION] = held.get(f.unit or RECEPTION, 0.0) + hours
+            if (state := now.open_state(as_of, self.calendar)) is not None:
+                holding.setdefault(now.unit or RECEPTION, Counter())[state] += 1
+        return sorted(({"unit": unit, "working_hours_held": round(held.get(unit, 0.0), 2),
+                        "open": dict(holding.get(unit, Counter())),
+                        "overdue": holding.get(unit, Counter())["overdue"]}
+                       for unit in held.keys() | holding.keys()),
+                      key=lambda row: (-row["overdue"], -sum(row["open"].values()), -row["working_hours_held"]))
 
     def communes(self) -> list[str]:
         return sorted(self._by_commune)

@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from datetime import time as dt_time
 from typing import Any
 
 import structlog
@@ -19,6 +20,7 @@ from services.metrics.exposition import render
 from services.metrics.figures import Figures
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import FiguresStore, from_kept, from_status, kept
+from shared.calendar import quarter_of
 from shared.contracts import ClockChanged, SignatureVerified, StatusChanged, StatusRecord, clock_changed
 from shared.service import Record
 
@@ -61,6 +63,7 @@ class MetricsService:
         self.loaded = False
         self._sent: set[str] = set()
         self._snapshot = b""
+        self.at_risk: dict[str, float] = {}  # commune -> points at risk in the current quarter
         self._snapshot_at: float | None = None
 
     async def load(self) -> None:
@@ -121,9 +124,24 @@ class MetricsService:
         """Render the business metrics off the event loop, from a copy of the counts."""
         started = time.perf_counter()
         counts = self.figures.counts.copy()
-        self._snapshot = await asyncio.to_thread(render, counts, self.settings.metrics_sector_label)
+        self._snapshot = await asyncio.to_thread(render, counts, self.settings.metrics_sector_label,
+                                                 dict(self.at_risk))
         self._snapshot_at = time.monotonic()
         self.metrics.render_seconds.set(time.perf_counter() - started)
+
+    async def refresh_at_risk(self) -> None:
+        """The points each commune is about to lose in the current quarter (the gauge): its score if
+        every open dossier ends in time, minus its score if those due by the quarter's end turn late."""
+        now = self.clock()
+        calendar = self.figures.calendar
+        first, last = quarter_of(calendar.local(now).date())
+        horizon = datetime.combine(last, dt_time.max, calendar.local(now).tzinfo)
+        not_applicable = frozenset(self.settings.metrics_not_applicable)
+        found = {}
+        for code in self.figures.communes():
+            found[code] = self.figures.at_risk(code, first, last, now, horizon, not_applicable)["points_at_risk"]
+            await asyncio.sleep(0)  # a province's communes, one at a time: the consumer goes on meanwhile
+        self.at_risk = found
 
     @property
     def snapshot(self) -> bytes:

@@ -28,10 +28,11 @@ from shared.mongo import insert_new
 
 # What the figures read of a status record (shared.contracts.StatusData); the rest stays on the topic.
 KEPT = {"dossier_code", "commune_code", "sector", "procedure_code", "channel", "online_level", "received_at",
-        "events", "timeline"}
+        "events", "timeline", "arrivals", "arrivals_synced"}
 CHUNK = 1000  # statuses per document: ~1.5 MB, far below MongoDB's 16 MB
 _FACTS = ("state", "timeliness", "payment_method", "digitized", "rating", "apologies_compliant",
           "apologies_non_compliant")
+_SINCE_V1_1 = ("unit",)  # absent from what an older version stored
 
 
 def kept(status: StatusChanged) -> dict[str, Any]:
@@ -48,7 +49,7 @@ def doc_instant(value: datetime | None) -> str | None:
 def from_status(status: StatusChanged, calendar: WorkingCalendar) -> Counted:
     data = status.data
     return Counted(data.dossier_code, data.procedure_code, data.events, data.facts(calendar),
-                   data.new.appointment_at)
+                   data.new.appointment_at, data.arrivals, data.arrivals_synced)
 
 
 def from_kept(doc: dict[str, Any], calendar: WorkingCalendar) -> Counted:
@@ -59,10 +60,12 @@ def from_kept(doc: dict[str, Any], calendar: WorkingCalendar) -> Counted:
               "received_date": calendar.local(received_at).date()}
     timeline = tuple(Facts(since=datetime.fromisoformat(f["since"]),
                            due_at=datetime.fromisoformat(f["due_at"]) if f["due_at"] else None,
-                           **common, **{k: f[k] for k in _FACTS}) for f in doc["timeline"])
+                           **common, **{k: f[k] for k in _FACTS}, **{k: f.get(k) for k in _SINCE_V1_1})
+                     for f in doc["timeline"])
     appointment = (doc.get("new") or {}).get("appointment_at")
     return Counted(doc["dossier_code"], doc["procedure_code"], doc["events"], timeline,
-                   datetime.fromisoformat(appointment) if appointment else None)
+                   datetime.fromisoformat(appointment) if appointment else None, doc.get("arrivals", 0),
+                   doc.get("arrivals_synced", 0))
 
 
 class FiguresStore:

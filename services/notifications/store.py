@@ -31,10 +31,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import AsyncMongoClient, ReplaceOne
+from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
-from shared.mongo import Chain, get_many, insert_new
+from shared.mongo import Chain, get_many, insert_new, replace_all
 
 RANK = {"refused": -1, "created": 0, "sending": 1, "sent": 2, "delivered": 3, "failed": 3, "expired": 3,
         "opted_out": 3, "invalid_recipient": 3}
@@ -178,9 +178,7 @@ class MessageStore:
 
     async def keep_citizens(self, standing: dict[str, dict[str, Any]]) -> None:
         """Where each dossier stands now (its latest status in a batch), for the SMS lookup."""
-        if standing:
-            await self._citizens.bulk_write([ReplaceOne({"_id": code}, doc, upsert=True)
-                                             for code, doc in standing.items()], ordered=False)
+        await replace_all(self._citizens, [{"_id": code, **doc} for code, doc in standing.items()])
 
     async def citizen(self, code: str) -> dict[str, Any] | None:
         return await self._citizens.find_one({"_id": str(code)})

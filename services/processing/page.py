@@ -60,7 +60,7 @@ def render(calendar: WorkingCalendar, code: str = "", phone4: str = "", token: s
             f'<li><strong>{escape(step["name"])}</strong><time datetime="{escape(step["time"])}">'
             f'{_when(step["time"], calendar)}</time></li>' for step in found["steps"])
         missing = (f"<dt>Cần bổ sung</dt><dd>{escape(found['missing'])}</dd>" if found["missing"] else "")
-        timing = f" · {escape(found['open_state_name'])}" if found["open_state_name"] else ""
+        timing = f" · {escape(found['open_state_name'])}" if found["state"] == "processing" else ""
         result = f"""
   <section aria-labelledby="ket-qua">
     <h2 id="ket-qua">Hồ sơ {escape(found["dossier_code"])}</h2>

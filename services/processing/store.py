@@ -20,11 +20,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from pymongo import AsyncMongoClient, InsertOne, ReplaceOne
+from pymongo import AsyncMongoClient, InsertOne
 from pymongo.errors import BulkWriteError
 
 from services.processing.history import Outgoing, StoredDossier
-from shared.mongo import DUPLICATE_KEY, Chain, insert_new, pack, unpack
+from shared.mongo import DUPLICATE_KEY, Chain, insert_new, pack, replace_all, unpack
 
 
 @dataclass(frozen=True)
@@ -180,9 +180,7 @@ class DossierStore:
     async def mark_sent(self, published: list[StoredDossier]) -> None:
         """These dossiers' latest links are written and their outboxes published: their summaries
         now say so (an unconditional replace: a summary older than its chain is caught by `read`)."""
-        if published:
-            await self._summaries.bulk_write(
-                [ReplaceOne({"_id": d.code}, summary_doc(d), upsert=True) for d in published], ordered=False)
+        await replace_all(self._summaries, [summary_doc(d) for d in published])
         for d in published:
             if d.code in self._cache:
                 self._cache[d.code] = replace(self._cache[d.code], outbox=[])

@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,7 @@ from shared.events import DossierEvent
 from shared.service import Record
 
 log = structlog.get_logger()
+VERDICT_CACHE_SECONDS = 300  # a verdict depends on time too (expiry, revocation): kept a few minutes only
 
 Publish = Callable[[SignatureVerified], Awaitable[None]]
 
@@ -47,6 +49,7 @@ class SignatureService:
         self.seconds = Histogram("signature_verify_duration_seconds", "Time to verify one document",
                                  registry=registry, buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
         self.http = httpx.AsyncClient(timeout=settings.signature_fetch_timeout_seconds, follow_redirects=False)
+        self._verdicts: dict[str, tuple[float, Verdict]] = {}  # sha-256 -> (when, verdict), for a few minutes
 
     async def handle(self, records: list[Record[DossierEvent]]) -> None:
         """Records a dossier's receipt, its documents requested and signed; fetches and verifies a
@@ -70,12 +73,24 @@ class SignatureService:
                 if data.document_url:
                     fetches.append((code, data.document_id, str(data.document_url)))
         await self.store.add(rows)
-        for code, document_id, url in fetches:
-            fetched = await self.fetch(url)
-            if isinstance(fetched, bytes):
-                await self.check(code, document_id, fetched)
-            else:
-                await self.record(code, document_id, Verdict("invalid", (fetched,)), "")
+        gate = asyncio.Semaphore(16)  # documents fetched and verified side by side
+
+        async def fetched_and_checked(code: str, document_id: str, url: str) -> None:
+            async with gate:
+                if await self.judged(code, document_id):
+                    return  # delivered again: its bytes were had and judged already
+                fetched = await self.fetch(url)
+                if isinstance(fetched, bytes):
+                    await self.check(code, document_id, fetched)
+                else:  # nothing to judge: ETSI's SIGNED_DATA_NOT_FOUND (a redelivery fetches it again)
+                    await self.record(code, document_id, Verdict("indeterminate", (fetched,)), "")
+
+        await asyncio.gather(*(fetched_and_checked(*f) for f in fetches))
+
+    async def judged(self, code: str, document_id: str) -> bool:
+        """Whether a verdict on this document's bytes is recorded (not only one that could not fetch them)."""
+        return any(r["kind"] == "verified" and r["document_id"] == document_id and r["verdict"]["document_sha256"]
+                   for r in await self.store.of_dossier(code))
 
     async def fetch(self, url: str) -> bytes | str:
         """The document's bytes, or why they could not be had (size-limited, http/https only)."""
@@ -102,9 +117,14 @@ class SignatureService:
         signed = next((r for r in records if r["kind"] == "signed" and r["document_id"] == document_id), None)
         if signed and signed["sha256"] != sha:
             verdict = Verdict("invalid", (f"SHA-256 {sha} differs from the signed event's {signed['sha256']}",))
+        elif (known := self._verdicts.get(sha)) and time.monotonic() - known[0] < VERDICT_CACHE_SECONDS:
+            verdict = known[1]  # the same bytes, verified a moment ago (one result fetched for many dossiers)
         else:
             with self.seconds.time():
                 verdict = await asyncio.to_thread(verify, pdf, self.roots)
+            now = time.monotonic()
+            self._verdicts = {k: v for k, v in self._verdicts.items() if now - v[0] < VERDICT_CACHE_SECONDS}
+            self._verdicts[sha] = (now, verdict)
         return await self.record(code, document_id, verdict, sha, records)
 
     async def record(self, code: str, document_id: str, verdict: Verdict, sha: str,
@@ -118,8 +138,9 @@ class SignatureService:
         await self.store.of_dossier(code)  # a verdict ends a document's records: summarised for the lookup
         self.verdicts.labels(verdict.verdict).inc()
         dossier = next((r for r in records if r["kind"] == "dossier"), {})
+        signed = next((r for r in records if r["kind"] == "signed" and r["document_id"] == document_id), None)
         data = SignatureData(dossier_code=code, commune_code=dossier.get("commune_code"), sector=dossier.get("sector"),
-                             document_id=document_id, **result)
+                             document_id=document_id, signed_at=signed["time"] if signed else None, **result)
         await self.publish(SignatureVerified(id=record_id(code, document_id, sha, verdict.verdict), subject=code,
                                              time=now, data=data))
         log.info("document verified", dossier=code, document=document_id, verdict=verdict.verdict)

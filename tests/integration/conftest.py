@@ -34,27 +34,30 @@ from shared.secrets import ensure as ensure_secrets
 from shared.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-STACK_DIR = ROOT / ".local" / "test-stack"
+# DOSSIER_TEST_SLOT=n (default 0) runs a stack of its own, in .local/test-stack-n with every port
+# moved by 100 × n, so that two test sessions on one machine (two worktrees, two people) do not meet.
+SLOT = int(os.environ.get("DOSSIER_TEST_SLOT", "0"))
+STACK_DIR = ROOT / ".local" / ("test-stack" if SLOT == 0 else f"test-stack-{SLOT}")
 SECRETS = STACK_DIR / "secrets"
 RUN_ID = uuid.uuid4().hex[:8]
 
-STACK_ENV = {
-    "DOSSIER_STACK_DIR": str(STACK_DIR),
-    "DOSSIER_KAFKA_PORT": "19092",
-    "DOSSIER_KAFKA_CONTROLLER_PORT": "19093",
-    "DOSSIER_MONGO_PORT": "37017",
-    "DOSSIER_FERRETDB_DEBUG_PORT": "18088",
-    "DOSSIER_PROMETHEUS_PORT": "19090",
-    "DOSSIER_KANNEL_ADMIN_PORT": "23000",
-    "DOSSIER_KANNEL_SMSBOX_PORT": "23001",
-    "DOSSIER_KANNEL_SENDSMS_PORT": "23013",
-    "DOSSIER_KANNEL_SMSC_PORT": "20000",
-    "DOSSIER_INTAKE_PORT": "18001",
-    "DOSSIER_PROCESSING_PORT": "18002",
-    "DOSSIER_METRICS_PORT": "18003",
-    "DOSSIER_NOTIFICATIONS_PORT": "18004",
-    "DOSSIER_SIGNATURE_PORT": "18005",
+PORTS = {
+    "DOSSIER_KAFKA_PORT": 19092,
+    "DOSSIER_KAFKA_CONTROLLER_PORT": 19095,
+    "DOSSIER_MONGO_PORT": 37017,
+    "DOSSIER_FERRETDB_DEBUG_PORT": 18088,
+    "DOSSIER_PROMETHEUS_PORT": 19090,
+    "DOSSIER_KANNEL_ADMIN_PORT": 23000,
+    "DOSSIER_KANNEL_SMSBOX_PORT": 23001,
+    "DOSSIER_KANNEL_SENDSMS_PORT": 23013,
+    "DOSSIER_KANNEL_SMSC_PORT": 20000,
+    "DOSSIER_INTAKE_PORT": 18001,
+    "DOSSIER_PROCESSING_PORT": 18002,
+    "DOSSIER_METRICS_PORT": 18003,
+    "DOSSIER_NOTIFICATIONS_PORT": 18004,
+    "DOSSIER_SIGNATURE_PORT": 18005,
 }
+STACK_ENV = {"DOSSIER_STACK_DIR": str(STACK_DIR)} | {name: str(port + 100 * SLOT) for name, port in PORTS.items()}
 
 # Keys the test intake knows: one for every source, one for a single province's system.
 ANY_SOURCE_KEY = f"test-any-{RUN_ID}"

@@ -13,13 +13,15 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import WebDriverWait
 
 from shared.lookup import lookup_token
 from tests.fixtures.sample import dossier_code, event
-from tests.integration.conftest import OPERATOR, ROOT, SECRETS, STACK_ENV, fuzz, service, wait_until
+from tests.integration.conftest import OPERATOR, ROOT, SECRETS, STACK_DIR, STACK_ENV, fuzz, service, wait_until
 from tests.integration.test_notifications import START, received_by_smsc, start_notifications
 
-SHOTS = ROOT / ".local" / "test-stack" / "screenshots"
+SHOTS = STACK_DIR / "screenshots"
 
 
 def lookup_secret() -> str:
@@ -133,6 +135,11 @@ def browser(tmp_path: Path) -> webdriver.Chrome:
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
+def shown(driver: webdriver.Chrome, by: str, what: str) -> WebElement:
+    """The element once the page submitted has loaded (a click returns before the next page is there)."""
+    return WebDriverWait(driver, 10).until(lambda d: d.find_element(by, what))
+
+
 def test_the_page_in_a_real_browser_finds_the_dossier_and_refuses_wrong_digits(citizen, tmp_path):
     _, processing, code = citizen
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -143,7 +150,7 @@ def test_the_page_in_a_real_browser_finds_the_dossier_and_refuses_wrong_digits(c
         driver.find_element(By.ID, "ma").send_keys(code)
         driver.find_element(By.ID, "so").send_keys("5678")
         driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        state = driver.find_element(By.ID, "trang-thai").text
+        state = shown(driver, By.ID, "trang-thai").text
         assert state.startswith("Cần bổ sung hồ sơ")
         assert "Thiếu bản sao căn cước" in driver.page_source
         assert len(driver.find_elements(By.CSS_SELECTOR, "ol.timeline li")) == 3
@@ -154,7 +161,7 @@ def test_the_page_in_a_real_browser_finds_the_dossier_and_refuses_wrong_digits(c
         driver.find_element(By.ID, "so").clear()
         driver.find_element(By.ID, "so").send_keys("0000")
         driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        alert = driver.find_element(By.CSS_SELECTOR, "[role=alert]").text
+        alert = shown(driver, By.CSS_SELECTOR, "[role=alert]").text
         assert alert.startswith("Không tìm thấy hồ sơ") and "Trần" not in driver.page_source
         driver.save_screenshot(str(SHOTS / "tra-cuu-sai.png"))
 

@@ -22,7 +22,8 @@ from tests.integration.test_processing import histories
 
 CAL = WorkingCalendar.load()
 COMMUNE = "14923"
-FAST = {"DOSSIER_METRICS_CLOCK_INTERVAL_SECONDS": "0.5", "DOSSIER_METRICS_SNAPSHOT_INTERVAL_SECONDS": "0.5"}
+FAST = {"DOSSIER_METRICS_CLOCK_INTERVAL_SECONDS": "0.5", "DOSSIER_METRICS_SNAPSHOT_INTERVAL_SECONDS": "0.5",
+        "DOSSIER_METRICS_AT_RISK_INTERVAL_SECONDS": "1"}
 
 
 def business(metrics) -> dict[tuple, float]:
@@ -45,6 +46,10 @@ async def publish_status(pipeline, record) -> None:
         await producer.send_and_wait(pipeline.settings.topic_status, record.to_bytes(), key=record.subject.encode())
     finally:
         await producer.stop()
+
+
+def sub_indicator(row: dict, key: str) -> dict:
+    return next(s for s in row["sub_indicators"] if s["key"] == key)
 
 
 def live_dossiers(now: datetime) -> dict[str, list[dict]]:
@@ -101,15 +106,27 @@ def test_reports_equal_the_reducer_and_time_alone_moves_open_dossiers(running):
     assert (ours["rank"], ours["of"], ours["name"]) == (1, 166, "Xã Bá Thước")  # the only one with dossiers
     july = commune_report([d for events in folds.values() if (d := fold(events, CAL, as_of=datetime(
         2025, 8, 1, tzinfo=VN)).dossier)], date(2025, 7, 1), date(2025, 7, 31), datetime(2025, 8, 1, tzinfo=VN), CAL)
-    assert ours["rates"] == july["rates"] and ours["score"] == score(july)["score"]
-    assert card["components"][0]["name"] == "Tiến độ giải quyết"
-    assert card["not_measured"]
+    assert ours["rates"] == july["rates"] and ours["points"] == score(july)["points"]  # v1's fields, unchanged
+    # v1.1: the decision's score from the same cohort (no signature, no arrival known: not scored).
+    on_time = sub_indicator(ours, "on_time")
+    assert on_time["ratio"] == july["rates"]["on_time"] and on_time["points"] == 20 * july["rates"]["on_time"]
+    assert sub_indicator(ours, "electronic_result")["status"] == "no_data" or july["completed"]
+    assert sub_indicator(ours, "end_to_end_online")["status"] == "not_applicable"
+    assert ours["score"] == pytest.approx(100 * sum(s["points"] for s in ours["sub_indicators"] if s["points"] is not None)
+                                          / sum(s["max"] for s in ours["sub_indicators"] if s["status"] == "scored"))
+    assert {g["key"] for g in ours["groups"]} == {"publicity", "progress", "online", "satisfaction", "digitization"}
+    assert card["version"] == "1.1" and {n["key"] for n in card["not_measured"]} == {"complaints", "publication",
+                                                                                     "data_reuse"}
 
     # The July dossiers left open turned due soon, then overdue, with no event: the clock said so.
     opened = [code for code, events in lives.items() if len(events) == 2]  # "open" lives: received, digitized
-    clock = wait_until(lambda: clock_events(pipeline), message="clock events")
-    moved = {(e["subject"], e["data"]["new"]["open_state"]) for e in clock}
-    assert {(code, state) for code in opened for state in ("due_soon", "overdue")} <= moved
+    expected = {(code, state) for code in opened for state in ("due_soon", "overdue")}
+
+    def moved() -> list[dict] | None:
+        clock = clock_events(pipeline)
+        return clock if expected <= {(e["subject"], e["data"]["new"]["open_state"]) for e in clock} else None
+
+    clock = wait_until(moved, message="clock events of every open July dossier")
     live_soon = list(live_dossiers(now))[1]
     assert not any(e["subject"] == live_soon for e in clock)  # due soon from its receipt: processing said so
     overdue = business(metrics)

@@ -4,7 +4,7 @@ import asyncio
 import statistics
 import time
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, ReplaceOne
 
 from shared.mongo import Chain, insert_new
 from tests.integration.conftest import namespace
@@ -80,3 +80,27 @@ def test_writers_appending_to_one_chain_side_by_side_lose_nothing_and_readers_re
     assert sorted(e["v"] for e in first) == list(range(12))
     assert [e["v"] for e in second[:12]] == [e["v"] for e in first] and second[12] == {"v": 12}
     assert upto == 13
+
+
+def test_an_update_of_many_statements_and_many_updates_at_once_complete(stack):
+    """FerretDB as released kept every update statement's query open until the command ended, each
+    holding one of its 100 SQLite connections while its write waited for another: 300 statements in
+    one command, or 200 single updates at once, stopped every write for good. Our build closes each
+    query before writing (deploy/local/ferretdb/update-close-query.patch)."""
+    settings = namespace(stack)
+
+    async def run() -> tuple[int, list[dict]]:
+        client = AsyncMongoClient(settings.mongo_url, timeoutMS=60_000)
+        try:
+            collection = client[settings.mongo_database]["updates"]
+            await collection.insert_many([{"_id": f"d{n}", "v": 0} for n in range(300)])
+            many = await collection.bulk_write(
+                [ReplaceOne({"_id": f"d{n}"}, {"v": 1}, upsert=True) for n in range(300)], ordered=False)
+            await asyncio.gather(*(collection.update_one({"_id": f"d{n}"}, {"$inc": {"v": 1}}) for n in range(200)))
+            return many.modified_count, await collection.find().to_list()
+        finally:
+            await client.close()
+
+    modified, stored = asyncio.run(asyncio.wait_for(run(), 120))
+    assert modified == 300
+    assert sorted(d["v"] for d in stored) == [1] * 100 + [2] * 200

@@ -113,17 +113,25 @@ def test_a_signed_event_with_a_url_is_fetched_and_verified_and_bad_documents_get
         Documents.served |= {"/good.pdf": good, "/tampered.pdf": bytes(tampered), "/text.pdf": b"hello"}
         base = f"http://127.0.0.1:{server.server_port}"
         code = dossier_code(START, sequence=202)
-        pipeline.post([event("dossier.received", code, START)] + [
-            event("dossier.signed", code, START + timedelta(hours=n + 1), document_id=name,
-                  document_sha256=hashlib.sha256(body).hexdigest(), document_url=f"{base}/{name}.pdf")
-            for n, (name, body) in enumerate([("good", good), ("tampered", bytes(tampered)), ("text", b"hello")])
-        ])
-        found = wait_until(lambda: len([d for d in documents(signature, code) if d["verdict"]]) == 3
-                           and documents(signature, code), timeout=60, message="three verdicts")
+        signed = [event("dossier.signed", code, START + timedelta(hours=n + 1), document_id=name,
+                        document_sha256=hashlib.sha256(body).hexdigest(), document_url=f"{base}/{name}.pdf")
+                  for n, (name, body) in enumerate([("good", good), ("tampered", bytes(tampered)), ("text", b"hello"),
+                                                    ("gone", good)])]
+        pipeline.post([event("dossier.received", code, START)] + signed)
+        found = wait_until(lambda: len([d for d in documents(signature, code) if d["verdict"]]) == 4
+                           and documents(signature, code), timeout=60, message="four verdicts")
         verdicts = {d["document_id"]: (d["status"], (d["verdict"]["reasons"] or [""])[0]) for d in found}
         assert verdicts["good"] == ("valid", "")
         assert verdicts["tampered"][0] == "invalid" and "modified after signing" in verdicts["tampered"][1]
         assert verdicts["text"] == ("invalid", "not a PDF")
+        assert verdicts["gone"] == ("indeterminate", "document_url answered 404")  # not judged: not had
+
+        # Delivered again: what could not be had is fetched and judged; what was judged stays as it was.
+        Documents.served["/gone.pdf"] = Documents.served.pop("/good.pdf")
+        pipeline.post(signed)
+        again = wait_until(lambda: (d := {d["document_id"]: d["status"] for d in documents(signature, code)})["gone"]
+                           == "valid" and d, timeout=60, message="the document fetched again")
+        assert again == {"good": "valid", "tampered": "invalid", "text": "invalid", "gone": "valid"}
     finally:
         signature.stop()
         server.shutdown()

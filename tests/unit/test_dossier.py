@@ -299,11 +299,12 @@ def test_the_timeline_at_any_instant_is_the_fold_as_of_that_instant(events, inst
 
 def test_the_timeline_has_one_entry_per_change_of_what_the_figures_count():
     timeline = fold(LIFE, CAL).timeline
-    # transferred changes nothing counted; the rejected withdrawal neither; the digitization at
-    # 10:05 is its own instant.
+    # The transfer changes who holds the dossier (where dossiers wait); the rejected withdrawal
+    # changes nothing; the digitization at 10:05 is its own instant.
     assert [(f.since, f.state) for f in timeline] == [
         (at("2025-07-07 10:00"), "processing"),
         (at("2025-07-07 10:05"), "processing"),
+        (at("2025-07-07 10:30"), "processing"),
         (at("2025-07-07 15:00"), "awaiting_supplement"),
         (at("2025-07-08 09:00"), "processing"),
         (at("2025-07-08 14:00"), "paused"),
@@ -361,3 +362,19 @@ def test_an_apology_anywhere_in_a_life_is_never_rejected(order, when):
     apology = ev("dossier.apology_issued", when.astimezone(VN).strftime("%Y-%m-%d %H:%M"), id_="late-apology",
                  new_due_at="2025-07-20T17:00:00+07:00", reason="x")
     assert "late-apology" not in {r.event.id for r in fold([*order, apology], CAL).rejected}
+
+
+def test_a_transfer_says_who_holds_the_dossier_from_then_on():
+    timeline = fold(LIFE, CAL).timeline
+    assert [(f.since, f.unit) for f in timeline[1:3]] == [(at("2025-07-07 10:05"), None),
+                                                         (at("2025-07-07 10:30"), "Tư pháp")]
+    assert timeline[-1].unit == "Tư pháp"
+
+
+@pytest.mark.parametrize("late_by, synced", [(timedelta(minutes=3), 1), (timedelta(minutes=15), 1),
+                                             (timedelta(minutes=16), 0), (timedelta(days=40), 0)])
+def test_the_events_that_reached_intake_in_time_are_counted(late_by, synced):
+    r = received()
+    arrived = r.model_copy(update={"intaketime": (r.time + late_by).isoformat()})
+    d = fold([arrived, ev("dossier.digitized", "2025-07-07 10:05", scope="input")], CAL).dossier
+    assert (d.arrivals, d.arrivals_synced) == (1, synced)  # the digitization's arrival is not known

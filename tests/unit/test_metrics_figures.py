@@ -166,3 +166,22 @@ def test_a_document_counts_once_under_its_latest_verdict():
     assert not figures.apply_signature(*verdict("valid", 12, commune_code=None))
     counts = {k[-1]: v for k, v in figures.counts.items() if k[0] == "signatures"}
     assert counts == {"invalid": 0, "valid": 1}
+
+
+def test_where_dossiers_wait_counts_the_working_hours_each_unit_held_them_and_what_it_holds_now():
+    figures = Figures(CAL)
+    ended = one(steps=[("dossier.transferred", timedelta(hours=1), {"from_unit": "Một cửa", "to_unit": "Tư pháp"}),
+                       ("dossier.resolved", timedelta(days=1), {})])
+    waiting = one(code="000.00.38.H56-250707-0002", hours=8, steps=[
+        ("dossier.transferred", timedelta(hours=1), {"from_unit": "Một cửa", "to_unit": "Địa chính"})])
+    for events in (ended, waiting):
+        figures.apply(status_data(events), MONDAY)
+    as_of = datetime(2025, 7, 9, 9, 0, tzinfo=VN)  # Wed 09:00: the second is overdue since Wed 00:00
+    rows = {r["unit"]: r for r in figures.units(COMMUNE, date(2025, 7, 7), date(2025, 7, 7), as_of)}
+    # Received Mon 10:00, transferred at 11:00: 1 h at reception each. The first resolved Tue 10:00:
+    # Tư pháp held it Mon 11-12, 13-17 and Tue 08-10 (7 h). Địa chính holds the second since Mon 11:00.
+    assert rows["Bộ phận tiếp nhận (một cửa)"]["working_hours_held"] == 2.0
+    assert rows["Tư pháp"]["working_hours_held"] == 7.0 and rows["Tư pháp"]["open"] == {}
+    assert rows["Địa chính"]["working_hours_held"] == 5.0 + 8.0 + 1.0
+    assert rows["Địa chính"]["open"] == {"overdue": 1} and rows["Địa chính"]["overdue"] == 1
+    assert list(rows)[0] == "Địa chính"  # the desk holding the late files first

@@ -111,6 +111,7 @@ def test_a_change_of_what_the_figures_count_is_announced_even_when_the_state_sta
     data = json.loads(status.value)["data"]
     assert data["old"] == data["new"] and data["cause"]["type"] == "dossier.rated"
     assert [f["rating"] for f in data["timeline"]] == [None, None, "satisfied"]
+    # A transfer after the end changes nothing: the dossier waits nowhere.
     transferred = raw("dossier.transferred", "2025-07-08T10:00:00+07:00", "t", from_unit="a", to_unit="b")
     assert integrate(first, [transferred], CAL, NOW).stored.outbox == []
 
