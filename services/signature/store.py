@@ -18,10 +18,19 @@ class SignatureStore:
         self._records = Chain(db["signature_dossiers"], summaries=db["signature_views"])
 
     async def add(self, records: list[dict[str, Any]]) -> None:
+        """Append the records a dossier does not have yet: a redelivered batch, or the same events sent
+        again, adds no link (a chain grows with what happened, not with how often it was told)."""
         by_dossier: dict[str, list[dict[str, Any]]] = {}
         for record in records:
             by_dossier.setdefault(record["code"], []).append(record)
-        await asyncio.gather(*(self._records.append(code, {"records": mine}) for code, mine in by_dossier.items()))
+
+        async def add_new(code: str, mine: list[dict[str, Any]]) -> None:
+            links = await self._records.entries(code)  # one entry per link
+            known = {record["_id"] for link in links for record in link["records"]}
+            if new := [r for r in mine if r["_id"] not in known]:
+                await self._records.append(code, {"records": new}, hint=len(links))
+
+        await asyncio.gather(*(add_new(code, mine) for code, mine in by_dossier.items()))
 
     async def of_dossier(self, code: str) -> list[dict[str, Any]]:
         unique: dict[str, dict[str, Any]] = {}

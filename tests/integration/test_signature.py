@@ -9,6 +9,9 @@ from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from pymongo import AsyncMongoClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
@@ -41,6 +44,42 @@ def documents(signature, code: str) -> list[dict]:
     answer = httpx.get(f"{signature.url}/v1/dossiers/{code}/documents", headers=AUTH)
     assert answer.status_code == 200, answer.text
     return answer.json()["documents"]
+
+
+def links(pipeline, code: str) -> int:
+    """The links of a dossier's chain in signature's store (shared.mongo.Chain: `code`, `code#1`, ...)."""
+    async def count() -> int:
+        client = AsyncMongoClient(pipeline.settings.mongo_url)
+        try:
+            collection = client[pipeline.settings.mongo_database]["signature_dossiers"]
+            n = 0
+            while await collection.find_one({"_id": code if n == 0 else f"{code}#{n}"}):
+                n += 1
+            return n
+        finally:
+            await client.close()
+
+    return asyncio.run(count())
+
+
+def caught_up(settings, group: str, topic: str) -> bool:
+    """Whether the consumer group has committed every record of the topic."""
+    async def check() -> bool:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+        await admin.start()
+        await consumer.start()
+        try:
+            [described] = await admin.describe_topics([topic])
+            partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+            committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+            ends = await consumer.end_offsets(partitions)
+            return all(tp in committed and committed[tp].offset >= ends[tp] for tp in partitions)
+        finally:
+            await consumer.stop()
+            await admin.close()
+
+    return asyncio.run(check())
 
 
 def verified_events(pipeline) -> list[dict]:
@@ -132,6 +171,13 @@ def test_a_signed_event_with_a_url_is_fetched_and_verified_and_bad_documents_get
         again = wait_until(lambda: (d := {d["document_id"]: d["status"] for d in documents(signature, code)})["gone"]
                            == "valid" and d, timeout=60, message="the document fetched again")
         assert again == {"good": "valid", "tampered": "invalid", "text": "invalid", "gone": "valid"}
+
+        # Told a third time, every document judged: nothing is fetched and the dossier's chain does not grow.
+        before = links(pipeline, code)
+        pipeline.post([event("dossier.received", code, START)] + signed)
+        wait_until(lambda: caught_up(pipeline.settings, "signature", pipeline.settings.topic_events), timeout=60,
+                   message="the third telling consumed")
+        assert links(pipeline, code) == before
     finally:
         signature.stop()
         server.shutdown()
