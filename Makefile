@@ -14,6 +14,7 @@ system:
 	@$(LOCAL)/install-kafka.sh
 	@$(LOCAL)/install-ferretdb.sh
 	@$(LOCAL)/install-kubernetes-tools.sh
+	@$(LOCAL)/install-js.sh
 
 up:
 	@$(LOCAL)/up.sh

@@ -8,7 +8,7 @@ import structlog
 from fastapi import FastAPI, HTTPException, Query
 from prometheus_client import CollectorRegistry, generate_latest
 
-from services.metrics import handlers
+from services.metrics import export, handlers, operators
 from services.metrics.figures import Figures
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
@@ -93,29 +93,29 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
                       exposition=lambda: service.snapshot + generate_latest(runtime.registry))
 
     @app.get("/v1/reports/communes/{commune_code}", summary="A commune's indicators for a cohort (docs/contract.md §5)",
-             responses={400: {}, 404: {}})
+             responses=export.RESPONSES)
     async def commune_report(commune_code: str, start: From = None, end: To = None,
-                             as_of: str | None = None) -> dict[str, Any]:
+                             as_of: str | None = None, output: export.Format = "json") -> Any:
         first, last, instant = parse_period(start, end, as_of)
         if commune(commune_code) is None:
             raise HTTPException(404, f"no commune-level unit {commune_code} in the official list")
         report = service.timed("commune", lambda: service.figures.report(commune_code, first, last, instant))
-        return {"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
-                "as_of": instant.isoformat(), **report}
+        return export.respond({"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
+                               "as_of": instant.isoformat(), **report}, output, export.commune_table)
 
     not_applicable = frozenset(settings.metrics_not_applicable)
 
     @app.get("/v1/reports/provinces/{province_code}/scorecard", summary="The QĐ 766 scorecard, ranked",
-             responses={400: {}, 404: {}})
+             responses=export.RESPONSES)
     async def scorecard(province_code: str, start: From = None, end: To = None,
-                        as_of: str | None = None) -> dict[str, Any]:
+                        as_of: str | None = None, output: export.Format = "json") -> Any:
         first, last, instant = parse_period(start, end, as_of)
         province = communes_of_province(province_code)
         if not province:
             raise HTTPException(404, f"no province {province_code} in the official list")
         ranked = service.timed("scorecard", lambda: service.figures.scorecard(province, first, last, instant,
                                                                                not_applicable))
-        return {
+        return export.respond({
             "version": "1.1",
             "province_code": province_code, "province_name": province[0].province_name,
             "from": first.isoformat(), "to": last.isoformat(), "as_of": instant.isoformat(),
@@ -131,30 +131,32 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
             "components": [{"key": c.key, "name": c.name, "max_points": c.max_points, "rate": c.rate,
                             "full_marks_at": c.full_marks_at} for c in COMPONENTS],
             "communes": ranked,
-        }
+        }, output, export.scorecard_table)
 
     @app.get("/v1/reports/communes/{commune_code}/at-risk", summary="The points a commune is about to lose",
-             responses={400: {}, 404: {}})
+             responses=export.RESPONSES)
     async def points_at_risk(commune_code: str, start: From = None, end: To = None, as_of: str | None = None,
-                             horizon: str | None = None) -> dict[str, Any]:
+                             horizon: str | None = None, output: export.Format = "json") -> Any:
         first, last, instant = parse_period(start, end, as_of)
         if commune(commune_code) is None:
             raise HTTPException(404, f"no commune-level unit {commune_code} in the official list")
         until = parse_instant(horizon, "horizon") if horizon else end_of_day(last, service.figures.calendar)
         found = service.timed("at_risk", lambda: service.figures.at_risk(commune_code, first, last, instant, until,
                                                                           not_applicable))
-        return {"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
-                "as_of": instant.isoformat(), "horizon": until.isoformat(), **found}
+        return export.respond({"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
+                               "as_of": instant.isoformat(), "horizon": until.isoformat(), **found},
+                              output, export.at_risk_table)
 
     @app.get("/v1/reports/communes/{commune_code}/units", summary="Where the commune's dossiers wait, by unit",
-             responses={400: {}, 404: {}})
-    async def units(commune_code: str, start: From = None, end: To = None, as_of: str | None = None
-                    ) -> dict[str, Any]:
+             responses=export.RESPONSES)
+    async def units(commune_code: str, start: From = None, end: To = None, as_of: str | None = None,
+                    output: export.Format = "json") -> Any:
         first, last, instant = parse_period(start, end, as_of)
         if commune(commune_code) is None:
             raise HTTPException(404, f"no commune-level unit {commune_code} in the official list")
         rows = service.timed("units", lambda: service.figures.units(commune_code, first, last, instant))
-        return {"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
-                "as_of": instant.isoformat(), "units": rows}
+        return export.respond({"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
+                               "as_of": instant.isoformat(), "units": rows}, output, export.units_table)
 
+    operators.install(app, operators.ReportApi(commune_report, scorecard, points_at_risk, units))
     return app

@@ -1,0 +1,284 @@
+"""The report API's answers as tables to download: CSV or XLSX beside JSON (docs/contract.md §5,
+docs/operators.md).
+
+Pure functions from a JSON answer to a `Table` (a title block with the period and the as-of instant,
+Vietnamese headers, typed cells), then from a `Table` to bytes. The CSV carries the JSON's values
+as they are (fractions, RFC 3339 instants) so a program reads back what the API said; the XLSX
+carries them typed (numbers, dates, percentages formatted) for people.
+
+Text from the events (unit names) reaches spreadsheets and is never run as a formula: in the XLSX
+every text is a string cell (characters XML cannot hold dropped); in the CSV, where a spreadsheet
+guesses, a text that starts like a formula gets a leading apostrophe (OWASP's CSV injection advice).
+"""
+
+import csv
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Query, Response
+from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell as SheetCell
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+
+from services.metrics.vietnamese import VN
+from shared.communes import commune
+
+
+class Percent(float):
+    """A rate in [0, 1]: the fraction in CSV, a percentage in XLSX and on the page."""
+
+
+Value = str | int | float | datetime | date | None
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    sheet: str  # the XLSX sheet's name (31 characters at most)
+    filename: str  # without extension; ASCII
+    about: list[tuple[str, Value]]  # the title block: the period, the as-of instant, ...
+    header: list[str]
+    rows: list[list[Value]]
+
+
+# The open states (docs/domain.md §4) as operators name them.
+OPEN_STATES = {"within_deadline": "Trong hạn", "due_soon": "Sắp đến hạn", "overdue": "Quá hạn",
+               "awaiting_supplement": "Chờ bổ sung", "paused": "Chờ nghĩa vụ tài chính"}
+
+# The commune report's figures (docs/contract.md §5), one row each: where in the answer, and its name.
+COMMUNE_ROWS: list[tuple[str, str]] = [
+    ("received", "Hồ sơ tiếp nhận"),
+    ("by_channel.direct", "Tiếp nhận trực tiếp"),
+    ("by_channel.online", "Tiếp nhận trực tuyến"),
+    ("by_channel.postal", "Tiếp nhận qua bưu chính"),
+    ("online_full", "Trực tuyến toàn trình"),
+    ("completed.early", "Giải quyết trước hạn"),
+    ("completed.on_time", "Giải quyết đúng hạn"),
+    ("completed.late", "Giải quyết quá hạn"),
+    ("withdrawn", "Công dân rút hồ sơ"),
+    ("open.within_deadline", "Đang giải quyết: trong hạn"),
+    ("open.due_soon", "Đang giải quyết: sắp đến hạn"),
+    ("open.overdue", "Đang giải quyết: quá hạn"),
+    ("open.awaiting_supplement", "Tạm dừng: chờ bổ sung"),
+    ("open.paused", "Tạm dừng: chờ nghĩa vụ tài chính"),
+    ("payments.online", "Thanh toán trực tuyến"),
+    ("payments.offline", "Thanh toán trực tiếp"),
+    ("digitized", "Hồ sơ được số hóa"),
+    ("ratings.very_satisfied", "Đánh giá rất hài lòng"),
+    ("ratings.satisfied", "Đánh giá hài lòng"),
+    ("ratings.unsatisfied", "Đánh giá không hài lòng"),
+    ("apologies.compliant", "Phiếu xin lỗi đúng quy định"),
+    ("apologies.non_compliant", "Phiếu xin lỗi không đúng quy định"),
+    ("rates.online", "Tỉ lệ tiếp nhận trực tuyến"),
+    ("rates.online_full", "Tỉ lệ trực tuyến toàn trình"),
+    ("rates.on_time", "Tỉ lệ giải quyết đúng hạn (QĐ 766)"),
+    ("rates.online_payment", "Tỉ lệ thanh toán trực tuyến"),
+    ("rates.digitization", "Tỉ lệ số hóa hồ sơ"),
+    ("rates.satisfaction", "Tỉ lệ hài lòng"),
+]
+
+
+def value_at(answer: dict[str, Any], path: str) -> Value:
+    """A figure of the answer by its dotted path; rates as `Percent`."""
+    value: Any = answer
+    for key in path.split("."):
+        value = value[key]
+    return Percent(value) if path.startswith("rates.") and value is not None else value
+
+
+def _place(answer: dict[str, Any]) -> str:
+    found = commune(answer["commune_code"])
+    return f"{found.name} ({found.code}), {found.province_name}" if found else answer["commune_code"]
+
+
+def _period(answer: dict[str, Any]) -> list[tuple[str, Value]]:
+    return [("Từ ngày (ngày tiếp nhận)", date.fromisoformat(answer["from"])),
+            ("Đến ngày (ngày tiếp nhận)", date.fromisoformat(answer["to"])),
+            ("Tính đến (giờ Việt Nam)", datetime.fromisoformat(answer["as_of"]))]
+
+
+def _filename(kind: str, code: str, answer: dict[str, Any]) -> str:
+    return f"{kind}-{code}_{answer['from']}_{answer['to']}"
+
+
+def commune_table(answer: dict[str, Any]) -> Table:
+    """`GET /v1/reports/communes/{c}`: one row per figure, its path in the JSON beside its name."""
+    return Table(
+        title=f"Báo cáo hồ sơ thủ tục hành chính – {_place(answer)}", sheet="Báo cáo xã",
+        filename=_filename("bao-cao-xa", answer["commune_code"], answer), about=_period(answer),
+        header=["Chỉ tiêu", "Số liệu", "Mã chỉ tiêu (JSON)"],
+        rows=[[name, value_at(answer, path), path] for path, name in COMMUNE_ROWS])
+
+
+def scorecard_table(answer: dict[str, Any]) -> Table:
+    """`GET /v1/reports/provinces/{p}/scorecard`: one row per commune in rank order, its groups' points
+    and measured maxima, then each sub-indicator's ratio and points (blank when not scored)."""
+    names = {s["key"]: s["name"] for s in answer["sub_indicators"]}
+    header = ["Hạng", "Trên", "Mã xã", "Tên xã", "Hồ sơ tiếp nhận", "Điểm (thang 100)"]
+    for group in answer["groups"]:
+        header += [f"{group['name']}: điểm", f"{group['name']}: tối đa đo được (chính thức {group['max']})"]
+    for key in names:
+        header += [f"{names[key]}: tỉ lệ", f"{names[key]}: điểm"]
+    rows = []
+    for row in answer["communes"]:
+        cells: list[Value] = [row["rank"], row["of"], row["commune_code"], row["name"], row["received"], row["score"]]
+        for group in row["groups"]:
+            cells += [group["points"], group["measured_max"]]
+        indicators = {s["key"]: s for s in row["sub_indicators"]}
+        for key in names:
+            ratio = indicators[key]["ratio"]
+            cells += [None if ratio is None else Percent(ratio), indicators[key]["points"]]
+        rows.append(cells)
+    about = [("Tỉnh", f"{answer['province_name']} ({answer['province_code']})"), *_period(answer),
+             ("Không áp dụng (không tính điểm)", "; ".join(names.get(k, k) for k in answer["not_applicable"]) or "—"),
+             ("Chưa đo được từ hồ sơ", "; ".join(f"{n['name']} ({n['points']} điểm)" for n in answer["not_measured"])),
+             ("Cách tính", "QĐ 766/QĐ-TTg: điểm các chỉ tiêu đo được ÷ tối đa của chúng × 100")]
+    return Table(title=f"Xếp hạng các xã theo QĐ 766 – {answer['province_name']}", sheet="Xếp hạng",
+                 filename=_filename("xep-hang-tinh", answer["province_code"], answer), about=about,
+                 header=header, rows=rows)
+
+
+def at_risk_table(answer: dict[str, Any]) -> Table:
+    """`GET /v1/reports/communes/{c}/at-risk`: the scores in the title block, then the dossiers."""
+    about = [*_period(answer), ("Hạn xét (giờ Việt Nam)", datetime.fromisoformat(answer["horizon"])),
+             ("Điểm hiện tại", answer["score"]),
+             ("Điểm nếu mọi hồ sơ đúng hạn", answer["score_if_all_in_time"]),
+             ("Điểm nếu hồ sơ đến hạn bị trễ", answer["score_if_due_turn_late"]),
+             ("Điểm có nguy cơ mất", answer["points_at_risk"]),
+             ("Hồ sơ đang giải quyết", answer["open"]),
+             ("Hồ sơ đến hạn trước hạn xét", answer["due_by_horizon"])]
+    rows: list[list[Value]] = [
+        [d["dossier_code"], datetime.fromisoformat(d["due_at"]) if d["due_at"] else None,
+         OPEN_STATES.get(d["open_state"], d["open_state"]), d["hours_left"], d["points"]]
+        for d in answer["dossiers"]]
+    return Table(title=f"Điểm có nguy cơ mất – {_place(answer)}", sheet="Điểm có nguy cơ mất",
+                 filename=_filename("nguy-co", answer["commune_code"], answer), about=about,
+                 header=["Mã hồ sơ", "Hạn giải quyết", "Tình trạng", "Giờ làm việc còn lại", "Điểm mất nếu trễ hạn"],
+                 rows=rows)
+
+
+def units_table(answer: dict[str, Any]) -> Table:
+    """`GET /v1/reports/communes/{c}/units`: per unit, the working hours it held the cohort's dossiers
+    and the open dossiers it holds now by open state."""
+    rows: list[list[Value]] = [[u["unit"], u["working_hours_held"], *(u["open"].get(s, 0) for s in OPEN_STATES)]
+                               for u in answer["units"]]
+    return Table(title=f"Nơi hồ sơ đang chờ – {_place(answer)}", sheet="Nơi hồ sơ chờ",
+                 filename=_filename("don-vi", answer["commune_code"], answer), about=_period(answer),
+                 header=["Đơn vị", "Giờ làm việc đã giữ hồ sơ",
+                         *(f"Đang giữ: {name.lower()}" for name in OPEN_STATES.values())],
+                 rows=rows)
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_text(value: str) -> str:
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def _csv_value(value: Value) -> str | int | float:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return _csv_text(value)
+    if isinstance(value, date):  # datetime too: RFC 3339 with its offset, as in the JSON
+        return value.isoformat()
+    return float(value) if isinstance(value, Percent) else value
+
+
+def to_csv(table: Table) -> bytes:
+    """RFC 4180, UTF-8 with a BOM (Excel then reads Vietnamese right): the title, one `name,value`
+    line per item of the title block, an empty line, then the table's header and rows."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([_csv_text(table.title)])
+    writer.writerows([_csv_text(name), _csv_value(value)] for name, value in table.about)
+    writer.writerow([])
+    writer.writerow([_csv_text(h) for h in table.header])
+    writer.writerows([_csv_value(v) for v in row] for row in table.rows)
+    return out.getvalue().encode("utf-8-sig")
+
+
+# Excel's format codes; Excel shows them with the reader's separators (5.932 and 67,84 % in Vietnamese).
+FORMATS: dict[type, str] = {Percent: "0.00%", int: "#,##0", float: "#,##0.00",
+                            datetime: "dd/mm/yyyy hh:mm", date: "dd/mm/yyyy"}
+
+
+def _put(cell: SheetCell, value: Value) -> None:
+    if isinstance(value, str):
+        cell.value = ILLEGAL_CHARACTERS_RE.sub("", value)
+        cell.data_type = "s"  # openpyxl would take a leading "=" for a formula
+        return
+    if isinstance(value, datetime):
+        # Excel has no time zones: the local time, as the title block says; and to the second, since
+        # a day's last instant (23:59:59.999999) would round up to the next day's midnight.
+        cell.value = value.astimezone(VN).replace(tzinfo=None, microsecond=0)
+    else:
+        cell.value = float(value) if isinstance(value, Percent) else value
+    if value is not None:
+        cell.number_format = FORMATS[type(value)]
+
+
+def _width(values: Iterable[Value]) -> float:
+    longest = max((len(str(v)) for v in values if v is not None), default=8)
+    return min(max(longest, 8), 48) + 2
+
+
+def to_xlsx(table: Table) -> bytes:
+    """One sheet: the title, the title block (name, value), an empty row, then the table with a bold
+    header, filters and the header frozen."""
+    book = Workbook()
+    sheet = book.active
+    sheet.title = table.sheet
+    _put(sheet.cell(1, 1), table.title)
+    sheet.cell(1, 1).font = Font(bold=True, size=14)
+    for r, (name, value) in enumerate(table.about, start=2):
+        _put(sheet.cell(r, 1), name)
+        sheet.cell(r, 1).font = Font(bold=True)
+        _put(sheet.cell(r, 2), value)
+        sheet.cell(r, 2).alignment = Alignment(horizontal="left")
+    top = len(table.about) + 3
+    for c, name in enumerate(table.header, start=1):
+        _put(sheet.cell(top, c), name)
+        sheet.cell(top, c).font = Font(bold=True)
+        sheet.cell(top, c).fill = PatternFill("solid", fgColor="DDE5F0")
+        sheet.cell(top, c).alignment = Alignment(wrap_text=True, vertical="top")
+    for r, row in enumerate(table.rows, start=top + 1):
+        for c, value in enumerate(row, start=1):
+            _put(sheet.cell(r, c), value)
+    last = get_column_letter(len(table.header))
+    sheet.freeze_panes = f"A{top + 1}"
+    sheet.auto_filter.ref = f"A{top}:{last}{top + max(len(table.rows), 1)}"
+    for c in range(1, len(table.header) + 1):
+        column = [table.header[c - 1], *(row[c - 1] for row in table.rows)]
+        sheet.column_dimensions[get_column_letter(c)].width = _width(column)
+    sheet.column_dimensions["A"].width = max(sheet.column_dimensions["A"].width, _width(n for n, _ in table.about))
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+# The HTTP edge: `format=` on the four report endpoints.
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+ENCODINGS: dict[str, tuple[str, Callable[[Table], bytes]]] = {"csv": ("text/csv; charset=utf-8", to_csv),
+                                                               "xlsx": (XLSX, to_xlsx)}
+Format = Annotated[Literal["json", "csv", "xlsx"],
+                   Query(alias="format", description="json (default), or the table to download: csv or xlsx")]
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The report; with format=csv or xlsx, its table as a file (docs/operators.md)",
+          "content": {"text/csv": {}, XLSX: {}}},
+    400: {}, 404: {}}
+
+
+def respond(answer: dict[str, Any], output: str, table_of: Callable[[dict[str, Any]], Table]) -> Any:
+    """The answer as JSON, or its table as a file to download."""
+    if output == "json":
+        return answer
+    media_type, encode = ENCODINGS[output]
+    table = table_of(answer)
+    return Response(encode(table), media_type=media_type,
+                    headers={"content-disposition": f'attachment; filename="{table.filename}.{output}"'})

@@ -1,0 +1,190 @@
+"""The operators' page (Bảng điều hành) on the metrics service: the province's scorecard, a commune's
+report, its points at risk and where its dossiers wait, in Vietnamese (docs/operators.md).
+
+The page calls the report API's own endpoints in-process, so it shows exactly what the API answers,
+and links to the same endpoints with `format=csv|xlsx` for the downloads. What people type is read
+here (dd/mm/yyyy, services/metrics/vietnamese.py); a bad date or an unknown commune or province
+gives the form again with a Vietnamese message and a 4xx, never a 500.
+"""
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from services.metrics import pages
+from services.metrics.vietnamese import VN, InvalidInput, day, moment_input, parse_day, parse_moment, shorten
+from shared.calendar import quarter_of
+from shared.communes import Commune, commune, communes, communes_of_province
+
+log = structlog.get_logger()
+
+STATIC = Path(__file__).parent / "static"
+CHARTS = STATIC / "vendor" / "chart.umd.min.js"  # deploy/local/install-js.sh puts it there
+# Everything from the service itself; inline <style> and scripts refused. The charts' data travel in
+# <script type="application/json"> blocks, which are data, not scripts.
+POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+          "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+COMMUNE_CODE = re.compile(r"[0-9]{5}")
+
+Endpoint = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class ReportApi:
+    """The report API's endpoints (services/metrics/app.py), called with the API's parameters."""
+
+    commune: Endpoint
+    scorecard: Endpoint
+    at_risk: Endpoint
+    units: Endpoint
+
+
+@dataclass(frozen=True)
+class Period:
+    """A view's cohort (received from `first` to `last`) and the instant it is judged as of."""
+
+    first: date
+    last: date
+    as_of: datetime
+
+    def api(self) -> dict[str, str]:
+        """As the report API reads it (`start`/`end` are its `from`/`to`)."""
+        return {"start": self.first.isoformat(), "end": self.last.isoformat(), "as_of": self.as_of.isoformat()}
+
+    def query(self) -> dict[str, str]:
+        """As the page's forms write it: links between views keep the same period and instant."""
+        return {"tu": day(self.first), "den": day(self.last), "luc": moment_input(self.as_of)}
+
+
+def read_period(tu: str, den: str, luc: str, now: datetime) -> Period:
+    """The forms' period; by default the quarter so far, as of now (to the minute, so that the links
+    carry the very instant shown)."""
+    today = now.astimezone(VN).date()
+    first = parse_day(tu, "Từ ngày") if tu.strip() else quarter_of(today)[0]
+    last = parse_day(den, "Đến ngày") if den.strip() else today
+    if first > last:
+        raise InvalidInput(f"Từ ngày {day(first)} sau đến ngày {day(last)}: hãy đổi lại khoảng thời gian.")
+    as_of = parse_moment(luc, "Tính đến") if luc.strip() else now.astimezone(VN).replace(second=0, microsecond=0)
+    return Period(first, last, as_of)
+
+
+class NotFound(Exception):
+    """A commune or province the official list does not have: the page answers 404."""
+
+
+def read_commune(ma: str) -> Commune:
+    code = ma.strip()
+    if not COMMUNE_CODE.fullmatch(code):
+        raise InvalidInput(f"Mã xã “{shorten(code)}” không hợp lệ: mã gồm 5 chữ số, ví dụ 14923.")
+    found = commune(code)
+    if found is None:
+        raise NotFound(f"Không có xã, phường, đặc khu nào mã {code} trong danh mục đơn vị hành chính cấp xã.")
+    return found
+
+
+def read_province(tinh: str) -> list[Commune]:
+    code = tinh.strip()
+    found = communes_of_province(code) if re.fullmatch(r"[0-9]{2}", code) else []
+    if not found:
+        raise NotFound(f"Không có tỉnh, thành phố nào mã “{shorten(code)}” trong danh mục.")
+    return found
+
+
+def html(body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(body, status_code=status, headers={"content-security-policy": POLICY})
+
+
+def install(app: FastAPI, api: ReportApi) -> None:
+    """The page's routes and its static files (styles, scripts, the vendored Chart.js)."""
+    if not CHARTS.exists():
+        log.warning("the operators' page draws no charts until deploy/local/install-js.sh has run", missing=str(CHARTS))
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    async def shown(view: Callable[[], Awaitable[str]], form: Callable[[str], str]) -> HTMLResponse:
+        """A view, or its form again with what went wrong (4xx): the page never answers 500 for input."""
+        try:
+            return html(await view())
+        except InvalidInput as wrong:
+            return html(form(str(wrong)), 400)
+        except NotFound as unknown:
+            return html(form(str(unknown)), 404)
+        except HTTPException as refused:  # what the API itself refuses
+            return html(form("Không lập được báo cáo với các thông tin đã nhập."), refused.status_code)
+
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+    def prefilled(typed: dict[str, str]) -> dict[str, str]:
+        """A form before it is sent: what was typed, else the default period."""
+        return read_period("", "", "", now()).query() | {name: value for name, value in typed.items() if value.strip()}
+
+    @app.get("/", summary="The operators' page (Vietnamese): choose a province or a commune",
+             response_class=HTMLResponse)
+    async def home() -> HTMLResponse:
+        return html(pages.home(provinces(), prefilled({})))
+
+    @app.get("/xep-hang", summary="The operators' page: a province's scorecard", response_class=HTMLResponse)
+    async def ranking(tinh: str = "", tu: str = "", den: str = "", luc: str = "", ma: str = "") -> HTMLResponse:
+        typed = {"tinh": tinh, "tu": tu, "den": den, "luc": luc, "ma": ma}
+        if not tinh.strip():
+            return html(pages.home(provinces(), prefilled(typed)))
+
+        async def view() -> str:
+            period = read_period(tu, den, luc, now())
+            province = read_province(tinh)
+            answer = await api.scorecard(province[0].province_code, **period.api())
+            return pages.scorecard(answer, period.query(), highlight=ma.strip())
+
+        return await shown(view, lambda error: pages.home(provinces(), typed, error=error))
+
+    def commune_view(path: str, summary: str, render: Callable[..., str],
+                     call: Callable[..., Awaitable[dict[str, Any]]]) -> None:
+        """One of the three views of a commune: report, points at risk, units. Each takes the commune
+        and the period; the at-risk view also a horizon (`han`)."""
+
+        async def page(ma: str = "", tu: str = "", den: str = "", luc: str = "", han: str = "") -> HTMLResponse:
+            typed = {"ma": ma, "tu": tu, "den": den, "luc": luc, "han": han}
+            if not ma.strip():
+                return html(pages.commune_form(path, prefilled(typed)))
+
+            async def view() -> str:
+                period = read_period(tu, den, luc, now())
+                place = read_commune(ma)
+                return render(place, period.query() | {"ma": place.code, "han": han}, await call(place, period, han))
+
+            return await shown(view, lambda error: pages.commune_form(path, typed, error=error))
+
+        app.add_api_route(path, page, methods=["GET"], response_class=HTMLResponse,
+                          summary=f"The operators' page: {summary}")
+
+    async def report_with_rank(place: Commune, period: Period, _han: str) -> dict[str, Any]:
+        report = await api.commune(place.code, **period.api())
+        card = await api.scorecard(place.province_code, **period.api())
+        row = next(r for r in card["communes"] if r["commune_code"] == place.code)
+        return report | {"rank": row["rank"], "of": row["of"], "score": row["score"]}
+
+    async def at_risk(place: Commune, period: Period, han: str) -> dict[str, Any]:
+        horizon = parse_moment(han, "Hạn xét").isoformat() if han.strip() else None
+        return await api.at_risk(place.code, **period.api(), horizon=horizon)
+
+    async def units(place: Commune, period: Period, _han: str) -> dict[str, Any]:
+        return await api.units(place.code, **period.api())
+
+    commune_view("/bao-cao", "a commune's report and rank", pages.commune_report, report_with_rank)
+    commune_view("/nguy-co", "a commune's points at risk", pages.at_risk, at_risk)
+    commune_view("/don-vi", "where a commune's dossiers wait", pages.units, units)
+
+
+@cache
+def provinces() -> list[tuple[str, str]]:
+    """The 34 provinces, in the official order of their codes."""
+    return sorted({(c.province_code, c.province_name) for c in communes().values()})
