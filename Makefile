@@ -10,7 +10,7 @@ venv:
 
 # What the stack and the tests run on, installed once and cached under .local/.
 system:
-	@$(LOCAL)/install-apt.sh prometheus kannel kannel-extras softhsm2 chromium chromium-driver
+	@$(LOCAL)/install-apt.sh prometheus prometheus-alertmanager kannel kannel-extras softhsm2 chromium chromium-driver
 	@$(LOCAL)/install-kafka.sh
 	@$(LOCAL)/install-ferretdb.sh
 	@$(LOCAL)/install-kubernetes-tools.sh

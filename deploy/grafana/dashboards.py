@@ -1,11 +1,14 @@
 """Grafana dashboards as code: `python deploy/grafana/dashboards.py` writes deploy/grafana/dashboards/*.json.
 
-Titles are Vietnamese, descriptions English. Every panel's PromQL is run against the real
-Prometheus by tests/integration/test_dashboards.py; tests/unit/test_dashboards.py checks that the
-committed JSON is what this file generates.
+The boards below (`BOARDS`: each panel's title, description, kind and PromQL) are the one source of
+the Grafana dashboards and of Prometheus' console pages (deploy/prometheus/consoles.py), so that the
+two never disagree. Titles are Vietnamese, descriptions English. Every panel's PromQL is run against
+the real Prometheus by tests/integration/test_dashboards.py; tests/unit/test_dashboards.py checks that
+the committed JSON is what this file generates.
 """
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,43 +50,75 @@ def ratio(numerator: str, denominator: str) -> str:
     return f"{total(numerator)} / {total(denominator)}"
 
 
+@dataclass(frozen=True)
+class Panel:
+    """What a panel shows, whatever draws it."""
+
+    title: str
+    description: str
+    kind: str  # Grafana's panel type: stat, timeseries, bargauge, piechart, table
+    targets: list[tuple[str, str]]  # (PromQL, legend with {{label}}); `$commune`, `$__rate_interval` as Grafana's
+    w: int = 6
+    h: int = 6
+    unit: str | None = None  # Grafana's: percentunit, s
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def instant(self) -> bool:
+        """Whether the panel shows values as of now rather than over time."""
+        return self.kind in ("stat", "bargauge", "table", "piechart")
+
+
 def panel(title: str, description: str, kind: str, targets: list[tuple[str, str]], w: int = 6, h: int = 6,
-          unit: str | None = None, **options: Any) -> dict[str, Any]:
-    """`targets`: (PromQL, legend). Positions are filled in by `dashboard`."""
+          unit: str | None = None, **options: Any) -> Panel:
+    return Panel(title, description, kind, targets, w, h, unit, options)
+
+
+@dataclass(frozen=True)
+class Board:
+    uid: str
+    title: str
+    description: str
+    panels: list[Panel]
+    variables: list[dict[str, Any]] = field(default_factory=list)
+
+
+def grafana_panel(p: Panel, n: int, x: int, y: int) -> dict[str, Any]:
     defaults: dict[str, Any] = {}
-    if unit:
-        defaults["unit"] = unit
-    if unit == "percentunit":
+    if p.unit:
+        defaults["unit"] = p.unit
+    if p.unit == "percentunit":
         defaults |= {"min": 0, "max": 1, "decimals": 2}
     return {
-        "type": kind,
-        "title": title,
-        "description": description,
+        "type": p.kind,
+        "title": p.title,
+        "description": p.description,
         "datasource": DATASOURCE,
-        "gridPos": {"w": w, "h": h},
+        "gridPos": {"x": x, "y": y, "w": p.w, "h": p.h},
         "targets": [
-            {"refId": chr(ord("A") + n), "datasource": DATASOURCE, "expr": expr, "legendFormat": legend,
-             "instant": kind in ("stat", "bargauge", "table", "piechart")}
-            for n, (expr, legend) in enumerate(targets)
+            {"refId": chr(ord("A") + i), "datasource": DATASOURCE, "expr": expr, "legendFormat": legend,
+             "instant": p.instant}
+            for i, (expr, legend) in enumerate(p.targets)
         ],
         "fieldConfig": {"defaults": defaults, "overrides": []},
-        "options": options,
+        "options": p.options,
+        "id": n,
     }
 
 
-def dashboard(uid: str, title: str, description: str, panels: list[dict[str, Any]],
-              variables: list[dict[str, Any]] = ()) -> dict[str, Any]:
+def grafana(board: Board) -> dict[str, Any]:
+    """The board as a Grafana dashboard, panels placed left to right in rows of 24 columns."""
     x = y = row_h = 0
-    for n, p in enumerate(panels, start=1):
-        w, h = p["gridPos"]["w"], p["gridPos"]["h"]
-        if x + w > 24:
+    panels = []
+    for n, p in enumerate(board.panels, start=1):
+        if x + p.w > 24:
             x, y, row_h = 0, y + row_h, 0
-        p["id"], p["gridPos"] = n, {"x": x, "y": y, "w": w, "h": h}
-        x, row_h = x + w, max(row_h, h)
+        panels.append(grafana_panel(p, n, x, y))
+        x, row_h = x + p.w, max(row_h, p.h)
     return {
-        "uid": uid,
-        "title": title,
-        "description": description,
+        "uid": board.uid,
+        "title": board.title,
+        "description": board.description,
         "tags": ["dossier", "một cửa"],
         "timezone": "Asia/Ho_Chi_Minh",
         "schemaVersion": 39,
@@ -91,7 +126,7 @@ def dashboard(uid: str, title: str, description: str, panels: list[dict[str, Any
         "editable": False,
         "refresh": "30s",
         "time": {"from": "now-24h", "to": "now"},
-        "templating": {"list": list(variables)},
+        "templating": {"list": list(board.variables)},
         "panels": panels,
     }
 
@@ -111,10 +146,10 @@ NAMED = f"* on (commune) group_left (name) {figure('dossier_commune_info')}"
 OVERDUE_BY_COMMUNE = total('dossier_open{state="overdue"}', "commune")
 
 
-def overview() -> dict[str, Any]:
-    return dashboard("dossier-overview", "Tổng quan hồ sơ thủ tục hành chính",
-                     "Operators' overview of every commune: timeliness, overdue dossiers, channels and the "
-                     "QĐ 766 rates, from the metrics service (docs/contract.md §4).", [
+def overview() -> Board:
+    return Board("dossier-overview", "Tổng quan hồ sơ thủ tục hành chính",
+                 "Operators' overview of every commune: timeliness, overdue dossiers, channels and the "
+                 "QĐ 766 rates, from the metrics service (docs/contract.md §4).", [
         panel("Tỷ lệ giải quyết đúng hạn", "766 on-time rate over every dossier received (docs/domain.md §5)", "stat",
               [(on_time(), "đúng hạn")], unit="percentunit"),
         panel("Hồ sơ quá hạn", "Open dossiers past their due date now", "stat",
@@ -159,10 +194,10 @@ def overview() -> dict[str, Any]:
     ])
 
 
-def commune() -> dict[str, Any]:
+def commune() -> Board:
     c = 'commune="$commune"'
-    return dashboard("dossier-commune", "Chi tiết theo xã",
-                     "One commune's figures: choose it above (5-digit code).", [
+    return Board("dossier-commune", "Chi tiết theo xã",
+                 "One commune's figures: choose it above (5-digit code).", [
         panel("Tỷ lệ giải quyết đúng hạn", "766 on-time rate of the commune", "stat",
               [(on_time(commune="$commune"), "đúng hạn")], unit="percentunit"),
         panel("Tiếp nhận", "Dossiers received", "stat", [(total(f"dossier_received_total{{{c}}}"), "tiếp nhận")]),
@@ -191,10 +226,10 @@ def commune() -> dict[str, Any]:
     ], variables=[COMMUNE_VARIABLE])
 
 
-def pipeline() -> dict[str, Any]:
-    return dashboard("dossier-pipeline", "Sức khỏe hệ thống",
-                     "The pipeline that produces the figures: services up, consumer lag, dead letters, intake "
-                     "answers, the age of the metrics snapshot, SMS by status.", [
+def pipeline() -> Board:
+    return Board("dossier-pipeline", "Sức khỏe hệ thống",
+                 "The pipeline that produces the figures: services up, consumer lag, dead letters, intake "
+                 "answers, the age of the metrics snapshot, SMS by status.", [
         panel("Dịch vụ hoạt động", "1 when Prometheus scraped the service last time", "stat",
               [('up{job="dossier"}', "{{service}}")], w=8),
         panel("Độ trễ tiêu thụ Kafka", "Records waiting in Kafka for processing and metrics", "timeseries",
@@ -227,7 +262,8 @@ def pipeline() -> dict[str, Any]:
     ])
 
 
-DASHBOARDS = {"overview": overview, "commune": commune, "pipeline": pipeline}
+BOARDS = {"overview": overview, "commune": commune, "pipeline": pipeline}
+DASHBOARDS = {name: lambda make=make: grafana(make()) for name, make in BOARDS.items()}
 
 
 def rendered() -> dict[str, str]:

@@ -4,6 +4,7 @@ source "$(dirname "$0")/common.sh"
 here="$ROOT/deploy/local"
 "$here/services.sh" stop
 "$here/kannel.sh" stop
+"$here/alertmanager.sh" stop
 "$here/prometheus.sh" stop
 "$here/ferretdb.sh" stop
 "$here/kafka.sh" stop

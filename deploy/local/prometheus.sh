@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prometheus (Debian package) on 127.0.0.1, scraping every service. Usage: prometheus.sh start|stop|reload
+# Prometheus (Debian package) on 127.0.0.1, scraping every service, sending alerts to the local
+# Alertmanager, serving the console pages (docs/consoles.md). Usage: prometheus.sh start|stop|reload
 source "$(dirname "$0")/common.sh"
 home="$STACK/prometheus"
 
@@ -9,11 +10,16 @@ install() {
   "$ROOT/deploy/local/install-apt.sh" prometheus
 }
 
-# The project's configuration and rules, with the local stack's targets.
+# The project's configuration, rules and console pages, with the local stack's targets. Debian
+# ships no console library: the pages' own (deploy/prometheus/console_libraries) names its assets.
 write_config() {
   mkdir -p "$home"
-  rm -rf "$home/rules"; cp -r "$ROOT/deploy/prometheus/rules" "$home/rules"
+  local folder
+  for folder in rules consoles console_libraries; do
+    rm -rf "${home:?}/$folder"; cp -r "$ROOT/deploy/prometheus/$folder" "$home/$folder"
+  done
   cp "$ROOT/deploy/prometheus/prometheus.yml" "$home/prometheus.yml"
+  printf -- '- targets: ["127.0.0.1:%s"]\n' "$ALERTMANAGER_PORT" >"$home/alertmanagers.yml"
   : >"$home/targets.yml"
   local service
   for service in "${SERVICES[@]}"; do
@@ -37,6 +43,7 @@ case "${1:-start}" in
     log "starting Prometheus on 127.0.0.1:$PROMETHEUS_PORT"
     start_bg prometheus "$PROMETHEUS_PORT" prometheus --config.file="$home/prometheus.yml" \
       --storage.tsdb.path="$DATA/prometheus" --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
+      --web.console.templates="$home/consoles" --web.console.libraries="$home/console_libraries" \
       --web.enable-lifecycle --log.level=warn
     wait_for "Prometheus" 60 http_ok "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
     ;;

@@ -3,10 +3,12 @@
 source "$(dirname "$0")/common.sh"
 here="$ROOT/deploy/local"
 "$here/install-python.sh"
+"$here/install-js.sh"  # the operators' page's charting library
 "$here/kafka.sh" start
 "$here/ferretdb.sh" start
 (cd "$ROOT" && "$PY" -m shared.kafka)
 "$here/prometheus.sh" start
+"$here/alertmanager.sh" start
 "$here/kannel.sh" start
 "$here/services.sh" start
 "$here/status.sh"

@@ -8,6 +8,7 @@ digitized stays digitized. Every other figure can go down when a late event re-j
 (an obligation arriving late turns `early` into `late`), so it is a gauge (contract v1.1).
 """
 
+import heapq
 from collections import Counter
 from collections.abc import Iterable
 
@@ -44,6 +45,8 @@ def families(counts: Counter[Key], sector_label: bool = True) -> list[Metric]:
     """One family per business metric; without the sector label, sectors are summed."""
     merged: dict[str, Counter[tuple[str, ...]]] = {figure: Counter() for figure in FIGURES}
     for (figure, commune_code, sector, *rest), value in counts.items():
+        if figure == "urgent":
+            continue  # dossiers, not counts: see `urgent`
         labels = (commune_code, sector, *rest) if sector_label else (commune_code, *rest)
         merged[figure][labels] += value
     out: list[Metric] = []
@@ -68,11 +71,29 @@ def families(counts: Counter[Key], sector_label: bool = True) -> list[Metric]:
     return out
 
 
+def urgent(counts: Counter[Key], top: int = 5) -> Metric:
+    """The `top` overdue and the `top` due-soon open dossiers of each commune whose due came or comes
+    first, valued at their due: the codes the officers' alerts give (docs/alerts.md). At most 2 × `top`
+    series a commune, whatever its backlog; dossier codes are not personal data."""
+    found: dict[tuple[str, str], list[tuple[float, str]]] = {}
+    for key, due in counts.items():
+        if key[0] == "urgent":
+            _, commune_code, _, state, code = key
+            found.setdefault((commune_code, state), []).append((due, code))
+    family = GaugeMetricFamily("dossier_urgent_due_timestamp_seconds",
+                               "Due (Unix time) of the first overdue and due-soon open dossiers of each commune",
+                               labels=["commune", "state", "dossier"])
+    for (commune_code, state), dossiers in sorted(found.items()):
+        for due, code in heapq.nsmallest(top, dossiers):
+            family.add_metric([commune_code, state, code], due)
+    return family
+
+
 def render(counts: Counter[Key], sector_label: bool = True, at_risk: dict[str, float] | None = None) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     risk = GaugeMetricFamily("dossier_points_at_risk", "QĐ 766 points a commune would lose in the current quarter "
                              "if its open dossiers due by its end turned late (docs/domain.md §6)", labels=["commune"])
     for code, value in sorted((at_risk or {}).items()):
         risk.add_metric([code], value)
-    registry.register(_Families([*families(counts, sector_label), risk]))
+    registry.register(_Families([*families(counts, sector_label), risk, urgent(counts)]))
     return generate_latest(registry)

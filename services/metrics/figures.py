@@ -9,6 +9,9 @@ start, then from `dossier-status`); every replica fed the same timelines holds t
   shared.report turns them into the indicators; nothing is recomputed a second way.
 - The clock (`tick`): a heap of the instants at which an open dossier turns due soon or overdue,
   so a tick costs what moves, not a scan of every open dossier.
+- Urgent dossiers: `counts` also holds each overdue or due-soon dossier under `("urgent", commune,
+  sector, state, code)` with its due (Unix seconds) as the value, kept as its open state changes: a
+  snapshot's copy of the counts then has what `dossier_urgent_due_timestamp_seconds` names.
 """
 
 import heapq
@@ -41,6 +44,7 @@ FIGURES: dict[str, tuple[str, ...]] = {
 }
 
 Key = tuple[str, ...]  # figure, commune, sector, then the figure's own labels
+URGENT = ("overdue", "due_soon")  # open states whose dossiers the officers' alerts name (docs/alerts.md)
 RECEPTION = "Bộ phận tiếp nhận (một cửa)"  # who holds a dossier before its first transfer
 
 
@@ -202,6 +206,10 @@ class Figures:
                 self.counts["open", f.commune_code, f.sector, before] -= 1
             if tracked.open_counted:
                 self.counts["open", f.commune_code, f.sector, tracked.open_counted] += 1
+        if before in URGENT:
+            self.counts.pop(("urgent", f.commune_code, f.sector, before, tracked.code), None)
+        if tracked.open_counted in URGENT:  # a later status may carry another due
+            self.counts["urgent", f.commune_code, f.sector, tracked.open_counted, tracked.code] = f.due_at.timestamp()
         return before
 
     def _schedule(self, tracked: Tracked) -> None:

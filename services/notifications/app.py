@@ -1,15 +1,17 @@
-"""Notifications' wiring: the `dossier-status` subscription, the sender, delivery reports, the message lookup."""
+"""Notifications' wiring: the `dossier-status` subscription, the sender, delivery reports, the message lookup,
+the officers' alerts from Alertmanager."""
 
 import hmac
 from functools import partial
 from typing import Annotated, Any
 
 import structlog
-from fastapi import FastAPI, Header, HTTPException, Query
+from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry
 
 from services.notifications import handlers
+from services.notifications.alerts import MAX_BYTES, OfficerAlerts
 from services.notifications.providers import dlr_token_ok, provider
 from services.notifications.replies import NEUTRAL, PerNumber, code_in, reply
 from services.notifications.sms import normalise_phone
@@ -77,6 +79,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     settings = settings or NotificationsSettings()
     keys = ApiKeys.load(settings.notifications_api_keys, settings.notifications_api_keys_file)
     runtime, notifier = build(settings)
+    alerts = OfficerAlerts(settings, notifier, runtime.registry)
     app = runtime.app(TITLE, DESCRIPTION, not_ready=lambda: None if notifier.loaded else "loading the messages to send")
 
     @app.get("/v1/dlr", summary="Delivery report from the SMS gateway (Kannel's dlr-url)", responses={403: {}})
@@ -115,6 +118,21 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
             return PlainTextResponse(NEUTRAL)
         log.info("sms lookup answered", sender=mask_phone(number), dossier=code)
         return PlainTextResponse(reply(code, standing, notifier.calendar))
+
+    @app.post("/v1/alerts", summary="Alertmanager's webhook: SMS to the commune's on-duty officers (docs/alerts.md)",
+              responses={401: {}, 413: {}, 422: {}})
+    async def officers_alert(request: Request, authorization: str | None = Header(default=None)) -> dict[str, Any]:
+        """Answers once the messages are stored (they go out as the citizens' do): Alertmanager retries
+        an error, and what it sends again is not sent twice."""
+        if not alerts.authorized(authorization):
+            raise HTTPException(401, "a valid Bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+        body = await request.body()
+        if len(body) > MAX_BYTES:
+            raise HTTPException(413, "notification too large")
+        try:
+            return await alerts.receive(body)
+        except ValueError as exc:
+            raise HTTPException(422, f"not a notification of a commune's dossiers at risk: {exc}") from None
 
     @app.get("/v1/messages", summary="A dossier's messages, phone masked", responses={400: {}, 401: {}})
     async def messages(dossier: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:

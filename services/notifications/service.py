@@ -149,6 +149,11 @@ class Notifier:
         self.metrics.messages.labels("expired", self.provider.name).inc(len(forgotten))
         decided = [(m, b) for m, b in decided if m["_id"] not in forgotten]
         await self.store.keep_citizens(standing)
+        await self.queue(decided)
+
+    async def queue(self, decided: list[tuple[dict[str, Any], dict | None]]) -> set[str]:
+        """Store the messages (with their number and text if they are to be sent) not stored yet and
+        queue those to send; returns the ids stored now. The citizens' and the officers' (alerts.py)."""
         created = await self.store.create([m for m, _ in decided], [b for _, b in decided if b])
         for message, body in decided:
             # Only a message stored just now is counted and queued: one stored before (a redelivered
@@ -159,6 +164,7 @@ class Notifier:
             self.metrics.messages.labels(message["status"], self.provider.name).inc()
             if body:
                 self._queue_up(Pending(message, body["recipient"], body["body"], 0, message["not_before"]))
+        return created
 
     def _standing(self, event: StatusChanged) -> dict[str, Any]:
         data = event.data

@@ -47,6 +47,13 @@ class NotificationsSettings(ServiceSettings):
     # Kannel passes the SMS citizens send to the brandname number (MO) to /v1/mo with this token.
     notifications_mo_secret: SecretStr = SecretStr("")
     notifications_mo_per_hour: int = 5  # replies to one number per hour; more get none
+    # The on-duty officers Alertmanager's alerts reach by SMS (docs/alerts.md): {"14923": ["0912345678"]},
+    # JSON here or in a file (both are read); a number that is not a Vietnamese mobile is refused at start.
+    notifications_officers: dict[str, list[str]] = {}
+    notifications_officers_file: Path | None = None
+    notifications_alert_secret: SecretStr = SecretStr("")  # Alertmanager's Bearer token on POST /v1/alerts
+    # One SMS per alert group and officer within this window: Alertmanager's repeat_interval (deploy/alertmanager).
+    notifications_alert_repeat_hours: float = 4
     notifications_api_keys: list[ApiKey] = []
     notifications_api_keys_file: Path | None = None
     # Fault tests only: exit after a message is marked sending, before the gateway has it.
@@ -56,4 +63,6 @@ class NotificationsSettings(ServiceSettings):
         needed = ["notifications_dlr_secret", "lookup_secret"]
         if self.notifications_provider == "kannel":
             needed += ["notifications_kannel_password", "notifications_mo_secret"]
+        if self.notifications_officers or self.notifications_officers_file:
+            needed.append("notifications_alert_secret")
         return needed

@@ -1,6 +1,6 @@
 """The real components for integration tests.
 
-The test session runs its own stack (Kafka, FerretDB, Prometheus) with the project's deploy
+The test session runs its own stack (Kafka, FerretDB, Prometheus, Alertmanager, Kannel) with the project's deploy
 scripts, on ports of its own and under .local/test-stack, so it never disturbs a `make up`
 stack. Topics and databases are named per run. Services run as real subprocesses.
 """
@@ -47,6 +47,7 @@ PORTS = {
     "DOSSIER_MONGO_PORT": 37017,
     "DOSSIER_FERRETDB_DEBUG_PORT": 18088,
     "DOSSIER_PROMETHEUS_PORT": 19090,
+    "DOSSIER_ALERTMANAGER_PORT": 19093,
     "DOSSIER_KANNEL_ADMIN_PORT": 23000,
     "DOSSIER_KANNEL_SMSBOX_PORT": 23001,
     "DOSSIER_KANNEL_SENDSMS_PORT": 23013,
