@@ -41,6 +41,7 @@ METRICS = f"http://127.0.0.1:{os.environ.get('DOSSIER_METRICS_PORT', '8003')}"
 NOTIFICATIONS = f"http://127.0.0.1:{os.environ.get('DOSSIER_NOTIFICATIONS_PORT', '8004')}"
 SIGNATURE = f"http://127.0.0.1:{os.environ.get('DOSSIER_SIGNATURE_PORT', '8005')}"
 KAFKA = os.environ.get("DOSSIER_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+ALERTMANAGER = f"http://127.0.0.1:{os.environ.get('DOSSIER_ALERTMANAGER_PORT', '9093')}"
 PROMETHEUS = f"http://127.0.0.1:{os.environ.get('DOSSIER_PROMETHEUS_PORT', '9090')}"
 SEED = int(os.environ.get("DEMO_SEED", "1"))
 BATCH = 500
@@ -319,13 +320,18 @@ def main() -> None:
     citizen_lookup(code)
     example = next(e["subject"] for e in all_events if e["data"].get("commune_code") == "14923")
     print("\nWhere to look:")
-    print(f"  report API:     {METRICS}/v1/reports/communes/14923?from=2025-07-01&to=2025-11-11")
+    print(f"  operators:      {METRICS}/bao-cao?ma=14923&tu=01/07/2025&den=11/11/2025&luc=11/11/2025   "
+          f"(ranking: {METRICS}/xep-hang?tinh=38&tu=01/07/2025&den=11/11/2025&luc=11/11/2025)")
+    print(f"  report API:     {METRICS}/v1/reports/communes/14923?from=2025-07-01&to=2025-11-11   (&format=xlsx|csv)")
     print(f"  scorecard:      {METRICS}/v1/reports/provinces/38/scorecard?from=2025-07-01&to=2025-11-11")
     print(f"  one dossier:    {PROCESSING}/v1/dossiers/{example}   (operators: Authorization: Bearer "
           "$(cat .local/intake-api-key))")
     print(f"  citizens:       {PROCESSING}/tra-cuu")
     print(f"  figures:        {METRICS}/metrics   (API docs: {METRICS}/docs, {INTAKE}/docs)")
     print(f"  Prometheus:     {PROMETHEUS}/graph?g0.expr=commune:dossier_on_time:ratio")
+    print(f"  consoles:       {PROMETHEUS}/consoles/commune.html?commune=14923&range=1h   "
+          f"(all: {PROMETHEUS}/consoles/index.html)")
+    print(f"  alerts:         {ALERTMANAGER}   (officers' SMS: docs/alerts.md)")
     print(f"  SMS log:        {STACK / 'logs' / 'kannel-fakesmsc.log'}   (messages: {NOTIFICATIONS}/v1/messages?dossier=…)")
     print("  command line:   .local/venv/bin/python -m services.metrics report --commune 14923 "
           "--from 2025-07-01 --to 2025-11-11 --as-of 2025-11-11T23:59:59+07:00")
