@@ -183,7 +183,7 @@ def at_risk(c: Counts, open_dossiers: Iterable[OpenDossier], horizon: datetime,
         costs.append({"dossier_code": d.code, "due_at": d.due_at.isoformat(), "open_state": d.open_state,
                       "hours_left": round(d.hours_left, 2) if d.hours_left is not None else None,
                       "points": round(cost, 4)})
-    costs.sort(key=lambda row: (-row["points"], row["due_at"]))
+    costs.sort(key=lambda row: (-row["points"], row["due_at"], row["dossier_code"]))  # the same order from any input
     return {
         "score_if_all_in_time": best_score,
         "score_if_due_turn_late": worst_score,
