@@ -25,7 +25,8 @@ from services.metrics.exposition import render
 from services.metrics.figures import Figures, Key, Verdict, tracked_of, verdict_of
 from services.metrics.settings import MetricsSettings
 from services.metrics.shard import Shard
-from services.metrics.store import Batch, FiguresStore, first_day, from_kept, from_status, kept, quarter, verdict_doc
+from services.metrics.store import (Batch, FiguresStore, first_day, from_kept, from_status, from_verdict_doc, kept,
+                                    quarter, verdict_doc)
 from shared.calendar import quarter_of
 from shared.contracts import ClockChanged, SignatureData, SignatureVerified, StatusChanged, StatusRecord, clock_changed
 from shared.service import Record
@@ -82,24 +83,32 @@ class MetricsService:
         dossiers ended before the horizon leave memory (unless `compact` is False: a reader beside
         the running service must not write)."""
         started = time.perf_counter()
-        stored = await self.store.load()
-        if stored.horizon is None and not stored.statuses and await self._move_legacy():
-            stored = await self.store.load()
+        state = await self.store.state()
+        if state.horizon is None and await self._move_legacy():
+            state = await self.store.state()
         now = self.clock()
-        calendar = self.figures.calendar
-        for doc in stored.statuses:
-            if self.shard.owns_commune(doc["commune_code"]) and self.figures.is_newer(doc["dossier_code"], doc["events"]):
-                self.figures.apply(from_kept(doc, calendar), now)
-        for verdict in stored.verdicts:
-            if self.shard.owns_commune(verdict.commune_code):
-                self.figures.apply_verdict(verdict)
-        self._archived_counts = stored.archived_counts
-        self.figures.counts.update(stored.archived_counts)
-        self._sent, self.horizon = stored.clock, stored.horizon
+        async for kind, entries in self.store.entries(state.horizon):
+            self._apply_stored(kind, entries, now)  # as read: the store's entries are never all in memory
+        self._archived_counts = state.archived_counts
+        self.figures.counts.update(state.archived_counts)
+        self.horizon = state.horizon
         archived = await self.compact() if compact else 0
         log.info("figures loaded", dossiers=len(self.figures.dossiers), archived_now=archived,
                  horizon=self.horizon, clock_events_sent=len(self._sent),
                  seconds=round(time.perf_counter() - started, 2))
+
+    def _apply_stored(self, kind: str, entries: list[Any], now: datetime) -> None:
+        owns, calendar = self.shard.owns_commune, self.figures.calendar
+        if kind == "statuses":
+            for doc in entries:
+                if owns(doc["commune_code"]) and self.figures.is_newer(doc["dossier_code"], doc["events"]):
+                    self.figures.apply(from_kept(doc, calendar), now)
+        elif kind == "verdicts":
+            for verdict in map(from_verdict_doc, entries):
+                if owns(verdict.commune_code):
+                    self.figures.apply_verdict(verdict)
+        else:
+            self._sent.update(entries)
 
     async def _move_legacy(self) -> bool:
         """Once, what a version before the archive stored, into the quarters' logs."""

@@ -135,14 +135,9 @@ class Batch:
 
 
 @dataclass
-class Stored:
-    """What a load reads: every entry to apply, and the state it starts from."""
-
-    statuses: list[dict[str, Any]]
-    verdicts: list[Verdict]
-    clock: set[str]
+class State:
     horizon: str | None  # the horizon quarter of the last compaction; None before the first
-    archived_counts: Counter[Key]
+    archived_counts: Counter[Key]  # what the archived dossiers counted
 
 
 @dataclass
@@ -185,26 +180,25 @@ class FiguresStore:
 
     # -- loading -------------------------------------------------------------------------------------
 
-    async def load(self) -> Stored:
-        """The state, the carried collection and the logs from the horizon on, in that order."""
+    async def state(self) -> State:
+        """Where the last compaction left the store (nothing before the first)."""
         state = await self._state.find_one({"_id": "horizon"})
-        horizon = state["quarter"] if state else None
         self._carried = state["carried"] if state else None
+        if state is None:
+            return State(None, Counter())
+        return State(state["quarter"], Counter({tuple(k): v for k, v in orjson.loads(state["counts"])}))
+
+    async def entries(self, horizon: str | None) -> AsyncIterator[tuple[str, list[Any]]]:
+        """What the carried collection and the logs from the horizon on hold, a blob at a time, as
+        (kind, entries): statuses latest first (the older are then skipped at once), verdicts, clock ids."""
         names = [self._carried] if self._carried else []
         names += sorted(n for n in await self.logs() if horizon is None or n[-6:] >= horizon)
-        counts = Counter({tuple(k): v for k, v in orjson.loads(state["counts"])} if state else {})
-        stored = Stored([], [], set(), horizon, counts)
         for name in names:
-            async for doc in self._db[name].find({}, batch_size=20):
+            # A few blobs (up to ~3 MB each) a reply: FerretDB does not cut replies at 16 MB as
+            # MongoDB does, and the driver refuses one over 48 MB.
+            async for doc in self._db[name].find({}, batch_size=4):
                 entries = orjson.loads(doc["blob"])
-                match doc["kind"]:
-                    case "statuses":
-                        stored.statuses.extend(reversed(entries))  # latest first: the older are skipped at once
-                    case "verdicts":
-                        stored.verdicts.extend(from_verdict_doc(v) for v in entries)
-                    case "clock":
-                        stored.clock.update(entries)
-        return stored
+                yield doc["kind"], entries[::-1] if doc["kind"] == "statuses" else entries
 
     async def logs(self) -> list[str]:
         return [n for n in await self._db.list_collection_names()
@@ -268,7 +262,7 @@ class FiguresStore:
         `metrics_clock_sent`), as (kind, entries), for the one-time move into the logs."""
         names = set(await self._db.list_collection_names())
         if "metrics_status" in names:
-            async for doc in self._db["metrics_status"].find({}, batch_size=20):
+            async for doc in self._db["metrics_status"].find({}, batch_size=4):
                 yield "statuses", orjson.loads(doc["statuses"])
         if "metrics_signatures" in names:
             async for doc in self._db["metrics_signatures"].find({}, batch_size=5000):

@@ -2,15 +2,25 @@
 together what one replica of every province gives, and the dossiers that ended before the horizon leave
 memory without changing a figure or a report."""
 
+import asyncio
 from datetime import date, datetime, timedelta
 
 import httpx
+import orjson
+from bson import Binary
+from pymongo import AsyncMongoClient
 
+from services.metrics.store import kept
+from shared.calendar import WorkingCalendar
+from shared.contracts import SignatureData, status_changed, status_of, timeline_entries
+from shared.dossier import fold
+from shared.events import parse_event
 from tests.fixtures.sample import VN, event
 from tests.integration.conftest import service, wait_until
 from tests.integration.test_metrics import FAST, business, counted
 from tests.integration.test_processing import histories
 
+CAL = WorkingCalendar.load()
 THANH_BA = "08152"  # Phú Thọ (25)
 BA_THUOC = "14923"  # Thanh Hóa (38)
 PERIODS = ((date(2025, 7, 1), date(2025, 7, 31)), (date(2025, 7, 7), date(2025, 7, 9)),
@@ -120,3 +130,48 @@ def test_dossiers_that_ended_before_the_horizon_leave_memory_and_every_report_st
     finally:
         kept.stop()
         bounded.stop()
+
+
+def test_what_a_version_before_the_archive_stored_is_moved_once_and_counted(pipeline):
+    """An upgrade: `metrics_status` (blobs of statuses), `metrics_signatures` and `metrics_clock_sent`
+    become the quarters' logs at the first start, and are gone after it."""
+    lives = histories(12, seed=24)
+    statuses = []
+    for events in lives.values():
+        folded = fold([parse_event(e) for e in events], CAL)
+        statuses.append(kept(status_changed(folded.dossier, None, status_of(folded.dossier, CAL),
+                                            timeline_entries(folded.timeline), len(events))))
+    code = next(iter(lives))
+    verdict = SignatureData(dossier_code=code, commune_code=BA_THUOC, sector="HT", document_id="KQ-1",
+                            verdict="valid", reasons=[], document_sha256="ab" * 32, signatures=[])
+
+    async def store_as_before() -> None:
+        client = AsyncMongoClient(pipeline.settings.mongo_url)
+        try:
+            db = client[pipeline.settings.mongo_database]
+            await db["metrics_status"].insert_one({"_id": "a", "statuses": Binary(orjson.dumps(statuses))})
+            await db["metrics_signatures"].insert_one({"_id": "v1", "time": "2025-07-20T10:00:00+07:00",
+                                                       "data": verdict.model_dump(mode="json")})
+            await db["metrics_clock_sent"].insert_one({"_id": "clock-1"})
+        finally:
+            await client.close()
+
+    async def collections() -> set[str]:
+        client = AsyncMongoClient(pipeline.settings.mongo_url)
+        try:
+            return set(await client[pipeline.settings.mongo_database].list_collection_names())
+        finally:
+            await client.close()
+
+    asyncio.run(store_as_before())
+    metrics = service("metrics", pipeline.settings, **FAST).start()
+    try:
+        assert counted(metrics) == len(lives)
+        assert any(name == "dossier_signatures" and dict(labels)["verdict"] == "valid" and value == 1
+                   for (name, labels), value in business(metrics).items())
+        assert not {"metrics_status", "metrics_signatures", "metrics_clock_sent"} & asyncio.run(collections())
+        metrics.stop()
+        metrics.start()
+        assert counted(metrics) == len(lives)
+    finally:
+        metrics.stop()
