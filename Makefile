@@ -3,7 +3,7 @@ SHELL := /bin/bash
 LOCAL := deploy/local
 PY := .local/venv/bin/python
 
-.PHONY: venv system up down reset status logs demo docs test test-unit test-integration test-faults test-kubernetes bench bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e bench-reads
+.PHONY: venv system up down reset status logs demo docs test test-unit test-integration test-faults test-kubernetes bench bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e bench-reads bench-scaling
 
 venv:
 	@$(LOCAL)/install-python.sh
@@ -53,7 +53,7 @@ test-integration: venv system
 test-faults: venv system
 	$(PY) -m pytest tests/faults
 
-bench: bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e bench-reads
+bench: bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e bench-reads bench-scaling
 
 bench-intake: up
 	$(PY) -m bench.intake
@@ -83,3 +83,8 @@ docs: venv
 	@for s in processing metrics notifications signature; do \
 	  .local/venv/bin/faststream docs gen --factory services.$$s.app:asyncapi -o docs/asyncapi/$$s.json; done
 	$(PY) -m shared.contracts
+
+# The metrics service by province and with a horizon: a province over five years, and the country's
+# shards (values-country.yaml) beside one replica of every province (docs/scaling.md).
+bench-scaling: up
+	$(PY) -m bench.scaling

@@ -32,7 +32,8 @@ def bench_settings(name: str) -> ServiceSettings:
     )
 
 
-def start_service(name: str, settings: ServiceSettings, port: int, **env: str) -> subprocess.Popen:
+def start_service(name: str, settings: ServiceSettings, port: int, ready_within: float = 30,
+                  **env: str) -> subprocess.Popen:
     """`python -m services.<name>` on `settings`, returned once /readyz answers 200."""
     variables = settings.environment_variables()
     variables |= {
@@ -41,7 +42,7 @@ def start_service(name: str, settings: ServiceSettings, port: int, **env: str) -
         "DOSSIER_LOG_LEVEL": "WARNING",
     }
     process = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=os.environ | variables | env)
-    for _ in range(150):
+    for _ in range(int(ready_within / 0.2)):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                 return process

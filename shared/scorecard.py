@@ -133,12 +133,13 @@ def scorecard(c: Counts, not_applicable: frozenset[str] = COMMUNE_NOT_APPLICABLE
 
 
 def rank(scores: dict[str, float | None]) -> dict[str, int]:
-    """Competition ranking, best first, equal scores sharing a rank (1, 2, 2, 4); no score last."""
+    """Competition ranking, best first, equal scores sharing a rank (1, 2, 2, 4); those without a score
+    share the last rank."""
     ordered = sorted(scores.items(), key=lambda item: (item[1] is None, -(item[1] or 0), item[0]))
     ranks: dict[str, int] = {}
     for n, (code, value) in enumerate(ordered, start=1):
         previous = ordered[n - 2] if n > 1 else None
-        ranks[code] = ranks[previous[0]] if previous and previous[1] is not None and previous[1] == value else n
+        ranks[code] = ranks[previous[0]] if previous and previous[1] == value else n
     return ranks
 
 
@@ -183,7 +184,7 @@ def at_risk(c: Counts, open_dossiers: Iterable[OpenDossier], horizon: datetime,
         costs.append({"dossier_code": d.code, "due_at": d.due_at.isoformat(), "open_state": d.open_state,
                       "hours_left": round(d.hours_left, 2) if d.hours_left is not None else None,
                       "points": round(cost, 4)})
-    costs.sort(key=lambda row: (-row["points"], row["due_at"]))
+    costs.sort(key=lambda row: (-row["points"], row["due_at"], row["dossier_code"]))  # the same order from any input
     return {
         "score_if_all_in_time": best_score,
         "score_if_due_turn_late": worst_score,

@@ -11,12 +11,14 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 from aiokafka import AIOKafkaConsumer
+from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
 from services.metrics.app import create_app
-from services.metrics.figures import Figures
+from services.metrics.figures import Figures, verdict_of
+from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
-from services.metrics.store import FiguresStore, from_kept, kept
+from services.metrics.store import FiguresStore
 from shared.calendar import WorkingCalendar
 from shared.communes import commune
 from shared.http import serve
@@ -29,26 +31,31 @@ RECORDS: TypeAdapter[Any] = TypeAdapter(StatusRecord)
 
 
 async def report(settings: MetricsSettings, code: str, first: date, last: date, as_of: datetime) -> dict:
-    """From the durable figures in MongoDB: works whether the service runs or not."""
+    """From the durable figures in MongoDB, as the service loads them: works whether it runs or not."""
     mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000)
-    figures = Figures(WorkingCalendar.load(settings.calendar))
     try:
-        async for doc in FiguresStore(mongo, settings.mongo_database).statuses(code):
-            if figures.is_newer(doc["dossier_code"], doc["events"]):
-                figures.apply(from_kept(doc, figures.calendar), as_of)
+        service = stored_service(settings, mongo)
+        await service.load(compact=False)
+        figures = await service.figures_for([code], first, last)
     finally:
         await mongo.close()
     return {"commune_code": code, "from": first.isoformat(), "to": last.isoformat(), "as_of": as_of.isoformat(),
             **figures.report(code, first, last, as_of)}
 
 
+def stored_service(settings: MetricsSettings, mongo: AsyncMongoClient) -> MetricsService:
+    return MetricsService(settings, Figures(WorkingCalendar.load(settings.calendar)),
+                          FiguresStore(mongo, settings.mongo_database, settings.metrics_replica), CollectorRegistry())
+
+
 async def rebuild(settings: MetricsSettings) -> dict[str, int]:
-    """Drop the stored figures, store every status record of the topic again (processing's statuses,
-    signature verdicts, the clock's announcements), and move the service's consumer group to the end:
-    the next start loads exactly what the topic says. A record that does not parse is counted and
-    left (its consumer group dead-lettered it)."""
+    """Drop this replica's stored figures, store every status record of the topic again (processing's
+    statuses, signature verdicts, the clock's announcements) for the provinces it owns, and move its
+    consumer group to the end: the next start loads exactly what the topic says (and moves what ended
+    before the horizon to the archive). A record that does not parse is counted and left (its
+    consumer group dead-lettered it)."""
     mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000)
-    store = FiguresStore(mongo, settings.mongo_database)
+    service = stored_service(settings, mongo)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
                                 group_id=settings.metrics_group_id, enable_auto_commit=False)
     partitions = await partitions_of(settings, settings.topic_status)
@@ -60,7 +67,7 @@ async def rebuild(settings: MetricsSettings) -> dict[str, int]:
         for tp, start in (await consumer.beginning_offsets(partitions)).items():
             consumer.seek(tp, start)
         ends = await consumer.end_offsets(partitions)
-        await store.drop()
+        await service.store.drop()
         counts = {"statuses": 0, "signatures": 0, "clock": 0, "undecodable": 0}
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
@@ -71,12 +78,13 @@ async def rebuild(settings: MetricsSettings) -> dict[str, int]:
                 except ValidationError:
                     counts["undecodable"] += 1
                     continue
-                kinds[type(parsed)].append(parsed)
-            await store.save([kept(s) for s in kinds[StatusChanged]])
-            await store.save_signatures(kinds[SignatureVerified])
-            await store.mark_sent([c.id for c in kinds[ClockChanged]])
+                if service.shard.owns_commune(parsed.data.commune_code):
+                    kinds[type(parsed)].append(parsed)
+            verdicts = [v for s in kinds[SignatureVerified] if (v := verdict_of(s.data, s.time))]
+            clock = [(c.id, service.figures.calendar.local(c.data.received_at).date()) for c in kinds[ClockChanged]]
+            await service.store.save(service.batch_of(kinds[StatusChanged], verdicts, clock))
             counts["statuses"] += len(kinds[StatusChanged])
-            counts["signatures"] += len(kinds[SignatureVerified])
+            counts["signatures"] += len(verdicts)
             counts["clock"] += len(kinds[ClockChanged])
         await consumer.commit({tp: ends[tp] for tp in partitions})
         return counts

@@ -60,7 +60,7 @@ DESCRIPTION = "On-time, overdue, online, payment, digitization and satisfaction 
 def build(settings: MetricsSettings) -> tuple[ConsumingService, MetricsService]:
     runtime = ConsumingService("metrics", settings, CollectorRegistry())
     service = MetricsService(settings, Figures(WorkingCalendar.load(settings.calendar)),
-                             FiguresStore(runtime.mongo, runtime.database), runtime.registry)
+                             FiguresStore(runtime.mongo, runtime.database, settings.metrics_replica), runtime.registry)
     runtime.consume(settings.topic_status, settings.metrics_group_id, StatusRecord,
                     partial(handlers.on_status, service=service), max_batch=settings.metrics_max_batch)
     runtime.publishes(settings.topic_status, ClockChanged, "Time alone moved an open dossier to due soon or overdue")
@@ -70,12 +70,15 @@ def build(settings: MetricsSettings) -> tuple[ConsumingService, MetricsService]:
 
     async def load() -> None:
         await service.load()
+        await service.refresh_at_risk()
         await service.refresh_snapshot()
+        service.loaded = True
 
     runtime.before_consuming("loading the figures", load)
     runtime.every(settings.metrics_clock_interval_seconds, "clock", lambda: service.move_clock(publish))
     runtime.every(settings.metrics_snapshot_interval_seconds, "snapshot", service.refresh_snapshot)
     runtime.every(settings.metrics_at_risk_interval_seconds, "points at risk", service.refresh_at_risk)
+    runtime.every(settings.metrics_compact_interval_seconds, "compaction", service.compact)
     return runtime, service
 
 
@@ -92,14 +95,25 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     app = runtime.app(TITLE, DESCRIPTION, not_ready=lambda: None if service.loaded else "loading the figures",
                       exposition=lambda: service.snapshot + generate_latest(runtime.registry))
 
+    def owned(province_code: str) -> None:
+        if (why := service.shard.misdirected(province_code)) is not None:
+            raise HTTPException(421, why)
+
+    def owned_commune(commune_code: str) -> None:
+        """404 for a code not in the official list, 421 for a commune of a province another replica owns."""
+        unit = commune(commune_code)
+        if unit is None:
+            raise HTTPException(404, f"no commune-level unit {commune_code} in the official list")
+        owned(unit.province_code)
+
     @app.get("/v1/reports/communes/{commune_code}", summary="A commune's indicators for a cohort (docs/contract.md §5)",
              responses=export.RESPONSES)
     async def commune_report(commune_code: str, start: From = None, end: To = None,
                              as_of: str | None = None, output: export.Format = "json") -> Any:
         first, last, instant = parse_period(start, end, as_of)
-        if commune(commune_code) is None:
-            raise HTTPException(404, f"no commune-level unit {commune_code} in the official list")
-        report = service.timed("commune", lambda: service.figures.report(commune_code, first, last, instant))
+        owned_commune(commune_code)
+        figures = await service.figures_for([commune_code], first, last)
+        report = service.timed("commune", lambda: figures.report(commune_code, first, last, instant))
         return export.respond({"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
                                "as_of": instant.isoformat(), **report}, output, export.commune_table)
 
@@ -113,8 +127,9 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         province = communes_of_province(province_code)
         if not province:
             raise HTTPException(404, f"no province {province_code} in the official list")
-        ranked = service.timed("scorecard", lambda: service.figures.scorecard(province, first, last, instant,
-                                                                               not_applicable))
+        owned(province_code)
+        figures = await service.figures_for([c.code for c in province], first, last)
+        ranked = service.timed("scorecard", lambda: figures.scorecard(province, first, last, instant, not_applicable))
         return export.respond({
             "version": "1.1",
             "province_code": province_code, "province_name": province[0].province_name,
@@ -138,11 +153,11 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     async def points_at_risk(commune_code: str, start: From = None, end: To = None, as_of: str | None = None,
                              horizon: str | None = None, output: export.Format = "json") -> Any:
         first, last, instant = parse_period(start, end, as_of)
-        if commune(commune_code) is None:
-            raise HTTPException(404, f"no commune-level unit {commune_code} in the official list")
+        owned_commune(commune_code)
         until = parse_instant(horizon, "horizon") if horizon else end_of_day(last, service.figures.calendar)
-        found = service.timed("at_risk", lambda: service.figures.at_risk(commune_code, first, last, instant, until,
-                                                                          not_applicable))
+        figures = await service.figures_for([commune_code], first, last)
+        found = service.timed("at_risk", lambda: figures.at_risk(commune_code, first, last, instant, until,
+                                                                  not_applicable))
         return export.respond({"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
                                "as_of": instant.isoformat(), "horizon": until.isoformat(), **found},
                               output, export.at_risk_table)
@@ -152,9 +167,9 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     async def units(commune_code: str, start: From = None, end: To = None, as_of: str | None = None,
                     output: export.Format = "json") -> Any:
         first, last, instant = parse_period(start, end, as_of)
-        if commune(commune_code) is None:
-            raise HTTPException(404, f"no commune-level unit {commune_code} in the official list")
-        rows = service.timed("units", lambda: service.figures.units(commune_code, first, last, instant))
+        owned_commune(commune_code)
+        figures = await service.figures_for([commune_code], first, last)
+        rows = service.timed("units", lambda: figures.units(commune_code, first, last, instant))
         return export.respond({"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
                                "as_of": instant.isoformat(), "units": rows}, output, export.units_table)
 

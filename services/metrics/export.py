@@ -271,7 +271,7 @@ Format = Annotated[Literal["json", "csv", "xlsx"],
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The report; with format=csv or xlsx, its table as a file (docs/operators.md)",
           "content": {"text/csv": {}, XLSX: {}}},
-    400: {}, 404: {}}
+    400: {}, 404: {}, 421: {"description": "A province another metrics replica owns (docs/scaling.md)"}}
 
 
 def respond(answer: dict[str, Any], output: str, table_of: Callable[[dict[str, Any]], Table]) -> Any:

@@ -59,6 +59,29 @@ class Counted:
     appointment_at: datetime | None
     arrivals: int = 0  # events whose arrival at intake is known, and those in sync (§6)
     arrivals_synced: int = 0
+    announced_until: datetime | None = None  # as stored with a carried dossier (services/metrics/store.py)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A result's latest signature verdict, as the figures count it."""
+
+    dossier_code: str
+    document_id: str
+    at: datetime  # when the signature service gave it
+    commune_code: str
+    sector: str
+    verdict: str
+    signed_at: datetime  # from when a report counts it (docs/domain.md §6)
+
+
+def verdict_of(verified: SignatureData, at: datetime) -> Verdict | None:
+    """A `dossier.signature_verified` as the figures count it; None when the signature service had not
+    seen the dossier's receipt (no commune to count it in)."""
+    if not verified.commune_code:
+        return None
+    return Verdict(verified.dossier_code, verified.document_id, at, verified.commune_code, verified.sector or "none",
+                   verified.verdict, verified.signed_at or at)
 
 
 @dataclass(slots=True)
@@ -78,6 +101,11 @@ class Tracked:
     @property
     def now(self) -> Facts:
         return self.timeline[-1]
+
+
+def tracked_of(counted: Counted) -> Tracked:
+    return Tracked(counted.code, counted.procedure_code, counted.events, counted.timeline, counted.appointment_at,
+                   counted.arrivals, counted.arrivals_synced, announced_until=counted.announced_until)
 
 
 @dataclass(frozen=True)
@@ -131,7 +159,7 @@ class Figures:
         self._by_commune: dict[str, list[Tracked]] = {}
         self.counts: Counter[Key] = Counter()
         self._clock: list[tuple[datetime, str]] = []  # (instant the open state may change, code)
-        self._signatures: dict[tuple[str, str], dict[str, Any]] = {}  # (dossier, document) -> latest verdict
+        self._signatures: dict[tuple[str, str], Verdict] = {}  # (dossier, document) -> latest verdict
         self._documents: dict[str, set[str]] = {}  # dossier -> its documents with a verdict
 
     # -- feeding -----------------------------------------------------------------------------
@@ -148,8 +176,7 @@ class Figures:
         if tracked is not None and counted.events <= tracked.events:
             return False
         if tracked is None:
-            tracked = Tracked(counted.code, counted.procedure_code, counted.events, counted.timeline,
-                              counted.appointment_at, counted.arrivals, counted.arrivals_synced)
+            tracked = tracked_of(counted)
             self.dossiers[counted.code] = tracked
             self._by_commune.setdefault(counted.timeline[0].commune_code, []).append(tracked)
         else:
@@ -162,39 +189,91 @@ class Figures:
         self._schedule(tracked)
         return True
 
-    def apply_signature(self, verified: SignatureData, at: datetime) -> bool:
-        """A `dossier.signature_verified`: each document counts once, under its latest verdict."""
-        if not verified.commune_code:
-            return False  # the signature service had not seen the dossier's receipt
-        key = (verified.dossier_code, verified.document_id)
+    def apply_verdict(self, verdict: Verdict) -> bool:
+        """A result's verdict: each document counts once, under its latest verdict."""
+        key = (verdict.dossier_code, verdict.document_id)
         before = self._signatures.get(key)
-        if before is not None and before["at"] >= at:
+        if before is not None and before.at >= verdict.at:
             return False
         if before is not None:
-            self.counts["signatures", before["commune_code"], before["sector"], before["verdict"]] -= 1
-        self._signatures[key] = {"at": at, "commune_code": verified.commune_code,
-                                 "sector": verified.sector or "none", "verdict": verified.verdict,
-                                 "signed_at": verified.signed_at or at}
-        self._documents.setdefault(verified.dossier_code, set()).add(verified.document_id)
-        self.counts["signatures", verified.commune_code, verified.sector or "none", verified.verdict] += 1
+            self.counts["signatures", before.commune_code, before.sector, before.verdict] -= 1
+        self._signatures[key] = verdict
+        self._documents.setdefault(verdict.dossier_code, set()).add(verdict.document_id)
+        self.counts["signatures", verdict.commune_code, verdict.sector, verdict.verdict] += 1
         return True
 
-    def _count(self, tracked: Tracked, sign: int) -> None:
+    def verdicts_of(self, code: str) -> list[Verdict]:
+        return [self._signatures[code, doc] for doc in sorted(self._documents.get(code, ()))]
+
+    # -- leaving memory (the horizon, docs/domain.md §5) ------------------------------------------
+
+    def ended_before(self, instant: datetime) -> list[Tracked]:
+        """The dossiers that ended (or were withdrawn) before `instant` and changed no more since."""
+        return [t for t in self.dossiers.values() if t.now.state not in OPEN and t.now.since < instant]
+
+    def received_before(self, instant: datetime) -> list[Tracked]:
+        return [t for t in self.dossiers.values() if t.timeline[0].received_at < instant]
+
+    def forget(self, codes: set[str]) -> None:
+        """Drop these dossiers' timelines and verdicts; what they counted stays counted (the counters
+        Prometheus reads must not go back)."""
+        for code in codes:
+            tracked = self.dossiers.pop(code)
+            assert tracked.open_counted is None, f"{code} is open"
+            for document in self._documents.pop(code, ()):
+                del self._signatures[code, document]
+        for commune_code in {c for c, dossiers in self._by_commune.items() if any(t.code in codes for t in dossiers)}:
+            self._by_commune[commune_code] = [t for t in self._by_commune[commune_code] if t.code not in codes]
+
+    def including(self, archived: Iterable[tuple[Counted, list[Verdict]]]) -> "Figures":
+        """These figures for reports, with dossiers read back from the archive beside those in memory
+        (a dossier in both counts once, as the one with more events). Counts and clock stay behind."""
+        view = Figures(self.calendar)
+        view.dossiers = self.dossiers
+        view._by_commune = dict(self._by_commune)
+        view._signatures, view._documents = dict(self._signatures), dict(self._documents)
+        added: dict[str, list[Tracked]] = {}
+        for counted, verdicts in archived:
+            here = self.dossiers.get(counted.code)
+            if here is not None and here.events >= counted.events:
+                continue
+            added.setdefault(counted.timeline[0].commune_code, []).append(tracked_of(counted))
+            for verdict in verdicts:
+                view._signatures[verdict.dossier_code, verdict.document_id] = verdict
+                view._documents[verdict.dossier_code] = view._documents.get(verdict.dossier_code, set()) | {
+                    verdict.document_id}
+        for commune_code, dossiers in added.items():
+            replaced = {t.code for t in dossiers}
+            view._by_commune[commune_code] = [t for t in self._by_commune.get(commune_code, ())
+                                              if t.code not in replaced] + dossiers
+        return view
+
+    def counted_by(self, dossiers: Iterable[tuple[Tracked, list[Verdict]]]) -> Counter[Key]:
+        """What these ended dossiers add to the counts, with their verdicts."""
+        counts: Counter[Key] = Counter()
+        for tracked, verdicts in dossiers:
+            self._count(tracked, +1, counts)
+            for v in verdicts:
+                counts["signatures", v.commune_code, v.sector, v.verdict] += 1
+        return counts
+
+    def _count(self, tracked: Tracked, sign: int, counts: Counter[Key] | None = None) -> None:
         f = tracked.now
         where = (f.commune_code, f.sector)
-        self.counts["received", *where, f.channel, f.online_level or "none"] += sign
+        counts = self.counts if counts is None else counts
+        counts["received", *where, f.channel, f.online_level or "none"] += sign
         if f.timeliness:
-            self.counts["completed", *where, f.timeliness] += sign
+            counts["completed", *where, f.timeliness] += sign
         if f.state == "withdrawn":
-            self.counts["withdrawn", *where] += sign
+            counts["withdrawn", *where] += sign
         if f.payment_method:
-            self.counts["payments", *where, f.payment_method] += sign
+            counts["payments", *where, f.payment_method] += sign
         if f.digitized:
-            self.counts["digitized", *where] += sign
+            counts["digitized", *where] += sign
         if f.rating:
-            self.counts["ratings", *where, f.rating] += sign
-        self.counts["apologies", *where, "true"] += sign * f.apologies_compliant
-        self.counts["apologies", *where, "false"] += sign * f.apologies_non_compliant
+            counts["ratings", *where, f.rating] += sign
+        counts["apologies", *where, "true"] += sign * f.apologies_compliant
+        counts["apologies", *where, "false"] += sign * f.apologies_non_compliant
 
     def _recount_open(self, tracked: Tracked, now: datetime) -> OpenState | None:
         """Count the dossier under its open state at `now`; returns the state it was counted under."""
@@ -231,7 +310,9 @@ class Figures:
         moved = []
         while self._clock and self._clock[0][0] <= now:
             _, code = heapq.heappop(self._clock)
-            tracked = self.dossiers[code]
+            tracked = self.dossiers.get(code)
+            if tracked is None:
+                continue  # it ended long ago and left memory
             changes = self._changes(tracked)
             if not changes or changes[0][0] > now:
                 continue  # the dossier changed since it was scheduled; its new instant is queued
@@ -285,7 +366,7 @@ class Figures:
 
     def _signed_valid(self, code: str, as_of: datetime) -> bool:
         """Whether a document of the dossier has `valid` as its latest verdict (given by `as_of`)."""
-        return any(v["verdict"] == "valid" and v["signed_at"] <= as_of
+        return any(v.verdict == "valid" and v.signed_at <= as_of
                    for doc in self._documents.get(code, ()) if (v := self._signatures[code, doc]))
 
     def scorecard(self, province: list[Commune], start: date, end: date, as_of: datetime,

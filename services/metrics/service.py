@@ -1,15 +1,20 @@
-"""The metrics service's work, apart from HTTP: load, consume status events, move the clock, render.
+"""The metrics service's work, apart from HTTP: load, consume status events, move the clock, move
+ended dossiers out of memory, render.
 
 Order of writes: a batch's status events go to MongoDB before the figures change and before the
 offsets are committed, so a restart (figures loaded from MongoDB, then the topic from the committed
 offset) neither loses nor double-counts anything. A clock event is published, then marked sent:
 a crash between the two publishes it again with the same id, which consumers deduplicate.
+A replica keeps only the provinces it owns (services/metrics/shard.py); the dossiers that ended
+before its horizon leave memory for the archive (services/metrics/store.py), which reports reaching
+before the horizon read back.
 """
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections import Counter as Tally
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from typing import Any
 
@@ -17,11 +22,13 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.metrics.exposition import render
-from services.metrics.figures import Figures
+from services.metrics.figures import Figures, Key, Verdict, tracked_of, verdict_of
 from services.metrics.settings import MetricsSettings
-from services.metrics.store import FiguresStore, from_kept, from_status, kept
+from services.metrics.shard import Shard
+from services.metrics.store import (Batch, FiguresStore, first_day, from_kept, from_status, from_verdict_doc, kept,
+                                    quarter, verdict_doc)
 from shared.calendar import quarter_of
-from shared.contracts import ClockChanged, SignatureVerified, StatusChanged, StatusRecord, clock_changed
+from shared.contracts import ClockChanged, SignatureData, SignatureVerified, StatusChanged, StatusRecord, clock_changed
 from shared.service import Record
 
 log = structlog.get_logger()
@@ -32,7 +39,8 @@ Publish = Callable[[list[ClockChanged]], Awaitable[None]]
 class ServiceMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.status_events = Counter(
-            "metrics_status_events", "Status records consumed, by outcome: applied, older, clock, signature",
+            "metrics_status_events",
+            "Status records consumed, by outcome: applied, older, clock, signature, not_owned (another replica's province)",
             ["outcome"], registry=registry,
         )
         self.clock_published = Counter(
@@ -56,67 +64,191 @@ class MetricsService:
         self.settings = settings
         self.figures = figures
         self.store = store
+        self.shard = Shard(frozenset(settings.metrics_provinces), settings.metrics_owners)
         self.metrics = ServiceMetrics(registry)
         self.metrics.dossiers.set_function(lambda: len(figures.dossiers))
         self.metrics.snapshot_age.set_function(self._snapshot_age)
         self.clock = clock
-        self.loaded = False
+        self.loaded = False  # ready: the figures, the points at risk and the snapshot all there
+        self.horizon: str | None = None  # the quarter of the last compaction (store.py)
+        self._archived_counts: Tally[Key] = Tally()  # what the archived dossiers counted
+        self._writing = asyncio.Lock()  # a batch's writes and a compaction's, one at a time
         self._sent: set[str] = set()
         self._snapshot = b""
         self.at_risk: dict[str, float] = {}  # commune -> points at risk in the current quarter
         self._snapshot_at: float | None = None
 
-    async def load(self) -> None:
-        """The figures as MongoDB has them: every replica and every restart starts from there."""
+    async def load(self, compact: bool = True) -> None:
+        """The figures as this replica's store has them: every restart starts from there. Then the
+        dossiers ended before the horizon leave memory (unless `compact` is False: a reader beside
+        the running service must not write)."""
         started = time.perf_counter()
+        state = await self.store.state()
+        if state.horizon is None and await self._move_legacy():
+            state = await self.store.state()
         now = self.clock()
-        calendar = self.figures.calendar
-        async for doc in self.store.statuses():
-            if self.figures.is_newer(doc["dossier_code"], doc["events"]):
-                self.figures.apply(from_kept(doc, calendar), now)
-        async for data, at in self.store.signatures():
-            self.figures.apply_signature(data, at)
-        self._sent = await self.store.sent()
-        self.loaded = True
-        log.info("figures loaded", dossiers=len(self.figures.dossiers), clock_events_sent=len(self._sent),
+        async for kind, entries in self.store.entries(state.horizon):
+            self._apply_stored(kind, entries, now)  # as read: the store's entries are never all in memory
+        self._archived_counts = state.archived_counts
+        self.figures.counts.update(state.archived_counts)
+        self.horizon = state.horizon
+        archived = await self.compact() if compact else 0
+        log.info("figures loaded", dossiers=len(self.figures.dossiers), archived_now=archived,
+                 horizon=self.horizon, clock_events_sent=len(self._sent),
                  seconds=round(time.perf_counter() - started, 2))
 
+    def _apply_stored(self, kind: str, entries: list[Any], now: datetime) -> None:
+        owns, calendar = self.shard.owns_commune, self.figures.calendar
+        if kind == "statuses":
+            for doc in entries:
+                if owns(doc["commune_code"]) and self.figures.is_newer(doc["dossier_code"], doc["events"]):
+                    self.figures.apply(from_kept(doc, calendar), now)
+        elif kind == "verdicts":
+            for verdict in map(from_verdict_doc, entries):
+                if owns(verdict.commune_code):
+                    self.figures.apply_verdict(verdict)
+        else:
+            self._sent.update(entries)
+
+    async def _move_legacy(self) -> bool:
+        """Once, what a version before the archive stored, into the quarters' logs."""
+        moved = False
+        calendar = self.figures.calendar
+        async for kind, entries in self.store.legacy():
+            batch, moved = Batch(), True
+            for entry in entries:
+                if kind == "statuses":
+                    where = quarter(calendar.local(datetime.fromisoformat(entry["received_at"])).date())
+                    batch.statuses.setdefault(where, []).append(entry)
+                elif kind == "signatures" and (v := verdict_of(SignatureData.model_validate(entry["data"]),
+                                                                datetime.fromisoformat(entry["time"]))):
+                    batch.verdicts.setdefault(quarter(calendar.local(v.at).date()), []).append(verdict_doc(v))
+                elif kind == "clock":
+                    batch.clock.setdefault(quarter(calendar.local(self.clock()).date()), []).append(entry)
+            await self.store.save(batch)
+        if moved:
+            await self.store.drop_legacy()
+            log.info("stored figures moved to the quarters' logs")
+        return moved
+
+    def horizon_of(self, now: datetime) -> str:
+        """The quarter `metrics_horizon_quarters` before the current one."""
+        day = quarter_of(self.figures.calendar.local(now).date())[0]
+        for _ in range(self.settings.metrics_horizon_quarters):
+            day = quarter_of(day.replace(day=1) - timedelta(days=1))[0]
+        return quarter(day)
+
+    def _start_of(self, horizon: str) -> datetime:
+        return datetime.combine(first_day(horizon), dt_time(), self.figures.calendar.local(self.clock()).tzinfo)
+
+    async def compact(self) -> int:
+        """Move the dossiers that ended before the horizon to the archive (services/metrics/store.py);
+        returns how many left memory."""
+        horizon = self.horizon_of(self.clock())
+        start = self._start_of(horizon)
+        async with self._writing:
+            ended = self.figures.ended_before(start)
+            if not ended and self.horizon == horizon:
+                return 0
+            gone = {t.code for t in ended}
+            carried = [t for t in self.figures.received_before(start) if t.code not in gone]
+            verdicts = {t.code: self.figures.verdicts_of(t.code) for t in ended + carried}
+            counts = self._archived_counts + self.figures.counted_by((t, verdicts[t.code]) for t in ended)
+            await self.store.compact(horizon, ended, verdicts, carried, counts, self.figures.calendar)
+            self.figures.forget(gone)
+            self._archived_counts, self.horizon = counts, horizon
+        log.info("ended dossiers moved to the archive", dossiers=len(gone), carried=len(carried), horizon=horizon)
+        return len(gone)
+
+    def _where(self, day: date) -> str:
+        """Where what came for a dossier received on `day` is stored: its quarter's log, or with the
+        carried dossiers when that quarter is before the horizon."""
+        return "carried" if self.horizon is not None and quarter(day) < self.horizon else quarter(day)
+
+    def batch_of(self, statuses: list[StatusChanged] = (), verdicts: list[Verdict] = (),  # type: ignore[assignment]
+                 clock: list[tuple[str, date]] = ()) -> Batch:  # type: ignore[assignment]
+        """Where each record is stored: by its dossier's quarter of receipt (`_where`); a verdict of a
+        dossier not in memory, by its own date."""
+        local = self.figures.calendar.local
+        batch = Batch()
+        for s in statuses:
+            batch.statuses.setdefault(self._where(local(s.data.received_at).date()), []).append(kept(s))
+        for v in verdicts:
+            batch.verdicts.setdefault(self._where(self._received_date(v.dossier_code, v.at)), []).append(verdict_doc(v))
+        for clock_id, received in clock:
+            batch.clock.setdefault(self._where(received), []).append(clock_id)
+        return batch
+
+    def _received_date(self, code: str, otherwise: datetime) -> date:
+        tracked = self.figures.dossiers.get(code)
+        return tracked.timeline[0].received_date if tracked else self.figures.calendar.local(otherwise).date()
+
     async def handle(self, records: list[Record[StatusRecord]]) -> None:
-        """Stores processing's status records and signature verdicts, then counts them; notes the
-        clock records another replica published."""
+        """Stores processing's status records and signature verdicts of the provinces this replica
+        owns, then counts them; notes the clock records another replica published."""
         statuses: list[StatusChanged] = []
-        signatures: list[SignatureVerified] = []
+        verdicts: list[Verdict] = []
         for record in records:
+            if not self.shard.owns_commune(record.value.data.commune_code):
+                self.metrics.status_events.labels("not_owned").inc()
+                continue
             match record.value:
                 case StatusChanged() as status:
                     statuses.append(status)
                 case SignatureVerified() as verified:
-                    signatures.append(verified)
+                    if (verdict := verdict_of(verified.data, verified.time)) is not None:
+                        verdicts.append(verdict)
                 case ClockChanged() as clock:
                     self._sent.add(clock.id)  # another replica's clock record
                     self.metrics.status_events.labels("clock").inc()
-        await self.store.save([kept(s) for s in statuses])
-        await self.store.save_signatures(signatures)
-        for verified in signatures:
-            self.figures.apply_signature(verified.data, verified.time)
-            self.metrics.status_events.labels("signature").inc()
-        now = self.clock()
-        for status in statuses:
-            outcome = "applied" if self.figures.apply(from_status(status, self.figures.calendar), now) else "older"
-            self.metrics.status_events.labels(outcome).inc()
+        calendar = self.figures.calendar
+        async with self._writing:  # where a record goes depends on the horizon, which a compaction moves
+            await self.store.save(self.batch_of(statuses, verdicts))
+            await self._returning([s for s in statuses if s.data.dossier_code not in self.figures.dossiers
+                                   and self._where(calendar.local(s.data.received_at).date()) == "carried"])
+            for verdict in verdicts:
+                self.figures.apply_verdict(verdict)
+                self.metrics.status_events.labels("signature").inc()
+            now = self.clock()
+            for status in statuses:
+                outcome = "applied" if self.figures.apply(from_status(status, calendar), now) else "older"
+                self.metrics.status_events.labels(outcome).inc()
+
+    async def _returning(self, statuses: list[StatusChanged]) -> None:
+        """Archived dossiers that changed again count from memory again: what the archive counted of
+        them leaves the archived counts (they go back to the archive at a later compaction)."""
+        if not statuses:
+            return
+        calendar = self.figures.calendar
+        keys = {f"{s.data.commune_code}:{calendar.local(s.data.received_at):%Y-%m}" for s in statuses}
+        codes = {s.data.dossier_code for s in statuses}
+        back = [(tracked_of(a.counted), a.verdicts) for a in await self.store.archived(keys, calendar)
+                if a.counted.code in codes]
+        old = self.figures.counted_by(back)
+        self._archived_counts -= old
+        self.figures.counts.subtract(old)
+
+    async def figures_for(self, communes: list[str], start: date, end: date) -> Figures:
+        """The figures a report of these communes' dossiers received in [start, end] reads: those in
+        memory, with the archive's when the period reaches before the horizon."""
+        if self.horizon is None or quarter(start) >= self.horizon:
+            return self.figures
+        last = min(end, first_day(self.horizon) - timedelta(days=1))
+        months = sorted({f"{day:%Y-%m}" for day in (start + timedelta(days=n) for n in range((last - start).days + 1))})
+        archived = await self.store.archived([f"{c}:{m}" for c in communes for m in months], self.figures.calendar)
+        return self.figures.including((a.counted, a.verdicts) for a in archived)
 
     async def move_clock(self, publish: Publish) -> int:
         """Announce the open dossiers that turned due soon or overdue since the last tick."""
-        events = []
-        for t in self.figures.tick(self.clock()):
-            event = clock_changed(t.info(), t.status(t.old), t.at, t.new, t.dossier.events)
-            if event.id not in self._sent:
-                events.append(event)
+        moved = [(t, event) for t in self.figures.tick(self.clock())
+                 if (event := clock_changed(t.info(), t.status(t.old), t.at, t.new, t.dossier.events)).id not in self._sent]
+        events = [event for _, event in moved]
         if events:
             await publish(events)
-            ids = [e.id for e in events]
-            await self.store.mark_sent(ids)
-            self._sent.update(ids)
+            async with self._writing:
+                await self.store.save(self.batch_of(clock=[(e.id, t.dossier.timeline[0].received_date)
+                                                           for t, e in moved]))
+            self._sent.update(e.id for e in events)
             self.metrics.clock_published.inc(len(events))
         return len(events)
 

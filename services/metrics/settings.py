@@ -1,10 +1,38 @@
+import json
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
+from pydantic_settings import NoDecode
+
 from shared.settings import ServiceSettings
+
+
+def _codes(value: Any) -> Any:
+    """Province codes as a JSON list (what the Kubernetes chart writes) or comma-separated: `38,25`."""
+    if isinstance(value, str) and not value.lstrip().startswith("["):
+        return [code.strip() for code in value.split(",") if code.strip()]
+    if isinstance(value, str):
+        return json.loads(value)
+    return value
 
 
 class MetricsSettings(ServiceSettings):
     metrics_port: int = 8003
     # Every replica reads every status event (its figures are whole), so each needs its own group.
     metrics_group_id: str = "metrics"
+    # The replica's name (a StatefulSet's pod name): each replica keeps its own store in MongoDB
+    # (collections prefixed with it), so that two replicas of the same provinces never write the
+    # same documents. Empty: the one replica, collections `metrics_*`.
+    metrics_replica: str = ""
+    # The provinces this replica owns (2-digit codes): it keeps, counts, exports and reports only their
+    # dossiers, and answers 421 for the others. Empty: every province.
+    metrics_provinces: Annotated[list[str], NoDecode, BeforeValidator(_codes)] = []
+    # Who owns which province ({"38": "http://metrics-north:8003"}), named in a 421.
+    metrics_owners: dict[str, str] = {}
+    # Dossiers that ended before the first day of the quarter this many quarters before the current one
+    # leave memory for the archive in MongoDB (docs/domain.md §5); reports reaching before it read it.
+    metrics_horizon_quarters: int = 8
+    metrics_compact_interval_seconds: float = 3600  # how often ended dossiers are moved out
     metrics_max_batch: int = 1000
     # Off for national-scale deployments: 3,321 communes x sectors is too many series.
     metrics_sector_label: bool = True

@@ -1,38 +1,68 @@
-"""What the metrics service keeps in MongoDB: processing's status events as they came, insert-only.
+"""What a metrics replica keeps in MongoDB: what it consumed, by quarter, and an archive of the
+dossiers that ended before its horizon (docs/domain.md §5, README "Decisions").
 
-`metrics_status` holds the status events that carry a timeline, a consumed batch per document, as
-one compact JSON blob without the applicant (the figures need no personal data): FerretDB's SQLite
-backend reads a document field by field, ~2,000 small documents a second, but a blob of a thousand
-statuses as fast as the bytes come. A document's `_id` is the SHA-256 of its blob, so a batch
-stored again after a crash is stored once; a batch redelivered with other bounds stores some
-statuses twice, which the figures ignore (a status with no more events than the one kept).
-`metrics_clock_sent` holds the id of every clock event published. Both are read whole at start.
-(On MongoDB a document per dossier, replaced in place, would be smaller; FerretDB's updates scan
-the collection, so the layout keeps to inserts, which both do fast.)
+Each replica has a store of its own (collections named `metrics_*`, or `metrics_<replica>_*`): two
+replicas of the same provinces never write the same documents, and a replica of a few provinces
+stores only theirs.
+
+- `…_log_<yyyy>q<n>`: what came for the dossiers received in that quarter (local date): processing's
+  status records without the applicant (`kept`), signature verdicts, the ids of the clock events
+  published. Insert-only, a blob per batch of CHUNK, `_id` the blob's SHA-256 (a batch stored again
+  after a crash is stored once).
+- `…_carried_<n>`: the same for the dossiers received before the horizon that had not ended before
+  it, written by the n-th compaction from memory.
+- `…_archive`: the dossiers that ended before the horizon, as a chain of links per commune and month
+  of receipt (`14923:2025-07`), each link a batch of kept statuses with their verdicts. A report
+  reaching before the horizon reads the months it covers, by key.
+- `…_state`: the document `horizon`: the horizon quarter, the carried collection in use, and the
+  counts of the archived dossiers (Prometheus' counters must not go back when they leave memory).
+
+Load reads the state, the carried collection, and the logs of the quarters from the horizon on: a
+replica's start reads about `horizon` quarters of dossiers, however long it has run. Compaction writes
+the archive, then the new carried collection, then switches the state, then drops what the switch
+left behind: a crash at any point loads the old state, whose collections are still there, and the
+next compaction does it again (a link written twice is read once: `archived` keeps one status per
+dossier).
+
+FerretDB's SQLite backend reads a document field by field, ~2,000 small documents a second, but a
+blob of a thousand statuses as fast as the bytes come: hence the blobs.
 """
 
 import hashlib
-from collections.abc import AsyncIterator
-from datetime import datetime
+import re
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 import orjson
 from bson import Binary
 from pymongo import AsyncMongoClient
 
-from services.metrics.figures import Counted
+from services.metrics.figures import Counted, Key, Tracked, Verdict
 from shared.calendar import WorkingCalendar
-from shared.contracts import SignatureData, SignatureVerified, StatusChanged
+from shared.contracts import StatusChanged
 from shared.dossier import Facts
-from shared.mongo import insert_new
+from shared.mongo import Chain, insert_new
 
 # What the figures read of a status record (shared.contracts.StatusData); the rest stays on the topic.
 KEPT = {"dossier_code", "commune_code", "sector", "procedure_code", "channel", "online_level", "received_at",
         "events", "timeline", "arrivals", "arrivals_synced"}
-CHUNK = 1000  # statuses per document: ~1.5 MB, far below MongoDB's 16 MB
+CHUNK = 1000  # entries per document: ~1.5 MB of statuses, far below MongoDB's 16 MB
 _FACTS = ("state", "timeliness", "payment_method", "digitized", "rating", "apologies_compliant",
           "apologies_non_compliant")
 _SINCE_V1_1 = ("unit",)  # absent from what an older version stored
+_LOG = re.compile(r"_log_(\d{4})q([1-4])$")
+
+
+def quarter(day: date) -> str:
+    """A quarter as the collections name it: `2025q3`."""
+    return f"{day.year}q{(day.month - 1) // 3 + 1}"
+
+
+def first_day(name: str) -> date:
+    return date(int(name[:4]), 3 * int(name[5]) - 2, 1)
 
 
 def kept(status: StatusChanged) -> dict[str, Any]:
@@ -40,6 +70,21 @@ def kept(status: StatusChanged) -> dict[str, Any]:
     doc = status.data.model_dump(mode="json", include=KEPT)
     doc["new"] = {"appointment_at": doc_instant(status.data.new.appointment_at)}
     return doc
+
+
+def kept_of(tracked: Tracked) -> dict[str, Any]:
+    """A dossier in memory as `kept` stores it, with how far the clock announced it."""
+    first = tracked.timeline[0]
+    return {
+        "dossier_code": tracked.code, "commune_code": first.commune_code, "sector": first.sector,
+        "procedure_code": tracked.procedure_code, "channel": first.channel, "online_level": first.online_level,
+        "received_at": first.received_at.isoformat(), "events": tracked.events,
+        "timeline": [{"since": f.since.isoformat(), "due_at": doc_instant(f.due_at), "unit": f.unit,
+                      **{k: getattr(f, k) for k in _FACTS}} for f in tracked.timeline],
+        "arrivals": tracked.arrivals, "arrivals_synced": tracked.arrivals_synced,
+        "new": {"appointment_at": doc_instant(tracked.appointment_at)},
+        "announced_until": doc_instant(tracked.announced_until),
+    }
 
 
 def doc_instant(value: datetime | None) -> str | None:
@@ -63,50 +108,169 @@ def from_kept(doc: dict[str, Any], calendar: WorkingCalendar) -> Counted:
                            **common, **{k: f[k] for k in _FACTS}, **{k: f.get(k) for k in _SINCE_V1_1})
                      for f in doc["timeline"])
     appointment = (doc.get("new") or {}).get("appointment_at")
+    announced = doc.get("announced_until")
     return Counted(doc["dossier_code"], doc["procedure_code"], doc["events"], timeline,
                    datetime.fromisoformat(appointment) if appointment else None, doc.get("arrivals", 0),
-                   doc.get("arrivals_synced", 0))
+                   doc.get("arrivals_synced", 0), datetime.fromisoformat(announced) if announced else None)
+
+
+def verdict_doc(verdict: Verdict) -> dict[str, Any]:
+    return {"dossier_code": verdict.dossier_code, "document_id": verdict.document_id, "at": verdict.at.isoformat(),
+            "commune_code": verdict.commune_code, "sector": verdict.sector, "verdict": verdict.verdict,
+            "signed_at": verdict.signed_at.isoformat()}
+
+
+def from_verdict_doc(doc: dict[str, Any]) -> Verdict:
+    return Verdict(doc["dossier_code"], doc["document_id"], datetime.fromisoformat(doc["at"]), doc["commune_code"],
+                   doc["sector"], doc["verdict"], datetime.fromisoformat(doc["signed_at"]))
+
+
+@dataclass
+class Batch:
+    """What one consumed batch stores, by where it goes: a quarter's log (`2025q3`) or `carried`."""
+
+    statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    verdicts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    clock: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class State:
+    horizon: str | None  # the horizon quarter of the last compaction; None before the first
+    archived_counts: Counter[Key]  # what the archived dossiers counted
+
+
+@dataclass
+class Archived:
+    """A dossier that ended before the horizon, as a report reads it back."""
+
+    counted: Counted
+    verdicts: list[Verdict]
 
 
 class FiguresStore:
-    def __init__(self, client: AsyncMongoClient, database: str):
-        db = client[database]
-        self._status = db["metrics_status"]
-        self._clock_sent = db["metrics_clock_sent"]
-        self._signatures = db["metrics_signatures"]
+    def __init__(self, client: AsyncMongoClient, database: str, replica: str = ""):
+        self._db = client[database]
+        self.prefix = "metrics" if not replica else "metrics_" + re.sub(r"[^A-Za-z0-9_]", "_", replica)
+        self._state = self._db[f"{self.prefix}_state"]
+        self._archive = Chain(self._db[f"{self.prefix}_archive"])
+        self._carried: str | None = None  # the carried collection in use
 
-    async def save(self, statuses: list[dict[str, Any]]) -> None:
-        """Kept statuses (`kept`), a blob per CHUNK."""
-        docs = []
-        for i in range(0, len(statuses), CHUNK):
-            blob = orjson.dumps(statuses[i : i + CHUNK])
-            docs.append({"_id": hashlib.sha256(blob).hexdigest(), "statuses": Binary(blob)})
-        await insert_new(self._status, docs)
+    # -- writing what comes ------------------------------------------------------------------------
 
-    async def save_signatures(self, events: list[SignatureVerified]) -> None:
-        """`dossier.signature_verified` records, as (time, data): one document each, insert-only."""
-        await insert_new(self._signatures, [{"_id": e.id, "time": e.time.isoformat(),
-                                             "data": e.data.model_dump(mode="json")} for e in events])
+    async def save(self, batch: Batch) -> None:
+        for where, entries in batch.statuses.items():
+            await self._insert(where, "statuses", entries)
+        for where, entries in batch.verdicts.items():
+            await self._insert(where, "verdicts", entries)
+        for where, ids in batch.clock.items():
+            await self._insert(where, "clock", ids)
 
-    async def signatures(self) -> AsyncIterator[tuple[SignatureData, datetime]]:
-        async for doc in self._signatures.find({}, batch_size=5000):
-            yield SignatureData.model_validate(doc["data"]), datetime.fromisoformat(doc["time"])
+    async def _insert(self, where: str, kind: str, entries: list[Any]) -> None:
+        if not entries:
+            return
+        name = self._carried if where == "carried" else f"{self.prefix}_log_{where}"
+        assert name is not None, "nothing is carried before the first compaction"
+        await insert_new(self._db[name], [self._blob(kind, entries[i:i + CHUNK]) for i in range(0, len(entries), CHUNK)])
 
-    async def mark_sent(self, ids: list[str]) -> None:
-        await insert_new(self._clock_sent, [{"_id": i} for i in ids])
+    @staticmethod
+    def _blob(kind: str, entries: list[Any]) -> dict[str, Any]:
+        blob = orjson.dumps(entries)
+        return {"_id": hashlib.sha256(kind.encode() + blob).hexdigest(), "kind": kind, "blob": Binary(blob)}
 
-    async def statuses(self, commune_code: str | None = None) -> AsyncIterator[dict[str, Any]]:
-        """Every stored status (of one commune if given), a batch's latest first: applying them in
-        this order, most of the older ones are skipped at once."""
-        async for doc in self._status.find({}, batch_size=20):
-            for status in reversed(orjson.loads(doc["statuses"])):
-                if commune_code is None or status["commune_code"] == commune_code:
-                    yield status
+    # -- loading -------------------------------------------------------------------------------------
 
-    async def sent(self) -> set[str]:
-        return {doc["_id"] async for doc in self._clock_sent.find({}, batch_size=10000)}
+    async def state(self) -> State:
+        """Where the last compaction left the store (nothing before the first)."""
+        state = await self._state.find_one({"_id": "horizon"})
+        self._carried = state["carried"] if state else None
+        if state is None:
+            return State(None, Counter())
+        return State(state["quarter"], Counter({tuple(k): v for k, v in orjson.loads(state["counts"])}))
+
+    async def entries(self, horizon: str | None) -> AsyncIterator[tuple[str, list[Any]]]:
+        """What the carried collection and the logs from the horizon on hold, a blob at a time, as
+        (kind, entries): statuses latest first (the older are then skipped at once), verdicts, clock ids."""
+        names = [self._carried] if self._carried else []
+        names += sorted(n for n in await self.logs() if horizon is None or n[-6:] >= horizon)
+        for name in names:
+            # A few blobs (up to ~3 MB each) a reply: FerretDB does not cut replies at 16 MB as
+            # MongoDB does, and the driver refuses one over 48 MB.
+            async for doc in self._db[name].find({}, batch_size=4):
+                entries = orjson.loads(doc["blob"])
+                yield doc["kind"], entries[::-1] if doc["kind"] == "statuses" else entries
+
+    async def logs(self) -> list[str]:
+        return [n for n in await self._db.list_collection_names()
+                if n.startswith(f"{self.prefix}_log_") and _LOG.search(n)]
+
+    # -- compaction ------------------------------------------------------------------------------
+
+    async def compact(self, horizon: str, archived: list[Tracked], verdicts: dict[str, list[Verdict]],
+                      carried: list[Tracked], counts: Counter[Key], calendar: WorkingCalendar) -> None:
+        """Archive the dossiers ended before `horizon`, carry those received before it that are still
+        in memory, and switch the state to them (the module's docstring gives the order)."""
+        months: dict[str, list[dict[str, Any]]] = {}
+        for tracked in archived:
+            first = tracked.timeline[0]
+            key = f"{first.commune_code}:{calendar.local(first.received_at):%Y-%m}"
+            doc = kept_of(tracked) | {"verdicts": [verdict_doc(v) for v in verdicts.get(tracked.code, ())]}
+            months.setdefault(key, []).append(doc)
+        for key, docs in months.items():
+            for i in range(0, len(docs), CHUNK):
+                await self._archive.append(key, {"statuses": docs[i:i + CHUNK]})
+        state = await self._state.find_one({"_id": "horizon"})
+        generation = (state["generation"] + 1) if state else 1
+        name = f"{self.prefix}_carried_{generation}"
+        await self._db.drop_collection(name)  # what a compaction that crashed began
+        entries = [kept_of(t) for t in carried]
+        await insert_new(self._db[name], [self._blob("statuses", entries[i:i + CHUNK])
+                                          for i in range(0, len(entries), CHUNK)])
+        carried_verdicts = [verdict_doc(v) for t in carried for v in verdicts.get(t.code, ())]
+        await insert_new(self._db[name], [self._blob("verdicts", carried_verdicts[i:i + CHUNK])
+                                          for i in range(0, len(carried_verdicts), CHUNK)])
+        await self._state.replace_one({"_id": "horizon"}, {
+            "quarter": horizon, "generation": generation, "carried": name,
+            "counts": Binary(orjson.dumps([[list(k), v] for k, v in counts.items() if v]))}, upsert=True)
+        self._carried = name
+        logs = await self.logs()
+        for old in await self._db.list_collection_names():
+            stale_log = old in logs and old[-6:] < horizon
+            stale_carried = old.startswith(f"{self.prefix}_carried_") and old != name
+            if stale_log or stale_carried:
+                await self._db.drop_collection(old)
+
+    async def archived(self, keys: Iterable[str], calendar: WorkingCalendar) -> list[Archived]:
+        """The archived dossiers of these commune-months (`14923:2025-07`), one status per dossier."""
+        found: dict[str, Archived] = {}
+        for key in keys:
+            for link in await self._archive.read(key, window=2):
+                for doc in link["statuses"]:
+                    counted = from_kept(doc, calendar)
+                    if counted.code not in found or counted.events > found[counted.code].counted.events:
+                        found[counted.code] = Archived(counted, [from_verdict_doc(v) for v in doc["verdicts"]])
+        return list(found.values())
 
     async def drop(self) -> None:
-        await self._status.drop()
-        await self._clock_sent.drop()
-        await self._signatures.drop()
+        for name in await self._db.list_collection_names():
+            if name.startswith(f"{self.prefix}_"):
+                await self._db.drop_collection(name)
+        self._carried = None
+
+    async def legacy(self) -> AsyncIterator[tuple[str, list[Any]]]:
+        """What a version before the archive stored (`metrics_status`, `metrics_signatures`,
+        `metrics_clock_sent`), as (kind, entries), for the one-time move into the logs."""
+        names = set(await self._db.list_collection_names())
+        if "metrics_status" in names:
+            async for doc in self._db["metrics_status"].find({}, batch_size=4):
+                yield "statuses", orjson.loads(doc["statuses"])
+        if "metrics_signatures" in names:
+            async for doc in self._db["metrics_signatures"].find({}, batch_size=5000):
+                yield "signatures", [doc]
+        if "metrics_clock_sent" in names:
+            yield "clock", [doc["_id"] async for doc in self._db["metrics_clock_sent"].find({}, batch_size=10000)]
+
+    async def drop_legacy(self) -> None:
+        for name in ("metrics_status", "metrics_signatures", "metrics_clock_sent"):
+            await self._db.drop_collection(name)
+

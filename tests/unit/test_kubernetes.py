@@ -41,16 +41,14 @@ VARIANTS = {
 }
 
 # Settings the chart passes that the services do not read yet (named in the deployment's brief).
-PENDING_SETTINGS = {"environment", "replication_factor", "metrics_provinces", "metrics_replica",
-                    "metrics_owners", "processing_operator_keys_file", "processing_lookup_secret",
-                    "notifications_alert_secret", "notifications_mo_secret"}
+PENDING_SETTINGS = {"notifications_alert_secret"}
 # What must come from a Secret, by service: the variable, or the file the variable names.
 SECRET_SETTINGS = {
     "intake": {"DOSSIER_MONGO_URL", "DOSSIER_INTAKE_API_KEYS_FILE"},
-    "processing": {"DOSSIER_MONGO_URL", "DOSSIER_PROCESSING_OPERATOR_KEYS_FILE", "DOSSIER_PROCESSING_LOOKUP_SECRET"},
+    "processing": {"DOSSIER_MONGO_URL", "DOSSIER_PROCESSING_OPERATOR_KEYS_FILE", "DOSSIER_LOOKUP_SECRET"},
     "metrics": {"DOSSIER_MONGO_URL"},
     "notifications": {"DOSSIER_MONGO_URL", "DOSSIER_NOTIFICATIONS_API_KEYS_FILE", "DOSSIER_NOTIFICATIONS_DLR_SECRET",
-                      "DOSSIER_NOTIFICATIONS_ALERT_SECRET", "DOSSIER_NOTIFICATIONS_MO_SECRET"},
+                      "DOSSIER_NOTIFICATIONS_ALERT_SECRET", "DOSSIER_NOTIFICATIONS_MO_SECRET", "DOSSIER_LOOKUP_SECRET"},
     "signature": {"DOSSIER_MONGO_URL", "DOSSIER_SIGNATURE_API_KEYS_FILE"},
 }
 SECRET_LOOKING = re.compile(r"SECRET|PASSWORD|TOKEN|PIN\b|AUTH|MONGO_URL|API_KEYS|OPERATOR_KEYS|_KEY\b")

@@ -1,5 +1,6 @@
 """The metrics service's figures: reports from timelines equal the fold, counts, the clock, exposition."""
 
+from collections import Counter
 from datetime import date, datetime, timedelta
 
 from hypothesis import given, settings
@@ -8,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.sample import VN, event
 from services.metrics.exposition import render
-from services.metrics.figures import Counted, Figures
+from services.metrics.figures import Counted, Figures, verdict_of
 from services.metrics.store import from_status
 from shared.calendar import WorkingCalendar
 from shared.contracts import SignatureData, status_changed, status_of, timeline_entries
@@ -160,10 +161,10 @@ def test_a_document_counts_once_under_its_latest_verdict():
     def verdict(verdict: str, hour: int, **more) -> tuple[SignatureData, datetime]:
         return SignatureData(**data | more, verdict=verdict), datetime(2026, 3, 2, hour, tzinfo=VN)
 
-    assert figures.apply_signature(*verdict("invalid", 10))
-    assert figures.apply_signature(*verdict("valid", 11))
-    assert not figures.apply_signature(*verdict("invalid", 10))  # older
-    assert not figures.apply_signature(*verdict("valid", 12, commune_code=None))
+    assert figures.apply_verdict(verdict_of(*verdict("invalid", 10)))
+    assert figures.apply_verdict(verdict_of(*verdict("valid", 11)))
+    assert not figures.apply_verdict(verdict_of(*verdict("invalid", 10)))  # older
+    assert verdict_of(*verdict("valid", 12, commune_code=None)) is None  # no commune to count it in
     counts = {k[-1]: v for k, v in figures.counts.items() if k[0] == "signatures"}
     assert counts == {"invalid": 0, "valid": 1}
 
@@ -185,3 +186,61 @@ def test_where_dossiers_wait_counts_the_working_hours_each_unit_held_them_and_wh
     assert rows["Địa chính"]["working_hours_held"] == 5.0 + 8.0 + 1.0
     assert rows["Địa chính"]["open"] == {"overdue": 1} and rows["Địa chính"]["overdue"] == 1
     assert list(rows)[0] == "Địa chính"  # the desk holding the late files first
+
+
+@settings(max_examples=100, deadline=None)
+@given(DOSSIERS, HOURS, st.integers(min_value=0, max_value=6), st.integers(min_value=0, max_value=24 * 12))
+def test_dossiers_ended_before_the_horizon_leave_memory_and_read_back_give_the_same_reports(
+        dossiers, after, days, horizon_hours):
+    """What compaction does (services/metrics/service.py): the ended dossiers leave, their counts stay,
+    and a report over the memory with the archive read back equals the report before they left."""
+    histories = [life(f"000.00.38.H56-250707-{n:04d}", MONDAY + received, [(t, offset, data) for (t, data), offset in steps],
+                      processing_time={"value": hours, "unit": "working_hours"}, **receipt)
+                 for n, (received, receipt, hours, steps) in enumerate(dossiers)]
+    figures = Figures(CAL)
+    for events in histories:
+        figures.apply(status_data(events), MONDAY + timedelta(days=30))
+    sign = verdict_of(SignatureData(dossier_code=histories[0][0].subject, document_id="KQ-1", commune_code=COMMUNE,
+                                    sector="HT", verdict="valid", reasons=[], document_sha256="ab" * 32,
+                                    signatures=[]), MONDAY + timedelta(days=20))
+    figures.apply_verdict(sign)
+    as_of, start, end = MONDAY + after, date(2025, 7, 7), date(2025, 7, 7) + timedelta(days=days)
+    before = (figures.report(COMMUNE, start, end, as_of), figures.counts_of(COMMUNE, start, end, as_of)[1])
+    counts = figures.counts.copy()
+
+    ended = figures.ended_before(MONDAY + timedelta(hours=horizon_hours))
+    archived = [(status_data_of(figures, t.code), figures.verdicts_of(t.code)) for t in ended]
+    assert figures.counted_by((t, figures.verdicts_of(t.code)) for t in ended) == _counts_of(ended, figures)
+    figures.forget({t.code for t in ended})
+    assert all(t.code not in figures.dossiers for t in ended) and figures.counts == counts
+    view = figures.including(archived)
+    assert (view.report(COMMUNE, start, end, as_of), view.counts_of(COMMUNE, start, end, as_of)[1]) == before
+    figures.tick(MONDAY + timedelta(days=60))  # a forgotten dossier's entry in the clock is passed over, not read
+
+
+def status_data_of(figures: Figures, code: str) -> Counted:
+    t = figures.dossiers[code]
+    return Counted(t.code, t.procedure_code, t.events, t.timeline, t.appointment_at, t.arrivals, t.arrivals_synced)
+
+
+def _counts_of(ended, figures: Figures) -> Counter:
+    counts: Counter = Counter()
+    for t in ended:
+        single = Figures(CAL)
+        single.apply(status_data_of(figures, t.code), MONDAY + timedelta(days=30))
+        for v in figures.verdicts_of(t.code):
+            single.apply_verdict(v)
+        counts.update({k: v for k, v in single.counts.items() if v})
+    return counts
+
+
+def test_a_dossier_read_back_from_the_archive_counts_once_beside_a_newer_one_in_memory():
+    figures = Figures(CAL)
+    resolved = one(steps=[("dossier.resolved", timedelta(hours=2), {})])
+    rated = one(steps=[("dossier.resolved", timedelta(hours=2), {}), ("dossier.rated", timedelta(days=400),
+                                                                       {"rating": "unsatisfied"})])
+    archived = status_data(resolved)
+    figures.apply(status_data(rated), MONDAY + timedelta(days=400))
+    view = figures.including([(archived, [])])
+    report = view.report(COMMUNE, date(2025, 7, 7), date(2025, 7, 7), MONDAY + timedelta(days=401))
+    assert report["received"] == 1 and report["ratings"]["unsatisfied"] == 1

@@ -73,6 +73,7 @@ def test_a_sub_indicator_without_a_denominator_is_left_out_of_the_points_and_the
 def test_ranks_share_ties_and_skip_after_them():
     assert rank({"a": 90.0, "b": 80.0, "c": 80.0, "d": 70.0, "e": None}) == {"a": 1, "b": 2, "c": 2, "d": 4, "e": 5}
     assert rank({"x": 50.0, "y": 50.0}) == {"x": 1, "y": 1}
+    assert rank({"a": 90.0, "b": None, "c": None}) == {"a": 1, "b": 2, "c": 2}  # no score: last, together
 
 
 def open_dossier(code: str, state: str, due_in_hours: float | None, unsatisfied: bool = False) -> OpenDossier:

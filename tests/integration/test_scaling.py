@@ -1,0 +1,177 @@
+"""Metrics beyond one process, on the real Kafka and FerretDB: replicas owning different provinces give
+together what one replica of every province gives, and the dossiers that ended before the horizon leave
+memory without changing a figure or a report."""
+
+import asyncio
+from datetime import date, datetime, timedelta
+
+import httpx
+import orjson
+from bson import Binary
+from pymongo import AsyncMongoClient
+
+from services.metrics.store import kept
+from shared.calendar import WorkingCalendar
+from shared.contracts import SignatureData, status_changed, status_of, timeline_entries
+from shared.dossier import fold
+from shared.events import parse_event
+from tests.fixtures.sample import VN, event
+from tests.integration.conftest import service, wait_until
+from tests.integration.test_metrics import FAST, business, counted
+from tests.integration.test_processing import histories
+
+CAL = WorkingCalendar.load()
+THANH_BA = "08152"  # Phú Thọ (25)
+BA_THUOC = "14923"  # Thanh Hóa (38)
+PERIODS = ((date(2025, 7, 1), date(2025, 7, 31)), (date(2025, 7, 7), date(2025, 7, 9)),
+           (date(2025, 1, 1), date(2026, 12, 31)))
+AS_OF = (datetime(2025, 7, 9, 12, tzinfo=VN), datetime(2025, 8, 1, tzinfo=VN), datetime(2026, 11, 1, tzinfo=VN))
+
+
+def replica(pipeline, name: str, **env: str):
+    return service("metrics", pipeline.settings, **FAST, DOSSIER_METRICS_REPLICA=name,
+                   DOSSIER_METRICS_GROUP_ID=f"metrics-{name}", **env).start()
+
+
+def reports(metrics, commune: str) -> list[dict]:
+    out = []
+    for start, end in PERIODS:
+        for as_of in AS_OF:
+            query = {"from": start.isoformat(), "to": end.isoformat(), "as_of": as_of.isoformat()}
+            for path in ("", "/at-risk", "/units"):
+                answer = httpx.get(f"{metrics.url}/v1/reports/communes/{commune}{path}", params=query, timeout=30)
+                assert answer.status_code == 200, answer.text
+                out.append(answer.json())
+    return out
+
+
+def scorecard(metrics, province: str) -> dict:
+    answer = httpx.get(f"{metrics.url}/v1/reports/provinces/{province}/scorecard", timeout=30,
+                       params={"from": "2025-07-01", "to": "2025-09-30", "as_of": "2025-10-01T00:00:00+07:00"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def in_thanh_ba(lives: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """The same lives, received at Thanh Ba."""
+    out = {}
+    for code, events in lives.items():
+        moved = code.replace("000.00.38.H56", "000.00.25.H43")
+        out[moved] = [e | {"subject": moved, "id": f"{e['id']}-25",
+                           "data": e["data"] | ({"commune_code": THANH_BA} if e["type"] == "dossier.received" else {})}
+                      for e in events]
+    return out
+
+
+def test_replicas_of_different_provinces_give_together_what_one_replica_gives(pipeline):
+    pipeline.add_processing().start()
+    whole = replica(pipeline, "whole")
+    north = replica(pipeline, "north", DOSSIER_METRICS_PROVINCES="38")
+    south = replica(pipeline, "south", DOSSIER_METRICS_PROVINCES="25", DOSSIER_METRICS_OWNERS=f'{{"38": "{north.url}"}}')
+    try:
+        ours, theirs = histories(20, seed=21), in_thanh_ba(histories(15, seed=22))
+        pipeline.post([e for lives in (ours, theirs) for events in lives.values() for e in events])
+        wait_until(lambda: (counted(whole), counted(north), counted(south)) == (35, 20, 15), timeout=90,
+                   message="each replica counts its provinces' dossiers")
+        wait_until(lambda: business(north) | business(south) == business(whole), timeout=30,
+                   message="the replicas' series, together, are the whole replica's")
+        shards, everything = (business(north), business(south)), business(whole)
+        assert not set(shards[0]) & set(shards[1]), "no series in both: Prometheus' sums stay right"
+        assert {dict(labels).get("commune") for _, labels in shards[1]} <= {THANH_BA, None}
+
+        assert reports(north, BA_THUOC) == reports(whole, BA_THUOC)
+        assert reports(south, THANH_BA) == reports(whole, THANH_BA)
+        assert scorecard(north, "38") == scorecard(whole, "38") and scorecard(south, "25") == scorecard(whole, "25")
+
+        july = {"from": "2025-07-01", "to": "2025-07-31"}
+        misdirected = httpx.get(f"{south.url}/v1/reports/communes/{BA_THUOC}", params=july)
+        assert misdirected.status_code == 421 and north.url in misdirected.json()["detail"]
+        unknown_owner = httpx.get(f"{north.url}/v1/reports/provinces/25/scorecard", params=july)
+        assert unknown_owner.status_code == 421 and "25" in unknown_owner.json()["detail"]
+        assert everything  # the whole replica answers for both
+    finally:
+        for metrics in (whole, north, south):
+            metrics.stop()
+
+
+def test_dossiers_that_ended_before_the_horizon_leave_memory_and_every_report_stays_the_same(pipeline):
+    """`bounded` keeps no quarter before the current one (its horizon); `kept` keeps everything. The
+    2025 dossiers that ended leave `bounded`'s memory for the archive; those still open stay."""
+    pipeline.add_processing().start()
+    kept = replica(pipeline, "kept", DOSSIER_METRICS_HORIZON_QUARTERS="1000")
+    bounded = replica(pipeline, "bounded", DOSSIER_METRICS_HORIZON_QUARTERS="0",
+                      DOSSIER_METRICS_COMPACT_INTERVAL_SECONDS="1")
+    try:
+        lives = histories(40, seed=23)
+        opened = sum(len(events) == 2 for events in lives.values())  # received and digitized, never ended
+        pipeline.post([e for events in lives.values() for e in events])
+        wait_until(lambda: counted(kept) == len(lives) and counted(bounded) == opened, timeout=90,
+                   message="kept holds every dossier, bounded only the open ones")
+        wait_until(lambda: business(bounded) == business(kept), message="the same figures")
+        expected = reports(kept, BA_THUOC), scorecard(kept, "38")
+        assert (reports(bounded, BA_THUOC), scorecard(bounded, "38")) == expected
+
+        bounded.stop()
+        bounded.start()  # loads the state, the carried dossiers and no log before the horizon
+        assert counted(bounded) == opened and business(bounded) == business(kept)
+        assert (reports(bounded, BA_THUOC), scorecard(bounded, "38")) == expected
+
+        # An archived dossier rated a year on counts once, from memory, and goes back at the next compaction.
+        code, events = next((c, e) for c, e in lives.items() if e[-1]["type"] == "dossier.rated")
+        late = event("dossier.rated", code, datetime.fromisoformat(events[-1]["time"]) + timedelta(days=365),
+                     id_=f"{code}-late", rating="unsatisfied")
+        before = business(kept)
+        pipeline.post([late])
+        wait_until(lambda: business(kept) != before and business(bounded) == business(kept),
+                   timeout=60, message="the late rating counted once by both")
+        assert reports(bounded, BA_THUOC) == reports(kept, BA_THUOC)
+        wait_until(lambda: counted(bounded) == opened, message="the rated dossier back in the archive")
+        assert reports(bounded, BA_THUOC) == reports(kept, BA_THUOC)
+    finally:
+        kept.stop()
+        bounded.stop()
+
+
+def test_what_a_version_before_the_archive_stored_is_moved_once_and_counted(pipeline):
+    """An upgrade: `metrics_status` (blobs of statuses), `metrics_signatures` and `metrics_clock_sent`
+    become the quarters' logs at the first start, and are gone after it."""
+    lives = histories(12, seed=24)
+    statuses = []
+    for events in lives.values():
+        folded = fold([parse_event(e) for e in events], CAL)
+        statuses.append(kept(status_changed(folded.dossier, None, status_of(folded.dossier, CAL),
+                                            timeline_entries(folded.timeline), len(events))))
+    code = next(iter(lives))
+    verdict = SignatureData(dossier_code=code, commune_code=BA_THUOC, sector="HT", document_id="KQ-1",
+                            verdict="valid", reasons=[], document_sha256="ab" * 32, signatures=[])
+
+    async def store_as_before() -> None:
+        client = AsyncMongoClient(pipeline.settings.mongo_url)
+        try:
+            db = client[pipeline.settings.mongo_database]
+            await db["metrics_status"].insert_one({"_id": "a", "statuses": Binary(orjson.dumps(statuses))})
+            await db["metrics_signatures"].insert_one({"_id": "v1", "time": "2025-07-20T10:00:00+07:00",
+                                                       "data": verdict.model_dump(mode="json")})
+            await db["metrics_clock_sent"].insert_one({"_id": "clock-1"})
+        finally:
+            await client.close()
+
+    async def collections() -> set[str]:
+        client = AsyncMongoClient(pipeline.settings.mongo_url)
+        try:
+            return set(await client[pipeline.settings.mongo_database].list_collection_names())
+        finally:
+            await client.close()
+
+    asyncio.run(store_as_before())
+    metrics = service("metrics", pipeline.settings, **FAST).start()
+    try:
+        assert counted(metrics) == len(lives)
+        assert any(name == "dossier_signatures" and dict(labels)["verdict"] == "valid" and value == 1
+                   for (name, labels), value in business(metrics).items())
+        assert not {"metrics_status", "metrics_signatures", "metrics_clock_sent"} & asyncio.run(collections())
+        metrics.stop()
+        metrics.start()
+        assert counted(metrics) == len(lives)
+    finally:
+        metrics.stop()
