@@ -42,6 +42,7 @@ def panel_queries() -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def scraped(stack, settings, intake, tmp_path_factory):
     """The test data set through intake, processing and metrics on the ports Prometheus scrapes."""
+    started = time.time()
     processing = service("processing", settings, int(STACK_ENV["DOSSIER_PROCESSING_PORT"])).start()
     metrics = service("metrics", settings, int(STACK_ENV["DOSSIER_METRICS_PORT"]), **FAST).start()
     notifications = service("notifications", settings, int(STACK_ENV["DOSSIER_NOTIFICATIONS_PORT"]),
@@ -49,6 +50,10 @@ def scraped(stack, settings, intake, tmp_path_factory):
     signature = start_signature(Namespace(settings), tmp_path_factory.mktemp("signature"),
                                 int(STACK_ENV["DOSSIER_SIGNATURE_PORT"]))
     stack.ensure("prometheus")
+    # Prometheus reads processing's histograms once before the data set arrives, else a fast machine
+    # applies it all before the first scrape and no rate ever sees the counts rise (a chart of NaN).
+    wait_until(lambda: query(f"timestamp(processing_apply_latency_seconds_count) > {started}"), timeout=30,
+               message="processing scraped since it started")
     lives = histories(25, seed=11) | live_dossiers(datetime.now(UTC))
     events = [e for history in lives.values() for e in history]
     code = next(iter(lives))

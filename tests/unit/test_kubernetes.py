@@ -40,8 +40,6 @@ VARIANTS = {
                 "--set", "intake.autoscaling.enabled=false,processing.autoscaling.enabled=false"],
 }
 
-# Settings the chart passes that the services do not read yet (named in the deployment's brief).
-PENDING_SETTINGS = {"notifications_alert_secret"}
 # What must come from a Secret, by service: the variable, or the file the variable names.
 SECRET_SETTINGS = {
     "intake": {"DOSSIER_MONGO_URL", "DOSSIER_INTAKE_API_KEYS_FILE"},
@@ -198,7 +196,7 @@ def test_the_options_pass_their_secrets_from_secrets_too():
 def test_every_dossier_variable_is_a_setting_of_the_service_that_gets_it(variant):
     for workload in workloads(variant):
         name = component(workload)
-        fields = set(settings_class(name).model_fields) | PENDING_SETTINGS
+        fields = set(settings_class(name).model_fields)
         unknown = {v for v in env(workload) if v.startswith("DOSSIER_") and v[8:].lower() not in fields}
         assert not unknown, f"{name}: {unknown}"
 
