@@ -29,6 +29,10 @@ export DOSSIER_NOTIFICATIONS_PROVIDER="${DOSSIER_NOTIFICATIONS_PROVIDER:-kannel}
 export DOSSIER_NOTIFICATIONS_KANNEL_URL="${DOSSIER_NOTIFICATIONS_KANNEL_URL:-http://127.0.0.1:$KANNEL_SENDSMS_PORT/cgi-bin/sendsms}"
 export DOSSIER_NOTIFICATIONS_DLR_BASE_URL="${DOSSIER_NOTIFICATIONS_DLR_BASE_URL:-http://127.0.0.1:$(service_port notifications)}"
 
+# Alertmanager's overdue and due-soon alerts for Xã Bá Thước (the demo's commune) go to a made-up
+# officer's number, which the fake SMSC logs (.local/logs/kannel-fakesmsc.log; docs/alerts.md).
+export DOSSIER_NOTIFICATIONS_OFFICERS_FILE="${DOSSIER_NOTIFICATIONS_OFFICERS_FILE:-$ROOT/deploy/local/officers.json}"
+
 # The local stack: its own secrets (made once under .local/secrets/), none left empty.
 export DOSSIER_ENVIRONMENT="${DOSSIER_ENVIRONMENT:-local}"
 export DOSSIER_SECRETS_DIR="${DOSSIER_SECRETS_DIR:-$SECRETS}"
