@@ -246,8 +246,9 @@ def sms_today() -> str:
     print(f"\nA dossier received now ({code}), with the citizen's SMS:")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        found = httpx.get(f"{NOTIFICATIONS}/v1/messages", params={"dossier": code}, timeout=60,
-                          headers={"authorization": f"Bearer {key}"}).json()["messages"]
+        answer = httpx.get(f"{NOTIFICATIONS}/v1/messages", params={"dossier": code}, timeout=60,
+                           headers={"authorization": f"Bearer {key}"})
+        found = answer.json()["messages"] if answer.status_code == 200 else []  # 503: asked again
         if found and found[0]["status"] in ("delivered", "sent"):
             print(f"  {found[0]['status']} to {found[0]['to']}: {found[0]['text']}")
             return code

@@ -119,12 +119,16 @@ class Chain:
     async def entries(self, key: str) -> list[dict[str, Any]]:
         """Every link's document, oldest first: the summary, then the links after it, which then join
         the summary (a plain replace: a summary older than another's costs the next reader a few more
-        links, nothing else)."""
+        links, nothing else). Readers racing to write a key's first summary: one upsert inserts it, the
+        others fail on its `_id` (FerretDB and MongoDB alike) and are dropped, as an older summary is."""
         assert self._summaries is not None
         summary = await self._summaries.find_one({"_id": str(key)})
         start, known = (summary["upto"], unpack(summary["blob"])) if summary else (0, [])
         later = await self.read(key, start, window=1 if start else 4)
         if later:
-            await self._summaries.replace_one(
-                {"_id": str(key)}, {"upto": start + len(later), "blob": pack(known + later)}, upsert=True)
+            try:
+                await self._summaries.replace_one(
+                    {"_id": str(key)}, {"upto": start + len(later), "blob": pack(known + later)}, upsert=True)
+            except DuplicateKeyError:
+                pass
         return known + later

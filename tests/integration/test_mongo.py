@@ -82,6 +82,30 @@ def test_writers_appending_to_one_chain_side_by_side_lose_nothing_and_readers_re
     assert upto == 13
 
 
+def test_readers_of_a_chain_without_a_summary_side_by_side_all_get_its_entries(stack):
+    """Each of them writes the first summary: one insert wins, the others' are dropped, none fails
+    (the citizen's SMS lookup beside the notifications service's own read, seen in `make demo`)."""
+    settings = namespace(stack)
+
+    async def run() -> list[list[dict]]:
+        client = AsyncMongoClient(settings.mongo_url)
+        try:
+            db = client[settings.mongo_database]
+            chain = Chain(db["first_readers"], summaries=db["first_readers_summaries"])
+            for n in range(40):
+                await chain.append(f"k{n}", {"v": n})
+            answers = []
+            for n in range(40):  # a fresh key each round: every round races for its first summary
+                answers += await asyncio.gather(*(chain.entries(f"k{n}") for _ in range(16)))
+            return answers
+        finally:
+            await client.close()
+
+    answers = asyncio.run(run())
+    assert len(answers) == 640
+    assert all(len(a) == 1 for a in answers)
+
+
 def test_an_update_of_many_statements_and_many_updates_at_once_complete(stack):
     """FerretDB as released kept every update statement's query open until the command ended, each
     holding one of its 100 SQLite connections while its write waited for another: 300 statements in
