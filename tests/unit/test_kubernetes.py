@@ -34,7 +34,7 @@ VARIANTS = {
     "country": ["-f", str(CHART / "values-country.yaml")],
     "options": ["-f", str(CHART / "values.yaml"),
                 "--set-file", f"calendar={ROOT / 'shared' / 'calendars' / 'vn.yaml'}",
-                "--set", "signature.seal.enabled=true,notifications.provider=http",
+                "--set", "signature.seal.enabled=true,notifications.provider=http,notifications.officers=true",
                 "--set", "notifications.httpUrl=https://sms.example.vn/v1/messages",
                 "--set", "ingress.enabled=true,ingress.rules[0].host=api.example.vn,ingress.rules[0].service=intake",
                 "--set", "intake.autoscaling.enabled=false,processing.autoscaling.enabled=false"],
@@ -322,7 +322,10 @@ def test_prometheus_gets_the_rules_and_the_labels_they_expect(variant):
     rules = {r["metadata"]["name"]: r["spec"] for r in manifests(variant, "PrometheusRule")}
     for path in (CHART / "files" / "rules").glob("*.yml"):
         [spec] = [spec for name, spec in rules.items() if name.endswith(f"-{path.stem}")]
-        assert spec == yaml.safe_load(path.read_text())
+        ours = yaml.safe_load(path.read_text())
+        for rule in (r for group in ours["groups"] for r in group["rules"] if "alert" in r):
+            rule["labels"] = rule.get("labels", {}) | {"namespace": NAMESPACE}  # what AlertmanagerConfig routes by
+        assert spec == ours
     [monitor] = manifests(variant, "PodMonitor")
     [endpoint] = monitor["spec"]["podMetricsEndpoints"]
     assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
@@ -332,3 +335,28 @@ def test_prometheus_gets_the_rules_and_the_labels_they_expect(variant):
             "targetLabel": "service"} in endpoint["relabelings"]
     for workload in workloads(variant):
         assert selects(monitor["spec"]["selector"]["matchLabels"], workload["spec"]["template"]["metadata"]["labels"])
+
+
+def test_with_officers_alertmanager_texts_them_through_the_webhook_as_the_local_stack_does():
+    """notifications.officers: the officers' numbers from the Secret, and Alertmanager's route of
+    deploy/alertmanager/alertmanager.yml as an AlertmanagerConfig (docs/alerts.md)."""
+    assert not manifests("province", "AlertmanagerConfig")
+    [config] = manifests("options", "AlertmanagerConfig")
+    [notifications] = [w for w in workloads("options") if component(w) == "notifications"]
+    assert env(notifications)["DOSSIER_NOTIFICATIONS_OFFICERS_FILE"]["value"] == "/secrets/keys/officers.json"
+    [volume] = [v for v in notifications["spec"]["template"]["spec"]["volumes"] if v["name"] == "secrets"]
+    assert {"key": "officers.json", "path": "officers.json"} in volume["secret"]["items"]
+    secret = volume["secret"]["secretName"]
+    [local] = yaml.safe_load((ROOT / "deploy" / "alertmanager" / "alertmanager.yml").read_text())["route"]["routes"]
+    route = config["spec"]["route"]
+    matchers = [f'{m["name"]}{m["matchType"]}"{m["value"]}"' for m in route["matchers"]]
+    assert (matchers, route["groupBy"], route["repeatInterval"]) == \
+        (local["matchers"], local["group_by"], local["repeat_interval"])
+    [receiver] = config["spec"]["receivers"]
+    [hook] = receiver["webhookConfigs"]
+    [service] = [s for s in manifests("options", "Service") if s["metadata"]["name"].endswith("-notifications")]
+    assert hook["url"] == f"http://{service['metadata']['name']}.{NAMESPACE}.svc:{PORTS['notifications']}/v1/alerts"
+    assert hook["httpConfig"]["authorization"] == {"type": "Bearer",
+                                                   "credentials": {"name": secret, "key": "alert-secret"}}
+    assert env(notifications)["DOSSIER_NOTIFICATIONS_ALERT_SECRET"]["valueFrom"]["secretKeyRef"] == \
+        {"name": secret, "key": "alert-secret"}
