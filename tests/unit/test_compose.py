@@ -71,3 +71,11 @@ def test_local_scripts_use_the_contract_ports():
         assert re.search(rf'{name}\) echo "\$\{{DOSSIER_{name.upper()}_PORT:-{port}\}}"', common), name
     for name, variable in [("kafka", "KAFKA_PORT"), ("mongodb", "MONGO_PORT"), ("prometheus", "PROMETHEUS_PORT")]:
         assert f'{variable}="${{DOSSIER_{variable}:-{INFRA_PORTS[name]}}}"' in common
+
+
+def test_what_compose_mounts_from_the_repository_is_there():
+    """Its configuration is the local stack's files (the officers, trust roots, Alertmanager's...)."""
+    sources = [volume.split(":")[0] for service in compose.values() for volume in service.get("volumes", [])
+               if isinstance(volume, str) and volume.startswith("./") and not volume.startswith("./.local")]
+    assert "./deploy/local/officers.json" in sources
+    assert all((ROOT / source).exists() for source in sources), [s for s in sources if not (ROOT / s).exists()]
