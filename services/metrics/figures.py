@@ -27,7 +27,7 @@ from shared.contracts import DossierInfo, SignatureData, Status
 from shared.dossier import Facts, OpenState, Timeline, facts_as_of, open_state_changes
 from shared.dossier import OPEN
 from shared.report import commune_report, score
-from shared.scorecard import Counts, OpenDossier, at_risk, score_of, scorecard
+from shared.scorecard import COMMUNE_NOT_APPLICABLE, Counts, OpenDossier, at_risk, score_of, scorecard
 from shared.scorecard import rank as rank_with_ties
 
 # What is counted, with what tells its counts apart after the commune and the sector.
@@ -370,7 +370,7 @@ class Figures:
                    for doc in self._documents.get(code, ()) if (v := self._signatures[code, doc]))
 
     def scorecard(self, province: list[Commune], start: date, end: date, as_of: datetime,
-                  not_applicable: frozenset[str]) -> list[dict[str, Any]]:
+                  not_applicable: frozenset[str] = COMMUNE_NOT_APPLICABLE) -> list[dict[str, Any]]:
         """The province's communes scored as QĐ 766 scores them and ranked, ties sharing a rank (§6)."""
         cards, reports = {}, {}
         for c in province:
