@@ -9,6 +9,9 @@ import base64
 import hashlib
 import hmac
 import re
+import time
+from collections import deque
+from typing import Any
 
 PHONE4 = re.compile(r"^[0-9]{4}$")  # ASCII digits only: "١٢٣٤".isdigit() is true in Python
 TOKEN = re.compile(r"^[a-z2-7]{16}$")
@@ -64,3 +67,30 @@ STEPS = {
     "dossier.rated": "Đánh giá mức độ hài lòng",
     "dossier.apology_issued": "Thư xin lỗi, hẹn lại ngày trả",
 }
+
+
+class Windows:
+    """A sliding window per key: at most `limit` events in `seconds`, in memory (per replica: a bound
+    on guessing and on replies, not an accounting)."""
+
+    def __init__(self, limit: int, seconds: float, clock: Any = time.monotonic):
+        self.limit, self.seconds = limit, seconds
+        self._seen: dict[str, deque[float]] = {}
+        self._clock = clock
+
+    def wait(self, key: str) -> float | None:
+        """The seconds until `key` may have one more event; None if it may now."""
+        window = self._seen.get(key)
+        while window and window[0] <= self._clock() - self.seconds:
+            window.popleft()
+        if not window:
+            self._seen.pop(key, None)  # what is forgotten takes no memory
+            return None if self.limit > 0 else self.seconds
+        return window[0] + self.seconds - self._clock() if len(window) >= self.limit else None
+
+    def add(self, key: str) -> None:
+        self._seen.setdefault(key, deque()).append(self._clock())
+
+    def __len__(self) -> int:
+        """The keys it holds."""
+        return len(self._seen)

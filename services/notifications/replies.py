@@ -8,14 +8,13 @@ Pure but the rate limit's memory: the caller looks the dossier up and sends what
 
 import re
 import time
-from collections import defaultdict, deque
 from datetime import UTC, datetime
 from typing import Any
 
 from services.notifications.sms import cut
 from shared.calendar import WorkingCalendar
 from shared.events import is_dossier_code
-from shared.lookup import STATES
+from shared.lookup import STATES, Windows
 
 # A TT 01/2018 code anywhere in the text ("HS 000.00.38.H56-250701-0001", "hs000.00...", the code alone).
 CODE = re.compile(r"[0-9A-Z]{3}\.[0-9A-Z]{2}\.[0-9A-Z]{2}\.[A-Z][0-9A-Z]{2}-[0-9]{6}-[0-9]{4}")
@@ -42,15 +41,10 @@ class PerNumber:
     """At most `limit` replies per number (its hash) an hour, in memory."""
 
     def __init__(self, limit: int, clock: Any = time.monotonic):
-        self._limit = limit
-        self._sent: dict[str, deque[float]] = defaultdict(deque)
-        self._clock = clock
+        self._sent = Windows(limit, 3600.0, clock)
 
     def allow(self, number: str) -> bool:
-        window = self._sent[number]
-        while window and window[0] <= self._clock() - 3600:
-            window.popleft()
-        if len(window) >= self._limit:
+        if self._sent.wait(number) is not None:
             return False
-        window.append(self._clock())
+        self._sent.add(number)
         return True

@@ -8,13 +8,12 @@ address and failures per code, in memory (per replica: a bound on guessing, not 
 
 import hmac
 import time
-from collections import defaultdict, deque
 from datetime import datetime
 from typing import Any
 
 from shared.calendar import WorkingCalendar
 from shared.dossier import open_state
-from shared.lookup import OPEN_STATES, PHONE4, STATES, STEPS, TOKEN, lookup_token
+from shared.lookup import OPEN_STATES, PHONE4, STATES, STEPS, TOKEN, Windows, lookup_token
 
 class LookupRefused(Exception):
     """Too many attempts: the answer is 429, with the seconds to wait."""
@@ -29,30 +28,19 @@ class Attempts:
 
     def __init__(self, per_client_per_minute: int, failures_per_code_per_hour: int,
                  clock: Any = time.monotonic):
-        self._limits = {"client": (per_client_per_minute, 60.0), "code": (failures_per_code_per_hour, 3600.0)}
-        self._seen: dict[tuple[str, str], deque[float]] = defaultdict(deque)
-        self._clock = clock
-
-    def _window(self, kind: str, key: str) -> deque[float]:
-        limit, seconds = self._limits[kind]
-        window = self._seen[kind, key]
-        while window and window[0] <= self._clock() - seconds:
-            window.popleft()
-        if not window:
-            self._seen.pop((kind, key), None)  # what is forgotten takes no memory
-        return window
+        self._clients = Windows(per_client_per_minute, 60.0, clock)
+        self._codes = Windows(failures_per_code_per_hour, 3600.0, clock)
 
     def check(self, client: str, code: str) -> None:
         """Count an attempt of `client`; refuse it if the client or the code is over its limit."""
-        for kind, key in (("client", client), ("code", code)):
-            limit, seconds = self._limits[kind]
-            window = self._window(kind, key)
-            if len(window) >= limit:
-                raise LookupRefused(max(1, int(window[0] + seconds - self._clock()) + 1))
-        self._seen["client", client].append(self._clock())
+        for windows, key in ((self._clients, client), (self._codes, code)):
+            wait = windows.wait(key)
+            if wait is not None:
+                raise LookupRefused(max(1, int(wait) + 1))
+        self._clients.add(client)
 
     def failed(self, code: str) -> None:
-        self._seen["code", code].append(self._clock())
+        self._codes.add(code)
 
 
 def factor_matches(code: str, phone4_given: str | None, token_given: str | None, phone4: str | None,

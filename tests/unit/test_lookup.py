@@ -13,7 +13,7 @@ from services.processing.lookup import Attempts, LookupRefused, citizen_view, fa
 from services.processing.page import render
 from shared.calendar import WorkingCalendar
 from shared.dossier import fold
-from shared.lookup import last4, lookup_link, lookup_token
+from shared.lookup import Windows, last4, lookup_link, lookup_token
 from tests.unit.test_dossier import LIFE, ev, received
 
 CAL = WorkingCalendar.load()
@@ -112,3 +112,16 @@ def test_replies_are_limited_per_number():
     assert limit.allow("n") and limit.allow("n") and not limit.allow("n") and limit.allow("m")
     now[0] = 3601
     assert limit.allow("n")
+
+
+def test_a_window_says_how_long_to_wait_and_forgets_keys_whose_events_are_past():
+    now = [0.0]
+    windows = Windows(2, 60, clock=lambda: now[0])
+    windows.add("a")
+    assert windows.wait("a") is None
+    windows.add("a")
+    assert windows.wait("a") == 60
+    now[0] = 30
+    assert windows.wait("a") == 30 and windows.wait("b") is None and len(windows) == 1
+    now[0] = 60
+    assert windows.wait("a") is None and len(windows) == 0  # a number that texted once is not kept
