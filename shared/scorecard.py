@@ -152,7 +152,7 @@ class OpenDossier:
     code: str
     open_state: str  # within_deadline | due_soon | overdue | awaiting_supplement | paused
     due_at: datetime | None
-    hours_left: float | None  # working hours from the instant to the due; None without a due
+    hours_left: float | None  # working hours from the instant to the due; None without a due (or past the horizon)
     unsatisfied: bool  # rated `unsatisfied` already: a late end costs no satisfaction point more
 
 

@@ -15,8 +15,8 @@ start, then from `dossier-status`); every replica fed the same timelines holds t
 """
 
 import heapq
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections import ChainMap, Counter
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -159,8 +159,8 @@ class Figures:
         self._by_commune: dict[str, list[Tracked]] = {}
         self.counts: Counter[Key] = Counter()
         self._clock: list[tuple[datetime, str]] = []  # (instant the open state may change, code)
-        self._signatures: dict[tuple[str, str], Verdict] = {}  # (dossier, document) -> latest verdict
-        self._documents: dict[str, set[str]] = {}  # dossier -> its documents with a verdict
+        self._signatures: MutableMapping[tuple[str, str], Verdict] = {}  # (dossier, document) -> latest verdict
+        self._documents: MutableMapping[str, set[str]] = {}  # dossier -> its documents with a verdict
 
     # -- feeding -----------------------------------------------------------------------------
 
@@ -231,7 +231,8 @@ class Figures:
         view = Figures(self.calendar)
         view.dossiers = self.dossiers
         view._by_commune = dict(self._by_commune)
-        view._signatures, view._documents = dict(self._signatures), dict(self._documents)
+        # The archive's verdicts in front of ours, which stay as they are (not copied: a request's work).
+        view._signatures, view._documents = ChainMap({}, self._signatures), ChainMap({}, self._documents)
         added: dict[str, list[Tracked]] = {}
         for counted, verdicts in archived:
             here = self.dossiers.get(counted.code)
@@ -347,22 +348,12 @@ class Figures:
         return commune_report(self.as_of(commune_code, start, end, as_of), start, end, as_of, self.calendar)
 
     def counts_of(self, commune_code: str, start: date, end: date, as_of: datetime
-                  ) -> tuple[dict[str, Any], Counts, list[OpenDossier]]:
-        """A commune's report, what its scorecard counts, and its open dossiers, as of `as_of`."""
+                  ) -> tuple[dict[str, Any], Counts, list[tuple["Tracked", Facts]]]:
+        """A commune's report, what its scorecard counts, and its cohort, as of `as_of`."""
         members = list(self.cohort(commune_code, start, end, as_of))
         report = commune_report((f for _, f in members), start, end, as_of, self.calendar)
         counts = scorecard_counts(report, members, lambda code: self._signed_valid(code, as_of))
-        opened = []
-        for tracked, f in members:
-            state = f.open_state(as_of, self.calendar)
-            if state is None:
-                continue
-            left = None
-            if f.due_at is not None:
-                left = (self.calendar.working_between(as_of, f.due_at).total_seconds() / 3600
-                        if f.due_at > as_of else 0.0)
-            opened.append(OpenDossier(tracked.code, state, f.due_at, left, f.rating == "unsatisfied"))
-        return report, counts, opened
+        return report, counts, members
 
     def _signed_valid(self, code: str, as_of: datetime) -> bool:
         """Whether a document of the dossier has `valid` as its latest verdict (given by `as_of`)."""
@@ -388,7 +379,17 @@ class Figures:
                 not_applicable: frozenset[str]) -> dict[str, Any]:
         """The points a commune is about to lose (§6): its score if every open dossier ends in time,
         if every one due by `horizon` turns late, and the dossiers that cost the most."""
-        _, counts, opened = self.counts_of(commune_code, start, end, as_of)
+        _, counts, members = self.counts_of(commune_code, start, end, as_of)
+        opened = []
+        for tracked, f in members:
+            state = f.open_state(as_of, self.calendar)
+            if state is None:
+                continue
+            left = None  # the working hours left: of those due by the horizon, the only ones shown
+            if f.due_at is not None and f.due_at <= horizon:
+                left = (self.calendar.working_between(as_of, f.due_at).total_seconds() / 3600
+                        if f.due_at > as_of else 0.0)
+            opened.append(OpenDossier(tracked.code, state, f.due_at, left, f.rating == "unsatisfied"))
         return {"score": score_of(counts, not_applicable)} | at_risk(counts, opened, horizon, not_applicable)
 
     def units(self, commune_code: str, start: date, end: date, as_of: datetime) -> list[dict[str, Any]]:
