@@ -5,7 +5,7 @@ The JSON shape is the report API's (docs/contract.md §5).
 """
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -20,8 +20,15 @@ PAYMENT_METHODS = ("online", "offline")
 RATINGS = ("very_satisfied", "satisfied", "unsatisfied")
 
 
-def _rate(numerator: int, denominator: int) -> float | None:
+def rate(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
+
+
+def progress(received: int, withdrawn: int, completed: Mapping[str, int], open_now: Mapping[str, int]
+             ) -> tuple[int, int]:
+    """766 tiến độ: (ended early or on time, or open and not overdue; those whose clock runs)."""
+    return (completed["early"] + completed["on_time"] + open_now["within_deadline"] + open_now["due_soon"],
+            received - withdrawn - open_now["awaiting_supplement"] - open_now["paused"])
 
 
 def commune_report(
@@ -41,9 +48,7 @@ def commune_report(
     withdrawn = sum(d.state == "withdrawn" for d in cohort)
     online_full = sum(d.channel == "online" and d.online_level == "full" for d in cohort)
     digitized = sum(d.digitized for d in cohort)
-    # 766 tiến độ: ended early or on time, or open and not overdue, over those whose clock runs.
-    judged = received - withdrawn - open_now["awaiting_supplement"] - open_now["paused"]
-    in_time = completed["early"] + completed["on_time"] + open_now["within_deadline"] + open_now["due_soon"]
+    in_time, judged = progress(received, withdrawn, completed, open_now)
     return {
         "received": received,
         "by_channel": {c: channels[c] for c in CHANNELS},
@@ -59,12 +64,12 @@ def commune_report(
             "non_compliant": sum(d.apologies_non_compliant for d in cohort),
         },
         "rates": {
-            "online": _rate(channels["online"], received),
-            "online_full": _rate(online_full, received),
-            "on_time": _rate(in_time, judged),
-            "online_payment": _rate(payments["online"], sum(payments.values())),
-            "digitization": _rate(digitized, received),
-            "satisfaction": _rate(ratings["very_satisfied"] + ratings["satisfied"], sum(ratings.values())),
+            "online": rate(channels["online"], received),
+            "online_full": rate(online_full, received),
+            "on_time": rate(in_time, judged),
+            "online_payment": rate(payments["online"], sum(payments.values())),
+            "digitization": rate(digitized, received),
+            "satisfaction": rate(ratings["very_satisfied"] + ratings["satisfied"], sum(ratings.values())),
         },
     }
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from shared.report import rate
+
 GROUPS = {  # the decision's five groups and their points (100 in all)
     "publicity": ("Công khai, minh bạch", 18),
     "progress": ("Tiến độ giải quyết", 20),
@@ -52,7 +54,6 @@ NOT_MEASURED_NOTE = ("Not in the dossier events. Where a unit has no complaints 
 # Scored for provinces only, by the portal's scoring sheet: a commune gets its maximum, so it is
 # reported here but left out of a commune's score (DOSSIER_METRICS_NOT_APPLICABLE).
 COMMUNE_NOT_APPLICABLE = frozenset({"end_to_end_online"})
-SYNC_MINUTES = 15  # an event that reached intake within this of its `time` counts as synchronised
 
 
 @dataclass(frozen=True)
@@ -71,22 +72,18 @@ class Counts:
     signed_valid: int = 0  # of those, with a result whose signature verified `valid`
     digitized: int = 0
     events: int = 0  # events that reached intake (the ones with their arrival recorded)
-    events_synced: int = 0  # of those, within SYNC_MINUTES of their time
-
-
-def _ratio(numerator: int, denominator: int) -> float | None:
-    return numerator / denominator if denominator else None
+    events_synced: int = 0  # of those, in sync with their time (shared.dossier.SYNC)
 
 
 def ratios(c: Counts) -> dict[str, float | None]:
     return {
-        "on_time": _ratio(c.in_time, c.judged),
-        "end_to_end_online": _ratio(c.online_full, c.received),
-        "online_payment": _ratio(c.payments_online, c.payments),
-        "dossier_satisfaction": _ratio(c.satisfied, c.received - c.withdrawn),
-        "electronic_result": _ratio(c.signed_valid, c.resolved),
-        "digitized_dossier": _ratio(c.digitized, c.received),
-        "status_sync": _ratio(c.events_synced, c.events),
+        "on_time": rate(c.in_time, c.judged),
+        "end_to_end_online": rate(c.online_full, c.received),
+        "online_payment": rate(c.payments_online, c.payments),
+        "dossier_satisfaction": rate(c.satisfied, c.received - c.withdrawn),
+        "electronic_result": rate(c.signed_valid, c.resolved),
+        "digitized_dossier": rate(c.digitized, c.received),
+        "status_sync": rate(c.events_synced, c.events),
     }
 
 

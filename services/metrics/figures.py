@@ -26,7 +26,7 @@ from shared.communes import Commune
 from shared.contracts import DossierInfo, SignatureData, Status
 from shared.dossier import Facts, OpenState, Timeline, facts_as_of, open_state_changes
 from shared.dossier import OPEN
-from shared.report import commune_report, score
+from shared.report import commune_report, progress, score
 from shared.scorecard import COMMUNE_NOT_APPLICABLE, Counts, OpenDossier, at_risk, score_of, scorecard
 from shared.scorecard import rank as rank_with_ties
 
@@ -132,13 +132,14 @@ class Transition:
 def scorecard_counts(report: dict[str, Any], members: list[tuple["Tracked", Facts]],
                      signed_valid: Callable[[str], bool]) -> Counts:
     """What the scorecard counts of a cohort (docs/domain.md §6), beside its report (§5)."""
-    opened, completed, payments = report["open"], report["completed"], report["payments"]
+    payments = report["payments"]
+    in_time, judged = progress(report["received"], report["withdrawn"], report["completed"], report["open"])
     with_result = [t for t, f in members if f.state in ("resolved", "returned")]
     return Counts(
         received=report["received"],
         withdrawn=report["withdrawn"],
-        judged=report["received"] - report["withdrawn"] - opened["awaiting_supplement"] - opened["paused"],
-        in_time=completed["early"] + completed["on_time"] + opened["within_deadline"] + opened["due_soon"],
+        in_time=in_time,
+        judged=judged,
         online_full=report["online_full"],
         payments=payments["online"] + payments["offline"],
         payments_online=payments["online"],
