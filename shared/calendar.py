@@ -59,6 +59,10 @@ class WorkingCalendar:
             raise ValueError("working time needs an aware datetime")
         return t.astimezone(self.timezone)
 
+    def end_of_day(self, day: date) -> datetime:
+        """The last instant of a local day: a period's end."""
+        return datetime.combine(day, time.max, self.timezone)
+
     def _windows_of(self, day: date) -> Iterator[tuple[datetime, datetime]]:
         if self.is_working_day(day):
             for start, end in self.windows:

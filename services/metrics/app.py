@@ -1,6 +1,6 @@
 """Metrics' wiring: the `dossier-status` subscription, the clock, /metrics, the report API (docs/contract.md §4-§5)."""
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Annotated, Any
 
@@ -46,11 +46,6 @@ def parse_instant(value: str, name: str) -> datetime:
     if instant.tzinfo is None:
         raise HTTPException(400, f"{name} needs a UTC offset, e.g. 2025-11-11T17:00:00+07:00")
     return instant
-
-
-def end_of_day(day: date, calendar: WorkingCalendar) -> datetime:
-    """The last instant of a local day: a period's end."""
-    return datetime.combine(day, time.max, calendar.local(datetime.now(UTC)).tzinfo)
 
 
 TITLE = "Dossier metrics"
@@ -154,7 +149,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
                              horizon: str | None = None, output: export.Format = "json") -> Any:
         first, last, instant = parse_period(start, end, as_of)
         owned_commune(commune_code)
-        until = parse_instant(horizon, "horizon") if horizon else end_of_day(last, service.figures.calendar)
+        until = parse_instant(horizon, "horizon") if horizon else service.figures.calendar.end_of_day(last)
         figures = await service.figures_for([commune_code], first, last)
         found = service.timed("at_risk", lambda: figures.at_risk(commune_code, first, last, instant, until,
                                                                   not_applicable))

@@ -25,8 +25,8 @@ from services.metrics.exposition import render
 from services.metrics.figures import Figures, Key, Verdict, tracked_of, verdict_of
 from services.metrics.settings import MetricsSettings
 from services.metrics.shard import Shard
-from services.metrics.store import (Batch, FiguresStore, first_day, from_kept, from_status, from_verdict_doc, kept,
-                                    quarter, verdict_doc)
+from services.metrics.store import (Batch, FiguresStore, archive_key, first_day, from_kept, from_status,
+                                    from_verdict_doc, kept, quarter, verdict_doc)
 from shared.calendar import quarter_of
 from shared.contracts import ClockChanged, SignatureData, SignatureVerified, StatusChanged, StatusRecord, clock_changed
 from shared.service import Record
@@ -139,7 +139,7 @@ class MetricsService:
         return quarter(day)
 
     def _start_of(self, horizon: str) -> datetime:
-        return datetime.combine(first_day(horizon), dt_time(), self.figures.calendar.local(self.clock()).tzinfo)
+        return datetime.combine(first_day(horizon), dt_time(), self.figures.calendar.timezone)
 
     async def compact(self) -> int:
         """Move the dossiers that ended before the horizon to the archive (services/metrics/store.py);
@@ -220,7 +220,7 @@ class MetricsService:
         if not statuses:
             return
         calendar = self.figures.calendar
-        keys = {f"{s.data.commune_code}:{calendar.local(s.data.received_at):%Y-%m}" for s in statuses}
+        keys = {archive_key(s.data.commune_code, calendar.local(s.data.received_at)) for s in statuses}
         codes = {s.data.dossier_code for s in statuses}
         back = [(tracked_of(a.counted), a.verdicts) for a in await self.store.archived(keys, calendar)
                 if a.counted.code in codes]
@@ -234,8 +234,8 @@ class MetricsService:
         if self.horizon is None or quarter(start) >= self.horizon:
             return self.figures
         last = min(end, first_day(self.horizon) - timedelta(days=1))
-        months = sorted({f"{day:%Y-%m}" for day in (start + timedelta(days=n) for n in range((last - start).days + 1))})
-        archived = await self.store.archived([f"{c}:{m}" for c in communes for m in months], self.figures.calendar)
+        months = sorted({(start + timedelta(days=n)).replace(day=1) for n in range((last - start).days + 1)})
+        archived = await self.store.archived([archive_key(c, m) for c in communes for m in months], self.figures.calendar)
         return self.figures.including((a.counted, a.verdicts) for a in archived)
 
     async def move_clock(self, publish: Publish) -> int:
@@ -267,7 +267,7 @@ class MetricsService:
         now = self.clock()
         calendar = self.figures.calendar
         first, last = quarter_of(calendar.local(now).date())
-        horizon = datetime.combine(last, dt_time.max, calendar.local(now).tzinfo)
+        horizon = calendar.end_of_day(last)
         not_applicable = frozenset(self.settings.metrics_not_applicable)
         found = {}
         for code in self.figures.communes():

@@ -148,6 +148,11 @@ class Archived:
     verdicts: list[Verdict]
 
 
+def archive_key(commune_code: str, received: date) -> str:
+    """The archive's chain of one commune's dossiers received in one month (local date)."""
+    return f"{commune_code}:{received:%Y-%m}"
+
+
 class FiguresStore:
     def __init__(self, client: AsyncMongoClient, database: str, replica: str = ""):
         self._db = client[database]
@@ -171,6 +176,10 @@ class FiguresStore:
             return
         name = self._carried if where == "carried" else f"{self.prefix}_log_{where}"
         assert name is not None, "nothing is carried before the first compaction"
+        await self._write(name, kind, entries)
+
+    async def _write(self, name: str, kind: str, entries: list[Any]) -> None:
+        """Entries into a collection as blobs of CHUNK each."""
         await insert_new(self._db[name], [self._blob(kind, entries[i:i + CHUNK]) for i in range(0, len(entries), CHUNK)])
 
     @staticmethod
@@ -213,7 +222,7 @@ class FiguresStore:
         months: dict[str, list[dict[str, Any]]] = {}
         for tracked in archived:
             first = tracked.timeline[0]
-            key = f"{first.commune_code}:{calendar.local(first.received_at):%Y-%m}"
+            key = archive_key(first.commune_code, calendar.local(first.received_at))
             doc = kept_of(tracked) | {"verdicts": [verdict_doc(v) for v in verdicts.get(tracked.code, ())]}
             months.setdefault(key, []).append(doc)
         for key, docs in months.items():
@@ -223,12 +232,8 @@ class FiguresStore:
         generation = (state["generation"] + 1) if state else 1
         name = f"{self.prefix}_carried_{generation}"
         await self._db.drop_collection(name)  # what a compaction that crashed began
-        entries = [kept_of(t) for t in carried]
-        await insert_new(self._db[name], [self._blob("statuses", entries[i:i + CHUNK])
-                                          for i in range(0, len(entries), CHUNK)])
-        carried_verdicts = [verdict_doc(v) for t in carried for v in verdicts.get(t.code, ())]
-        await insert_new(self._db[name], [self._blob("verdicts", carried_verdicts[i:i + CHUNK])
-                                          for i in range(0, len(carried_verdicts), CHUNK)])
+        await self._write(name, "statuses", [kept_of(t) for t in carried])
+        await self._write(name, "verdicts", [verdict_doc(v) for t in carried for v in verdicts.get(t.code, ())])
         await self._state.replace_one({"_id": "horizon"}, {
             "quarter": horizon, "generation": generation, "carried": name,
             "counts": Binary(orjson.dumps([[list(k), v] for k, v in counts.items() if v]))}, upsert=True)
