@@ -9,6 +9,8 @@ from pathlib import Path
 from fastapi import HTTPException
 from pydantic import BaseModel, Field
 
+from shared.events import NOT_A_DOSSIER_CODE, is_dossier_code
+
 
 class ApiKey(BaseModel):
     """One one-stop-shop system's key: only its SHA-256 is kept, with the sources it may send."""
@@ -57,3 +59,9 @@ def require_key(keys: ApiKeys, authorization: str | None) -> ApiKey:
     if key is None:
         raise HTTPException(401, "a valid Bearer key is required", headers={"WWW-Authenticate": "Bearer"})
     return key
+
+
+def require_dossier_code(code: str) -> None:
+    """400 unless `code` is a dossier code (the lookups by dossier of processing, notifications, signature)."""
+    if not is_dossier_code(code):
+        raise HTTPException(400, NOT_A_DOSSIER_CODE)

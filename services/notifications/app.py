@@ -19,10 +19,9 @@ from services.notifications.service import Notifier
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import MessageStore, status
 from services.notifications.templates import Templates
-from shared.auth import ApiKeys, require_key
+from shared.auth import ApiKeys, require_dossier_code, require_key
 from shared.calendar import WorkingCalendar
 from shared.contracts import StatusRecord
-from shared.events import NOT_A_DOSSIER_CODE, is_dossier_code
 from shared.privacy import mask_phone
 from shared.service import ConsumingService
 
@@ -137,8 +136,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     @app.get("/v1/messages", summary="A dossier's messages, phone masked", responses={400: {}, 401: {}})
     async def messages(dossier: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:
         require_key(keys, authorization)
-        if not is_dossier_code(dossier):
-            raise HTTPException(400, NOT_A_DOSSIER_CODE)
+        require_dossier_code(dossier)
         return {"dossier": dossier, "messages": [message_view(*m) for m in await notifier.store.of_dossier(dossier)]}
 
     return app

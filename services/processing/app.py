@@ -17,11 +17,11 @@ from services.processing.page import render
 from services.processing.processor import ProcessingMetrics, Processor
 from services.processing.settings import ProcessingSettings
 from services.processing.store import DossierStore
-from shared.auth import ApiKeys, require_key
+from shared.auth import ApiKeys, require_dossier_code, require_key
 from shared.calendar import WorkingCalendar
 from shared.contracts import DeadLetter, StatusChanged
 from shared.dossier import open_state
-from shared.events import NOT_A_DOSSIER_CODE, DossierEvent, is_dossier_code
+from shared.events import DossierEvent, is_dossier_code
 from shared.service import ConsumingService
 
 log = structlog.get_logger()
@@ -92,8 +92,7 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
              responses={400: {}, 401: {}, 404: {}})
     async def get_dossier(dossier_code: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:
         require_key(operators, authorization)
-        if not is_dossier_code(dossier_code):
-            raise HTTPException(400, NOT_A_DOSSIER_CODE)
+        require_dossier_code(dossier_code)
         found = await store.view(dossier_code)
         if found is None:
             raise HTTPException(404, f"no dossier {dossier_code}")

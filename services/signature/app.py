@@ -14,10 +14,10 @@ from services.signature.seal import Sealer
 from services.signature.service import SignatureService
 from services.signature.settings import SignatureSettings
 from services.signature.store import SignatureStore
-from shared.auth import ApiKeys, require_key
+from shared.auth import ApiKeys, require_dossier_code, require_key
 from shared.calendar import WorkingCalendar
 from shared.contracts import SignatureVerified
-from shared.events import NOT_A_DOSSIER_CODE, DossierEvent, is_dossier_code
+from shared.events import DossierEvent
 from shared.service import ConsumingService
 
 log = structlog.get_logger()
@@ -60,7 +60,7 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
     async def upload(code: str, document_id: str, request: Request,
                      authorization: str | None = Header(default=None)) -> dict[str, Any]:
         require_key(keys, authorization)
-        valid_code(code)
+        require_dossier_code(code)
         return await service.check(code, document_id, await read_pdf(request))
 
     async def read_pdf(request: Request) -> bytes:
@@ -72,10 +72,6 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
             if len(body) > settings.signature_max_bytes:
                 raise HTTPException(413, f"larger than {settings.signature_max_bytes} bytes")
         return bytes(body)
-
-    def valid_code(code: str) -> None:
-        if not is_dossier_code(code):
-            raise HTTPException(400, NOT_A_DOSSIER_CODE)
 
     @app.post("/v1/dossiers/{code}/documents/{document_id}/seal", summary="The agency's PAdES seal on a result",
               responses={401: {}, 413: {}, 415: {}, 501: {"description": "no seal key configured"}},
@@ -96,7 +92,7 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
     @app.get("/v1/dossiers/{code}/documents", summary="A dossier's documents with their verdicts", responses={401: {}})
     async def list_documents(code: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:
         require_key(keys, authorization)
-        valid_code(code)
+        require_dossier_code(code)
         return {"dossier_code": code, "documents": [d.view() for d in await service.documents(code)]}
 
     return app
