@@ -164,14 +164,19 @@ async def produce(settings, records: list[tuple[bytes, bytes]]) -> None:
         await producer.stop()
 
 
-def gauge(url: str, name: str) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=30).text
+def scrape(url: str) -> str:
+    return httpx.get(f"{url}/metrics", timeout=30).text
+
+
+def gauge(text: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
-def statuses_read(url: str) -> float:
-    """Status records read (applied, older, or another shard's), not counting clock records."""
-    return sum(gauge(url, f'metrics_status_events_total{{outcome="{o}"}}') for o in ("applied", "older", "not_owned"))
+def caught_up(text: str, records: int) -> bool:
+    """Every status record read (applied, older, or another shard's: other shards' clock records count
+    there too, hence at least `records`), and no lag."""
+    read = sum(gauge(text, f'metrics_status_events_total{{outcome="{o}"}}') for o in ("applied", "older", "not_owned"))
+    return read >= records and gauge(text, "metrics_consumer_lag ") <= 0
 
 
 def rss_of(pid: int) -> float:
@@ -190,8 +195,8 @@ def replica_figures(settings, name: str, provinces: list[str], records: int, own
     process = start_service("metrics", settings, PORT, ready_within=600, **env)
     started = time.perf_counter()
     try:
-        while statuses_read(url) < records or gauge(url, "metrics_consumer_lag ") > 0:
-            time.sleep(0.5)  # every status read (clock records of other shards count as not owned too)
+        while not caught_up(scrape(url), records):  # one scrape a pass: the replica is being timed
+            time.sleep(0.5)
         read_s = time.perf_counter() - started
     finally:
         process.terminate()
@@ -200,7 +205,7 @@ def replica_figures(settings, name: str, provinces: list[str], records: int, own
     process = start_service("metrics", settings, PORT, ready_within=600, **env)
     load_s = time.perf_counter() - started
     try:
-        held = gauge(url, "metrics_dossiers ")
+        held = gauge(scrape(url), "metrics_dossiers ")
         memory = rss_of(process.pid)
         province = provinces[0] if provinces else "01"
         commune = communes_of_province(province)[0].code
