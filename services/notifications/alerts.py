@@ -11,18 +11,17 @@ instant it may go: Alertmanager's retries, a second Alertmanager, its repeats wi
 a night's repeats (all waiting for the morning) give one SMS.
 """
 
-import hashlib
 import hmac
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from services.notifications.service import Notifier, not_before
+from services.notifications.service import Notifier
 from services.notifications.settings import NotificationsSettings
 from services.notifications.sms import encode, normalise_phone
 from shared.communes import commune
@@ -142,8 +141,6 @@ class OfficerAlerts:
         self.notifier = notifier
         self._secret = settings.notifications_alert_secret.get_secret_value().encode()
         self._repeat = timedelta(hours=settings.notifications_alert_repeat_hours)
-        self._quiet = (time.fromisoformat(settings.notifications_quiet_start),
-                       time.fromisoformat(settings.notifications_quiet_end))
         self.outcomes = Counter("notifications_alerts", "Alertmanager's notifications, by outcome: queued, "
                                 "repeated (within the window), resolved, unconfigured (no officers), malformed, "
                                 "unauthorized", ["outcome"], registry=registry)
@@ -188,17 +185,13 @@ class OfficerAlerts:
 
     def _messages(self, group: str, risk: AtRisk, numbers: list[str], now: datetime
                   ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        calendar = self.notifier.calendar
-        goes = not_before(now, calendar, *self._quiet)
-        window = int(goes.timestamp() // self._repeat.total_seconds())
+        notifier = self.notifier
+        window = int(notifier.not_before(now).timestamp() // self._repeat.total_seconds())
         encoded = encode(text(commune(risk.commune_code).name, risk))
         out = []
         for number in numbers:
-            key = f"alert|{group}|{window}|{self.notifier.store.number_hash(number)}"
-            message_id = hashlib.sha256(key.encode()).hexdigest()[:32]
-            message = {"_id": message_id, "step": key, "dossier": f"alerts/{risk.commune_code}/{window}",
-                       "commune": risk.commune_code, "trigger": TRIGGER, "created_at": now, "step_at": now,
-                       "provider": self.notifier.provider.name, "status": "created", "coding": encoded.coding,
-                       "parts": encoded.parts, "not_before": goes}
-            out.append((message, {"_id": message_id, "recipient": number, "body": encoded.text, "created_at": now}))
+            step = f"alert|{group}|{window}|{notifier.store.number_hash(number)}"
+            message = notifier.message(step, f"alerts/{risk.commune_code}/{window}", risk.commune_code, TRIGGER,
+                                       now, now)
+            out.append(notifier.to_send(message, number, encoded, now))
         return out

@@ -23,10 +23,10 @@ from pymongo.errors import PyMongoError
 
 from services.notifications.providers import Provider, ProviderError
 from services.notifications.settings import NotificationsSettings
-from services.notifications.sms import normalise_phone
+from services.notifications.sms import Encoded, normalise_phone
 from services.notifications.store import PENDING, RANK, MessageStore, status
 from services.notifications.templates import Templates
-from services.notifications.triggers import Wanted, wanted
+from services.notifications.triggers import Wanted, message_id, wanted
 from shared.calendar import WorkingCalendar
 from shared.communes import commune
 from shared.contracts import SignatureVerified, StatusChanged, StatusRecord
@@ -172,11 +172,26 @@ class Notifier:
         return {"state": data.new.state, "appointment_at": data.new.appointment_at,
                 "phone": self.store.number_hash(phone) if phone else None, "events": data.events}
 
+    def message(self, step: str, dossier: str, commune_code: str, trigger: str, step_at: datetime,
+                now: datetime) -> dict[str, Any]:
+        """The record of the message a step asks for, before its status is decided."""
+        return {"_id": message_id(step), "step": step, "dossier": dossier, "commune": commune_code,
+                "trigger": trigger, "created_at": now, "step_at": step_at, "provider": self.provider.name}
+
+    def to_send(self, message: dict[str, Any], recipient: str, encoded: Encoded, now: datetime
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The message, created to be sent from the end of any quiet hours, and its number and text
+        (stored apart: purged after the retention days)."""
+        return (message | {"status": "created", "coding": encoded.coding, "parts": encoded.parts,
+                           "not_before": self.not_before(now)},
+                {"_id": message["_id"], "recipient": recipient, "body": encoded.text, "created_at": now})
+
+    def not_before(self, now: datetime) -> datetime:
+        return not_before(now, self.calendar, *self._quiet)
+
     async def _decide(self, w: Wanted, step_at: datetime, now: datetime) -> tuple[dict[str, Any], dict | None]:
         """The message (and its number and text, if it is to be sent) a step asks for."""
-        message: dict[str, Any] = {"_id": w.message_id, "step": w.step, "dossier": w.dossier_code,
-                                   "commune": w.commune_code, "trigger": w.trigger, "created_at": now,
-                                   "step_at": step_at, "provider": self.provider.name}
+        message = self.message(w.step, w.dossier_code, w.commune_code, w.trigger, step_at, now)
         if not w.opted_in or w.trigger not in self.templates.templates:
             return message | {"status": "opted_out"}, None
         if self._stale(step_at, now):
@@ -189,9 +204,7 @@ class Notifier:
         date = self.calendar.local(w.date) if w.date else None
         encoded = self.templates.render(w.trigger, w.dossier_code, unit.name if unit else w.commune_code, date,
                                         w.missing)
-        message |= {"status": "created", "coding": encoded.coding, "parts": encoded.parts,
-                    "not_before": not_before(now, self.calendar, *self._quiet)}
-        return message, {"_id": w.message_id, "recipient": recipient, "body": encoded.text, "created_at": now}
+        return self.to_send(message, recipient, encoded, now)
 
     def _stale(self, step_at: datetime, now: datetime) -> bool:
         return now - step_at > timedelta(hours=self.settings.notifications_expire_hours)

@@ -27,7 +27,12 @@ class Wanted:
 
     @property
     def message_id(self) -> str:
-        return hashlib.sha256(self.step.encode()).hexdigest()[:32]
+        return message_id(self.step)
+
+
+def message_id(step: str) -> str:
+    """A message's id: the step that asks for it, hashed (one message per step, however often asked)."""
+    return hashlib.sha256(step.encode()).hexdigest()[:32]
 
 
 def wanted(record: StatusChanged | ClockChanged, due_soon: bool = False) -> list[Wanted]:
