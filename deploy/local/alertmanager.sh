@@ -26,8 +26,8 @@ case "${1:-start}" in
     install
     write_config
     if is_running alertmanager; then
+      http_post "http://127.0.0.1:$ALERTMANAGER_PORT/-/reload"
       log "already running: configuration reloaded"
-      "$0" reload
       exit 0
     fi
     log "starting Alertmanager on 127.0.0.1:$ALERTMANAGER_PORT"
@@ -38,8 +38,7 @@ case "${1:-start}" in
     ;;
   reload)
     write_config
-    "$PY" -c "import sys, urllib.request as u; u.urlopen(u.Request(sys.argv[1], method='POST'), timeout=5)" \
-      "http://127.0.0.1:$ALERTMANAGER_PORT/-/reload"
+    http_post "http://127.0.0.1:$ALERTMANAGER_PORT/-/reload"
     ;;
   stop) stop_bg alertmanager ;;
   *) echo "usage: $0 start|stop|reload" >&2; exit 2 ;;

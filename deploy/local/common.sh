@@ -53,6 +53,8 @@ ensure_secrets() { (cd "$ROOT" && "$PY" -m shared.secrets "$SECRETS"); }
 secret() { cat "$SECRETS/dossier_$1"; }
 
 http_ok() { "$PY" -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=2)" "$1"; }
+# An empty POST, e.g. to a Prometheus or Alertmanager /-/reload.
+http_post() { "$PY" -c "import sys, urllib.request as u; u.urlopen(u.Request(sys.argv[1], method='POST'), timeout=5)" "$1"; }
 
 log() { printf '\033[1m[%s]\033[0m %s\n' "$(basename "$0" .sh)" "$*" >&2; }
 
