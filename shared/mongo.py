@@ -9,6 +9,7 @@ processes write goes into insert-only documents, whose unique `_id` decides betw
 
 import asyncio
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -63,6 +64,11 @@ async def replace_all(collection: AsyncCollection, docs: list[dict[str, Any]]) -
     write when a command has ~100 such statements: our build fixes it, deploy/local/ferretdb/.)"""
     if docs:
         await collection.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=False)
+
+
+def as_utc(t: datetime) -> datetime:
+    """An instant read back: BSON dates come back naive, in UTC."""
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def link_id(key: str, n: int) -> str:

@@ -8,13 +8,14 @@ Pure but the rate limit's memory: the caller looks the dossier up and sends what
 
 import re
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from services.notifications.sms import cut
 from shared.calendar import WorkingCalendar
 from shared.events import is_dossier_code
 from shared.lookup import STATES, Windows
+from shared.mongo import as_utc
 
 # A TT 01/2018 code anywhere in the text ("HS 000.00.38.H56-250701-0001", "hs000.00...", the code alone).
 CODE = re.compile(r"[0-9A-Z]{3}\.[0-9A-Z]{2}\.[0-9A-Z]{2}\.[A-Z][0-9A-Z]{2}-[0-9]{6}-[0-9]{4}")
@@ -32,8 +33,7 @@ def reply(code: str, standing: dict[str, Any], calendar: WorkingCalendar) -> str
     appointment = standing.get("appointment_at")
     if appointment and standing["state"] == "processing":  # a supplement or a payment awaited suspends it
         when = appointment if isinstance(appointment, datetime) else datetime.fromisoformat(appointment)
-        when = when if when.tzinfo else when.replace(tzinfo=UTC)  # BSON dates come back naive, in UTC
-        text += f" Ngay hen tra ket qua: {calendar.local(when):%d/%m/%Y}."
+        text += f" Ngay hen tra ket qua: {calendar.local(as_utc(when)):%d/%m/%Y}."
     return cut(text, 160)
 
 

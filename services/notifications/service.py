@@ -30,6 +30,7 @@ from services.notifications.triggers import Wanted, message_id, wanted
 from shared.calendar import WorkingCalendar
 from shared.communes import commune
 from shared.contracts import SignatureVerified, StatusChanged, StatusRecord
+from shared.mongo import as_utc
 from shared.service import Record, until_done
 from shared.privacy import mask_phone
 
@@ -108,16 +109,16 @@ class Notifier:
                 continue
             # The last attempt's number (an attempt whose record failed left a gap), from the move's id.
             attempts = max((int(m["_id"].rsplit("/", 1)[1]) for m in mine if m["status"] == "sending"), default=0)
-            last = max((_utc(m["at"]) for m in mine if m["status"] == "sending"), default=None)
+            last = max((as_utc(m["at"]) for m in mine if m["status"] == "sending"), default=None)
             wait_until = last + timedelta(seconds=self.settings.notifications_sending_timeout_seconds) if last \
-                else _utc(message["not_before"])
+                else as_utc(message["not_before"])
             self._queue_up(Pending(message, body["recipient"], body["body"], attempts, wait_until))
         self.loaded = True
         return len(self._pending)
 
     def _queue_up(self, pending: Pending) -> None:
         self._pending[pending.message["_id"]] = pending
-        heapq.heappush(self._queue, (pending.not_before, _utc(pending.message["step_at"]), pending.message["_id"]))
+        heapq.heappush(self._queue, (pending.not_before, as_utc(pending.message["step_at"]), pending.message["_id"]))
 
     # -- deciding -------------------------------------------------------------------------------
 
@@ -145,7 +146,7 @@ class Notifier:
         # record would be purged anyway. Within it (a long outage), `expired` records name whom
         # the service failed to tell.
         retention = timedelta(days=self.settings.notifications_retention_days)
-        forgotten = {m["_id"] for m, _ in decided if m["status"] == "expired" and now - _utc(m["step_at"]) > retention}
+        forgotten = {m["_id"] for m, _ in decided if m["status"] == "expired" and now - as_utc(m["step_at"]) > retention}
         self.metrics.messages.labels("expired", self.provider.name).inc(len(forgotten))
         decided = [(m, b) for m, b in decided if m["_id"] not in forgotten]
         await self.store.keep_citizens(standing)
@@ -241,20 +242,20 @@ class Notifier:
                 return sent
 
         sent = sum(await asyncio.gather(*(in_order(m) for m in due.values())))
-        oldest = min((_utc(p.message["created_at"]) for p in self._pending.values()), default=None)
+        oldest = min((as_utc(p.message["created_at"]) for p in self._pending.values()), default=None)
         self.metrics.queue_age.set((now - oldest).total_seconds() if oldest else 0)
         return sent
 
     def _later(self, pending: Pending, until: datetime) -> None:
         pending.not_before = until
-        heapq.heappush(self._queue, (until, _utc(pending.message["step_at"]), pending.message["_id"]))
+        heapq.heappush(self._queue, (until, as_utc(pending.message["step_at"]), pending.message["_id"]))
 
     def _done(self, message_id: str) -> None:
         self._pending.pop(message_id, None)
 
     async def _send(self, pending: Pending, now: datetime) -> bool:
         s, message = self.settings, pending.message
-        if self._stale(_utc(message["step_at"]), now):
+        if self._stale(as_utc(message["step_at"]), now):
             await self._record(message, "expired", now)
             self._done(message["_id"])
             return False
@@ -330,6 +331,3 @@ class Notifier:
         return await self.store.purge(before, set(self._pending))
 
 
-def _utc(t: datetime) -> datetime:
-    """BSON dates come back naive, in UTC."""
-    return t if t.tzinfo else t.replace(tzinfo=UTC)

@@ -28,13 +28,13 @@ import hashlib
 import hmac
 from collections import OrderedDict
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
-from shared.mongo import Chain, get_many, insert_new, replace_all
+from shared.mongo import Chain, as_utc, get_many, insert_new, replace_all
 
 RANK = {"refused": -1, "created": 0, "sending": 1, "sent": 2, "delivered": 3, "failed": 3, "expired": 3,
         "opted_out": 3, "invalid_recipient": 3}
@@ -196,19 +196,19 @@ class MessageStore:
         await self._daily.delete_one({"_id": self._slot(recipient, day, n)})
 
     async def _forget_later(self, collection: str, ids: list[str], at: datetime) -> None:
-        day = _utc(at).date().isoformat()
+        day = as_utc(at).date().isoformat()
         await self._append(self._purge, day, {"collection": collection, "ids": ids, "at": at})
 
     async def purge(self, before: datetime, pending: set[str]) -> int:
         """Delete the numbers and texts (and daily slots) written before `before`, except those still to
         send, by key: day by day from where the last purge stopped, the last day up to `before`."""
         state = await self._state.find_one({"_id": "purge"})
-        day = state["next_day"] if state else (_utc(before) - timedelta(days=1)).date().isoformat()
-        last = _utc(before).date().isoformat()
+        day = state["next_day"] if state else (as_utc(before) - timedelta(days=1)).date().isoformat()
+        last = as_utc(before).date().isoformat()
         deleted = 0
         while day <= last:
             for link in await self._purge.read(day):
-                if datetime.fromisoformat(link["at"]) >= _utc(before):
+                if datetime.fromisoformat(link["at"]) >= as_utc(before):
                     continue
                 target = self._bodies if link["collection"] == "bodies" else self._daily
                 for i in link["ids"]:
@@ -222,6 +222,3 @@ class MessageStore:
         return deleted
 
 
-def _utc(t: datetime) -> datetime:
-    """BSON dates come back naive, in UTC."""
-    return t if t.tzinfo else t.replace(tzinfo=UTC)

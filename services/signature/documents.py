@@ -7,7 +7,7 @@ same calendar as processing.
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
 
 from shared.calendar import WorkingCalendar
+from shared.mongo import as_utc
 
 
 def trust_roots(folder: Path | None) -> list[asn1_x509.Certificate]:
@@ -64,5 +65,4 @@ def documents(records: list[dict[str, Any]], calendar: WorkingCalendar) -> list[
 
 def _at(value: str | datetime) -> datetime:
     """A recorded instant: BSON dates come back naive, in UTC."""
-    at = value if isinstance(value, datetime) else datetime.fromisoformat(value)
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+    return as_utc(value if isinstance(value, datetime) else datetime.fromisoformat(value))
