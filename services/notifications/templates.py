@@ -14,7 +14,6 @@ DEFAULT = Path(__file__).with_name("templates.yaml")
 TRIGGERS = ("received", "supplement_requested", "resolved", "returned", "apology", "due_soon")
 # The longest value each field can take: a TT 01/2018 code is 25 characters, a date 10.
 _WORST = {"code": "000.00.00.H00-000000-0000", "date": "00/00/0000"}
-_WORST_TOKEN = "x" * 16  # shared.lookup.lookup_token
 
 
 @dataclass(frozen=True)
@@ -58,9 +57,9 @@ class Templates:
         if unknown:
             raise ValueError(f"templates for unknown triggers {sorted(unknown)}; known: {TRIGGERS}")
         longest_centre = max((self.centre.format(commune=c.name) for c in communes().values()), key=len)
+        worst_link = lookup_link(self.lookup_url, self.lookup_secret, _WORST["code"])  # every token is as long
         for name, template in self.templates.items():
             filler = "ệ" if template.ucs2 else "x"
-            worst_link = f"{self.lookup_url}?ma={_WORST['code']}&t={_WORST_TOKEN}"
             worst = template.text.format(centre=longest_centre, missing=filler * self.missing_max, lookup=worst_link,
                                          **_WORST)
             encoded = encode(worst, template.ucs2)
