@@ -184,7 +184,8 @@ def fold(events: Iterable[DossierEvent], calendar: WorkingCalendar, as_of: datet
     receipt = next((e for e in ordered if isinstance(e, ReceivedEvent)), None)
     if receipt is None:
         return Folded(None, waiting=tuple(ordered))
-    dossier = _arrived(_receive(receipt, calendar), receipt)
+    dossier = _receive(receipt, calendar)
+    dossier = replace(dossier, **_arrival(dossier, receipt))
     rejected = []
     timeline = [dossier.facts(dossier.received_at)]
     steps = [(Step(receipt.id, receipt.type, receipt.time), dossier)]
@@ -197,7 +198,7 @@ def fold(events: Iterable[DossierEvent], calendar: WorkingCalendar, as_of: datet
             rejected.append(Rejection(event, str(exc)))
             continue
         step = Step(event.id, event.type, event.time)
-        dossier = replace(_arrived(dossier, event), history=(*dossier.history, step))
+        dossier = replace(dossier, history=(*dossier.history, step), **_arrival(dossier, event))  # one copy an event
         steps.append((step, dossier))
         _extend(timeline, dossier.facts(max(event.time, dossier.received_at)))
     history = sorted([steps[0][0], *dossier.history], key=lambda s: s.time)
@@ -215,17 +216,16 @@ def _extend(timeline: list[Facts], facts: Facts) -> None:
         timeline.append(facts)
 
 
-def _arrived(dossier: Dossier, event: DossierEvent) -> Dossier:
-    """Count the event's arrival at intake, if intake recorded it: the status sync proxy (§6)."""
+def _arrival(dossier: Dossier, event: DossierEvent) -> dict[str, int]:
+    """The event's arrival at intake counted, if intake recorded it: the status sync proxy (§6)."""
     arrived = (event.model_extra or {}).get("intaketime")
     try:
         at = datetime.fromisoformat(arrived) if isinstance(arrived, str) else None
     except ValueError:
         at = None
     if at is None or at.tzinfo is None:
-        return dossier
-    return replace(dossier, arrivals=dossier.arrivals + 1,
-                   arrivals_synced=dossier.arrivals_synced + (at - event.time <= SYNC))
+        return {}
+    return {"arrivals": dossier.arrivals + 1, "arrivals_synced": dossier.arrivals_synced + (at - event.time <= SYNC)}
 
 
 def _receive(event: ReceivedEvent, calendar: WorkingCalendar) -> Dossier:
