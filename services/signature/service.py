@@ -37,6 +37,12 @@ def verdict_json(verdict: Verdict, sha256: str) -> dict[str, Any]:
     }
 
 
+def judged(records: list[dict[str, Any]], document_id: str) -> bool:
+    """Whether a verdict on this document's bytes is recorded (not only one that could not fetch them)."""
+    return any(r["kind"] == "verified" and r["document_id"] == document_id and r["verdict"]["document_sha256"]
+               for r in records)
+
+
 class SignatureService:
     def __init__(self, settings: SignatureSettings, store: SignatureStore, calendar: WorkingCalendar, roots: list,
                  publish: Publish, registry: CollectorRegistry):
@@ -77,20 +83,16 @@ class SignatureService:
 
         async def fetched_and_checked(code: str, document_id: str, url: str) -> None:
             async with gate:
-                if await self.judged(code, document_id):
+                records = await self.store.of_dossier(code)  # read once: the batch's rows are in already
+                if judged(records, document_id):
                     return  # delivered again: its bytes were had and judged already
                 fetched = await self.fetch(url)
                 if isinstance(fetched, bytes):
-                    await self.check(code, document_id, fetched)
+                    await self.check(code, document_id, fetched, records)
                 else:  # nothing to judge: ETSI's SIGNED_DATA_NOT_FOUND (a redelivery fetches it again)
-                    await self.record(code, document_id, Verdict("indeterminate", (fetched,)), "")
+                    await self.record(code, document_id, Verdict("indeterminate", (fetched,)), "", records)
 
         await asyncio.gather(*(fetched_and_checked(*f) for f in fetches))
-
-    async def judged(self, code: str, document_id: str) -> bool:
-        """Whether a verdict on this document's bytes is recorded (not only one that could not fetch them)."""
-        return any(r["kind"] == "verified" and r["document_id"] == document_id and r["verdict"]["document_sha256"]
-                   for r in await self.store.of_dossier(code))
 
     async def fetch(self, url: str) -> bytes | str:
         """The document's bytes, or why they could not be had (size-limited, http/https only)."""
@@ -110,10 +112,12 @@ class SignatureService:
         except httpx.HTTPError as exc:
             return f"document_url unreachable: {exc}"
 
-    async def check(self, code: str, document_id: str, pdf: bytes) -> dict[str, Any]:
-        """Verify a document's bytes against the signed event's hash and the trust roots; record, announce."""
+    async def check(self, code: str, document_id: str, pdf: bytes,
+                    records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Verify a document's bytes against the signed event's hash and the trust roots; record, announce.
+        `records` are the dossier's, if already read."""
         sha = hashlib.sha256(pdf).hexdigest()
-        records = await self.store.of_dossier(code)
+        records = await self.store.of_dossier(code) if records is None else records
         signed = next((r for r in records if r["kind"] == "signed" and r["document_id"] == document_id), None)
         if signed and signed["sha256"] != sha:
             verdict = Verdict("invalid", (f"SHA-256 {sha} differs from the signed event's {signed['sha256']}",))
