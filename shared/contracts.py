@@ -244,9 +244,10 @@ def timeline_entries(timeline: Timeline) -> list[TimelineEntry]:
 
 
 def status_changed(dossier: Dossier, old: Status | None, new: Status, timeline: list[TimelineEntry], events: int,
-                   cause: Step | None = None) -> StatusChanged:
+                   cause: Step | None = None, timeline_json: list[dict[str, Any]] | None = None) -> StatusChanged:
     """The change `cause` (default: the dossier's last event) made; `timeline` and `events` are the
-    dossier's whole, also when the change is an earlier step of a batch."""
+    dossier's whole, also when the change is an earlier step of a batch (`timeline_json`: the timeline
+    as JSON, if the caller has it already)."""
     last = cause or dossier.history[-1]
     data = StatusData(
         dossier_code=dossier.code, commune_code=dossier.commune_code, sector=dossier.sector,
@@ -256,7 +257,8 @@ def status_changed(dossier: Dossier, old: Status | None, new: Status, timeline: 
         timeline=timeline, applicant=dossier.applicant, arrivals=dossier.arrivals,
         arrivals_synced=dossier.arrivals_synced)
     change = record_id(dossier.code, events, last.id, new.model_dump_json(),
-                       orjson.dumps([e.model_dump(mode="json") for e in timeline]).decode())
+                       orjson.dumps(timeline_json if timeline_json is not None
+                                    else [e.model_dump(mode="json") for e in timeline]).decode())
     return StatusChanged(id=change, subject=dossier.code, time=last.time, data=data)
 
 

@@ -163,12 +163,12 @@ def _announce(folded: Folded, stored: StoredDossier, added: set[str], calendar: 
     for step, dossier in folded.steps[first:] if first is not None else ():
         now = status_of(dossier, calendar, step.time)
         if changed(status, now):
-            record = status_changed(dossier, status, now, entries, events, cause=step)
+            record = status_changed(dossier, status, now, entries, events, cause=step, timeline_json=timeline)
             outbox.append(Outgoing("status", stored.code, record.to_bytes()))
             status = now
     if status is before and timeline != stored.timeline:
         final = status_of(folded.dossier, calendar)
-        record = status_changed(folded.dossier, status, final, entries, events)
+        record = status_changed(folded.dossier, status, final, entries, events, timeline_json=timeline)
         outbox.append(Outgoing("status", stored.code, record.to_bytes()))
         status = final
     return status

@@ -39,6 +39,8 @@ def test_the_same_change_has_the_same_id_and_another_change_another():
     first = status_changed(folded.dossier, None, status, entries, len(LIFE))
     assert first.id == status_changed(folded.dossier, None, status, entries, len(LIFE)).id
     assert first.id != status_changed(folded.dossier, None, status, entries[:-1], len(LIFE)).id
+    as_json = [e.model_dump(mode="json") for e in entries]  # what processing has at hand
+    assert first.id == status_changed(folded.dossier, None, status, entries, len(LIFE), timeline_json=as_json).id
 
 
 def test_a_clock_record_says_where_the_dossier_moved_and_carries_no_personal_data():
