@@ -31,6 +31,7 @@ from bench.metrics import CAL, SECTORS, life, rss_mib
 from bench.report import table, write_section
 from services.metrics.figures import Figures
 from services.metrics.store import from_kept, kept
+from shared.calendar import quarter_of, quarters_before
 from shared.communes import communes, communes_of_province
 from shared.contracts import status_changed, status_of, timeline_entries
 from shared.kafka import ensure_topics
@@ -70,10 +71,6 @@ class Lives:
         return self.kept[day, kind]
 
 
-def quarter_start(day: date) -> date:
-    return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
-
-
 def province_five_years() -> list[list[object]]:
     communes_38 = [c.code for c in communes_of_province("38")]
     lives = Lives()
@@ -87,10 +84,8 @@ def province_five_years() -> list[list[object]]:
     peak, held_at_year, started, n = 0.0, {}, time.perf_counter(), 0
     for offset in range(days):
         day = first + timedelta(days=offset)
-        if day == quarter_start(day) and offset:
-            horizon = quarter_start(day)
-            for _ in range(HORIZON_QUARTERS):
-                horizon = quarter_start(horizon - timedelta(days=1))
+        if day == quarter_of(day)[0] and offset:
+            horizon = quarters_before(day, HORIZON_QUARTERS)  # as the service's compaction reckons it
             ended = figures.ended_before(datetime.combine(horizon, datetime.min.time(), VN))
             figures.forget({t.code for t in ended})
         for k in range(per_day):

@@ -120,3 +120,11 @@ def quarter_of(day: date) -> tuple[date, date]:
     first = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
     following = date(first.year + 1, 1, 1) if first.month == 10 else date(first.year, first.month + 3, 1)
     return first, following - timedelta(days=1)
+
+
+def quarters_before(day: date, quarters: int) -> date:
+    """The first day of the quarter `quarters` before the one holding `day` (metrics' horizon)."""
+    first = quarter_of(day)[0]
+    for _ in range(quarters):
+        first = quarter_of(first - timedelta(days=1))[0]
+    return first

@@ -27,7 +27,7 @@ from services.metrics.settings import MetricsSettings
 from services.metrics.shard import Shard
 from services.metrics.store import (Batch, FiguresStore, archive_key, first_day, from_kept, from_status,
                                     from_verdict_doc, kept, quarter, verdict_doc)
-from shared.calendar import quarter_of
+from shared.calendar import quarter_of, quarters_before
 from shared.contracts import ClockChanged, SignatureData, SignatureVerified, StatusChanged, StatusRecord, clock_changed
 from shared.service import Record
 
@@ -133,10 +133,7 @@ class MetricsService:
 
     def horizon_of(self, now: datetime) -> str:
         """The quarter `metrics_horizon_quarters` before the current one."""
-        day = quarter_of(self.figures.calendar.local(now).date())[0]
-        for _ in range(self.settings.metrics_horizon_quarters):
-            day = quarter_of(day.replace(day=1) - timedelta(days=1))[0]
-        return quarter(day)
+        return quarter(quarters_before(self.figures.calendar.local(now).date(), self.settings.metrics_horizon_quarters))
 
     def _start_of(self, horizon: str) -> datetime:
         return datetime.combine(first_day(horizon), dt_time(), self.figures.calendar.timezone)

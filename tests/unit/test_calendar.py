@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.calendar import WorkingCalendar
+from shared.calendar import WorkingCalendar, quarters_before
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 CAL = WorkingCalendar.load()
@@ -147,3 +147,13 @@ def test_a_due_lies_in_a_working_window_or_at_its_end(t, d):
     due = CAL.add_working(t, d)
     assert CAL.is_working_day(due.date())
     assert any(start <= due.time() <= end for start, end in CAL.windows)
+
+
+@pytest.mark.parametrize("day, quarters, first", [
+    (date(2026, 12, 2), 0, date(2026, 10, 1)),
+    (date(2026, 12, 2), 8, date(2024, 10, 1)),   # the metrics' default horizon
+    (date(2026, 1, 1), 1, date(2025, 10, 1)),
+    (date(2026, 3, 31), 4, date(2025, 1, 1)),
+])
+def test_quarters_before_gives_the_first_day_of_an_earlier_quarter(day, quarters, first):
+    assert quarters_before(day, quarters) == first
