@@ -13,7 +13,6 @@ takes minutes). Then, with services of its own started fresh (nothing cached, as
 """
 
 import asyncio
-import hashlib
 import os
 import random
 import shutil
@@ -37,6 +36,8 @@ from bench.processing import consumed, prefill
 from bench.report import table, write_section
 from tests.fixtures.sample import VN, dossier_code, event
 from services.processing.history import StoredDossier, integrate
+from services.notifications import triggers
+from services.notifications.store import MESSAGE_FIELDS, move_id
 from services.processing.store import link_to, summary_doc
 from shared.auth import key_hash
 from shared.calendar import WorkingCalendar
@@ -86,17 +87,16 @@ def template_documents() -> dict[str, list[dict[str, Any]]]:
     at = datetime(2025, 7, 1, 1, tzinfo=UTC)
     messages, bodies, moves, chain = [], [], [], []
     for trigger in ("received", "resolved"):
-        message_id = hashlib.sha256(f"{TEMPLATE}|{trigger}".encode()).hexdigest()[:32]
+        message_id = triggers.message_id(f"{TEMPLATE}|{trigger}")
         message = {"_id": message_id, "step": f"{TEMPLATE}|{trigger}", "dossier": TEMPLATE, "commune": "14923",
                    "trigger": trigger, "created_at": at, "step_at": at, "provider": "kannel", "status": "created",
                    "coding": "gsm7", "parts": 1, "not_before": at}
         messages.append(message)
         bodies.append({"_id": message_id, "recipient": "+84912345678", "created_at": at,
                        "body": f"Ho so {TEMPLATE} da duoc tiep nhan tai TT PVHCC Ba Thuoc."})
-        chain.append({"messages": [{k: message[k] for k in ("_id", "dossier", "trigger", "status", "parts", "coding")}
-                                   | {"created_at": iso}]})
-        for key, status in ((f"{message_id}/sending/1", "sending"), (f"{message_id}/sent", "sent"),
-                            (f"{message_id}/delivered", "delivered")):
+        chain.append({"messages": [{k: message[k] for k in MESSAGE_FIELDS} | {"created_at": iso}]})
+        for key, status in ((move_id(message_id, "sending", 1), "sending"), (move_id(message_id, "sent"), "sent"),
+                            (move_id(message_id, "delivered"), "delivered")):
             move = {"_id": key, "message": message_id, "status": status, "at": at}
             moves.append(move)
             chain.append({"moves": [move | {"at": iso}]})
