@@ -32,7 +32,7 @@ from shared.communes import communes_of_province
 from shared.dossier import fold
 from shared.events import parse_event
 from shared.kafka import ensure_topics
-from shared.contracts import status_changed, status_of, timeline_entries
+from shared.contracts import StatusChanged, status_changed, status_of, timeline_entries
 
 CAL = WorkingCalendar.load()
 PROVINCE = "38"
@@ -64,11 +64,16 @@ def life(code: str, received: datetime, kind: str, channel: str, days: float = 3
     return [parse_event(e) for e in steps]
 
 
+def status_record(events: list) -> StatusChanged:
+    """Processing's status record of a dossier with these events."""
+    folded = fold(events, CAL)
+    return status_changed(folded.dossier, None, status_of(folded.dossier, CAL), timeline_entries(folded.timeline),
+                          len(events))
+
+
 def status_data(events: list) -> dict:
     """What the metrics store keeps of processing's status record for these events."""
-    folded = fold(events, CAL)
-    return kept(status_changed(folded.dossier, None, status_of(folded.dossier, CAL), timeline_entries(folded.timeline),
-                               len(events)))
+    return kept(status_record(events))
 
 
 class Templates:

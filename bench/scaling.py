@@ -27,15 +27,13 @@ import yaml
 from aiokafka import AIOKafkaProducer
 
 from bench.harness import bench_settings, percentile, start_service
-from bench.metrics import CAL, SECTORS, life, rss_mib
+from bench.metrics import CAL, SECTORS, life, rss_mib, status_data, status_record
 from bench.report import table, write_section
 from services.metrics.figures import Figures
-from services.metrics.store import from_kept, kept
+from services.metrics.store import from_kept
 from shared.calendar import quarter_of, quarters_before
 from shared.communes import communes, communes_of_province
-from shared.contracts import status_changed, status_of, timeline_entries
 from shared.kafka import ensure_topics
-from shared.dossier import fold
 from tests.fixtures.sample import VN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,10 +62,7 @@ class Lives:
     def get(self, day: date, kind: str) -> dict:
         if (day, kind) not in self.kept:
             received = datetime.combine(day, datetime.min.time(), VN).replace(hour=8, minute=30)
-            events = life(f"000.00.38.H56-{received:%y%m%d}-0001", received, kind, "online")
-            folded = fold(events, CAL)
-            self.kept[day, kind] = kept(status_changed(folded.dossier, None, status_of(folded.dossier, CAL),
-                                                       timeline_entries(folded.timeline), len(events)))
+            self.kept[day, kind] = status_data(life(f"000.00.38.H56-{received:%y%m%d}-0001", received, kind, "online"))
         return self.kept[day, kind]
 
 
@@ -133,10 +128,7 @@ def status_records(per_commune: dict[str, int]) -> list[tuple[bytes, bytes]]:
             kind = ("plain", "plain", "plain", "supplement", "withdrawn", "open")[n % 6]
             if (day, kind) not in templates:
                 received = datetime(2025, 1, 1, 8, 30, tzinfo=VN) + timedelta(days=day)
-                events = life(f"000.00.38.H56-{received:%y%m%d}-0001", received, kind, "online")
-                folded = fold(events, CAL)
-                record = status_changed(folded.dossier, None, status_of(folded.dossier, CAL),
-                                        timeline_entries(folded.timeline), len(events))
+                record = status_record(life(f"000.00.38.H56-{received:%y%m%d}-0001", received, kind, "online"))
                 templates[day, kind] = orjson.loads(record.to_bytes())
             record = templates[day, kind]
             code = f"000.00.{commune[:2]}.H{commune[2:]}-{n:08d}"
