@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
 from services.metrics.app import create_app
-from services.metrics.figures import Figures, verdict_of
+from services.metrics.figures import Figures
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import FiguresStore
@@ -25,7 +25,7 @@ from shared.http import serve
 from shared.kafka import partitions_of
 from shared.logging import configure_logging
 from shared.report import as_table
-from shared.contracts import ClockChanged, SignatureVerified, StatusChanged, StatusRecord
+from shared.contracts import StatusRecord
 
 RECORDS: TypeAdapter[Any] = TypeAdapter(StatusRecord)
 
@@ -71,21 +71,18 @@ async def rebuild(settings: MetricsSettings) -> dict[str, int]:
         counts = {"statuses": 0, "signatures": 0, "clock": 0, "undecodable": 0}
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
-            kinds: dict[type, list[Any]] = {StatusChanged: [], SignatureVerified: [], ClockChanged: []}
+            values = []
             for record in (r for records in batch.values() for r in records):
                 try:
-                    parsed = RECORDS.validate_json(record.value or b"")
+                    values.append(RECORDS.validate_json(record.value or b""))
                 except ValidationError:
                     counts["undecodable"] += 1
-                    continue
-                if service.shard.owns_commune(parsed.data.commune_code):
-                    kinds[type(parsed)].append(parsed)
-            verdicts = [v for s in kinds[SignatureVerified] if (v := verdict_of(s.data, s.time))]
-            clock = [(c.id, service.figures.calendar.local(c.data.received_at).date()) for c in kinds[ClockChanged]]
-            await service.store.save(service.batch_of(kinds[StatusChanged], verdicts, clock))
-            counts["statuses"] += len(kinds[StatusChanged])
+            statuses, verdicts, clocks, _ = service.sorted_out(values)
+            clock = [(c.id, service.figures.calendar.local(c.data.received_at).date()) for c in clocks]
+            await service.store.save(service.batch_of(statuses, verdicts, clock))
+            counts["statuses"] += len(statuses)
             counts["signatures"] += len(verdicts)
-            counts["clock"] += len(kinds[ClockChanged])
+            counts["clock"] += len(clocks)
         await consumer.commit({tp: ends[tp] for tp in partitions})
         return counts
     finally:

@@ -12,7 +12,7 @@ before the horizon read back.
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from collections import Counter as Tally
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
@@ -180,24 +180,37 @@ class MetricsService:
         tracked = self.figures.dossiers.get(code)
         return tracked.timeline[0].received_date if tracked else self.figures.calendar.local(otherwise).date()
 
-    async def handle(self, records: list[Record[StatusRecord]]) -> None:
-        """Stores processing's status records and signature verdicts of the provinces this replica
-        owns, then counts them; notes the clock records another replica published."""
+    def sorted_out(self, values: Iterable[StatusRecord]
+                   ) -> tuple[list[StatusChanged], list[Verdict], list[ClockChanged], int]:
+        """The status changes, verdicts and clock records of the provinces this replica owns, and how
+        many records were another shard's."""
         statuses: list[StatusChanged] = []
         verdicts: list[Verdict] = []
-        for record in records:
-            if not self.shard.owns_commune(record.value.data.commune_code):
-                self.metrics.status_events.labels("not_owned").inc()
+        clocks: list[ClockChanged] = []
+        others = 0
+        for value in values:
+            if not self.shard.owns_commune(value.data.commune_code):
+                others += 1
                 continue
-            match record.value:
+            match value:
                 case StatusChanged() as status:
                     statuses.append(status)
                 case SignatureVerified() as verified:
                     if (verdict := verdict_of(verified.data, verified.time)) is not None:
                         verdicts.append(verdict)
                 case ClockChanged() as clock:
-                    self._sent.add(clock.id)  # another replica's clock record
-                    self.metrics.status_events.labels("clock").inc()
+                    clocks.append(clock)
+        return statuses, verdicts, clocks, others
+
+    async def handle(self, records: list[Record[StatusRecord]]) -> None:
+        """Stores processing's status records and signature verdicts of the provinces this replica
+        owns, then counts them; notes the clock records another replica published."""
+        statuses, verdicts, clocks, others = self.sorted_out(record.value for record in records)
+        if others:
+            self.metrics.status_events.labels("not_owned").inc(others)
+        for clock in clocks:
+            self._sent.add(clock.id)  # another replica's clock record
+            self.metrics.status_events.labels("clock").inc()
         calendar = self.figures.calendar
         async with self._writing:  # where a record goes depends on the horizon, which a compaction moves
             await self.store.save(self.batch_of(statuses, verdicts))
