@@ -160,6 +160,9 @@ def test_figures_are_the_same_after_a_restart_and_after_a_rebuild(running, tmp_p
     wait_until(lambda: any(name == "dossier_signatures" for name, _ in business(metrics)), message="the verdict counted")
     statuses = wait_until(lambda: len(clock_events(pipeline)) == 2 * opened and statuses_in(pipeline),
                           message="due soon and overdue announced for each open dossier")
+    # The gauge of points at risk is worked out every second: once with the data, as after a restart.
+    wait_until(lambda: ("dossier_points_at_risk", (("commune", COMMUNE),)) in business(metrics),
+               message="the points at risk worked out with the data")
     before = business(metrics)
 
     exposition = tmp_path / "metrics.txt"
