@@ -5,11 +5,14 @@ a deployment mounts its Secrets there (or passes them as variables)."""
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.clock import Clock
 
 # Values that are nobody's secret: refused outside the local stack, as an empty one is.
 WEAK = frozenset({"", "change-me", "changeme", "dossier", "secret", "password", "admin"})
@@ -50,6 +53,14 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
+    # The services' clock (shared/clock.py): the real one moved by this many seconds, so that a test or
+    # a rehearsal runs the whole stack at another instant. The local stack only: a deployment is on time.
+    clock_offset_seconds: float = 0
+
+    @property
+    def clock(self) -> Clock:
+        return Clock(timedelta(seconds=self.clock_offset_seconds))
+
     def __init__(self, **values: Any):
         secrets = os.environ.get("DOSSIER_SECRETS_DIR")
         super().__init__(**({"_secrets_dir": secrets} if secrets else {}), **values)
@@ -73,6 +84,9 @@ class ServiceSettings(BaseSettings):
     def _no_weak_secret_outside_the_local_stack(self) -> "ServiceSettings":
         if self.environment == "local":
             return self
+        if self.clock_offset_seconds:
+            raise ValueError("DOSSIER_CLOCK_OFFSET_SECONDS: a moved clock is for the local stack and the tests "
+                             "(DOSSIER_ENVIRONMENT=local)")
         weak = [name for name in self.secrets_needed()
                 if (value := getattr(self, name)) is None or value.get_secret_value().strip().lower() in WEAK]
         if weak:

@@ -1,7 +1,6 @@
 """The intake HTTP API (docs/contract.md §1): POST /v1/events, health, readiness, metrics, OpenAPI."""
 
 import time
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -175,7 +174,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         # The value is the event as the caller sent it (unknown fields kept), with the instant it reached
         # intake as the extension attribute `intaketime` (ours: a caller's is replaced): how late the
         # one-stop-shop system syncs is a QĐ 766 sub-indicator (docs/domain.md §6).
-        arrived = datetime.now(UTC).isoformat()
+        arrived = settings.clock().isoformat()
         records = [(event.subject, orjson.dumps(obj | {"intaketime": arrived}))
                    for event, obj in zip(events, objects, strict=True)]
         try:

@@ -45,7 +45,8 @@ async def report(settings: MetricsSettings, code: str, first: date, last: date, 
 
 def stored_service(settings: MetricsSettings, mongo: AsyncMongoClient) -> MetricsService:
     return MetricsService(settings, Figures(WorkingCalendar.load(settings.calendar)),
-                          FiguresStore(mongo, settings.mongo_database, settings.metrics_replica), CollectorRegistry())
+                          FiguresStore(mongo, settings.mongo_database, settings.metrics_replica), CollectorRegistry(),
+                          settings.clock)
 
 
 async def rebuild(settings: MetricsSettings) -> dict[str, int]:
@@ -99,7 +100,7 @@ def main(argv: list[str]) -> int:
     one.add_argument("--commune", required=True)
     one.add_argument("--from", dest="first", required=True, type=date.fromisoformat)
     one.add_argument("--to", dest="last", required=True, type=date.fromisoformat)
-    one.add_argument("--as-of", type=datetime.fromisoformat, default=datetime.now(UTC))
+    one.add_argument("--as-of", type=datetime.fromisoformat, default=settings.clock())
     one.add_argument("--json", action="store_true", help="the report API's JSON instead of a table")
     commands.add_parser("rebuild", help="the stored figures again from dossier-status (service stopped)")
     args = parser.parse_args(argv)

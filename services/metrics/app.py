@@ -1,7 +1,8 @@
 """Metrics' wiring: the `dossier-status` subscription, the clock, /metrics, the report API (docs/contract.md §4-§5)."""
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from functools import partial
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import structlog
@@ -27,15 +28,16 @@ From = Annotated[str | None, Query(alias="from", description="First receipt date
 To = Annotated[str | None, Query(alias="to", description="Last receipt date, YYYY-MM-DD")]
 
 
-def parse_period(start: str | None, end: str | None, as_of: str | None) -> tuple[date, date, datetime]:
-    """The report's query (docs/contract.md §5), or 400 saying what is wrong."""
+def parse_period(start: str | None, end: str | None, as_of: str | None,
+                 now: Callable[[], datetime]) -> tuple[date, date, datetime]:
+    """The report's query (docs/contract.md §5), as of `now()` unless told, or 400 saying what is wrong."""
     try:
         first, last = date.fromisoformat(start or ""), date.fromisoformat(end or "")
     except ValueError:
         raise HTTPException(400, "from and to are required dates, YYYY-MM-DD") from None
     if first > last:
         raise HTTPException(400, f"from {first} is after to {last}")
-    return first, last, parse_instant(as_of, "as_of") if as_of is not None else datetime.now(UTC)
+    return first, last, parse_instant(as_of, "as_of") if as_of is not None else now()
 
 
 def parse_instant(value: str, name: str) -> datetime:
@@ -55,7 +57,8 @@ DESCRIPTION = "On-time, overdue, online, payment, digitization and satisfaction 
 def build(settings: MetricsSettings) -> tuple[ConsumingService, MetricsService]:
     runtime = ConsumingService("metrics", settings, CollectorRegistry())
     service = MetricsService(settings, Figures(WorkingCalendar.load(settings.calendar)),
-                             FiguresStore(runtime.mongo, runtime.database, settings.metrics_replica), runtime.registry)
+                             FiguresStore(runtime.mongo, runtime.database, settings.metrics_replica), runtime.registry,
+                             settings.clock)
     runtime.consume(settings.topic_status, settings.metrics_group_id, StatusRecord,
                     partial(handlers.on_status, service=service), max_batch=settings.metrics_max_batch)
     runtime.publishes(settings.topic_status, ClockChanged, "Time alone moved an open dossier to due soon or overdue")
@@ -105,7 +108,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
              responses=export.RESPONSES)
     async def commune_report(commune_code: str, start: From = None, end: To = None,
                              as_of: str | None = None, output: export.Format = "json") -> Any:
-        first, last, instant = parse_period(start, end, as_of)
+        first, last, instant = parse_period(start, end, as_of, settings.clock)
         owned_commune(commune_code)
         figures = await service.figures_for([commune_code], first, last)
         report = service.timed("commune", lambda: figures.report(commune_code, first, last, instant))
@@ -118,7 +121,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
              responses=export.RESPONSES)
     async def scorecard(province_code: str, start: From = None, end: To = None,
                         as_of: str | None = None, output: export.Format = "json") -> Any:
-        first, last, instant = parse_period(start, end, as_of)
+        first, last, instant = parse_period(start, end, as_of, settings.clock)
         province = communes_of_province(province_code)
         if not province:
             raise HTTPException(404, f"no province {province_code} in the official list")
@@ -147,7 +150,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
              responses=export.RESPONSES)
     async def points_at_risk(commune_code: str, start: From = None, end: To = None, as_of: str | None = None,
                              horizon: str | None = None, output: export.Format = "json") -> Any:
-        first, last, instant = parse_period(start, end, as_of)
+        first, last, instant = parse_period(start, end, as_of, settings.clock)
         owned_commune(commune_code)
         until = parse_instant(horizon, "horizon") if horizon else service.figures.calendar.end_of_day(last)
         figures = await service.figures_for([commune_code], first, last)
@@ -161,12 +164,12 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
              responses=export.RESPONSES)
     async def units(commune_code: str, start: From = None, end: To = None, as_of: str | None = None,
                     output: export.Format = "json") -> Any:
-        first, last, instant = parse_period(start, end, as_of)
+        first, last, instant = parse_period(start, end, as_of, settings.clock)
         owned_commune(commune_code)
         figures = await service.figures_for([commune_code], first, last)
         rows = service.timed("units", lambda: figures.units(commune_code, first, last, instant))
         return export.respond({"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
                                "as_of": instant.isoformat(), "units": rows}, output, export.units_table)
 
-    operators.install(app, operators.ReportApi(commune_report, scorecard, points_at_risk, units))
+    operators.install(app, operators.ReportApi(commune_report, scorecard, points_at_risk, units), settings.clock)
     return app

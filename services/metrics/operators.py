@@ -10,7 +10,7 @@ gives the form again with a Vietnamese message and a 4xx, never a 500.
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -103,7 +103,7 @@ def html(body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status_code=status, headers={"content-security-policy": POLICY})
 
 
-def install(app: FastAPI, api: ReportApi) -> None:
+def install(app: FastAPI, api: ReportApi, now: Callable[[], datetime]) -> None:
     """The page's routes and its static files (styles, scripts, the vendored Chart.js)."""
     if not CHARTS.exists():
         log.warning("the operators' page draws no charts until deploy/local/install-js.sh has run", missing=str(CHARTS))
@@ -119,9 +119,6 @@ def install(app: FastAPI, api: ReportApi) -> None:
             return html(form(str(unknown)), 404)
         except HTTPException as refused:  # what the API itself refuses
             return html(form("Không lập được báo cáo với các thông tin đã nhập."), refused.status_code)
-
-    def now() -> datetime:
-        return datetime.now(UTC)
 
     def prefilled(typed: dict[str, str]) -> dict[str, str]:
         """A form before it is sent: what was typed, else the default period."""

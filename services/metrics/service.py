@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from collections import Counter as Tally
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from datetime import time as dt_time
 from typing import Any
 
@@ -27,6 +27,7 @@ from services.metrics.settings import MetricsSettings
 from services.metrics.shard import Shard
 from services.metrics.store import (Batch, FiguresStore, archive_key, first_day, from_kept, from_status,
                                     from_verdict_doc, kept, quarter, verdict_doc)
+from shared.clock import Clock
 from shared.calendar import quarter_of, quarters_before
 from shared.contracts import ClockChanged, SignatureData, SignatureVerified, StatusChanged, StatusRecord, clock_changed
 from shared.service import Record
@@ -60,7 +61,7 @@ class ServiceMetrics:
 
 class MetricsService:
     def __init__(self, settings: MetricsSettings, figures: Figures, store: FiguresStore, registry: CollectorRegistry,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 clock: Callable[[], datetime] = Clock()):
         self.settings = settings
         self.figures = figures
         self.store = store

@@ -14,7 +14,7 @@ a night's repeats (all waiting for the morning) give one SMS.
 import hmac
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import structlog
@@ -174,7 +174,7 @@ class OfficerAlerts:
             self.outcomes.labels("unconfigured").inc()
             log.warning("no officers for the commune of an alert", commune=risk.commune_code)
             return {"commune": risk.commune_code, "queued": 0, "repeated": 0, "to": []}
-        decided = self._messages(notification.groupKey, risk, numbers, datetime.now(UTC))
+        decided = self._messages(notification.groupKey, risk, numbers, self.notifier.clock())
         created = await self.notifier.queue(decided)
         self.outcomes.labels("queued" if created else "repeated").inc()
         to = [mask_phone(n) for n in numbers]

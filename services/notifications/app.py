@@ -52,7 +52,7 @@ def build(settings: NotificationsSettings) -> tuple[ConsumingService, Notifier]:
     templates = Templates.load(settings.notifications_templates, settings.lookup_url,
                                settings.lookup_secret.get_secret_value())
     notifier = Notifier(settings, store, provider(settings), templates,
-                        WorkingCalendar.load(settings.calendar), runtime.registry)
+                        WorkingCalendar.load(settings.calendar), runtime.registry, settings.clock)
     runtime.consume(settings.topic_status, settings.notifications_group_id, StatusRecord,
                     partial(handlers.on_status, notifier=notifier), max_batch=500)
 

@@ -14,7 +14,7 @@ import os
 import time as clock_time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import structlog
@@ -27,6 +27,7 @@ from services.notifications.sms import Encoded, normalise_phone
 from services.notifications.store import PENDING, RANK, MessageStore, status
 from services.notifications.templates import Templates
 from services.notifications.triggers import Wanted, message_id, wanted
+from shared.clock import Clock
 from shared.calendar import WorkingCalendar
 from shared.communes import commune
 from shared.contracts import SignatureVerified, StatusChanged, StatusRecord
@@ -84,7 +85,7 @@ class Pending:
 class Notifier:
     def __init__(self, settings: NotificationsSettings, store: MessageStore, provider: Provider, templates: Templates,
                  calendar: WorkingCalendar, registry: CollectorRegistry,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 clock: Callable[[], datetime] = Clock()):
         self.settings = settings
         self.store = store
         self.provider = provider

@@ -1,7 +1,7 @@
 """Processing's wiring: the `dossier-events` subscription, the operators' dossier lookup (docs/contract.md
 §6), the citizens' lookup and its page (§8), health, metrics."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Annotated, Any
 
@@ -50,7 +50,7 @@ def build(settings: ProcessingSettings) -> tuple[ConsumingService, Processor]:
                     for o in outgoing if o.kind == "dlq"]
         await runtime.publish(settings.topic_dlq, rejected)
 
-    processor = Processor(settings, store, WorkingCalendar.load(settings.calendar), publish, metrics)
+    processor = Processor(settings, store, WorkingCalendar.load(settings.calendar), publish, metrics, settings.clock)
     subscriber = runtime.consume(settings.topic_events, settings.processing_group_id, DossierEvent,
                                  partial(handlers.on_dossier_events, processor=processor),
                                  max_batch=settings.processing_max_batch)
@@ -96,7 +96,7 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
         found = await store.view(dossier_code)
         if found is None:
             raise HTTPException(404, f"no dossier {dossier_code}")
-        return with_open_state(found[0], datetime.now(UTC), calendar)
+        return with_open_state(found[0], settings.clock(), calendar)
 
     async def look_up(client: str, code: str, phone4: str | None, token: str | None) -> dict[str, Any]:
         """The citizens' lookup: 400 for what is not a code and a factor, 429 over the limits, the same
@@ -112,7 +112,7 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
         if not factor_matches(code, phone4, token, stored4, settings.lookup_secret.get_secret_value()) or not view:
             attempts.failed(code)
             raise HTTPException(404, NOT_FOUND)
-        return citizen_view(view, datetime.now(UTC), calendar)
+        return citizen_view(view, settings.clock(), calendar)
 
     @app.get("/v1/lookup/{dossier_code}", summary="A citizen's own dossier: state, appointment, steps",
              responses={400: {}, 404: {}, 429: {}})

@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from services.processing.history import Integrated, Outgoing, StoredDossier, give_up_waiting, integrate
 from services.processing.settings import ProcessingSettings
 from services.processing.store import DossierStore
+from shared.clock import Clock
 from shared.calendar import WorkingCalendar
 from shared.events import DossierEvent
 from shared.service import Record
@@ -59,7 +60,7 @@ class Processor:
         calendar: WorkingCalendar,
         publish: Publish,
         metrics: ProcessingMetrics,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = Clock(),
     ):
         self._settings = settings
         self.store = store

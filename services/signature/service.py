@@ -4,7 +4,6 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -60,7 +59,7 @@ class SignatureService:
     async def handle(self, records: list[Record[DossierEvent]]) -> None:
         """Records a dossier's receipt, its documents requested and signed; fetches and verifies a
         signed document given by URL."""
-        now = datetime.now(UTC)
+        now = self.settings.clock()
         rows, fetches = [], []
         for record in records:
             event = record.value
@@ -136,7 +135,7 @@ class SignatureService:
         """Record a verdict and announce it; `records` are the dossier's, if already read."""
         records = await self.store.of_dossier(code) if records is None else records
         result = verdict_json(verdict, sha)
-        now = datetime.now(UTC)
+        now = self.settings.clock()
         await self.store.add([{"_id": f"{code}|{document_id}|verified|{sha}", "code": code, "kind": "verified",
                                "document_id": document_id, "recorded_at": now, "time": now, "verdict": result}])
         await self.store.of_dossier(code)  # a verdict ends a document's records: summarised for the lookup

@@ -11,7 +11,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 
 import httpx
 import pytest
@@ -129,7 +129,7 @@ def assert_settled(world: World, expected: dict[str, list[dict]], processing: Se
 
     wait_until(lambda: counted(world.metrics) == len(expected), timeout=120, message="every dossier counted")
     folds = [[parse_event(e) for e in events] for events in expected.values()]
-    now = datetime.now(UTC)
+    now = world.metrics.clock()  # the instant metrics judges open dossiers at, as its service does
     reference = commune_report([fold(f, CAL, as_of=now).dossier for f in folds], date(2025, 7, 1),
                                date(2025, 12, 31), now, CAL)
     answer = httpx.get(f"{world.metrics.url}/v1/reports/communes/{COMMUNE}",

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -29,9 +30,11 @@ from hypothesis import settings as hypothesis_settings
 from schemathesis.checks import not_a_server_error
 
 from shared.auth import key_hash
+from shared.clock import Clock
 from shared.kafka import ensure_topics
 from shared.secrets import ensure as ensure_secrets
 from shared.settings import ServiceSettings
+from tests.fixtures.sample import INSTANTS
 
 ROOT = Path(__file__).resolve().parents[2]
 # DOSSIER_TEST_SLOT=n (default 0) runs a stack of its own, in .local/test-stack-n with every port
@@ -68,6 +71,19 @@ API_KEYS = [
     {"name": "any", "key_sha256": key_hash(ANY_SOURCE_KEY), "sources": ["*"]},
     {"name": "thanh-hoa", "key_sha256": key_hash(PROVINCE_KEY), "sources": ["urn:motcua:38"]},
 ]
+
+
+# A test reading "now" (time-sensitive) takes `at_each_instant`: it runs once at each of the INSTANTS, its
+# services each with a clock started there (shared/clock.py).
+at_each_instant = pytest.mark.parametrize("clock", list(INSTANTS.values()), ids=list(INSTANTS), indirect=True)
+
+
+@pytest.fixture(scope="module")
+def clock(request) -> Clock:
+    """The clock of the services a test starts: the real one, or one started at the instant the test is
+    parametrised with (`at_each_instant`), advancing from there."""
+    start = getattr(request, "param", None)
+    return Clock() if start is None else Clock.starting_at(start)
 
 
 class Stack:
@@ -116,8 +132,9 @@ def stack() -> Iterator[Stack]:
 _namespaces = itertools.count()
 
 
-def namespace(stack: Stack) -> ServiceSettings:
-    """Fresh topics and database on the test stack, for services that must not see each other's events."""
+def namespace(stack: Stack, clock: Clock = Clock()) -> ServiceSettings:
+    """Fresh topics and database on the test stack, for services that must not see each other's events;
+    the services of the namespace live by `clock` (its settings carry it)."""
     stack.ensure("kafka")
     stack.ensure("ferretdb")
     name = f"{RUN_ID}-{next(_namespaces)}"
@@ -130,6 +147,7 @@ def namespace(stack: Stack) -> ServiceSettings:
         topic_status=f"test-{name}-dossier-status",
         topic_dlq=f"test-{name}-dossier-events.dlq",
         partitions=3,
+        clock_offset_seconds=clock.offset.total_seconds(),
     )
     asyncio.run(ensure_topics(settings))
     return settings
@@ -167,6 +185,10 @@ class ServiceProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def clock(self) -> Clock:
+        return Clock(timedelta(seconds=float(self.env.get("DOSSIER_CLOCK_OFFSET_SECONDS", 0))))
 
     def start(self, timeout: float = 30) -> "ServiceProcess":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -221,16 +243,43 @@ def service(name: str, settings: ServiceSettings, port: int | None = None, **env
     return ServiceProcess(name, base | env, port)
 
 
+class FixedPortIntake:
+    """The intake on the port Prometheus scrapes: one process at a time, started again for another
+    namespace (a test data set with a clock of its own) and back."""
+
+    def __init__(self) -> None:
+        self.process: ServiceProcess | None = None
+        self.settings: ServiceSettings | None = None
+
+    def of(self, settings: ServiceSettings) -> ServiceProcess:
+        if self.process is None or self.settings != settings:
+            self.stop()
+            self.process = service("intake", settings, int(STACK_ENV["DOSSIER_INTAKE_PORT"])).start()
+            self.settings = settings
+        return self.process
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+        self.process = None
+
+
 @pytest.fixture(scope="session")
-def intake(settings: ServiceSettings) -> Iterator[ServiceProcess]:
-    process = service("intake", settings, int(STACK_ENV["DOSSIER_INTAKE_PORT"])).start()
-    yield process
-    process.stop()
+def fixed_port_intake() -> Iterator[FixedPortIntake]:
+    holder = FixedPortIntake()
+    yield holder
+    holder.stop()
+
+
+@pytest.fixture(scope="module")
+def intake(fixed_port_intake: FixedPortIntake, settings: ServiceSettings) -> ServiceProcess:
+    """The session namespace's intake, on the port Prometheus scrapes."""
+    return fixed_port_intake.of(settings)
 
 
 @dataclass
 class Pipeline:
-    """intake and processing on a namespace of their own."""
+    """intake and processing on a namespace of their own (and its clock: `settings.clock`)."""
 
     settings: ServiceSettings
     intake: ServiceProcess
@@ -249,8 +298,8 @@ class Pipeline:
 
 
 @pytest.fixture
-def pipeline(stack: Stack) -> Iterator[Pipeline]:
-    settings = namespace(stack)
+def pipeline(stack: Stack, clock: Clock) -> Iterator[Pipeline]:
+    settings = namespace(stack, clock)
     running = Pipeline(settings, service("intake", settings).start(), [])
     yield running
     for process in [running.intake, *running.processing]:

@@ -4,7 +4,8 @@ through Kannel's fake SMSC, not a second one however often Alertmanager repeats 
 stack's copies of the rules and of Alertmanager's configuration are made fast (seconds, not minutes)."""
 
 import json
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -13,22 +14,31 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fixtures.sample import dossier_code, event
+from services.notifications.sms import transliterate
+from shared.communes import commune
 from shared.privacy import mask_phone
-from tests.integration.conftest import SECRETS, STACK_DIR, STACK_ENV, Pipeline, namespace, service, wait_until
+from tests.integration.conftest import (SECRETS, STACK_DIR, STACK_ENV, Pipeline, ServiceProcess, at_each_instant,
+                                         namespace, service, wait_until)
 from tests.integration.test_metrics import FAST
 from tests.integration.test_notifications import SMS_LOG, start_notifications
 
-COMMUNE = "16522"  # Phường Quảng Phú, Thanh Hóa: no other test's dossiers
+# A commune of Thanh Hóa without other tests' dossiers, one for each instant the tests run at: an alert
+# of the instant before, still repeated by Alertmanager, names another commune and reaches no officer.
+COMMUNES = iter(["16522", "15796", "15778", "15820"])  # Phường Quảng Phú, Xã Thiệu Quang, Thiệu Tiến, Thiệu Toán
 OFFICER = "0912000801"
 PROMETHEUS = f"http://127.0.0.1:{STACK_ENV['DOSSIER_PROMETHEUS_PORT']}"
 ALERTMANAGER = f"http://127.0.0.1:{STACK_ENV['DOSSIER_ALERTMANAGER_PORT']}"
-SMS_START = SMS_LOG.stat().st_size if SMS_LOG.exists() else 0
+# Where the fake SMSC's log stood when the pipeline of the current instant started.
+SMS_START = {"offset": 0}
+
+# An alert fires from the dossiers of "now": checked at every instant.
+pytestmark = at_each_instant
 
 
 def officer_sms() -> list[str]:
-    """The texts the fake SMSC got for the officer since this module was loaded."""
+    """The texts the fake SMSC got for the officer since the pipeline of this instant started."""
     with SMS_LOG.open("rb") as log:
-        log.seek(SMS_START)
+        log.seek(SMS_START["offset"])
         lines = log.read().decode(errors="replace").splitlines()
     return [line.split(" text ", 1)[1].rstrip(">") for line in lines
             if "Got message" in line and "+84" + OFFICER[1:] in line]
@@ -64,18 +74,27 @@ def fast(stack):
     stack.run("alertmanager", "reload")
 
 
+@dataclass
+class Officers:
+    pipeline: Pipeline
+    notifications: ServiceProcess
+    commune: str
+
+
 @pytest.fixture(scope="module")
-def officers(stack, fast):
+def officers(stack, fast, clock):
     """The pipeline with metrics and notifications where Prometheus and Alertmanager find them, and an
-    officer on duty for the commune."""
+    officer on duty for a commune of this instant's."""
     stack.ensure("kannel")
-    settings_ = namespace(stack)
+    SMS_START["offset"] = SMS_LOG.stat().st_size if SMS_LOG.exists() else 0
+    settings_ = namespace(stack, clock)
     pipeline = Pipeline(settings_, service("intake", settings_).start(), [])
     pipeline.add_processing().start()
     metrics = service("metrics", settings_, int(STACK_ENV["DOSSIER_METRICS_PORT"]), **FAST).start()
+    commune = next(COMMUNES)
     notifications = start_notifications(pipeline, port=int(STACK_ENV["DOSSIER_NOTIFICATIONS_PORT"]),
-                                        DOSSIER_NOTIFICATIONS_OFFICERS=json.dumps({COMMUNE: [OFFICER]}))
-    yield pipeline, notifications
+                                        DOSSIER_NOTIFICATIONS_OFFICERS=json.dumps({commune: [OFFICER]}))
+    yield Officers(pipeline, notifications, commune)
     for process in (notifications, metrics, pipeline.intake, *pipeline.processing):
         process.stop()
 
@@ -96,10 +115,10 @@ JSON = st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st
 
 
 def test_unauthenticated_or_malformed_notifications_get_a_4xx_and_send_nothing(officers):
-    _, notifications = officers
+    notifications, commune = officers.notifications, officers.commune
     url = f"{notifications.url}/v1/alerts"
-    valid = {"version": "4", "groupKey": "k", "status": "firing", "groupLabels": {"commune": COMMUNE},
-             "alerts": [{"status": "firing", "labels": {"commune": COMMUNE}, "annotations": {"overdue": "1"}}]}
+    valid = {"version": "4", "groupKey": "k", "status": "firing", "groupLabels": {"commune": commune},
+             "alerts": [{"status": "firing", "labels": {"commune": commune}, "annotations": {"overdue": "1"}}]}
     assert httpx.post(url, json=valid).status_code == 401
     assert httpx.post(url, json=valid, headers={"authorization": "Bearer wrong"}).status_code == 401
     assert httpx.post(url, json=valid, headers={"authorization": alert_secret()}).status_code == 401  # no scheme
@@ -118,18 +137,19 @@ def test_unauthenticated_or_malformed_notifications_get_a_4xx_and_send_nothing(o
 
 
 def test_an_overdue_dossier_reaches_the_communes_officer_by_one_sms(officers):
-    pipeline, notifications = officers
-    now = datetime.now(UTC)
+    pipeline, notifications, code = officers.pipeline, officers.notifications, officers.commune
+    now = pipeline.settings.clock()
     late, soon = dossier_code(now - timedelta(days=7), sequence=801), dossier_code(now, sequence=802)
     citizen = {"name": "Lê Văn Cường", "phone": "0912000899", "sms_opt_in": False}
     pipeline.post([
-        event("dossier.received", late, now - timedelta(days=7), commune_code=COMMUNE, applicant=citizen,
+        event("dossier.received", late, now - timedelta(days=7), commune_code=code, applicant=citizen,
               due_at=(now - timedelta(days=6)).isoformat()),
-        event("dossier.received", soon, now - timedelta(minutes=1), commune_code=COMMUNE, applicant=citizen,
+        event("dossier.received", soon, now - timedelta(minutes=1), commune_code=code, applicant=citizen,
               due_at=(now + timedelta(hours=3)).isoformat()),
     ])
     [text] = wait_until(officer_sms, timeout=120, interval=1, message="the officer's SMS")
-    assert text == f"1 ho so qua han tai Phuong Quang Phu, 1 sap den han trong 24 gio. Ma: {late}, {soon}."
+    name = transliterate(commune(code).name)  # e.g. Phuong Quang Phu
+    assert text == f"1 ho so qua han tai {name}, 1 sap den han trong 24 gio. Ma: {late}, {soon}."
 
     # Alertmanager repeats the notification every few seconds: the webhook takes each, sends nothing more.
     wait_until(lambda: outcomes(notifications).get("repeated", 0) >= 3, timeout=60, interval=1,

@@ -7,7 +7,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.integration.conftest import STACK_ENV
+from tests.integration.conftest import STACK_ENV, at_each_instant
 from tests.integration.test_citizens import SHOTS, browser
 from tests.integration.test_dashboards import scraped  # noqa: F401 (the fixture: the data set, scraped)
 
@@ -20,6 +20,9 @@ CHARTS = """return Array.from(document.querySelectorAll(".chart")).map(c => ({
   lines: Array.from(c.querySelectorAll("svg path.path")).map(p => {
     const box = p.getBBox(); return box.width * box.height + box.width + box.height; })}));"""
 RESOURCES = "return performance.getEntriesByType('resource').map(e => [e.name, e.responseStatus])"
+
+
+pytestmark = at_each_instant  # the data set holds dossiers received "now", due soon and not
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,11 @@ import httpx
 import pytest
 
 from tests.fixtures.sample import event
-from tests.integration.conftest import ANY_SOURCE_KEY, STACK_DIR, STACK_ENV, free_port, service, wait_until
-from tests.integration.test_metrics import FAST, live_dossiers
+from shared.settings import ServiceSettings
+from tests.integration.conftest import (ANY_SOURCE_KEY, STACK_DIR, STACK_ENV, ServiceProcess, at_each_instant,
+                                         free_port, namespace, service, wait_until)
+from tests.fixtures.sample import live_dossiers
+from tests.integration.test_metrics import FAST
 from tests.integration.test_processing import histories
 from tests.integration.test_signature import AUTH, OFFICIAL, start_signature
 from tests.fixtures.pki import blank_pdf, sign
@@ -39,10 +42,23 @@ def panel_queries() -> list[tuple[str, str]]:
     return out
 
 
+@dataclass
+class Scraped:
+    settings: ServiceSettings  # the data set's namespace, and its clock
+    metrics: ServiceProcess
+
+
+# The data set holds dossiers received "now", due soon and not: the pages are checked at every instant.
+pytestmark = at_each_instant
+
+
 @pytest.fixture(scope="module")
-def scraped(stack, settings, intake, tmp_path_factory):
-    """The test data set through intake, processing and metrics on the ports Prometheus scrapes."""
+def scraped(stack, clock, fixed_port_intake, tmp_path_factory):
+    """The test data set through intake, processing and metrics on the ports Prometheus scrapes, in a
+    namespace living by `clock`."""
     started = time.time()
+    settings = namespace(stack, clock)
+    intake = fixed_port_intake.of(settings)
     processing = service("processing", settings, int(STACK_ENV["DOSSIER_PROCESSING_PORT"])).start()
     metrics = service("metrics", settings, int(STACK_ENV["DOSSIER_METRICS_PORT"]), **FAST).start()
     notifications = service("notifications", settings, int(STACK_ENV["DOSSIER_NOTIFICATIONS_PORT"]),
@@ -52,9 +68,10 @@ def scraped(stack, settings, intake, tmp_path_factory):
     stack.ensure("prometheus")
     # Prometheus reads processing's histograms once before the data set arrives, else a fast machine
     # applies it all before the first scrape and no rate ever sees the counts rise (a chart of NaN).
-    wait_until(lambda: query(f"timestamp(processing_apply_latency_seconds_count) > {started}"), timeout=30,
-               message="processing scraped since it started")
-    lives = histories(25, seed=11) | live_dossiers(datetime.now(UTC))
+    # Both scraped since they started: the series of the instant before are stale, not counted here.
+    for series in ("processing_apply_latency_seconds_count", "metrics_dossiers"):
+        wait_until(lambda: query(f"timestamp({series}) > {started}"), timeout=30, message=f"{series} scraped anew")
+    lives = histories(25, seed=11) | live_dossiers(settings.clock())
     events = [e for history in lives.values() for e in history]
     code = next(iter(lives))
     events.append(event("dossier.withdrawn", code, datetime(2026, 1, 5, 9, tzinfo=UTC)))  # after the end: DLQ
@@ -71,7 +88,7 @@ def scraped(stack, settings, intake, tmp_path_factory):
         return answer.status_code == 200 and "dossier_signatures{" in httpx.get(f"{metrics.url}/metrics").text
 
     wait_until(verified, timeout=60, interval=1, message="a verified result counted")
-    yield metrics
+    yield Scraped(settings, metrics)
     signature.stop()
     notifications.stop()
     metrics.stop()
@@ -88,10 +105,10 @@ def instant_values(expr: str) -> dict[tuple, float]:
     return {tuple(sorted(r["metric"].items())): round(float(r["value"][1]), 9) for r in query(expr)}
 
 
-def test_with_two_metrics_replicas_the_panels_rules_and_reports_give_the_numbers_of_one(scraped, settings):
+def test_with_two_metrics_replicas_the_panels_rules_and_reports_give_the_numbers_of_one(scraped):
     """Each replica reads every status record (a group of its own) and exports the same figures:
     every panel and rule takes one copy of each series, so the numbers do not double."""
-    first = scraped
+    first, settings = scraped.metrics, scraped.settings
     steady = [(name, expr) for name, expr in panel_queries() if "increase(" not in expr and "rate(" not in expr
               and "dossier_" in expr]
     steady.append(("rule", "commune:dossier_on_time:ratio"))

@@ -2,14 +2,15 @@
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import orjson
 import pytest
 
 from tests.fixtures.sample import VN, dossier_code, dossier_history, event
-from tests.integration.conftest import ANY_SOURCE_KEY, PROVINCE_KEY, end_offsets, fuzz, read_topic, wait_until
+from tests.integration.conftest import (ANY_SOURCE_KEY, PROVINCE_KEY, at_each_instant, end_offsets, fuzz, read_topic,
+                                         wait_until)
 
 SINGLE = {"content-type": "application/cloudevents+json"}
 BATCH = {"content-type": "application/cloudevents-batch+json"}
@@ -51,8 +52,18 @@ def test_a_batch_is_on_the_topic_in_order_per_dossier_with_the_cloudevents_bindi
         assert len({r.partition for r in records if r.key.decode() == code}) == 1
     first = json.loads(records[0].value)
     # The event exactly as sent, with the instant it reached intake (its sync, docs/domain.md §6).
-    assert datetime.now(UTC) - datetime.fromisoformat(first.pop("intaketime")) < timedelta(minutes=1)
+    assert settings.clock() - datetime.fromisoformat(first.pop("intaketime")) < timedelta(minutes=1)
     assert first in batch
+
+
+@at_each_instant
+def test_the_arrival_is_stamped_by_the_stacks_clock(pipeline):
+    settings = pipeline.settings
+    before = asyncio.run(end_offsets(settings, settings.topic_events))
+    pipeline.post([event("dossier.rated")])
+    [record] = published_since(settings, before)
+    arrived = datetime.fromisoformat(json.loads(record.value)["intaketime"])
+    assert timedelta(0) <= settings.clock() - arrived < timedelta(minutes=1)
 
 
 def test_a_single_event_as_plain_json_is_accepted(intake, settings):

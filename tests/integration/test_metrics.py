@@ -4,20 +4,20 @@ import asyncio
 import json
 import subprocess
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fixtures.sample import VN, dossier_code, event
+from tests.fixtures.sample import VN, event, live_dossiers
 from shared.calendar import WorkingCalendar
 from shared.dossier import fold
 from shared.events import parse_event
 from shared.report import commune_report, score
 from shared.contracts import METRICS_SOURCE, SignatureData, SignatureVerified
-from tests.integration.conftest import ROOT, read_topic, service, wait_until
+from tests.integration.conftest import ROOT, at_each_instant, read_topic, service, wait_until
 from tests.integration.test_processing import histories
 
 CAL = WorkingCalendar.load()
@@ -52,16 +52,6 @@ def sub_indicator(row: dict, key: str) -> dict:
     return next(s for s in row["sub_indicators"] if s["key"] == key)
 
 
-def live_dossiers(now: datetime) -> dict[str, list[dict]]:
-    """Dossiers received now: one with days to go, one due within 24 hours."""
-    out = {}
-    for n, hours in enumerate((80, 2)):
-        code = dossier_code(now, sequence=9000 + n)
-        out[code] = [event("dossier.received", code, now - timedelta(minutes=1),
-                           processing_time={"value": hours, "unit": "working_hours"})]
-    return out
-
-
 def statuses_in(pipeline) -> int:
     return len(asyncio.run(read_topic(pipeline.settings, pipeline.settings.topic_status)))
 
@@ -79,9 +69,10 @@ def running(pipeline):
     metrics.stop()
 
 
+@at_each_instant
 def test_reports_equal_the_reducer_and_time_alone_moves_open_dossiers(running):
     pipeline, metrics = running
-    now = datetime.now(UTC)
+    now = pipeline.settings.clock()
     lives = histories(40, seed=7) | live_dossiers(now)
     pipeline.post([e for events in lives.values() for e in events])
     wait_until(lambda: counted(metrics) == len(lives), timeout=60, message="every dossier counted")
@@ -154,7 +145,7 @@ def test_figures_are_the_same_after_a_restart_and_after_a_rebuild(running, tmp_p
     # A signature verdict shares the topic (rebuild reads it too).
     code = next(iter(lives))
     asyncio.run(publish_status(pipeline, SignatureVerified(
-        id="v1", subject=code, time=datetime.now(UTC), data=SignatureData(
+        id="v1", subject=code, time=pipeline.settings.clock(), data=SignatureData(
             dossier_code=code, commune_code=COMMUNE, sector="HT", document_id="KQ-1", verdict="valid", reasons=[],
             document_sha256="ab" * 32, signatures=[]))))
     wait_until(lambda: any(name == "dossier_signatures" for name, _ in business(metrics)), message="the verdict counted")

@@ -3,7 +3,7 @@
 import asyncio
 import json
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import httpx
 from aiokafka import AIOKafkaProducer
@@ -15,7 +15,7 @@ from shared.contracts import DeadLetter, dead_letter_topic
 from shared.calendar import WorkingCalendar
 from shared.dossier import fold
 from shared.events import parse_event
-from tests.integration.conftest import OPERATOR, read_topic, wait_until
+from tests.integration.conftest import OPERATOR, at_each_instant, read_topic, wait_until
 
 CAL = WorkingCalendar.load()
 
@@ -64,7 +64,7 @@ def wait_for_states(processing, expected: dict[str, list[dict]], timeout: float 
     def all_there() -> bool:
         for code, events in expected.items():
             answer = httpx.get(f"{processing.url}/v1/dossiers/{code}", headers=OPERATOR)
-            if answer.status_code != 200 or answer.json() != expected_view(events, datetime.now(UTC)):
+            if answer.status_code != 200 or answer.json() != expected_view(events, processing.clock()):
                 return False
         return True
 
@@ -82,6 +82,7 @@ def status_events(settings) -> list[dict]:
     return [json.loads(r.value) for r in asyncio.run(read_topic(settings, settings.topic_status))]
 
 
+@at_each_instant
 def test_shuffled_events_with_duplicates_fold_to_the_reducers_state(pipeline):
     processing = pipeline.add_processing().start()
     expected = histories(25, seed=1)
@@ -100,7 +101,7 @@ def test_shuffled_events_with_duplicates_fold_to_the_reducers_state(pipeline):
                 for e in status_events(pipeline.settings)}
 
     final = {code: (view["state"], view["due_at"])
-             for code, view in ((c, expected_view(e, datetime.now(UTC))) for c, e in expected.items())}
+             for code, view in ((c, expected_view(e, processing.clock())) for c, e in expected.items())}
     wait_until(lambda: last_announced() == final, timeout=30, message="the last status event of each dossier")
     assert "0912345678" not in processing.logs()  # the applicants' phone, in every receipt
 

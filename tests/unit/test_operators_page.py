@@ -32,6 +32,11 @@ def test_the_period_defaults_to_the_quarter_so_far_as_of_now_to_the_minute():
     assert period.api() == {"start": "2025-10-01", "end": "2025-11-11", "as_of": "2025-11-11T17:17:00+07:00"}
 
 
+def test_the_forms_are_prefilled_from_the_services_clock_not_the_machines():
+    page = client(CannedApi()).get("/").text
+    assert 'value="01/10/2025"' in page and 'value="11/11/2025"' in page and 'value="11/11/2025 17:17"' in page
+
+
 def test_a_period_that_ends_before_it_starts_is_refused():
     with pytest.raises(InvalidInput, match="sau đến ngày"):
         read_period("12/11/2025", "11/11/2025", "", NOW)
@@ -85,7 +90,7 @@ class Browser:
 
 def client(canned: CannedApi) -> Browser:
     app = FastAPI()
-    operators.install(app, canned.api())
+    operators.install(app, canned.api(), lambda: NOW)
     return Browser(app)
 
 
