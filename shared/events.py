@@ -28,6 +28,10 @@ from pydantic import (
 from shared.communes import commune
 
 WORKING_HOURS_PER_DAY = 8
+# The validation context of an event read back from where it was kept (processing's history): its
+# fields are checked, not against today's reference data.
+STORED_KEY = "stored"
+STORED = {STORED_KEY: True}
 
 # Mã hồ sơ (TT 01/2018 Điều 19): receiving unit V1V2V3.Z1Z2.Y1Y2.MX1X2, date YYMMDD, daily sequence.
 DOSSIER_CODE_PATTERN = r"^[0-9A-Z]{3}\.[0-9A-Z]{2}\.[0-9A-Z]{2}\.[A-Z][0-9A-Z]{2}-\d{6}-\d{4}$"
@@ -42,7 +46,11 @@ def _dossier_code_date_is_real(code: str) -> str:
     return code
 
 
-def _is_official_commune(code: str) -> str:
+def _is_official_commune(code: str, info: ValidationInfo) -> str:
+    """Checked for an event arriving; not for one read back from a store (`STORED`): the official list
+    changes as units merge and split, and an event accepted under yesterday's list stays accepted."""
+    if (info.context or {}).get(STORED_KEY):
+        return code
     if commune(code) is None:
         raise ValueError(f"{code} is not a commune-level unit of the official list after 1/7/2025")
     return code
@@ -364,9 +372,10 @@ def parse_events(objs: list[Any]) -> list[DossierEvent]:
         raise EventErrors(_field_errors(exc, batch=True)) from None
 
 
-def parse_event_json(raw: bytes | str) -> DossierEvent:
-    """Validate a JSON document (as stored on Kafka) as a dossier event, or raise EventErrors."""
+def parse_event_json(raw: bytes | str, stored: bool = False) -> DossierEvent:
+    """Validate a JSON document (as on Kafka) as a dossier event, or raise EventErrors; one `stored`
+    (accepted before) is not checked against today's reference data."""
     try:
-        return _adapter.validate_json(raw)
+        return _adapter.validate_json(raw, context=STORED if stored else None)
     except ValidationError as exc:
         raise EventErrors(_field_errors(exc)) from None

@@ -54,7 +54,7 @@ class StoredDossier:
 
     def parsed(self) -> list[DossierEvent]:
         if self._parsed is None or len(self._parsed) != len(self.events):
-            self._parsed = [parse_event_json(raw) for raw in self.events]
+            self._parsed = [parse_event_json(raw, stored=True) for raw in self.events]
         return self._parsed
 
 

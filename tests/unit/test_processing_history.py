@@ -5,11 +5,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import orjson
+import pytest
 
 from tests.fixtures.sample import event
 from services.processing.history import StoredDossier, give_up_waiting, integrate
 from shared.calendar import WorkingCalendar
-from shared.events import parse_event
+from shared.events import EventErrors, parse_event
 
 CAL = WorkingCalendar.load()
 NOW = datetime(2025, 7, 7, 3, 0, tzinfo=UTC)
@@ -126,3 +127,16 @@ def test_a_batch_with_several_steps_announces_each_in_time_order_with_the_whole_
     assert [e["data"]["cause"]["id"] for e in events if e["type"] == "dossier.status_changed"] == ["r", "sr"]
     assert len({json.dumps(e["data"]["timeline"]) for e in events if "timeline" in e["data"]}) == 1
     assert len({e["id"] for e in events}) == len(events)
+
+
+def test_a_stored_history_is_not_checked_again_against_todays_commune_list():
+    """Units merge and split: a receipt accepted under yesterday's official list stays accepted, and the
+    dossier's next steps apply (they were dead-lettered while the history was validated anew)."""
+    receipt = event("dossier.received", subject=CODE, time=datetime.fromisoformat("2025-07-07T10:00:00+07:00"),
+                    id_="r", commune_code="99999")  # a code today's list does not have
+    with pytest.raises(EventErrors, match="commune_code"):
+        parse_event(receipt)  # at the edge, a new event is checked
+    stored = StoredDossier(CODE, events=[orjson.dumps(receipt).decode()])  # as read back from the store
+    result = integrate(stored, [RESOLVED], CAL, NOW)
+    assert (result.applied, result.dead_lettered) == (1, 0)
+    assert result.folded.dossier.commune_code == "99999" and result.folded.dossier.state == "resolved"
