@@ -6,14 +6,18 @@ hands the batch to a plain async function of the service. The offsets are commit
 returns. What goes wrong is told apart:
 - the database or Kafka away (`infrastructure_away`): the batch is redelivered from its first
   offset, after a pause: nothing is lost while they come back;
-- anything else is a record's fault: a record that does not parse, or whose handling raises when
-  handled alone (after its batch raised), goes to `<topic>.dlq.<group>` with the reason and its
-  origin in headers and its original bytes, is counted and logged, and the partition moves on.
+- a record that does not parse goes to `<topic>.dlq.<group>` with the reason and its origin in
+  headers and its original bytes, is counted and logged, and the partition moves on;
+- a record whose handling raises anything else when handled alone (after its batch raised) goes
+  there too, unless its partition has had too many such failures (shared/failures.py: a bug or an
+  outage failing every record): then the partition stops, uncommitted, says so in /readyz, a metric
+  and the log, and is tried again from the same offset every `dlq_retry_seconds` (or after a restart).
 Handlers are idempotent (a redelivered record changes nothing), so handling a batch's records
 again one by one after the batch failed is harmless.
 """
 
 import asyncio
+import collections
 import contextlib
 import inspect
 import logging
@@ -24,7 +28,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import structlog
 from aiokafka.errors import KafkaConnectionError, KafkaError
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from fastapi import FastAPI
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
@@ -35,6 +39,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
 
 from shared.contracts import DeadLetter, dead_letter_topic
+from shared.failures import FailureLimit, PartitionHealth
 from shared.http import NotReady, add_operational_routes
 from shared.kafka import CLOUDEVENTS_CONTENT_TYPE, ensure_topic
 from shared.privacy import scrub
@@ -62,6 +67,10 @@ class Record(Generic[T]):
 
 
 Handle = Callable[[list[Record[Any]]], Awaitable[None]]
+
+
+class PartitionStopped(Exception):
+    """Too many unexpected failures on a partition: its batch is not committed (shared/failures.py)."""
 
 
 def infrastructure_away(exc: BaseException) -> bool:
@@ -125,6 +134,12 @@ class ConsumingService:
                          registry=registry)
         self.dead_letters = Counter("dead_letters", "Records sent to a dead-letter topic, by cause",
                                     ["topic", "group", "error"], registry=registry)
+        self.stopped_partitions = Gauge("consumer_partitions_stopped", "Partitions stopped after too many "
+                                        "unexpected failures (shared/failures.py)", ["topic", "group"],
+                                        registry=registry)
+        self._limit = FailureLimit(settings.dlq_max_consecutive, settings.dlq_max_ratio, settings.dlq_window)
+        self._health: dict[tuple[str, int], PartitionHealth] = {}
+        self.stopped: dict[tuple[str, int], str] = {}  # (topic, partition) -> why it stopped
         self._subscriptions: list[_Subscription] = []
         self._before: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
         self._loops: list[tuple[float, str, Callable[[], Awaitable[Any]], bool, str]] = []
@@ -229,14 +244,58 @@ class ConsumingService:
                 except Exception as alone:
                     self._raise_if_away(alone)
                     log.error("a record cannot be handled", origin=record.origin, exc_info=alone)
+                    self._failed(topic, group, record.partition)
                     poison.append((original, type(alone).__name__, str(alone)))
+                else:
+                    self._passed(topic, group, record.partition, 1)
+        else:
+            for partition, count in collections.Counter(r.partition for r in records).items():
+                self._passed(topic, group, partition, count)
         await self._dead_letter(topic, group, poison)
+
+    def _health_of(self, topic: str, partition: int) -> PartitionHealth:
+        return self._health.setdefault((topic, partition), PartitionHealth(self._limit))
+
+    def _passed(self, topic: str, group: str, partition: int, count: int) -> None:
+        if self.stopped.pop((topic, partition), None) is not None:
+            self._health.pop((topic, partition), None)  # it passes again: a fresh start
+            self.stopped_partitions.labels(topic, group).set(sum(t == topic for t, _ in self.stopped))
+            log.warning("partition resumed: its records pass again", topic=topic, partition=partition)
+        self._health_of(topic, partition).passed(count)
+
+    def _failed(self, topic: str, group: str, partition: int) -> None:
+        """An unexpected failure; past the limit, the partition stops: nothing of the batch is
+        dead-lettered or committed, and it is tried again from the same offset after `dlq_retry_seconds`."""
+        health = self._health_of(topic, partition)
+        health.failed()
+        if (why := health.over()) is None:
+            return
+        self.stopped[(topic, partition)] = why
+        self.stopped_partitions.labels(topic, group).set(sum(t == topic for t, _ in self.stopped))
+        log.error("partition stopped: too many unexpected failures, nothing dead-lettered or committed",
+                  topic=topic, partition=partition, group=group, why=why, retry_seconds=self.settings.dlq_retry_seconds)
+        consumer = next((s.subscriber.consumer for s in self._subscriptions if (s.topic, s.group) == (topic, group)),
+                        None)
+        if consumer is not None:  # FastStream's in-memory broker has none
+            tp = TopicPartition(topic, partition)
+            consumer.pause(tp)
+            asyncio.get_running_loop().call_later(self.settings.dlq_retry_seconds, self._retry, consumer, tp)
+        raise PartitionStopped(f"{topic}/{partition} stopped: {why}")
 
     @staticmethod
     def _raise_if_away(exc: Exception) -> None:
         if infrastructure_away(exc):
             log.warning("database or kafka unavailable, the batch will be retried", error=str(exc))
             raise exc
+
+    def _retry(self, consumer: Any, tp: TopicPartition) -> None:
+        """A stopped partition consumed again from where it stopped; one assigned elsewhere since is
+        that replica's to judge."""
+        if tp in consumer.assignment():
+            consumer.resume(tp)
+        else:
+            self.stopped.pop((tp.topic, tp.partition), None)
+            self._health.pop((tp.topic, tp.partition), None)
 
     async def _dead_letter(self, topic: str, group: str, poison: list[tuple[ConsumerRecord, str, str]]) -> None:
         if not poison:
@@ -306,6 +365,8 @@ class ConsumingService:
                     return "mongodb unreachable"
             if not self._started or any(s.subscriber.consumer is None for s in self._subscriptions):
                 return "not consuming yet"
+            if self.stopped:
+                return "stopped: " + "; ".join(f"{t}/{p}: {why}" for (t, p), why in sorted(self.stopped.items()))
             return None
 
         return not_ready

@@ -53,6 +53,14 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
+    # Unexpected handling failures a partition may dead-letter before it stops (shared/failures.py): so
+    # many in a row, or more than this share of the last `dlq_window` records; a stopped partition is
+    # tried again every `dlq_retry_seconds` from where it stopped.
+    dlq_max_consecutive: int = 10
+    dlq_max_ratio: float = 0.5
+    dlq_window: int = 100
+    dlq_retry_seconds: float = 30
+
     # The services' clock (shared/clock.py): the real one moved by this many seconds, so that a test or
     # a rehearsal runs the whole stack at another instant. The local stack only: a deployment is on time.
     clock_offset_seconds: float = 0

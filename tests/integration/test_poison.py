@@ -18,10 +18,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
 from tests.fixtures.sample import VN, dossier_code, event
 from shared.contracts import DeadLetter, dead_letter_topic
-from tests.integration.conftest import OPERATOR, ANY_SOURCE_KEY, read_topic, service, wait_until
+from shared.events import DossierEvent
+from shared.service import ConsumingService
+from tests.integration.conftest import OPERATOR, ANY_SOURCE_KEY, namespace, read_topic, service, wait_until
 from tests.integration.test_metrics import FAST
 from tests.integration.test_processing import metric
 from tests.integration.test_signature import documents, start_signature
@@ -238,3 +241,50 @@ def test_a_dead_letter_is_listed_and_put_back_once_fixed(pipeline):
     assert replayed.returncode == 0, replayed.stderr
     wait_until(lambda: httpx.get(f"{processing.url}/v1/dossiers/{code}", headers=OPERATOR).status_code == 200, timeout=60,
                message="the event put back and applied")
+
+
+def test_a_handler_that_fails_every_record_stops_its_partition_and_loses_nothing(stack):
+    """A bug (or an outage nobody told apart from a bad record) fails every record: the consumer stops
+    the partition after a few, says so, dead-letters nothing, and once the records pass again takes
+    them all from where it stopped."""
+    settings_ = namespace(stack).model_copy(update={"dlq_max_consecutive": 5, "dlq_retry_seconds": 1})
+    asyncio.run(_fails_every_record_then_passes(settings_))
+
+
+async def _fails_every_record_then_passes(settings_) -> None:
+    broken, handled = {"now": True}, []
+
+    async def handle(records) -> None:
+        if broken["now"]:
+            raise KeyError("a field the new release expects")
+        handled.extend(r.value.id for r in records)
+
+    runtime = ConsumingService("stopping", settings_, CollectorRegistry(), database=False)
+    runtime.consume(settings_.topic_events, "stopping", DossierEvent, handle, max_batch=10)
+    app = runtime.app("stopping", "a consumer whose handler fails every record")
+    code = dossier_code(START, sequence=7001)
+    sent = [event("dossier.rated", code, START + timedelta(minutes=n), id_=f"rated-{n}") for n in range(30)]
+    await produce(settings_, settings_.topic_events, [orjson.dumps(e) for e in sent], key=code.encode())
+
+    async def until(predicate, what: str, timeout: float = 60) -> None:
+        for _ in range(int(timeout * 10)):
+            if predicate():
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{what} not reached in {timeout}s")
+
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://stopping") as client:
+        await until(lambda: runtime.stopped, "the partition stopped")
+        await asyncio.sleep(3)  # tried again every second meanwhile, still failing
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and "unexpected failures in a row" in ready.text, ready.text
+        assert "consumer_partitions_stopped" in (await client.get("/metrics")).text
+        assert handled == []
+        letters = await read_topic(settings_, dead_letter_topic(settings_.topic_events, "stopping"))
+        assert letters == []  # nothing emptied into the dead-letter topic
+
+        broken["now"] = False  # the fix is deployed
+        await until(lambda: len(handled) == len(sent), "every record handled")
+        assert handled == [e["id"] for e in sent] and runtime.stopped == {}
+        assert (await client.get("/readyz")).status_code == 200

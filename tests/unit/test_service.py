@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from pymongo.errors import AutoReconnect, DocumentTooLarge
 
 from shared.contracts import DeadLetter
-from shared.service import ConsumingService, Record, infrastructure_away
+from shared.service import ConsumingService, PartitionStopped, Record, infrastructure_away
 from shared.settings import ServiceSettings
 
 
@@ -21,8 +21,8 @@ async def _raw(message, _original):
     return message.raw_message
 
 
-def service_with(handle) -> tuple[ConsumingService, list]:
-    runtime = ConsumingService("test", ServiceSettings(), CollectorRegistry(), database=False)
+def service_with(handle, **settings) -> tuple[ConsumingService, list]:
+    runtime = ConsumingService("test", ServiceSettings(**settings), CollectorRegistry(), database=False)
     runtime.consume("items", "g", Item, handle, max_batch=10)
     letters: list = []
 
@@ -77,6 +77,39 @@ async def test_when_the_database_is_away_the_batch_is_retried_not_dead_lettered(
         with pytest.raises(AutoReconnect):
             await broker.publish_batch(b'{"n": 1}', topic="items")
     assert letters == []
+
+
+async def test_a_handler_that_raises_on_everything_stops_the_partition_and_dead_letters_nothing():
+    broken = {"now": True}  # a bug, or an outage no one told apart from a bad record
+    handled: list[int] = []
+
+    async def handle(records: list[Record[Item]]) -> None:
+        if broken["now"]:
+            raise KeyError("a field every record has")
+        handled.extend(r.value.n for r in records)
+
+    runtime, letters = service_with(handle, dlq_max_consecutive=3)
+    async with TestKafkaBroker(runtime.broker) as broker:
+        with pytest.raises(PartitionStopped):
+            await broker.publish_batch(*(b'{"n": %d}' % n for n in range(5)), topic="items")
+        assert letters == [] and handled == []  # not dead-lettered, not committed: redelivered later
+        assert runtime.stopped == {("items", 0): "3 unexpected failures in a row"}
+        assert runtime.stopped_partitions.labels("items", "g")._value.get() == 1
+
+        broken["now"] = False  # fixed: the records pass again
+        await broker.publish_batch(*(b'{"n": %d}' % n for n in range(5)), topic="items")
+    assert handled == [0, 1, 2, 3, 4] and letters == []
+    assert runtime.stopped == {} and runtime.stopped_partitions.labels("items", "g")._value.get() == 0
+
+
+async def test_bad_records_never_count_toward_the_limit():
+    async def handle(records: list[Record[Item]]) -> None:
+        pass
+
+    runtime, letters = service_with(handle, dlq_max_consecutive=2)
+    async with TestKafkaBroker(runtime.broker) as broker:
+        await broker.publish_batch(*[b"not json"] * 6, topic="items")
+    assert len(letters) == 6 and runtime.stopped == {}
 
 
 @pytest.mark.parametrize("error, away", [
