@@ -9,15 +9,33 @@ from pathlib import Path
 from fastapi import HTTPException
 from pydantic import BaseModel, Field
 
+from shared.communes import commune
 from shared.events import NOT_A_DOSSIER_CODE, is_dossier_code
 
 
 class ApiKey(BaseModel):
-    """One one-stop-shop system's key: only its SHA-256 is kept, with the sources it may send."""
+    """One one-stop-shop system's key: only its SHA-256 is kept, with the sources it may send and the
+    places it serves (docs/security.md)."""
 
     name: str
     key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     sources: list[str] = Field(min_length=1)  # exact `source` values, or "*" for any
+    # The provinces (2-digit codes, "*" for all) whose dossiers it may receive: a centre receives for
+    # any commune of its province (NĐ 118/2025); `communes`, when given, narrows it to those.
+    provinces: list[str] = Field(default=["*"], min_length=1)
+    communes: list[str] = []
+    # Event types it contributes to other systems' dossiers (a payment gateway's
+    # `dossier.payment_completed`, the portal's `dossier.rated`); never a receipt.
+    contributes: list[str] = []
+
+    def serves(self, commune_code: str) -> bool:
+        """May this key receive a dossier for `commune_code`?"""
+        if self.communes and commune_code not in self.communes:
+            return False
+        if "*" in self.provinces:
+            return True
+        unit = commune(commune_code)
+        return unit is not None and unit.province_code in self.provinces
 
 
 def key_hash(key: str) -> str:

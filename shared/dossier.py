@@ -4,6 +4,12 @@
 Events are deduplicated by source + id (the first arrival wins), sorted by time (ties keep
 arrival order) and applied one by one, so the result never depends on the order of arrival.
 An event that cannot apply at its place in time is rejected with a reason, never dropped.
+
+A dossier belongs to the source of the first receipt that arrived (docs/security.md): events of
+any other source are rejected as `foreign source`, unless intake marked them as a contributor's
+step (`intakecontributor`: a payment gateway's payment, the portal's rating; never a receipt). So
+another system's key cannot replace the applicant with a back-dated receipt, nor withdraw or stop
+the dossier.
 """
 
 from collections.abc import Iterable
@@ -21,6 +27,9 @@ Timeliness = Literal["early", "on_time", "late"]
 OPEN: frozenset[str] = frozenset({"processing", "awaiting_supplement", "paused"})
 DUE_SOON = timedelta(hours=24)
 SYNC = timedelta(minutes=15)  # an event that reached intake within this of its `time` is in sync
+
+
+FOREIGN_SOURCE = "foreign source"
 
 
 class Inapplicable(Exception):
@@ -179,14 +188,14 @@ def fold(events: Iterable[DossierEvent], calendar: WorkingCalendar, as_of: datet
         if (event.source, event.id) not in seen:
             seen.add((event.source, event.id))
             unique.append(event)
-    ordered = sorted((e for e in unique if as_of is None or e.time <= as_of), key=lambda e: e.time)
+    owned, rejected = _owned(unique)
+    ordered = sorted((e for e in owned if as_of is None or e.time <= as_of), key=lambda e: e.time)
 
     receipt = next((e for e in ordered if isinstance(e, ReceivedEvent)), None)
     if receipt is None:
-        return Folded(None, waiting=tuple(ordered))
+        return Folded(None, tuple(rejected), waiting=tuple(ordered))
     dossier = _receive(receipt, calendar)
     dossier = replace(dossier, **_arrival(dossier, receipt))
-    rejected = []
     timeline = [dossier.facts(dossier.received_at)]
     steps = [(Step(receipt.id, receipt.type, receipt.time), dossier)]
     for event in ordered:
@@ -204,6 +213,20 @@ def fold(events: Iterable[DossierEvent], calendar: WorkingCalendar, as_of: datet
     history = sorted([steps[0][0], *dossier.history], key=lambda s: s.time)
     return Folded(replace(dossier, history=tuple(history)), tuple(rejected), timeline=tuple(timeline),
                   steps=tuple(steps))
+
+
+def _owned(events: list[DossierEvent]) -> tuple[list[DossierEvent], list[Rejection]]:
+    """The events of the dossier's owner (the source of the first receipt to arrive) and its
+    contributors', and the others rejected; all of them while no receipt has arrived."""
+    owner = next((e.source for e in events if isinstance(e, ReceivedEvent)), None)
+    owned, foreign = [], []
+    for event in events:
+        marked = (event.model_extra or {}).get("intakecontributor") is True
+        if owner is None or event.source == owner or (marked and not isinstance(event, ReceivedEvent)):
+            owned.append(event)
+        else:
+            foreign.append(Rejection(event, f"{FOREIGN_SOURCE}: {event.source} did not receive the dossier ({owner} did)"))
+    return owned, foreign
 
 
 def _extend(timeline: list[Facts], facts: Facts) -> None:

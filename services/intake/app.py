@@ -13,10 +13,10 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import TypeAdapter
 
-from shared.auth import ApiKeys, may_send
+from shared.auth import ApiKey, ApiKeys, may_send
 from services.intake.publisher import EventPublisher, KafkaUnavailable
 from services.intake.settings import IntakeSettings
-from shared.events import DossierEvent, EventErrors, parse_events
+from shared.events import DossierEvent, EventErrors, ReceivedEvent, parse_events
 from shared.http import add_operational_routes
 
 log = structlog.get_logger()
@@ -96,6 +96,27 @@ def _validate(objects: list[Any]) -> list[DossierEvent]:
         raise Rejection(422, {"errors": [e.model_dump() for e in exc.errors]}) from None
 
 
+def _refused(key: ApiKey, events: list[DossierEvent]) -> str | None:
+    """Why the key may not send these events (403), or None."""
+    forbidden = sorted({e.source for e in events if not may_send(key, e.source)})
+    if forbidden:
+        return f"key {key.name!r} may not send events from {', '.join(forbidden)}"
+    elsewhere = sorted({e.data.commune_code for e in events if isinstance(e, ReceivedEvent)
+                        and not key.serves(e.data.commune_code)})
+    if elsewhere:
+        return f"key {key.name!r} may not receive dossiers for communes {', '.join(elsewhere)}"
+    return None
+
+
+def _as_recorded(sent: dict[str, Any], contributed: bool, arrived: str) -> dict[str, Any]:
+    """The event as the caller sent it (unknown fields kept), with the extension attributes only intake
+    writes (a caller's are replaced or dropped): `intaketime`, the instant it reached intake (how late
+    the one-stop-shop system syncs is a QĐ 766 sub-indicator, docs/domain.md §6), and
+    `intakecontributor` on a step the key contributes to other systems' dossiers (docs/security.md)."""
+    recorded = {name: value for name, value in sent.items() if name != "intakecontributor"}
+    return recorded | {"intaketime": arrived} | ({"intakecontributor": True} if contributed else {})
+
+
 def _openapi_request_body(max_events: int) -> dict[str, Any]:
     schema = TypeAdapter(DossierEvent).json_schema(ref_template="#/components/schemas/{model}")
     return {
@@ -117,7 +138,7 @@ _ANSWERS = {
     202: {"description": "Every event is durably in Kafka", "content": {"application/json": {"example": {"accepted": 1}}}},
     400: {"description": "Malformed JSON, or not the shape the content type announces"},
     401: {"description": "No or unknown API key"},
-    403: {"description": "An event's source is not allowed for this key"},
+    403: {"description": "An event's source, or a receipt's commune, is not allowed for this key"},
     413: {"description": "Body over 1 MiB or batch over 1,000 events"},
     415: {"description": "Content type is not a CloudEvents JSON type"},
     422: {
@@ -166,16 +187,12 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         except Rejection:
             metrics.events.labels("invalid", "rejected").inc(len(objects))
             raise
-        forbidden = sorted({e.source for e in events if not may_send(key, e.source)})
-        if forbidden:
+        if refusal := _refused(key, events):
             for event in events:
                 metrics.events.labels(event.type, "rejected").inc()
-            raise _error(403, f"key {key.name!r} may not send events from {', '.join(forbidden)}")
-        # The value is the event as the caller sent it (unknown fields kept), with the instant it reached
-        # intake as the extension attribute `intaketime` (ours: a caller's is replaced): how late the
-        # one-stop-shop system syncs is a QĐ 766 sub-indicator (docs/domain.md §6).
+            raise _error(403, refusal)
         arrived = settings.clock().isoformat()
-        records = [(event.subject, orjson.dumps(obj | {"intaketime": arrived}))
+        records = [(event.subject, orjson.dumps(_as_recorded(obj, event.type in key.contributes, arrived)))
                    for event, obj in zip(events, objects, strict=True)]
         try:
             await publisher.publish(records)

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.calendar import WorkingCalendar
-from shared.dossier import Dossier, Folded, fold
+from shared.dossier import FOREIGN_SOURCE, Dossier, Folded, fold
 from shared.events import DossierEvent, parse_event_json
 from shared.lookup import last4
 from shared.privacy import mask_phone
@@ -66,6 +66,7 @@ class Integrated:
     waiting: int  # new events waiting for the dossier's receipt
     dead_lettered: int  # events newly rejected by the fold
     duplicates: int
+    foreign: int = 0  # of those, events from a source that did not receive the dossier (docs/security.md)
 
 
 def event_key(event: DossierEvent) -> str:
@@ -92,11 +93,13 @@ def integrate(
     raw_of = {event_key(e): raw for e, raw in zip(history, events, strict=True)}
     outbox = list(stored.outbox)
     dead = list(stored.dead_lettered)
+    foreign = 0
     for rejection in folded.rejected:
         key = event_key(rejection.event)
         if key not in dead:
             dead.append(key)
             outbox.append(Outgoing("dlq", stored.code, raw_of[key].encode(), rejection.reason))
+            foreign += rejection.reason.startswith(FOREIGN_SOURCE)
     newly_dead = len(dead) - len(stored.dead_lettered)
 
     status, timeline = stored.status, stored.timeline
@@ -130,6 +133,7 @@ def integrate(
         waiting=waiting,
         dead_lettered=newly_dead,
         duplicates=len(new) - kept,
+        foreign=foreign,
     )
 
 

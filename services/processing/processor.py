@@ -46,6 +46,9 @@ class ProcessingMetrics:
             "processing_apply_latency_seconds", "From the event's arrival in Kafka to its state being written",
             registry=registry, buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
         )
+        self.foreign = Counter(
+            "processing_foreign_events", "Events of a dossier from a source that did not receive it, "
+            "dead-lettered (docs/security.md)", registry=registry)
         self.assigned = Gauge("processing_assigned_partitions", "Partitions this replica consumes now",
                               registry=registry)
         self.waiting = Gauge("processing_waiting_dossiers", "Dossiers whose events wait for their receipt",
@@ -134,6 +137,10 @@ class Processor:
     def _count(self, result: Integrated) -> None:
         for outcome in ("applied", "waiting", "dead_lettered", "duplicates"):
             self._metrics.events.labels(outcome.removesuffix("s")).inc(getattr(result, outcome))
+        if result.foreign:
+            self._metrics.foreign.inc(result.foreign)
+            log.warning("events from a source that did not receive the dossier", dossier=result.stored.code,
+                        events=result.foreign)
 
     async def sweep_waiting(self) -> int:
         """Dead-letter the events of dossiers whose receipt has not come within the limit."""

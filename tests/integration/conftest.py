@@ -69,7 +69,7 @@ PROVINCE_KEY = f"test-38-{RUN_ID}"
 OPERATOR = {"authorization": f"Bearer {ANY_SOURCE_KEY}"}  # an operator's key for processing's lookup
 API_KEYS = [
     {"name": "any", "key_sha256": key_hash(ANY_SOURCE_KEY), "sources": ["*"]},
-    {"name": "thanh-hoa", "key_sha256": key_hash(PROVINCE_KEY), "sources": ["urn:motcua:38"]},
+    {"name": "thanh-hoa", "key_sha256": key_hash(PROVINCE_KEY), "sources": ["urn:motcua:38"], "provinces": ["38"]},
 ]
 
 
