@@ -12,7 +12,8 @@ from prometheus_client import CollectorRegistry
 
 from services.processing import handlers
 from services.processing.history import Outgoing
-from services.processing.lookup import Attempts, LookupRefused, citizen_view, factor_matches, well_formed_factor
+from services.processing.lookup import (Attempts, LookupRefused, Slots, citizen_view, client_of, factor_matches,
+                                        well_formed_factor)
 from services.processing.page import render
 from services.processing.processor import ProcessingMetrics, Processor
 from services.processing.settings import ProcessingSettings
@@ -33,10 +34,6 @@ def with_open_state(view: dict[str, Any], now: datetime, calendar: WorkingCalend
     """A stored view (services.processing.history.view) with the dossier's open state at `now`."""
     due = datetime.fromisoformat(view["due_at"]) if view["due_at"] else None
     return {**view, "open_state": open_state(view["state"], due, now, calendar)}
-
-
-def client_of(request: Request) -> str:
-    return request.client.host if request.client else "?"
 
 
 def build(settings: ProcessingSettings) -> tuple[ConsumingService, Processor]:
@@ -82,10 +79,14 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
     settings = settings or ProcessingSettings()
     calendar = WorkingCalendar.load(settings.calendar)
     operators = ApiKeys.load(settings.processing_operator_keys, settings.processing_operator_keys_file)
-    attempts = Attempts(settings.processing_lookup_per_client_per_minute,
-                        settings.processing_lookup_failures_per_code_per_hour)
     runtime, processor = build(settings)
     store = processor.store
+    slots = Slots(runtime.mongo[settings.mongo_database]["lookup_attempts"])
+    runtime.every(600, "lookup purge", slots.purge, start="now")
+    attempts = Attempts(slots, settings.processing_lookup_per_client_per_minute,
+                        settings.processing_lookup_failures_per_code_per_hour,
+                        settings.processing_lookup_failures_per_client_code_per_hour)
+    proxies = list(settings.processing_trusted_proxies)
     app = runtime.app(TITLE, DESCRIPTION)
 
     @app.get("/v1/dossiers/{dossier_code}", summary="One dossier as of now, for operators",
@@ -103,22 +104,26 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
         404 for an unknown code and a wrong factor."""
         if not is_dossier_code(code) or not well_formed_factor(phone4, token):
             raise HTTPException(400, "a dossier code and either phone4 (4 digits) or token")
+        secret = settings.lookup_secret.get_secret_value()
         try:
-            attempts.check(client, code)
+            attempts.check(client)
+            # A valid token is checked without the database: others' failures never lock it out.
+            token_right = token is not None and factor_matches(code, None, token, None, secret)
+            guess = [] if token_right else await attempts.guess(client, code, code_wide=token is None)
         except LookupRefused as refused:
             raise HTTPException(429, str(refused), headers={"Retry-After": str(refused.retry_after)}) from None
         found = await store.view(code)
         view, stored4 = found if found else (None, None)
-        if not factor_matches(code, phone4, token, stored4, settings.lookup_secret.get_secret_value()) or not view:
-            attempts.failed(code)
+        if not view or not (token_right or factor_matches(code, phone4, None, stored4, secret)):
             raise HTTPException(404, NOT_FOUND)
+        await attempts.right(guess)
         return citizen_view(view, settings.clock(), calendar)
 
     @app.get("/v1/lookup/{dossier_code}", summary="A citizen's own dossier: state, appointment, steps",
              responses={400: {}, 404: {}, 429: {}})
     async def citizen_lookup(request: Request, dossier_code: str, phone4: Annotated[str | None, Query(max_length=4)] = None,
                              token: Annotated[str | None, Query(max_length=16)] = None) -> dict[str, Any]:
-        return await look_up(client_of(request), dossier_code, phone4, token)
+        return await look_up(client_of(request, proxies), dossier_code, phone4, token)
 
     @app.get("/tra-cuu", summary="The citizens' lookup page (Vietnamese)", response_class=HTMLResponse)
     async def lookup_page(request: Request, ma: Annotated[str, Query(max_length=40)] = "",
@@ -128,7 +133,7 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
         if not code:
             return HTMLResponse(render(calendar))
         try:
-            found = await look_up(client_of(request), code, None if t else so.strip(), t)
+            found = await look_up(client_of(request, proxies), code, None if t else so.strip(), t)
         except HTTPException as refused:
             page = render(calendar, code, so, t, error=PAGE_ERRORS.get(refused.status_code, PAGE_ERRORS[404]))
             return HTMLResponse(page, status_code=refused.status_code, headers=refused.headers)

@@ -2,18 +2,32 @@
 citizen has, answered with only what the citizen needs (never a name nor a phone).
 
 A wrong factor and an unknown code give the same answer after the same work (the factor is compared,
-in constant time, with a stand-in when the dossier is unknown). Attempts are limited per client
-address and failures per code, in memory (per replica: a bound on guessing, not an accounting).
+in constant time, with a stand-in when the dossier is unknown). Guesses of the 4 digits are limited per
+code and per (client, code) by counters every replica shares, in the database, and each is counted
+before the dossier is read: a burst of concurrent guesses from many addresses is refused past the
+limit, not evaluated (docs/security.md). A valid token (the receipt's QR code) is checked without them,
+so nobody's failures lock a citizen out of it. Attempts per client a minute are bounded in memory
+too, per replica: against floods, not guessing.
 """
 
+import asyncio
 import hmac
+import ipaddress
 import time
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+from starlette.requests import Request
 
 from shared.calendar import WorkingCalendar
 from shared.dossier import open_state
 from shared.lookup import OPEN_STATES, PHONE4, STATES, STEPS, TOKEN, Windows, lookup_token
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
 
 class LookupRefused(Exception):
     """Too many attempts: the answer is 429, with the seconds to wait."""
@@ -23,24 +37,106 @@ class LookupRefused(Exception):
         self.retry_after = retry_after
 
 
+class Slots:
+    """Counters every replica shares: at most `limit` insert-only documents per key and fixed window.
+    Claiming one is an insert whose unique `_id` decides between concurrent claimers (FerretDB's updates
+    are not atomic, shared/mongo.py); a full window is seen by reading its last slot's key."""
+
+    def __init__(self, collection: AsyncCollection, clock: Callable[[], float] = time.time):
+        self._collection = collection
+        self._clock = clock
+
+    async def claim(self, key: str, limit: int, seconds: int) -> str:
+        """A slot of `key` in the current window (its `_id`), or LookupRefused until the next window.
+        The first slot is tried at once (a key seldom has failures); past it, a full window costs one
+        read, not `limit` inserts."""
+        now = self._clock()
+        window = int(now // seconds)
+        ends = (window + 1) * seconds
+        base = f"{key}|{window}"
+        if limit > 0 and await self._insert(f"{base}|0", ends):
+            return f"{base}|0"
+        if limit > 1 and await self._collection.find_one({"_id": f"{base}|{limit - 1}"}) is None:
+            for n in range(1, limit):
+                if await self._insert(f"{base}|{n}", ends):
+                    return f"{base}|{n}"
+        raise LookupRefused(max(1, int(ends - now) + 1))
+
+    async def _insert(self, slot: str, expires: float) -> bool:
+        try:
+            await self._collection.insert_one({"_id": slot, "expires": datetime.fromtimestamp(expires, UTC)})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def release(self, slot: str) -> None:
+        await self._collection.delete_one({"_id": slot})
+
+    async def purge(self) -> None:
+        """Forget the windows that are over (a small collection: at most the limits' slots an hour)."""
+        await self._collection.delete_many({"expires": {"$lt": datetime.fromtimestamp(self._clock(), UTC)}})
+
+
 class Attempts:
-    """Sliding windows of attempts per client and failures per code."""
+    """The lookup's limits: a client's attempts a minute (`check`, in memory), and the guesses of a
+    code's 4 digits an hour, per code and per (client, code) (`guess`, shared Slots)."""
 
-    def __init__(self, per_client_per_minute: int, failures_per_code_per_hour: int,
-                 clock: Any = time.monotonic):
+    def __init__(self, slots: Slots, per_client_per_minute: int, failures_per_code_per_hour: int,
+                 failures_per_client_code_per_hour: int, clock: Any = time.monotonic):
         self._clients = Windows(per_client_per_minute, 60.0, clock)
-        self._codes = Windows(failures_per_code_per_hour, 3600.0, clock)
+        self._slots = slots
+        self._per_code = failures_per_code_per_hour
+        self._per_client_code = failures_per_client_code_per_hour
 
-    def check(self, client: str, code: str) -> None:
-        """Count an attempt of `client`; refuse it if the client or the code is over its limit."""
-        for windows, key in ((self._clients, client), (self._codes, code)):
-            wait = windows.wait(key)
-            if wait is not None:
-                raise LookupRefused(max(1, int(wait) + 1))
+    def check(self, client: str) -> None:
+        """Count an attempt of `client`, before anything is awaited; refuse it over the client's limit."""
+        wait = self._clients.wait(client)
+        if wait is not None:
+            raise LookupRefused(max(1, int(wait) + 1))
         self._clients.add(client)
 
-    def failed(self, code: str) -> None:
-        self._codes.add(code)
+    async def guess(self, client: str, code: str, code_wide: bool = True) -> list[str]:
+        """Count a guess as a failure before it is evaluated (the slots to give back if it was right),
+        or LookupRefused over the code's or the client's limit on it."""
+        claims = [(f"client|{client}|{code}", self._per_client_code)] + ([(f"code|{code}", self._per_code)]
+                                                                          if code_wide else [])
+        outcomes = await asyncio.gather(*(self._slots.claim(key, limit, 3600) for key, limit in claims),
+                                        return_exceptions=True)
+        claimed = [o for o in outcomes if isinstance(o, str)]
+        if refused := next((o for o in outcomes if isinstance(o, BaseException)), None):
+            await self.right(claimed)  # not counted: the guess is refused, not evaluated
+            raise refused
+        return claimed
+
+    async def right(self, claimed: list[str]) -> None:
+        """The guess was right (or not evaluated): it is not a failure."""
+        await asyncio.gather(*(self._slots.release(slot) for slot in claimed))
+
+
+def client_of(request: Request, trusted: list[Network]) -> str:
+    """The caller's address: the peer's, or, when the peer is a trusted proxy, the nearest address in
+    `X-Forwarded-For` that is not one (what the proxy itself appended); anything else a caller wrote
+    there is ignored."""
+    peer = request.client.host if request.client else "?"
+    if not _among(peer, trusted):
+        return peer
+    for hop in reversed(request.headers.get("x-forwarded-for", "").split(",")):
+        hop = hop.strip()
+        if not _among(hop, trusted):
+            return hop if _address(hop) else peer
+    return peer
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _among(text: str, networks: list[Network]) -> bool:
+    address = _address(text)
+    return address is not None and any(address in network for network in networks)
 
 
 def factor_matches(code: str, phone4_given: str | None, token_given: str | None, phone4: str | None,

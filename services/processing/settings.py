@@ -1,5 +1,7 @@
 from pathlib import Path
 
+from pydantic import IPvAnyNetwork
+
 from shared.auth import ApiKey
 from shared.settings import ServiceSettings
 
@@ -16,10 +18,15 @@ class ProcessingSettings(ServiceSettings):
     # Operators' keys for the full dossier view (GET /v1/dossiers/{code}): hashes only, like intake's.
     processing_operator_keys: list[ApiKey] = []
     processing_operator_keys_file: Path | None = None
-    # The citizens' lookup: attempts per client address a minute, and failed attempts per dossier code
-    # an hour (4 digits are 10,000 guesses: a code is locked long before).
+    # The citizens' lookup: attempts per client address a minute (per replica), and wrong guesses of
+    # the 4 digits per dossier code and per (client, code) an hour, shared by the replicas (4 digits
+    # are 10,000 guesses: a code is locked long before; the receipt's QR token never is).
     processing_lookup_per_client_per_minute: int = 30
     processing_lookup_failures_per_code_per_hour: int = 10
+    processing_lookup_failures_per_client_code_per_hour: int = 5
+    # Proxies (addresses or networks, e.g. an ingress's) whose X-Forwarded-For names the client;
+    # from any other peer the header is ignored.
+    processing_trusted_proxies: list[IPvAnyNetwork] = []
     # Fault tests only: exit right after the first batch is written, before publishing and committing.
     processing_fault_exit_after_write: bool = False
 

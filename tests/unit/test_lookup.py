@@ -1,19 +1,24 @@
 """The citizens' lookup: its factors, its limits, what it shows, the page, the SMS replies."""
 
+import asyncio
+import ipaddress
 from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from starlette.requests import Request
 
 from services.notifications.replies import NEUTRAL, PerNumber, code_in, reply
 from services.notifications.sms import is_gsm7
 from services.processing.history import view
-from services.processing.lookup import Attempts, LookupRefused, citizen_view, factor_matches, well_formed_factor
+from services.processing.lookup import (Attempts, LookupRefused, Slots, citizen_view, client_of, factor_matches,
+                                        well_formed_factor)
 from services.processing.page import render
 from shared.calendar import WorkingCalendar
 from shared.dossier import fold
 from shared.lookup import Windows, last4, lookup_link, lookup_token
+from tests.fixtures.memory import MemoryCollection
 from tests.unit.test_dossier import LIFE, ev, received
 
 CAL = WorkingCalendar.load()
@@ -52,21 +57,78 @@ def test_the_right_factor_matches_and_a_wrong_one_or_none_stored_does_not():
     assert last4("+84 912-345-678") == "5678" and last4("12") is None
 
 
-def test_attempts_are_limited_per_client_and_failures_per_code():
+def test_attempts_are_limited_per_client_a_minute():
     now = [0.0]
-    attempts = Attempts(per_client_per_minute=3, failures_per_code_per_hour=2, clock=lambda: now[0])
+    attempts = Attempts(Slots(MemoryCollection()), 3, 10, 5, clock=lambda: now[0])
     for _ in range(3):
-        attempts.check("1.2.3.4", "A")
+        attempts.check("1.2.3.4")
     with pytest.raises(LookupRefused):
-        attempts.check("1.2.3.4", "B")  # the client's fourth in a minute
-    attempts.check("5.6.7.8", "A")  # another client
-    attempts.failed("A")
-    attempts.failed("A")
+        attempts.check("1.2.3.4")  # the client's fourth in a minute
+    attempts.check("5.6.7.8")  # another client
+    now[0] = 61
+    attempts.check("1.2.3.4")
+
+
+async def test_guesses_are_limited_per_code_and_per_client_and_code_and_a_right_one_is_given_back():
+    now = [7200.0]
+    attempts = Attempts(Slots(MemoryCollection(), clock=lambda: now[0]), 100, 3, 2)
+    right = await attempts.guess("1.1.1.1", "A")
+    await attempts.right(right)  # not a failure
+    await attempts.guess("1.1.1.1", "A")
+    await attempts.guess("1.1.1.1", "A")
+    with pytest.raises(LookupRefused):
+        await attempts.guess("1.1.1.1", "A")  # this client's third wrong guess on A
+    await attempts.guess("2.2.2.2", "A")  # the code's third
     with pytest.raises(LookupRefused) as refused:
-        attempts.check("9.9.9.9", "A")  # the code's failures
-    assert refused.value.retry_after > 3000
+        await attempts.guess("3.3.3.3", "A")  # any client: the code is locked for the hour
+    assert 3000 < refused.value.retry_after <= 3601
+    await attempts.guess("3.3.3.3", "B")  # another code
+    await attempts.guess("3.3.3.3", "A", code_wide=False)  # a token guess counts for its client alone
+    now[0] += 3600
+    await attempts.guess("3.3.3.3", "A")  # the next hour
+
+
+async def test_a_burst_of_concurrent_guesses_is_counted_before_any_is_evaluated():
+    """The finding: the failure was recorded after the database read, so 30 concurrent guesses were all
+    evaluated (limit 10)."""
+    attempts = Attempts(Slots(MemoryCollection()), 10_000, 10, 5)
+    outcomes = await asyncio.gather(*(attempts.guess(f"10.0.{n // 250}.{n % 250}", "A") for n in range(1000)),
+                                    return_exceptions=True)
+    assert sum(not isinstance(o, LookupRefused) for o in outcomes) == 10
+
+
+async def test_the_windows_that_are_over_are_purged():
+    now = [0.0]
+    collection = MemoryCollection()
+    slots = Slots(collection, clock=lambda: now[0])
+    await slots.claim("code|A", 10, 3600)
+    now[0] = 3599
+    await slots.purge()
+    assert len(collection.docs) == 1
     now[0] = 3601
-    attempts.check("9.9.9.9", "A")  # an hour later
+    await slots.purge()
+    assert collection.docs == {}
+
+
+def request_from(peer: str, forwarded: str | None = None) -> Request:
+    headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded is not None else []
+    return Request({"type": "http", "client": (peer, 1234), "headers": headers})
+
+
+PROXIES = [ipaddress.ip_network("10.1.0.0/16")]
+
+
+@pytest.mark.parametrize("peer, forwarded, client", [
+    ("203.0.113.9", None, "203.0.113.9"),
+    ("203.0.113.9", "198.51.100.1", "203.0.113.9"),  # not a trusted proxy: its header is not believed
+    ("10.1.2.3", "198.51.100.1", "198.51.100.1"),
+    ("10.1.2.3", "6.6.6.6, 198.51.100.1", "198.51.100.1"),  # what the caller wrote before the proxy's
+    ("10.1.2.3", "198.51.100.1, 10.1.9.9", "198.51.100.1"),  # through two proxies of ours
+    ("10.1.2.3", "not an address", "10.1.2.3"),
+    ("10.1.2.3", None, "10.1.2.3"),
+])
+def test_the_client_is_the_peer_or_what_a_trusted_proxy_says(peer, forwarded, client):
+    assert client_of(request_from(peer, forwarded), PROXIES) == client
 
 
 def test_the_citizen_sees_state_appointment_steps_and_what_is_missing_never_a_name_or_phone():
