@@ -7,12 +7,16 @@ as they are (fractions, RFC 3339 instants) so a program reads back what the API 
 carries them typed (numbers, dates, percentages formatted) for people.
 
 Text from the events (unit names) reaches spreadsheets and is never run as a formula: in the XLSX
-every text is a string cell (characters XML cannot hold dropped); in the CSV, where a spreadsheet
-guesses, a text that starts like a formula gets a leading apostrophe (OWASP's CSV injection advice).
+every text is a string cell (characters XML cannot hold dropped). In the CSV, where a spreadsheet
+guesses, every text cell is quoted and numbers are not; and a formula trigger (`=`, `+`, `-`, `@`, or
+a form Unicode folds into one, such as the fullwidth `＝`) gets an apostrophe in front when it is the
+first visible character of the text, or of a part after a `;` or a line break, since Excel set to
+Vietnamese splits lines on `;` and a line break ends a line for it (OWASP's CSV injection advice).
 """
 
 import csv
 import io
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -173,11 +177,34 @@ def units_table(answer: dict[str, Any]) -> Table:
                  rows=rows)
 
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_TRIGGERS = ("=", "+", "-", "@")
+
+
+def _blank(c: str) -> bool:
+    # What a spreadsheet may skip or not show before a formula (NBSP, zero-width space, controls);
+    # and a quote, since a reader splitting on ';' does not see our quotes where we put them.
+    return c.isspace() or c == '"' or unicodedata.category(c) in ("Cc", "Cf")
+
+
+def _trigger(c: str) -> bool:
+    # NFKC folds the fullwidth and small forms (＝ ＋ － ＠ ﹦ ...), which spreadsheets also accept.
+    return unicodedata.normalize("NFKC", c)[:1] in FORMULA_TRIGGERS
 
 
 def _csv_text(value: str) -> str:
-    return "'" + value if value.startswith(FORMULA_START) else value
+    """The text with an apostrophe before each formula a reader could find in it: at its start or
+    after a `;` or a line break, behind any blanks."""
+    out = []
+    cell_start = True
+    for c in value:
+        if cell_start and not _blank(c):
+            if _trigger(c):
+                out.append("'")
+            cell_start = False
+        out.append(c)
+        if c in ";\r\n":
+            cell_start = True
+    return "".join(out)
 
 
 def _csv_value(value: Value) -> str | int | float:
@@ -192,9 +219,10 @@ def _csv_value(value: Value) -> str | int | float:
 
 def to_csv(table: Table) -> bytes:
     """RFC 4180, UTF-8 with a BOM (Excel then reads Vietnamese right): the title, one `name,value`
-    line per item of the title block, an empty line, then the table's header and rows."""
+    line per item of the title block, an empty line, then the table's header and rows. Text cells are
+    quoted (null too, as an empty text), numbers are not, so a program reads numbers back as numbers."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_NONNUMERIC)
     writer.writerow([_csv_text(table.title)])
     writer.writerows([_csv_text(name), _csv_value(value)] for name, value in table.about)
     writer.writerow([])
