@@ -1,7 +1,6 @@
 """Notifications' wiring: the `dossier-status` subscription, the sender, delivery reports, the message lookup,
 the officers' alerts from Alertmanager."""
 
-import hmac
 from functools import partial
 from typing import Annotated, Any
 
@@ -13,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from services.notifications import handlers
 from services.notifications.alerts import MAX_BYTES, OfficerAlerts
 from services.notifications.providers import dlr_token_ok, provider
-from services.notifications.replies import NEUTRAL, PerNumber, code_in, reply
+from services.notifications.replies import NEUTRAL, PerNumber, code_in, mo_token_ok, reply
 from services.notifications.sms import normalise_phone
 from services.notifications.service import Notifier
 from services.notifications.settings import NotificationsSettings
@@ -81,32 +80,46 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     alerts = OfficerAlerts(settings, notifier, runtime.registry)
     app = runtime.app(TITLE, DESCRIPTION, not_ready=lambda: None if notifier.loaded else "loading the messages to send")
 
-    @app.get("/v1/dlr", summary="Delivery report from the SMS gateway (Kannel's dlr-url)", responses={403: {}})
-    async def delivery_report(id: str, type: int, token: str) -> dict[str, bool]:
-        if not dlr_token_ok(settings.notifications_dlr_secret.get_secret_value(), id, token):
+    dlr_secret = settings.notifications_dlr_secret.get_secret_value()
+    if not dlr_secret:
+        log.warning("no DOSSIER_NOTIFICATIONS_DLR_SECRET: every delivery report will be refused")
+
+    def signed(message_id: str, token: str) -> None:
+        """The report's URL is the one its message went out with (providers.dlr_url)."""
+        if not dlr_token_ok(dlr_secret, message_id, token):
+            notifier.metrics.reports_ignored.labels("signature").inc()
             raise HTTPException(403, "bad token")
+
+    @app.get("/v1/dlr", summary="Delivery report from the SMS gateway (Kannel's dlr-url)", responses={403: {}})
+    async def delivery_report(type: int, id: str = "", token: str = "") -> dict[str, bool]:
+        signed(id, token)
         return {"moved": await notifier.report(id, type)}
 
-    @app.post("/v1/dlr/http", summary="Delivery report from the HTTP JSON provider", responses={403: {}, 422: {}})
-    async def http_delivery_report(token: str, report: dict[str, Any]) -> dict[str, bool]:
-        if not dlr_token_ok(settings.notifications_dlr_secret.get_secret_value(), "http", token):
-            raise HTTPException(403, "bad token")
-        message_id = report.get(settings.notifications_http_dlr_id_field)
+    @app.post("/v1/dlr/http", summary="Delivery report from the HTTP JSON provider (the body's {dlr_url})",
+              responses={403: {}, 422: {}})
+    async def http_delivery_report(report: dict[str, Any], id: str = "", token: str = "") -> dict[str, bool]:
+        signed(id, token)
+        named = report.get(settings.notifications_http_dlr_id_field)
+        if named is not None and str(named) != id:
+            raise HTTPException(403, "the report is about another message than its URL")
         status = settings.notifications_http_status_map.get(str(report.get(settings.notifications_http_dlr_status_field)))
-        if not message_id or status is None:
-            raise HTTPException(422, "the report names no message or an unknown status")
-        return {"moved": await notifier.reached(str(message_id), status)}
+        if status is None:
+            raise HTTPException(422, "the report names an unknown status")
+        return {"moved": await notifier.reached(id, status)}
 
     replies = PerNumber(settings.notifications_mo_per_hour)
     mo_secret = settings.notifications_mo_secret.get_secret_value()
+    if not mo_secret:
+        log.warning("no DOSSIER_NOTIFICATIONS_MO_SECRET: every SMS a citizen sends will be refused")
 
     @app.get("/v1/mo", summary="An SMS a citizen sent to the brandname number (Kannel's sms-service get-url)",
-             response_class=PlainTextResponse, responses={403: {}})
+             response_class=PlainTextResponse, responses={401: {}})
     async def citizen_sms(token: str = "", sender: Annotated[str, Query(alias="from")] = "",
                           text: str = "") -> PlainTextResponse:
-        """The reply is the body (Kannel sends it back); an empty body sends nothing."""
-        if not hmac.compare_digest(token.encode(), mo_secret.encode()):
-            raise HTTPException(403, "bad token")
+        """The reply is the body (Kannel sends it back); an empty body sends nothing. Only the gateway,
+        holding the secret, names the sender: the reply limit counts that number, once authenticated."""
+        if not mo_token_ok(mo_secret, token):
+            raise HTTPException(401, "the gateway's token is required")
         number = normalise_phone(sender[:64])
         if number is None or not replies.allow(notifier.store.number_hash(number)):
             return PlainTextResponse("")  # not a phone, or over its replies for the hour

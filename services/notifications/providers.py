@@ -1,4 +1,5 @@
-"""SMS gateways behind one interface: Kannel (smsbox's HTTP sendsms) and a log for development."""
+"""SMS gateways behind one interface: Kannel (smsbox's HTTP sendsms), an aggregator's HTTP JSON API and a
+log for development; each message's delivery-report URL signed for that message alone."""
 
 import hashlib
 import hmac
@@ -27,12 +28,21 @@ class Provider(Protocol):
 
 
 def dlr_token(secret: str, message_id: str) -> str:
+    """The signature of one message's delivery-report URL: HMAC-SHA256 of its id, 96 bits. A report
+    signed for one message reports no other, and message ids (derived from dossier steps) can be guessed."""
     return hmac.new(secret.encode(), message_id.encode(), hashlib.sha256).hexdigest()[:24]
 
 
 def dlr_token_ok(secret: str, message_id: str, token: str) -> bool:
-    """Whether `token` signs `message_id`, compared in constant time (as bytes: any text may come in)."""
-    return hmac.compare_digest(token.encode(), dlr_token(secret, message_id).encode())
+    """Whether `token` signs `message_id`, compared in constant time (as bytes: any text may come in).
+    Never with an empty key, with which anyone could sign."""
+    return bool(secret) and hmac.compare_digest(token.encode(), dlr_token(secret, message_id).encode())
+
+
+def dlr_url(settings: NotificationsSettings, path: str, message_id: str) -> str:
+    """Where the gateway reports on one message: our id and its signature (ids are hex, safe in a URL)."""
+    token = dlr_token(settings.notifications_dlr_secret.get_secret_value(), message_id)
+    return f"{settings.notifications_dlr_base_url}{path}?id={message_id}&token={token}"
 
 
 class Kannel:
@@ -47,7 +57,6 @@ class Kannel:
 
     async def send(self, message: dict[str, Any], brandname: str) -> str | None:
         s = self._settings
-        token = dlr_token(s.notifications_dlr_secret.get_secret_value(), message["_id"])
         params = {
             "username": s.notifications_kannel_username,
             "password": s.notifications_kannel_password.get_secret_value(),
@@ -57,7 +66,7 @@ class Kannel:
             "charset": "UTF-8",
             "coding": "2" if message["coding"] == "ucs2" else "0",
             "dlr-mask": "31",
-            "dlr-url": f"{s.notifications_dlr_base_url}/v1/dlr?id={message['_id']}&token={token}&type=%d",
+            "dlr-url": dlr_url(s, "/v1/dlr", message["_id"]) + "&type=%d",
         }
         try:
             answer = await self._http.get(s.notifications_kannel_url, params=params)
@@ -72,12 +81,17 @@ class Kannel:
 
 
 class HttpJson:
-    """An aggregator's REST API: a JSON POST built from the configured body, its id read back."""
+    """An aggregator's REST API: a JSON POST built from the configured body, its id read back. The
+    body's `{dlr_url}` is the message's own signed report URL: a webhook fixed in the aggregator's
+    console carries no signature, and its reports are refused."""
 
     name = "http"
 
     def __init__(self, settings: NotificationsSettings):
         self._settings = settings
+        if not any("{dlr_url}" in template for template in settings.notifications_http_body.values()):
+            log.warning("the HTTP provider's body has no {dlr_url}: its delivery reports cannot be verified "
+                        "and will be refused; messages stay 'sent'")
         headers = {}
         if header := settings.notifications_http_auth_header.get_secret_value():
             name, _, value = header.partition(":")
@@ -88,8 +102,7 @@ class HttpJson:
         s = self._settings
         values = {"to": message["recipient"], "sender": brandname, "text": message["body"], "id": message["_id"],
                   "coding": message["coding"],
-                  "dlr_url": f"{s.notifications_dlr_base_url}/v1/dlr/http?token="
-                             f"{dlr_token(s.notifications_dlr_secret.get_secret_value(), 'http')}"}
+                  "dlr_url": dlr_url(s, "/v1/dlr/http", message["_id"])}
         body = {field: template.format(**values) for field, template in s.notifications_http_body.items()}
         try:
             answer = await self._http.post(s.notifications_http_url, json=body)

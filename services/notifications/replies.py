@@ -6,6 +6,7 @@ in any encoding) gets the same neutral reply, so that nobody learns which codes 
 Pure but the rate limit's memory: the caller looks the dossier up and sends what `reply` says.
 """
 
+import hmac
 import re
 import time
 from datetime import datetime
@@ -20,6 +21,12 @@ from shared.mongo import as_utc
 # A TT 01/2018 code anywhere in the text ("HS 000.00.38.H56-250701-0001", "hs000.00...", the code alone).
 CODE = re.compile(r"[0-9A-Z]{3}\.[0-9A-Z]{2}\.[0-9A-Z]{2}\.[A-Z][0-9A-Z]{2}-[0-9]{6}-[0-9]{4}")
 NEUTRAL = "Khong tim thay ho so theo ma va so dien thoai nay. Vui long kiem tra ma tren giay tiep nhan ho so."
+
+
+def mo_token_ok(secret: str, token: str) -> bool:
+    """Whether the gateway's call carries the shared secret (in constant time); never with no secret,
+    which an empty token would match."""
+    return bool(secret) and hmac.compare_digest(token.encode(), secret.encode())
 
 
 def code_in(text: str) -> str | None:

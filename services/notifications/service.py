@@ -69,6 +69,8 @@ class NotificationMetrics:
                                registry=registry)
         self.status_events = Counter("notifications_status_events", "Status events consumed, by outcome",
                                      ["outcome"], registry=registry)
+        self.reports_ignored = Counter("notifications_reports_ignored", "Delivery reports ignored: a bad "
+                                       "signature, or a message no gateway was given", ["reason"], registry=registry)
 
 
 @dataclass
@@ -318,12 +320,18 @@ class Notifier:
         return await self.reached(message_id, to)
 
     async def reached(self, message_id: str, to: str) -> bool:
-        """A gateway says the message reached status `to`; recorded once, and its status only moves forward."""
+        """A gateway says the message reached status `to`; recorded once, and its status only moves forward.
+        A report on a message no gateway was given (still to send, or refused) is ignored: it must
+        not keep the citizen's SMS from being sent."""
         if RANK.get(to, -1) < RANK["sent"]:
             return False
         message = await self.store.message(message_id)
         if message is None:
             return False  # not ours (a report for a message of another deployment, or a forged id)
+        if not await self.store.handed_over(message_id):
+            self.metrics.reports_ignored.labels("not_sent").inc()
+            log.warning("delivery report for a message not sent, ignored", message=message_id, status=to)
+            return False
         self._done(message_id)  # the gateway has it: never sent again
         return await self._record(message, to, self.clock())
 

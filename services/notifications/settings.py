@@ -17,10 +17,12 @@ class NotificationsSettings(ServiceSettings):
     notifications_kannel_username: str = "dossier"
     notifications_kannel_password: SecretStr = SecretStr("")
     notifications_dlr_base_url: str = "http://127.0.0.1:8004"
-    notifications_dlr_secret: SecretStr = SecretStr("")  # signs the DLR URLs given to the gateway
+    # Signs each message's delivery-report URL (for that message alone); empty: every report is refused.
+    notifications_dlr_secret: SecretStr = SecretStr("")
     # A generic HTTP JSON provider (an aggregator's REST API): where to POST, an auth header, the
-    # body with {to} {sender} {text} {id} {coding} {dlr_url} placeholders in its string values, the
-    # field of the answer holding the provider's id, and how its delivery reports name statuses.
+    # body with {to} {sender} {text} {id} {coding} {dlr_url} placeholders in its string values (without
+    # {dlr_url}, the message's signed report URL, its reports are refused), the field of the answer
+    # holding the provider's id, and how its delivery reports name the message and statuses.
     notifications_http_url: str = ""
     notifications_http_auth_header: SecretStr = SecretStr("")  # e.g. "Authorization: Bearer <token>"
     notifications_http_body: dict[str, str] = {"to": "{to}", "from": "{sender}", "text": "{text}", "ref": "{id}"}
@@ -44,9 +46,10 @@ class NotificationsSettings(ServiceSettings):
     notifications_send_interval_seconds: float = 1
     # How often the messages still to send are read again from MongoDB (those another replica left).
     notifications_reload_interval_seconds: float = 300
-    # Kannel passes the SMS citizens send to the brandname number (MO) to /v1/mo with this token.
+    # The gateway passes the SMS citizens send to the brandname number (MO) to /v1/mo with this token,
+    # whatever the provider; empty: every one is refused.
     notifications_mo_secret: SecretStr = SecretStr("")
-    notifications_mo_per_hour: int = 5  # replies to one number per hour; more get none
+    notifications_mo_per_hour: int = 5  # replies to one number (as the authenticated gateway names it) per hour
     # The on-duty officers Alertmanager's alerts reach by SMS (docs/alerts.md): {"14923": ["0912345678"]},
     # JSON here or in a file (both are read); a number that is not a Vietnamese mobile is refused at start.
     notifications_officers: dict[str, list[str]] = {}
@@ -60,9 +63,9 @@ class NotificationsSettings(ServiceSettings):
     notifications_fault_exit_before_send: bool = False
 
     def secrets_needed(self) -> list[str]:
-        needed = ["notifications_dlr_secret", "lookup_secret"]
+        needed = ["notifications_dlr_secret", "notifications_mo_secret", "lookup_secret"]
         if self.notifications_provider == "kannel":
-            needed += ["notifications_kannel_password", "notifications_mo_secret"]
+            needed.append("notifications_kannel_password")
         if self.notifications_officers or self.notifications_officers_file:
             needed.append("notifications_alert_secret")
         return needed

@@ -131,6 +131,16 @@ class MessageStore:
     async def message(self, message_id: str) -> dict[str, Any] | None:
         return await self._messages.find_one({"_id": str(message_id)})
 
+    async def handed_over(self, message_id: str) -> bool:
+        """Whether a gateway may have the message: it was sent, or an attempt is recorded that the
+        gateway did not refuse (handed over, its `sent` not recorded yet). Mostly one read."""
+        if await self._moves.find_one({"_id": move_id(message_id, "sent")}) is not None:
+            return True
+        moves = await self.moves_of(message_id)
+        tried = {m["_id"].rsplit("/", 1)[1] for m in moves if m["status"] == "sending"}
+        refused = {m["_id"].rsplit("/", 1)[1] for m in moves if m["status"] == "refused"}
+        return bool(tried - refused)
+
     async def pending(self) -> list[tuple[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]]:
         """The messages still to send, with their bodies and moves (the pending list is short)."""
         ids = [doc["_id"] async for doc in self._pending.find({})]

@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 from pymongo import AsyncMongoClient, MongoClient
 
 from tests.fixtures.sample import VN, dossier_code, event
-from services.notifications.providers import Kannel, dlr_token
+from services.notifications.providers import Kannel
 from services.notifications.service import Notifier
 from shared.contracts import StatusRecord
 from shared.service import Record
@@ -202,7 +202,8 @@ def test_the_generic_http_provider_posts_the_mapped_json_and_takes_its_reports(p
         pipeline, DOSSIER_NOTIFICATIONS_PROVIDER="http",
         DOSSIER_NOTIFICATIONS_HTTP_URL=f"http://127.0.0.1:{server.server_port}/v2/sms",
         DOSSIER_NOTIFICATIONS_HTTP_AUTH_HEADER="Authorization: Bearer aggregator-token",
-        DOSSIER_NOTIFICATIONS_HTTP_BODY='{"phone": "{to}", "brand": "{sender}", "message": "{text}", "ref": "{id}"}',
+        DOSSIER_NOTIFICATIONS_HTTP_BODY='{"phone": "{to}", "brand": "{sender}", "message": "{text}", "ref": "{id}", '
+                                        '"callback": "{dlr_url}"}',
     )
     try:
         code = dossier_code(START, sequence=104)
@@ -214,13 +215,13 @@ def test_the_generic_http_provider_posts_the_mapped_json_and_takes_its_reports(p
         assert (body["phone"], body["brand"]) == ("+84912345678", "UBND-XA")
         [message] = wait_until(lambda: [m for m in messages(notifications, code) if m["status"] == "sent"],
                                message="sent")
-        token = dlr_token((SECRETS / "dossier_notifications_dlr_secret").read_text(), "http")
         report = {"ref": body["ref"], "status": "DELIVERED"}
         for _ in range(2):  # a repeated report changes nothing
-            answer = httpx.post(f"{notifications.url}/v1/dlr/http", params={"token": token}, json=report)
+            answer = httpx.post(body["callback"], json=report)  # the message's own signed report URL
             assert answer.status_code == 200
         assert messages(notifications, code)[0]["status"] == "delivered"
-        assert httpx.post(f"{notifications.url}/v1/dlr/http", params={"token": "forged"}, json=report).status_code == 403
+        assert httpx.post(httpx.URL(body["callback"]).copy_set_param("token", "forged"), json=report).status_code == 403
+        assert httpx.post(body["callback"], json={"ref": "0" * 32, "status": "DELIVERED"}).status_code == 403
     finally:
         notifications.stop()
         server.shutdown()
