@@ -22,6 +22,8 @@ ensure_local_key() {
 ensure_local_pki() {
   (cd "$ROOT" && "$PY" -m tests.fixtures.pki "$STACK/signature" "$ROOT/deploy/signature/trust-roots")
   export DOSSIER_SIGNATURE_TRUST_ROOTS="${DOSSIER_SIGNATURE_TRUST_ROOTS:-$STACK/signature/trust-roots}"
+  # The demo serves its signed result on loopback, which a deployment never fetches (docs/security.md).
+  export DOSSIER_SIGNATURE_FETCH_ALLOWED_HOSTS="${DOSSIER_SIGNATURE_FETCH_ALLOWED_HOSTS:-[\"127.0.0.1\"]}"
 }
 
 # Notifications send through the local Kannel, which reports deliveries back to it.

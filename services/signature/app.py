@@ -37,7 +37,8 @@ def build(settings: SignatureSettings) -> tuple[ConsumingService, SignatureServi
     runtime.consume(settings.topic_events, settings.signature_group_id, DossierEvent,
                     partial(handlers.on_dossier_events, service=service), max_batch=500)
     runtime.publishes(settings.topic_status, SignatureVerified, "A result's digital signature, verified")
-    runtime.on_close(service.http.aclose)
+    runtime.every(60, "resuming pending document fetches", service.resume)
+    runtime.on_close(service.close)
     return runtime, service
 
 

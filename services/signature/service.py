@@ -6,11 +6,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.signature.documents import Document, documents
+from services.signature.fetch import DocumentFetcher
 from services.signature.settings import SignatureSettings
 from services.signature.store import SignatureStore
 from services.signature.verify import Verdict, verify
@@ -21,6 +21,10 @@ from shared.service import Record
 
 log = structlog.get_logger()
 VERDICT_CACHE_SECONDS = 300  # a verdict depends on time too (expiry, revocation): kept a few minutes only
+FETCH_FAILED = "fetch failed"  # all a verdict says: what the target answered would make us its probe
+FETCHES_AT_ONCE = 16
+FETCHES_QUEUED = 1000  # beyond, a fetch waits in the store for `resume`
+RESUME_AFTER_SECONDS = 120  # a pending fetch this old is no replica's any more (a fetch lasts seconds)
 
 Publish = Callable[[SignatureVerified], Awaitable[None]]
 
@@ -53,12 +57,18 @@ class SignatureService:
         self.verdicts = Counter("signature_verdicts", "Documents verified, by verdict", ["verdict"], registry=registry)
         self.seconds = Histogram("signature_verify_duration_seconds", "Time to verify one document",
                                  registry=registry, buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-        self.http = httpx.AsyncClient(timeout=settings.signature_fetch_timeout_seconds, follow_redirects=False)
+        self.fetcher = DocumentFetcher(settings.signature_fetch_allowed_hosts, settings.signature_max_bytes,
+                                       settings.signature_fetch_timeout_seconds)
+        self._gate = asyncio.Semaphore(FETCHES_AT_ONCE)
+        self._fetching: dict[str, asyncio.Task] = {}  # "code|document_id" -> its fetch, in this process
+        Gauge("signature_fetches_under_way", "Documents being fetched and verified after their batch was committed",
+              registry=registry).set_function(lambda: len(self._fetching))
         self._verdicts: dict[str, tuple[float, Verdict]] = {}  # sha-256 -> (when, verdict), for a few minutes
 
     async def handle(self, records: list[Record[DossierEvent]]) -> None:
-        """Records a dossier's receipt, its documents requested and signed; fetches and verifies a
-        signed document given by URL."""
+        """Records a dossier's receipt, its documents requested and signed; a signed document given by
+        URL is fetched and verified in the background, so that a slow document store never holds the
+        batch: the fetch is stored as pending first, and resumed if this process stops."""
         now = self.settings.clock()
         rows, fetches = [], []
         for record in records:
@@ -76,40 +86,46 @@ class SignatureService:
                                     "document_id": data.document_id, "sha256": data.document_sha256,
                                     "url": str(data.document_url) if data.document_url else None})
                 if data.document_url:
-                    fetches.append((code, data.document_id, str(data.document_url)))
+                    fetches.append({"_id": f"{code}|{data.document_id}", "code": code,
+                                    "document_id": data.document_id, "url": str(data.document_url),
+                                    "since": time.time()})
         await self.store.add(rows)
-        gate = asyncio.Semaphore(16)  # documents fetched and verified side by side
+        await self.store.remember_fetches(fetches)
+        for fetch in fetches:
+            self._fetch_later(fetch)
 
-        async def fetched_and_checked(code: str, document_id: str, url: str) -> None:
-            async with gate:
-                records = await self.store.of_dossier(code)  # read once: the batch's rows are in already
-                if judged(records, document_id):
-                    return  # delivered again: its bytes were had and judged already
-                fetched = await self.fetch(url)
-                if isinstance(fetched, bytes):
-                    await self.check(code, document_id, fetched, records)
-                else:  # nothing to judge: ETSI's SIGNED_DATA_NOT_FOUND (a redelivery fetches it again)
-                    await self.record(code, document_id, Verdict("indeterminate", (fetched,)), "", records)
+    async def resume(self) -> None:
+        """Start the pending fetches no process is making: cut by a stop, or left when too many were queued."""
+        for fetch in await self.store.pending_fetches():
+            if time.time() - fetch["since"] >= RESUME_AFTER_SECONDS:
+                self._fetch_later(fetch)
 
-        await asyncio.gather(*(fetched_and_checked(*f) for f in fetches))
+    def _fetch_later(self, fetch: dict[str, Any]) -> None:
+        if fetch["_id"] in self._fetching or len(self._fetching) >= FETCHES_QUEUED:
+            return  # under way already (a redelivery), or left pending for `resume`
+        task = asyncio.create_task(self._fetch_and_check(fetch["code"], fetch["document_id"], fetch["url"]))
+        self._fetching[fetch["_id"]] = task
+        task.add_done_callback(lambda _: self._fetching.pop(fetch["_id"], None))
 
-    async def fetch(self, url: str) -> bytes | str:
-        """The document's bytes, or why they could not be had (size-limited, http/https only)."""
-        if not url.startswith(("http://", "https://")):
-            return f"document_url {url} is not http or https"
-        limit = self.settings.signature_max_bytes
+    async def _fetch_and_check(self, code: str, document_id: str, url: str) -> None:
         try:
-            async with self.http.stream("GET", url) as answer:
-                if answer.status_code != 200:
-                    return f"document_url answered {answer.status_code}"
-                body = bytearray()
-                async for chunk in answer.aiter_bytes():
-                    body += chunk
-                    if len(body) > limit:
-                        return f"document larger than {limit} bytes"
-                return bytes(body)
-        except httpx.HTTPError as exc:
-            return f"document_url unreachable: {exc}"
+            async with self._gate:
+                records = await self.store.of_dossier(code)
+                if not judged(records, document_id):  # else delivered again: its bytes were had and judged
+                    if (pdf := await self.fetcher.fetch(url)) is not None:
+                        await self.check(code, document_id, pdf, records)
+                    else:  # nothing to judge: ETSI's SIGNED_DATA_NOT_FOUND (a redelivery fetches it again)
+                        await self.record(code, document_id, Verdict("indeterminate", (FETCH_FAILED,)), "", records)
+                await self.store.forget_fetch(code, document_id)
+        except Exception:  # left pending: `resume` tries it again
+            log.exception("document fetch and verification failed", dossier=code, document=document_id)
+
+    async def close(self) -> None:
+        under_way = list(self._fetching.values())  # left pending in the store, resumed at the next start
+        for task in under_way:
+            task.cancel()
+        await asyncio.gather(*under_way, return_exceptions=True)
+        await self.fetcher.aclose()
 
     async def check(self, code: str, document_id: str, pdf: bytes,
                     records: list[dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -11,8 +11,13 @@ class SignatureSettings(ServiceSettings):
     signature_group_id: str = "signature"
     # A folder of PEM files: the CAs a result's signer must chain to (national root, VNPT-CA, ...).
     signature_trust_roots: Path | None = None
-    signature_max_bytes: int = 20 * 1024 * 1024  # an upload or a fetched document
+    signature_max_bytes: int = 20 * 1024 * 1024  # an upload or a fetched document (its bytes as sent)
+    # One deadline for a document_url's fetch: resolving, connecting, the headers and the whole body.
     signature_fetch_timeout_seconds: float = 10
+    # Hosts (names or addresses) a document_url may name even when they resolve to loopback, private or
+    # link-local addresses: a one-stop system's internal document store. Any other host must resolve to
+    # public addresses only (SSRF: docs/security.md).
+    signature_fetch_allowed_hosts: list[str] = []
     # The agency's seal (optional): a PKCS#12 file, or a PKCS#11 library with a token, a key label and
     # the seal's certificate (PEM, then its CA chain). The password is the file's or the token PIN.
     signature_seal_pkcs12: Path | None = None

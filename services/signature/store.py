@@ -5,7 +5,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from shared.mongo import Chain
+from shared.mongo import Chain, insert_new
 
 
 class SignatureStore:
@@ -16,6 +16,7 @@ class SignatureStore:
     def __init__(self, client: AsyncMongoClient, database: str):
         db = client[database]
         self._records = Chain(db["signature_dossiers"], summaries=db["signature_views"])
+        self._fetches = db["signature_fetches"]  # documents to fetch, until judged
 
     async def add(self, records: list[dict[str, Any]]) -> None:
         """Append the records a dossier does not have yet: a redelivered batch, or the same events sent
@@ -38,3 +39,15 @@ class SignatureStore:
             for record in entry["records"]:
                 unique.setdefault(record["_id"], record)
         return list(unique.values())
+
+    async def remember_fetches(self, fetches: list[dict[str, Any]]) -> None:
+        """Documents to fetch (`_id` "code|document_id"), kept until `forget_fetch`: a fetch cut by a restart
+        is resumed. One already pending stays as it was."""
+        await insert_new(self._fetches, fetches)
+
+    async def forget_fetch(self, code: str, document_id: str) -> None:
+        await self._fetches.delete_one({"_id": f"{code}|{document_id}"})
+
+    async def pending_fetches(self) -> list[dict[str, Any]]:
+        """Every fetch not done yet: a few at a time (each lasts seconds), so read whole."""
+        return await self._fetches.find({}).to_list()

@@ -37,7 +37,8 @@ def start_signature(pipeline, tmp_path, port: int | None = None):
         b"seal", AGENCY.key, AGENCY.cert, [CA.cert], serialization.BestAvailableEncryption(b"secret")))
     return service("signature", pipeline.settings, port, DOSSIER_SIGNATURE_TRUST_ROOTS=str(roots),
                    DOSSIER_SIGNATURE_API_KEYS=json.dumps(API_KEYS), DOSSIER_SIGNATURE_MAX_BYTES="100000",
-                   DOSSIER_SIGNATURE_SEAL_PKCS12=str(seal), DOSSIER_SIGNATURE_SEAL_PASSWORD="secret").start()
+                   DOSSIER_SIGNATURE_SEAL_PKCS12=str(seal), DOSSIER_SIGNATURE_SEAL_PASSWORD="secret",
+                   DOSSIER_SIGNATURE_FETCH_ALLOWED_HOSTS=json.dumps(["127.0.0.1"])).start()
 
 
 def documents(signature, code: str) -> list[dict]:
@@ -163,7 +164,7 @@ def test_a_signed_event_with_a_url_is_fetched_and_verified_and_bad_documents_get
         assert verdicts["good"] == ("valid", "")
         assert verdicts["tampered"][0] == "invalid" and "modified after signing" in verdicts["tampered"][1]
         assert verdicts["text"] == ("invalid", "not a PDF")
-        assert verdicts["gone"] == ("indeterminate", "document_url answered 404")  # not judged: not had
+        assert verdicts["gone"] == ("indeterminate", "fetch failed")  # not judged: not had
 
         # Delivered again: what could not be had is fetched and judged; what was judged stays as it was.
         Documents.served["/gone.pdf"] = Documents.served.pop("/good.pdf")
