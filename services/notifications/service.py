@@ -269,11 +269,14 @@ class Notifier:
             self._later(pending, next_morning(now, self.calendar, self._quiet[1]))
             return False
         self._slots[day] = slot + 1
-        pending.attempts += 1
-        if not await self.store.record(message, "sending", now, attempt=pending.attempts):
+        # Counted once recorded: a write the database refused leaves no gap in the attempts, which
+        # the store reads up to the first missing one (a delivery report is taken only for a message
+        # with a recorded attempt).
+        if not await self.store.record(message, "sending", now, attempt=pending.attempts + 1):
             await self._give_back(day, slot)
             self._done(message["_id"])  # another replica claimed this attempt
             return False
+        pending.attempts += 1
         self._later(pending, now + timedelta(seconds=s.notifications_sending_timeout_seconds))
         if s.notifications_fault_exit_before_send:
             log.warning("fault injection: exiting after recording the sending attempt")

@@ -18,7 +18,7 @@ import httpx
 import orjson
 import pytest
 from pydantic import TypeAdapter, ValidationError
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import AutoReconnect, BulkWriteError, DuplicateKeyError
 
 from services.notifications import app as notifications_app
 from services.notifications.providers import HttpJson, Kannel, ProviderError, dlr_token, dlr_token_ok
@@ -395,3 +395,33 @@ def test_a_genuine_report_that_outruns_our_own_sent_record_still_counts(monkeypa
     assert notifications.run(notifications.notifier.send_due()) == 1
     assert notifications.status_of(message_id) == "delivered" and not notifications.still_to_send(message_id)
     assert len(notifications.gateway.given) == 1
+
+
+def test_a_report_still_counts_after_the_database_refused_an_earlier_attempts_record(monkeypatch):
+    """FerretDB restarted while a message was being sent: its first attempt's record failed. The next
+    attempt is recorded as the first, so the gateway's report on it is taken (the fault suite saw it
+    ignored: the attempts read up to the first missing one)."""
+    notifications = Notifications(monkeypatch)
+    message_id = notifications.receipt(sequence=505)
+    moves = notifications.mongo.collection("notifications_moves")
+    insert, refusals = moves.insert_one, [AutoReconnect("connection refused")]
+
+    async def refused_once(doc: dict[str, Any]) -> None:
+        if refusals and doc["status"] == "sending":
+            raise refusals.pop()
+        await insert(doc)
+
+    moves.insert_one = refused_once
+    assert notifications.run(notifications.notifier.send_due()) == 0 and notifications.gateway.given == []
+    later = notifications.notifier.clock() + timedelta(seconds=2)
+    notifications.notifier.clock = lambda: later  # tried again a second after the database came back
+
+    async def report_at_once(message: dict[str, Any]) -> None:
+        answer = await notifications.call("POST", "/v1/dlr/http", params={"id": message_id,
+                                                                    "token": dlr_token(DLR_SECRET, message_id)},
+                                          json={"ref": message_id, "status": "DELIVERED"})
+        assert answer.json() == {"moved": True}
+
+    notifications.gateway.on_send = report_at_once
+    assert notifications.run(notifications.notifier.send_due()) == 1
+    assert notifications.status_of(message_id) == "delivered" and len(notifications.gateway.given) == 1
