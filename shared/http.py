@@ -1,10 +1,11 @@
-"""What every service's HTTP side shares: /healthz, /readyz, /metrics, and how it is served."""
+"""What every service's HTTP side shares: /healthz, /readyz, /metrics, reading a body within a limit,
+and how it is served."""
 
 from collections.abc import Awaitable, Callable
 
 import uvicorn
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, disable_created_metrics, generate_latest
 from pymongo.errors import PyMongoError
@@ -50,6 +51,29 @@ def add_operational_routes(
     async def prometheus_metrics() -> Response:
         body = exposition() if exposition else generate_latest(registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+class BodyTooLarge(HTTPException):
+    """A request body past its limit: 413, before more of it is read."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"body larger than {limit} bytes")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body, read chunk by chunk: BodyTooLarge as soon as it passes `limit` bytes, or at
+    once when its Content-Length says it would, so a caller never makes a service hold more. Read it
+    only once the caller is authenticated."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def serve(service: str, app: Callable[[], FastAPI], settings: ServiceSettings, port: int) -> None:

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import re
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
 
 PHONE4 = re.compile(r"^[0-9]{4}$")  # ASCII digits only: "١٢٣٤".isdigit() is true in Python
@@ -71,11 +71,15 @@ STEPS = {
 
 class Windows:
     """A sliding window per key: at most `limit` events in `seconds`, in memory (per replica: a bound
-    on guessing and on replies, not an accounting)."""
+    on guessing and on replies, not an accounting).
+
+    Keys are kept in the order of their last event, so each `add` forgets, from the front, every key
+    whose events are all past: what it holds is the keys active within the window, however many
+    distinct keys came before (a flood of addresses or numbers, each seen once)."""
 
     def __init__(self, limit: int, seconds: float, clock: Any = time.monotonic):
         self.limit, self.seconds = limit, seconds
-        self._seen: dict[str, deque[float]] = {}
+        self._seen: OrderedDict[str, deque[float]] = OrderedDict()
         self._clock = clock
 
     def wait(self, key: str) -> float | None:
@@ -89,7 +93,14 @@ class Windows:
         return window[0] + self.seconds - self._clock() if len(window) >= self.limit else None
 
     def add(self, key: str) -> None:
-        self._seen.setdefault(key, deque()).append(self._clock())
+        now = self._clock()
+        self._seen.setdefault(key, deque(maxlen=max(self.limit, 1))).append(now)  # what `wait` reads, no more
+        self._seen.move_to_end(key)
+        while self._seen:
+            oldest = next(iter(self._seen))
+            if self._seen[oldest][-1] > now - self.seconds:
+                break
+            del self._seen[oldest]
 
     def __len__(self) -> int:
         """The keys it holds."""

@@ -4,6 +4,7 @@ the officers' alerts from Alertmanager."""
 from functools import partial
 from typing import Annotated, Any
 
+import orjson
 import structlog
 from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
@@ -21,12 +22,26 @@ from services.notifications.templates import Templates
 from shared.auth import ApiKeys, require_dossier_code, require_key
 from shared.calendar import WorkingCalendar
 from shared.contracts import StatusRecord
+from shared.http import read_body
 from shared.privacy import mask_phone
 from shared.service import ConsumingService
 
 log = structlog.get_logger()
 TITLE = "Dossier notifications"
 DESCRIPTION = "SMS to citizens who opted in when their dossier changes (docs/domain.md §7)."
+REPORT_MAX_BYTES = 64 * 1024  # an HTTP provider's delivery report; theirs are a few hundred bytes
+REPORT_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """A delivery report's body: a JSON object, or 422."""
+    try:
+        report = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        report = None
+    if not isinstance(report, dict):
+        raise HTTPException(422, "the report is not a JSON object")
+    return report
 
 
 def message_view(message: dict[str, Any], body: dict[str, Any] | None, moves: list[dict[str, Any]]) -> dict[str, Any]:
@@ -96,9 +111,11 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         return {"moved": await notifier.report(id, type)}
 
     @app.post("/v1/dlr/http", summary="Delivery report from the HTTP JSON provider (the body's {dlr_url})",
-              responses={403: {}, 422: {}})
-    async def http_delivery_report(report: dict[str, Any], id: str = "", token: str = "") -> dict[str, bool]:
+              responses={403: {}, 413: {}, 422: {}}, openapi_extra={"requestBody": REPORT_BODY})
+    async def http_delivery_report(request: Request, id: str = "", token: str = "") -> dict[str, bool]:
+        """The body is read once the URL's signature holds, and only so far (a report is a few hundred bytes)."""
         signed(id, token)
+        report = json_object(await read_body(request, REPORT_MAX_BYTES))
         named = report.get(settings.notifications_http_dlr_id_field)
         if named is not None and str(named) != id:
             raise HTTPException(403, "the report is about another message than its URL")
@@ -138,11 +155,8 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         an error, and what it sends again is not sent twice."""
         if not alerts.authorized(authorization):
             raise HTTPException(401, "a valid Bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-        body = await request.body()
-        if len(body) > MAX_BYTES:
-            raise HTTPException(413, "notification too large")
         try:
-            return await alerts.receive(body)
+            return await alerts.receive(await read_body(request, MAX_BYTES))
         except ValueError as exc:
             raise HTTPException(422, f"not a notification of a commune's dossiers at risk: {exc}") from None
 

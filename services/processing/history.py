@@ -67,23 +67,41 @@ class Integrated:
     dead_lettered: int  # events newly rejected by the fold
     duplicates: int
     foreign: int = 0  # of those, events from a source that did not receive the dossier (docs/security.md)
+    over_cap: int = 0  # of those, events past the dossier's cap, never stored
 
 
 def event_key(event: DossierEvent) -> str:
     return f"{event.source} {event.id}"
 
 
+def over_cap(max_events: int) -> str:
+    """The dead-letter reason of an event past a dossier's cap."""
+    return f"dossier over {max_events} events"
+
+
 def integrate(
-    stored: StoredDossier, new: list[tuple[DossierEvent, bytes]], calendar: WorkingCalendar, now: datetime
+    stored: StoredDossier, new: list[tuple[DossierEvent, bytes]], calendar: WorkingCalendar, now: datetime,
+    max_events: int | None = None,
 ) -> Integrated:
-    """Merge new (event, raw JSON) pairs into a dossier's history; fold; extend its outbox."""
+    """Merge new (event, raw JSON) pairs into a dossier's history; fold; extend its outbox.
+
+    A dossier keeps at most `max_events` events (None: no cap): a new event past it goes to the
+    dead-letter topic, neither stored nor folded, and is not remembered (what would remember it would
+    grow again), so a redelivered batch dead-letters it again. An event already stored is a duplicate,
+    however full the dossier."""
     history = list(stored.parsed())
     known = {event_key(e) for e in history}
     events, kept, added = list(stored.events), 0, set()
+    outbox = list(stored.outbox)
+    refused = 0
     for event, raw in new:
         if event_key(event) in known:
             continue
         known.add(event_key(event))
+        if max_events is not None and len(events) >= max_events:
+            outbox.append(Outgoing("dlq", stored.code, raw, over_cap(max_events)))
+            refused += 1
+            continue
         added.add(event.id)
         history.append(event)
         events.append(raw.decode())
@@ -91,7 +109,6 @@ def integrate(
 
     folded = fold(history, calendar)
     raw_of = {event_key(e): raw for e, raw in zip(history, events, strict=True)}
-    outbox = list(stored.outbox)
     dead = list(stored.dead_lettered)
     foreign = 0
     for rejection in folded.rejected:
@@ -131,9 +148,10 @@ def integrate(
         folded,
         applied=max(0, kept - waiting - newly_dead),
         waiting=waiting,
-        dead_lettered=newly_dead,
-        duplicates=len(new) - kept,
+        dead_lettered=newly_dead + refused,
+        duplicates=len(new) - kept - refused,
         foreign=foreign,
+        over_cap=refused,
     )
 
 

@@ -109,7 +109,9 @@ class Processor:
             loaded = await self.store.load(list(pending), from_database=not first_attempt)
             first_attempt = False
             now = self._clock()
-            results = {code: integrate(loaded[code], events, self._calendar, now) for code, events in pending.items()}
+            cap = self._settings.processing_max_events_per_dossier
+            results = {code: integrate(loaded[code], events, self._calendar, now, cap)
+                       for code, events in pending.items()}
             changed = [(loaded[code], r.stored) for code, r in results.items() if r.stored != loaded[code]]
             written, lost = await self.store.save(changed)
             as_written = {stored.code: stored for stored in written}

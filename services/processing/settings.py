@@ -14,6 +14,9 @@ class ProcessingSettings(ServiceSettings):
     processing_cache_dossiers: int = 20_000
     # Events of a dossier whose `received` never comes go to the dead-letter topic after this.
     processing_waiting_limit_hours: float = 168
+    # Events a dossier keeps (a real one has a few dozen): further ones go to the dead-letter topic,
+    # so that no sender can grow one dossier, and the memory and documents that hold it, without bound.
+    processing_max_events_per_dossier: int = 1000
     processing_sweep_interval_seconds: float = 60
     # Operators' keys for the full dossier view (GET /v1/dossiers/{code}): hashes only, like intake's.
     processing_operator_keys: list[ApiKey] = []
