@@ -1,20 +1,22 @@
-"""Signature's wiring: the `dossier-events` subscription, uploads, the documents list, health, metrics."""
+"""Signature's wiring: the `dossier-events` subscription, uploads, the documents list, the agency's seal,
+health, metrics."""
 
 import asyncio
+import hashlib
 from functools import partial
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 from fastapi import FastAPI, Header, HTTPException, Request, Response
 from prometheus_client import CollectorRegistry
 
 from services.signature import handlers
-from services.signature.documents import trust_roots
+from services.signature.documents import NotSealable, receipt, sealable, trust_roots
 from services.signature.seal import Sealer
 from services.signature.service import SignatureService
 from services.signature.settings import SignatureSettings
 from services.signature.store import SignatureStore
-from shared.auth import ApiKeys, require_dossier_code, require_key
+from shared.auth import ApiKey, ApiKeys, may_send, require_dossier_code, require_key
 from shared.calendar import WorkingCalendar
 from shared.contracts import SignatureVerified
 from shared.events import DossierEvent
@@ -50,6 +52,7 @@ def asyncapi() -> Any:
 def create_app(settings: SignatureSettings | None = None) -> FastAPI:
     settings = settings or SignatureSettings()
     keys = ApiKeys.load(settings.signature_api_keys, settings.signature_api_keys_file)
+    seal_keys = ApiKeys.load(settings.signature_seal_keys, settings.signature_seal_keys_file)
     runtime, service = build(settings)
     sealer = Sealer.from_settings(settings)
     if sealer is not None:
@@ -75,20 +78,45 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
         return bytes(body)
 
     @app.post("/v1/dossiers/{code}/documents/{document_id}/seal", summary="The agency's PAdES seal on a result",
-              responses={401: {}, 413: {}, 415: {}, 501: {"description": "no seal key configured"}},
+              description="Seals the document's bytes as registered by the dossier's dossier.signed event and "
+                          "verified valid: a seal key only (DOSSIER_SIGNATURE_SEAL_KEYS), within its scope.",
+              responses={401: {}, 403: {"description": "not a seal key, or not for this dossier"},
+                         409: {"description": "the document is not registered for the dossier or not verified valid"},
+                         413: {}, 415: {}, 422: {"description": "not the bytes verified"},
+                         501: {"description": "no seal key configured"}},
               response_class=Response)
     async def seal(code: str, document_id: str, request: Request,
                    authorization: str | None = Header(default=None)) -> Response:
-        require_key(keys, authorization)
+        key = seal_keys.identify(authorization)
+        if key is None:
+            refuse_seal(403, "this key may not ask for the agency's seal", code, document_id,
+                        require_key(keys, authorization))
+        require_dossier_code(code)
         if sealer is None:
             raise HTTPException(501, "no seal key configured (DOSSIER_SIGNATURE_SEAL_*)")
+        records = await service.records(code)
+        dossier = receipt(records)
+        if dossier and not (may_send(key, dossier.get("source") or "") and key.serves(dossier["commune_code"])):
+            refuse_seal(403, "this key may not seal this dossier's documents", code, document_id, key)
+        try:
+            sha = sealable(records, document_id)
+        except NotSealable as exc:
+            refuse_seal(409, str(exc), code, document_id, key)
         pdf = await read_pdf(request)
+        if (sent := hashlib.sha256(pdf).hexdigest()) != sha:
+            refuse_seal(422, f"these bytes (SHA-256 {sent}) are not the document verified valid (SHA-256 {sha})",
+                        code, document_id, key)
         try:
             sealed = await asyncio.to_thread(sealer.seal, pdf)
         except Exception as exc:  # pyHanko refuses what it cannot sign: not a PDF, encrypted, ...
             raise HTTPException(422, f"cannot seal this document: {exc}") from exc
-        log.info("result sealed", dossier=code, document=document_id)
+        log.info("result sealed", dossier=code, document=document_id, key=key.name, sha256=sha,
+                 sealed_sha256=hashlib.sha256(sealed).hexdigest())
         return Response(sealed, media_type="application/pdf")
+
+    def refuse_seal(status: int, why: str, code: str, document_id: str, key: ApiKey) -> NoReturn:
+        log.warning("seal refused", dossier=code, document=document_id, key=key.name, why=why)
+        raise HTTPException(status, why)
 
     @app.get("/v1/dossiers/{code}/documents", summary="A dossier's documents with their verdicts", responses={401: {}})
     async def list_documents(code: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:

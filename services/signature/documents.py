@@ -3,7 +3,8 @@
 Records: `requested` (dossier.signature_requested), `signed` (dossier.signed: hash, URL),
 `verified` (a verdict on the bytes received). A document's status moves requested → received →
 valid | invalid | indeterminate; the signature step's length is counted in working hours, on the
-same calendar as processing.
+same calendar as processing. Only a document verified `valid`, in the bytes its dossier registered,
+may take the agency's seal.
 """
 
 from dataclasses import dataclass
@@ -61,6 +62,35 @@ def documents(records: list[dict[str, Any]], calendar: WorkingCalendar) -> list[
         out.append(Document(document_id, status, requested_at, signed_at, signed["sha256"] if signed else None, hours,
                             verified["verdict"] if verified else None))
     return out
+
+
+class NotSealable(Exception):
+    """Why a document may not take the agency's seal, in words fit for the caller."""
+
+
+def receipt(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The dossier's receipt as recorded here: its owner (`source`) and commune, if seen."""
+    return next((r for r in records if r["kind"] == "dossier"), None)
+
+
+def sealable(records: list[dict[str, Any]], document_id: str) -> str:
+    """The SHA-256 of the only bytes of `document_id` the agency may seal: those the system that received
+    the dossier registered (its dossier.signed event), once verified `valid` for this dossier."""
+    dossier = receipt(records)
+    if dossier is None:
+        raise NotSealable("the dossier's receipt is not known here")
+    signed = next((r for r in records if r["kind"] == "signed" and r["document_id"] == document_id), None)
+    # Records from before sources were kept have none on either side: equal.
+    if signed is None or signed.get("source") != dossier.get("source"):
+        raise NotSealable(f"document {document_id} is not registered for this dossier "
+                          "by the system that received it")
+    verdicts = [r["verdict"]["verdict"] for r in sorted(records, key=lambda r: r["recorded_at"])
+                if r["kind"] == "verified" and r["document_id"] == document_id
+                and r["verdict"]["document_sha256"] == signed["sha256"]]
+    if "valid" not in verdicts:
+        raise NotSealable(f"document {document_id} has not been verified valid "
+                          f"({verdicts[-1] if verdicts else 'no verdict on its registered bytes'})")
+    return signed["sha256"]
 
 
 def _at(value: str | datetime) -> datetime:

@@ -74,7 +74,8 @@ class SignatureService:
         for record in records:
             event = record.value
             code, data = event.subject, event.data
-            base = {"code": code, "recorded_at": now, "time": event.time}
+            # `source`: the system that told it; a document is sealed only if the dossier's receiver registered it.
+            base = {"code": code, "recorded_at": now, "time": event.time, "source": event.source}
             if event.type == "dossier.received":
                 rows.append(base | {"_id": f"{code}||dossier", "kind": "dossier", "document_id": None,
                                     "commune_code": data.commune_code, "sector": data.sector})
@@ -164,6 +165,10 @@ class SignatureService:
                                              time=now, data=data))
         log.info("document verified", dossier=code, document=document_id, verdict=verdict.verdict)
         return result
+
+    async def records(self, code: str) -> list[dict[str, Any]]:
+        """The dossier's records: its receipt, documents requested, signed and verified."""
+        return await self.store.of_dossier(code)
 
     async def documents(self, code: str) -> list[Document]:
         return documents([r for r in await self.store.of_dossier(code) if r["kind"] != "dossier"], self.calendar)

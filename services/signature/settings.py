@@ -26,8 +26,13 @@ class SignatureSettings(ServiceSettings):
     signature_seal_key_label: str | None = None
     signature_seal_cert: Path | None = None
     signature_seal_password: SecretStr | None = None
+    # Who uploads and lists (a one-stop system's key, usually its intake key).
     signature_api_keys: list[ApiKey] = []
     signature_api_keys_file: Path | None = None
+    # Who may ask for the seal: keys of their own, in the same format, apart from the API keys; a key's
+    # `sources` and `provinces` (`communes`) are the dossiers whose results it may seal. None: nobody.
+    signature_seal_keys: list[ApiKey] = []
+    signature_seal_keys_file: Path | None = None
 
     def secrets_needed(self) -> list[str]:
         sealing = self.signature_seal_pkcs12 or self.signature_seal_pkcs11_lib

@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from tests.fixtures.sample import VN, dossier_code, event
 from services.signature.verify import verify
-from tests.integration.conftest import ANY_SOURCE_KEY, API_KEYS, read_topic, service, wait_until
+from shared.auth import key_hash
+from tests.integration.conftest import ANY_SOURCE_KEY, API_KEYS, RUN_ID, read_topic, service, wait_until
 from tests.fixtures.pki import Party, blank_pdf, sign
 
 ROOT = Party("Root CA test", ca=True)
@@ -25,6 +26,8 @@ CA = Party("VNPT-CA test", issuer=ROOT, ca=True)
 OFFICIAL = Party("Nguyen Van A", issuer=CA)
 AGENCY = Party("UBND xa Ba Thuoc", issuer=CA)
 AUTH = {"authorization": f"Bearer {ANY_SOURCE_KEY}"}
+SEAL_KEY = f"test-seal-{RUN_ID}"  # the agency's result system: only a seal key asks for the seal
+SEAL = {"authorization": f"Bearer {SEAL_KEY}"}
 START = datetime(2026, 3, 2, 9, 0, tzinfo=VN)
 
 
@@ -37,6 +40,8 @@ def start_signature(pipeline, tmp_path, port: int | None = None):
         b"seal", AGENCY.key, AGENCY.cert, [CA.cert], serialization.BestAvailableEncryption(b"secret")))
     return service("signature", pipeline.settings, port, DOSSIER_SIGNATURE_TRUST_ROOTS=str(roots),
                    DOSSIER_SIGNATURE_API_KEYS=json.dumps(API_KEYS), DOSSIER_SIGNATURE_MAX_BYTES="100000",
+                   DOSSIER_SIGNATURE_SEAL_KEYS=json.dumps([{"name": "seal", "key_sha256": key_hash(SEAL_KEY),
+                                                            "sources": ["*"]}]),
                    DOSSIER_SIGNATURE_SEAL_PKCS12=str(seal), DOSSIER_SIGNATURE_SEAL_PASSWORD="secret",
                    DOSSIER_SIGNATURE_FETCH_ALLOWED_HOSTS=json.dumps(["127.0.0.1"])).start()
 
@@ -120,8 +125,12 @@ def test_a_requested_signature_uploaded_is_verified_recorded_and_announced(pipel
         assert httpx.post(f"{signature.url}/v1/dossiers/{code}/documents/KQ-1", content=b"%PDF-" + b"x" * 200_000,
                           headers=AUTH | {"content-type": "application/pdf"}).status_code == 413
 
+        assert httpx.post(f"{signature.url}/v1/dossiers/{code}/documents/KQ-1/seal", content=pdf,
+                          headers=AUTH | {"content-type": "application/pdf"}).status_code == 403
+        assert httpx.post(f"{signature.url}/v1/dossiers/{code}/documents/KQ-1/seal", content=other,
+                          headers=SEAL | {"content-type": "application/pdf"}).status_code == 422
         sealed = httpx.post(f"{signature.url}/v1/dossiers/{code}/documents/KQ-1/seal", content=pdf,
-                            headers=AUTH | {"content-type": "application/pdf"}, timeout=30)
+                            headers=SEAL | {"content-type": "application/pdf"}, timeout=30)
         assert sealed.status_code == 200 and sealed.headers["content-type"] == "application/pdf"
         assert verify(sealed.content, [ROOT.asn1]).verdict == "valid"
     finally:
