@@ -79,3 +79,29 @@ def test_what_compose_mounts_from_the_repository_is_there():
                if isinstance(volume, str) and volume.startswith("./") and not volume.startswith("./.local")]
     assert "./deploy/local/officers.json" in sources
     assert all((ROOT / source).exists() for source in sources), [s for s in sources if not (ROOT / s).exists()]
+
+
+def image_version(name: str) -> tuple[int, ...]:
+    tag = compose[name]["image"].rsplit(":", 1)[1]
+    return tuple(int(part) for part in tag.removeprefix("v").split("."))
+
+
+def test_every_image_is_pinned_to_an_exact_release():
+    """A floating tag (`latest`, `mongo:7`) moves under the stack without a change here to review."""
+    images = {name: service["image"] for name, service in compose.items() if "image" in service}
+    loose = {name: image for name, image in images.items() if not re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+", image)}
+    assert not loose
+
+
+def test_alertmanager_is_past_its_stored_xss():
+    """CVE-2023-40577: an alert posted to its API ran script in the UI of whoever opened it; fixed in 0.25.1."""
+    assert image_version("alertmanager") >= (0, 25, 1)
+
+
+def test_grafana_lets_in_no_one_without_a_login():
+    env = compose["grafana"]["environment"]
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert env["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert "GF_AUTH_ANONYMOUS_ORG_ROLE" not in env
+    # The admin's password is the operator's, required at start: no admin/admin to fall back on.
+    assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}", env["GF_SECURITY_ADMIN_PASSWORD"])
