@@ -177,8 +177,17 @@ def wait(dossiers: int) -> None:
     deadline = time.monotonic() + 900
     most, quiet = 1, 0
     while quiet < 2:
-        left = asyncio.run(_backlog())
+        left = asyncio.run(_backlog()) + fetches_under_way()
         most = max(most, left)
+def fetches_under_way() -> int:
+    """Signed results the signature service still fetches (after the batch that named them: their
+    verdicts reach dossier-status later, and the results' server must stay up until then)."""
+    for line in httpx.get(f"{SIGNATURE}/metrics", timeout=10).text.splitlines():
+        if line.startswith("signature_fetches_under_way "):
+            return int(float(line.split()[1]))
+    return 0
+
+
         progress(most - left, most, "records read")
         if time.monotonic() > deadline:
             raise SystemExit("\nthe pipeline did not catch up within 15 minutes: see `make logs`")

@@ -23,7 +23,7 @@ log = structlog.get_logger()
 VERDICT_CACHE_SECONDS = 300  # a verdict depends on time too (expiry, revocation): kept a few minutes only
 FETCH_FAILED = "fetch failed"  # all a verdict says: what the target answered would make us its probe
 FETCHES_AT_ONCE = 16
-FETCHES_QUEUED = 1000  # beyond, a fetch waits in the store for `resume`
+FETCHES_QUEUED = 10_000  # tasks of a few KB each; beyond, a fetch waits in the store for `resume`
 RESUME_AFTER_SECONDS = 120  # a pending fetch this old is no replica's any more (a fetch lasts seconds)
 
 Publish = Callable[[SignatureVerified], Awaitable[None]]
