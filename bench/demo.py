@@ -115,6 +115,15 @@ def signatures(all_events: list[dict], pdf: bytes) -> list[dict]:
     return out
 
 
+def local_key() -> str:
+    """The local stack's key (`make up` made it): intake's, and the operators' for the report API."""
+    return (STACK / "intake-api-key").read_text().strip()
+
+
+def as_operator() -> dict[str, str]:
+    return {"authorization": f"Bearer {local_key()}"}
+
+
 def progress(done: int, total: int, what: str) -> None:
     filled = 40 * done // total
     sys.stdout.write(f"\r  [{'#' * filled}{'.' * (40 - filled)}] {done:,}/{total:,} {what}")
@@ -122,7 +131,7 @@ def progress(done: int, total: int, what: str) -> None:
 
 
 def post(all_events: list[dict]) -> None:
-    key = (STACK / "intake-api-key").read_text().strip()
+    key = local_key()
     headers = {"authorization": f"Bearer {key}", "content-type": "application/cloudevents-batch+json"}
     print(f"Posting {len(all_events):,} events through intake ({INTAKE}):")
     with httpx.Client(base_url=INTAKE, headers=headers, timeout=60) as client:
@@ -139,7 +148,7 @@ def counted() -> int:
     """Dossiers of the demo's communes the report API counts now."""
     province = commune("14923").province_code
     card = httpx.get(f"{METRICS}/v1/reports/provinces/{province}/scorecard", params=period(SEEDS["14923"]),
-                     timeout=60).json()
+                     headers=as_operator(), timeout=60).json()
     return sum(c["received"] for c in card["communes"]) + sum(
         report(code)["received"] for code in SEEDS if commune(code).province_code != province)
 
@@ -170,15 +179,6 @@ async def _backlog() -> int:
         await admin.close()
 
 
-def wait(dossiers: int) -> None:
-    """Until every service has read everything (the same events again in a second run, which it
-    deduplicates: a count of dossiers would be reached at once), twice in a row, then the count."""
-    print("Waiting for processing, signature, metrics and notifications to catch up:")
-    deadline = time.monotonic() + 900
-    most, quiet = 1, 0
-    while quiet < 2:
-        left = asyncio.run(_backlog()) + fetches_under_way()
-        most = max(most, left)
 def fetches_under_way() -> int:
     """Signed results the signature service still fetches (after the batch that named them: their
     verdicts reach dossier-status later, and the results' server must stay up until then)."""
@@ -188,6 +188,15 @@ def fetches_under_way() -> int:
     return 0
 
 
+def wait(dossiers: int) -> None:
+    """Until every service has read everything (the same events again in a second run, which it
+    deduplicates: a count of dossiers would be reached at once), twice in a row, then the count."""
+    print("Waiting for processing, signature, metrics and notifications to catch up:")
+    deadline = time.monotonic() + 900
+    most, quiet = 1, 0
+    while quiet < 2:
+        left = asyncio.run(_backlog()) + fetches_under_way()
+        most = max(most, left)
         progress(most - left, most, "records read")
         if time.monotonic() > deadline:
             raise SystemExit("\nthe pipeline did not catch up within 15 minutes: see `make logs`")
@@ -199,7 +208,8 @@ def fetches_under_way() -> int:
 
 
 def report(code: str) -> dict:
-    answer = httpx.get(f"{METRICS}/v1/reports/communes/{code}", params=period(SEEDS[code]), timeout=30)
+    answer = httpx.get(f"{METRICS}/v1/reports/communes/{code}", params=period(SEEDS[code]), headers=as_operator(),
+                       timeout=30)
     answer.raise_for_status()
     return answer.json()
 
@@ -216,14 +226,14 @@ def compare() -> bool:
     code, figure, article = RANK
     profile = SEEDS[code]
     card = httpx.get(f"{METRICS}/v1/reports/provinces/{commune(code).province_code}/scorecard", params=period(profile),
-                     timeout=60).json()
+                     headers=as_operator(), timeout=60).json()
     [ours] = [c for c in card["communes"] if c["commune_code"] == code]
     system = f"{ours['rank']}/{ours['of']}"
     good &= system == article
     after = max(n for n, row in enumerate(rows) if row[0] == code) + 1
     rows.insert(after, (code, figure, article, f"{system} ({ours['score']:.1f} điểm)", system == article))
     risk = httpx.get(f"{METRICS}/v1/reports/communes/{code}/at-risk", timeout=60,
-                     params=period(profile)).json()
+                     params=period(profile), headers=as_operator()).json()
     rows.insert(after + 1, (code, "điểm có nguy cơ mất (points at risk, by the period's end)", "—",
                             f"{risk['points_at_risk']:.2f} ({risk['due_by_horizon']} hồ sơ)", True))
 
@@ -243,7 +253,7 @@ def compare() -> bool:
 
 def sms_today() -> str:
     """The replayed histories are old news (not sent); a dossier received now shows the SMS path."""
-    key = (STACK / "intake-api-key").read_text().strip()
+    key = local_key()
     now = datetime.now(VN)
     minute = (now.hour * 60 + now.minute) % 1000
     code = f"923.14.00.H38-{now:%y%m%d}-{9000 + minute:04d}"  # one a minute
@@ -296,7 +306,7 @@ def citizen_lookup(code: str) -> None:
 def signed_result(code: str) -> None:
     """The live dossier's result, signed with the local demo official's key and uploaded; then a
     copy altered after signing."""
-    key = (STACK / "intake-api-key").read_text().strip()
+    key = local_key()
     auth = {"authorization": f"Bearer {key}"}
     pdf = sign_with_pkcs12(blank_pdf(f"Kết quả hồ sơ {code}"), STACK / "signature" / "official.p12")
     now = datetime.now(VN)
@@ -330,6 +340,7 @@ def main() -> None:
     citizen_lookup(code)
     example = next(e["subject"] for e in all_events if e["data"].get("commune_code") == "14923")
     print("\nWhere to look:")
+    print("  (operators sign in to the page, and send to the report API, the key: cat .local/intake-api-key)")
     print(f"  operators:      {METRICS}/bao-cao?ma=14923&tu=01/07/2025&den=11/11/2025&luc=11/11/2025   "
           f"(ranking: {METRICS}/xep-hang?tinh=38&tu=01/07/2025&den=11/11/2025&luc=11/11/2025)")
     print(f"  report API:     {METRICS}/v1/reports/communes/14923?from=2025-07-01&to=2025-11-11   (&format=xlsx|csv)")

@@ -24,7 +24,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.harness import bench_settings, percentile, post, sample_events, session, start_service
+from bench.harness import AUTH, bench_settings, percentile, post, sample_events, session, start_service
 from bench.processing import UPSERT_EVENTS, raw_baseline
 from bench.report import table, write_section
 from shared.kafka import STRUCTURED_HEADERS, ensure_topics
@@ -64,7 +64,7 @@ def consumer_lag() -> int:
 
 
 def reported() -> int:
-    answer = httpx.get(REPORT, params=COHORT, timeout=10)
+    answer = httpx.get(REPORT, params=COHORT, headers=AUTH, timeout=10)
     return answer.json()["received"]
 
 
@@ -89,7 +89,7 @@ async def step(rate: int, events: list[dict], already: int, pids: dict[str, int]
     done = asyncio.Event()
 
     async def poll() -> None:
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=10, headers=AUTH) as client:
             while not done.is_set() or len(reflected) < len(accepted):
                 answer = await client.get(REPORT, params=COHORT)
                 now = time.perf_counter()

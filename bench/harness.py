@@ -17,6 +17,7 @@ from shared.auth import key_hash
 from shared.settings import ServiceSettings
 
 KEY = uuid.uuid4().hex
+AUTH = {"authorization": f"Bearer {KEY}"}  # the services the benches start take it (intake, the report API)
 DURATION = float(os.environ.get("BENCH_SECONDS", "5"))
 
 
@@ -39,6 +40,7 @@ def start_service(name: str, settings: ServiceSettings, port: int, ready_within:
     variables |= {
         f"DOSSIER_{name.upper()}_PORT": str(port),
         "DOSSIER_INTAKE_API_KEYS": json.dumps([{"name": "bench", "key_sha256": key_hash(KEY), "sources": ["*"]}]),
+        "DOSSIER_METRICS_OPERATOR_KEYS": json.dumps([{"name": "bench", "key_sha256": key_hash(KEY), "sources": ["*"]}]),
         "DOSSIER_LOG_LEVEL": "WARNING",
     }
     process = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=os.environ | variables | env)

@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 import httpx
 from pymongo import AsyncMongoClient
 
-from bench.harness import bench_settings, percentile, start_service
+from bench.harness import AUTH, bench_settings, percentile, start_service
 from bench.report import table, write_section
 from tests.fixtures.sample import VN, event
 from services.metrics.exposition import render
@@ -229,7 +229,7 @@ async def service_scale() -> list[list[object]]:
     startup = time.perf_counter() - started
     try:
         url = f"http://127.0.0.1:{METRICS_PORT}"
-        with httpx.Client(base_url=url, timeout=30) as client:
+        with httpx.Client(base_url=url, timeout=30, headers=AUTH) as client:
             client.get("/metrics")
             scrapes = []
             for _ in range(50):

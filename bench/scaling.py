@@ -26,7 +26,7 @@ import orjson
 import yaml
 from aiokafka import AIOKafkaProducer
 
-from bench.harness import bench_settings, percentile, start_service
+from bench.harness import AUTH, bench_settings, percentile, start_service
 from bench.metrics import CAL, SECTORS, life, rss_mib, status_data, status_record
 from bench.report import table, write_section
 from services.metrics.figures import Figures
@@ -197,7 +197,7 @@ def replica_figures(settings, name: str, provinces: list[str], records: int, own
         province = provinces[0] if provinces else "01"
         commune = communes_of_province(province)[0].code
         year = {"from": "2025-01-01", "to": "2025-12-31", "as_of": "2026-01-01T00:00:00+07:00"}
-        with httpx.Client(base_url=url, timeout=120) as client:
+        with httpx.Client(base_url=url, timeout=120, headers=AUTH) as client:
             reports = [timed_get(client, f"/v1/reports/communes/{commune}", year) for _ in range(20)]
             cards = [timed_get(client, f"/v1/reports/provinces/{province}/scorecard", year) for _ in range(5)]
     finally:

@@ -54,6 +54,9 @@ class ApiKeys:
             keys += [ApiKey.model_validate(k) for k in json.loads(file.read_text())]
         return cls(keys)
 
+    def named(self, name: str) -> ApiKey | None:
+        return next((key for key in self._keys if key.name == name), None)
+
     def identify(self, authorization: str | None) -> ApiKey | None:
         """The key an `Authorization: Bearer <key>` header carries, or None."""
         scheme, _, token = (authorization or "").partition(" ")

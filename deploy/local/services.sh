@@ -12,8 +12,9 @@ ensure_local_key() {
   # The message lookup is authenticated like intake, with the same keys.
   export DOSSIER_NOTIFICATIONS_API_KEYS_FILE="${DOSSIER_NOTIFICATIONS_API_KEYS_FILE:-$hashes}"
   export DOSSIER_SIGNATURE_API_KEYS_FILE="${DOSSIER_SIGNATURE_API_KEYS_FILE:-$hashes}"
-  # Operators look dossiers up with the same keys.
+  # Operators look dossiers up, read the reports and sign in to the operators' page with the same keys.
   export DOSSIER_PROCESSING_OPERATOR_KEYS_FILE="${DOSSIER_PROCESSING_OPERATOR_KEYS_FILE:-$hashes}"
+  export DOSSIER_METRICS_OPERATOR_KEYS_FILE="${DOSSIER_METRICS_OPERATOR_KEYS_FILE:-$hashes}"
 }
 
 # The CAs a signed result must chain to: the deployment's PEM files (deploy/signature/trust-roots,

@@ -6,14 +6,16 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import structlog
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query
 from prometheus_client import CollectorRegistry, generate_latest
 
 from services.metrics import export, handlers, operators
+from services.metrics.access import Access, Operator, require_commune, require_province
 from services.metrics.figures import Figures
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import FiguresStore
+from shared.auth import ApiKeys
 from shared.calendar import WorkingCalendar
 from shared.communes import commune, communes_of_province
 from shared.contracts import ClockChanged, StatusRecord
@@ -93,23 +95,31 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     app = runtime.app(TITLE, DESCRIPTION, not_ready=lambda: None if service.loaded else "loading the figures",
                       exposition=lambda: service.snapshot + generate_latest(runtime.registry))
 
-    def owned(province_code: str) -> None:
+    access = Access(ApiKeys.load(settings.metrics_operator_keys, settings.metrics_operator_keys_file),
+                    settings.metrics_session_secret.get_secret_value(), list(settings.metrics_trusted_proxies))
+    Reader = Annotated[Operator, Depends(access.required)]
+
+    def owned(province_code: str, operator: Operator) -> None:
+        """403 for a province the operator may not read, 421 for one another replica owns."""
+        require_province(operator, province_code)
         if (why := service.shard.misdirected(province_code)) is not None:
             raise HTTPException(421, why)
 
-    def owned_commune(commune_code: str) -> None:
-        """404 for a code not in the official list, 421 for a commune of a province another replica owns."""
+    def owned_commune(commune_code: str, operator: Operator) -> None:
+        """404 for a code not in the official list, 403 for a commune the operator may not read, 421 for a
+        commune of a province another replica owns."""
         unit = commune(commune_code)
         if unit is None:
             raise HTTPException(404, f"no commune-level unit {commune_code} in the official list")
-        owned(unit.province_code)
+        require_commune(operator, commune_code)
+        owned(unit.province_code, operator)
 
     @app.get("/v1/reports/communes/{commune_code}", summary="A commune's indicators for a cohort (docs/contract.md §5)",
              responses=export.RESPONSES)
-    async def commune_report(commune_code: str, start: From = None, end: To = None,
+    async def commune_report(commune_code: str, operator: Reader, start: From = None, end: To = None,
                              as_of: str | None = None, output: export.Format = "json") -> Any:
         first, last, instant = parse_period(start, end, as_of, settings.clock)
-        owned_commune(commune_code)
+        owned_commune(commune_code, operator)
         figures = await service.figures_for([commune_code], first, last)
         report = service.timed("commune", lambda: figures.report(commune_code, first, last, instant))
         return export.respond({"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
@@ -119,13 +129,13 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
 
     @app.get("/v1/reports/provinces/{province_code}/scorecard", summary="The QĐ 766 scorecard, ranked",
              responses=export.RESPONSES)
-    async def scorecard(province_code: str, start: From = None, end: To = None,
+    async def scorecard(province_code: str, operator: Reader, start: From = None, end: To = None,
                         as_of: str | None = None, output: export.Format = "json") -> Any:
         first, last, instant = parse_period(start, end, as_of, settings.clock)
         province = communes_of_province(province_code)
         if not province:
             raise HTTPException(404, f"no province {province_code} in the official list")
-        owned(province_code)
+        owned(province_code, operator)
         figures = await service.figures_for([c.code for c in province], first, last)
         ranked = service.timed("scorecard", lambda: figures.scorecard(province, first, last, instant, not_applicable))
         return export.respond({
@@ -148,10 +158,11 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
 
     @app.get("/v1/reports/communes/{commune_code}/at-risk", summary="The points a commune is about to lose",
              responses=export.RESPONSES)
-    async def points_at_risk(commune_code: str, start: From = None, end: To = None, as_of: str | None = None,
-                             horizon: str | None = None, output: export.Format = "json") -> Any:
+    async def points_at_risk(commune_code: str, operator: Reader, start: From = None, end: To = None,
+                             as_of: str | None = None, horizon: str | None = None,
+                             output: export.Format = "json") -> Any:
         first, last, instant = parse_period(start, end, as_of, settings.clock)
-        owned_commune(commune_code)
+        owned_commune(commune_code, operator)
         until = parse_instant(horizon, "horizon") if horizon else service.figures.calendar.end_of_day(last)
         figures = await service.figures_for([commune_code], first, last)
         found = service.timed("at_risk", lambda: figures.at_risk(commune_code, first, last, instant, until,
@@ -162,14 +173,15 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
 
     @app.get("/v1/reports/communes/{commune_code}/units", summary="Where the commune's dossiers wait, by unit",
              responses=export.RESPONSES)
-    async def units(commune_code: str, start: From = None, end: To = None, as_of: str | None = None,
-                    output: export.Format = "json") -> Any:
+    async def units(commune_code: str, operator: Reader, start: From = None, end: To = None,
+                    as_of: str | None = None, output: export.Format = "json") -> Any:
         first, last, instant = parse_period(start, end, as_of, settings.clock)
-        owned_commune(commune_code)
+        owned_commune(commune_code, operator)
         figures = await service.figures_for([commune_code], first, last)
         rows = service.timed("units", lambda: figures.units(commune_code, first, last, instant))
         return export.respond({"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
                                "as_of": instant.isoformat(), "units": rows}, output, export.units_table)
 
-    operators.install(app, operators.ReportApi(commune_report, scorecard, points_at_risk, units), settings.clock)
+    operators.install(app, operators.ReportApi(commune_report, scorecard, points_at_risk, units), settings.clock,
+                      access)
     return app

@@ -14,16 +14,19 @@ from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 import structlog
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from services.metrics import pages
+from services.metrics.access import SESSION_COOKIE, Access, Operator, session_cookie
 from services.metrics.vietnamese import VN, InvalidInput, day, moment_input, parse_day, parse_moment, shorten
 from shared.calendar import quarter_of
 from shared.communes import Commune, commune, communes, communes_of_province
+from shared.http import BodyTooLarge, read_body
 
 log = structlog.get_logger()
 
@@ -34,6 +37,7 @@ CHARTS = STATIC / "vendor" / "chart.umd.min.js"  # deploy/local/install-js.sh pu
 POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
           "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 COMMUNE_CODE = re.compile(r"[0-9]{5}")
+LOGIN_MAX_BYTES = 4096
 
 Endpoint = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -103,11 +107,17 @@ def html(body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status_code=status, headers={"content-security-policy": POLICY})
 
 
-def install(app: FastAPI, api: ReportApi, now: Callable[[], datetime]) -> None:
-    """The page's routes and its static files (styles, scripts, the vendored Chart.js)."""
+def install(app: FastAPI, api: ReportApi, now: Callable[[], datetime], access: Access) -> None:
+    """The page's routes and its static files (styles, scripts, the vendored Chart.js). Every view
+    needs a signed-in operator (services/metrics/access.py) and shows only what the operator may read."""
     if not CHARTS.exists():
         log.warning("the operators' page draws no charts until deploy/local/install-js.sh has run", missing=str(CHARTS))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    install_login(app, access)
+
+    def sign_in_first(request: Request) -> RedirectResponse:
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/dang-nhap?{urlencode({'tiep': here})}", status_code=303)
 
     async def shown(view: Callable[[], Awaitable[str]], form: Callable[[str], str]) -> HTMLResponse:
         """A view, or its form again with what went wrong (4xx): the page never answers 500 for input."""
@@ -125,12 +135,18 @@ def install(app: FastAPI, api: ReportApi, now: Callable[[], datetime]) -> None:
         return read_period("", "", "", now()).query() | {name: value for name, value in typed.items() if value.strip()}
 
     @app.get("/", summary="The operators' page (Vietnamese): choose a province or a commune",
-             response_class=HTMLResponse)
-    async def home() -> HTMLResponse:
+             response_class=HTMLResponse, responses={303: {"description": "not signed in"}})
+    async def home(request: Request) -> Response:
+        if access.operator(request) is None:
+            return sign_in_first(request)
         return html(pages.home(provinces(), prefilled({})))
 
-    @app.get("/xep-hang", summary="The operators' page: a province's scorecard", response_class=HTMLResponse)
-    async def ranking(tinh: str = "", tu: str = "", den: str = "", luc: str = "", ma: str = "") -> HTMLResponse:
+    @app.get("/xep-hang", summary="The operators' page: a province's scorecard", response_class=HTMLResponse,
+             responses={303: {"description": "not signed in"}})
+    async def ranking(request: Request, tinh: str = "", tu: str = "", den: str = "", luc: str = "",
+                      ma: str = "") -> Response:
+        if (operator := access.operator(request)) is None:
+            return sign_in_first(request)
         typed = {"tinh": tinh, "tu": tu, "den": den, "luc": luc, "ma": ma}
         if not tinh.strip():
             return html(pages.home(provinces(), prefilled(typed)))
@@ -138,7 +154,7 @@ def install(app: FastAPI, api: ReportApi, now: Callable[[], datetime]) -> None:
         async def view() -> str:
             period = read_period(tu, den, luc, now())
             province = read_province(tinh)
-            answer = await api.scorecard(province[0].province_code, **period.api())
+            answer = await api.scorecard(province[0].province_code, operator, **period.api())
             return pages.scorecard(answer, period.query(), highlight=ma.strip())
 
         return await shown(view, lambda error: pages.home(provinces(), typed, error=error))
@@ -148,7 +164,10 @@ def install(app: FastAPI, api: ReportApi, now: Callable[[], datetime]) -> None:
         """One of the three views of a commune: report, points at risk, units. Each takes the commune
         and the period; the at-risk view also a horizon (`han`)."""
 
-        async def page(ma: str = "", tu: str = "", den: str = "", luc: str = "", han: str = "") -> HTMLResponse:
+        async def page(request: Request, ma: str = "", tu: str = "", den: str = "", luc: str = "",
+                       han: str = "") -> Response:
+            if (operator := access.operator(request)) is None:
+                return sign_in_first(request)
             typed = {"ma": ma, "tu": tu, "den": den, "luc": luc, "han": han}
             if not ma.strip():
                 return html(pages.commune_form(path, prefilled(typed)))
@@ -156,29 +175,65 @@ def install(app: FastAPI, api: ReportApi, now: Callable[[], datetime]) -> None:
             async def view() -> str:
                 period = read_period(tu, den, luc, now())
                 place = read_commune(ma)
-                return render(place, period.query() | {"ma": place.code, "han": han}, await call(place, period, han))
+                answer = await call(place, operator, period, han)
+                return render(place, period.query() | {"ma": place.code, "han": han}, answer)
 
             return await shown(view, lambda error: pages.commune_form(path, typed, error=error))
 
         app.add_api_route(path, page, methods=["GET"], response_class=HTMLResponse,
-                          summary=f"The operators' page: {summary}")
+                          summary=f"The operators' page: {summary}", responses={303: {"description": "not signed in"}})
 
-    async def report_with_rank(place: Commune, period: Period, _han: str) -> dict[str, Any]:
-        report = await api.commune(place.code, **period.api())
-        card = await api.scorecard(place.province_code, **period.api())
+    async def report_with_rank(place: Commune, operator: Operator, period: Period, _han: str) -> dict[str, Any]:
+        report = await api.commune(place.code, operator, **period.api())
+        card = await api.scorecard(place.province_code, operator, **period.api())
         row = next(r for r in card["communes"] if r["commune_code"] == place.code)
         return report | {"rank": row["rank"], "of": row["of"], "score": row["score"]}
 
-    async def at_risk(place: Commune, period: Period, han: str) -> dict[str, Any]:
+    async def at_risk(place: Commune, operator: Operator, period: Period, han: str) -> dict[str, Any]:
         horizon = parse_moment(han, "Hạn xét").isoformat() if han.strip() else None
-        return await api.at_risk(place.code, **period.api(), horizon=horizon)
+        return await api.at_risk(place.code, operator, **period.api(), horizon=horizon)
 
-    async def units(place: Commune, period: Period, _han: str) -> dict[str, Any]:
-        return await api.units(place.code, **period.api())
+    async def units(place: Commune, operator: Operator, period: Period, _han: str) -> dict[str, Any]:
+        return await api.units(place.code, operator, **period.api())
 
     commune_view("/bao-cao", "a commune's report and rank", pages.commune_report, report_with_rank)
     commune_view("/nguy-co", "a commune's points at risk", pages.at_risk, at_risk)
     commune_view("/don-vi", "where a commune's dossiers wait", pages.units, units)
+
+
+def install_login(app: FastAPI, access: Access) -> None:
+    """Signing in with an operator's key (once: a session cookie follows) and out."""
+
+    @app.get("/dang-nhap", summary="The operators' page: sign in", response_class=HTMLResponse)
+    async def login_form(tiep: str = "/") -> HTMLResponse:
+        return html(pages.login(local_path(tiep)))
+
+    @app.post("/dang-nhap", summary="The operators' page: sign in with an operator's key",
+              response_class=HTMLResponse, responses={303: {"description": "signed in"}, 401: {}, 413: {}})
+    async def login(request: Request) -> Response:
+        try:
+            form = parse_qs((await read_body(request, LOGIN_MAX_BYTES)).decode(errors="replace"))
+        except BodyTooLarge:
+            return html(pages.login("/", "Yêu cầu quá lớn."), 413)
+        next_path = local_path(form.get("tiep", ["/"])[0])
+        session = access.login(form.get("khoa", [""])[0].strip())
+        if session is None:
+            log.warning("operator sign-in refused", client=request.client.host if request.client else "?")
+            return html(pages.login(next_path, "Khóa truy cập không đúng."), 401)
+        answer = RedirectResponse(next_path, status_code=303)
+        answer.set_cookie(**session_cookie(session), secure=request.url.scheme == "https")
+        return answer
+
+    @app.post("/dang-xuat", summary="The operators' page: sign out", responses={303: {}})
+    async def logout() -> Response:
+        answer = RedirectResponse("/dang-nhap", status_code=303)
+        answer.delete_cookie(SESSION_COOKIE, path="/")
+        return answer
+
+
+def local_path(value: str) -> str:
+    """Where to go after signing in: a path of this site only, never another site's address."""
+    return value if value.startswith("/") and not value.startswith(("//", "/\\")) else "/"
 
 
 @cache

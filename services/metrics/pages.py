@@ -43,8 +43,10 @@ def href(path: str, query: dict[str, str], anchor: str = "") -> str:
     return escape(f"{path}?{urlencode(query)}" + (f"#{anchor}" if anchor else ""))
 
 
-def layout(title: str, body: str, error: str | None = None) -> str:
+def layout(title: str, body: str, error: str | None = None, signed_in: bool = True) -> str:
     alert = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
+    leave = ('<form class="logout" method="post" action="/dang-xuat"><button type="submit">Đăng xuất</button></form>'
+             if signed_in else "")
     return f"""<!doctype html>
 <html lang="vi">
 <head>
@@ -58,7 +60,7 @@ def layout(title: str, body: str, error: str | None = None) -> str:
 </head>
 <body>
 <header><a class="home" href="/">Bảng điều hành</a>
-<span>Hồ sơ thủ tục hành chính · Trung tâm Phục vụ hành chính công</span></header>
+<span>Hồ sơ thủ tục hành chính · Trung tâm Phục vụ hành chính công</span>{leave}</header>
 <main>
 <h1>{escape(title)}</h1>
 {alert}{body}
@@ -113,6 +115,20 @@ def home(provinces: list[tuple[str, str]], query: dict[str, str], error: str | N
 </form>
 </div>"""
     return layout("Bảng điều hành", body, error)
+
+
+def login(next_path: str, error: str | None = None) -> str:
+    """The sign-in form: an operator's key, once; the page then keeps a session (docs/security.md)."""
+    body = f"""<form id="dang-nhap" method="post" action="/dang-nhap" aria-labelledby="dang-nhap-title">
+<h2 id="dang-nhap-title">Đăng nhập bằng khóa của cán bộ vận hành</h2>
+<input type="hidden" name="tiep" value="{escape(next_path)}">
+<div class="field"><label for="dang-nhap-khoa">Khóa truy cập</label>
+<input id="dang-nhap-khoa" name="khoa" type="password" autocomplete="current-password" required
+ aria-describedby="dang-nhap-khoa-hint"><small id="dang-nhap-khoa-hint">Khóa do quản trị hệ thống cấp; phiên
+ làm việc giữ 8 giờ.</small></div>
+<button type="submit">Đăng nhập</button>
+</form>"""
+    return layout("Đăng nhập", body, error, signed_in=False)
 
 
 def _view_form(path: str, query: dict[str, str]) -> str:

@@ -1,9 +1,11 @@
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, IPvAnyNetwork, SecretStr
 from pydantic_settings import NoDecode
 
+from shared.auth import ApiKey
 from shared.settings import ServiceSettings
 
 
@@ -43,5 +45,16 @@ class MetricsSettings(ServiceSettings):
     # How often the Prometheus snapshot is rendered, and how often the clock moves open dossiers.
     metrics_snapshot_interval_seconds: float = 5
     metrics_clock_interval_seconds: float = 10
+    # Operators' keys for the report API and the page: hashes only, scoped to provinces (optionally
+    # communes) like intake's (docs/security.md).
+    metrics_operator_keys: list[ApiKey] = []
+    metrics_operator_keys_file: Path | None = None
+    # Signs the page's session cookies: every replica the same.
+    metrics_session_secret: SecretStr = SecretStr("")
+    # Authenticating proxies (oauth2-proxy) whose X-Auth-Request-User / X-Forwarded-User is believed.
+    metrics_trusted_proxies: list[IPvAnyNetwork] = []
     # The metrics service's own address, for `python -m services.metrics report`.
     metrics_url: str = "http://127.0.0.1:8003"
+
+    def secrets_needed(self) -> list[str]:
+        return ["metrics_session_secret"]  # empty, anyone could sign a session

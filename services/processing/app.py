@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from services.processing import handlers
 from services.processing.history import Outgoing
+from services.processing.audit import AuditLog
 from services.processing.lookup import (Attempts, LookupRefused, Slots, citizen_view, client_of, factor_matches,
                                         well_formed_factor)
 from services.processing.page import render
@@ -82,6 +83,7 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
     runtime, processor = build(settings)
     store = processor.store
     slots = Slots(runtime.mongo[settings.mongo_database]["lookup_attempts"])
+    audit = AuditLog(runtime.mongo[settings.mongo_database]["audit_log"], settings.clock)
     runtime.every(600, "lookup purge", slots.purge, start="now")
     attempts = Attempts(slots, settings.processing_lookup_per_client_per_minute,
                         settings.processing_lookup_failures_per_code_per_hour,
@@ -92,11 +94,14 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
     @app.get("/v1/dossiers/{dossier_code}", summary="One dossier as of now, for operators",
              responses={400: {}, 401: {}, 404: {}})
     async def get_dossier(dossier_code: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:
-        require_key(operators, authorization)
+        key = require_key(operators, authorization)
         require_dossier_code(dossier_code)
         found = await store.view(dossier_code)
         if found is None:
             raise HTTPException(404, f"no dossier {dossier_code}")
+        if not key.serves(found[0]["commune_code"]):
+            raise HTTPException(403, f"key {key.name!r} may not read dossiers of commune {found[0]['commune_code']}")
+        await audit.read(key.name, dossier_code, "applicant's name and masked phone")
         return with_open_state(found[0], settings.clock(), calendar)
 
     async def look_up(client: str, code: str, phone4: str | None, token: str | None) -> dict[str, Any]:

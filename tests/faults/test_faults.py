@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaProducer
 from shared.dossier import fold
 from shared.events import parse_event
 from shared.report import commune_report
-from tests.integration.conftest import ANY_SOURCE_KEY, STACK_DIR, RUN_ID, Pipeline, ServiceProcess, read_topic, \
+from tests.integration.conftest import ANY_SOURCE_KEY, OPERATOR, STACK_DIR, RUN_ID, Pipeline, ServiceProcess, read_topic, \
     service, wait_until
 from tests.integration.test_metrics import CAL, COMMUNE, FAST, counted
 from shared.contracts import dead_letter_topic
@@ -133,7 +133,7 @@ def assert_settled(world: World, expected: dict[str, list[dict]], processing: Se
     reference = commune_report([fold(f, CAL, as_of=now).dossier for f in folds], date(2025, 7, 1),
                                date(2025, 12, 31), now, CAL)
     answer = httpx.get(f"{world.metrics.url}/v1/reports/communes/{COMMUNE}",
-                       params={"from": "2025-07-01", "to": "2025-12-31", "as_of": now.isoformat()})
+                       params={"from": "2025-07-01", "to": "2025-12-31", "as_of": now.isoformat()}, headers=OPERATOR)
     assert answer.status_code == 200, answer.text
     assert {k: answer.json()[k] for k in reference} == json.loads(json.dumps(reference))
 

@@ -66,7 +66,7 @@ STACK_ENV = {"DOSSIER_STACK_DIR": str(STACK_DIR)} | {name: str(port + 100 * SLOT
 # Keys the test intake knows: one for every source, one for a single province's system.
 ANY_SOURCE_KEY = f"test-any-{RUN_ID}"
 PROVINCE_KEY = f"test-38-{RUN_ID}"
-OPERATOR = {"authorization": f"Bearer {ANY_SOURCE_KEY}"}  # an operator's key for processing's lookup
+OPERATOR = {"authorization": f"Bearer {ANY_SOURCE_KEY}"}  # an operator's key: processing's lookup, the reports
 API_KEYS = [
     {"name": "any", "key_sha256": key_hash(ANY_SOURCE_KEY), "sources": ["*"]},
     {"name": "thanh-hoa", "key_sha256": key_hash(PROVINCE_KEY), "sources": ["urn:motcua:38"], "provinces": ["38"]},
@@ -240,6 +240,8 @@ def service(name: str, settings: ServiceSettings, port: int | None = None, **env
         base |= {"DOSSIER_INTAKE_API_KEYS": json.dumps(API_KEYS), "DOSSIER_INTAKE_KAFKA_TIMEOUT_MS": "3000"}
     if name == "processing":
         base |= {"DOSSIER_PROCESSING_OPERATOR_KEYS": json.dumps(API_KEYS)}
+    if name == "metrics":
+        base |= {"DOSSIER_METRICS_OPERATOR_KEYS": json.dumps(API_KEYS)}
     return ServiceProcess(name, base | env, port)
 
 

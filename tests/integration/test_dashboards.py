@@ -11,8 +11,8 @@ import pytest
 
 from tests.fixtures.sample import event
 from shared.settings import ServiceSettings
-from tests.integration.conftest import (ANY_SOURCE_KEY, STACK_DIR, STACK_ENV, ServiceProcess, at_each_instant,
-                                         free_port, namespace, service, wait_until)
+from tests.integration.conftest import (ANY_SOURCE_KEY, OPERATOR, STACK_DIR, STACK_ENV, ServiceProcess,
+                                         at_each_instant, free_port, namespace, service, wait_until)
 from tests.fixtures.sample import live_dossiers
 from tests.integration.test_metrics import FAST
 from tests.integration.test_processing import histories
@@ -120,7 +120,8 @@ def test_with_two_metrics_replicas_the_panels_rules_and_reports_give_the_numbers
         wait_until(lambda: first_figures(second) == first_figures(first), timeout=60,
                    message="the second replica holds the same figures")
         report = "/v1/reports/communes/14923?from=2025-01-01&to=2026-12-31&as_of=2026-12-01T00:00:00%2B07:00"
-        assert httpx.get(second.url + report).json() == httpx.get(first.url + report).json()
+        assert (httpx.get(second.url + report, headers=OPERATOR).json()
+                == httpx.get(first.url + report, headers=OPERATOR).json())
         targets.write_text(original + f'- targets: ["127.0.0.1:{second.port}"]\n  labels: {{service: metrics}}\n')
         wait_until(lambda: len(query('up{service="metrics"} == 1')) == 2, timeout=60, interval=1,
                    message="Prometheus scraping both replicas")

@@ -5,7 +5,7 @@ import httpx
 
 from bench.articles import CLAIMS, period
 from bench.generate import SEEDS, commune_histories
-from tests.integration.conftest import service, wait_until
+from tests.integration.conftest import OPERATOR, service, wait_until
 from tests.integration.test_metrics import FAST
 
 THANH_BA = "08152"
@@ -25,7 +25,8 @@ def test_thanh_ba_through_the_pipeline_reproduces_its_article(pipeline):
         claims = [c for c in CLAIMS if c.commune_code == THANH_BA]
 
         def report() -> dict:
-            answer = httpx.get(f"{metrics.url}/v1/reports/communes/{THANH_BA}", params=period(SEEDS[THANH_BA]))
+            answer = httpx.get(f"{metrics.url}/v1/reports/communes/{THANH_BA}", params=period(SEEDS[THANH_BA]),
+                               headers=OPERATOR)
             assert answer.status_code == 200, answer.text
             return answer.json()
 

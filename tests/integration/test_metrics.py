@@ -17,7 +17,7 @@ from shared.dossier import fold
 from shared.events import parse_event
 from shared.report import commune_report, score
 from shared.contracts import METRICS_SOURCE, SignatureData, SignatureVerified
-from tests.integration.conftest import ROOT, at_each_instant, read_topic, service, wait_until
+from tests.integration.conftest import OPERATOR, ROOT, at_each_instant, read_topic, service, wait_until
 from tests.integration.test_processing import histories
 
 CAL = WorkingCalendar.load()
@@ -84,7 +84,8 @@ def test_reports_equal_the_reducer_and_time_alone_moves_open_dossiers(running):
             dossiers = [d for events in folds.values() if (d := fold(events, CAL, as_of=as_of).dossier)]
             expected = commune_report(dossiers, start, end, as_of, CAL)
             answer = httpx.get(f"{metrics.url}/v1/reports/communes/{COMMUNE}",
-                               params={"from": start.isoformat(), "to": end.isoformat(), "as_of": as_of.isoformat()})
+                               params={"from": start.isoformat(), "to": end.isoformat(), "as_of": as_of.isoformat()},
+                               headers=OPERATOR)
             assert answer.status_code == 200, answer.text
             body = answer.json()
             assert {k: body[k] for k in expected} == json.loads(json.dumps(expected)), (start, end, as_of)
@@ -92,7 +93,8 @@ def test_reports_equal_the_reducer_and_time_alone_moves_open_dossiers(running):
                                                                           as_of.isoformat())
 
     card = httpx.get(f"{metrics.url}/v1/reports/provinces/38/scorecard",
-                     params={"from": "2025-07-01", "to": "2025-07-31", "as_of": "2025-08-01T00:00:00+07:00"}).json()
+                     params={"from": "2025-07-01", "to": "2025-07-31", "as_of": "2025-08-01T00:00:00+07:00"},
+                     headers=OPERATOR).json()
     [ours] = [c for c in card["communes"] if c["commune_code"] == COMMUNE]
     assert (ours["rank"], ours["of"], ours["name"]) == (1, 166, "Xã Bá Thước")  # the only one with dossiers
     july = commune_report([d for events in folds.values() if (d := fold(events, CAL, as_of=datetime(
@@ -127,13 +129,13 @@ def test_reports_equal_the_reducer_and_time_alone_moves_open_dossiers(running):
 def test_bad_queries_get_clear_errors(running):
     _, metrics = running
     url = f"{metrics.url}/v1/reports/communes"
-    assert httpx.get(f"{url}/99999", params={"from": "2025-07-01", "to": "2025-07-31"}).status_code == 404
+    assert httpx.get(f"{url}/99999", params={"from": "2025-07-01", "to": "2025-07-31"}, headers=OPERATOR).status_code == 404
     for params in ({"from": "2025-07-31", "to": "2025-07-01"}, {"from": "1/7/2025", "to": "2025-07-31"},
                    {"to": "2025-07-31"}, {"from": "2025-07-01", "to": "2025-07-31", "as_of": "2025-07-05T10:00"}):
-        answer = httpx.get(f"{url}/{COMMUNE}", params=params)
+        answer = httpx.get(f"{url}/{COMMUNE}", params=params, headers=OPERATOR)
         assert answer.status_code == 400 and answer.json()["detail"], params
     scorecard = f"{metrics.url}/v1/reports/provinces/99/scorecard"
-    assert httpx.get(scorecard, params={"from": "2025-07-01", "to": "2025-07-31"}).status_code == 404
+    assert httpx.get(scorecard, params={"from": "2025-07-01", "to": "2025-07-31"}, headers=OPERATOR).status_code == 404
 
 
 def test_figures_are_the_same_after_a_restart_and_after_a_rebuild(running, tmp_path):

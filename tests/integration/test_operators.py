@@ -23,7 +23,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from services.metrics.export import value_at
 from services.metrics.vietnamese import number, percent
 from tests.fixtures.sample import VN, dossier_code, event
-from tests.integration.conftest import ROOT, STACK_DIR, Pipeline, ServiceProcess, namespace, service, wait_until
+from tests.integration.conftest import (ANY_SOURCE_KEY, OPERATOR, ROOT, STACK_DIR, Pipeline, ServiceProcess, namespace, service,
+                                         wait_until)
 from tests.integration.test_citizens import shown
 from tests.integration.test_metrics import FAST
 
@@ -85,25 +86,60 @@ def metrics(stack) -> Iterator[ServiceProcess]:
 
 
 def api(metrics: ServiceProcess, path: str, **params: str) -> dict:
-    answer = httpx.get(f"{metrics.url}/v1/reports/{path}", params=API | params, timeout=30)
+    answer = httpx.get(f"{metrics.url}/v1/reports/{path}", params=API | params, headers=OPERATOR, timeout=30)
     assert answer.status_code == 200, answer.text
     return answer.json()
 
 
-@pytest.fixture
-def driver(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    """Chromium at a desktop's width, saving downloads in tmp_path/downloads."""
+def chromium(tmp_path: Path) -> webdriver.Chrome:
+    """Headless Chromium at a desktop's width, with a profile of its own."""
     options = Options()
     options.binary_location = "/usr/bin/chromium"
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1440,1000"):
         options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+@pytest.fixture
+def driver(tmp_path: Path, metrics: ServiceProcess) -> Iterator[webdriver.Chrome]:
+    """Chromium at a desktop's width, saving downloads in tmp_path/downloads, signed in as an operator
+    (its key typed once in the sign-in form; the page keeps a session)."""
+    browser = chromium(tmp_path)
     browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow",
                                                             "downloadPath": str(tmp_path / "downloads")})
     SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.get(f"{metrics.url}/")  # not signed in: the sign-in form, then back here
+    WebDriverWait(browser, 10).until(lambda d: d.current_url.startswith(f"{metrics.url}/dang-nhap"))
+    submit(browser, "dang-nhap", {"khoa": ANY_SOURCE_KEY})
+    WebDriverWait(browser, 10).until(lambda d: d.current_url == f"{metrics.url}/")
     yield browser
     browser.quit()
+
+
+def test_the_sign_in_form_refuses_a_wrong_key_and_the_page_keeps_a_session(metrics, tmp_path):
+    """The page answers only a signed-in operator; the session cookie is HttpOnly and SameSite=Strict."""
+    browser = chromium(tmp_path)
+    try:
+        browser.get(f"{metrics.url}/bao-cao?{httpx.QueryParams(FORM)}")
+        assert browser.current_url.startswith(f"{metrics.url}/dang-nhap") and browser.get_cookies() == []
+        submit(browser, "dang-nhap", {"khoa": "not-a-key"})
+        WebDriverWait(browser, 10).until(lambda d: "Khóa truy cập không đúng" in d.page_source)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SHOTS / "operators-sign-in.png"))
+        submit(browser, "dang-nhap", {"khoa": ANY_SOURCE_KEY})
+        WebDriverWait(browser, 10).until(lambda d: "/bao-cao" in d.current_url)  # back where it was going
+        [cookie] = browser.get_cookies()
+        assert (cookie["httpOnly"], cookie["sameSite"]) == (True, "Strict")
+        assert browser.execute_script("return document.cookie") == ""  # no script reads it
+        assert httpx.get(f"{metrics.url}/bao-cao", params=FORM, follow_redirects=False).status_code == 303
+        assert httpx.get(f"{metrics.url}/bao-cao", params=FORM,
+                         cookies={cookie["name"]: cookie["value"]}).status_code == 200
+        browser.find_element(By.CSS_SELECTOR, "form.logout button").click()
+        WebDriverWait(browser, 10).until(lambda d: d.current_url.startswith(f"{metrics.url}/dang-nhap"))
+        assert browser.get_cookies() == []
+    finally:
+        browser.quit()
 
 
 def submit(driver: webdriver.Chrome, form: str, fields: dict[str, str]) -> None:
@@ -307,4 +343,5 @@ def test_an_unknown_province_and_what_no_form_would_send_get_the_error_too(metri
     driver.get(f"{metrics.url}/nguy-co?ma=14923&tu=2025-07-01&han=%3Cb%3E")
     assert "không phải ngày dạng dd/mm/yyyy" in shown(driver, By.CSS_SELECTOR, "[role=alert]").text
     assert status(driver) == 400
-    assert httpx.get(f"{metrics.url}/v1/reports/communes/{BA_THUOC}", params=API | {"format": "pdf"}).status_code == 422
+    assert httpx.get(f"{metrics.url}/v1/reports/communes/{BA_THUOC}", params=API | {"format": "pdf"},
+                     headers=OPERATOR).status_code == 422

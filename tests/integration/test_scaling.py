@@ -16,7 +16,7 @@ from shared.contracts import SignatureData, status_changed, status_of, timeline_
 from shared.dossier import fold
 from shared.events import parse_event
 from tests.fixtures.sample import VN, event
-from tests.integration.conftest import service, wait_until
+from tests.integration.conftest import OPERATOR, service, wait_until
 from tests.integration.test_metrics import FAST, business, counted
 from tests.integration.test_processing import histories
 
@@ -39,14 +39,15 @@ def reports(metrics, commune: str) -> list[dict]:
         for as_of in AS_OF:
             query = {"from": start.isoformat(), "to": end.isoformat(), "as_of": as_of.isoformat()}
             for path in ("", "/at-risk", "/units"):
-                answer = httpx.get(f"{metrics.url}/v1/reports/communes/{commune}{path}", params=query, timeout=30)
+                answer = httpx.get(f"{metrics.url}/v1/reports/communes/{commune}{path}", params=query, timeout=30,
+                                   headers=OPERATOR)
                 assert answer.status_code == 200, answer.text
                 out.append(answer.json())
     return out
 
 
 def scorecard(metrics, province: str) -> dict:
-    answer = httpx.get(f"{metrics.url}/v1/reports/provinces/{province}/scorecard", timeout=30,
+    answer = httpx.get(f"{metrics.url}/v1/reports/provinces/{province}/scorecard", timeout=30, headers=OPERATOR,
                        params={"from": "2025-07-01", "to": "2025-09-30", "as_of": "2025-10-01T00:00:00+07:00"})
     assert answer.status_code == 200, answer.text
     return answer.json()
@@ -84,9 +85,9 @@ def test_replicas_of_different_provinces_give_together_what_one_replica_gives(pi
         assert scorecard(north, "38") == scorecard(whole, "38") and scorecard(south, "25") == scorecard(whole, "25")
 
         july = {"from": "2025-07-01", "to": "2025-07-31"}
-        misdirected = httpx.get(f"{south.url}/v1/reports/communes/{BA_THUOC}", params=july)
+        misdirected = httpx.get(f"{south.url}/v1/reports/communes/{BA_THUOC}", params=july, headers=OPERATOR)
         assert misdirected.status_code == 421 and north.url in misdirected.json()["detail"]
-        unknown_owner = httpx.get(f"{north.url}/v1/reports/provinces/25/scorecard", params=july)
+        unknown_owner = httpx.get(f"{north.url}/v1/reports/provinces/25/scorecard", params=july, headers=OPERATOR)
         assert unknown_owner.status_code == 421 and "25" in unknown_owner.json()["detail"]
         assert everything  # the whole replica answers for both
     finally:

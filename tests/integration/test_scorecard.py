@@ -7,7 +7,7 @@ import httpx
 
 from tests.fixtures.pki import blank_pdf, sign
 from tests.fixtures.sample import VN, dossier_code, event
-from tests.integration.conftest import service, wait_until
+from tests.integration.conftest import OPERATOR, service, wait_until
 from tests.integration.test_metrics import FAST, sub_indicator
 from tests.integration.test_signature import AUTH, OFFICIAL, start_signature
 
@@ -30,7 +30,8 @@ def test_a_signed_result_moves_the_electronic_result_points_and_the_at_risk_read
         ])
 
         def card() -> dict:
-            rows = httpx.get(f"{metrics.url}/v1/reports/provinces/38/scorecard", params=PERIOD).json()["communes"]
+            rows = httpx.get(f"{metrics.url}/v1/reports/provinces/38/scorecard", params=PERIOD,
+                             headers=OPERATOR).json()["communes"]
             return next(r for r in rows if r["commune_code"] == "14923")
 
         before = wait_until(lambda: (c := card())["received"] == 2 and c, message="both dossiers counted")
@@ -47,18 +48,19 @@ def test_a_signed_result_moves_the_electronic_result_points_and_the_at_risk_read
 
         # As of Monday 17:00, the waiting one is due Tuesday 09:00: by Tuesday's end it would turn late.
         risk = httpx.get(f"{metrics.url}/v1/reports/communes/14923/at-risk",
-                         params={"from": "2026-03-02", "to": "2026-03-03", "as_of": "2026-03-02T17:00:00+07:00"}).json()
+                         params={"from": "2026-03-02", "to": "2026-03-03", "as_of": "2026-03-02T17:00:00+07:00"},
+                         headers=OPERATOR).json()
         assert risk["horizon"].startswith("2026-03-03T23:59:59")
         assert [d["dossier_code"] for d in risk["dossiers"]] == [waiting]
         assert risk["dossiers"][0]["hours_left"] == 1.0 and risk["points_at_risk"] > 0
         assert risk["score_if_all_in_time"] >= risk["score"] >= risk["score_if_due_turn_late"]
         early = httpx.get(f"{metrics.url}/v1/reports/communes/14923/at-risk",
                           params={"from": "2026-03-02", "to": "2026-03-03", "as_of": "2026-03-02T17:00:00+07:00",
-                                  "horizon": "2026-03-02T18:00:00+07:00"}).json()
+                                  "horizon": "2026-03-02T18:00:00+07:00"}, headers=OPERATOR).json()
         assert early["dossiers"] == [] and early["points_at_risk"] == 0
 
         units = httpx.get(f"{metrics.url}/v1/reports/communes/14923/units",
-                          params=PERIOD | {"as_of": "2026-03-02T17:00:00+07:00"}).json()["units"]
+                          params=PERIOD | {"as_of": "2026-03-02T17:00:00+07:00"}, headers=OPERATOR).json()["units"]
         held = {u["unit"]: u for u in units}
         assert held["Tư pháp"]["open"] == {"due_soon": 1} and held["Tư pháp"]["working_hours_held"] == 6.0
         gauge = wait_until(lambda: [line for line in httpx.get(f"{metrics.url}/metrics").text.splitlines()

@@ -45,16 +45,17 @@ def test_hostile_parameters_find_nothing(everything):
         listed = httpx.get(f"{signature.url}/v1/dossiers/{quoted}/documents", headers=AUTH)
         assert listed.status_code in (400, 404), value
         for url in (f"{metrics.url}/v1/reports/communes/{quoted}", f"{metrics.url}/v1/reports/provinces/{quoted}/scorecard"):
-            answer = httpx.get(url, params={"from": "2026-03-01", "to": "2026-03-31"})
+            answer = httpx.get(url, params={"from": "2026-03-01", "to": "2026-03-31"}, headers=OPERATOR)
             assert answer.status_code in (400, 404), (value, answer.text)
-        answer = httpx.get(f"{metrics.url}/v1/reports/communes/{COMMUNE}", params={"from": value, "to": value})
+        answer = httpx.get(f"{metrics.url}/v1/reports/communes/{COMMUNE}", params={"from": value, "to": value},
+                           headers=OPERATOR)
         assert answer.status_code == 400, value
     assert len(messages(notifications, code)) >= 1 and documents(signature, code) == []
 
 
 def test_the_report_and_lookup_apis_answer_generated_requests_without_server_errors(everything):
     pipeline, metrics, notifications, signature, _ = everything
-    assert fuzz(metrics.url, {}) >= 3
+    assert fuzz(metrics.url, OPERATOR) >= 3
     assert fuzz(pipeline.processing[0].url, {}) >= 1
     assert fuzz(notifications.url, AUTH) >= 3
     assert fuzz(signature.url, AUTH) >= 3

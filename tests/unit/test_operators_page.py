@@ -17,7 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.metrics import operators
+from services.metrics.access import Access, Operator
 from services.metrics.operators import NotFound, read_commune, read_period, read_province
+from shared.auth import ApiKey, ApiKeys, key_hash
 from services.metrics.vietnamese import VN, InvalidInput
 from tests.unit.test_export import AT_RISK, COMMUNE, SCORECARD, UNITS
 
@@ -64,7 +66,8 @@ class CannedApi:
         self.answers = {"commune": COMMUNE, "scorecard": SCORECARD, "at_risk": AT_RISK, "units": units}
 
     def endpoint(self, name: str):
-        async def call(code: str, **params) -> dict:
+        async def call(code: str, operator: Operator, **params) -> dict:
+            assert operator.name == "van-hanh"  # the signed-in operator reaches the API's checks
             self.calls.append((name, code, params))
             if name == "scorecard" and code != "38":
                 raise HTTPException(404, "no such province")
@@ -81,17 +84,26 @@ class Browser:
     def __init__(self, app: FastAPI):
         self.app = app
 
-    def get(self, path: str, params: dict[str, str] | None = None) -> httpx.Response:
+    def get(self, path: str, params: dict[str, str] | None = None, signed_in: bool = True) -> httpx.Response:
         async def fetch() -> httpx.Response:
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://page") as c:
-                return await c.get(path, params=params)
+                return await c.get(path, params=params, headers=OPERATOR if signed_in else {})
         return asyncio.run(fetch())
+
+
+OPERATOR = {"authorization": "Bearer operator-key"}
+KEYS = ApiKeys([ApiKey(name="van-hanh", key_sha256=key_hash("operator-key"), sources=["*"])])
 
 
 def client(canned: CannedApi) -> Browser:
     app = FastAPI()
-    operators.install(app, canned.api(), lambda: NOW)
+    operators.install(app, canned.api(), lambda: NOW, Access(KEYS, "session-key", []))
     return Browser(app)
+
+
+def test_a_view_asks_who_is_there_first():
+    page = client(CannedApi()).get("/bao-cao", params={"ma": "14923"} | PERIOD, signed_in=False)
+    assert page.status_code == 303 and page.headers["location"].startswith("/dang-nhap?tiep=%2Fbao-cao%3Fma%3D14923")
 
 
 PERIOD = {"tu": "07/07/2025", "den": "08/07/2025", "luc": "10/07/2025 12:00"}
