@@ -15,6 +15,7 @@ LOCAL = (
     "dossier_notifications_mo_secret",  # Kannel's calls with the SMS citizens send
     "dossier_notifications_alert_secret",  # Alertmanager's calls to the officers' webhook
     "dossier_metrics_session_secret",  # signs the operators' page sessions
+    "dossier_metrics_scrape_token",  # Prometheus' scrape of the urgent dossiers' codes
 )
 
 

@@ -18,7 +18,9 @@ write_config() {
   for folder in rules consoles console_libraries; do
     rm -rf "${home:?}/$folder"; cp -r "$ROOT/deploy/prometheus/$folder" "$home/$folder"
   done
-  cp "$ROOT/deploy/prometheus/prometheus.yml" "$home/prometheus.yml"
+  ensure_secrets  # the scrape token of /metrics/dossiers, where this stack keeps it
+  sed "s|/secrets/dossier_metrics_scrape_token|$SECRETS/dossier_metrics_scrape_token|" \
+    "$ROOT/deploy/prometheus/prometheus.yml" >"$home/prometheus.yml"
   printf -- '- targets: ["127.0.0.1:%s"]\n' "$ALERTMANAGER_PORT" >"$home/alertmanagers.yml"
   : >"$home/targets.yml"
   local service
@@ -27,6 +29,8 @@ write_config() {
     printf -- '- targets: ["127.0.0.1:%s"]\n  labels: {service: %s}\n' "$(service_port "$service")" "$service" \
       >>"$home/targets.yml"
   done
+  printf -- '- targets: ["127.0.0.1:%s"]\n  labels: {service: metrics}\n' "$(service_port metrics)" \
+    >"$home/urgent-targets.yml"
   promtool check config "$home/prometheus.yml" >/dev/null
 }
 

@@ -1,13 +1,14 @@
 """Metrics' wiring: the `dossier-status` subscription, the clock, /metrics, the report API (docs/contract.md §4-§5)."""
 
+import hmac
+from collections.abc import Callable
 from datetime import date, datetime
 from functools import partial
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import structlog
-from fastapi import Depends, FastAPI, HTTPException, Query
-from prometheus_client import CollectorRegistry, generate_latest
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from services.metrics import export, handlers, operators
 from services.metrics.access import Access, Operator, require_commune, require_province
@@ -113,6 +114,15 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
             raise HTTPException(404, f"no commune-level unit {commune_code} in the official list")
         require_commune(operator, commune_code)
         owned(unit.province_code, operator)
+
+    @app.get("/metrics/dossiers", summary="The urgent dossiers' codes, for Prometheus' scrape token only",
+             include_in_schema=False)
+    async def urgent_dossiers(authorization: Annotated[str | None, Header()] = None) -> Response:
+        scheme, _, token = (authorization or "").partition(" ")
+        expected = settings.metrics_scrape_token.get_secret_value()
+        if scheme.lower() != "bearer" or not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+            raise HTTPException(401, "Prometheus' scrape token is required", headers={"WWW-Authenticate": "Bearer"})
+        return Response(service.urgent, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/reports/communes/{commune_code}", summary="A commune's indicators for a cohort (docs/contract.md §5)",
              responses=export.RESPONSES)

@@ -74,7 +74,8 @@ def families(counts: Counter[Key], sector_label: bool = True) -> list[Metric]:
 def urgent(counts: Counter[Key], top: int = 5) -> Metric:
     """The `top` overdue and the `top` due-soon open dossiers of each commune whose due came or comes
     first, valued at their due: the codes the officers' alerts give (docs/alerts.md). At most 2 × `top`
-    series a commune, whatever its backlog; dossier codes are not personal data."""
+    series a commune, whatever its backlog. A code opens a citizen's lookup with 4 digits: these are
+    served apart from /metrics, to Prometheus' scrape token only (`render_urgent`, docs/security.md)."""
     found: dict[tuple[str, str], list[tuple[float, str]]] = {}
     for key, due in counts.items():
         if key[0] == "urgent":
@@ -90,10 +91,20 @@ def urgent(counts: Counter[Key], top: int = 5) -> Metric:
 
 
 def render(counts: Counter[Key], sector_label: bool = True, at_risk: dict[str, float] | None = None) -> bytes:
-    registry = CollectorRegistry(auto_describe=False)
+    """The figures /metrics serves: counts, no dossier code."""
     risk = GaugeMetricFamily("dossier_points_at_risk", "QĐ 766 points a commune would lose in the current quarter "
                              "if its open dossiers due by its end turned late (docs/domain.md §6)", labels=["commune"])
     for code, value in sorted((at_risk or {}).items()):
         risk.add_metric([code], value)
-    registry.register(_Families([*families(counts, sector_label), risk, urgent(counts)]))
+    return _exposed([*families(counts, sector_label), risk])
+
+
+def render_urgent(counts: Counter[Key]) -> bytes:
+    """The urgent dossiers' codes, for the authenticated scrape (/metrics/dossiers)."""
+    return _exposed([urgent(counts)])
+
+
+def _exposed(metrics: list[Metric]) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(metrics))
     return generate_latest(registry)

@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.metrics.exposition import render
+from services.metrics.exposition import render, render_urgent
 from services.metrics.figures import Figures, Key, Verdict, tracked_of, verdict_of
 from services.metrics.settings import MetricsSettings
 from services.metrics.shard import Shard
@@ -76,6 +76,7 @@ class MetricsService:
         self._writing = asyncio.Lock()  # a batch's writes and a compaction's, one at a time
         self._sent: set[str] = set()
         self._snapshot = b""
+        self.urgent = b""  # the urgent dossiers' codes: served to Prometheus' scrape token only
         self.at_risk: dict[str, float] = {}  # commune -> points at risk in the current quarter
         self._snapshot_at: float | None = None
 
@@ -269,6 +270,7 @@ class MetricsService:
         counts = self.figures.counts.copy()
         self._snapshot = await asyncio.to_thread(render, counts, self.settings.metrics_sector_label,
                                                  dict(self.at_risk))
+        self.urgent = await asyncio.to_thread(render_urgent, counts)
         self._snapshot_at = time.monotonic()
         self.metrics.render_seconds.set(time.perf_counter() - started)
 

@@ -51,10 +51,12 @@ class MetricsSettings(ServiceSettings):
     metrics_operator_keys_file: Path | None = None
     # Signs the page's session cookies: every replica the same.
     metrics_session_secret: SecretStr = SecretStr("")
+    # Prometheus' token for /metrics/dossiers, the urgent dossiers' codes the officers' alerts text.
+    metrics_scrape_token: SecretStr = SecretStr("")
     # Authenticating proxies (oauth2-proxy) whose X-Auth-Request-User / X-Forwarded-User is believed.
     metrics_trusted_proxies: list[IPvAnyNetwork] = []
     # The metrics service's own address, for `python -m services.metrics report`.
     metrics_url: str = "http://127.0.0.1:8003"
 
     def secrets_needed(self) -> list[str]:
-        return ["metrics_session_secret"]  # empty, anyone could sign a session
+        return ["metrics_session_secret", "metrics_scrape_token"]  # empty, anyone could sign or scrape

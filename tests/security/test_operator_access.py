@@ -122,3 +122,12 @@ def test_every_operator_read_of_a_dossiers_personal_data_is_in_the_audit_log(pip
     assert len(reads) >= 2 and {r["operator"] for r in reads} == {"any"}
     assert all(set(r) == {"_id", "operator", "dossier", "read", "at"} for r in reads)  # no personal data in it
     assert all("Nguyễn" not in str(r) and "0912" not in str(r) for r in reads)
+
+
+def test_the_urgent_dossiers_codes_are_served_to_prometheus_scrape_token_only():
+    token = {"metrics_scrape_token": "scrape-token-for-tests"}
+    for headers in ({}, bearer("wrong"), bearer("key-38"), {"authorization": "scrape-token-for-tests"}):
+        assert call("GET", "/metrics/dossiers", app_values=token, headers=headers).status_code == 401, headers
+    assert call("GET", "/metrics/dossiers", headers=bearer("")).status_code == 401  # no token configured: no one
+    answer = call("GET", "/metrics/dossiers", app_values=token, headers=bearer("scrape-token-for-tests"))
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")

@@ -327,8 +327,12 @@ def test_prometheus_gets_the_rules_and_the_labels_they_expect(variant):
             rule["labels"] = rule.get("labels", {}) | {"namespace": NAMESPACE}  # what AlertmanagerConfig routes by
         assert spec == ours
     [monitor] = manifests(variant, "PodMonitor")
-    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    [endpoint, urgent] = monitor["spec"]["podMetricsEndpoints"]
     assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
+    # The urgent dossiers' codes: the metrics pods only, with the token (docs/security.md).
+    assert urgent["path"] == "/metrics/dossiers" and urgent["authorization"]["credentials"]["key"] == "scrape-token"
+    assert {"sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"], "regex": "metrics",
+            "action": "keep"} in urgent["relabelings"]
     # The rules select up{job="dossier"} and name $labels.service, as the local Prometheus labels them.
     assert {"targetLabel": "job", "replacement": "dossier"} in endpoint["relabelings"]
     assert {"sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"],

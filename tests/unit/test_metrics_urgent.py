@@ -5,16 +5,23 @@ from datetime import datetime, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.metrics.exposition import render
+from services.metrics.exposition import render, render_urgent
 from services.metrics.figures import Figures
 from tests.fixtures.sample import VN
 from tests.unit.test_metrics_figures import CAL, COMMUNE, MONDAY, one, status_data
 
 
 def urgent(figures: Figures) -> dict[tuple[str, str, str], float]:
-    [family] = [f for f in text_string_to_metric_families(render(figures.counts).decode())
+    [family] = [f for f in text_string_to_metric_families(render_urgent(figures.counts).decode())
                 if f.name == "dossier_urgent_due_timestamp_seconds"]
     return {(s.labels["commune"], s.labels["state"], s.labels["dossier"]): s.value for s in family.samples}
+
+
+def test_metrics_carries_no_dossier_code():
+    """They are served to Prometheus' scrape token alone (/metrics/dossiers, docs/security.md)."""
+    figures = Figures(CAL)
+    figures.apply(status_data(one(code(1), hours=1)), MONDAY)
+    assert code(1) not in render(figures.counts).decode() and code(1) in render_urgent(figures.counts).decode()
 
 
 def code(n: int) -> str:

@@ -22,6 +22,7 @@ def test_a_replica_of_some_provinces_owns_their_communes_only_and_names_the_owne
 
 def test_provinces_are_set_as_the_chart_writes_them_or_by_hand(monkeypatch):
     monkeypatch.setenv("DOSSIER_METRICS_SESSION_SECRET", "a-deployments-own-session-key")
+    monkeypatch.setenv("DOSSIER_METRICS_SCRAPE_TOKEN", "a-deployments-own-scrape-token")
     for value in ('["38", "25"]', "38,25", " 38 , 25 "):
         monkeypatch.setenv("DOSSIER_METRICS_PROVINCES", value)
         assert MetricsSettings().metrics_provinces == ["38", "25"]
