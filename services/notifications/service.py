@@ -10,7 +10,6 @@ from MongoDB at start and every reload interval (messages another replica left b
 
 import asyncio
 import heapq
-import os
 import time as clock_time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -278,9 +277,6 @@ class Notifier:
             return False
         pending.attempts += 1
         self._later(pending, now + timedelta(seconds=s.notifications_sending_timeout_seconds))
-        if s.notifications_fault_exit_before_send:
-            log.warning("fault injection: exiting after recording the sending attempt")
-            os._exit(3)
         started = clock_time.perf_counter()
         try:
             provider_id = await self.provider.send(message | {"recipient": pending.recipient, "body": pending.body},

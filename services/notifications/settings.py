@@ -59,8 +59,6 @@ class NotificationsSettings(ServiceSettings):
     notifications_alert_repeat_hours: float = 4
     notifications_api_keys: list[ApiKey] = []
     notifications_api_keys_file: Path | None = None
-    # Fault tests only: exit after a message is marked sending, before the gateway has it.
-    notifications_fault_exit_before_send: bool = False
 
     def secrets_needed(self) -> list[str]:
         needed = ["notifications_dlr_secret", "notifications_mo_secret", "lookup_secret"]

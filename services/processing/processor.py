@@ -5,7 +5,6 @@ a crash anywhere repeats the batch: duplicates change nothing, and the outbox wr
 state is published again.
 """
 
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -87,9 +86,6 @@ class Processor:
             grouped.setdefault(record.value.subject, []).append((record.value, record.raw))
 
         done, written = await self._integrate_all(grouped)
-        if self._settings.processing_fault_exit_after_write:
-            log.warning("fault injection: exiting after the write, before publishing and committing")
-            os._exit(3)
         for result in done:
             self._count(result)
         # What changed, and what a stopped replica left unpublished (an outbox found in the database).

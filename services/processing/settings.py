@@ -30,8 +30,6 @@ class ProcessingSettings(ServiceSettings):
     # Proxies (addresses or networks, e.g. an ingress's) whose X-Forwarded-For names the client;
     # from any other peer the header is ignored.
     processing_trusted_proxies: list[IPvAnyNetwork] = []
-    # Fault tests only: exit right after the first batch is written, before publishing and committing.
-    processing_fault_exit_after_write: bool = False
 
     def secrets_needed(self) -> list[str]:
         return ["lookup_secret"]

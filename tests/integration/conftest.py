@@ -177,6 +177,8 @@ class ServiceProcess:
     env: dict[str, str]
     port: int
     process: subprocess.Popen | None = None
+    # What runs: the service, or a test double of it (tests/fixtures/faulty.py).
+    module: list[str] = field(default_factory=list)
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -194,7 +196,7 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}"],
+            [sys.executable, "-m", *(self.module or [f"services.{self.name}"])],
             cwd=ROOT,
             env=os.environ | self.env,
             stdout=log,

@@ -47,9 +47,12 @@ def notifications_env(**more: str) -> dict[str, str]:
     } | more
 
 
-def start_notifications(pipeline, port: int | None = None, **env: str):
+def start_notifications(pipeline, port: int | None = None, faulty: bool = False, **env: str):
+    """Notifications on the pipeline's namespace; `faulty`: the test double that exits after recording a
+    sending attempt, before the gateway has the message (tests/fixtures/faulty.py)."""
     process = service("notifications", pipeline.settings, port, **notifications_env(**env))
     process.env["DOSSIER_NOTIFICATIONS_DLR_BASE_URL"] = process.url
+    process.module = ["tests.fixtures.faulty", "notifications"] if faulty else []
     return process.start()
 
 
@@ -132,7 +135,7 @@ async def republish(settings, records) -> None:
 
 
 def test_killed_mid_send_the_message_goes_once_after_the_restart(sms):
-    crashing = start_notifications(sms, DOSSIER_NOTIFICATIONS_FAULT_EXIT_BEFORE_SEND="true")
+    crashing = start_notifications(sms, faulty=True)
     code = dossier_code(START, sequence=102)
     sms.post(life(code)[:1])
     wait_until(lambda: crashing.process.poll() is not None, timeout=60, message="the fault exit")

@@ -114,7 +114,9 @@ def test_a_dossier_lookup_knows_only_real_codes(pipeline):
 
 
 def test_killed_between_the_write_and_the_commit_it_leaves_the_same_state(pipeline):
-    doomed = pipeline.add_processing(DOSSIER_PROCESSING_FAULT_EXIT_AFTER_WRITE="true").start()
+    doomed = pipeline.add_processing()
+    doomed.module = ["tests.fixtures.faulty", "processing"]  # exits after its first write
+    doomed.start()
     expected = histories(10, seed=2)
     pipeline.post([e for events in expected.values() for e in events])
     assert doomed.process.wait(timeout=60) == 3  # written to the database, not published, not committed
