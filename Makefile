@@ -3,7 +3,7 @@ SHELL := /bin/bash
 LOCAL := deploy/local
 PY := .local/venv/bin/python
 
-.PHONY: venv system up down reset status logs demo docs test test-unit test-integration test-security test-faults test-kubernetes bench bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e bench-reads bench-scaling
+.PHONY: venv system up down reset status logs demo docs test test-unit test-tools test-integration test-security test-faults test-kubernetes bench bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e bench-reads bench-scaling
 
 venv:
 	@$(LOCAL)/install-python.sh
@@ -38,12 +38,17 @@ demo: up
 
 # Unit tests, integration tests, the security findings, then faults injected into the whole pipeline;
 # the integration, security and fault tests run on a separate stack that each test session starts and stops.
-test: test-unit test-integration test-security test-faults
+test: test-unit test-tools test-integration test-security test-faults
 
-test-unit: venv system
-	$(PY) -m pytest tests/unit
+# The pure logic: needs nothing but the Python packages (no helm, no promtool).
+test-unit: venv
+	$(PY) -m pytest tests/unit -m "not tools"
 
-# The Helm chart, rendered and validated offline (also part of test-unit).
+# The deployment's files checked by their own tools: the Helm chart rendered and validated offline
+# (helm, kubeconform), the Prometheus rules and Alertmanager's routes (promtool, amtool).
+test-tools: venv system
+	$(PY) -m pytest tests/unit -m tools
+
 test-kubernetes: venv system
 	$(PY) -m pytest tests/unit/test_kubernetes.py
 

@@ -10,6 +10,10 @@ import yaml
 
 from services.notifications.settings import NotificationsSettings
 
+# Run by the deployment's tools (helm, kubeconform, promtool, amtool): `make test-tools`, not `make test-unit`.
+pytestmark = pytest.mark.tools
+
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 

@@ -17,6 +17,10 @@ import yaml
 from shared.communes import communes
 from shared.settings import ServiceSettings
 
+# Run by the deployment's tools (helm, kubeconform, promtool, amtool): `make test-tools`, not `make test-unit`.
+pytestmark = pytest.mark.tools
+
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "kubernetes" / "dossier-tracker"
 BIN = ROOT / ".local" / "bin"

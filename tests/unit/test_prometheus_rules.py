@@ -5,6 +5,10 @@ from pathlib import Path
 
 import pytest
 
+# Run by the deployment's tools (helm, kubeconform, promtool, amtool): `make test-tools`, not `make test-unit`.
+pytestmark = pytest.mark.tools
+
+
 PROMETHEUS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 
 
