@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from services.notifications import handlers
 from services.notifications.alerts import MAX_BYTES, OfficerAlerts
-from services.notifications.providers import dlr_token_ok, provider
+from services.notifications.providers import HttpJson, dlr_token_ok, provider
 from services.notifications.replies import NEUTRAL, PerNumber, code_in, mo_token_ok, reply
 from services.notifications.sms import normalise_phone
 from services.notifications.service import Notifier
@@ -119,7 +119,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         named = report.get(settings.notifications_http_dlr_id_field)
         if named is not None and str(named) != id:
             raise HTTPException(403, "the report is about another message than its URL")
-        status = settings.notifications_http_status_map.get(str(report.get(settings.notifications_http_dlr_status_field)))
+        status = HttpJson.report_status(settings, report.get(settings.notifications_http_dlr_status_field))
         if status is None:
             raise HTTPException(422, "the report names an unknown status")
         return {"moved": await notifier.reached(id, status)}

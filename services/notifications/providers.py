@@ -1,5 +1,7 @@
 """SMS gateways behind one interface: Kannel (smsbox's HTTP sendsms), an aggregator's HTTP JSON API and a
-log for development; each message's delivery-report URL signed for that message alone."""
+log for development; each message's delivery-report URL signed for that message alone. Each provider
+owns what its answers mean: which refusals are temporary (tried again) and which permanent (the
+message fails at once), and which status each of its delivery reports gives (GOV.UK Notify's way)."""
 
 import hashlib
 import hmac
@@ -15,7 +17,22 @@ log = structlog.get_logger()
 
 
 class ProviderError(Exception):
-    """The gateway did not take the message: it is tried again later."""
+    """The gateway did not take the message: tried again later, unless `permanent` (the message itself
+    is refused: another try would be refused the same)."""
+
+    def __init__(self, reason: str, permanent: bool = False):
+        super().__init__(reason)
+        self.permanent = permanent
+
+
+# HTTP answers that refuse the message itself, not the moment or our credentials: 400 a malformed
+# request or number, 404/410 a recipient unknown or gone, 413 too long, 422 refused content.
+PERMANENT = frozenset({400, 404, 410, 413, 422})
+
+
+def refused(gateway: str, answer: httpx.Response) -> ProviderError:
+    return ProviderError(f"{gateway} answered {answer.status_code}: {answer.text.strip()[:200]}",
+                         permanent=answer.status_code in PERMANENT)
 
 
 class Provider(Protocol):
@@ -50,6 +67,9 @@ class Kannel:
     carrying our message id (`%d` is Kannel's report type)."""
 
     name = "kannel"
+    # Its delivery-report types (dlr-mask bits) and the status each one means; 4 (buffered by the SMSC)
+    # means nothing to record.
+    REPORTS = {1: "delivered", 2: "failed", 8: "sent", 16: "failed"}
 
     def __init__(self, settings: NotificationsSettings):
         self._settings = settings
@@ -73,8 +93,12 @@ class Kannel:
         except httpx.HTTPError as exc:
             raise ProviderError(f"kannel unreachable: {exc}") from exc
         if answer.status_code not in (200, 202):
-            raise ProviderError(f"kannel answered {answer.status_code}: {answer.text.strip()}")
+            raise refused("kannel", answer)
         return None
+
+    @classmethod
+    def report_status(cls, kind: int) -> str | None:
+        return cls.REPORTS.get(kind)
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -109,11 +133,16 @@ class HttpJson:
         except httpx.HTTPError as exc:
             raise ProviderError(f"provider unreachable: {exc}") from exc
         if answer.status_code >= 300:
-            raise ProviderError(f"provider answered {answer.status_code}: {answer.text.strip()[:200]}")
+            raise refused("provider", answer)
         try:
             return str(answer.json().get(s.notifications_http_id_field) or "") or None
         except ValueError:
             return None
+
+    @staticmethod
+    def report_status(settings: NotificationsSettings, value: Any) -> str | None:
+        """The status a delivery report's value means, by the deployment's mapping of its aggregator."""
+        return settings.notifications_http_status_map.get(str(value))
 
     async def close(self) -> None:
         await self._http.aclose()

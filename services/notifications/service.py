@@ -20,7 +20,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pymongo.errors import PyMongoError
 
-from services.notifications.providers import Provider, ProviderError
+from services.notifications.providers import Kannel, Provider, ProviderError
 from services.notifications.settings import NotificationsSettings
 from services.notifications.sms import Encoded, normalise_phone
 from services.notifications.store import PENDING, RANK, MessageStore, status
@@ -36,8 +36,6 @@ from shared.privacy import mask_phone
 
 log = structlog.get_logger()
 
-# Kannel's delivery-report types (dlr-mask bits) and the status each one means.
-DLR_STATUS = {1: "delivered", 2: "failed", 8: "sent", 16: "failed"}
 
 
 def not_before(now: datetime, calendar: WorkingCalendar, quiet_start: time, quiet_end: time) -> datetime:
@@ -284,14 +282,14 @@ class Notifier:
         except ProviderError as exc:
             await self._give_back(day, slot)
             await self.store.record(message, "refused", now, attempt=pending.attempts, error=str(exc))
-            if pending.attempts >= s.notifications_max_attempts:
+            if exc.permanent or pending.attempts >= s.notifications_max_attempts:
                 await self._record(message, "failed", now, error=str(exc))
                 self._done(message["_id"])
             else:
                 backoff = s.notifications_backoff_seconds * 2 ** (pending.attempts - 1)
                 self._later(pending, now + timedelta(seconds=min(s.notifications_backoff_cap_seconds, backoff)))
-            log.warning("gateway refused a message, will retry", message=message["_id"], attempts=pending.attempts,
-                        error=str(exc))
+            log.warning("gateway refused a message" if exc.permanent else "gateway refused a message, will retry",
+                        message=message["_id"], attempts=pending.attempts, permanent=exc.permanent, error=str(exc))
             return False
         self.metrics.send_seconds.observe(clock_time.perf_counter() - started)
         self._done(message["_id"])  # the gateway has it: never handed over again, even if the record waits
@@ -313,7 +311,7 @@ class Notifier:
 
     async def report(self, message_id: str, kind: int) -> bool:
         """A Kannel delivery report; repeating one changes nothing."""
-        to = DLR_STATUS.get(kind)
+        to = Kannel.report_status(kind)
         if to is None:
             return False  # e.g. 4: buffered by the SMSC, nothing to record
         return await self.reached(message_id, to)

@@ -33,6 +33,7 @@ from shared.events import DossierEvent
 from shared.service import Record
 from tests.fixtures.pki import Party, blank_pdf, sign
 from tests.fixtures.sample import SAMPLE_DATA, SOURCE, dossier_code, event
+from tests.fixtures.signature_store import MemoryStore
 
 ROOT = Party("Root CA test", ca=True)
 CA = Party("VNPT-CA test", issuer=ROOT, ca=True)
@@ -51,26 +52,6 @@ def bearer(key: str) -> dict[str, str]:
 
 def key(name: str, secret: str, **scope: Any) -> dict[str, Any]:
     return {"name": name, "key_sha256": key_hash(secret), "sources": ["*"]} | scope
-
-
-class MemoryStore:
-    """SignatureStore in memory: records kept once by `_id`."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, dict[str, Any]] = {}
-
-    async def add(self, records: list[dict[str, Any]]) -> None:
-        for record in records:
-            self.rows.setdefault(record["_id"], record)
-
-    async def of_dossier(self, code: str) -> list[dict[str, Any]]:
-        return [r for r in self.rows.values() if r["code"] == code]
-
-    async def remember_fetches(self, fetches: list[dict[str, Any]]) -> None:
-        assert not fetches  # the documents here are uploaded, never fetched
-
-    async def pending_fetches(self) -> list[dict[str, Any]]:
-        return []
 
 
 class Signature:

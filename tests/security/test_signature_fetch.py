@@ -36,36 +36,12 @@ from shared.calendar import WorkingCalendar
 from shared.events import DossierEvent
 from shared.service import Record
 from tests.fixtures.sample import dossier_code, event
+from tests.fixtures.signature_store import MemoryStore
 
 CODE = dossier_code(sequence=303)
 SECRET = "SECRET-MARKER-7f3a"  # what a target answers: never in a verdict, a record or a log
 EVENTS = TypeAdapter(DossierEvent)
 Answer = Callable[[asyncio.StreamWriter], Awaitable[None]]
-
-
-class MemoryStore:
-    """SignatureStore in memory: records kept once by `_id`, and the fetches pending."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, dict[str, Any]] = {}
-        self.pending: dict[str, dict[str, Any]] = {}
-
-    async def add(self, records: list[dict[str, Any]]) -> None:
-        for record in records:
-            self.rows.setdefault(record["_id"], record)
-
-    async def of_dossier(self, code: str) -> list[dict[str, Any]]:
-        return [r for r in self.rows.values() if r["code"] == code]
-
-    async def remember_fetches(self, fetches: list[dict[str, Any]]) -> None:
-        for f in fetches:
-            self.pending.setdefault(f["_id"], f)
-
-    async def forget_fetch(self, code: str, document_id: str) -> None:
-        self.pending.pop(f"{code}|{document_id}", None)
-
-    async def pending_fetches(self) -> list[dict[str, Any]]:
-        return list(self.pending.values())
 
 
 class Signature:

@@ -204,6 +204,17 @@ class Notifications:
         [message_id] = [m for m in self.mongo.collection("notifications_messages").docs]
         return message_id
 
+    def report_delivered_on_send(self, message_id: str) -> None:
+        """The gateway reports the message delivered at once, before our own `sent` is written."""
+
+        async def report_at_once(message: dict[str, Any]) -> None:
+            answer = await self.call("POST", "/v1/dlr/http", params={"id": message_id,
+                                                                     "token": dlr_token(DLR_SECRET, message_id)},
+                                     json={"ref": message_id, "status": "DELIVERED"})
+            assert answer.json() == {"moved": True}
+
+        self.gateway.on_send = report_at_once
+
     def status_of(self, message_id: str) -> str:
         async def read() -> str:
             store = self.notifier.store
@@ -384,14 +395,7 @@ def test_a_genuine_report_that_outruns_our_own_sent_record_still_counts(monkeypa
     is recorded, and the message is neither lost nor sent twice."""
     notifications = Notifications(monkeypatch)
     message_id = notifications.receipt(sequence=504)
-
-    async def report_at_once(message: dict[str, Any]) -> None:
-        answer = await notifications.call("POST", "/v1/dlr/http", params={"id": message_id,
-                                                                    "token": dlr_token(DLR_SECRET, message_id)},
-                                    json={"ref": message_id, "status": "DELIVERED"})
-        assert answer.json() == {"moved": True}
-
-    notifications.gateway.on_send = report_at_once
+    notifications.report_delivered_on_send(message_id)
     assert notifications.run(notifications.notifier.send_due()) == 1
     assert notifications.status_of(message_id) == "delivered" and not notifications.still_to_send(message_id)
     assert len(notifications.gateway.given) == 1
@@ -415,13 +419,6 @@ def test_a_report_still_counts_after_the_database_refused_an_earlier_attempts_re
     assert notifications.run(notifications.notifier.send_due()) == 0 and notifications.gateway.given == []
     later = notifications.notifier.clock() + timedelta(seconds=2)
     notifications.notifier.clock = lambda: later  # tried again a second after the database came back
-
-    async def report_at_once(message: dict[str, Any]) -> None:
-        answer = await notifications.call("POST", "/v1/dlr/http", params={"id": message_id,
-                                                                    "token": dlr_token(DLR_SECRET, message_id)},
-                                          json={"ref": message_id, "status": "DELIVERED"})
-        assert answer.json() == {"moved": True}
-
-    notifications.gateway.on_send = report_at_once
+    notifications.report_delivered_on_send(message_id)
     assert notifications.run(notifications.notifier.send_due()) == 1
     assert notifications.status_of(message_id) == "delivered" and len(notifications.gateway.given) == 1

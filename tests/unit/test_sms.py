@@ -1,11 +1,13 @@
-"""SMS text and recipients: transliteration, parts, phone numbers (docs/domain.md §7)."""
+"""SMS text and recipients (transliteration, parts, phone numbers: docs/domain.md §7), and what the gateways' answers mean."""
 
 import unicodedata
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.notifications.providers import Kannel, refused
 from services.notifications.sms import PLACEHOLDER, cut, encode, is_gsm7, normalise_phone, septets, transliterate
 
 BASES = {"a": "aăâ", "e": "eê", "i": "i", "o": "oôơ", "u": "uư", "y": "y"}
@@ -93,3 +95,17 @@ def test_any_unicode_becomes_gsm7_without_raising(text):
 def test_a_cut_field_never_takes_more_than_its_limit(text, limit, ucs2):
     field = cut(text, limit, ucs2)
     assert (len(field.encode("utf-16-be")) // 2 if ucs2 else septets(field)) <= limit
+
+
+@pytest.mark.parametrize("status, permanent", [
+    (400, True), (404, True), (410, True), (413, True), (422, True),  # the message itself is refused
+    (401, False), (403, False), (408, False), (429, False), (500, False), (503, False),  # the moment, or our setup
+])
+def test_a_gateway_refusal_is_permanent_only_when_it_is_about_the_message(status, permanent):
+    error = refused("provider", httpx.Response(status, text="nope"))
+    assert error.permanent is permanent and str(error) == f"provider answered {status}: nope"
+
+
+@pytest.mark.parametrize("kind, status", [(1, "delivered"), (2, "failed"), (4, None), (8, "sent"), (16, "failed")])
+def test_kannel_says_what_its_delivery_reports_mean(kind, status):
+    assert Kannel.report_status(kind) == status
