@@ -13,6 +13,14 @@ from shared.settings import ServiceSettings
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
 STRUCTURED_HEADERS = [("content-type", CLOUDEVENTS_CONTENT_TYPE.encode())]
 
+# The largest record batch a producer sends and a broker and topic take (`max_request_size`,
+# `message.max.bytes`, `max.message.bytes`: deploy/local/kafka.sh, docker-compose.yml and the chart say
+# the same): an event of intake's largest body (1 MiB) with the attributes intake adds, and room for what
+# the consumers write from one (a dead letter with its headers, a status carrying the applicant).
+# Consumers need no setting: a broker hands a fetch its first batch whole, however large.
+MAX_MESSAGE_BYTES = 2 * 1024 * 1024
+TOPIC_CONFIG = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
+
 log = structlog.get_logger()
 
 
@@ -42,12 +50,13 @@ async def _admin(settings: ServiceSettings, timeout: float) -> AIOKafkaAdminClie
 
 async def ensure_topics(settings: ServiceSettings, names: list[str] | None = None, timeout: float = 60) -> None:
     """Create topics if they do not exist yet (idempotent): by default the project's three, with the
-    configured partitions and replication factor."""
+    configured partitions and replication factor, each taking records up to MAX_MESSAGE_BYTES."""
     admin = await _admin(settings, timeout)
     try:
         existing = set(await admin.list_topics())
         wanted = names or [settings.topic_events, settings.topic_status, settings.topic_dlq]
-        missing = [NewTopic(name, num_partitions=settings.partitions, replication_factor=settings.replication_factor)
+        missing = [NewTopic(name, num_partitions=settings.partitions, replication_factor=settings.replication_factor,
+                            topic_configs=TOPIC_CONFIG)
                    for name in wanted if name not in existing]
         if missing:
             try:

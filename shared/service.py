@@ -41,7 +41,7 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WT
 from shared.contracts import DeadLetter, dead_letter_topic
 from shared.failures import FailureLimit, PartitionHealth
 from shared.http import NotReady, add_operational_routes
-from shared.kafka import CLOUDEVENTS_CONTENT_TYPE, ensure_topic
+from shared.kafka import CLOUDEVENTS_CONTENT_TYPE, MAX_MESSAGE_BYTES, ensure_topic
 from shared.privacy import scrub
 from shared.settings import ServiceSettings
 
@@ -127,7 +127,7 @@ class ConsumingService:
         # that one bad record is dead-lettered alone; the declared types document the payloads.
         self.broker = KafkaBroker(settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True,
                                   client_id=name, apply_types=False, logger=logging.getLogger(f"{name}.kafka"),
-                                  log_level=logging.DEBUG)
+                                  log_level=logging.DEBUG, max_request_size=MAX_MESSAGE_BYTES)
         self.mongo: AsyncMongoClient | None = (
             AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000) if database else None)
         self.lag = Gauge(f"{name}_consumer_lag", "Records not yet consumed on the assigned partitions",

@@ -33,6 +33,8 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 log.retention.hours=-1
+# The largest record batch (shared/kafka.py MAX_MESSAGE_BYTES): intake's largest event, 1 MiB, and more.
+message.max.bytes=2097152
 CONF
 }
 

@@ -16,8 +16,8 @@ from pydantic import TypeAdapter
 from shared.auth import ApiKey, ApiKeys, may_send
 from services.intake.publisher import EventPublisher, KafkaUnavailable
 from services.intake.settings import IntakeSettings
-from shared.events import DossierEvent, EventErrors, ReceivedEvent, parse_events
-from shared.http import add_operational_routes
+from shared.events import DossierEvent, EventErrors, FieldError, ReceivedEvent, parse_events
+from shared.http import BodyTooLarge, add_operational_routes, read_body
 
 log = structlog.get_logger()
 
@@ -57,16 +57,10 @@ class IntakeMetrics:
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _error(413, f"body larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _error(413, f"body larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await read_body(request, limit)
+    except BodyTooLarge as exc:
+        raise _error(413, exc.detail) from None
 
 
 def _content_type(request: Request) -> str:
@@ -87,6 +81,32 @@ def _decode(body: bytes, batch: bool, max_events: int) -> list[Any]:
     if len(decoded) > max_events:
         raise _error(413, f"a batch holds at most {max_events} events, got {len(decoded)}")
     return decoded
+
+
+def _deeper_than(value: Any, levels: int) -> bool:
+    """Whether a decoded JSON value nests objects and arrays more than `levels` deep (a container is the
+    first level; a scalar is none), looked at level by level and no further than `levels` + 1."""
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(levels):
+        if not level:
+            return False
+        level = [child for container in level
+                 for child in (container.values() if isinstance(container, dict) else container)
+                 if isinstance(child, dict | list)]
+    return bool(level)
+
+
+def _check_depth(objects: list[Any], max_depth: int) -> None:
+    """422 for an event nesting deeper than `max_depth` (the event itself is the first level), before
+    validation: the consumers' JSON parser stops near 200 levels and orjson's encoder at 254, so what
+    intake accepted deeper was dead-lettered by every consumer, or not written at all (docs/security.md)."""
+    errors = [FieldError(index=index, field=name,
+                         message=f"nested deeper than {max_depth} levels of objects and arrays (the event itself "
+                                 "is the first)")
+              for index, obj in enumerate(objects) if isinstance(obj, dict)
+              for name, value in obj.items() if _deeper_than(value, max_depth - 1)]
+    if errors:
+        raise Rejection(422, {"errors": [e.model_dump() for e in errors]})
 
 
 def _validate(objects: list[Any]) -> list[DossierEvent]:
@@ -117,6 +137,16 @@ def _as_recorded(sent: dict[str, Any], contributed: bool, arrived: str) -> dict[
     return recorded | {"intaketime": arrived} | ({"intakecontributor": True} if contributed else {})
 
 
+def _oversized(records: list[tuple[str, bytes]], limit: int) -> str | None:
+    """Why a record would be larger than intake's largest (413), or None. Written again, an event can
+    outgrow its body (orjson writes `1e15` out in full): such a record is refused, not handed to Kafka."""
+    for index, (_key, value) in enumerate(records):
+        if len(value) > limit:
+            return (f"event {index} takes {len(value)} bytes as written to Kafka (its numbers in full, with "
+                    f"intake's attributes), more than {limit}")
+    return None
+
+
 def _openapi_request_body(max_events: int) -> dict[str, Any]:
     schema = TypeAdapter(DossierEvent).json_schema(ref_template="#/components/schemas/{model}")
     return {
@@ -139,10 +169,11 @@ _ANSWERS = {
     400: {"description": "Malformed JSON, or not the shape the content type announces"},
     401: {"description": "No or unknown API key"},
     403: {"description": "An event's source, or a receipt's commune, is not allowed for this key"},
-    413: {"description": "Body over 1 MiB or batch over 1,000 events"},
+    413: {"description": "Body over 1 MiB, batch over 1,000 events, or an event larger than that once written "
+                          "for Kafka"},
     415: {"description": "Content type is not a CloudEvents JSON type"},
     422: {
-        "description": "Invalid events; nothing was published",
+        "description": "Invalid events, or nested too deep (32 levels by default); nothing was published",
         "content": {
             "application/json": {
                 "example": {"errors": [{"index": 0, "field": "data.channel", "message": "Input should be ..."}]}
@@ -183,6 +214,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         body = await _read_body(request, settings.intake_max_body_bytes)
         objects = _decode(body, content_type == BATCH_CONTENT_TYPE, settings.intake_max_batch_events)
         try:
+            _check_depth(objects, settings.intake_max_depth)
             events = _validate(objects)
         except Rejection:
             metrics.events.labels("invalid", "rejected").inc(len(objects))
@@ -194,6 +226,10 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         arrived = settings.clock().isoformat()
         records = [(event.subject, orjson.dumps(_as_recorded(obj, event.type in key.contributes, arrived)))
                    for event, obj in zip(events, objects, strict=True)]
+        if too_large := _oversized(records, settings.max_record_bytes):
+            for event in events:
+                metrics.events.labels(event.type, "rejected").inc()
+            raise _error(413, too_large)
         try:
             await publisher.publish(records)
         except KafkaUnavailable as exc:

@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import InvalidProducerEpoch, KafkaError, OutOfOrderSequenceNumber, UnknownProducerId
 
 from services.intake.settings import IntakeSettings
-from shared.kafka import STRUCTURED_HEADERS
+from shared.kafka import MAX_MESSAGE_BYTES, STRUCTURED_HEADERS
 
 log = structlog.get_logger()
 
@@ -49,6 +49,7 @@ class EventPublisher:
                 linger_ms=self._settings.intake_linger_ms,
                 request_timeout_ms=self._settings.intake_kafka_timeout_ms,
                 max_batch_size=256 * 1024,
+                max_request_size=MAX_MESSAGE_BYTES,  # a record over it is refused (413) before it gets here
                 client_id="intake",
             )
             try:

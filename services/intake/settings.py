@@ -1,7 +1,15 @@
 from pathlib import Path
 
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from pydantic import Field, model_validator
+
 from shared.auth import ApiKey
+from shared.kafka import MAX_MESSAGE_BYTES, STRUCTURED_HEADERS
 from shared.settings import ServiceSettings
+
+# Room for what intake adds to an event on its way to Kafka: `intaketime` and `intakecontributor`.
+ATTRIBUTES_BYTES = 1024
+LONGEST_KEY = b"000.00.00.H00-000000-0000"  # a dossier code (docs/domain.md §7)
 
 
 class IntakeSettings(ServiceSettings):
@@ -11,6 +19,24 @@ class IntakeSettings(ServiceSettings):
     intake_api_keys_file: Path | None = None
     intake_max_body_bytes: int = 1024 * 1024
     intake_max_batch_events: int = 1000
+    # Levels of objects and arrays an event may nest (the event itself is the first): far below what the
+    # consumers' parser reads (about 200 levels) and what intake's encoder writes (254).
+    intake_max_depth: int = Field(default=32, ge=2, le=128)
     # How long a publish may wait for Kafka before the caller gets 503 and retries.
     intake_kafka_timeout_ms: int = 5000
     intake_linger_ms: int = 2
+
+    @property
+    def max_record_bytes(self) -> int:
+        """The largest record intake writes: one event of the largest body, with intake's attributes."""
+        return self.intake_max_body_bytes + ATTRIBUTES_BYTES
+
+    @model_validator(mode="after")
+    def _records_fit_in_kafka(self) -> "IntakeSettings":
+        batch = DefaultRecordBatchBuilder.estimate_size_in_bytes(LONGEST_KEY, bytes(self.max_record_bytes),
+                                                                 STRUCTURED_HEADERS)
+        if batch > MAX_MESSAGE_BYTES:
+            raise ValueError(f"DOSSIER_INTAKE_MAX_BODY_BYTES: an event of {self.intake_max_body_bytes} bytes "
+                             f"makes a record of {batch} bytes, more than Kafka takes ({MAX_MESSAGE_BYTES}: "
+                             "shared/kafka.py)")
+        return self

@@ -46,6 +46,11 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- end -}}
 {{- end -}}
 
+{{/* The largest record batch a broker and every topic take: shared/kafka.py MAX_MESSAGE_BYTES (2 MiB). */}}
+{{- define "dossier.maxMessageBytes" -}}
+2097152
+{{- end -}}
+
 {{- define "dossier.mongoUrlSecret" -}}
 {{- if .Values.mongodb.urlSecret.name -}}
 {{ .Values.mongodb.urlSecret.name }}
