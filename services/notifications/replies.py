@@ -15,7 +15,8 @@ from typing import Any
 from services.notifications.sms import cut
 from shared.calendar import WorkingCalendar
 from shared.events import is_dossier_code
-from shared.lookup import STATES, Windows
+from shared.labels import STATES
+from shared.ratelimit import Windows
 from shared.mongo import as_utc
 
 # A TT 01/2018 code anywhere in the text ("HS 000.00.38.H56-250701-0001", "hs000.00...", the code alone).

@@ -24,7 +24,9 @@ from starlette.requests import Request
 
 from shared.calendar import WorkingCalendar
 from shared.dossier import open_state
-from shared.lookup import OPEN_STATES, PHONE4, STATES, STEPS, TOKEN, Windows, lookup_token
+from shared.labels import OPEN_STATES, STATES, STEPS
+from shared.lookup import PHONE4, TOKEN, lookup_token
+from shared.ratelimit import Windows
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -1,6 +1,6 @@
 """Issue 23, finding 11: nothing a caller sends grows a service's memory without bound.
 
-- The rate limits' windows (shared/lookup.py `Windows`, behind the lookup's attempts per client and the
+- The rate limits' windows (shared/ratelimit.py `Windows`, behind the lookup's attempts per client and the
   SMS replies per number) forget a key whose events are past without it being checked again.
 - Notifications' two bodies (`POST /v1/dlr/http`, `POST /v1/alerts`) are read only once the caller is
   authenticated, in chunks, and refused as soon as they pass their limit.
@@ -30,7 +30,7 @@ from services.processing.processor import ProcessingMetrics, Processor
 from services.processing.settings import ProcessingSettings
 from shared.calendar import WorkingCalendar
 from shared.events import DossierEvent, parse_event
-from shared.lookup import Windows
+from shared.ratelimit import Windows
 from shared.service import Record
 from tests.fixtures.sample import event
 from tests.security.test_sms_callbacks import DLR_SECRET, Notifications

@@ -17,7 +17,8 @@ from services.processing.lookup import (Attempts, LookupRefused, Slots, citizen_
 from services.processing.page import render
 from shared.calendar import WorkingCalendar
 from shared.dossier import fold
-from shared.lookup import Windows, last4, lookup_link, lookup_token
+from shared.lookup import last4, lookup_link, lookup_token
+from shared.ratelimit import Windows
 from tests.fixtures.memory import MemoryCollection
 from tests.unit.test_dossier import LIFE, ev, received
 
