@@ -4,6 +4,7 @@ keys are compared by hash, in constant time."""
 import hashlib
 import hmac
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from fastapi import HTTPException
@@ -29,13 +30,21 @@ class ApiKey(BaseModel):
     contributes: list[str] = []
 
     def serves(self, commune_code: str) -> bool:
-        """May this key receive a dossier for `commune_code`?"""
-        if self.communes and commune_code not in self.communes:
-            return False
-        if "*" in self.provinces:
-            return True
-        unit = commune(commune_code)
-        return unit is not None and unit.province_code in self.provinces
+        """May this key receive (or read) a dossier for `commune_code`?"""
+        return commune_in_scope(self.provinces, self.communes, commune_code)
+
+
+def province_in_scope(provinces: Iterable[str], province_code: str) -> bool:
+    """A scope's provinces ("*" for all) hold `province_code`."""
+    return "*" in provinces or province_code in provinces
+
+
+def commune_in_scope(provinces: Iterable[str], communes: Iterable[str], commune_code: str) -> bool:
+    """A scope (its provinces, and its communes when it lists any) holds `commune_code`."""
+    if communes and commune_code not in communes:
+        return False
+    unit = commune(commune_code)
+    return unit is not None and province_in_scope(provinces, unit.province_code)
 
 
 def key_hash(key: str) -> str:

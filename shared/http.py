@@ -1,6 +1,7 @@
 """What every service's HTTP side shares: /healthz, /readyz, /metrics, reading a body within a limit,
 and how it is served."""
 
+import ipaddress
 from collections.abc import Awaitable, Callable
 
 import uvicorn
@@ -51,6 +52,22 @@ def add_operational_routes(
     async def prometheus_metrics() -> Response:
         body = exposition() if exposition else generate_latest(registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def ip_address_of(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def in_networks(text: str, networks: list[Network]) -> bool:
+    """Whether `text` is an address in one of `networks` (a trusted proxy, say); False for anything else."""
+    address = ip_address_of(text)
+    return address is not None and any(address in network for network in networks)
 
 
 class BodyTooLarge(HTTPException):

@@ -12,7 +12,6 @@
 import base64
 import hashlib
 import hmac
-import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,13 +19,12 @@ from typing import Any
 
 from fastapi import HTTPException, Request
 
-from shared.auth import ApiKey, ApiKeys
-from shared.communes import commune
+from shared.auth import ApiKey, ApiKeys, commune_in_scope, province_in_scope
+from shared.http import Network, in_networks
 
 SESSION_COOKIE = "phien"
 SESSION_SECONDS = 8 * 3600  # a working day
 PROXY_USER_HEADERS = ("x-auth-request-user", "x-forwarded-user")
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -42,13 +40,10 @@ class Operator:
         return cls(key.name, frozenset(key.provinces), frozenset(key.communes))
 
     def sees_province(self, province_code: str) -> bool:
-        return "*" in self.provinces or province_code in self.provinces
+        return province_in_scope(self.provinces, province_code)
 
     def sees_commune(self, commune_code: str) -> bool:
-        if self.communes and commune_code not in self.communes:
-            return False
-        unit = commune(commune_code)
-        return unit is not None and self.sees_province(unit.province_code)
+        return commune_in_scope(self.provinces, self.communes, commune_code)
 
 
 class Access:
@@ -67,7 +62,7 @@ class Access:
             key = self._keys.named(name)
             return Operator.of(key) if key is not None else None
         peer = request.client.host if request.client else ""
-        if self._from_proxy(peer):
+        if in_networks(peer, self._proxies):
             user = next((v for h in PROXY_USER_HEADERS if (v := request.headers.get(h, "").strip())), "")
             return Operator(f"proxy:{user[:100]}") if user else None
         return None
@@ -100,13 +95,6 @@ class Access:
 
     def _sign(self, claim: bytes) -> str:
         return hmac.new(self._secret, b"session|" + claim, hashlib.sha256).hexdigest()
-
-    def _from_proxy(self, peer: str) -> bool:
-        try:
-            address = ipaddress.ip_address(peer)
-        except ValueError:
-            return False
-        return any(address in network for network in self._proxies)
 
 
 def require_province(operator: Operator, province_code: str) -> None:

@@ -12,7 +12,6 @@ too, per replica: against floods, not guessing.
 
 import asyncio
 import hmac
-import ipaddress
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,11 +23,11 @@ from starlette.requests import Request
 
 from shared.calendar import WorkingCalendar
 from shared.dossier import open_state
+from shared.http import Network, in_networks, ip_address_of
 from shared.labels import OPEN_STATES, STATES, STEPS
 from shared.lookup import PHONE4, TOKEN, lookup_token
 from shared.ratelimit import Windows
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class LookupRefused(Exception):
@@ -120,25 +119,13 @@ def client_of(request: Request, trusted: list[Network]) -> str:
     `X-Forwarded-For` that is not one (what the proxy itself appended); anything else a caller wrote
     there is ignored."""
     peer = request.client.host if request.client else "?"
-    if not _among(peer, trusted):
+    if not in_networks(peer, trusted):
         return peer
     for hop in reversed(request.headers.get("x-forwarded-for", "").split(",")):
         hop = hop.strip()
-        if not _among(hop, trusted):
-            return hop if _address(hop) else peer
+        if not in_networks(hop, trusted):
+            return hop if ip_address_of(hop) else peer
     return peer
-
-
-def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
-
-
-def _among(text: str, networks: list[Network]) -> bool:
-    address = _address(text)
-    return address is not None and any(address in network for network in networks)
 
 
 def factor_matches(code: str, phone4_given: str | None, token_given: str | None, phone4: str | None,
