@@ -25,14 +25,14 @@ from bench.harness import AUTH, bench_settings, percentile, start_service
 from bench.report import table, write_section
 from tests.fixtures.sample import VN, event
 from services.metrics.exposition import render
-from services.metrics.figures import Figures
-from services.metrics.store import Batch, FiguresStore, from_kept, kept, quarter
+from services.metrics.figures import Counted, Figures
+from services.metrics.store import COUNTED, Batch, FiguresStore, quarter
 from shared.calendar import WorkingCalendar
 from shared.communes import communes_of_province
 from shared.dossier import fold
 from shared.events import parse_event
 from shared.kafka import ensure_topics
-from shared.contracts import StatusChanged, status_changed, status_of, timeline_entries
+from shared.contracts import StatusChanged, status_changed, status_of
 
 CAL = WorkingCalendar.load()
 PROVINCE = "38"
@@ -67,13 +67,12 @@ def life(code: str, received: datetime, kind: str, channel: str, days: float = 3
 def status_record(events: list) -> StatusChanged:
     """Processing's status record of a dossier with these events."""
     folded = fold(events, CAL)
-    return status_changed(folded.dossier, None, status_of(folded.dossier, CAL), timeline_entries(folded.timeline),
-                          len(events))
+    return status_changed(folded.dossier, None, status_of(folded.dossier, CAL), folded.timeline, len(events))
 
 
 def status_data(events: list) -> dict:
     """What the metrics store keeps of processing's status record for these events."""
-    return kept(status_record(events))
+    return COUNTED.dump_python(Counted.of(status_record(events).data), mode="json")
 
 
 class Templates:
@@ -132,7 +131,7 @@ def province_scale() -> list[list[object]]:
     before = rss_mib()
     figures = Figures(CAL)
     as_of = datetime(2025, 12, 31, 17, tzinfo=VN)
-    load_s, _ = timed(lambda: [figures.apply(from_kept(d, CAL), as_of) for d, _ in dossiers])
+    load_s, _ = timed(lambda: [figures.apply(COUNTED.validate_python(d), as_of) for d, _ in dossiers])
     gc.collect()
     memory = rss_mib() - before
     print(f"loaded in {load_s:.1f} s, {memory:.0f} MiB")
@@ -174,8 +173,8 @@ def clock_scale() -> list[list[object]]:
         received = now - timedelta(days=20) + timedelta(minutes=10 * slot)
         lives[slot] = status_data(life(f"000.00.38.H56-{received:%y%m%d}-0001", received, "open", "direct", days=10))
     for n in range(OPEN_DOSSIERS):
-        figures.apply(from_kept({**lives[n % slots], "dossier_code": f"open-{n}", "commune_code": BUSY,
-                                 "sector": SECTORS[n % 25]}, CAL), now)
+        figures.apply(COUNTED.validate_python({**lives[n % slots], "dossier_code": f"open-{n}", "commune_code": BUSY,
+                                 "sector": SECTORS[n % 25]}), now)
     first_s, first = timed(lambda: len(figures.tick(now)))
     ticks = [now + timedelta(seconds=10 * k) for k in range(1, 361)]
     seconds, moved = [], 0
@@ -220,7 +219,7 @@ async def service_scale() -> list[list[object]]:
         store = FiguresStore(mongo, settings.mongo_database)
         batch = Batch()
         for doc in docs:  # each in its quarter's log, as the service stores them
-            batch.statuses.setdefault(quarter(date.fromisoformat(doc["received_at"][:10])), []).append(doc)
+            batch.statuses.setdefault(quarter(date.fromisoformat(doc["received_at"][:10])), []).append(COUNTED.validate_python(doc))
         await store.save(batch)
     finally:
         await mongo.close()
@@ -244,7 +243,7 @@ async def service_scale() -> list[list[object]]:
         series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
         figures = Figures(CAL)
         for d in docs:
-            figures.apply(from_kept(d, CAL), datetime.now(VN))
+            figures.apply(COUNTED.validate_python(d), datetime.now(VN))
         live_s, _ = timed(lambda: render(figures.counts), rounds=3)
     finally:
         process.terminate()

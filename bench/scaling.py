@@ -30,7 +30,7 @@ from bench.harness import AUTH, bench_settings, percentile, start_service
 from bench.metrics import CAL, SECTORS, life, rss_mib, status_data, status_record
 from bench.report import table, write_section
 from services.metrics.figures import Figures
-from services.metrics.store import from_kept
+from services.metrics.store import COUNTED
 from shared.calendar import quarter_of, quarters_before
 from shared.communes import communes, communes_of_province
 from shared.kafka import ensure_topics
@@ -86,8 +86,8 @@ def province_five_years() -> list[list[object]]:
         for k in range(per_day):
             kind = "open" if offset >= days - 20 and k % 10 == 0 else ("withdrawn" if k % 25 == 0 else "plain")
             data = lives.get(day, kind)
-            figures.apply(from_kept({**data, "dossier_code": f"d{n}", "commune_code": communes_38[n % len(communes_38)],
-                                     "sector": SECTORS[n % 25]}, CAL), now)
+            figures.apply(COUNTED.validate_python({**data, "dossier_code": f"d{n}", "commune_code": communes_38[n % len(communes_38)],
+                                     "sector": SECTORS[n % 25]}), now)
             n += 1
         if (offset + 1) % 365 == 0:
             gc.collect()

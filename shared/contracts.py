@@ -12,10 +12,13 @@
 - `<topic>.dlq.<group>` and `dossier-events.dlq`: the original record, with `DeadLetter`'s headers.
 
 Writers build these models and serialize them once (`to_bytes`); consumers parse a record once, at
-the edge (`shared.service`). `python -m shared.contracts` writes their JSON Schemas into docs/schemas/.
+the edge (`shared.service`). A dossier's facts are shared.facts' dataclasses, here as everywhere else:
+`StatusData` is a `Received` with its `Timeline`, which the metrics service counts as parsed.
+`python -m shared.contracts` writes their JSON Schemas into docs/schemas/.
 """
 
 import uuid
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,8 +27,9 @@ import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
 from shared.calendar import WorkingCalendar
-from shared.dossier import Dossier, Facts, OpenState, State, Step, Timeline, Timeliness
+from shared.dossier import Dossier, Step
 from shared.events import Applicant, DossierEvent
+from shared.facts import TIMELINE, OpenState, Received, State, Timeline, Timeliness
 
 STATUS_CHANGED = "dossier.status_changed"
 SIGNATURE_VERIFIED = "dossier.signature_verified"
@@ -54,39 +58,15 @@ class Status(_Model):
     open_state: OpenState | None
 
 
-class TimelineEntry(_Model):
-    """What the figures count about a dossier from `since` on (docs/domain.md §5)."""
-
-    since: AwareDatetime
-    state: State
-    due_at: AwareDatetime | None
-    timeliness: Timeliness | None
-    payment_method: Literal["online", "offline"] | None
-    digitized: bool
-    rating: Literal["very_satisfied", "satisfied", "unsatisfied"] | None
-    apologies_compliant: int
-    apologies_non_compliant: int
-    unit: str | None = None  # v1.1: who holds the dossier (the last transfer's to_unit); None at reception
-
-
 class Cause(_Model):
     id: str | None  # the event's id; None for the clock
     type: str
 
 
-class DossierInfo(_Model):
-    """What does not change in a dossier's life: every status record carries it."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusData(Received):
+    """Processing's record of a change: what the receipt said, where the dossier stands, and its timeline."""
 
-    dossier_code: str
-    commune_code: str
-    sector: str
-    procedure_code: str
-    channel: Literal["direct", "online", "postal"]
-    online_level: Literal["full", "partial"] | None
-    received_at: AwareDatetime
-
-
-class StatusData(DossierInfo):
     ended_at: AwareDatetime | None
     withdrawn_at: AwareDatetime | None
     missing: str | None  # what a supplement request asks for
@@ -94,31 +74,25 @@ class StatusData(DossierInfo):
     old: Status | None  # None for the dossier's first status
     new: Status
     events: int  # events folded: a status with fewer is older
-    timeline: list[TimelineEntry]
+    timeline: Timeline  # what the figures count, from each instant it changed (docs/domain.md §5)
     # v1.1: of the events folded, those whose arrival at intake is known, and those that arrived
     # within 15 minutes of their time (the status sync proxy, docs/domain.md §6).
     arrivals: int = 0
     arrivals_synced: int = 0
     applicant: Applicant  # for the SMS only: never logged unmasked, never a metric label
 
-    def facts(self, calendar: WorkingCalendar) -> Timeline:
-        """The timeline as the domain's Facts."""
-        received_date = calendar.local(self.received_at).date()
-        return tuple(
-            Facts(since=e.since, commune_code=self.commune_code, sector=self.sector, channel=self.channel,
-                  online_level=self.online_level, received_at=self.received_at, received_date=received_date,
-                  state=e.state, due_at=e.due_at, timeliness=e.timeliness, payment_method=e.payment_method,
-                  digitized=e.digitized, rating=e.rating, apologies_compliant=e.apologies_compliant,
-                  apologies_non_compliant=e.apologies_non_compliant, unit=e.unit)
-            for e in self.timeline
-        )
 
-
-class ClockData(DossierInfo):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClockData(Received):
     cause: Cause
     old: Status
     new: Status
     events: int
+
+
+def received_of(data: Received) -> dict[str, Any]:
+    """The `Received` part of a record, as keyword arguments for another record that carries it."""
+    return {f.name: getattr(data, f.name) for f in fields(Received)}
 
 
 class SignatureCheck(_Model):
@@ -235,40 +209,30 @@ def changed(old: Status | None, new: Status) -> bool:
     return old is None or old.model_dump(exclude={"open_state"}) != new.model_dump(exclude={"open_state"})
 
 
-def timeline_entries(timeline: Timeline) -> list[TimelineEntry]:
-    return [TimelineEntry(since=f.since, state=f.state, due_at=f.due_at, timeliness=f.timeliness,
-                          payment_method=f.payment_method, digitized=f.digitized, rating=f.rating,
-                          apologies_compliant=f.apologies_compliant, apologies_non_compliant=f.apologies_non_compliant,
-                          unit=f.unit)
-            for f in timeline]
-
-
-def status_changed(dossier: Dossier, old: Status | None, new: Status, timeline: list[TimelineEntry], events: int,
+def status_changed(dossier: Dossier, old: Status | None, new: Status, timeline: Timeline, events: int,
                    cause: Step | None = None, timeline_json: list[dict[str, Any]] | None = None) -> StatusChanged:
     """The change `cause` (default: the dossier's last event) made; `timeline` and `events` are the
     dossier's whole, also when the change is an earlier step of a batch (`timeline_json`: the timeline
     as JSON, if the caller has it already)."""
     last = cause or dossier.history[-1]
     data = StatusData(
-        dossier_code=dossier.code, commune_code=dossier.commune_code, sector=dossier.sector,
-        procedure_code=dossier.procedure_code, channel=dossier.channel, online_level=dossier.online_level,
-        received_at=dossier.received_at, ended_at=dossier.ended_at, withdrawn_at=dossier.withdrawn_at,
+        **received_of(dossier.received), ended_at=dossier.ended_at, withdrawn_at=dossier.withdrawn_at,
         missing=dossier.missing, cause=Cause(id=last.id, type=last.type), old=old, new=new, events=events,
         timeline=timeline, applicant=dossier.applicant, arrivals=dossier.arrivals,
         arrivals_synced=dossier.arrivals_synced)
     change = record_id(dossier.code, events, last.id, new.model_dump_json(),
                        orjson.dumps(timeline_json if timeline_json is not None
-                                    else [e.model_dump(mode="json") for e in timeline]).decode())
+                                    else TIMELINE.dump_python(timeline, mode="json")).decode())
     return StatusChanged(id=change, subject=dossier.code, time=last.time, data=data)
 
 
-def clock_changed(info: DossierInfo, status: Status, at: datetime, to: OpenState, events: int) -> ClockChanged:
+def clock_changed(received: Received, status: Status, at: datetime, to: OpenState, events: int) -> ClockChanged:
     """Time alone moved an open dossier to `to` at instant `at`."""
     new = status.model_copy(update={"open_state": to})
-    data = ClockData(**info.model_dump(), cause=Cause(id=None, type="clock"), old=status, new=new, events=events)
-    return ClockChanged(id=record_id(info.dossier_code, "clock", status.due_at.isoformat() if status.due_at else None,
+    data = ClockData(**received_of(received), cause=Cause(id=None, type="clock"), old=status, new=new, events=events)
+    return ClockChanged(id=record_id(received.dossier_code, "clock", status.due_at.isoformat() if status.due_at else None,
                                      to),
-                        subject=info.dossier_code, time=at, data=data)
+                        subject=received.dossier_code, time=at, data=data)
 
 
 CONTRACTS: dict[str, Any] = {

@@ -14,18 +14,13 @@ the dossier.
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 from shared.calendar import WorkingCalendar
 from shared.events import Applicant, DossierEvent, ReceivedEvent
+from shared.facts import OPEN, Facts, OpenState, Received, State, Timeline, Timeliness, open_state
 
-State = Literal["processing", "awaiting_supplement", "paused", "withdrawn", "stopped", "resolved", "returned"]
-OpenState = Literal["within_deadline", "due_soon", "overdue", "awaiting_supplement", "paused"]
-Timeliness = Literal["early", "on_time", "late"]
-
-OPEN: frozenset[str] = frozenset({"processing", "awaiting_supplement", "paused"})
-DUE_SOON = timedelta(hours=24)
 SYNC = timedelta(minutes=15)  # an event that reached intake within this of its `time` is in sync
 
 
@@ -51,14 +46,10 @@ class Step:
 
 @dataclass(frozen=True)
 class Dossier:
-    code: str
-    commune_code: str
-    sector: str
-    procedure_code: str
-    channel: str
-    online_level: str | None
+    """The fold's state of a dossier: what its receipt said, and where its events have brought it."""
+
+    received: Received
     applicant: Applicant
-    received_at: datetime
     received_date: date  # local date: the report cohort (docs/domain.md §5)
     processing_time: timedelta
     state: State = "processing"
@@ -71,7 +62,7 @@ class Dossier:
     withdrawn_at: datetime | None = None
     payment_method: Literal["online", "offline"] | None = None
     digitized: bool = False
-    rating: str | None = None
+    rating: Literal["very_satisfied", "satisfied", "unsatisfied"] | None = None
     apologies_compliant: int = 0
     apologies_non_compliant: int = 0
     unit: str | None = None  # who holds the dossier: the last transfer's `to_unit`; None at reception
@@ -79,96 +70,22 @@ class Dossier:
     arrivals_synced: int = 0  # of those, arrived within SYNC of their `time` (docs/domain.md §6)
     history: tuple[Step, ...] = ()
 
+    @property
+    def code(self) -> str:
+        return self.received.dossier_code
+
+    @property
+    def received_at(self) -> datetime:
+        return self.received.received_at
+
     def open_state(self, at: datetime, calendar: WorkingCalendar) -> OpenState | None:
         """Where an open dossier stands at instant `at` (docs/domain.md §4); None once it ended or was withdrawn."""
         return open_state(self.state, self.due_at, at, calendar)
 
-    def facts(self, since: datetime) -> "Facts":
-        return Facts(
-            since=since,
-            commune_code=self.commune_code,
-            sector=self.sector,
-            channel=self.channel,
-            online_level=self.online_level,
-            received_at=self.received_at,
-            received_date=self.received_date,
-            state=self.state,
-            due_at=self.due_at,
-            timeliness=self.timeliness,
-            payment_method=self.payment_method,
-            digitized=self.digitized,
-            rating=self.rating,
-            apologies_compliant=self.apologies_compliant,
-            apologies_non_compliant=self.apologies_non_compliant,
-            unit=self.unit,
-        )
-
-
-def open_state(state: State, due_at: datetime | None, at: datetime, calendar: WorkingCalendar) -> OpenState | None:
-    """Where a dossier in `state` with `due_at` stands at instant `at` (docs/domain.md §4); None unless open."""
-    if state not in OPEN:
-        return None
-    if state != "processing":
-        return state  # type: ignore[return-value]
-    assert due_at is not None
-    if calendar.local(at).date() > calendar.local(due_at).date():
-        return "overdue"
-    if due_at - at <= DUE_SOON:
-        return "due_soon"
-    return "within_deadline"
-
-
-def open_state_changes(state: State, due_at: datetime | None, calendar: WorkingCalendar) -> list[tuple[datetime, OpenState]]:
-    """The instants at which a dossier left alone moves on: due soon 24 h before its due, overdue from
-    the start of the local day after the due's. Only a dossier being processed moves with time."""
-    if state != "processing" or due_at is None:
-        return []
-    local_due = calendar.local(due_at)
-    next_day = datetime.combine(local_due.date() + timedelta(days=1), time(), local_due.tzinfo)
-    return [(due_at - DUE_SOON, "due_soon"), (next_day, "overdue")]
-
-
-@dataclass(frozen=True, slots=True)
-class Facts:
-    """What the figures count about a dossier from instant `since` on (docs/domain.md §5).
-
-    A dossier's timeline is the list of its Facts, one per instant they changed: the Facts in force at
-    instant T are those the fold of the events up to T gives, so a report as of any instant reads them
-    instead of folding again.
-    """
-
-    since: datetime
-    commune_code: str
-    sector: str
-    channel: str
-    online_level: str | None
-    received_at: datetime
-    received_date: date
-    state: State
-    due_at: datetime | None
-    timeliness: Timeliness | None
-    payment_method: str | None
-    digitized: bool
-    rating: str | None
-    apologies_compliant: int
-    apologies_non_compliant: int
-    unit: str | None = None  # who holds the dossier from `since` on (None: reception)
-
-    def open_state(self, at: datetime, calendar: WorkingCalendar) -> OpenState | None:
-        return open_state(self.state, self.due_at, at, calendar)
-
-
-Timeline = tuple[Facts, ...]
-
-
-def facts_as_of(timeline: Timeline, at: datetime) -> Facts | None:
-    """The Facts in force at instant `at`; None before the dossier was received."""
-    found = None
-    for facts in timeline:
-        if facts.since > at:
-            break
-        found = facts
-    return found
+    def facts(self, since: datetime) -> Facts:
+        """What the figures count of the dossier as it stands, from `since` on."""
+        return Facts(since, self.state, self.due_at, self.timeliness, self.payment_method, self.digitized,
+                     self.rating, self.apologies_compliant, self.apologies_non_compliant, self.unit)
 
 
 @dataclass(frozen=True)
@@ -256,20 +173,11 @@ def _receive(event: ReceivedEvent, calendar: WorkingCalendar) -> Dossier:
     processing_time = timedelta(hours=data.processing_time.hours)
     # The appointment printed on the receipt wins over the computed due (docs/domain.md §3).
     due = data.due_at or calendar.add_working(event.time, processing_time)
-    return Dossier(
-        code=event.subject,
-        commune_code=data.commune_code,
-        sector=data.sector,
-        procedure_code=data.procedure_code,
-        channel=data.channel,
-        online_level=data.online_level,
-        applicant=data.applicant,
-        received_at=event.time,
-        received_date=calendar.local(event.time).date(),
-        processing_time=processing_time,
-        due_at=due,
-        appointment_at=due,
-    )
+    received = Received(dossier_code=event.subject, commune_code=data.commune_code, sector=data.sector,
+                        procedure_code=data.procedure_code, channel=data.channel, online_level=data.online_level,
+                        received_at=event.time, received_by_unit=data.received_by_unit)
+    return Dossier(received=received, applicant=data.applicant, received_date=calendar.local(event.time).date(),
+                   processing_time=processing_time, due_at=due, appointment_at=due)
 
 
 def _require(dossier: Dossier, event: DossierEvent, states: Iterable[str]) -> None:

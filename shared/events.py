@@ -123,6 +123,7 @@ class Received(_Data):
     online_level: Literal["full", "partial"] | None = Field(default=None, validate_default=True)
     processing_time: ProcessingTime
     due_at: AwareDatetime | None = None  # the appointment printed on the receipt
+    received_by_unit: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None  # v1.2 (NĐ 118)
     applicant: Applicant = Applicant()
     fee: Fee | None = None
 

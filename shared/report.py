@@ -1,6 +1,8 @@
 """The indicators the seeds quote (docs/domain.md §5) and the QĐ 766 scorecard approximation (docs/domain.md §6).
 
-Pure: the caller folds each dossier as of `as_of` (shared.dossier.fold) and passes the results.
+Pure. `report_of` counts a cohort given as each dossier's receipt and its Facts as of `as_of` (the
+metrics service reads them off its timelines); `commune_report` does the same from dossiers folded as
+of `as_of` (shared.dossier.fold), the plain re-computation the tests compare with.
 The JSON shape is the report API's (docs/contract.md §5).
 """
 
@@ -12,6 +14,9 @@ from typing import Any
 
 from shared.calendar import WorkingCalendar
 from shared.dossier import Dossier
+from shared.facts import Facts, Received
+
+Member = tuple[Received, Facts]  # a dossier of a cohort: what its receipt said, and its Facts as of the report
 
 CHANNELS = ("direct", "online", "postal")
 TIMELINESS = ("early", "on_time", "late")
@@ -34,20 +39,23 @@ def progress(received: int, withdrawn: int, completed: Mapping[str, int], open_n
 def commune_report(
     dossiers: Iterable[Dossier], start: date, end: date, as_of: datetime, calendar: WorkingCalendar
 ) -> dict[str, Any]:
-    """Counts and rates over the cohort received (local date) in [start, end], as of `as_of`.
+    """`report_of` the cohort received (local date) in [start, end] of dossiers folded as of `as_of`."""
+    return report_of([(d.received, d.facts(d.received_at)) for d in dossiers
+                      if start <= d.received_date <= end and d.received_at <= as_of], as_of, calendar)
 
-    `dossiers` are folded as of `as_of`: events after it are already ignored.
-    """
-    cohort = [d for d in dossiers if start <= d.received_date <= end and d.received_at <= as_of]
-    channels = Counter(d.channel for d in cohort)
-    completed = Counter(d.timeliness for d in cohort if d.timeliness)
-    open_now = Counter(d.open_state(as_of, calendar) for d in cohort)
-    payments = Counter(d.payment_method for d in cohort if d.payment_method)
-    ratings = Counter(d.rating for d in cohort if d.rating)
+
+def report_of(cohort: Iterable[Member], as_of: datetime, calendar: WorkingCalendar) -> dict[str, Any]:
+    """Counts and rates over a cohort, as of `as_of`."""
+    cohort = list(cohort)
+    channels = Counter(r.channel for r, _ in cohort)
+    completed = Counter(f.timeliness for _, f in cohort if f.timeliness)
+    open_now = Counter(f.open_state(as_of, calendar) for _, f in cohort)
+    payments = Counter(f.payment_method for _, f in cohort if f.payment_method)
+    ratings = Counter(f.rating for _, f in cohort if f.rating)
     received = len(cohort)
-    withdrawn = sum(d.state == "withdrawn" for d in cohort)
-    online_full = sum(d.channel == "online" and d.online_level == "full" for d in cohort)
-    digitized = sum(d.digitized for d in cohort)
+    withdrawn = sum(f.state == "withdrawn" for _, f in cohort)
+    online_full = sum(r.channel == "online" and r.online_level == "full" for r, _ in cohort)
+    digitized = sum(f.digitized for _, f in cohort)
     in_time, judged = progress(received, withdrawn, completed, open_now)
     return {
         "received": received,
@@ -60,9 +68,11 @@ def commune_report(
         "digitized": digitized,
         "ratings": {r: ratings[r] for r in RATINGS},
         "apologies": {
-            "compliant": sum(d.apologies_compliant for d in cohort),
-            "non_compliant": sum(d.apologies_non_compliant for d in cohort),
+            "compliant": sum(f.apologies_compliant for _, f in cohort),
+            "non_compliant": sum(f.apologies_non_compliant for _, f in cohort),
         },
+        # v1.2: taken by another centre than the commune's own (NĐ 118); still the commune's figures.
+        "received_elsewhere": sum(r.received_by_unit is not None for r, _ in cohort),
         "rates": {
             "online": rate(channels["online"], received),
             "online_full": rate(online_full, received),
@@ -140,6 +150,7 @@ def as_table(name: str, report: dict[str, Any]) -> str:
     rows += [("Số hóa (digitized)", report["digitized"])]
     rows += [(f"Đánh giá {r}", report["ratings"][r]) for r in RATINGS]
     rows += [(f"Xin lỗi {k}", v) for k, v in report["apologies"].items()]
+    rows += [("Tiếp nhận tại trung tâm khác (received_elsewhere)", report["received_elsewhere"])]
     rows += [(f"Tỷ lệ {k}", "—" if v is None else f"{100 * v:.2f} %") for k, v in report["rates"].items()]
     width = max(len(label) for label, _ in rows)
     lines = [f"{name}: {report['from']} → {report['to']}, as of {report['as_of']}"]

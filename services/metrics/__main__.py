@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
 from services.metrics.app import create_app
-from services.metrics.figures import Figures
+from services.metrics.figures import Counted, Figures
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import FiguresStore
@@ -80,7 +80,7 @@ async def rebuild(settings: MetricsSettings) -> dict[str, int]:
                     counts["undecodable"] += 1
             statuses, verdicts, clocks, _ = service.sorted_out(values)
             clock = [(c.id, service.figures.calendar.local(c.data.received_at).date()) for c in clocks]
-            await service.store.save(service.batch_of(statuses, verdicts, clock))
+            await service.store.save(service.batch_of([Counted.of(s.data) for s in statuses], verdicts, clock))
             counts["statuses"] += len(statuses)
             counts["signatures"] += len(verdicts)
             counts["clock"] += len(clocks)

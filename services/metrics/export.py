@@ -77,6 +77,7 @@ COMMUNE_ROWS: list[tuple[str, str]] = [
     ("ratings.unsatisfied", "Đánh giá không hài lòng"),
     ("apologies.compliant", "Phiếu xin lỗi đúng quy định"),
     ("apologies.non_compliant", "Phiếu xin lỗi không đúng quy định"),
+    ("received_elsewhere", "Tiếp nhận tại trung tâm khác (NĐ 118)"),
     ("rates.online", "Tỉ lệ tiếp nhận trực tuyến"),
     ("rates.online_full", "Tỉ lệ trực tuyến toàn trình"),
     ("rates.on_time", "Tỉ lệ giải quyết đúng hạn (QĐ 766)"),

@@ -19,14 +19,15 @@ from collections import ChainMap, Counter
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, AliasPath, AwareDatetime, Field
 
 from shared.calendar import WorkingCalendar
 from shared.communes import Commune
-from shared.contracts import DossierInfo, SignatureData, Status
-from shared.dossier import Facts, OpenState, Timeline, facts_as_of, open_state_changes
-from shared.dossier import OPEN
-from shared.report import commune_report, progress, score
+from shared.contracts import SignatureData, Status, StatusData, received_of
+from shared.facts import OPEN, Facts, OpenState, Received, Timeline, facts_as_of, open_state_changes
+from shared.report import progress, report_of, score
 from shared.scorecard import COMMUNE_NOT_APPLICABLE, Counts, OpenDossier, at_risk, score_of, scorecard
 from shared.scorecard import rank as rank_with_ties
 
@@ -48,18 +49,25 @@ URGENT = ("overdue", "due_soon")  # open states whose dossiers the officers' ale
 RECEPTION = "Bộ phận tiếp nhận (một cửa)"  # who holds a dossier before its first transfer
 
 
-@dataclass(frozen=True, slots=True)
-class Counted:
-    """A dossier as processing last announced it: what the figures take."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Counted(Received):
+    """A dossier as processing last announced it: what the figures take, and what the store keeps
+    (services/metrics/store.py, with shared.facts' codec)."""
 
-    code: str
-    procedure_code: str
     events: int  # events folded into `timeline`: an announcement with fewer is older
     timeline: Timeline
-    appointment_at: datetime | None
+    # The last date told to the citizen; a store written before v1.2 keeps it as `new.appointment_at`.
+    appointment_at: Annotated[AwareDatetime | None, Field(
+        validation_alias=AliasChoices("appointment_at", AliasPath("new", "appointment_at")))]
     arrivals: int = 0  # events whose arrival at intake is known, and those in sync (§6)
     arrivals_synced: int = 0
-    announced_until: datetime | None = None  # as stored with a carried dossier (services/metrics/store.py)
+    announced_until: AwareDatetime | None = None  # as stored with a carried dossier (services/metrics/store.py)
+
+    @classmethod
+    def of(cls, data: StatusData) -> "Counted":
+        """What the figures take of processing's status record: its objects, as parsed."""
+        return cls(**received_of(data), events=data.events, timeline=data.timeline,
+                   appointment_at=data.new.appointment_at, arrivals=data.arrivals, arrivals_synced=data.arrivals_synced)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,26 +94,24 @@ def verdict_of(verified: SignatureData, at: datetime) -> Verdict | None:
 
 @dataclass(slots=True)
 class Tracked:
-    """One dossier as the metrics service keeps it."""
+    """One dossier as the metrics service keeps it: what was last announced, and what the clock did."""
 
-    code: str
-    procedure_code: str
-    events: int  # events folded into `timeline`: a status event with fewer is older
-    timeline: Timeline
-    appointment_at: datetime | None
-    arrivals: int = 0
-    arrivals_synced: int = 0
+    counted: Counted
+    received_date: date  # local date: the report cohort (docs/domain.md §5)
     open_counted: OpenState | None = None  # what `dossier_open` counts it as now
     announced_until: datetime | None = None  # the clock's changes up to here are announced
 
     @property
+    def code(self) -> str:
+        return self.counted.dossier_code
+
+    @property
+    def timeline(self) -> Timeline:
+        return self.counted.timeline
+
+    @property
     def now(self) -> Facts:
-        return self.timeline[-1]
-
-
-def tracked_of(counted: Counted) -> Tracked:
-    return Tracked(counted.code, counted.procedure_code, counted.events, counted.timeline, counted.appointment_at,
-                   counted.arrivals, counted.arrivals_synced, announced_until=counted.announced_until)
+        return self.counted.timeline[-1]
 
 
 @dataclass(frozen=True)
@@ -120,13 +126,7 @@ class Transition:
     def status(self, open_state: OpenState) -> Status:
         facts = self.dossier.now
         return Status(state=facts.state, due_at=facts.due_at, timeliness=facts.timeliness,
-                      appointment_at=self.dossier.appointment_at, open_state=open_state)
-
-    def info(self) -> DossierInfo:
-        facts = self.dossier.now
-        return DossierInfo(dossier_code=self.dossier.code, commune_code=facts.commune_code, sector=facts.sector,
-                           procedure_code=self.dossier.procedure_code, channel=facts.channel,
-                           online_level=facts.online_level, received_at=facts.received_at)
+                      appointment_at=self.dossier.counted.appointment_at, open_state=open_state)
 
 
 def scorecard_counts(report: dict[str, Any], members: list[tuple["Tracked", Facts]],
@@ -148,8 +148,8 @@ def scorecard_counts(report: dict[str, Any], members: list[tuple["Tracked", Fact
         resolved=len(with_result),
         signed_valid=sum(signed_valid(t.code) for t in with_result),
         digitized=report["digitized"],
-        events=sum(t.arrivals for t, _ in members),
-        events_synced=sum(t.arrivals_synced for t, _ in members),
+        events=sum(t.counted.arrivals for t, _ in members),
+        events_synced=sum(t.counted.arrivals_synced for t, _ in members),
     )
 
 
@@ -168,23 +168,21 @@ class Figures:
     def is_newer(self, code: str, events: int) -> bool:
         """Whether an announcement of a dossier with this many events is newer than what is counted."""
         tracked = self.dossiers.get(code)
-        return tracked is None or events > tracked.events
+        return tracked is None or events > tracked.counted.events
 
     def apply(self, counted: Counted, now: datetime) -> bool:
         """Take what processing announced of a dossier; False if an announcement with as many events
         was seen."""
-        tracked = self.dossiers.get(counted.code)
-        if tracked is not None and counted.events <= tracked.events:
+        tracked = self.dossiers.get(counted.dossier_code)
+        if tracked is not None and counted.events <= tracked.counted.events:
             return False
         if tracked is None:
-            tracked = tracked_of(counted)
-            self.dossiers[counted.code] = tracked
-            self._by_commune.setdefault(counted.timeline[0].commune_code, []).append(tracked)
+            tracked = self.tracked_of(counted)
+            self.dossiers[counted.dossier_code] = tracked
+            self._by_commune.setdefault(counted.commune_code, []).append(tracked)
         else:
             self._count(tracked, -1)
-            tracked.events, tracked.timeline = counted.events, counted.timeline
-            tracked.appointment_at, tracked.announced_until = counted.appointment_at, None
-            tracked.arrivals, tracked.arrivals_synced = counted.arrivals, counted.arrivals_synced
+            tracked.counted, tracked.announced_until = counted, None
         self._count(tracked, +1)
         self._recount_open(tracked, now)
         self._schedule(tracked)
@@ -203,6 +201,10 @@ class Figures:
         self.counts["signatures", verdict.commune_code, verdict.sector, verdict.verdict] += 1
         return True
 
+    def tracked_of(self, counted: Counted) -> Tracked:
+        return Tracked(counted, self.calendar.local(counted.received_at).date(),
+                       announced_until=counted.announced_until)
+
     def verdicts_of(self, code: str) -> list[Verdict]:
         return [self._signatures[code, doc] for doc in sorted(self._documents.get(code, ()))]
 
@@ -213,7 +215,7 @@ class Figures:
         return [t for t in self.dossiers.values() if t.now.state not in OPEN and t.now.since < instant]
 
     def received_before(self, instant: datetime) -> list[Tracked]:
-        return [t for t in self.dossiers.values() if t.timeline[0].received_at < instant]
+        return [t for t in self.dossiers.values() if t.counted.received_at < instant]
 
     def forget(self, codes: set[str]) -> None:
         """Drop these dossiers' timelines and verdicts; what they counted stays counted (the counters
@@ -236,10 +238,10 @@ class Figures:
         view._signatures, view._documents = ChainMap({}, self._signatures), ChainMap({}, self._documents)
         added: dict[str, list[Tracked]] = {}
         for counted, verdicts in archived:
-            here = self.dossiers.get(counted.code)
-            if here is not None and here.events >= counted.events:
+            here = self.dossiers.get(counted.dossier_code)
+            if here is not None and here.counted.events >= counted.events:
                 continue
-            added.setdefault(counted.timeline[0].commune_code, []).append(tracked_of(counted))
+            added.setdefault(counted.commune_code, []).append(self.tracked_of(counted))
             for verdict in verdicts:
                 view._signatures[verdict.dossier_code, verdict.document_id] = verdict
                 view._documents[verdict.dossier_code] = view._documents.get(verdict.dossier_code, set()) | {
@@ -260,10 +262,10 @@ class Figures:
         return counts
 
     def _count(self, tracked: Tracked, sign: int, counts: Counter[Key] | None = None) -> None:
-        f = tracked.now
-        where = (f.commune_code, f.sector)
+        c, f = tracked.counted, tracked.now
+        where = (c.commune_code, c.sector)
         counts = self.counts if counts is None else counts
-        counts["received", *where, f.channel, f.online_level or "none"] += sign
+        counts["received", *where, c.channel, c.online_level or "none"] += sign
         if f.timeliness:
             counts["completed", *where, f.timeliness] += sign
         if f.state == "withdrawn":
@@ -280,17 +282,17 @@ class Figures:
     def _recount_open(self, tracked: Tracked, now: datetime) -> OpenState | None:
         """Count the dossier under its open state at `now`; returns the state it was counted under."""
         before = tracked.open_counted
-        f = tracked.now
+        c, f = tracked.counted, tracked.now
         tracked.open_counted = f.open_state(now, self.calendar)
         if before != tracked.open_counted:
             if before:
-                self.counts["open", f.commune_code, f.sector, before] -= 1
+                self.counts["open", c.commune_code, c.sector, before] -= 1
             if tracked.open_counted:
-                self.counts["open", f.commune_code, f.sector, tracked.open_counted] += 1
+                self.counts["open", c.commune_code, c.sector, tracked.open_counted] += 1
         if before in URGENT:
-            self.counts.pop(("urgent", f.commune_code, f.sector, before, tracked.code), None)
+            self.counts.pop(("urgent", c.commune_code, c.sector, before, tracked.code), None)
         if tracked.open_counted in URGENT:  # a later status may carry another due
-            self.counts["urgent", f.commune_code, f.sector, tracked.open_counted, tracked.code] = f.due_at.timestamp()
+            self.counts["urgent", c.commune_code, c.sector, tracked.open_counted, tracked.code] = f.due_at.timestamp()
         return before
 
     def _schedule(self, tracked: Tracked) -> None:
@@ -335,24 +337,20 @@ class Figures:
     def cohort(self, commune_code: str, start: date, end: date, as_of: datetime) -> Iterable[tuple[Tracked, Facts]]:
         """The dossiers of a commune received (local date) in [start, end], with their Facts at `as_of`."""
         for tracked in self._by_commune.get(commune_code, ()):
-            received = tracked.timeline[0]
-            if start <= received.received_date <= end and received.received_at <= as_of:
+            if start <= tracked.received_date <= end and tracked.counted.received_at <= as_of:
                 facts = facts_as_of(tracked.timeline, as_of)
                 if facts is not None:
                     yield tracked, facts
 
-    def as_of(self, commune_code: str, start: date, end: date, as_of: datetime) -> Iterable[Facts]:
-        """The Facts in force at `as_of` of the dossiers of a commune received in [start, end]."""
-        return (facts for _, facts in self.cohort(commune_code, start, end, as_of))
-
     def report(self, commune_code: str, start: date, end: date, as_of: datetime) -> dict[str, Any]:
-        return commune_report(self.as_of(commune_code, start, end, as_of), start, end, as_of, self.calendar)
+        return report_of(((t.counted, f) for t, f in self.cohort(commune_code, start, end, as_of)), as_of,
+                         self.calendar)
 
     def counts_of(self, commune_code: str, start: date, end: date, as_of: datetime
                   ) -> tuple[dict[str, Any], Counts, list[tuple["Tracked", Facts]]]:
         """A commune's report, what its scorecard counts, and its cohort, as of `as_of`."""
         members = list(self.cohort(commune_code, start, end, as_of))
-        report = commune_report((f for _, f in members), start, end, as_of, self.calendar)
+        report = report_of(((t.counted, f) for t, f in members), as_of, self.calendar)
         counts = scorecard_counts(report, members, lambda code: self._signed_valid(code, as_of))
         return report, counts, members
 

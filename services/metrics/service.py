@@ -22,11 +22,10 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.metrics.exposition import render, render_urgent
-from services.metrics.figures import Figures, Key, Verdict, tracked_of, verdict_of
+from services.metrics.figures import Counted, Figures, Key, Verdict, verdict_of
 from services.metrics.settings import MetricsSettings
 from services.metrics.shard import Shard
-from services.metrics.store import (Batch, FiguresStore, archive_key, first_day, from_kept, from_status,
-                                    from_verdict_doc, kept, quarter, verdict_doc)
+from services.metrics.store import Batch, FiguresStore, archive_key, first_day, from_verdict_doc, quarter, verdict_doc
 from shared.clock import Clock
 from shared.calendar import quarter_of, quarters_before
 from shared.contracts import ClockChanged, SignatureData, SignatureVerified, StatusChanged, StatusRecord, clock_changed
@@ -100,11 +99,11 @@ class MetricsService:
                  seconds=round(time.perf_counter() - started, 2))
 
     def _apply_stored(self, kind: str, entries: list[Any], now: datetime) -> None:
-        owns, calendar = self.shard.owns_commune, self.figures.calendar
+        owns = self.shard.owns_commune
         if kind == "statuses":
-            for doc in entries:
-                if owns(doc["commune_code"]) and self.figures.is_newer(doc["dossier_code"], doc["events"]):
-                    self.figures.apply(from_kept(doc, calendar), now)
+            for counted in entries:
+                if owns(counted.commune_code) and self.figures.is_newer(counted.dossier_code, counted.events):
+                    self.figures.apply(counted, now)
         elif kind == "verdicts":
             for verdict in map(from_verdict_doc, entries):
                 if owns(verdict.commune_code):
@@ -120,7 +119,7 @@ class MetricsService:
             batch, moved = Batch(), True
             for entry in entries:
                 if kind == "statuses":
-                    where = quarter(calendar.local(datetime.fromisoformat(entry["received_at"])).date())
+                    where = quarter(calendar.local(entry.received_at).date())
                     batch.statuses.setdefault(where, []).append(entry)
                 elif kind == "signatures" and (v := verdict_of(SignatureData.model_validate(entry["data"]),
                                                                 datetime.fromisoformat(entry["time"]))):
@@ -153,7 +152,7 @@ class MetricsService:
             carried = [t for t in self.figures.received_before(start) if t.code not in gone]
             verdicts = {t.code: self.figures.verdicts_of(t.code) for t in ended + carried}
             counts = self._archived_counts + self.figures.counted_by((t, verdicts[t.code]) for t in ended)
-            await self.store.compact(horizon, ended, verdicts, carried, counts, self.figures.calendar)
+            await self.store.compact(horizon, ended, verdicts, carried, counts)
             self.figures.forget(gone)
             self._archived_counts, self.horizon = counts, horizon
         log.info("ended dossiers moved to the archive", dossiers=len(gone), carried=len(carried), horizon=horizon)
@@ -164,14 +163,14 @@ class MetricsService:
         carried dossiers when that quarter is before the horizon."""
         return "carried" if self.horizon is not None and quarter(day) < self.horizon else quarter(day)
 
-    def batch_of(self, statuses: list[StatusChanged] = (), verdicts: list[Verdict] = (),  # type: ignore[assignment]
+    def batch_of(self, statuses: list[Counted] = (), verdicts: list[Verdict] = (),  # type: ignore[assignment]
                  clock: list[tuple[str, date]] = ()) -> Batch:  # type: ignore[assignment]
         """Where each record is stored: by its dossier's quarter of receipt (`_where`); a verdict of a
         dossier not in memory, by its own date."""
         local = self.figures.calendar.local
         batch = Batch()
-        for s in statuses:
-            batch.statuses.setdefault(self._where(local(s.data.received_at).date()), []).append(kept(s))
+        for counted in statuses:
+            batch.statuses.setdefault(self._where(local(counted.received_at).date()), []).append(counted)
         for v in verdicts:
             batch.verdicts.setdefault(self._where(self._received_date(v.dossier_code, v.at)), []).append(verdict_doc(v))
         for clock_id, received in clock:
@@ -180,7 +179,7 @@ class MetricsService:
 
     def _received_date(self, code: str, otherwise: datetime) -> date:
         tracked = self.figures.dossiers.get(code)
-        return tracked.timeline[0].received_date if tracked else self.figures.calendar.local(otherwise).date()
+        return tracked.received_date if tracked else self.figures.calendar.local(otherwise).date()
 
     def sorted_out(self, values: Iterable[StatusRecord]
                    ) -> tuple[list[StatusChanged], list[Verdict], list[ClockChanged], int]:
@@ -214,28 +213,29 @@ class MetricsService:
             self._sent.add(clock.id)  # another replica's clock record
             self.metrics.status_events.labels("clock").inc()
         calendar = self.figures.calendar
+        counted = [Counted.of(status.data) for status in statuses]
         async with self._writing:  # where a record goes depends on the horizon, which a compaction moves
-            await self.store.save(self.batch_of(statuses, verdicts))
-            await self._returning([s for s in statuses if s.data.dossier_code not in self.figures.dossiers
-                                   and self._where(calendar.local(s.data.received_at).date()) == "carried"])
+            await self.store.save(self.batch_of(counted, verdicts))
+            await self._returning([c for c in counted if c.dossier_code not in self.figures.dossiers
+                                   and self._where(calendar.local(c.received_at).date()) == "carried"])
             for verdict in verdicts:
                 self.figures.apply_verdict(verdict)
                 self.metrics.status_events.labels("signature").inc()
             now = self.clock()
-            for status in statuses:
-                outcome = "applied" if self.figures.apply(from_status(status, calendar), now) else "older"
+            for one in counted:
+                outcome = "applied" if self.figures.apply(one, now) else "older"
                 self.metrics.status_events.labels(outcome).inc()
 
-    async def _returning(self, statuses: list[StatusChanged]) -> None:
+    async def _returning(self, counted: list[Counted]) -> None:
         """Archived dossiers that changed again count from memory again: what the archive counted of
         them leaves the archived counts (they go back to the archive at a later compaction)."""
-        if not statuses:
+        if not counted:
             return
         calendar = self.figures.calendar
-        keys = {archive_key(s.data.commune_code, calendar.local(s.data.received_at)) for s in statuses}
-        codes = {s.data.dossier_code for s in statuses}
-        back = [(tracked_of(a.counted), a.verdicts) for a in await self.store.archived(keys, calendar)
-                if a.counted.code in codes]
+        keys = {archive_key(c.commune_code, calendar.local(c.received_at)) for c in counted}
+        codes = {c.dossier_code for c in counted}
+        back = [(self.figures.tracked_of(a.counted), a.verdicts) for a in await self.store.archived(keys)
+                if a.counted.dossier_code in codes]
         old = self.figures.counted_by(back)
         self._archived_counts -= old
         self.figures.counts.subtract(old)
@@ -247,18 +247,19 @@ class MetricsService:
             return self.figures
         last = min(end, first_day(self.horizon) - timedelta(days=1))
         months = sorted({(start + timedelta(days=n)).replace(day=1) for n in range((last - start).days + 1)})
-        archived = await self.store.archived([archive_key(c, m) for c in communes for m in months], self.figures.calendar)
+        archived = await self.store.archived([archive_key(c, m) for c in communes for m in months])
         return self.figures.including((a.counted, a.verdicts) for a in archived)
 
     async def move_clock(self, publish: Publish) -> int:
         """Announce the open dossiers that turned due soon or overdue since the last tick."""
         moved = [(t, event) for t in self.figures.tick(self.clock())
-                 if (event := clock_changed(t.info(), t.status(t.old), t.at, t.new, t.dossier.events)).id not in self._sent]
+                 if (event := clock_changed(t.dossier.counted, t.status(t.old), t.at, t.new,
+                                            t.dossier.counted.events)).id not in self._sent]
         events = [event for _, event in moved]
         if events:
             await publish(events)
             async with self._writing:
-                await self.store.save(self.batch_of(clock=[(e.id, t.dossier.timeline[0].received_date)
+                await self.store.save(self.batch_of(clock=[(e.id, t.dossier.received_date)
                                                            for t, e in moved]))
             self._sent.update(e.id for e in events)
             self.metrics.clock_published.inc(len(events))

@@ -5,9 +5,9 @@ Each replica has a store of its own (collections named `metrics_*`, or `metrics_
 replicas of the same provinces never write the same documents, and a replica of a few provinces
 stores only theirs.
 
-- `…_log_<yyyy>q<n>`: what came for the dossiers received in that quarter (local date): processing's
-  status records without the applicant (`kept`), signature verdicts, the ids of the clock events
-  published. Insert-only, a blob per batch of CHUNK, `_id` the blob's SHA-256 (a batch stored again
+- `…_log_<yyyy>q<n>`: what came for the dossiers received in that quarter (local date): what the
+  figures take of processing's status records (`Counted`, without the applicant, in shared.facts'
+  codec: `KEPT`), signature verdicts, the ids of the clock events published. Insert-only, a blob per batch of CHUNK, `_id` the blob's SHA-256 (a batch stored again
   after a crash is stored once).
 - `…_carried_<n>`: the same for the dossiers received before the horizon that had not ended before
   it, written by the n-th compaction from memory.
@@ -32,27 +32,23 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
 import orjson
 from bson import Binary
+from pydantic import TypeAdapter
 from pymongo import AsyncMongoClient
 
 from services.metrics.figures import Counted, Key, Tracked, Verdict
-from shared.calendar import WorkingCalendar
-from shared.contracts import StatusChanged
-from shared.dossier import Facts
 from shared.mongo import Chain, insert_new
 
-# What the figures read of a status record (shared.contracts.StatusData); the rest stays on the topic.
-KEPT = {"dossier_code", "commune_code", "sector", "procedure_code", "channel", "online_level", "received_at",
-        "events", "timeline", "arrivals", "arrivals_synced"}
+# What the figures take of a status record (shared.contracts.StatusData), as stored: the applicant and
+# the rest stay on the topic. The same dataclasses as in memory, through pydantic's codec.
+COUNTED: TypeAdapter[Counted] = TypeAdapter(Counted)
+KEPT: TypeAdapter[list[Counted]] = TypeAdapter(list[Counted])
 CHUNK = 1000  # entries per document: ~1.5 MB of statuses, far below MongoDB's 16 MB
-_FACTS = ("state", "timeliness", "payment_method", "digitized", "rating", "apologies_compliant",
-          "apologies_non_compliant")
-_SINCE_V1_1 = ("unit",)  # absent from what an older version stored
 _LOG = re.compile(r"_log_(\d{4})q([1-4])$")
 
 
@@ -65,53 +61,9 @@ def first_day(name: str) -> date:
     return date(int(name[:4]), 3 * int(name[5]) - 2, 1)
 
 
-def kept(status: StatusChanged) -> dict[str, Any]:
-    """What is stored of a status record: JSON, without the applicant (the figures need no personal data)."""
-    doc = status.data.model_dump(mode="json", include=KEPT)
-    doc["new"] = {"appointment_at": doc_instant(status.data.new.appointment_at)}
-    return doc
-
-
-def kept_of(tracked: Tracked) -> dict[str, Any]:
-    """A dossier in memory as `kept` stores it, with how far the clock announced it."""
-    first = tracked.timeline[0]
-    return {
-        "dossier_code": tracked.code, "commune_code": first.commune_code, "sector": first.sector,
-        "procedure_code": tracked.procedure_code, "channel": first.channel, "online_level": first.online_level,
-        "received_at": first.received_at.isoformat(), "events": tracked.events,
-        "timeline": [{"since": f.since.isoformat(), "due_at": doc_instant(f.due_at), "unit": f.unit,
-                      **{k: getattr(f, k) for k in _FACTS}} for f in tracked.timeline],
-        "arrivals": tracked.arrivals, "arrivals_synced": tracked.arrivals_synced,
-        "new": {"appointment_at": doc_instant(tracked.appointment_at)},
-        "announced_until": doc_instant(tracked.announced_until),
-    }
-
-
-def doc_instant(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def from_status(status: StatusChanged, calendar: WorkingCalendar) -> Counted:
-    data = status.data
-    return Counted(data.dossier_code, data.procedure_code, data.events, data.facts(calendar),
-                   data.new.appointment_at, data.arrivals, data.arrivals_synced)
-
-
-def from_kept(doc: dict[str, Any], calendar: WorkingCalendar) -> Counted:
-    """A stored status as the figures take it."""
-    received_at = datetime.fromisoformat(doc["received_at"])
-    common = {"commune_code": doc["commune_code"], "sector": doc["sector"], "channel": doc["channel"],
-              "online_level": doc["online_level"], "received_at": received_at,
-              "received_date": calendar.local(received_at).date()}
-    timeline = tuple(Facts(since=datetime.fromisoformat(f["since"]),
-                           due_at=datetime.fromisoformat(f["due_at"]) if f["due_at"] else None,
-                           **common, **{k: f[k] for k in _FACTS}, **{k: f.get(k) for k in _SINCE_V1_1})
-                     for f in doc["timeline"])
-    appointment = (doc.get("new") or {}).get("appointment_at")
-    announced = doc.get("announced_until")
-    return Counted(doc["dossier_code"], doc["procedure_code"], doc["events"], timeline,
-                   datetime.fromisoformat(appointment) if appointment else None, doc.get("arrivals", 0),
-                   doc.get("arrivals_synced", 0), datetime.fromisoformat(announced) if announced else None)
+def kept_of(tracked: Tracked) -> Counted:
+    """A dossier in memory as the store keeps it, with how far the clock announced it."""
+    return replace(tracked.counted, announced_until=tracked.announced_until)
 
 
 def verdict_doc(verdict: Verdict) -> dict[str, Any]:
@@ -129,7 +81,7 @@ def from_verdict_doc(doc: dict[str, Any]) -> Verdict:
 class Batch:
     """What one consumed batch stores, by where it goes: a quarter's log (`2025q3`) or `carried`."""
 
-    statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    statuses: dict[str, list[Counted]] = field(default_factory=dict)
     verdicts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     clock: dict[str, list[str]] = field(default_factory=dict)
 
@@ -184,7 +136,7 @@ class FiguresStore:
 
     @staticmethod
     def _blob(kind: str, entries: list[Any]) -> dict[str, Any]:
-        blob = orjson.dumps(entries)
+        blob = KEPT.dump_json(entries) if kind == "statuses" else orjson.dumps(entries)
         return {"_id": hashlib.sha256(kind.encode() + blob).hexdigest(), "kind": kind, "blob": Binary(blob)}
 
     # -- loading -------------------------------------------------------------------------------------
@@ -206,8 +158,10 @@ class FiguresStore:
             # A few blobs (up to ~3 MB each) a reply: FerretDB does not cut replies at 16 MB as
             # MongoDB does, and the driver refuses one over 48 MB.
             async for doc in self._db[name].find({}, batch_size=4):
-                entries = orjson.loads(doc["blob"])
-                yield doc["kind"], entries[::-1] if doc["kind"] == "statuses" else entries
+                if doc["kind"] == "statuses":
+                    yield "statuses", KEPT.validate_json(doc["blob"])[::-1]
+                else:
+                    yield doc["kind"], orjson.loads(doc["blob"])
 
     async def logs(self) -> list[str]:
         return [n for n in await self._db.list_collection_names()
@@ -216,14 +170,14 @@ class FiguresStore:
     # -- compaction ------------------------------------------------------------------------------
 
     async def compact(self, horizon: str, archived: list[Tracked], verdicts: dict[str, list[Verdict]],
-                      carried: list[Tracked], counts: Counter[Key], calendar: WorkingCalendar) -> None:
+                      carried: list[Tracked], counts: Counter[Key]) -> None:
         """Archive the dossiers ended before `horizon`, carry those received before it that are still
         in memory, and switch the state to them (the module's docstring gives the order)."""
         months: dict[str, list[dict[str, Any]]] = {}
         for tracked in archived:
-            first = tracked.timeline[0]
-            key = archive_key(first.commune_code, calendar.local(first.received_at))
-            doc = kept_of(tracked) | {"verdicts": [verdict_doc(v) for v in verdicts.get(tracked.code, ())]}
+            key = archive_key(tracked.counted.commune_code, tracked.received_date)
+            doc = COUNTED.dump_python(kept_of(tracked), mode="json") | {
+                "verdicts": [verdict_doc(v) for v in verdicts.get(tracked.code, ())]}
             months.setdefault(key, []).append(doc)
         for key, docs in months.items():
             for i in range(0, len(docs), CHUNK):
@@ -245,15 +199,16 @@ class FiguresStore:
             if stale_log or stale_carried:
                 await self._db.drop_collection(old)
 
-    async def archived(self, keys: Iterable[str], calendar: WorkingCalendar) -> list[Archived]:
+    async def archived(self, keys: Iterable[str]) -> list[Archived]:
         """The archived dossiers of these commune-months (`14923:2025-07`), one status per dossier."""
         found: dict[str, Archived] = {}
         for key in keys:
             for link in await self._archive.read(key, window=2):
                 for doc in link["statuses"]:
-                    counted = from_kept(doc, calendar)
-                    if counted.code not in found or counted.events > found[counted.code].counted.events:
-                        found[counted.code] = Archived(counted, [from_verdict_doc(v) for v in doc["verdicts"]])
+                    counted = COUNTED.validate_python(doc)
+                    code = counted.dossier_code
+                    if code not in found or counted.events > found[code].counted.events:
+                        found[code] = Archived(counted, [from_verdict_doc(v) for v in doc["verdicts"]])
         return list(found.values())
 
     async def drop(self) -> None:
@@ -268,7 +223,7 @@ class FiguresStore:
         names = set(await self._db.list_collection_names())
         if "metrics_status" in names:
             async for doc in self._db["metrics_status"].find({}, batch_size=4):
-                yield "statuses", orjson.loads(doc["statuses"])
+                yield "statuses", KEPT.validate_json(doc["statuses"])
         if "metrics_signatures" in names:
             async for doc in self._db["metrics_signatures"].find({}, batch_size=5000):
                 yield "signatures", [doc]

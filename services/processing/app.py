@@ -22,7 +22,7 @@ from services.processing.store import DossierStore
 from shared.auth import ApiKeys, require_dossier_code, require_key
 from shared.calendar import WorkingCalendar
 from shared.contracts import DeadLetter, StatusChanged
-from shared.dossier import open_state
+from shared.facts import open_state
 from shared.events import DossierEvent, is_dossier_code
 from shared.service import ConsumingService
 

@@ -14,7 +14,8 @@ from shared.dossier import FOREIGN_SOURCE, Dossier, Folded, fold
 from shared.events import DossierEvent, parse_event_json
 from shared.lookup import last4
 from shared.privacy import mask_phone
-from shared.contracts import Status, TimelineEntry, changed, status_changed, status_of, timeline_entries
+from shared.contracts import Status, changed, status_changed, status_of
+from shared.facts import TIMELINE
 
 
 @dataclass(frozen=True)
@@ -121,9 +122,8 @@ def integrate(
 
     status, timeline = stored.status, stored.timeline
     if folded.dossier is not None:
-        entries = timeline_entries(folded.timeline)
-        timeline = [e.model_dump(mode="json") for e in entries]
-        announced = _announce(folded, stored, added, calendar, entries, timeline, len(history), outbox)
+        timeline = TIMELINE.dump_python(folded.timeline, mode="json")
+        announced = _announce(folded, stored, added, calendar, timeline, len(history), outbox)
         status = announced.model_dump(mode="json") if announced else None
 
     waiting_since = stored.waiting_since if folded.dossier is None else None
@@ -160,8 +160,8 @@ def view(dossier: Dossier) -> dict[str, Any]:
     applicant = dossier.applicant
     return {
         "dossier_code": dossier.code,
-        "commune_code": dossier.commune_code,
-        "sector": dossier.sector,
+        "commune_code": dossier.received.commune_code,
+        "sector": dossier.received.sector,
         "state": dossier.state,
         "received_at": dossier.received_at.isoformat(),
         "due_at": dossier.due_at.isoformat() if dossier.due_at else None,
@@ -175,7 +175,7 @@ def view(dossier: Dossier) -> dict[str, Any]:
 
 
 def _announce(folded: Folded, stored: StoredDossier, added: set[str], calendar: WorkingCalendar,
-              entries: list[TimelineEntry], timeline: list[dict[str, Any]], events: int,
+              timeline: list[dict[str, Any]], events: int,
               outbox: list[Outgoing]) -> Status | None:
     """One status record per change from the first event new in this batch (`added`: their ids) on:
     a batch with several steps of a dossier announces each, in time order; a change of counted facts
@@ -185,12 +185,12 @@ def _announce(folded: Folded, stored: StoredDossier, added: set[str], calendar: 
     for step, dossier in folded.steps[first:] if first is not None else ():
         now = status_of(dossier, calendar, step.time)
         if changed(status, now):
-            record = status_changed(dossier, status, now, entries, events, cause=step, timeline_json=timeline)
+            record = status_changed(dossier, status, now, folded.timeline, events, cause=step, timeline_json=timeline)
             outbox.append(Outgoing("status", stored.code, record.to_bytes()))
             status = now
     if status is before and timeline != stored.timeline:
         final = status_of(folded.dossier, calendar)
-        record = status_changed(folded.dossier, status, final, entries, events, timeline_json=timeline)
+        record = status_changed(folded.dossier, status, final, folded.timeline, events, timeline_json=timeline)
         outbox.append(Outgoing("status", stored.code, record.to_bytes()))
         status = final
     return status

@@ -22,7 +22,7 @@ from pymongo.errors import DuplicateKeyError
 from starlette.requests import Request
 
 from shared.calendar import WorkingCalendar
-from shared.dossier import open_state
+from shared.facts import open_state
 from shared.http import Network, in_networks, ip_address_of
 from shared.labels import OPEN_STATES, STATES, STEPS
 from shared.lookup import PHONE4, TOKEN, lookup_token

@@ -26,7 +26,9 @@ def life(code: str, start: datetime, kind: str) -> list[dict]:
     def at(hours: float) -> datetime:
         return start + timedelta(hours=hours)
 
-    steps = [event("dossier.received", code, at(0), processing_time={"value": 2, "unit": "working_days"})]
+    # Some are taken by another centre of the province (NĐ 118; v1.2 `received_by_unit`).
+    elsewhere = {"received_by_unit": "000.00.12.H56"} if kind == "supplement" else {}
+    steps = [event("dossier.received", code, at(0), processing_time={"value": 2, "unit": "working_days"}, **elsewhere)]
     steps.append(event("dossier.digitized", code, at(0.1)))
     if kind == "supplement":
         steps += [event("dossier.supplement_requested", code, at(2)), event("dossier.supplement_received", code, at(26))]

@@ -10,9 +10,8 @@ import orjson
 from bson import Binary
 from pymongo import AsyncMongoClient
 
-from services.metrics.store import kept
 from shared.calendar import WorkingCalendar
-from shared.contracts import SignatureData, status_changed, status_of, timeline_entries
+from shared.contracts import SignatureData, status_changed, status_of
 from shared.dossier import fold
 from shared.events import parse_event
 from tests.fixtures.sample import VN, event
@@ -133,6 +132,13 @@ def test_dossiers_that_ended_before_the_horizon_leave_memory_and_every_report_st
         bounded.stop()
 
 
+def as_kept_before_v1_2(data: dict) -> dict:
+    """What versions before v1.2 kept of a status record: its fields the figures read, and `new`."""
+    fields = ("dossier_code", "commune_code", "sector", "procedure_code", "channel", "online_level", "received_at",
+              "events", "timeline", "arrivals", "arrivals_synced")
+    return {name: data[name] for name in fields} | {"new": {"appointment_at": data["new"]["appointment_at"]}}
+
+
 def test_what_a_version_before_the_archive_stored_is_moved_once_and_counted(pipeline):
     """An upgrade: `metrics_status` (blobs of statuses), `metrics_signatures` and `metrics_clock_sent`
     become the quarters' logs at the first start, and are gone after it."""
@@ -140,8 +146,8 @@ def test_what_a_version_before_the_archive_stored_is_moved_once_and_counted(pipe
     statuses = []
     for events in lives.values():
         folded = fold([parse_event(e) for e in events], CAL)
-        statuses.append(kept(status_changed(folded.dossier, None, status_of(folded.dossier, CAL),
-                                            timeline_entries(folded.timeline), len(events))))
+        record = status_changed(folded.dossier, None, status_of(folded.dossier, CAL), folded.timeline, len(events))
+        statuses.append(as_kept_before_v1_2(orjson.loads(record.to_bytes())["data"]))
     code = next(iter(lives))
     verdict = SignatureData(dossier_code=code, commune_code=BA_THUOC, sector="HT", document_id="KQ-1",
                             verdict="valid", reasons=[], document_sha256="ab" * 32, signatures=[])

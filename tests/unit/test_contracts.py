@@ -1,5 +1,6 @@
 """The records on dossier-status: what their writers build, their readers parse back, once."""
 
+import dataclasses
 import importlib
 import json
 from datetime import timedelta
@@ -7,12 +8,14 @@ from datetime import timedelta
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from services.metrics.store import from_kept, from_status, kept
+from services.metrics.figures import Counted
+from services.metrics.store import COUNTED, KEPT
 from shared.contracts import (
-    ClockChanged, DeadLetter, DossierInfo, SignatureVerified, Status, StatusChanged, StatusRecord, clock_changed,
-    json_schemas, SCHEMAS, status_changed, status_of, timeline_entries,
+    ClockChanged, DeadLetter, SignatureVerified, Status, StatusChanged, StatusRecord, clock_changed,
+    json_schemas, SCHEMAS, status_changed, status_of,
 )
 from shared.dossier import fold
+from shared.facts import TIMELINE, Received
 from tests.unit.test_dossier import CAL, LIFE, at
 
 RECORDS = TypeAdapter(StatusRecord)
@@ -20,33 +23,44 @@ RECORDS = TypeAdapter(StatusRecord)
 
 def processing_record(events=LIFE) -> StatusChanged:
     folded = fold(events, CAL)
-    return status_changed(folded.dossier, None, status_of(folded.dossier, CAL), timeline_entries(folded.timeline),
-                          len(events))
+    return status_changed(folded.dossier, None, status_of(folded.dossier, CAL), folded.timeline, len(events))
 
 
 def test_a_status_record_read_back_is_the_one_written_and_its_timeline_the_fold():
     record = processing_record()
     parsed = RECORDS.validate_json(record.to_bytes())
     assert isinstance(parsed, StatusChanged) and parsed == record
-    assert parsed.data.facts(CAL) == fold(LIFE, CAL).timeline
-    assert from_kept(kept(parsed), CAL) == from_status(parsed, CAL)  # what the metrics store keeps
+    assert parsed.data.timeline == fold(LIFE, CAL).timeline  # the fold's own Facts, parsed back
+    counted = Counted.of(parsed.data)
+    assert KEPT.validate_json(KEPT.dump_json([counted])) == [counted]  # what the metrics store keeps
+
+
+def test_what_the_metrics_store_kept_before_v1_2_reads_as_what_it_keeps_now():
+    counted = Counted.of(processing_record().data)
+    before = COUNTED.dump_python(counted, mode="json")
+    before["new"] = {"appointment_at": before.pop("appointment_at")}  # v1.1 kept the status' `new`
+    for entry in before["timeline"]:
+        del entry["unit"]  # v1.0 had no unit
+    del before["received_by_unit"], before["announced_until"]
+    without_units = tuple(dataclasses.replace(f, unit=None) for f in counted.timeline)
+    assert COUNTED.validate_python(before) == dataclasses.replace(counted, timeline=without_units)
 
 
 def test_the_same_change_has_the_same_id_and_another_change_another():
     folded = fold(LIFE, CAL)
     status = status_of(folded.dossier, CAL)
-    entries = timeline_entries(folded.timeline)
+    entries = folded.timeline
     first = status_changed(folded.dossier, None, status, entries, len(LIFE))
     assert first.id == status_changed(folded.dossier, None, status, entries, len(LIFE)).id
     assert first.id != status_changed(folded.dossier, None, status, entries[:-1], len(LIFE)).id
-    as_json = [e.model_dump(mode="json") for e in entries]  # what processing has at hand
+    as_json = TIMELINE.dump_python(entries, mode="json")  # what processing has at hand
     assert first.id == status_changed(folded.dossier, None, status, entries, len(LIFE), timeline_json=as_json).id
 
 
 def test_a_clock_record_says_where_the_dossier_moved_and_carries_no_personal_data():
     status = Status(state="processing", due_at=at("2025-07-08 10:00"), timeliness=None,
                     appointment_at=at("2025-07-08 10:00"), open_state="within_deadline")
-    info = DossierInfo(dossier_code="000.00.38.H56-250707-0001", commune_code="14923", sector="HT",
+    info = Received(dossier_code="000.00.38.H56-250707-0001", commune_code="14923", sector="HT",
                        procedure_code="1.001193", channel="direct", online_level=None, received_at=at("2025-07-07 10:00"))
     moved = clock_changed(info, status, at("2025-07-07 10:00"), "due_soon", events=3)
     again = clock_changed(info, status, at("2025-07-07 10:00") + timedelta(minutes=5), "due_soon", events=4)
@@ -55,7 +69,8 @@ def test_a_clock_record_says_where_the_dossier_moved_and_carries_no_personal_dat
     assert moved.data.cause.type == "clock" and moved.data.cause.id is None
     parsed = RECORDS.validate_json(moved.to_bytes())
     assert isinstance(parsed, ClockChanged)
-    assert "applicant" not in parsed.data.model_dump() and "timeline" not in parsed.data.model_dump()
+    written = json.loads(moved.to_bytes())["data"]
+    assert "applicant" not in written and "timeline" not in written
 
 
 @pytest.mark.parametrize("change", [

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from tests.fixtures.sample import event
 from shared.calendar import WorkingCalendar
-from shared.dossier import facts_as_of, fold, open_state, open_state_changes
+from shared.dossier import fold
+from shared.facts import facts_as_of, open_state, open_state_changes
 from shared.events import parse_event
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -172,7 +173,7 @@ def test_counters_for_the_indicators():
         ev("dossier.rated", "2025-07-08 11:00", id_="s1", rating="unsatisfied"),
         ev("dossier.rated", "2025-07-08 12:00", id_="s2", rating="satisfied"),
     )
-    assert (d.channel, d.online_level, d.payment_method, d.digitized, d.rating) == (
+    assert (d.received.channel, d.received.online_level, d.payment_method, d.digitized, d.rating) == (
         "online", "full", "online", True, "satisfied"
     )
     assert [s.type for s in d.history][:2] == ["dossier.digitized", "dossier.received"]

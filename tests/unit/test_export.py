@@ -18,7 +18,7 @@ COMMUNE = {"commune_code": "14923", "from": "2025-07-07", "to": "2025-07-08", "a
            "open": {"within_deadline": 1, "due_soon": 0, "overdue": 0, "awaiting_supplement": 0, "paused": 0},
            "payments": {"online": 1, "offline": 0}, "digitized": 1,
            "ratings": {"very_satisfied": 1, "satisfied": 0, "unsatisfied": 0},
-           "apologies": {"compliant": 0, "non_compliant": 0},
+           "apologies": {"compliant": 0, "non_compliant": 0}, "received_elsewhere": 0,
            "rates": {"online": 0.75, "online_full": 0.75, "on_time": 0.6666666666666666,
                      "online_payment": 1.0, "digitization": 0.25, "satisfaction": None}}
 AT_RISK = {"commune_code": "14923", "from": "2026-03-02", "to": "2026-03-03", "as_of": "2026-03-02T17:00:00+07:00",

@@ -10,9 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.fixtures.sample import VN, event
 from services.metrics.exposition import render
 from services.metrics.figures import Counted, Figures, verdict_of
-from services.metrics.store import from_status
 from shared.calendar import WorkingCalendar
-from shared.contracts import SignatureData, status_changed, status_of, timeline_entries
+from shared.contracts import SignatureData, status_changed, status_of
 from shared.dossier import fold
 from shared.events import parse_event
 from shared.report import commune_report
@@ -25,9 +24,8 @@ MONDAY = datetime(2025, 7, 7, 10, 0, tzinfo=VN)
 def status_data(events) -> Counted:
     """What processing announces once it has folded these events, as the figures take it."""
     folded = fold(events, CAL)
-    record = status_changed(folded.dossier, None, status_of(folded.dossier, CAL), timeline_entries(folded.timeline),
-                            len(events))
-    return from_status(record, CAL)
+    record = status_changed(folded.dossier, None, status_of(folded.dossier, CAL), folded.timeline, len(events))
+    return Counted.of(record.data)
 
 
 def life(code: str, received: datetime, steps, **receipt):
@@ -219,8 +217,7 @@ def test_dossiers_ended_before_the_horizon_leave_memory_and_read_back_give_the_s
 
 
 def status_data_of(figures: Figures, code: str) -> Counted:
-    t = figures.dossiers[code]
-    return Counted(t.code, t.procedure_code, t.events, t.timeline, t.appointment_at, t.arrivals, t.arrivals_synced)
+    return figures.dossiers[code].counted
 
 
 def _counts_of(ended, figures: Figures) -> Counter:

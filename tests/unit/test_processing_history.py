@@ -139,4 +139,4 @@ def test_a_stored_history_is_not_checked_again_against_todays_commune_list():
     stored = StoredDossier(CODE, events=[orjson.dumps(receipt).decode()])  # as read back from the store
     result = integrate(stored, [RESOLVED], CAL, NOW)
     assert (result.applied, result.dead_lettered) == (1, 0)
-    assert result.folded.dossier.commune_code == "99999" and result.folded.dossier.state == "resolved"
+    assert result.folded.dossier.received.commune_code == "99999" and result.folded.dossier.state == "resolved"

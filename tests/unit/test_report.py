@@ -75,6 +75,7 @@ def test_the_cohort_report_as_of_an_instant():
         "digitized": 3,
         "ratings": {"very_satisfied": 1, "satisfied": 0, "unsatisfied": 1},
         "apologies": {"compliant": 0, "non_compliant": 0},
+        "received_elsewhere": 0,
         "rates": {
             "online": 5 / 11,
             "online_full": 4 / 11,
@@ -84,6 +85,15 @@ def test_the_cohort_report_as_of_an_instant():
             "satisfaction": 1 / 2,
         },
     }
+
+
+def test_a_dossier_another_centre_took_counts_for_its_commune_and_as_received_elsewhere():
+    """v1.2 (CONTRACT §10, NĐ 118): `received_by_unit` names the centre that took it."""
+    own = dossier(1, "2025-07-14 09:00", **DIRECT)
+    elsewhere = dossier(2, "2025-07-14 09:00", received_by_unit="000.00.12.H56", **DIRECT)
+    report = commune_report([own, elsewhere], date(2025, 7, 1), date(2025, 7, 31), AS_OF, CAL)
+    assert (report["received"], report["received_elsewhere"]) == (2, 1)
+    assert elsewhere.received.received_by_unit == "000.00.12.H56"
 
 
 def test_an_empty_cohort_has_null_rates():
