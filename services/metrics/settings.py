@@ -1,3 +1,5 @@
+"""The metrics service's settings (`DOSSIER_*`, docs/contract.md §3): the shared ones and its own."""
+
 import json
 from pathlib import Path
 from typing import Annotated, Any

@@ -1,3 +1,5 @@
+"""Processing's settings (`DOSSIER_*`, docs/contract.md §3): the shared ones and its own."""
+
 from pathlib import Path
 
 from pydantic import IPvAnyNetwork

@@ -1,3 +1,5 @@
+"""`python -m services.signature`: serve the signature service (its consumer and HTTP API) on its port."""
+
 from services.signature.app import create_app
 from services.signature.settings import SignatureSettings
 from shared.http import serve

@@ -1,3 +1,5 @@
+"""The signature service's settings (`DOSSIER_*`, docs/contract.md §3): the shared ones and its own."""
+
 from pathlib import Path
 
 from pydantic import SecretStr
