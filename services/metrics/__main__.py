@@ -1,10 +1,11 @@
 """`python -m services.metrics [serve]`, `... report --commune 14923 --from 2025-07-01 --to 2025-11-11`,
-`... rebuild` (with the service stopped: the figures again from `dossier-status`, from its start)."""
+`... rebuild` (with the service stopped: the figures again from `dossier-status`, from its start),
+`... migrate` (once, with the service stopped: what a version before the archive stored, moved)."""
 
 import argparse
 import asyncio
 import sys
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from typing import Any
 
@@ -15,7 +16,9 @@ from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
 from services.metrics.app import create_app
+from services.metrics.consumer import sorted_out
 from services.metrics.figures import Counted, Figures
+from services.metrics.loader import move_legacy
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import FiguresStore
@@ -78,9 +81,9 @@ async def rebuild(settings: MetricsSettings) -> dict[str, int]:
                     values.append(RECORDS.validate_json(record.value or b""))
                 except ValidationError:
                     counts["undecodable"] += 1
-            statuses, verdicts, clocks, _ = service.sorted_out(values)
+            statuses, verdicts, clocks, _ = sorted_out(service.replica, values)
             clock = [(c.id, service.figures.calendar.local(c.data.received_at).date()) for c in clocks]
-            await service.store.save(service.batch_of([Counted.of(s.data) for s in statuses], verdicts, clock))
+            await service.store.save(service.replica.batch_of([Counted.of(s.data) for s in statuses], verdicts, clock))
             counts["statuses"] += len(statuses)
             counts["signatures"] += len(verdicts)
             counts["clock"] += len(clocks)
@@ -88,6 +91,17 @@ async def rebuild(settings: MetricsSettings) -> dict[str, int]:
         return counts
     finally:
         await consumer.stop()
+        await mongo.close()
+
+
+async def migrate(settings: MetricsSettings) -> bool:
+    """What a version before the archive stored (`metrics_status`, `metrics_signatures`,
+    `metrics_clock_sent`) into the quarters' logs, once; False when there was nothing to move."""
+    mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000)
+    try:
+        service = stored_service(settings, mongo)
+        return await move_legacy(service.replica, settings.clock())
+    finally:
         await mongo.close()
 
 
@@ -103,6 +117,7 @@ def main(argv: list[str]) -> int:
     one.add_argument("--as-of", type=datetime.fromisoformat, default=settings.clock())
     one.add_argument("--json", action="store_true", help="the report API's JSON instead of a table")
     commands.add_parser("rebuild", help="the stored figures again from dossier-status (service stopped)")
+    commands.add_parser("migrate", help="once, what a version before the archive stored (service stopped)")
     args = parser.parse_args(argv)
 
     if args.command in (None, "serve"):
@@ -114,6 +129,10 @@ def main(argv: list[str]) -> int:
         print(f"stored {counts['statuses']} status events, {counts['signatures']} signature verdicts and "
               f"{counts['clock']} clock events from {settings.topic_status}"
               + (f"; {counts['undecodable']} records that do not parse left out" if counts["undecodable"] else ""))
+        return 0
+    if args.command == "migrate":
+        moved = asyncio.run(migrate(settings))
+        print("moved what an earlier version stored into the quarters' logs" if moved else "nothing to move")
         return 0
     unit = commune(args.commune)
     if unit is None:

@@ -18,7 +18,7 @@ from services.metrics.settings import MetricsSettings
 from services.metrics.store import FiguresStore
 from shared.auth import ApiKeys
 from shared.calendar import WorkingCalendar
-from shared.communes import commune, communes_of_province
+from shared.communes import Commune, commune, communes_of_province
 from shared.contracts import ClockChanged, StatusRecord
 from shared.report import COMPONENTS
 from shared.scorecard import GROUPS, MEASURED, NOT_MEASURED, NOT_MEASURED_NOTE
@@ -69,16 +69,10 @@ def build(settings: MetricsSettings) -> tuple[ConsumingService, MetricsService]:
     async def publish(events: list[ClockChanged]) -> None:
         await runtime.publish(settings.topic_status, [(e.subject, e.to_bytes(), {}) for e in events])
 
-    async def load() -> None:
-        await service.load()
-        await service.refresh_at_risk()
-        await service.refresh_snapshot()
-        service.loaded = True
-
-    runtime.before_consuming("loading the figures", load)
+    runtime.before_consuming("loading the figures", service.start)
     runtime.every(settings.metrics_clock_interval_seconds, "clock", lambda: service.move_clock(publish))
-    runtime.every(settings.metrics_snapshot_interval_seconds, "snapshot", service.refresh_snapshot)
-    runtime.every(settings.metrics_at_risk_interval_seconds, "points at risk", service.refresh_at_risk)
+    runtime.every(settings.metrics_snapshot_interval_seconds, "snapshot", service.snapshot.refresh)
+    runtime.every(settings.metrics_at_risk_interval_seconds, "points at risk", service.snapshot.refresh_at_risk)
     runtime.every(settings.metrics_compact_interval_seconds, "compaction", service.compact)
     return runtime, service
 
@@ -94,27 +88,39 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     # Served from memory once loaded: readiness does not ask MongoDB again; the business figures come
     # from the background snapshot, the service's own metrics are live.
     app = runtime.app(TITLE, DESCRIPTION, not_ready=lambda: None if service.loaded else "loading the figures",
-                      exposition=lambda: service.snapshot + generate_latest(runtime.registry))
-
+                      exposition=lambda: service.snapshot.text + generate_latest(runtime.registry))
     access = Access(ApiKeys.load(settings.metrics_operator_keys, settings.metrics_operator_keys_file),
                     settings.metrics_session_secret.get_secret_value(), list(settings.metrics_trusted_proxies))
-    Reader = Annotated[Operator, Depends(access.required)]
+    add_urgent_route(app, settings, service)
+    api = add_report_api(app, settings, service, Scope(service, Annotated[Operator, Depends(access.required)]))
+    operators.install(app, api, settings.clock, access)
+    return app
 
-    def owned(province_code: str, operator: Operator) -> None:
+
+class Scope:
+    """Who may read what: an operator's provinces and communes, and this replica's shard."""
+
+    def __init__(self, service: MetricsService, reader: Any):
+        self.service = service
+        self.Reader = reader  # the route parameter that requires a signed-in operator
+
+    def province(self, province_code: str, operator: Operator) -> None:
         """403 for a province the operator may not read, 421 for one another replica owns."""
         require_province(operator, province_code)
-        if (why := service.shard.misdirected(province_code)) is not None:
+        if (why := self.service.shard.misdirected(province_code)) is not None:
             raise HTTPException(421, why)
 
-    def owned_commune(commune_code: str, operator: Operator) -> None:
+    def commune(self, commune_code: str, operator: Operator) -> None:
         """404 for a code not in the official list, 403 for a commune the operator may not read, 421 for a
         commune of a province another replica owns."""
         unit = commune(commune_code)
         if unit is None:
             raise HTTPException(404, f"no commune-level unit {commune_code} in the official list")
         require_commune(operator, commune_code)
-        owned(unit.province_code, operator)
+        self.province(unit.province_code, operator)
 
+
+def add_urgent_route(app: FastAPI, settings: MetricsSettings, service: MetricsService) -> None:
     @app.get("/metrics/dossiers", summary="The urgent dossiers' codes, for Prometheus' scrape token only",
              include_in_schema=False)
     async def urgent_dossiers(authorization: Annotated[str | None, Header()] = None) -> Response:
@@ -122,20 +128,47 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         expected = settings.metrics_scrape_token.get_secret_value()
         if scheme.lower() != "bearer" or not expected or not hmac.compare_digest(token.encode(), expected.encode()):
             raise HTTPException(401, "Prometheus' scrape token is required", headers={"WWW-Authenticate": "Bearer"})
-        return Response(service.urgent, media_type=CONTENT_TYPE_LATEST)
+        return Response(service.snapshot.urgent, media_type=CONTENT_TYPE_LATEST)
+
+
+def scorecard_answer(province_code: str, province: list[Commune], first: date, last: date, instant: datetime,
+                     not_applicable: frozenset[str], ranked: list[dict[str, Any]]) -> dict[str, Any]:
+    """The scorecard's JSON (docs/contract.md §5, §8): the decision's groups and sub-indicators, then the rows."""
+    return {
+        "version": "1.1",
+        "province_code": province_code, "province_name": province[0].province_name,
+        "from": first.isoformat(), "to": last.isoformat(), "as_of": instant.isoformat(),
+        "approximation": "QĐ 766/QĐ-TTg: the groups and sub-indicators dossier events can measure",
+        "groups": [{"key": key, "name": name, "max": maximum} for key, (name, maximum) in GROUPS.items()],
+        "sub_indicators": [{"key": s.key, "name": s.name, "group": s.group, "max": s.max_points,
+                            "full_marks_at": s.full_marks_at} for s in MEASURED],
+        "not_measured": [{"key": n.key, "name": n.name, "group": n.group, "points": n.max_points}
+                         for n in NOT_MEASURED],
+        "not_measured_note": NOT_MEASURED_NOTE,
+        "not_applicable": sorted(not_applicable),
+        # v1: the first approximation's components, still given on each row as `points`
+        "components": [{"key": c.key, "name": c.name, "max_points": c.max_points, "rate": c.rate,
+                        "full_marks_at": c.full_marks_at} for c in COMPONENTS],
+        "communes": ranked,
+    }
+
+
+def add_report_api(app: FastAPI, settings: MetricsSettings, service: MetricsService, scope: Scope
+                   ) -> operators.ReportApi:
+    """The report API (docs/contract.md §5): a commune's report, the province's scorecard; returns its
+    endpoints for the operators' page, which calls them in-process."""
+    Reader, not_applicable = scope.Reader, frozenset(settings.metrics_not_applicable)
 
     @app.get("/v1/reports/communes/{commune_code}", summary="A commune's indicators for a cohort (docs/contract.md §5)",
              responses=export.RESPONSES)
     async def commune_report(commune_code: str, operator: Reader, start: From = None, end: To = None,
                              as_of: str | None = None, output: export.Format = "json") -> Any:
         first, last, instant = parse_period(start, end, as_of, settings.clock)
-        owned_commune(commune_code, operator)
+        scope.commune(commune_code, operator)
         figures = await service.figures_for([commune_code], first, last)
         report = service.timed("commune", lambda: figures.report(commune_code, first, last, instant))
         return export.respond({"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
                                "as_of": instant.isoformat(), **report}, output, export.commune_table)
-
-    not_applicable = frozenset(settings.metrics_not_applicable)
 
     @app.get("/v1/reports/provinces/{province_code}/scorecard", summary="The QĐ 766 scorecard, ranked",
              responses=export.RESPONSES)
@@ -145,26 +178,20 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         province = communes_of_province(province_code)
         if not province:
             raise HTTPException(404, f"no province {province_code} in the official list")
-        owned(province_code, operator)
+        scope.province(province_code, operator)
         figures = await service.figures_for([c.code for c in province], first, last)
         ranked = service.timed("scorecard", lambda: figures.scorecard(province, first, last, instant, not_applicable))
-        return export.respond({
-            "version": "1.1",
-            "province_code": province_code, "province_name": province[0].province_name,
-            "from": first.isoformat(), "to": last.isoformat(), "as_of": instant.isoformat(),
-            "approximation": "QĐ 766/QĐ-TTg: the groups and sub-indicators dossier events can measure",
-            "groups": [{"key": key, "name": name, "max": maximum} for key, (name, maximum) in GROUPS.items()],
-            "sub_indicators": [{"key": s.key, "name": s.name, "group": s.group, "max": s.max_points,
-                                "full_marks_at": s.full_marks_at} for s in MEASURED],
-            "not_measured": [{"key": n.key, "name": n.name, "group": n.group, "points": n.max_points}
-                             for n in NOT_MEASURED],
-            "not_measured_note": NOT_MEASURED_NOTE,
-            "not_applicable": sorted(not_applicable),
-            # v1: the first approximation's components, still given on each row as `points`
-            "components": [{"key": c.key, "name": c.name, "max_points": c.max_points, "rate": c.rate,
-                            "full_marks_at": c.full_marks_at} for c in COMPONENTS],
-            "communes": ranked,
-        }, output, export.scorecard_table)
+        return export.respond(scorecard_answer(province_code, province, first, last, instant, not_applicable, ranked),
+                              output, export.scorecard_table)
+
+    points_at_risk, units = add_commune_views(app, settings, service, scope)
+    return operators.ReportApi(commune_report, scorecard, points_at_risk, units)
+
+
+def add_commune_views(app: FastAPI, settings: MetricsSettings, service: MetricsService, scope: Scope
+                      ) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """A commune's points at risk and where its dossiers wait (docs/contract.md §8)."""
+    Reader, not_applicable = scope.Reader, frozenset(settings.metrics_not_applicable)
 
     @app.get("/v1/reports/communes/{commune_code}/at-risk", summary="The points a commune is about to lose",
              responses=export.RESPONSES)
@@ -172,7 +199,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
                              as_of: str | None = None, horizon: str | None = None,
                              output: export.Format = "json") -> Any:
         first, last, instant = parse_period(start, end, as_of, settings.clock)
-        owned_commune(commune_code, operator)
+        scope.commune(commune_code, operator)
         until = parse_instant(horizon, "horizon") if horizon else service.figures.calendar.end_of_day(last)
         figures = await service.figures_for([commune_code], first, last)
         found = service.timed("at_risk", lambda: figures.at_risk(commune_code, first, last, instant, until,
@@ -186,12 +213,10 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     async def units(commune_code: str, operator: Reader, start: From = None, end: To = None,
                     as_of: str | None = None, output: export.Format = "json") -> Any:
         first, last, instant = parse_period(start, end, as_of, settings.clock)
-        owned_commune(commune_code, operator)
+        scope.commune(commune_code, operator)
         figures = await service.figures_for([commune_code], first, last)
         rows = service.timed("units", lambda: figures.units(commune_code, first, last, instant))
         return export.respond({"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
                                "as_of": instant.isoformat(), "units": rows}, output, export.units_table)
 
-    operators.install(app, operators.ReportApi(commune_report, scorecard, points_at_risk, units), settings.clock,
-                      access)
-    return app
+    return points_at_risk, units

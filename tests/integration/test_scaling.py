@@ -3,6 +3,8 @@ together what one replica of every province gives, and the dossiers that ended b
 memory without changing a figure or a report."""
 
 import asyncio
+import subprocess
+import sys
 from datetime import date, datetime, timedelta
 
 import httpx
@@ -15,7 +17,7 @@ from shared.contracts import SignatureData, status_changed, status_of
 from shared.dossier import fold
 from shared.events import parse_event
 from tests.fixtures.sample import VN, event
-from tests.integration.conftest import OPERATOR, service, wait_until
+from tests.integration.conftest import OPERATOR, ROOT, service, wait_until
 from tests.integration.test_metrics import FAST, business, counted
 from tests.integration.test_processing import histories
 
@@ -141,7 +143,7 @@ def as_kept_before_v1_2(data: dict) -> dict:
 
 def test_what_a_version_before_the_archive_stored_is_moved_once_and_counted(pipeline):
     """An upgrade: `metrics_status` (blobs of statuses), `metrics_signatures` and `metrics_clock_sent`
-    become the quarters' logs at the first start, and are gone after it."""
+    become the quarters' logs by the one-off `migrate` command, and are gone after it."""
     lives = histories(12, seed=24)
     statuses = []
     for events in lives.values():
@@ -171,7 +173,13 @@ def test_what_a_version_before_the_archive_stored_is_moved_once_and_counted(pipe
             await client.close()
 
     asyncio.run(store_as_before())
-    metrics = service("metrics", pipeline.settings, **FAST).start()
+    metrics = service("metrics", pipeline.settings, **FAST)
+    command = [sys.executable, "-m", "services.metrics", "migrate"]
+    moved = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=metrics.env, timeout=60)
+    assert (moved.returncode, moved.stdout.strip()) == (0, "moved what an earlier version stored into the quarters' logs"), moved.stderr
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=metrics.env, timeout=60)
+    assert again.stdout.strip() == "nothing to move", again.stderr
+    metrics.start()
     try:
         assert counted(metrics) == len(lives)
         assert any(name == "dossier_signatures" and dict(labels)["verdict"] == "valid" and value == 1

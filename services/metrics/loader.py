@@ -1,0 +1,65 @@
+"""The figures as a replica's store has them: every start of the metrics service begins here."""
+
+import time
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from services.metrics.figures import verdict_of
+from services.metrics.replica import Replica
+from services.metrics.store import Batch, from_verdict_doc, quarter, verdict_doc
+from shared.contracts import SignatureData
+
+log = structlog.get_logger()
+
+
+async def load(replica: Replica, now: datetime) -> None:
+    """Read the carried dossiers and the logs from the horizon on into the figures, as read (the
+    store's entries are never all in memory at once)."""
+    started = time.perf_counter()
+    state = await replica.store.state()
+    async for kind, entries in replica.store.entries(state.horizon):
+        _apply_stored(replica, kind, entries, now)
+    replica.archived_counts = state.archived_counts
+    replica.figures.counts.update(state.archived_counts)
+    replica.horizon = state.horizon
+    log.info("figures loaded", dossiers=len(replica.figures.dossiers), horizon=replica.horizon,
+             clock_events_sent=len(replica.sent), seconds=round(time.perf_counter() - started, 2))
+
+
+def _apply_stored(replica: Replica, kind: str, entries: list[Any], now: datetime) -> None:
+    owns, figures = replica.shard.owns_commune, replica.figures
+    if kind == "statuses":
+        for counted in entries:
+            if owns(counted.commune_code) and figures.is_newer(counted.dossier_code, counted.events):
+                figures.apply(counted, now)
+    elif kind == "verdicts":
+        for verdict in map(from_verdict_doc, entries):
+            if owns(verdict.commune_code):
+                figures.apply_verdict(verdict)
+    else:
+        replica.sent.update(entries)
+
+
+async def move_legacy(replica: Replica, now: datetime) -> bool:
+    """Once, with the service stopped (`python -m services.metrics migrate`): what a version before
+    the archive stored (`metrics_status`, `_signatures`, `_clock_sent`) into the quarters' logs, then
+    dropped. False when there was nothing to move."""
+    moved = False
+    calendar = replica.figures.calendar
+    async for kind, entries in replica.store.legacy():
+        batch, moved = Batch(), True
+        for entry in entries:
+            if kind == "statuses":
+                batch.statuses.setdefault(quarter(calendar.local(entry.received_at).date()), []).append(entry)
+            elif kind == "signatures" and (v := verdict_of(SignatureData.model_validate(entry["data"]),
+                                                            datetime.fromisoformat(entry["time"]))):
+                batch.verdicts.setdefault(quarter(calendar.local(v.at).date()), []).append(verdict_doc(v))
+            elif kind == "clock":
+                batch.clock.setdefault(quarter(calendar.local(now).date()), []).append(entry)
+        await replica.store.save(batch)
+    if moved:
+        await replica.store.drop_legacy()
+        log.info("stored figures moved to the quarters' logs")
+    return moved
