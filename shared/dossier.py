@@ -241,18 +241,7 @@ def _apply(dossier: Dossier, event: DossierEvent, calendar: WorkingCalendar) -> 
             _require(dossier, event, {"processing"})
             return _end(dossier, at, "returned", calendar)
         case "dossier.apology_issued":  # phiếu xin lỗi và hẹn lại ngày trả kết quả (Mẫu 04)
-            # Applied in every state, never rejected: it changes no state and no due, and an apology
-            # issued late or after the end is a violation operators want to see counted.
-            due = due_in_force(dossier, at, calendar) if dossier.state in OPEN else dossier.due_at
-            first_and_early = dossier.apologies_compliant + dossier.apologies_non_compliant == 0 and (
-                due is not None and calendar.local(at).date() < calendar.local(due).date()
-            )
-            return replace(
-                dossier,
-                appointment_at=event.data.new_due_at,
-                apologies_compliant=dossier.apologies_compliant + first_and_early,
-                apologies_non_compliant=dossier.apologies_non_compliant + (not first_and_early),
-            )
+            return _apologized(dossier, event, calendar)
         case "dossier.payment_completed":
             # A dossier counts once among payments: online if any of its payments was online.
             method = "online" if "online" in (event.data.method, dossier.payment_method) else "offline"
@@ -268,6 +257,22 @@ def _apply(dossier: Dossier, event: DossierEvent, calendar: WorkingCalendar) -> 
                 return replace(dossier, unit=event.data.to_unit)
             return dossier
     raise Inapplicable(f"unknown event type {event.type}")
+
+
+def _apologized(dossier: Dossier, event: DossierEvent, calendar: WorkingCalendar) -> Dossier:
+    """Applied in every state, never rejected: it changes no state and no due, and an apology issued
+    late or after the end is a violation operators want to see counted."""
+    at = event.time
+    due = due_in_force(dossier, at, calendar) if dossier.state in OPEN else dossier.due_at
+    first_and_early = dossier.apologies_compliant + dossier.apologies_non_compliant == 0 and (
+        due is not None and calendar.local(at).date() < calendar.local(due).date()
+    )
+    return replace(
+        dossier,
+        appointment_at=event.data.new_due_at,
+        apologies_compliant=dossier.apologies_compliant + first_and_early,
+        apologies_non_compliant=dossier.apologies_non_compliant + (not first_and_early),
+    )
 
 
 # Facts about the dossier rather than steps of its processing: their time may precede the receipt

@@ -79,17 +79,23 @@ PAGE_ERRORS = {
 def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
     settings = settings or ProcessingSettings()
     calendar = WorkingCalendar.load(settings.calendar)
-    operators = ApiKeys.load(settings.processing_operator_keys, settings.processing_operator_keys_file)
     runtime, processor = build(settings)
-    store = processor.store
-    slots = Slots(runtime.mongo[settings.mongo_database]["lookup_attempts"])
-    audit = AuditLog(runtime.mongo[settings.mongo_database]["audit_log"], settings.clock)
+    database = runtime.mongo[settings.mongo_database]
+    slots = Slots(database["lookup_attempts"])
     runtime.every(600, "lookup purge", slots.purge, start="now")
+    app = runtime.app(TITLE, DESCRIPTION)
+    add_operator_view(app, settings, processor.store, AuditLog(database["audit_log"], settings.clock), calendar)
     attempts = Attempts(slots, settings.processing_lookup_per_client_per_minute,
                         settings.processing_lookup_failures_per_code_per_hour,
                         settings.processing_lookup_failures_per_client_code_per_hour)
-    proxies = list(settings.processing_trusted_proxies)
-    app = runtime.app(TITLE, DESCRIPTION)
+    add_citizen_routes(app, settings, CitizenLookup(processor.store, attempts, settings, calendar), calendar)
+    return app
+
+
+def add_operator_view(app: FastAPI, settings: ProcessingSettings, store: DossierStore, audit: AuditLog,
+                      calendar: WorkingCalendar) -> None:
+    """`GET /v1/dossiers/{code}` (docs/contract.md §6): operator keys, scoped, every read audited."""
+    operators = ApiKeys.load(settings.processing_operator_keys, settings.processing_operator_keys_file)
 
     @app.get("/v1/dossiers/{dossier_code}", summary="One dossier as of now, for operators",
              responses={400: {}, 401: {}, 404: {}})
@@ -104,31 +110,44 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
         await audit.read(key.name, dossier_code, "applicant's name and masked phone")
         return with_open_state(found[0], settings.clock(), calendar)
 
-    async def look_up(client: str, code: str, phone4: str | None, token: str | None) -> dict[str, Any]:
-        """The citizens' lookup: 400 for what is not a code and a factor, 429 over the limits, the same
-        404 for an unknown code and a wrong factor."""
+
+class CitizenLookup:
+    """The citizens' lookup (docs/contract.md §8): 400 for what is not a code and a factor, 429 over
+    the limits, the same 404 for an unknown code and a wrong factor."""
+
+    def __init__(self, store: DossierStore, attempts: Attempts, settings: ProcessingSettings,
+                 calendar: WorkingCalendar):
+        self.store, self.attempts, self.settings, self.calendar = store, attempts, settings, calendar
+
+    async def answer(self, client: str, code: str, phone4: str | None, token: str | None) -> dict[str, Any]:
         if not is_dossier_code(code) or not well_formed_factor(phone4, token):
             raise HTTPException(400, "a dossier code and either phone4 (4 digits) or token")
-        secret = settings.lookup_secret.get_secret_value()
+        secret = self.settings.lookup_secret.get_secret_value()
         try:
-            attempts.check(client)
+            self.attempts.check(client)
             # A valid token is checked without the database: others' failures never lock it out.
             token_right = token is not None and factor_matches(code, None, token, None, secret)
-            guess = [] if token_right else await attempts.guess(client, code, code_wide=token is None)
+            guess = [] if token_right else await self.attempts.guess(client, code, code_wide=token is None)
         except LookupRefused as refused:
             raise HTTPException(429, str(refused), headers={"Retry-After": str(refused.retry_after)}) from None
-        found = await store.view(code)
+        found = await self.store.view(code)
         view, stored4 = found if found else (None, None)
         if not view or not (token_right or factor_matches(code, phone4, None, stored4, secret)):
             raise HTTPException(404, NOT_FOUND)
-        await attempts.right(guess)
-        return citizen_view(view, settings.clock(), calendar)
+        await self.attempts.right(guess)
+        return citizen_view(view, self.settings.clock(), self.calendar)
+
+
+def add_citizen_routes(app: FastAPI, settings: ProcessingSettings, lookup: CitizenLookup,
+                       calendar: WorkingCalendar) -> None:
+    """The citizens' lookup as JSON and as its Vietnamese page (`/tra-cuu`)."""
+    proxies = list(settings.processing_trusted_proxies)
 
     @app.get("/v1/lookup/{dossier_code}", summary="A citizen's own dossier: state, appointment, steps",
              responses={400: {}, 404: {}, 429: {}})
     async def citizen_lookup(request: Request, dossier_code: str, phone4: Annotated[str | None, Query(max_length=4)] = None,
                              token: Annotated[str | None, Query(max_length=16)] = None) -> dict[str, Any]:
-        return await look_up(client_of(request, proxies), dossier_code, phone4, token)
+        return await lookup.answer(client_of(request, proxies), dossier_code, phone4, token)
 
     @app.get("/tra-cuu", summary="The citizens' lookup page (Vietnamese)", response_class=HTMLResponse)
     async def lookup_page(request: Request, ma: Annotated[str, Query(max_length=40)] = "",
@@ -138,10 +157,8 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
         if not code:
             return HTMLResponse(render(calendar))
         try:
-            found = await look_up(client_of(request, proxies), code, None if t else so.strip(), t)
+            found = await lookup.answer(client_of(request, proxies), code, None if t else so.strip(), t)
         except HTTPException as refused:
             page = render(calendar, code, so, t, error=PAGE_ERRORS.get(refused.status_code, PAGE_ERRORS[404]))
             return HTMLResponse(page, status_code=refused.status_code, headers=refused.headers)
         return HTMLResponse(render(calendar, code, so, t, found=found))
-
-    return app

@@ -90,34 +90,10 @@ def integrate(
     dead-letter topic, neither stored nor folded, and is not remembered (what would remember it would
     grow again), so a redelivered batch dead-letters it again. An event already stored is a duplicate,
     however full the dossier."""
-    history = list(stored.parsed())
-    known = {event_key(e) for e in history}
-    events, kept, added = list(stored.events), 0, set()
-    outbox = list(stored.outbox)
-    refused = 0
-    for event, raw in new:
-        if event_key(event) in known:
-            continue
-        known.add(event_key(event))
-        if max_events is not None and len(events) >= max_events:
-            outbox.append(Outgoing("dlq", stored.code, raw, over_cap(max_events)))
-            refused += 1
-            continue
-        added.add(event.id)
-        history.append(event)
-        events.append(raw.decode())
-        kept += 1
-
+    history, events, outbox, added, refused = _merged(stored, new, max_events)
+    kept = len(events) - len(stored.events)
     folded = fold(history, calendar)
-    raw_of = {event_key(e): raw for e, raw in zip(history, events, strict=True)}
-    dead = list(stored.dead_lettered)
-    foreign = 0
-    for rejection in folded.rejected:
-        key = event_key(rejection.event)
-        if key not in dead:
-            dead.append(key)
-            outbox.append(Outgoing("dlq", stored.code, raw_of[key].encode(), rejection.reason))
-            foreign += rejection.reason.startswith(FOREIGN_SOURCE)
+    dead, foreign = _dead_lettered(stored, folded, history, events, outbox)
     newly_dead = len(dead) - len(stored.dead_lettered)
 
     status, timeline = stored.status, stored.timeline
@@ -153,6 +129,43 @@ def integrate(
         foreign=foreign,
         over_cap=refused,
     )
+
+
+def _merged(stored: StoredDossier, new: list[tuple[DossierEvent, bytes]], max_events: int | None
+            ) -> tuple[list[DossierEvent], list[str], list[Outgoing], set[str], int]:
+    """The history with the new events that are neither duplicates nor past the cap: (parsed events,
+    their JSON, the outbox with the refused ones, the ids added, how many were refused)."""
+    history = list(stored.parsed())
+    known = {event_key(e) for e in history}
+    events, outbox, added, refused = list(stored.events), list(stored.outbox), set(), 0
+    for event, raw in new:
+        if event_key(event) in known:
+            continue
+        known.add(event_key(event))
+        if max_events is not None and len(events) >= max_events:
+            outbox.append(Outgoing("dlq", stored.code, raw, over_cap(max_events)))
+            refused += 1
+            continue
+        added.add(event.id)
+        history.append(event)
+        events.append(raw.decode())
+    return history, events, outbox, added, refused
+
+
+def _dead_lettered(stored: StoredDossier, folded: Folded, history: list[DossierEvent], events: list[str],
+                   outbox: list[Outgoing]) -> tuple[list[str], int]:
+    """The fold's rejections not dead-lettered before, into the outbox: (every dead-lettered key, how
+    many of the new ones came from a foreign source)."""
+    raw_of = {event_key(e): raw for e, raw in zip(history, events, strict=True)}
+    dead = list(stored.dead_lettered)
+    foreign = 0
+    for rejection in folded.rejected:
+        key = event_key(rejection.event)
+        if key not in dead:
+            dead.append(key)
+            outbox.append(Outgoing("dlq", stored.code, raw_of[key].encode(), rejection.reason))
+            foreign += rejection.reason.startswith(FOREIGN_SOURCE)
+    return dead, foreign
 
 
 def view(dossier: Dossier) -> dict[str, Any]:
