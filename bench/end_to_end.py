@@ -156,6 +156,34 @@ async def raw_kafka(settings: ServiceSettings, events: list[dict]) -> float:
         await consumer.stop()
 
 
+def report(steps: list[Step], kafka: float, inserts: float, upserts: float) -> str:
+    """docs/benchmarks.md's section, from the steps and the baselines measured in the same run."""
+    good = [s for s in steps if s.p99 <= 2 and s.drained and s.reached >= 0.95 * s.rate]
+    sustained = max((s.reached for s in good), default=0.0)
+    at_500 = next((s for s in steps if s.rate == 500), None)
+    rows = [[f"{s.rate:,}", f"{s.reached:,.0f}", f"{s.p50 * 1000:,.0f}", f"{s.p99 * 1000:,.0f}", s.lag,
+             " / ".join(f"{s.cpu[n]:.0%}" for n in PORTS), " / ".join(f"{s.rss[n]:.0f}" for n in PORTS)]
+            for s in steps]
+    return (
+        f"Whole dossier lives (7 events each) posted through intake in an open loop, one batch every "
+        f"{TICK * 1000:.0f} ms, each rate for {STEP_SECONDS:.0f} s, until the p99 from intake's `202` to the report "
+        "API counting the dossier passes 2 s. intake, processing and metrics (one instance each) share the "
+        "machine with Kafka, FerretDB and the load generator.\n\n"
+        + table(["target events/s", "reached", "p50 ms", "p99 ms", "lag at end",
+                 "CPU (intake / processing / metrics)", "peak RSS MiB (same order)"], rows)
+        + f"\n\nSustained end to end (p99 ≤ 2 s, rate reached): **{sustained:,.0f} events/s** (goal ≥ 2,000)"
+        + (f"; at 500 events/s p99 {at_500.p99 * 1000:,.0f} ms (goal ≤ 1 s)" if at_500 else "")
+        + f"; highest peak RSS {max(max(s.rss.values()) for s in steps):,.0f} MiB (goal < 500 MiB per service).\n\n"
+        + "Baselines in the same run, same stack, same events:\n\n"
+        + table(["baseline", "events/s", "end to end / baseline"], [
+            ["aiokafka produce (acks=all) + consume, 20,000 events", f"{kafka:,.0f}", f"{sustained / kafka:.0%}"],
+            ["PyMongo bulk inserts (a document per dossier and batch)", f"{inserts:,.0f}", f"{sustained / inserts:.0%}"],
+            [f"PyMongo bulk upserts by _id (first {UPSERT_EVENTS:,} events)", f"{upserts:,.0f}",
+             f"{sustained / upserts:.0%}"],
+        ]) + "\n"
+    )
+
+
 async def main() -> None:
     settings = bench_settings("e2e")
     await ensure_topics(settings)
@@ -193,30 +221,7 @@ async def main() -> None:
     inserts = await raw_baseline(baseline, events, upsert=False)
     upserts = await raw_baseline(baseline, events[:UPSERT_EVENTS], upsert=True)
 
-    good = [s for s in steps if s.p99 <= 2 and s.drained and s.reached >= 0.95 * s.rate]
-    sustained = max((s.reached for s in good), default=0.0)
-    at_500 = next((s for s in steps if s.rate == 500), None)
-    rows = [[f"{s.rate:,}", f"{s.reached:,.0f}", f"{s.p50 * 1000:,.0f}", f"{s.p99 * 1000:,.0f}", s.lag,
-             " / ".join(f"{s.cpu[n]:.0%}" for n in PORTS), " / ".join(f"{s.rss[n]:.0f}" for n in PORTS)]
-            for s in steps]
-    body = (
-        f"Whole dossier lives (7 events each) posted through intake in an open loop, one batch every "
-        f"{TICK * 1000:.0f} ms, each rate for {STEP_SECONDS:.0f} s, until the p99 from intake's `202` to the report "
-        "API counting the dossier passes 2 s. intake, processing and metrics (one instance each) share the "
-        "machine with Kafka, FerretDB and the load generator.\n\n"
-        + table(["target events/s", "reached", "p50 ms", "p99 ms", "lag at end",
-                 "CPU (intake / processing / metrics)", "peak RSS MiB (same order)"], rows)
-        + f"\n\nSustained end to end (p99 ≤ 2 s, rate reached): **{sustained:,.0f} events/s** (goal ≥ 2,000)"
-        + (f"; at 500 events/s p99 {at_500.p99 * 1000:,.0f} ms (goal ≤ 1 s)" if at_500 else "")
-        + f"; highest peak RSS {max(max(s.rss.values()) for s in steps):,.0f} MiB (goal < 500 MiB per service).\n\n"
-        + "Baselines in the same run, same stack, same events:\n\n"
-        + table(["baseline", "events/s", "end to end / baseline"], [
-            ["aiokafka produce (acks=all) + consume, 20,000 events", f"{kafka:,.0f}", f"{sustained / kafka:.0%}"],
-            ["PyMongo bulk inserts (a document per dossier and batch)", f"{inserts:,.0f}", f"{sustained / inserts:.0%}"],
-            [f"PyMongo bulk upserts by _id (first {UPSERT_EVENTS:,} events)", f"{upserts:,.0f}",
-             f"{sustained / upserts:.0%}"],
-        ]) + "\n"
-    )
+    body = report(steps, kafka, inserts, upserts)
     print(body)
     write_section("end-to-end", "End to end", "make bench-e2e", body)
 

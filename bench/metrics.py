@@ -30,6 +30,7 @@ from services.metrics.store import COUNTED, Batch, FiguresStore, quarter
 from shared.calendar import WorkingCalendar
 from shared.communes import communes_of_province
 from shared.dossier import fold
+from shared.settings import ServiceSettings
 from shared.events import parse_event
 from shared.kafka import ensure_topics
 from shared.contracts import StatusChanged, status_changed, status_of
@@ -199,13 +200,11 @@ def clock_scale() -> list[list[object]]:
     ]
 
 
-async def service_scale() -> list[list[object]]:
-    """The real service loaded from FerretDB: a dossier in every commune × sector × channel × kind."""
-    settings = bench_settings("metrics")
-    await ensure_topics(settings)
+async def store_everywhere(settings: ServiceSettings, communes: list[str]) -> list[dict]:
+    """A dossier in every commune × sector × channel × kind, stored in the quarters' logs as the
+    service stores them; returns them as stored."""
     templates = Templates()
     docs = []
-    communes = [c.code for c in communes_of_province(PROVINCE)]
     n = 0
     for commune in communes:
         for sector in SECTORS:
@@ -216,13 +215,22 @@ async def service_scale() -> list[list[object]]:
                 n += 1
     mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url)
     try:
-        store = FiguresStore(mongo, settings.mongo_database)
         batch = Batch()
-        for doc in docs:  # each in its quarter's log, as the service stores them
-            batch.statuses.setdefault(quarter(date.fromisoformat(doc["received_at"][:10])), []).append(COUNTED.validate_python(doc))
-        await store.save(batch)
+        for doc in docs:
+            batch.statuses.setdefault(quarter(date.fromisoformat(doc["received_at"][:10])), []).append(
+                COUNTED.validate_python(doc))
+        await FiguresStore(mongo, settings.mongo_database).save(batch)
     finally:
         await mongo.close()
+    return docs
+
+
+async def service_scale() -> list[list[object]]:
+    """The real service loaded from FerretDB: a dossier in every commune × sector × channel × kind."""
+    settings = bench_settings("metrics")
+    await ensure_topics(settings)
+    communes = [c.code for c in communes_of_province(PROVINCE)]
+    docs = await store_everywhere(settings, communes)
     started = time.perf_counter()
     process = start_service("metrics", settings, METRICS_PORT)
     startup = time.perf_counter() - started

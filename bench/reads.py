@@ -323,6 +323,45 @@ async def while_looking_up(settings: ServiceSettings, stored: int) -> tuple[floa
         stop(lookups)
 
 
+def ms(value: float) -> str:
+    return f"{value * 1000:,.1f}"
+
+
+def report(small: dict, large: dict, released: dict, peaks: dict, took: float, first: int,
+           e2e: tuple[float, float], replay: tuple[float, float, float], replayed: int) -> str:
+    """docs/benchmarks.md's section, from what `main` measured."""
+    (e2e_p50, e2e_p99), (again, new, replay_rss) = e2e, replay
+    rows = [[kind, clients, when, ms(small[kind, clients, when].p50), ms(small[kind, clients, when].p99),
+             ms(large[kind, clients, when].p50), ms(large[kind, clients, when].p99),
+             f"{large[kind, clients, when].p99 / small[kind, clients, when].p99:.2f}"]
+            for kind in ("dossier", "sms", "documents") for clients in (1, 50) for when in ("first", "again")]
+    return (
+        f"A province-year stored: {TOTAL:,} dossiers (9 events each, 2 SMS with their moves, a signed result's "
+        f"records), in the documents the services write, in a database of the benchmark's own (stored in "
+        f"{took:,.0f} s, kept for the next run). Lookups of random dossiers by clients back to back for "
+        f"{SECONDS:.0f} s, through each service's HTTP API, the services just started (nothing cached).\n\n"
+        + table(["lookup", "clients", "dossiers", f"p50 ms at {first:,}", f"p99 ms at {first:,}",
+                 f"p50 ms at {TOTAL:,}", f"p99 ms at {TOTAL:,}", "p99 growth ×10 dossiers"], rows)
+        + "\n\n*first*: dossiers never looked up before; *again*: the same dossiers once more, as an operator "
+        "or a citizen polls (the SMS and documents lookups leave a summary of the chain they read; the last "
+        "delivery report and a verdict leave one too)."
+        + "\n\nGoals: p99 ≤ 20 ms at 1 client, ≤ 200 ms at 50; flat as the province grows.\n\n"
+        + f"FerretDB as released (no `_id` patch), on a copy of the first {first:,} dossiers, one client, "
+        "median of 3 lookups:\n\n"
+        + table(["lookup", "released ms", "patched p50 ms", "released / patched"],
+                [[kind, f"{released[kind] * 1000:,.0f}", ms(small[kind, 1, "first"].p50),
+                  f"{released[kind] / small[kind, 1, 'first'].p50:,.0f}×"] for kind in released])
+        + f"\n\nEnd to end at 500 events/s (bench-e2e's pipeline, from intake's `202` to the report API) while 50 "
+        f"clients look dossiers up: p50 {ms(e2e_p50)} ms, **p99 {ms(e2e_p99)} ms** (goal ≤ 1 s).\n\n"
+        + f"Processing restarted with the province stored, replaying {replayed:,} events it had applied "
+        f"(spread over the province, none cached): **{again:,.0f} events/s**; on the same number of events of new "
+        f"dossiers: {new:,.0f} events/s; ratio {again / new:.0%} (goals ≥ 2,000 events/s and ≥ 50 %).\n\n"
+        + "Peak RSS after the lookups at full scale: "
+        + ", ".join(f"{name} {mib:,.0f} MiB" for name, mib in peaks.items())
+        + f"; processing replaying: {replay_rss:,.0f} MiB.\n"
+    )
+
+
 async def main() -> None:
     settings = ServiceSettings(environment="local", mongo_database=DATABASE, topic_events=f"bench-reads-{uuid.uuid4().hex[:6]}-events",
                                topic_status="bench-reads-status", topic_dlq="bench-reads-dlq")
@@ -357,38 +396,8 @@ async def main() -> None:
     finally:
         await client.close()
 
-    def ms(value: float) -> str:
-        return f"{value * 1000:,.1f}"
-
-    rows = [[kind, clients, when, ms(small[kind, clients, when].p50), ms(small[kind, clients, when].p99),
-             ms(large[kind, clients, when].p50), ms(large[kind, clients, when].p99),
-             f"{large[kind, clients, when].p99 / small[kind, clients, when].p99:.2f}"]
-            for kind in ("dossier", "sms", "documents") for clients in (1, 50) for when in ("first", "again")]
-    body = (
-        f"A province-year stored: {TOTAL:,} dossiers (9 events each, 2 SMS with their moves, a signed result's "
-        f"records), in the documents the services write, in a database of the benchmark's own (stored in "
-        f"{took:,.0f} s, kept for the next run). Lookups of random dossiers by clients back to back for "
-        f"{SECONDS:.0f} s, through each service's HTTP API, the services just started (nothing cached).\n\n"
-        + table(["lookup", "clients", "dossiers", f"p50 ms at {first:,}", f"p99 ms at {first:,}",
-                 f"p50 ms at {TOTAL:,}", f"p99 ms at {TOTAL:,}", "p99 growth ×10 dossiers"], rows)
-        + "\n\n*first*: dossiers never looked up before; *again*: the same dossiers once more, as an operator "
-        "or a citizen polls (the SMS and documents lookups leave a summary of the chain they read; the last "
-        "delivery report and a verdict leave one too)."
-        + "\n\nGoals: p99 ≤ 20 ms at 1 client, ≤ 200 ms at 50; flat as the province grows.\n\n"
-        + f"FerretDB as released (no `_id` patch), on a copy of the first {first:,} dossiers, one client, "
-        "median of 3 lookups:\n\n"
-        + table(["lookup", "released ms", "patched p50 ms", "released / patched"],
-                [[kind, f"{released[kind] * 1000:,.0f}", ms(small[kind, 1, "first"].p50),
-                  f"{released[kind] / small[kind, 1, 'first'].p50:,.0f}×"] for kind in released])
-        + f"\n\nEnd to end at 500 events/s (bench-e2e's pipeline, from intake's `202` to the report API) while 50 "
-        f"clients look dossiers up: p50 {ms(e2e_p50)} ms, **p99 {ms(e2e_p99)} ms** (goal ≤ 1 s).\n\n"
-        + f"Processing restarted with the province stored, replaying {len(replayed):,} events it had applied "
-        f"(spread over the province, none cached): **{again:,.0f} events/s**; on the same number of events of new "
-        f"dossiers: {new:,.0f} events/s; ratio {again / new:.0%} (goals ≥ 2,000 events/s and ≥ 50 %).\n\n"
-        + "Peak RSS after the lookups at full scale: "
-        + ", ".join(f"{name} {mib:,.0f} MiB" for name, mib in peaks.items())
-        + f"; processing replaying: {replay_rss:,.0f} MiB.\n"
-    )
+    body = report(small, large, released, peaks, took, first, (e2e_p50, e2e_p99), (again, new, replay_rss),
+                  len(replayed))
     print(body)
     write_section("reads", "Reads at province scale", "make bench-reads", body)
 

@@ -114,91 +114,105 @@ def install(app: FastAPI, api: ReportApi, now: Callable[[], datetime], access: A
         log.warning("the operators' page draws no charts until deploy/local/install-js.sh has run", missing=str(CHARTS))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     install_login(app, access)
+    views = Views(api, now, access)
+    app.add_api_route("/", views.home, methods=["GET"], response_class=HTMLResponse,
+                      summary="The operators' page (Vietnamese): choose a province or a commune",
+                      responses={303: {"description": "not signed in"}})
+    app.add_api_route("/xep-hang", views.ranking, methods=["GET"], response_class=HTMLResponse,
+                      summary="The operators' page: a province's scorecard",
+                      responses={303: {"description": "not signed in"}})
+    for path, summary, render, call in (
+            ("/bao-cao", "a commune's report and rank", pages.commune_report, views.report_with_rank),
+            ("/nguy-co", "a commune's points at risk", pages.at_risk, views.at_risk),
+            ("/don-vi", "where a commune's dossiers wait", pages.units, views.units)):
+        app.add_api_route(path, views.commune_view(path, render, call), methods=["GET"], response_class=HTMLResponse,
+                          summary=f"The operators' page: {summary}", responses={303: {"description": "not signed in"}})
 
-    def sign_in_first(request: Request) -> RedirectResponse:
-        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/dang-nhap?{urlencode({'tiep': here})}", status_code=303)
 
-    async def shown(view: Callable[[], Awaitable[str]], form: Callable[[str], str]) -> HTMLResponse:
-        """A view, or its form again with what went wrong (4xx): the page never answers 500 for input."""
-        try:
-            return html(await view())
-        except InvalidInput as wrong:
-            return html(form(str(wrong)), 400)
-        except NotFound as unknown:
-            return html(form(str(unknown)), 404)
-        except HTTPException as refused:  # what the API itself refuses
-            return html(form("Không lập được báo cáo với các thông tin đã nhập."), refused.status_code)
+def sign_in_first(request: Request) -> RedirectResponse:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/dang-nhap?{urlencode({'tiep': here})}", status_code=303)
 
-    def prefilled(typed: dict[str, str]) -> dict[str, str]:
+
+async def shown(view: Callable[[], Awaitable[str]], form: Callable[[str], str]) -> HTMLResponse:
+    """A view, or its form again with what went wrong (4xx): the page never answers 500 for input."""
+    try:
+        return html(await view())
+    except InvalidInput as wrong:
+        return html(form(str(wrong)), 400)
+    except NotFound as unknown:
+        return html(form(str(unknown)), 404)
+    except HTTPException as refused:  # what the API itself refuses
+        return html(form("Không lập được báo cáo với các thông tin đã nhập."), refused.status_code)
+
+
+class Views:
+    """The page's views: a province's scorecard, and a commune's report, points at risk and units."""
+
+    def __init__(self, api: ReportApi, now: Callable[[], datetime], access: Access):
+        self.api, self.now, self.access = api, now, access
+
+    def prefilled(self, typed: dict[str, str]) -> dict[str, str]:
         """A form before it is sent: what was typed, else the default period."""
-        return read_period("", "", "", now()).query() | {name: value for name, value in typed.items() if value.strip()}
+        return read_period("", "", "", self.now()).query() | {name: value for name, value in typed.items()
+                                                              if value.strip()}
 
-    @app.get("/", summary="The operators' page (Vietnamese): choose a province or a commune",
-             response_class=HTMLResponse, responses={303: {"description": "not signed in"}})
-    async def home(request: Request) -> Response:
-        if access.operator(request) is None:
+    async def home(self, request: Request) -> Response:
+        if self.access.operator(request) is None:
             return sign_in_first(request)
-        return html(pages.home(provinces(), prefilled({})))
+        return html(pages.home(provinces(), self.prefilled({})))
 
-    @app.get("/xep-hang", summary="The operators' page: a province's scorecard", response_class=HTMLResponse,
-             responses={303: {"description": "not signed in"}})
-    async def ranking(request: Request, tinh: str = "", tu: str = "", den: str = "", luc: str = "",
+    async def ranking(self, request: Request, tinh: str = "", tu: str = "", den: str = "", luc: str = "",
                       ma: str = "") -> Response:
-        if (operator := access.operator(request)) is None:
+        if (operator := self.access.operator(request)) is None:
             return sign_in_first(request)
         typed = {"tinh": tinh, "tu": tu, "den": den, "luc": luc, "ma": ma}
         if not tinh.strip():
-            return html(pages.home(provinces(), prefilled(typed)))
+            return html(pages.home(provinces(), self.prefilled(typed)))
 
         async def view() -> str:
-            period = read_period(tu, den, luc, now())
+            period = read_period(tu, den, luc, self.now())
             province = read_province(tinh)
-            answer = await api.scorecard(province[0].province_code, operator, **period.api())
+            answer = await self.api.scorecard(province[0].province_code, operator, **period.api())
             return pages.scorecard(answer, period.query(), highlight=ma.strip())
 
         return await shown(view, lambda error: pages.home(provinces(), typed, error=error))
 
-    def commune_view(path: str, summary: str, render: Callable[..., str],
-                     call: Callable[..., Awaitable[dict[str, Any]]]) -> None:
+    def commune_view(self, path: str, render: Callable[..., str], call: Callable[..., Awaitable[dict[str, Any]]]
+                     ) -> Callable[..., Awaitable[Response]]:
         """One of the three views of a commune: report, points at risk, units. Each takes the commune
         and the period; the at-risk view also a horizon (`han`)."""
 
         async def page(request: Request, ma: str = "", tu: str = "", den: str = "", luc: str = "",
                        han: str = "") -> Response:
-            if (operator := access.operator(request)) is None:
+            if (operator := self.access.operator(request)) is None:
                 return sign_in_first(request)
             typed = {"ma": ma, "tu": tu, "den": den, "luc": luc, "han": han}
             if not ma.strip():
-                return html(pages.commune_form(path, prefilled(typed)))
+                return html(pages.commune_form(path, self.prefilled(typed)))
 
             async def view() -> str:
-                period = read_period(tu, den, luc, now())
+                period = read_period(tu, den, luc, self.now())
                 place = read_commune(ma)
                 answer = await call(place, operator, period, han)
                 return render(place, period.query() | {"ma": place.code, "han": han}, answer)
 
             return await shown(view, lambda error: pages.commune_form(path, typed, error=error))
 
-        app.add_api_route(path, page, methods=["GET"], response_class=HTMLResponse,
-                          summary=f"The operators' page: {summary}", responses={303: {"description": "not signed in"}})
+        return page
 
-    async def report_with_rank(place: Commune, operator: Operator, period: Period, _han: str) -> dict[str, Any]:
-        report = await api.commune(place.code, operator, **period.api())
-        card = await api.scorecard(place.province_code, operator, **period.api())
+    async def report_with_rank(self, place: Commune, operator: Operator, period: Period, _han: str) -> dict[str, Any]:
+        report = await self.api.commune(place.code, operator, **period.api())
+        card = await self.api.scorecard(place.province_code, operator, **period.api())
         row = next(r for r in card["communes"] if r["commune_code"] == place.code)
         return report | {"rank": row["rank"], "of": row["of"], "score": row["score"]}
 
-    async def at_risk(place: Commune, operator: Operator, period: Period, han: str) -> dict[str, Any]:
+    async def at_risk(self, place: Commune, operator: Operator, period: Period, han: str) -> dict[str, Any]:
         horizon = parse_moment(han, "Hạn xét").isoformat() if han.strip() else None
-        return await api.at_risk(place.code, operator, **period.api(), horizon=horizon)
+        return await self.api.at_risk(place.code, operator, **period.api(), horizon=horizon)
 
-    async def units(place: Commune, operator: Operator, period: Period, _han: str) -> dict[str, Any]:
-        return await api.units(place.code, operator, **period.api())
-
-    commune_view("/bao-cao", "a commune's report and rank", pages.commune_report, report_with_rank)
-    commune_view("/nguy-co", "a commune's points at risk", pages.at_risk, at_risk)
-    commune_view("/don-vi", "where a commune's dossiers wait", pages.units, units)
+    async def units(self, place: Commune, operator: Operator, period: Period, _han: str) -> dict[str, Any]:
+        return await self.api.units(place.code, operator, **period.api())
 
 
 def install_login(app: FastAPI, access: Access) -> None:

@@ -52,12 +52,30 @@ def asyncapi() -> Any:
 def create_app(settings: SignatureSettings | None = None) -> FastAPI:
     settings = settings or SignatureSettings()
     keys = ApiKeys.load(settings.signature_api_keys, settings.signature_api_keys_file)
-    seal_keys = ApiKeys.load(settings.signature_seal_keys, settings.signature_seal_keys_file)
     runtime, service = build(settings)
     sealer = Sealer.from_settings(settings)
     if sealer is not None:
         runtime.on_close(lambda: asyncio.to_thread(sealer.close))
     app = runtime.app(TITLE, DESCRIPTION)
+    add_document_routes(app, settings, service, keys)
+    add_seal_route(app, settings, service, keys, sealer)
+    return app
+
+
+async def read_pdf(request: Request, max_bytes: int) -> bytes:
+    """The request's body as a PDF: 415 for another type, 413 past `max_bytes` (read as it comes)."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/pdf":
+        raise HTTPException(415, "send the document as application/pdf")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise HTTPException(413, f"larger than {max_bytes} bytes")
+    return bytes(body)
+
+
+def add_document_routes(app: FastAPI, settings: SignatureSettings, service: SignatureService, keys: ApiKeys) -> None:
+    """A signed result uploaded to verify, and a dossier's documents with their verdicts."""
 
     @app.post("/v1/dossiers/{code}/documents/{document_id}", summary="Upload a signed result (PDF) to verify",
               responses={401: {}, 413: {}, 415: {}})
@@ -65,17 +83,24 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
                      authorization: str | None = Header(default=None)) -> dict[str, Any]:
         require_key(keys, authorization)
         require_dossier_code(code)
-        return await service.check(code, document_id, await read_pdf(request))
+        return await service.check(code, document_id, await read_pdf(request, settings.signature_max_bytes))
 
-    async def read_pdf(request: Request) -> bytes:
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/pdf":
-            raise HTTPException(415, "send the document as application/pdf")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > settings.signature_max_bytes:
-                raise HTTPException(413, f"larger than {settings.signature_max_bytes} bytes")
-        return bytes(body)
+    @app.get("/v1/dossiers/{code}/documents", summary="A dossier's documents with their verdicts", responses={401: {}})
+    async def list_documents(code: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:
+        require_key(keys, authorization)
+        require_dossier_code(code)
+        return {"dossier_code": code, "documents": [d.view() for d in await service.documents(code)]}
+
+
+def refuse_seal(status: int, why: str, code: str, document_id: str, key: ApiKey) -> NoReturn:
+    log.warning("seal refused", dossier=code, document=document_id, key=key.name, why=why)
+    raise HTTPException(status, why)
+
+
+def add_seal_route(app: FastAPI, settings: SignatureSettings, service: SignatureService, keys: ApiKeys,
+                   sealer: Sealer | None) -> None:
+    """The agency's seal, on a document registered and verified valid for the dossier, by a seal key."""
+    seal_keys = ApiKeys.load(settings.signature_seal_keys, settings.signature_seal_keys_file)
 
     @app.post("/v1/dossiers/{code}/documents/{document_id}/seal", summary="The agency's PAdES seal on a result",
               description="Seals the document's bytes as registered by the dossier's dossier.signed event and "
@@ -102,7 +127,7 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
             sha = sealable(records, document_id)
         except NotSealable as exc:
             refuse_seal(409, str(exc), code, document_id, key)
-        pdf = await read_pdf(request)
+        pdf = await read_pdf(request, settings.signature_max_bytes)
         if (sent := hashlib.sha256(pdf).hexdigest()) != sha:
             refuse_seal(422, f"these bytes (SHA-256 {sent}) are not the document verified valid (SHA-256 {sha})",
                         code, document_id, key)
@@ -113,15 +138,3 @@ def create_app(settings: SignatureSettings | None = None) -> FastAPI:
         log.info("result sealed", dossier=code, document=document_id, key=key.name, sha256=sha,
                  sealed_sha256=hashlib.sha256(sealed).hexdigest())
         return Response(sealed, media_type="application/pdf")
-
-    def refuse_seal(status: int, why: str, code: str, document_id: str, key: ApiKey) -> NoReturn:
-        log.warning("seal refused", dossier=code, document=document_id, key=key.name, why=why)
-        raise HTTPException(status, why)
-
-    @app.get("/v1/dossiers/{code}/documents", summary="A dossier's documents with their verdicts", responses={401: {}})
-    async def list_documents(code: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:
-        require_key(keys, authorization)
-        require_dossier_code(code)
-        return {"dossier_code": code, "documents": [d.view() for d in await service.documents(code)]}
-
-    return app
