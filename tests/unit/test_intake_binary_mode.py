@@ -223,7 +223,8 @@ def test_the_official_sdk_in_binary_and_structured_mode_is_recorded_alike(intake
                   "datacontenttype": "application/json"}
     data = SAMPLE_DATA["dossier.payment_completed"]
     written = []
-    for message in (sdk.to_binary_event(SdkEvent(attributes, data)), sdk.to_structured_event(SdkEvent(attributes, data))):
+    sent = SdkEvent(attributes, data)
+    for message in (sdk.to_binary_event(sent), sdk.to_structured_event(sent)):
         answer, recorded = intake.recorded(message.body, AUTH | message.headers)
         assert answer.status_code == 202, answer.text
         written.append(recorded)
