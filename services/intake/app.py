@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import TypeAdapter
 
 from shared.auth import ApiKey, ApiKeys, may_send
+from services.intake.binary_mode import NO_DATA, binary_event, is_binary
 from services.intake.publisher import EventPublisher, KafkaUnavailable
 from services.intake.settings import IntakeSettings
 from shared.events import DossierEvent, EventErrors, FieldError, ReceivedEvent, parse_events
@@ -23,6 +24,12 @@ log = structlog.get_logger()
 
 SINGLE_CONTENT_TYPES = ("application/cloudevents+json", "application/json")
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
+# Binary mode (attributes in ce-* headers) carries JSON data; an SDK leaves Content-Type out when the event
+# has no datacontenttype.
+BINARY_CONTENT_TYPES = ("application/json", "")
+NEITHER_MODE = ("not a CloudEvent: neither structured mode (specversion, id, source, type, … in the JSON body, "
+                f"as {SINGLE_CONTENT_TYPES[0]}) nor binary mode (the attributes in ce-specversion, ce-id, "
+                "ce-source, ce-type, … headers, the data as the body)")
 
 
 class Rejection(Exception):
@@ -67,11 +74,15 @@ def _content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def _decode(body: bytes, batch: bool, max_events: int) -> list[Any]:
+def _loads(body: bytes) -> Any:
     try:
-        decoded = orjson.loads(body)  # also rejects invalid UTF-8 and nesting deeper than 1024
+        return orjson.loads(body)  # also rejects invalid UTF-8 and nesting deeper than 1024
     except orjson.JSONDecodeError as exc:
         raise _error(400, f"malformed JSON: {exc}") from None
+
+
+def _decode(body: bytes, batch: bool, max_events: int) -> list[Any]:
+    decoded = _loads(body)
     if not batch:
         if not isinstance(decoded, dict):
             raise _error(400, f"expected one CloudEvent object; send a batch as {BATCH_CONTENT_TYPE}")
@@ -81,6 +92,25 @@ def _decode(body: bytes, batch: bool, max_events: int) -> list[Any]:
     if len(decoded) > max_events:
         raise _error(413, f"a batch holds at most {max_events} events, got {len(decoded)}")
     return decoded
+
+
+def _invalid(errors: list[FieldError]) -> Rejection:
+    return Rejection(422, {"errors": [e.model_dump() for e in errors]})
+
+
+def _objects(headers: list[tuple[str, str]], content_type: str, binary: bool, body: bytes,
+             max_events: int) -> list[Any]:
+    """The events of a request as JSON objects, whichever content mode it came in (HTTP binding §3): a
+    binary-mode event becomes the object its structured form would be."""
+    if binary:
+        try:
+            return [binary_event(headers, content_type, _loads(body) if body else NO_DATA)]
+        except EventErrors as exc:
+            raise _invalid(exc.errors) from None
+    objects = _decode(body, content_type == BATCH_CONTENT_TYPE, max_events)
+    if content_type != BATCH_CONTENT_TYPE and "specversion" not in objects[0]:
+        raise _invalid([FieldError(index=0, field="specversion", message=NEITHER_MODE)])
+    return objects
 
 
 def _deeper_than(value: Any, levels: int) -> bool:
@@ -106,14 +136,14 @@ def _check_depth(objects: list[Any], max_depth: int) -> None:
               for index, obj in enumerate(objects) if isinstance(obj, dict)
               for name, value in obj.items() if _deeper_than(value, max_depth - 1)]
     if errors:
-        raise Rejection(422, {"errors": [e.model_dump() for e in errors]})
+        raise _invalid(errors)
 
 
 def _validate(objects: list[Any]) -> list[DossierEvent]:
     try:
         return parse_events(objects)
     except EventErrors as exc:
-        raise Rejection(422, {"errors": [e.model_dump() for e in exc.errors]}) from None
+        raise _invalid(exc.errors) from None
 
 
 def _refused(key: ApiKey, events: list[DossierEvent]) -> str | None:
@@ -171,9 +201,10 @@ _ANSWERS = {
     403: {"description": "An event's source, or a receipt's commune, is not allowed for this key"},
     413: {"description": "Body over 1 MiB, batch over 1,000 events, or an event larger than that once written "
                           "for Kafka"},
-    415: {"description": "Content type is not a CloudEvents JSON type"},
+    415: {"description": "Content type is not a CloudEvents JSON type (nor application/json in binary mode)"},
     422: {
-        "description": "Invalid events, or nested too deep (32 levels by default); nothing was published",
+        "description": "Invalid events, nested too deep (32 levels by default), a binary-mode header missing or "
+                       "malformed, or neither mode; nothing was published",
         "content": {
             "application/json": {
                 "example": {"errors": [{"index": 0, "field": "data.channel", "message": "Input should be ..."}]}
@@ -209,15 +240,23 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         if key is None:
             raise _error(401, "missing or unknown API key", {"WWW-Authenticate": "Bearer"})
         content_type = _content_type(request)
-        if content_type not in (*SINGLE_CONTENT_TYPES, BATCH_CONTENT_TYPE):
-            raise _error(415, f"use {SINGLE_CONTENT_TYPES[0]} or {BATCH_CONTENT_TYPE}")
+        # A CloudEvents media type says structured or batched; otherwise ce-* headers say binary (§3).
+        binary = (not content_type.startswith("application/cloudevents")) and is_binary(request.headers.keys())
+        if binary and content_type not in BINARY_CONTENT_TYPES:
+            raise _error(415, "binary mode (ce-* headers) takes the data as application/json")
+        if not binary and content_type not in (*SINGLE_CONTENT_TYPES, BATCH_CONTENT_TYPE):
+            raise _error(415, f"use {SINGLE_CONTENT_TYPES[0]} or {BATCH_CONTENT_TYPE}, or binary mode: "
+                              "ce-* headers with application/json data")
         body = await _read_body(request, settings.intake_max_body_bytes)
-        objects = _decode(body, content_type == BATCH_CONTENT_TYPE, settings.intake_max_batch_events)
+        objects: list[Any] = []
         try:
+            objects = _objects(request.headers.items(), content_type, binary, body,
+                               settings.intake_max_batch_events)
             _check_depth(objects, settings.intake_max_depth)
             events = _validate(objects)
-        except Rejection:
-            metrics.events.labels("invalid", "rejected").inc(len(objects))
+        except Rejection as rejection:
+            if rejection.status == 422:
+                metrics.events.labels("invalid", "rejected").inc(len(objects) or 1)
             raise
         if refusal := _refused(key, events):
             for event in events:
@@ -249,6 +288,9 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         "/v1/events",
         status_code=202,
         summary="Send one CloudEvent or a batch",
+        description="Structured mode (the event as JSON), a batch (a JSON array), or binary mode: the "
+                    "attributes in ce-* headers (ce-specversion, ce-id, ce-source, ce-type, ce-subject, ce-time, "
+                    "extensions), the data as an application/json body (docs/contract.md §1.1).",
         responses=_ANSWERS,
         openapi_extra={"requestBody": _openapi_request_body(settings.intake_max_batch_events)},
     )
