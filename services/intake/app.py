@@ -1,6 +1,7 @@
 """The intake HTTP API (docs/contract.md §1): POST /v1/events, health, readiness, metrics, OpenAPI."""
 
 import time
+from functools import partial
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -215,12 +216,78 @@ _ANSWERS = {
 }
 
 
+class Intake:
+    """What `POST /v1/events` does: a key, a body in one of the three modes, validation, scope, then
+    Kafka (acks=all) before the answer."""
+
+    def __init__(self, settings: IntakeSettings, publisher: EventPublisher, metrics: IntakeMetrics):
+        self.settings, self.publisher, self.metrics = settings, publisher, metrics
+        self.keys = ApiKeys.load(settings.intake_api_keys, settings.intake_api_keys_file)
+
+    async def accept(self, request: Request) -> int:
+        key = self.keys.identify(request.headers.get("authorization"))
+        if key is None:
+            raise _error(401, "missing or unknown API key", {"WWW-Authenticate": "Bearer"})
+        events, objects = await self._parsed(request)
+        if refusal := _refused(key, events):
+            self._count(events, "rejected")
+            raise _error(403, refusal)
+        arrived = self.settings.clock().isoformat()
+        records = [(event.subject, orjson.dumps(_as_recorded(obj, event.type in key.contributes, arrived)))
+                   for event, obj in zip(events, objects, strict=True)]
+        if too_large := _oversized(records, self.settings.max_record_bytes):
+            self._count(events, "rejected")
+            raise _error(413, too_large)
+        await self._publish(records, len(events))
+        self._count(events, "accepted")
+        if len(events) == 1:
+            log.info("event accepted", key=key.name, event_id=events[0].id, dossier=events[0].subject)
+        else:
+            log.info("events accepted", key=key.name, events=len(events))
+        return len(events)
+
+    async def _parsed(self, request: Request) -> tuple[list[DossierEvent], list[Any]]:
+        """The request's events, validated, with the JSON objects they came as."""
+        content_type = _content_type(request)
+        # A CloudEvents media type says structured or batched; otherwise ce-* headers say binary (§3).
+        binary = (not content_type.startswith("application/cloudevents")) and is_binary(request.headers.keys())
+        if binary and content_type not in BINARY_CONTENT_TYPES:
+            raise _error(415, "binary mode (ce-* headers) takes the data as application/json")
+        if not binary and content_type not in (*SINGLE_CONTENT_TYPES, BATCH_CONTENT_TYPE):
+            raise _error(415, f"use {SINGLE_CONTENT_TYPES[0]} or {BATCH_CONTENT_TYPE}, or binary mode: "
+                              "ce-* headers with application/json data")
+        body = await _read_body(request, self.settings.intake_max_body_bytes)
+        objects: list[Any] = []
+        try:
+            objects = _objects(request.headers.items(), content_type, binary, body,
+                               self.settings.intake_max_batch_events)
+            _check_depth(objects, self.settings.intake_max_depth)
+            return _validate(objects), objects
+        except Rejection as rejection:
+            if rejection.status == 422:
+                self.metrics.events.labels("invalid", "rejected").inc(len(objects) or 1)
+            raise
+
+    async def _publish(self, records: list[tuple[str, bytes]], events: int) -> None:
+        try:
+            await self.publisher.publish(records)
+        except KafkaUnavailable as exc:
+            self.metrics.kafka_available.set(0)
+            log.warning("kafka did not confirm, answering 503", error=str(exc), events=events)
+            raise _error(503, "Kafka is unavailable; retry later", {"Retry-After": "5"}) from None
+        self.metrics.kafka_available.set(1)
+
+    def _count(self, events: list[DossierEvent], outcome: str) -> None:
+        for event in events:
+            self.metrics.events.labels(event.type, outcome).inc()
+
+
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
-    keys = ApiKeys.load(settings.intake_api_keys, settings.intake_api_keys_file)
     publisher = EventPublisher(settings)
     registry = CollectorRegistry()
     metrics = IntakeMetrics(registry)
+    intake = Intake(settings, publisher, metrics)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -235,55 +302,6 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
 
-    async def accept(request: Request) -> int:
-        key = keys.identify(request.headers.get("authorization"))
-        if key is None:
-            raise _error(401, "missing or unknown API key", {"WWW-Authenticate": "Bearer"})
-        content_type = _content_type(request)
-        # A CloudEvents media type says structured or batched; otherwise ce-* headers say binary (§3).
-        binary = (not content_type.startswith("application/cloudevents")) and is_binary(request.headers.keys())
-        if binary and content_type not in BINARY_CONTENT_TYPES:
-            raise _error(415, "binary mode (ce-* headers) takes the data as application/json")
-        if not binary and content_type not in (*SINGLE_CONTENT_TYPES, BATCH_CONTENT_TYPE):
-            raise _error(415, f"use {SINGLE_CONTENT_TYPES[0]} or {BATCH_CONTENT_TYPE}, or binary mode: "
-                              "ce-* headers with application/json data")
-        body = await _read_body(request, settings.intake_max_body_bytes)
-        objects: list[Any] = []
-        try:
-            objects = _objects(request.headers.items(), content_type, binary, body,
-                               settings.intake_max_batch_events)
-            _check_depth(objects, settings.intake_max_depth)
-            events = _validate(objects)
-        except Rejection as rejection:
-            if rejection.status == 422:
-                metrics.events.labels("invalid", "rejected").inc(len(objects) or 1)
-            raise
-        if refusal := _refused(key, events):
-            for event in events:
-                metrics.events.labels(event.type, "rejected").inc()
-            raise _error(403, refusal)
-        arrived = settings.clock().isoformat()
-        records = [(event.subject, orjson.dumps(_as_recorded(obj, event.type in key.contributes, arrived)))
-                   for event, obj in zip(events, objects, strict=True)]
-        if too_large := _oversized(records, settings.max_record_bytes):
-            for event in events:
-                metrics.events.labels(event.type, "rejected").inc()
-            raise _error(413, too_large)
-        try:
-            await publisher.publish(records)
-        except KafkaUnavailable as exc:
-            metrics.kafka_available.set(0)
-            log.warning("kafka did not confirm, answering 503", error=str(exc), events=len(events))
-            raise _error(503, "Kafka is unavailable; retry later", {"Retry-After": "5"}) from None
-        metrics.kafka_available.set(1)
-        for event in events:
-            metrics.events.labels(event.type, "accepted").inc()
-        if len(events) == 1:
-            log.info("event accepted", key=key.name, event_id=events[0].id, dossier=events[0].subject)
-        else:
-            log.info("events accepted", key=key.name, events=len(events))
-        return len(events)
-
     @app.post(
         "/v1/events",
         status_code=202,
@@ -297,7 +315,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     async def post_events(request: Request) -> Response:
         started = time.perf_counter()
         try:
-            response: Response = JSONResponse({"accepted": await accept(request)}, status_code=202)
+            response: Response = JSONResponse({"accepted": await intake.accept(request)}, status_code=202)
         except Rejection as rejection:
             response = rejection.response()
         metrics.requests.labels(str(response.status_code)).inc()
@@ -308,19 +326,20 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         return None if await publisher.reachable() else "kafka unreachable"
 
     add_operational_routes(app, registry, not_ready, needs="Kafka")
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            body = spec["paths"]["/v1/events"]["post"]["requestBody"]
-            event_schema = body.pop("x-schemas")
-            components = spec.setdefault("components", {}).setdefault("schemas", {})
-            components.update(event_schema.pop("$defs", {}))
-            components["CloudEvent"] = event_schema
-            spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
-            spec["paths"]["/v1/events"]["post"]["security"] = [{"bearer": []}]
-            app.openapi_schema = spec
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = partial(openapi, app)  # type: ignore[method-assign]
     return app
+
+
+def openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with the CloudEvent's schemas as components and the Bearer key."""
+    if app.openapi_schema is None:
+        spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        body = spec["paths"]["/v1/events"]["post"]["requestBody"]
+        event_schema = body.pop("x-schemas")
+        components = spec.setdefault("components", {}).setdefault("schemas", {})
+        components.update(event_schema.pop("$defs", {}))
+        components["CloudEvent"] = event_schema
+        spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        spec["paths"]["/v1/events"]["post"]["security"] = [{"bearer": []}]
+        app.openapi_schema = spec
+    return app.openapi_schema

@@ -1,3 +1,5 @@
+"""Intake's settings (`DOSSIER_*`, docs/contract.md §3): the shared ones and its own."""
+
 from pathlib import Path
 
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
