@@ -1,0 +1,86 @@
+"""The metrics service's core without Kafka or FerretDB (issue 22, item 7): status records consumed
+(`StatusConsumer`), figures loaded back at a restart (`loader`), the clock's records (`ticker`), on
+an in-memory store; the integration tests run the same parts on the real Kafka and FerretDB."""
+
+import asyncio
+from datetime import datetime, timedelta
+
+import orjson
+from pydantic import TypeAdapter
+from prometheus_client import CollectorRegistry
+
+from services.metrics.settings import MetricsSettings
+from services.metrics.figures import Figures
+from services.metrics.service import MetricsService
+from shared.calendar import WorkingCalendar
+from shared.contracts import ClockChanged, StatusRecord, status_changed, status_of
+from shared.dossier import fold
+from shared.events import parse_event
+from shared.service import Record
+from tests.fixtures.memory_figures import MemoryFiguresStore
+from tests.fixtures.sample import VN, dossier_code, event
+
+CAL = WorkingCalendar.load()
+RECEIVED = datetime(2025, 7, 7, 10, 0, tzinfo=VN)  # Monday; 2 working days: due Wednesday 10:00
+RECORDS = TypeAdapter(StatusRecord)
+
+
+def statuses(count: int, commune: str = "14923", resolved: bool = False) -> list[Record]:
+    """Processing's record of `count` dossiers of a commune, each open (or resolved)."""
+    out = []
+    for n in range(count):
+        code = dossier_code(RECEIVED, n + 1)
+        events = [event("dossier.received", code, RECEIVED, commune_code=commune,
+                        processing_time={"value": 2, "unit": "working_days"})]
+        if resolved:
+            events.append(event("dossier.resolved", code, RECEIVED + timedelta(hours=3)))
+        folded = fold([parse_event(e) for e in events], CAL)
+        record = status_changed(folded.dossier, None, status_of(folded.dossier, CAL), folded.timeline, len(events))
+        raw = record.to_bytes()
+        out.append(Record(RECORDS.validate_json(raw), raw, code.encode(), "dossier-status", 0, n, 0))
+    return out
+
+
+def replica(store: MemoryFiguresStore, now: list[datetime]) -> MetricsService:
+    settings = MetricsSettings.model_construct(metrics_provinces=["38"], metrics_owners={})
+    return MetricsService(settings, Figures(CAL), store, CollectorRegistry(), clock=lambda: now[0])
+
+
+def counted(service: MetricsService) -> dict[tuple, int]:
+    return {k: v for k, v in service.figures.counts.items() if v and k[0] != "urgent"}
+
+
+def test_what_a_replica_consumed_is_what_the_next_one_loads():
+    store, now = MemoryFiguresStore(), [RECEIVED + timedelta(hours=1)]
+    first = replica(store, now)
+    asyncio.run(first.handle(statuses(3) + statuses(2, resolved=True)[:1]))
+    assert counted(first)[(("received", "14923", "HT", "online", "full"))] == 3
+    assert counted(first)[("completed", "14923", "HT", "early")] == 1
+    restarted = replica(store, now)
+    asyncio.run(restarted.load(compact=False))
+    assert counted(restarted) == counted(first)
+
+
+def test_records_of_a_province_another_replica_owns_are_neither_stored_nor_counted():
+    store, now = MemoryFiguresStore(), [RECEIVED + timedelta(hours=1)]
+    service = replica(store, now)
+    asyncio.run(service.handle(statuses(2, commune="07900")))  # Phú Thọ (25), not this replica's 38
+    assert counted(service) == {} and store.logs == {}
+
+
+def test_time_alone_announces_due_soon_then_overdue_once_even_after_a_restart():
+    store, now = MemoryFiguresStore(), [RECEIVED + timedelta(hours=1)]
+    published: list[ClockChanged] = []
+
+    async def publish(records: list[ClockChanged]) -> None:
+        published.extend(records)
+
+    service = replica(store, now)
+    asyncio.run(service.handle(statuses(1)))
+    now[0] = datetime(2025, 7, 10, 8, 0, tzinfo=VN)  # Thursday: due Wednesday 10:00 passed
+    assert asyncio.run(service.move_clock(publish)) == 2
+    assert [r.data.new.open_state for r in published] == ["due_soon", "overdue"]
+    restarted = replica(store, now)
+    asyncio.run(restarted.load(compact=False))
+    assert asyncio.run(restarted.move_clock(publish)) == 0  # the ids it stored say they were sent
+    assert orjson.loads(published[-1].to_bytes())["data"]["cause"]["type"] == "clock"
