@@ -31,7 +31,7 @@ from shared.calendar import WorkingCalendar
 from shared.communes import communes_of_province
 from shared.dossier import fold
 from shared.events import parse_event
-from shared.kafka import ensure_topics
+from shared.kafka_acls import prepare
 from shared.contracts import StatusChanged, status_changed, status_of, timeline_entries
 
 CAL = WorkingCalendar.load()
@@ -203,7 +203,7 @@ def clock_scale() -> list[list[object]]:
 async def service_scale() -> list[list[object]]:
     """The real service loaded from FerretDB: a dossier in every commune × sector × channel × kind."""
     settings = bench_settings("metrics")
-    await ensure_topics(settings)
+    await prepare(settings)
     templates = Templates()
     docs = []
     communes = [c.code for c in communes_of_province(PROVINCE)]
