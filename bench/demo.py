@@ -31,7 +31,10 @@ from bench.generate import SEEDS, histories, signed_shares
 from tests.fixtures.pki import blank_pdf, sign_with_pkcs12
 from tests.fixtures.sample import VN, event
 from shared.communes import commune
+from shared.kafka import client_options
+from shared.kafka_acls import ADMIN, password_file
 from shared.lookup import lookup_link
+from shared.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = Path(os.environ.get("DOSSIER_STACK_DIR", ROOT / ".local"))
@@ -160,8 +163,11 @@ CONSUMERS = {"processing": "dossier-events", "signature": "dossier-events",
 
 async def _backlog() -> int:
     """Records the services' consumer groups have not committed yet."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA)
+    # Kafka's admin user: the services' users may not read each other's groups (docs/security.md).
+    kafka = client_options(ServiceSettings(environment="local", kafka_bootstrap_servers=KAFKA, kafka_username=ADMIN,
+                                           kafka_password_file=password_file(STACK / "secrets", ADMIN)))
+    admin = AIOKafkaAdminClient(**kafka)
+    consumer = AIOKafkaConsumer(**kafka)
     await admin.start()
     await consumer.start()
     try:

@@ -27,7 +27,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bench.harness import AUTH, bench_settings, percentile, post, sample_events, session, start_service
 from bench.processing import UPSERT_EVENTS, raw_baseline
 from bench.report import table, write_section
-from shared.kafka import STRUCTURED_HEADERS, ensure_topics
+from shared.kafka import STRUCTURED_HEADERS, client_options
+from shared.kafka_acls import prepare
 from shared.settings import ServiceSettings
 
 PORTS = {"intake": 8111, "processing": 8112, "metrics": 8113}
@@ -134,9 +135,9 @@ async def step(rate: int, events: list[dict], already: int, pids: dict[str, int]
 
 async def raw_kafka(settings: ServiceSettings, events: list[dict]) -> float:
     """aiokafka alone: produce the events (acks=all, idempotent, as intake) and consume them back."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
+    producer = AIOKafkaProducer(**client_options(settings), acks="all",
                                 enable_idempotence=True, linger_ms=5)
-    consumer = AIOKafkaConsumer(settings.topic_events, bootstrap_servers=settings.kafka_bootstrap_servers,
+    consumer = AIOKafkaConsumer(settings.topic_events, **client_options(settings),
                                 auto_offset_reset="earliest", group_id="raw-baseline", max_poll_records=500)
     await producer.start()
     await consumer.start()
@@ -186,7 +187,7 @@ def report(steps: list[Step], kafka: float, inserts: float, upserts: float) -> s
 
 async def main() -> None:
     settings = bench_settings("e2e")
-    await ensure_topics(settings)
+    await prepare(settings)
     processes = {"processing": start_service("processing", settings, PORTS["processing"]),
                  "metrics": start_service("metrics", settings, PORTS["metrics"]),
                  "intake": start_service("intake", settings, PORTS["intake"])}
@@ -213,7 +214,7 @@ async def main() -> None:
             process.wait()
 
     baseline = bench_settings("e2e-raw")
-    await ensure_topics(baseline)
+    await prepare(baseline)
     events = sample_events(20_000, first_sequence=900_000)
     print("raw aiokafka produce + consume of 20,000 events …", flush=True)
     kafka = await raw_kafka(baseline, events)

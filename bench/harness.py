@@ -9,16 +9,23 @@ import time
 import uuid
 from datetime import datetime, timedelta
 
+from pathlib import Path
+
 import aiohttp
 import httpx
 
 from tests.fixtures.sample import VN, dossier_code, dossier_history
 from shared.auth import key_hash
+from shared.kafka_acls import ADMIN, as_user, password_file
 from shared.settings import ServiceSettings
 
 KEY = uuid.uuid4().hex
 AUTH = {"authorization": f"Bearer {KEY}"}  # the services the benches start take it (intake, the report API)
 DURATION = float(os.environ.get("BENCH_SECONDS", "5"))
+# The running stack's secrets: the benches make their topics and grants as Kafka's admin, and the
+# services they start log in as their own users (docs/security.md, finding 12).
+SECRETS = Path(os.environ.get("DOSSIER_STACK_DIR", Path(__file__).resolve().parents[1] / ".local")) / "secrets"
+KAFKA_ADMIN = {"kafka_username": ADMIN, "kafka_password_file": password_file(SECRETS, ADMIN)}
 
 
 def bench_settings(name: str) -> ServiceSettings:
@@ -30,6 +37,7 @@ def bench_settings(name: str) -> ServiceSettings:
         topic_status=f"{run}-status",
         topic_dlq=f"{run}-dlq",
         mongo_database=run.replace("-", "_"),
+        **KAFKA_ADMIN,
     )
 
 
@@ -42,7 +50,7 @@ def start_service(name: str, settings: ServiceSettings, port: int, ready_within:
         "DOSSIER_INTAKE_API_KEYS": json.dumps([{"name": "bench", "key_sha256": key_hash(KEY), "sources": ["*"]}]),
         "DOSSIER_METRICS_OPERATOR_KEYS": json.dumps([{"name": "bench", "key_sha256": key_hash(KEY), "sources": ["*"]}]),
         "DOSSIER_LOG_LEVEL": "WARNING",
-    }
+    } | as_user(name, SECRETS)
     process = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=os.environ | variables | env)
     for _ in range(int(ready_within / 0.2)):
         try:

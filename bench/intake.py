@@ -13,9 +13,10 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from bench.harness import DURATION, percentile, post, sample_events, session, start_service
+from bench.harness import DURATION, KAFKA_ADMIN, percentile, post, sample_events, session, start_service
 from bench.report import table, write_section
-from shared.kafka import STRUCTURED_HEADERS, ensure_topics
+from shared.kafka import STRUCTURED_HEADERS, client_options
+from shared.kafka_acls import prepare
 from shared.settings import ServiceSettings
 
 PORT = 8101
@@ -47,7 +48,7 @@ async def raw_throughput(
     """The same records with the same producer settings: `concurrency` senders, each awaiting
     the acknowledgements of `per_await` records at a time, as intake's requests do."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True,
+        **client_options(settings), acks="all", enable_idempotence=True,
         linger_ms=2, max_batch_size=256 * 1024,
     )
     await producer.start()
@@ -93,8 +94,8 @@ async def fixed_rate_latency(bodies: list[bytes], rate: float) -> list[float]:
 
 
 async def main() -> None:
-    settings = ServiceSettings().model_copy(update={"topic_events": TOPIC})
-    await ensure_topics(settings)
+    settings = ServiceSettings(**KAFKA_ADMIN).model_copy(update={"topic_events": TOPIC})
+    await prepare(settings)
     events = sample_events(10_000)
     singles = [orjson.dumps(e) for e in events]
     batches = [orjson.dumps(events[i : i + 100]) for i in range(0, len(events), 100)]

@@ -32,7 +32,7 @@ from shared.communes import communes_of_province
 from shared.dossier import fold
 from shared.settings import ServiceSettings
 from shared.events import parse_event
-from shared.kafka import ensure_topics
+from shared.kafka_acls import prepare
 from shared.contracts import StatusChanged, status_changed, status_of
 
 CAL = WorkingCalendar.load()
@@ -228,7 +228,7 @@ async def store_everywhere(settings: ServiceSettings, communes: list[str]) -> li
 async def service_scale() -> list[list[object]]:
     """The real service loaded from FerretDB: a dossier in every commune × sector × channel × kind."""
     settings = bench_settings("metrics")
-    await ensure_topics(settings)
+    await prepare(settings)
     communes = [c.code for c in communes_of_province(PROVINCE)]
     docs = await store_everywhere(settings, communes)
     started = time.perf_counter()

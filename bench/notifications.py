@@ -19,7 +19,8 @@ from pymongo import AsyncMongoClient
 from bench.harness import bench_settings, start_service
 from bench.report import table, write_section
 from tests.fixtures.sample import VN, dossier_code
-from shared.kafka import STRUCTURED_HEADERS, ensure_topics
+from shared.kafka import STRUCTURED_HEADERS, client_options
+from shared.kafka_acls import prepare
 
 MESSAGES = int(os.environ.get("BENCH_SMS", "1000"))
 KANNEL = f"http://127.0.0.1:{os.environ.get('DOSSIER_KANNEL_SENDSMS_PORT', '13013')}/cgi-bin/sendsms"
@@ -55,7 +56,7 @@ def status_event(n: int) -> dict:
 
 async def ours(n: int) -> tuple[float, dict]:
     settings = bench_settings("notifications")
-    await ensure_topics(settings)
+    await prepare(settings)
     process = start_service("notifications", settings, PORT, DOSSIER_NOTIFICATIONS_PROVIDER="kannel",
                             DOSSIER_NOTIFICATIONS_KANNEL_URL=KANNEL,
                             DOSSIER_NOTIFICATIONS_DLR_BASE_URL=f"http://127.0.0.1:{PORT}",
@@ -64,7 +65,7 @@ async def ours(n: int) -> tuple[float, dict]:
                             DOSSIER_NOTIFICATIONS_SEND_INTERVAL_SECONDS="0.05")
     mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url)
     moves = mongo[settings.mongo_database]["notifications_moves"]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5)
+    producer = AIOKafkaProducer(**client_options(settings), linger_ms=5)
     await producer.start()
     try:
         started = time.perf_counter()

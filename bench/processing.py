@@ -18,7 +18,8 @@ from pymongo import AsyncMongoClient, InsertOne, UpdateOne
 
 from bench.harness import DURATION, bench_settings, percentile, post, sample_events, session, start_service
 from bench.report import table, write_section
-from shared.kafka import STRUCTURED_HEADERS, ensure_topics
+from shared.kafka import STRUCTURED_HEADERS, client_options
+from shared.kafka_acls import prepare
 from shared.settings import ServiceSettings
 
 PROCESSING_PORT, INTAKE_PORT = 8102, 8101
@@ -29,7 +30,7 @@ BATCH = 500
 
 
 async def prefill(settings: ServiceSettings, events: list[dict]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5,
+    producer = AIOKafkaProducer(**client_options(settings), linger_ms=5,
                                 max_batch_size=512 * 1024)
     await producer.start()
     try:
@@ -98,7 +99,7 @@ async def end_to_end(settings: ServiceSettings, rate: float) -> list[float]:
     """Open loop: one new dossier's receipt every 1/rate s through intake; 202 -> status event."""
     accepted: dict[str, float] = {}
     announced: dict[str, float] = {}
-    consumer = AIOKafkaConsumer(settings.topic_status, bootstrap_servers=settings.kafka_bootstrap_servers,
+    consumer = AIOKafkaConsumer(settings.topic_status, **client_options(settings),
                                 auto_offset_reset="latest")
     await consumer.start()
     await asyncio.sleep(1)  # the consumer has its partitions before the first post
@@ -134,7 +135,7 @@ async def end_to_end(settings: ServiceSettings, rate: float) -> list[float]:
 
 async def main() -> None:
     replay_settings = bench_settings("replay")
-    await ensure_topics(replay_settings)
+    await prepare(replay_settings)
     events = sample_events(REPLAY_EVENTS)
     print(f"filling a topic with {len(events):,} events …", flush=True)
     await prefill(replay_settings, events)
@@ -146,7 +147,7 @@ async def main() -> None:
     upserts = await raw_baseline(replay_settings, events[:UPSERT_EVENTS], upsert=True)
 
     latency_settings = bench_settings("latency")
-    await ensure_topics(latency_settings)
+    await prepare(latency_settings)
     processing = start_service("processing", latency_settings, PROCESSING_PORT)
     intake = start_service("intake", latency_settings, INTAKE_PORT)
     try:

@@ -31,7 +31,7 @@ from pymongo import AsyncMongoClient
 
 from bench.end_to_end import PORTS as E2E_PORTS
 from bench.end_to_end import reported, step, usage
-from bench.harness import KEY, bench_settings, percentile, sample_events, start_service
+from bench.harness import KAFKA_ADMIN, KEY, bench_settings, percentile, sample_events, start_service
 from bench.processing import consumed, prefill
 from bench.report import table, write_section
 from tests.fixtures.sample import VN, dossier_code, event
@@ -42,7 +42,7 @@ from services.processing.store import link_to, summary_doc
 from shared.auth import key_hash
 from shared.calendar import WorkingCalendar
 from shared.events import parse_event_json
-from shared.kafka import ensure_topics
+from shared.kafka_acls import prepare
 from shared.mongo import Chain, insert_new, pack
 from shared.settings import ServiceSettings
 
@@ -284,7 +284,7 @@ async def replay_rate(settings: ServiceSettings, events: list[dict]) -> tuple[fl
     topics = bench_settings("reads-replay")
     run = settings.model_copy(update={"topic_events": topics.topic_events, "topic_status": topics.topic_status,
                                       "topic_dlq": topics.topic_dlq})
-    await ensure_topics(run)
+    await prepare(run)
     await prefill(run, events)
     process = start_service("processing", run, PORTS["processing"])
     try:
@@ -302,7 +302,7 @@ async def replay_rate(settings: ServiceSettings, events: list[dict]) -> tuple[fl
 async def while_looking_up(settings: ServiceSettings, stored: int) -> tuple[float, float]:
     """bench-e2e's pipeline at 500 events/s for SECONDS while 50 clients look dossiers up: its p50/p99."""
     pipeline = bench_settings("reads-e2e")
-    await ensure_topics(pipeline)
+    await prepare(pipeline)
     processes = {"processing": start_service("processing", pipeline, E2E_PORTS["processing"]),
                  "metrics": start_service("metrics", pipeline, E2E_PORTS["metrics"]),
                  "intake": start_service("intake", pipeline, E2E_PORTS["intake"])}
@@ -364,8 +364,8 @@ def report(small: dict, large: dict, released: dict, peaks: dict, took: float, f
 
 async def main() -> None:
     settings = ServiceSettings(environment="local", mongo_database=DATABASE, topic_events=f"bench-reads-{uuid.uuid4().hex[:6]}-events",
-                               topic_status="bench-reads-status", topic_dlq="bench-reads-dlq")
-    await ensure_topics(settings)
+                               topic_status="bench-reads-status", topic_dlq="bench-reads-dlq", **KAFKA_ADMIN)
+    await prepare(settings)
     client = AsyncMongoClient(settings.mongo_url)
     db = client[DATABASE]
     first = TOTAL // 10

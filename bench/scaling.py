@@ -33,7 +33,8 @@ from services.metrics.figures import Figures
 from services.metrics.store import COUNTED
 from shared.calendar import quarter_of, quarters_before
 from shared.communes import communes, communes_of_province
-from shared.kafka import ensure_topics
+from shared.kafka import client_options
+from shared.kafka_acls import prepare
 from tests.fixtures.sample import VN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,7 +141,7 @@ def status_records(per_commune: dict[str, int]) -> list[tuple[bytes, bytes]]:
 
 
 async def produce(settings, records: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=20,
+    producer = AIOKafkaProducer(**client_options(settings), linger_ms=20,
                                 max_batch_size=1 << 20)
     await producer.start()
     try:
@@ -175,7 +176,7 @@ def rss_of(pid: int) -> float:
 
 def replica_figures(settings, name: str, provinces: list[str], records: int, owned: int) -> list[object]:
     """Read the whole topic, restart, measure: the row of one replica."""
-    env = {"DOSSIER_METRICS_REPLICA": name, "DOSSIER_METRICS_GROUP_ID": f"bench-{name}",
+    env = {"DOSSIER_METRICS_REPLICA": name, "DOSSIER_METRICS_GROUP_ID": f"metrics-bench-{name}",  # metrics' groups: metrics…
            "DOSSIER_METRICS_PROVINCES": ",".join(provinces), "DOSSIER_METRICS_SECTOR_LABEL": "false",
            "DOSSIER_METRICS_AT_RISK_INTERVAL_SECONDS": "3600"}
     url = f"http://127.0.0.1:{PORT}"
@@ -220,7 +221,7 @@ def country() -> tuple[list[list[object]], str]:
     per_commune = volume()
     records = status_records(per_commune)
     settings = bench_settings("scaling")
-    asyncio.run(ensure_topics(settings))
+    asyncio.run(prepare(settings))
     asyncio.run(produce(settings, records))
     print(f"{len(records):,} status records of {len(per_commune):,} communes on {settings.topic_status}")
     province_of = {c.code: c.province_code for c in communes().values()}

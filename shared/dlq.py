@@ -7,6 +7,8 @@
 from, why, and the start of its value. `replay` puts the chosen records back, byte for byte, on
 the topic they came from (their `dlq-origin-topic`, or `--to`), once what refused them is fixed:
 consumers deduplicate, so a record put back twice changes nothing. No phone number is printed.
+Kafka's admin user runs it (DOSSIER_KAFKA_USERNAME and _PASSWORD_FILE: docs/security.md): the services'
+users may not read dead-letter topics.
 """
 
 import argparse
@@ -18,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 
 from shared.contracts import DeadLetter
-from shared.kafka import partitions_of
+from shared.kafka import client_options, partitions_of
 from shared.privacy import scrub
 from shared.settings import ServiceSettings
 
@@ -42,7 +44,7 @@ async def letters(settings: ServiceSettings, topic: str) -> list[Letter]:
     partitions = await partitions_of(settings, topic)
     if not partitions:
         raise SystemExit(f"no topic {topic} on {settings.kafka_bootstrap_servers}")
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
     await consumer.start()
     await asyncio.sleep(0)  # aiokafka: let the group-less consumer's task run once before stopping
     try:
@@ -76,7 +78,7 @@ async def replay(settings: ServiceSettings, topic: str, places: list[str], to: s
     chosen = {p: letter for letter in await letters(settings, topic) for p in [letter.place] if p in places}
     if missing := [p for p in places if p not in chosen]:
         raise SystemExit(f"no record at {', '.join(missing)} in {topic}")
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
+    producer = AIOKafkaProducer(**client_options(settings), acks="all",
                                 enable_idempotence=True)
     await producer.start()
     try:

@@ -1,11 +1,14 @@
-"""Kafka conventions shared by the services: topics, the CloudEvents binding, topic creation."""
+"""Kafka conventions shared by the services: who a client is (SASL/SCRAM), topics, the CloudEvents
+binding, topic creation."""
 
 import asyncio
+from typing import Any
 
 import structlog
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
 from shared.settings import ServiceSettings
 
@@ -24,9 +27,31 @@ TOPIC_CONFIG = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
 log = structlog.get_logger()
 
 
+def client_options(settings: ServiceSettings) -> dict[str, Any]:
+    """What every aiokafka client (producer, consumer, admin) is given: where Kafka is and, with a user,
+    who we are, over SASL/SCRAM (docs/security.md, finding 12). The one place clients are told."""
+    options: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap_servers}
+    if not settings.kafka_username:
+        if settings.environment != "local":
+            raise ValueError("DOSSIER_KAFKA_USERNAME: outside the local stack (DOSSIER_ENVIRONMENT=local) every "
+                             "Kafka client authenticates as its service's user")
+        return options
+    return options | {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": settings.kafka_sasl_mechanism,
+                      "sasl_plain_username": settings.kafka_username, "sasl_plain_password": settings.kafka_secret()}
+
+
+def broker_security(settings: ServiceSettings) -> BaseSecurity | None:
+    """The same user, as FastStream's KafkaBroker takes it. Building a broker connects nothing (the
+    AsyncAPI document is made from one): a service checks `client_options` when it starts."""
+    if not settings.kafka_username:
+        return None
+    scram = SASLScram512 if settings.kafka_sasl_mechanism == "SCRAM-SHA-512" else SASLScram256
+    return scram(settings.kafka_username, settings.kafka_secret())
+
+
 async def partitions_of(settings: ServiceSettings, topic: str) -> list[TopicPartition]:
     """The partitions a topic has now (none if it does not exist)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         [described] = await admin.describe_topics([topic])
@@ -36,7 +61,7 @@ async def partitions_of(settings: ServiceSettings, topic: str) -> list[TopicPart
 
 
 async def _admin(settings: ServiceSettings, timeout: float) -> AIOKafkaAdminClient:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         try:
@@ -74,7 +99,8 @@ async def ensure_topic(settings: ServiceSettings, name: str) -> None:
 
 
 if __name__ == "__main__":
+    from shared.kafka_acls import prepare  # which uses this module
     from shared.logging import configure_logging
 
     configure_logging("topics")
-    asyncio.run(ensure_topics(ServiceSettings()))
+    asyncio.run(prepare(ServiceSettings()))

@@ -8,6 +8,8 @@ import secrets
 import sys
 from pathlib import Path
 
+from shared.kafka_acls import ADMIN, SERVICES
+
 LOCAL = (
     "dossier_lookup_secret",  # the citizens' lookup token (processing checks, notifications writes)
     "dossier_notifications_dlr_secret",  # signs the delivery-report URLs given to the gateway
@@ -16,6 +18,10 @@ LOCAL = (
     "dossier_notifications_alert_secret",  # Alertmanager's calls to the officers' webhook
     "dossier_metrics_session_secret",  # signs the operators' page sessions
     "dossier_metrics_scrape_token",  # Prometheus' scrape of the urgent dossiers' codes
+    # Kafka's SCRAM users (deploy/local/kafka.sh): the admin (topics, grants, operators' tools) and one
+    # per service, each read by its own process alone (DOSSIER_KAFKA_PASSWORD_FILE, deploy/local/services.sh).
+    *(f"dossier_kafka_password_{user}" for user in (ADMIN, *SERVICES)),
+    "dossier_kafka_password_controller",  # the broker's login to the controller's listener
 )
 
 

@@ -41,7 +41,7 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WT
 from shared.contracts import DeadLetter, dead_letter_topic
 from shared.failures import FailureLimit, PartitionHealth
 from shared.http import NotReady, add_operational_routes
-from shared.kafka import CLOUDEVENTS_CONTENT_TYPE, MAX_MESSAGE_BYTES, ensure_topic
+from shared.kafka import CLOUDEVENTS_CONTENT_TYPE, MAX_MESSAGE_BYTES, broker_security, client_options, ensure_topic
 from shared.privacy import scrub
 from shared.settings import ServiceSettings
 
@@ -124,9 +124,10 @@ class ConsumingService:
         self.settings = settings
         self.registry = registry
         # Records reach the handlers undecoded (apply_types=False): they are parsed one by one, so
-        # that one bad record is dead-lettered alone; the declared types document the payloads.
-        self.broker = KafkaBroker(settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True,
-                                  client_id=name, apply_types=False, logger=logging.getLogger(f"{name}.kafka"),
+        # that one bad record is dead-lettered alone; the declared types document the payloads. The
+        # service logs in as its Kafka user, which may not create the topics it reads: the admin does.
+        self.broker = KafkaBroker(settings.kafka_bootstrap_servers, security=broker_security(settings), acks="all",
+                                  enable_idempotence=True, allow_auto_create_topics=False, client_id=name, apply_types=False, logger=logging.getLogger(f"{name}.kafka"),
                                   log_level=logging.DEBUG, max_request_size=MAX_MESSAGE_BYTES)
         self.mongo: AsyncMongoClient | None = (
             AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000) if database else None)
@@ -338,6 +339,7 @@ class ConsumingService:
 
         @asynccontextmanager
         async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+            client_options(self.settings)  # no Kafka user outside the local stack: refuse to start
             self._tasks.append(asyncio.create_task(self._start()))
             self._start_loops("now")
             yield

@@ -30,6 +30,16 @@ class ServiceSettings(BaseSettings):
     secrets_dir: Path | None = None
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # Who this service is to Kafka (docs/security.md, finding 12): its own SASL/SCRAM user, whose ACLs
+    # let it read and write only its own topics. Every client takes these through shared/kafka.py
+    # `client_options`. Empty: no authentication, which only the local stack's tests of an
+    # unauthenticated broker may use; a client refuses to start without a user outside it.
+    kafka_username: str = ""
+    kafka_password: SecretStr = SecretStr("")
+    # The password's file, read when a client is built, instead of kafka_password: the local stack gives
+    # each service a user of its own, while every service reads the one DOSSIER_SECRETS_DIR.
+    kafka_password_file: Path | None = None
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
     topic_events: str = "dossier-events"
     topic_status: str = "dossier-status"
     topic_dlq: str = "dossier-events.dlq"
@@ -88,6 +98,12 @@ class ServiceSettings(BaseSettings):
         """The secret fields this service cannot run without, as configured."""
         return []
 
+    def kafka_secret(self) -> str:
+        """The Kafka user's password: its file's content when a file is named."""
+        if self.kafka_password_file is not None:
+            return self.kafka_password_file.read_text().strip()
+        return self.kafka_password.get_secret_value()
+
     @model_validator(mode="after")
     def _no_weak_secret_outside_the_local_stack(self) -> "ServiceSettings":
         if self.environment == "local":
@@ -97,6 +113,8 @@ class ServiceSettings(BaseSettings):
                              "(DOSSIER_ENVIRONMENT=local)")
         weak = [name for name in self.secrets_needed()
                 if (value := getattr(self, name)) is None or value.get_secret_value().strip().lower() in WEAK]
+        if self.kafka_username and self.kafka_secret().lower() in WEAK:
+            weak.append("kafka_password_file" if self.kafka_password_file else "kafka_password")
         if weak:
             names = ", ".join(f"DOSSIER_{name.upper()}" for name in weak)
             raise ValueError(f"{names}: empty or a well-known value; outside the local stack "

@@ -51,6 +51,11 @@ service_exists() { [[ -f "$ROOT/services/$1/__main__.py" ]]; }
 SECRETS="$STACK/secrets"
 ensure_secrets() { (cd "$ROOT" && "$PY" -m shared.secrets "$SECRETS"); }
 secret() { cat "$SECRETS/dossier_$1"; }
+# as_kafka_user USER: this shell's Python clients authenticate to Kafka as USER (deploy/local/kafka.sh).
+as_kafka_user() {
+  export DOSSIER_KAFKA_USERNAME=$1 DOSSIER_KAFKA_PASSWORD_FILE="$SECRETS/dossier_kafka_password_$1"
+  export DOSSIER_KAFKA_BOOTSTRAP_SERVERS="${DOSSIER_KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$KAFKA_PORT}"
+}
 
 http_ok() { "$PY" -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=2)" "$1"; }
 # An empty POST, e.g. to a Prometheus or Alertmanager /-/reload.

@@ -33,9 +33,9 @@ if [[ ! -x "$BIN/kubeconform" || ! -f "$BIN/.kubeconform-$KUBECONFORM_VERSION" ]
   rm -f "$BIN"/.kubeconform-*; touch "$BIN/.kubeconform-$KUBECONFORM_VERSION"
 fi
 
-# The schemas are made again when a version or the converter changes.
+# The schemas are made again when a version, the converter or this script (the kinds it makes) changes.
 stamp=$(echo "$KUBERNETES_VERSION $STRIMZI_VERSION $PROMETHEUS_OPERATOR_VERSION $MONGODB_OPERATOR_VERSION $KEDA_VERSION" |
-  cat - "$TOOLS/schemas.py" "$TOOLS/pom.xml" | sha256sum | cut -c1-16)
+  cat - "$TOOLS/schemas.py" "$TOOLS/pom.xml" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)
 [[ -f "$SCHEMAS/.made-$stamp" ]] && exit 0
 
 # Strimzi's CRD generator is compiled for Java 21; the machine's default java may be older.
@@ -68,7 +68,8 @@ mvn -q -B -f "$TOOLS/pom.xml" -Dstrimzi.version="$STRIMZI_VERSION" \
   --crd-api-version v1 --api-versions v1 --storage-version v1 --target-kube 1.16+ \
   io.strimzi.api.kafka.model.kafka.Kafka="$strimzi/kafka.yaml" \
   io.strimzi.api.kafka.model.nodepool.KafkaNodePool="$strimzi/kafkanodepool.yaml" \
-  io.strimzi.api.kafka.model.topic.KafkaTopic="$strimzi/kafkatopic.yaml"
+  io.strimzi.api.kafka.model.topic.KafkaTopic="$strimzi/kafkatopic.yaml" \
+  io.strimzi.api.kafka.model.user.KafkaUser="$strimzi/kafkauser.yaml"
 
 prometheus=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
 mongodb=$(module_dir "github.com/mongodb/mongodb-kubernetes-operator@$MONGODB_OPERATOR_VERSION")

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Apache Kafka, KRaft single node on 127.0.0.1. Usage: kafka.sh start|stop
+# Clients authenticate with SASL/SCRAM-SHA-512 and may do only what their ACLs grant (docs/security.md,
+# finding 12): the admin (a super user) and one user per service, made when the storage is formatted,
+# their passwords in the stack's secrets (shared/secrets.py); `python -m shared.kafka` grants the ACLs.
 source "$(dirname "$0")/common.sh"
 libs="$LOCAL/kafka/libs"
 logdir="$DATA/kafka"
@@ -12,16 +15,34 @@ java_cmd() {
     -Dlog4j2.configurationFile="$ROOT/deploy/local/kafka/log4j2.properties" -cp "$(classpath)"
 }
 
+# The users whose SCRAM credentials the storage is formatted with: the admin and the services.
+read -ra USERS <<<"$(cd "$ROOT" && "$PY" -c 'from shared.kafka_acls import ADMIN, SERVICES; print(ADMIN, *SERVICES)')"
+
 write_config() {
-  cat >"$config" <<CONF
+  local admin controller
+  admin=$(secret kafka_password_admin)
+  controller=$(secret kafka_password_controller)
+  (umask 077 && cat >"$config" <<CONF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=CLIENTS://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=CLIENTS://127.0.0.1:$KAFKA_PORT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CLIENTS:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT
+inter.broker.listener.name=CLIENTS
+# Clients: SCRAM users (made when the storage is formatted). The controller's listener: PLAIN with one
+# user of its own, as KRaft controllers cannot read SCRAM credentials before the metadata they live in.
+listener.name.clients.sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.clients.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$admin";
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="controller" password="$controller" user_controller="$controller";
+# Nothing is allowed that no ACL grants; the admin and the controller's user are super users.
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:admin;User:controller
 log.dirs=$logdir
 num.partitions=$PARTITIONS
 offsets.topic.replication.factor=1
@@ -36,18 +57,33 @@ log.retention.hours=-1
 # The largest record batch (shared/kafka.py MAX_MESSAGE_BYTES): intake's largest event, 1 MiB, and more.
 message.max.bytes=2097152
 CONF
+  )
+}
+
+# format: the storage, with the users' SCRAM credentials; a storage formatted before users existed is
+# moved aside (its topics are lost: `make up` makes them again), as SCRAM users can only be added to
+# a running cluster by a user who can already log in.
+format_storage() {
+  if [[ -f "$logdir/meta.properties" && ! -f "$logdir/.scram-users" ]]; then
+    log "Kafka's data predates its SASL users: moving it to $logdir.before-sasl"
+    rm -rf "$logdir.before-sasl"; mv "$logdir" "$logdir.before-sasl"
+  fi
+  [[ -f "$logdir/meta.properties" ]] && return 0
+  mkdir -p "$logdir"
+  local cluster_id scram=() user
+  cluster_id=$($(java_cmd) kafka.tools.StorageTool random-uuid)
+  for user in "${USERS[@]}"; do scram+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$(secret "kafka_password_$user")]"); done
+  $(java_cmd) kafka.tools.StorageTool format -t "$cluster_id" -c "$config" "${scram[@]}" >/dev/null
+  printf '%s\n' "${USERS[@]}" >"$logdir/.scram-users"
 }
 
 case "${1:-start}" in
   start)
     "$ROOT/deploy/local/install-kafka.sh"
     if is_running kafka; then log "already running"; exit 0; fi
+    ensure_secrets
     write_config
-    if [[ ! -f "$logdir/meta.properties" ]]; then
-      mkdir -p "$logdir"
-      cluster_id=$($(java_cmd) kafka.tools.StorageTool random-uuid)
-      $(java_cmd) kafka.tools.StorageTool format -t "$cluster_id" -c "$config" >/dev/null
-    fi
+    format_storage
     log "starting Kafka on 127.0.0.1:$KAFKA_PORT"
     start_bg kafka "$KAFKA_PORT" $(java_cmd) kafka.Kafka "$config"
     wait_for "Kafka" 90 port_open "$KAFKA_PORT"

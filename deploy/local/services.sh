@@ -50,7 +50,8 @@ case "$action" in
       if is_running "$name"; then log "$name already running"; continue; fi
       port=$(service_port "$name")
       log "starting $name on 127.0.0.1:$port"
-      (cd "$ROOT" && start_bg "$name" "$port" "$PY" -m "services.$name")
+      # Each service is its own Kafka user, allowed only its own topics (docs/security.md, finding 12).
+      (cd "$ROOT" && as_kafka_user "$name" && start_bg "$name" "$port" "$PY" -m "services.$name")
     done
     for name in "${names[@]}"; do
       service_exists "$name" || continue

@@ -6,7 +6,7 @@ here="$ROOT/deploy/local"
 "$here/install-js.sh"  # the operators' page's charting library
 "$here/kafka.sh" start
 "$here/ferretdb.sh" start
-(cd "$ROOT" && "$PY" -m shared.kafka)
+(cd "$ROOT" && as_kafka_user admin && "$PY" -m shared.kafka)  # the topics, and the services' ACLs
 "$here/prometheus.sh" start
 "$here/alertmanager.sh" start
 "$here/kannel.sh" start

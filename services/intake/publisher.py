@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import InvalidProducerEpoch, KafkaError, OutOfOrderSequenceNumber, UnknownProducerId
 
 from services.intake.settings import IntakeSettings
-from shared.kafka import MAX_MESSAGE_BYTES, STRUCTURED_HEADERS
+from shared.kafka import MAX_MESSAGE_BYTES, STRUCTURED_HEADERS, client_options
 
 log = structlog.get_logger()
 
@@ -29,7 +29,9 @@ class EventPublisher:
         self._retiring: asyncio.Task[None] | None = None  # a producer being stopped after _renew
 
     async def start(self) -> None:
-        # Intake starts even while Kafka is down: it answers 503 until the producer connects.
+        # Intake starts even while Kafka is down: it answers 503 until the producer connects. Without a
+        # Kafka user outside the local stack, it does not start.
+        client_options(self._settings)
         self._connecting = asyncio.create_task(self._connect())
 
     async def stop(self) -> None:
@@ -43,7 +45,7 @@ class EventPublisher:
     async def _connect(self) -> None:
         while True:
             producer = AIOKafkaProducer(
-                bootstrap_servers=self._settings.kafka_bootstrap_servers,
+                **client_options(self._settings),
                 acks="all",
                 enable_idempotence=True,
                 linger_ms=self._settings.intake_linger_ms,

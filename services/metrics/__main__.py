@@ -25,7 +25,7 @@ from services.metrics.store import FiguresStore
 from shared.calendar import WorkingCalendar
 from shared.communes import commune
 from shared.http import serve
-from shared.kafka import partitions_of
+from shared.kafka import client_options, partitions_of
 from shared.logging import configure_logging
 from shared.report import as_table
 from shared.contracts import StatusRecord
@@ -60,7 +60,7 @@ async def rebuild(settings: MetricsSettings) -> dict[str, int]:
     consumer group dead-lettered it)."""
     mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000)
     service = stored_service(settings, mongo)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
+    consumer = AIOKafkaConsumer(**client_options(settings),
                                 group_id=settings.metrics_group_id, enable_auto_commit=False)
     partitions = await partitions_of(settings, settings.topic_status)
     if not partitions:

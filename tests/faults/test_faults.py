@@ -24,6 +24,7 @@ from tests.integration.conftest import ANY_SOURCE_KEY, OPERATOR, STACK_DIR, RUN_
     service, wait_until
 from tests.integration.test_metrics import CAL, COMMUNE, FAST, counted
 from shared.contracts import dead_letter_topic
+from shared.kafka import client_options
 from tests.integration.test_notifications import messages, received_by_smsc, start_notifications
 from tests.integration.test_processing import histories, wait_for_states
 
@@ -188,7 +189,7 @@ def inject_poison(world: World, count: int) -> set[bytes]:
     garbage = {f"\xff not an event {n}".encode("latin-1") for n in range(count)}
 
     async def write() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=world.pipeline.settings.kafka_bootstrap_servers)
+        producer = AIOKafkaProducer(**client_options(world.pipeline.settings))
         await producer.start()
         try:
             for n, value in enumerate(sorted(garbage)):

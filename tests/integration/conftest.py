@@ -31,7 +31,8 @@ from schemathesis.checks import not_a_server_error
 
 from shared.auth import key_hash
 from shared.clock import Clock
-from shared.kafka import ensure_topics
+from shared.kafka import client_options
+from shared.kafka_acls import ADMIN, as_user, password_file, prepare
 from shared.secrets import ensure as ensure_secrets
 from shared.settings import ServiceSettings
 from tests.fixtures.sample import INSTANTS
@@ -134,7 +135,9 @@ _namespaces = itertools.count()
 
 def namespace(stack: Stack, clock: Clock = Clock()) -> ServiceSettings:
     """Fresh topics and database on the test stack, for services that must not see each other's events;
-    the services of the namespace live by `clock` (its settings carry it)."""
+    the services of the namespace live by `clock` (its settings carry it). The settings are Kafka's admin
+    (the tests read and write any topic); the services get their users and the grants on these topics,
+    as `make up` gives them theirs."""
     stack.ensure("kafka")
     stack.ensure("ferretdb")
     name = f"{RUN_ID}-{next(_namespaces)}"
@@ -148,8 +151,10 @@ def namespace(stack: Stack, clock: Clock = Clock()) -> ServiceSettings:
         topic_dlq=f"test-{name}-dossier-events.dlq",
         partitions=3,
         clock_offset_seconds=clock.offset.total_seconds(),
+        kafka_username=ADMIN,
+        kafka_password_file=password_file(SECRETS, ADMIN),
     )
-    asyncio.run(ensure_topics(settings))
+    asyncio.run(prepare(settings))
     return settings
 
 
@@ -237,7 +242,7 @@ def service(name: str, settings: ServiceSettings, port: int | None = None, **env
     """A service of the namespace `settings`, not started yet."""
     port = port or free_port()
     base = settings_env(settings) | {f"DOSSIER_{name.upper()}_PORT": str(port), "DOSSIER_LOG_FORMAT": "json",
-                                     "DOSSIER_SECRETS_DIR": str(SECRETS)}
+                                     "DOSSIER_SECRETS_DIR": str(SECRETS)} | as_user(name, SECRETS)
     if name == "intake":
         base |= {"DOSSIER_INTAKE_API_KEYS": json.dumps(API_KEYS), "DOSSIER_INTAKE_KAFKA_TIMEOUT_MS": "3000"}
     if name == "processing":
@@ -313,7 +318,7 @@ def pipeline(stack: Stack, clock: Clock) -> Iterator[Pipeline]:
 @asynccontextmanager
 async def topic_reader(settings: ServiceSettings, topic: str) -> AsyncIterator[tuple[AIOKafkaConsumer, list]]:
     """A group-less consumer assigned to every partition of one of this run's topics."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
     await consumer.start()
     # aiokafka 0.14 raises CancelledError when a group-less consumer stops before its
     # internal task has run once: let it run.

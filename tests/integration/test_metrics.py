@@ -15,6 +15,7 @@ from tests.fixtures.sample import VN, event, live_dossiers
 from shared.calendar import WorkingCalendar
 from shared.dossier import fold
 from shared.events import parse_event
+from shared.kafka import client_options
 from shared.report import commune_report, score
 from shared.contracts import METRICS_SOURCE, SignatureData, SignatureVerified
 from tests.integration.conftest import OPERATOR, ROOT, at_each_instant, read_topic, service, wait_until
@@ -40,7 +41,7 @@ def counted(metrics) -> float:
 
 
 async def publish_status(pipeline, record) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=pipeline.settings.kafka_bootstrap_servers)
+    producer = AIOKafkaProducer(**client_options(pipeline.settings))
     await producer.start()
     try:
         await producer.send_and_wait(pipeline.settings.topic_status, record.to_bytes(), key=record.subject.encode())

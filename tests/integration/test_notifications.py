@@ -19,6 +19,7 @@ from tests.fixtures.sample import VN, dossier_code, event
 from services.notifications.providers import Kannel
 from services.notifications.service import Notifier
 from shared.contracts import StatusRecord
+from shared.kafka import client_options
 from shared.service import Record
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import MessageStore, status
@@ -125,7 +126,7 @@ def test_a_dossier_life_sends_the_expected_sms_in_order_and_they_are_delivered(s
 
 
 async def republish(settings, records) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    producer = AIOKafkaProducer(**client_options(settings))
     await producer.start()
     try:
         for r in records:
@@ -311,7 +312,7 @@ def test_a_status_event_delivered_three_times_in_one_batch_sends_one_sms(sms):
                              message="the receipt's status event")
 
     async def again() -> None:  # as processing does when it publishes its outbox again after a failure
-        producer = AIOKafkaProducer(bootstrap_servers=sms.settings.kafka_bootstrap_servers)
+        producer = AIOKafkaProducer(**client_options(sms.settings))
         await producer.start()
         try:
             for _ in range(2):

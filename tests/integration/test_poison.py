@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from tests.fixtures.sample import VN, dossier_code, event
 from shared.contracts import DeadLetter, dead_letter_topic
+from shared.kafka import client_options
 from shared.events import DossierEvent
 from shared.service import ConsumingService
 from tests.integration.conftest import OPERATOR, ANY_SOURCE_KEY, namespace, read_topic, service, wait_until
@@ -84,7 +85,7 @@ def interleave(good: list[bytes], bad: list[bytes]) -> list[bytes]:
 
 
 async def produce(settings_, topic: str, values: list[bytes], key: bytes = b"one-partition") -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings_.kafka_bootstrap_servers)
+    producer = AIOKafkaProducer(**client_options(settings_))
     await producer.start()
     try:
         for value in values:
@@ -219,7 +220,7 @@ def test_a_dead_letter_is_listed_and_put_back_once_fixed(pipeline):
                         group="processing", error="RuntimeError")
 
     async def dead_letter() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers)
+        producer = AIOKafkaProducer(**client_options(s))
         await producer.start()
         try:
             await producer.send_and_wait(topic, orjson.dumps(received), key=code.encode(),

@@ -12,6 +12,7 @@ from tests.fixtures.sample import VN, dossier_code, event
 from services.processing.app import with_open_state
 from services.processing.history import view
 from shared.contracts import DeadLetter, dead_letter_topic
+from shared.kafka import client_options
 from shared.calendar import WorkingCalendar
 from shared.dossier import fold
 from shared.events import parse_event
@@ -143,7 +144,7 @@ def test_poison_events_go_to_the_dead_letter_topic_while_the_partition_flows(pip
     pipeline.post(poisoned)
 
     async def inject_garbage() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=pipeline.settings.kafka_bootstrap_servers)
+        producer = AIOKafkaProducer(**client_options(pipeline.settings))
         await producer.start()
         try:
             for garbage in [b"\xff\xfe not json", b'{"specversion": "1.0"}', b"[]"]:

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from tests.fixtures.sample import VN, dossier_code, event
 from services.signature.verify import verify
 from shared.auth import key_hash
+from shared.kafka import client_options
 from tests.integration.conftest import ANY_SOURCE_KEY, API_KEYS, RUN_ID, read_topic, service, wait_until
 from tests.fixtures.pki import Party, blank_pdf, sign
 
@@ -71,8 +72,8 @@ def links(pipeline, code: str) -> int:
 def caught_up(settings, group: str, topic: str) -> bool:
     """Whether the consumer group has committed every record of the topic."""
     async def check() -> bool:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+        admin = AIOKafkaAdminClient(**client_options(settings))
+        consumer = AIOKafkaConsumer(**client_options(settings))
         await admin.start()
         await consumer.start()
         try:

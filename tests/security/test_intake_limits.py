@@ -34,7 +34,7 @@ from services.intake.settings import IntakeSettings
 from shared.auth import ApiKey, key_hash
 from shared.contracts import dead_letter_topic
 from shared.events import DossierEvent, parse_event_json
-from shared.kafka import STRUCTURED_HEADERS, ensure_topics
+from shared.kafka import STRUCTURED_HEADERS, client_options, ensure_topics
 from shared.settings import ServiceSettings
 from tests.fixtures.sample import SAMPLE_DATA, VN, dossier_code, event
 from tests.integration.conftest import ANY_SOURCE_KEY, ROOT, end_offsets, read_topic, wait_until
@@ -333,7 +333,7 @@ class Tail:
 
     async def start(self) -> None:
         ends = await end_offsets(self.settings, self.topic)
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap_servers,
+        self.consumer = AIOKafkaConsumer(**client_options(self.settings),
                                          enable_auto_commit=False)
         await self.consumer.start()
         await asyncio.sleep(0)  # aiokafka 0.14: let the group-less consumer's task run once

@@ -25,7 +25,8 @@ class Forgotten:
 
 
 async def test_a_producer_the_broker_forgot_is_replaced():
-    publisher = EventPublisher(IntakeSettings(kafka_bootstrap_servers="127.0.0.1:9", intake_kafka_timeout_ms=500))
+    publisher = EventPublisher(IntakeSettings(environment="local", kafka_bootstrap_servers="127.0.0.1:9",
+                                              intake_kafka_timeout_ms=500))
     forgotten = Forgotten()
     publisher._producer = forgotten
     with pytest.raises(KafkaUnavailable, match="OutOfOrderSequenceNumber"):

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from shared.communes import communes
+from shared.kafka_acls import acls
 from shared.settings import ServiceSettings
 
 # Run by the deployment's tools (helm, kubeconform, promtool, amtool): `make test-tools`, not `make test-unit`.
@@ -46,12 +47,14 @@ VARIANTS = {
 
 # What must come from a Secret, by service: the variable, or the file the variable names.
 SECRET_SETTINGS = {
-    "intake": {"DOSSIER_MONGO_URL", "DOSSIER_INTAKE_API_KEYS_FILE"},
-    "processing": {"DOSSIER_MONGO_URL", "DOSSIER_PROCESSING_OPERATOR_KEYS_FILE", "DOSSIER_LOOKUP_SECRET"},
-    "metrics": {"DOSSIER_MONGO_URL"},
-    "notifications": {"DOSSIER_MONGO_URL", "DOSSIER_NOTIFICATIONS_API_KEYS_FILE", "DOSSIER_NOTIFICATIONS_DLR_SECRET",
-                      "DOSSIER_NOTIFICATIONS_ALERT_SECRET", "DOSSIER_NOTIFICATIONS_MO_SECRET", "DOSSIER_LOOKUP_SECRET"},
-    "signature": {"DOSSIER_MONGO_URL", "DOSSIER_SIGNATURE_API_KEYS_FILE"},
+    "intake": {"DOSSIER_MONGO_URL", "DOSSIER_KAFKA_PASSWORD", "DOSSIER_INTAKE_API_KEYS_FILE"},
+    "processing": {"DOSSIER_MONGO_URL", "DOSSIER_KAFKA_PASSWORD", "DOSSIER_PROCESSING_OPERATOR_KEYS_FILE",
+                   "DOSSIER_LOOKUP_SECRET"},
+    "metrics": {"DOSSIER_MONGO_URL", "DOSSIER_KAFKA_PASSWORD"},
+    "notifications": {"DOSSIER_MONGO_URL", "DOSSIER_KAFKA_PASSWORD", "DOSSIER_NOTIFICATIONS_API_KEYS_FILE",
+                      "DOSSIER_NOTIFICATIONS_DLR_SECRET", "DOSSIER_NOTIFICATIONS_ALERT_SECRET",
+                      "DOSSIER_NOTIFICATIONS_MO_SECRET", "DOSSIER_LOOKUP_SECRET"},
+    "signature": {"DOSSIER_MONGO_URL", "DOSSIER_KAFKA_PASSWORD", "DOSSIER_SIGNATURE_API_KEYS_FILE"},
 }
 SECRET_LOOKING = re.compile(r"SECRET|PASSWORD|TOKEN|PIN\b|AUTH|MONGO_URL|API_KEYS|OPERATOR_KEYS|_KEY\b")
 
@@ -368,3 +371,90 @@ def test_with_officers_alertmanager_texts_them_through_the_webhook_as_the_local_
                                                    "credentials": {"name": secret, "key": "alert-secret"}}
     assert env(notifications)["DOSSIER_NOTIFICATIONS_ALERT_SECRET"]["valueFrom"]["secretKeyRef"] == \
         {"name": secret, "key": "alert-secret"}
+
+
+# -- Kafka's users and the network (docs/security.md, finding 12) ----------------------------------------
+
+
+def kafka_user_of(workload: dict) -> tuple[str, dict]:
+    """The user a service logs in as, and where its password comes from."""
+    variables = env(workload)
+    return variables["DOSSIER_KAFKA_USERNAME"]["value"], variables["DOSSIER_KAFKA_PASSWORD"]["valueFrom"]["secretKeyRef"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_kafka_takes_only_scram_logins_and_grants_each_service_what_the_local_stack_does(variant):
+    [kafka] = manifests(variant, "Kafka")
+    [listener] = kafka["spec"]["kafka"]["listeners"]
+    assert listener["authentication"] == {"type": "scram-sha-512"}
+    assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple"
+    assert "userOperator" in kafka["spec"]["entityOperator"]
+    users = {u["metadata"]["name"]: u["spec"] for u in manifests(variant, "KafkaUser")}
+    metrics_prefix = f"{kafka['metadata']['name']}-metrics-"  # the metrics pods' names: their groups
+    expected: dict[str, set] = {}
+    for acl in acls(ServiceSettings()):
+        name = acl.name.replace("metrics", metrics_prefix) if acl.prefixed else acl.name
+        expected.setdefault(acl.user, set()).add((acl.resource, name, "prefix" if acl.prefixed else "literal",
+                                                   acl.operation.capitalize()))
+    services = {component(w): w for w in workloads(variant)}
+    assert set(expected) == set(services)
+    for name, workload in services.items():
+        user, secret = kafka_user_of(workload)
+        assert secret == {"name": user, "key": "password"}  # the Secret Strimzi's User Operator writes
+        spec = users[user]
+        assert spec["authentication"] == {"type": "scram-sha-512"}
+        granted = {(a["resource"]["type"], a["resource"]["name"], a["resource"]["patternType"], op)
+                   for a in spec["authorization"]["acls"] for op in a["operations"] if op != "Describe"}
+        assert granted == expected[name], name
+    assert len(users) == len(services)
+    # Only the services' pods (and KEDA, for the lag) reach the brokers: Strimzi's NetworkPolicy.
+    peers = listener["networkPolicyPeers"]
+    for workload in workloads(variant):
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert any(selects(p.get("podSelector", {}).get("matchLabels", {"-": "-"}), labels) for p in peers)
+    assert all("podSelector" in p or "namespaceSelector" in p for p in peers)
+
+
+@pytest.mark.parametrize("variant", ["province", "country"])
+def test_keda_reads_the_lag_as_the_service_it_scales(variant):
+    auths = {a["metadata"]["name"]: a["spec"] for a in manifests(variant, "TriggerAuthentication")}
+    deployments = {d["metadata"]["name"]: d for d in manifests(variant, "Deployment")}
+    for scaled in manifests(variant, "ScaledObject"):
+        [trigger] = [t for t in scaled["spec"]["triggers"] if t["type"] == "kafka"]
+        assert trigger["metadata"]["sasl"] == "scram_sha512"
+        auth = auths[trigger["authenticationRef"]["name"]]
+        workload = deployments[scaled["spec"]["scaleTargetRef"]["name"]]
+        user, secret = kafka_user_of(workload)
+        assert auth["env"] == [{"parameter": "username", "name": "DOSSIER_KAFKA_USERNAME",
+                                "containerName": component(workload)}]
+        assert auth["secretTargetRef"] == [{"parameter": "password", **secret}]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_service_is_reached_and_reaches_only_what_it_needs(variant):
+    policies = manifests(variant, "NetworkPolicy")
+    [kafka] = manifests(variant, "Kafka")
+    for workload in workloads(variant):
+        name, labels = component(workload), workload["spec"]["template"]["metadata"]["labels"]
+        [policy] = [p["spec"] for p in policies if selects(p["spec"]["podSelector"]["matchLabels"], labels)]
+        assert policy["policyTypes"] == ["Ingress", "Egress"]
+        [ingress] = policy["ingress"]
+        assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
+        if name == "intake":
+            assert "from" not in ingress  # the one-stop-shop systems, wherever they are
+        else:
+            namespaces = [p["namespaceSelector"]["matchLabels"] for p in ingress["from"] if "namespaceSelector" in p]
+            assert {"kubernetes.io/metadata.name": "monitoring"} in namespaces, name  # Prometheus' scrape
+            assert all(set(p) <= {"namespaceSelector", "podSelector"} for p in ingress["from"]), name
+        egress = policy["egress"]
+        ports = {(p["port"], p["protocol"]) for rule in egress for p in rule.get("ports", [])}
+        assert {(53, "UDP"), (9092, "TCP"), (27017, "TCP")} <= ports, name
+        [to_kafka] = [r for r in egress if r["ports"] == [{"port": 9092, "protocol": "TCP"}]]
+        assert to_kafka["to"] == [{"podSelector": {"matchLabels": {"strimzi.io/cluster": kafka["metadata"]["name"],
+                                                                   "strimzi.io/broker-role": "true"}}}]
+        # Every rule names its destinations, but the SMS gateway's ports (Kannel, an aggregator's HTTPS).
+        assert all("to" in rule for rule in egress if name != "notifications"), name
+        if name == "signature":
+            [public] = [r for r in egress if any("ipBlock" in t for t in r["to"])]
+            assert "169.254.0.0/16" in public["to"][0]["ipBlock"]["except"]  # cloud metadata (finding 3)
+    assert len(policies) == len(PORTS)

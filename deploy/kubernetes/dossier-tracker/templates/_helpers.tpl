@@ -36,6 +36,11 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{ include "dossier.fullname" . }}
 {{- end -}}
 
+{{/* A service's Kafka user, and the Secret holding its password (key `password`): root, component */}}
+{{- define "dossier.kafkaUser" -}}
+{{ .root.Values.kafka.userPrefix | default (printf "%s-kafka-" (include "dossier.fullname" .root)) }}{{ .component }}
+{{- end -}}
+
 {{- define "dossier.bootstrapServers" -}}
 {{- if .Values.kafka.bootstrapServers -}}
 {{ .Values.kafka.bootstrapServers }}
@@ -152,6 +157,10 @@ spec:
         - name: DOSSIER_{{ upper .component }}_PORT
           value: {{ $port | quote }}
         {{- include "dossier.commonEnv" $root | nindent 8 }}
+        # Its own Kafka user (docs/security.md, finding 12).
+        - name: DOSSIER_KAFKA_USERNAME
+          value: {{ include "dossier.kafkaUser" . | quote }}
+        {{- include "dossier.secretEnv" (dict "name" "DOSSIER_KAFKA_PASSWORD" "secret" (include "dossier.kafkaUser" .) "key" "password") | nindent 8 }}
         {{- with .env }}
         {{- . | nindent 8 }}
         {{- end }}
