@@ -3,7 +3,7 @@ SHELL := /bin/bash
 LOCAL := deploy/local
 PY := .local/venv/bin/python
 
-.PHONY: venv system up down reset status logs demo docs test test-unit test-tools test-integration test-security test-faults test-kubernetes bench bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e bench-reads bench-scaling
+.PHONY: venv system up down reset status logs demo docs test test-unit test-tools test-integration test-security test-faults test-kubernetes bench bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e bench-reads bench-scaling bench-cpu
 
 venv:
 	@$(LOCAL)/install-python.sh
@@ -62,7 +62,7 @@ test-security: venv system
 test-faults: venv system
 	$(PY) -m pytest tests/faults
 
-bench: bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e bench-reads bench-scaling
+bench: bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e bench-reads bench-scaling bench-cpu
 
 bench-intake: up
 	$(PY) -m bench.intake
@@ -78,6 +78,10 @@ bench-notifications: up
 
 bench-signature: venv
 	$(PY) -m bench.signature
+
+# CPU per event in processing's and metrics' cores, this commit beside a baseline commit (no stack needed).
+bench-cpu: venv
+	$(PY) -m bench.cpu
 
 bench-e2e: up
 	$(PY) -m bench.end_to_end
