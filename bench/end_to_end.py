@@ -24,15 +24,17 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.harness import AUTH, bench_settings, percentile, post, sample_events, session, start_service
+from bench.harness import AUTH, bench_settings, knob, percentile, port, post, sample_events, session, start_service
 from bench.processing import UPSERT_EVENTS, raw_baseline
 from bench.report import table, write_section
 from shared.kafka import STRUCTURED_HEADERS, ensure_topics
 from shared.settings import ServiceSettings
 
-PORTS = {"intake": 8111, "processing": 8112, "metrics": 8113}
-STEP_SECONDS = float(os.environ.get("BENCH_STEP_SECONDS", "10"))
-RATES = [int(r) for r in os.environ.get("BENCH_RATES", "250,500,1000,1500,2000,2500,3000,4000").split(",")]
+PORTS = {"intake": port(8111), "processing": port(8112), "metrics": port(8113)}
+STEP_SECONDS = knob("BENCH_STEP_SECONDS", 10.0, 1.0)
+RATES = [int(r) for r in knob("BENCH_RATES", "250,500,1000,1500,2000,2500,3000,4000", "250").split(",")]
+WARM_UP = knob("BENCH_WARM_UP_EVENTS", 300, 70)  # at 100 events/s, not reported
+BASELINE_EVENTS = knob("BENCH_BASELINE_EVENTS", 20_000, 700)
 TICK = 0.05
 COMMUNE = "14923"  # the sample dossiers' receiving unit
 REPORT = f"http://127.0.0.1:{PORTS['metrics']}/v1/reports/communes/{COMMUNE}"
@@ -176,7 +178,8 @@ def report(steps: list[Step], kafka: float, inserts: float, upserts: float) -> s
         + f"; highest peak RSS {max(max(s.rss.values()) for s in steps):,.0f} MiB (goal < 500 MiB per service).\n\n"
         + "Baselines in the same run, same stack, same events:\n\n"
         + table(["baseline", "events/s", "end to end / baseline"], [
-            ["aiokafka produce (acks=all) + consume, 20,000 events", f"{kafka:,.0f}", f"{sustained / kafka:.0%}"],
+            [f"aiokafka produce (acks=all) + consume, {BASELINE_EVENTS:,} events", f"{kafka:,.0f}",
+             f"{sustained / kafka:.0%}"],
             ["PyMongo bulk inserts (a document per dossier and batch)", f"{inserts:,.0f}", f"{sustained / inserts:.0%}"],
             [f"PyMongo bulk upserts by _id (first {UPSERT_EVENTS:,} events)", f"{upserts:,.0f}",
              f"{sustained / upserts:.0%}"],
@@ -193,8 +196,8 @@ async def main() -> None:
     pids = {name: p.pid for name, p in processes.items()}
     steps: list[Step] = []
     try:
-        print("warming up: 100 events/s for 3 s (not reported) …", flush=True)
-        warm = sample_events(300, first_sequence=0)
+        print(f"warming up: 100 events/s for {WARM_UP / 100:.1f} s (not reported) …", flush=True)
+        warm = sample_events(WARM_UP, first_sequence=0)
         await step(100, warm, reported(), pids)
         sent = len(warm) // 7 + 1
         for rate in RATES:
@@ -214,8 +217,8 @@ async def main() -> None:
 
     baseline = bench_settings("e2e-raw")
     await ensure_topics(baseline)
-    events = sample_events(20_000, first_sequence=900_000)
-    print("raw aiokafka produce + consume of 20,000 events …", flush=True)
+    events = sample_events(BASELINE_EVENTS, first_sequence=900_000)
+    print(f"raw aiokafka produce + consume of {BASELINE_EVENTS:,} events …", flush=True)
     kafka = await raw_kafka(baseline, events)
     print("raw PyMongo bulk inserts and upserts …", flush=True)
     inserts = await raw_baseline(baseline, events, upsert=False)
