@@ -168,7 +168,7 @@ def report(steps: list[Step], kafka: float, inserts: float, upserts: float) -> s
             for s in steps]
     return (
         f"Whole dossier lives (7 events each) posted through intake in an open loop, one batch every "
-        f"{TICK * 1000:.0f} ms, each rate for {STEP_SECONDS:.0f} s, until the p99 from intake's `202` to the report "
+        f"{TICK * 1000:.0f} ms, each rate for {STEP_SECONDS:g} s, until the p99 from intake's `202` to the report "
         "API counting the dossier passes 2 s. intake, processing and metrics (one instance each) share the "
         "machine with Kafka, FerretDB and the load generator.\n\n"
         + table(["target events/s", "reached", "p50 ms", "p99 ms", "lag at end",
@@ -203,7 +203,7 @@ async def main() -> None:
         for rate in RATES:
             events = sample_events(int(rate * STEP_SECONDS), first_sequence=sent)
             sent += len(events) // 7 + 1
-            print(f"{rate:,} events/s for {STEP_SECONDS:.0f} s …", flush=True)
+            print(f"{rate:,} events/s for {STEP_SECONDS:g} s …", flush=True)
             s = await step(rate, events, reported(), pids)
             steps.append(s)
             print(f"  reached {s.reached:,.0f}/s, p50 {s.p50 * 1000:,.0f} ms, p99 {s.p99 * 1000:,.0f} ms, "

@@ -129,7 +129,7 @@ async def main() -> None:
         "Events accepted per second (HTTP `202`, every event acknowledged by Kafka with acks=all) beside raw "
         "aiokafka producing the same records with the same producer settings to the same broker, with as many "
         "records awaited at once. The load generator (aiohttp) runs on the same 2 cores, so intake shares them "
-        f"with it and with Kafka. Medians of {ROUNDS} alternating rounds of {DURATION:.0f} s each.\n\n"
+        f"with it and with Kafka. Medians of {ROUNDS} alternating rounds of {DURATION:g} s each.\n\n"
         + table(["load", "intake events/s", "raw aiokafka events/s", "intake / raw", "goal"], rows)
         + f"\n\nSingle events at a fixed {RATE} requests/s (open loop, {len(latencies):,} requests): "
         f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (goal: p99 ≤ 50 ms).\n"
