@@ -14,9 +14,16 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
 HEADER = """# Benchmarks
 
-Each section is written by its benchmark (`make bench-…`), with the machine and the command.
-Figures from these shared 2-core machines are noisy: compare the ratios measured side by side
-in the same run, not absolute numbers across runs.
+Each section is written by its benchmark (`make bench-…`), with the machine, the command, the date
+and commit of the run; every ratio is to a baseline measured in that same run. Figures from these
+shared 2-core machines are noisy: compare the ratios measured side by side in the same run, not
+absolute numbers across runs.
+
+The benches are kept runnable: each runs on a fresh `make up` stack with that stack's own generated
+secrets and ports, read as the services read them (bench/harness.py), and `make test` runs every one
+of them once at `BENCH_SIZE=tiny` against the test stack, writing to a scratch file named by
+`BENCH_OUTPUT` (tests/integration/test_benchmarks.py, a couple of minutes for all): a bench that breaks
+fails the tests. Tiny figures never come here: without `BENCH_OUTPUT` a tiny run stops.
 """
 
 
