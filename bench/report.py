@@ -56,6 +56,9 @@ def destination() -> Path:
     return DOC
 
 
+OUTPUT = destination()  # at import: a tiny run without a destination stops before it measures anything
+
+
 def write_section(name: str, title: str, command: str, body: str) -> None:
     """The bench's section, dated, with the commit and the machine; its baselines come from the same run."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -67,7 +70,7 @@ def write_section(name: str, title: str, command: str, body: str) -> None:
         "Every baseline below was measured in this same run.\n\n"
         f"{body.strip()}\n<!-- /bench:{name} -->\n"
     )
-    doc = destination()
+    doc = OUTPUT
     text = doc.read_text() if doc.exists() else HEADER
     pattern = re.compile(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->\n", re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
