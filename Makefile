@@ -62,6 +62,8 @@ test-security: venv system
 test-faults: venv system
 	$(PY) -m pytest tests/faults
 
+# Each bench on the `make up` stack, with its own secrets; `BENCH_SIZE=tiny BENCH_OUTPUT=<file>` runs one in
+# seconds and writes there, not to docs/benchmarks.md (make test does: tests/integration/test_benchmarks.py).
 bench: bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e bench-reads bench-scaling bench-cpu
 
 bench-intake: up

@@ -24,16 +24,18 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.harness import AUTH, bench_settings, percentile, post, sample_events, session, start_service
+from bench.harness import AUTH, bench_settings, knob, percentile, port, post, sample_events, session, start_service
 from bench.processing import UPSERT_EVENTS, raw_baseline
 from bench.report import table, write_section
 from shared.kafka import STRUCTURED_HEADERS, client_options
 from shared.kafka_acls import prepare
 from shared.settings import ServiceSettings
 
-PORTS = {"intake": 8111, "processing": 8112, "metrics": 8113}
-STEP_SECONDS = float(os.environ.get("BENCH_STEP_SECONDS", "10"))
-RATES = [int(r) for r in os.environ.get("BENCH_RATES", "250,500,1000,1500,2000,2500,3000,4000").split(",")]
+PORTS = {"intake": port(8111), "processing": port(8112), "metrics": port(8113)}
+STEP_SECONDS = knob("BENCH_STEP_SECONDS", 10.0, 1.0)
+RATES = [int(r) for r in knob("BENCH_RATES", "250,500,1000,1500,2000,2500,3000,4000", "250").split(",")]
+WARM_UP = knob("BENCH_WARM_UP_EVENTS", 300, 70)  # at 100 events/s, not reported
+BASELINE_EVENTS = knob("BENCH_BASELINE_EVENTS", 20_000, 700)
 TICK = 0.05
 COMMUNE = "14923"  # the sample dossiers' receiving unit
 REPORT = f"http://127.0.0.1:{PORTS['metrics']}/v1/reports/communes/{COMMUNE}"
@@ -167,7 +169,7 @@ def report(steps: list[Step], kafka: float, inserts: float, upserts: float) -> s
             for s in steps]
     return (
         f"Whole dossier lives (7 events each) posted through intake in an open loop, one batch every "
-        f"{TICK * 1000:.0f} ms, each rate for {STEP_SECONDS:.0f} s, until the p99 from intake's `202` to the report "
+        f"{TICK * 1000:.0f} ms, each rate for {STEP_SECONDS:g} s, until the p99 from intake's `202` to the report "
         "API counting the dossier passes 2 s. intake, processing and metrics (one instance each) share the "
         "machine with Kafka, FerretDB and the load generator.\n\n"
         + table(["target events/s", "reached", "p50 ms", "p99 ms", "lag at end",
@@ -177,7 +179,8 @@ def report(steps: list[Step], kafka: float, inserts: float, upserts: float) -> s
         + f"; highest peak RSS {max(max(s.rss.values()) for s in steps):,.0f} MiB (goal < 500 MiB per service).\n\n"
         + "Baselines in the same run, same stack, same events:\n\n"
         + table(["baseline", "events/s", "end to end / baseline"], [
-            ["aiokafka produce (acks=all) + consume, 20,000 events", f"{kafka:,.0f}", f"{sustained / kafka:.0%}"],
+            [f"aiokafka produce (acks=all) + consume, {BASELINE_EVENTS:,} events", f"{kafka:,.0f}",
+             f"{sustained / kafka:.0%}"],
             ["PyMongo bulk inserts (a document per dossier and batch)", f"{inserts:,.0f}", f"{sustained / inserts:.0%}"],
             [f"PyMongo bulk upserts by _id (first {UPSERT_EVENTS:,} events)", f"{upserts:,.0f}",
              f"{sustained / upserts:.0%}"],
@@ -194,14 +197,14 @@ async def main() -> None:
     pids = {name: p.pid for name, p in processes.items()}
     steps: list[Step] = []
     try:
-        print("warming up: 100 events/s for 3 s (not reported) …", flush=True)
-        warm = sample_events(300, first_sequence=0)
+        print(f"warming up: 100 events/s for {WARM_UP / 100:.1f} s (not reported) …", flush=True)
+        warm = sample_events(WARM_UP, first_sequence=0)
         await step(100, warm, reported(), pids)
         sent = len(warm) // 7 + 1
         for rate in RATES:
             events = sample_events(int(rate * STEP_SECONDS), first_sequence=sent)
             sent += len(events) // 7 + 1
-            print(f"{rate:,} events/s for {STEP_SECONDS:.0f} s …", flush=True)
+            print(f"{rate:,} events/s for {STEP_SECONDS:g} s …", flush=True)
             s = await step(rate, events, reported(), pids)
             steps.append(s)
             print(f"  reached {s.reached:,.0f}/s, p50 {s.p50 * 1000:,.0f} ms, p99 {s.p99 * 1000:,.0f} ms, "
@@ -215,8 +218,8 @@ async def main() -> None:
 
     baseline = bench_settings("e2e-raw")
     await prepare(baseline)
-    events = sample_events(20_000, first_sequence=900_000)
-    print("raw aiokafka produce + consume of 20,000 events …", flush=True)
+    events = sample_events(BASELINE_EVENTS, first_sequence=900_000)
+    print(f"raw aiokafka produce + consume of {BASELINE_EVENTS:,} events …", flush=True)
     kafka = await raw_kafka(baseline, events)
     print("raw PyMongo bulk inserts and upserts …", flush=True)
     inserts = await raw_baseline(baseline, events, upsert=False)

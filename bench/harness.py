@@ -1,4 +1,11 @@
-"""What the benchmarks share: services of their own on the running stack, load, percentiles."""
+"""What the benchmarks share: the stack they run on, their size, services of their own, load, percentiles.
+
+Every bench reads the stack as the services do (services.sh): DOSSIER_* variables for where Kafka,
+FerretDB and Kannel listen, and the stack's generated secrets from DOSSIER_SECRETS_DIR, by default the
+`make up` stack's (.local/secrets, or DOSSIER_STACK_DIR/secrets). BENCH_SIZE=tiny runs every bench in
+seconds (what `make test` does, tests/integration/test_benchmarks.py); BENCH_PORT_OFFSET moves the
+ports of the services a bench starts, so that benches on two stacks of one machine do not meet.
+"""
 
 import json
 import os
@@ -8,8 +15,9 @@ import sys
 import time
 import uuid
 from datetime import datetime, timedelta
-
 from pathlib import Path
+from typing import TypeVar
+
 
 import aiohttp
 import httpx
@@ -19,13 +27,43 @@ from shared.auth import key_hash
 from shared.kafka_acls import ADMIN, as_user, password_file
 from shared.settings import ServiceSettings
 
+ROOT = Path(__file__).resolve().parents[1]
+STACK_DIR = Path(os.environ.get("DOSSIER_STACK_DIR") or ROOT / ".local")
+# As services.sh starts the services: the local stack's own secrets (made by `make up`), none left empty.
+os.environ.setdefault("DOSSIER_SECRETS_DIR", str(STACK_DIR / "secrets"))
+os.environ.setdefault("DOSSIER_ENVIRONMENT", "local")
+
+SIZE = os.environ.get("BENCH_SIZE", "full")
+if SIZE not in ("full", "tiny"):
+    raise SystemExit(f"BENCH_SIZE={SIZE}: full (the default) or tiny")
+Number = TypeVar("Number", int, float, str)
+PORT_OFFSET = int(os.environ.get("BENCH_PORT_OFFSET", "0"))
+
+
+def knob(name: str, full: Number, tiny: Number) -> Number:
+    """A bench's count: the variable `name` when set, else `full` or, with BENCH_SIZE=tiny, `tiny`."""
+    value = os.environ.get(name)
+    return type(full)(value) if value is not None else tiny if SIZE == "tiny" else full
+
+
+def port(default: int) -> int:
+    """The port of a service a bench starts, moved by BENCH_PORT_OFFSET."""
+    return default + PORT_OFFSET
+
+
 KEY = uuid.uuid4().hex
 AUTH = {"authorization": f"Bearer {KEY}"}  # the services the benches start take it (intake, the report API)
-DURATION = float(os.environ.get("BENCH_SECONDS", "5"))
+DURATION = knob("BENCH_SECONDS", 5.0, 0.5)
 # The running stack's secrets: the benches make their topics and grants as Kafka's admin, and the
 # services they start log in as their own users (docs/security.md, finding 12).
-SECRETS = Path(os.environ.get("DOSSIER_STACK_DIR", Path(__file__).resolve().parents[1] / ".local")) / "secrets"
+SECRETS = Path(os.environ["DOSSIER_SECRETS_DIR"])
 KAFKA_ADMIN = {"kafka_username": ADMIN, "kafka_password_file": password_file(SECRETS, ADMIN)}
+
+
+def stack_settings(**update: object) -> ServiceSettings:
+    """The stack the bench runs on, as its services see it (DOSSIER_* variables and secret files), with
+    Kafka's admin login."""
+    return ServiceSettings(environment="local", **KAFKA_ADMIN).model_copy(update=update)
 
 
 def bench_settings(name: str) -> ServiceSettings:
@@ -53,6 +91,8 @@ def start_service(name: str, settings: ServiceSettings, port: int, ready_within:
     } | as_user(name, SECRETS)
     process = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=os.environ | variables | env)
     for _ in range(int(ready_within / 0.2)):
+        if process.poll() is not None:
+            raise SystemExit(f"{name} exited with {process.returncode} before it was ready")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                 return process

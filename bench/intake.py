@@ -13,15 +13,17 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from bench.harness import DURATION, KAFKA_ADMIN, percentile, post, sample_events, session, start_service
+from bench.harness import DURATION, knob, percentile, port, post, sample_events, session, stack_settings, start_service
 from bench.report import table, write_section
 from shared.kafka import STRUCTURED_HEADERS, client_options
 from shared.kafka_acls import prepare
 from shared.settings import ServiceSettings
 
-PORT = 8101
+PORT = port(8101)
 TOPIC = "bench-dossier-events"
-ROUNDS = 3
+ROUNDS = knob("BENCH_INTAKE_ROUNDS", 3, 1)
+EVENTS = knob("BENCH_INTAKE_EVENTS", 10_000, 1_000)
+RATE = knob("BENCH_INTAKE_RATE", 300, 100)  # single events a second, for the latency
 
 
 async def intake_throughput(bodies: list[bytes], content_type: str, per_body: int, concurrency: int) -> float:
@@ -94,9 +96,9 @@ async def fixed_rate_latency(bodies: list[bytes], rate: float) -> list[float]:
 
 
 async def main() -> None:
-    settings = ServiceSettings(**KAFKA_ADMIN).model_copy(update={"topic_events": TOPIC})
+    settings = stack_settings(topic_events=TOPIC)
     await prepare(settings)
-    events = sample_events(10_000)
+    events = sample_events(EVENTS)
     singles = [orjson.dumps(e) for e in events]
     batches = [orjson.dumps(events[i : i + 100]) for i in range(0, len(events), 100)]
     records = [(e["subject"].encode(), s) for e, s in zip(events, singles, strict=True)]
@@ -111,8 +113,8 @@ async def main() -> None:
             batched.append(await intake_throughput(batches, "application/cloudevents-batch+json", 100, concurrency=4))
             raw_single.append(await raw_throughput(settings, records, 1, concurrency=16))
             single.append(await intake_throughput(singles, "application/cloudevents+json", 1, concurrency=16))
-        print("intake, single events at 300 requests/s …", flush=True)
-        latencies = await fixed_rate_latency(singles, 300)
+        print(f"intake, single events at {RATE} requests/s …", flush=True)
+        latencies = await fixed_rate_latency(singles, RATE)
     finally:
         intake.terminate()
         intake.wait()
@@ -128,9 +130,9 @@ async def main() -> None:
         "Events accepted per second (HTTP `202`, every event acknowledged by Kafka with acks=all) beside raw "
         "aiokafka producing the same records with the same producer settings to the same broker, with as many "
         "records awaited at once. The load generator (aiohttp) runs on the same 2 cores, so intake shares them "
-        f"with it and with Kafka. Medians of {ROUNDS} alternating rounds of {DURATION:.0f} s each.\n\n"
+        f"with it and with Kafka. Medians of {ROUNDS} alternating rounds of {DURATION:g} s each.\n\n"
         + table(["load", "intake events/s", "raw aiokafka events/s", "intake / raw", "goal"], rows)
-        + f"\n\nSingle events at a fixed 300 requests/s (open loop, {len(latencies):,} requests): "
+        + f"\n\nSingle events at a fixed {RATE} requests/s (open loop, {len(latencies):,} requests): "
         f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (goal: p99 ≤ 50 ms).\n"
     )
     print(body)

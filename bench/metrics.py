@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 import httpx
 from pymongo import AsyncMongoClient
 
-from bench.harness import AUTH, bench_settings, percentile, start_service
+from bench.harness import AUTH, bench_settings, knob, percentile, port, start_service
 from bench.report import table, write_section
 from tests.fixtures.sample import VN, event
 from services.metrics.exposition import render
@@ -38,12 +38,15 @@ from shared.contracts import StatusChanged, status_changed, status_of
 CAL = WorkingCalendar.load()
 PROVINCE = "38"
 BUSY = "14923"  # Xã Bá Thước
-DOSSIERS = int(os.environ.get("BENCH_METRICS_DOSSIERS", "500000"))
-BUSY_PER_QUARTER = 13_000
-OPEN_DOSSIERS = int(os.environ.get("BENCH_METRICS_OPEN", "100000"))
+DOSSIERS = knob("BENCH_METRICS_DOSSIERS", 500_000, 2_000)
+BUSY_PER_QUARTER = knob("BENCH_METRICS_BUSY", 13_000, 100)
+OPEN_DOSSIERS = knob("BENCH_METRICS_OPEN", 100_000, 500)
+# The service loaded from FerretDB: a dossier in every commune (of so many) × sector × channel × kind.
+SERVICE_COMMUNES = knob("BENCH_METRICS_SERVICE_COMMUNES", 166, 3)
+REQUESTS = knob("BENCH_METRICS_REQUESTS", 50, 5)
 SECTORS = [f"S{n:02d}" for n in range(25)]
 KINDS = ("plain", "supplement", "withdrawn", "open")
-METRICS_PORT = 8103
+METRICS_PORT = port(8103)
 
 
 def life(code: str, received: datetime, kind: str, channel: str, days: float = 3) -> list:
@@ -170,7 +173,7 @@ def clock_scale() -> list[list[object]]:
     now = datetime(2025, 10, 1, 8, tzinfo=VN)
     slots = 20 * 24 * 6  # 10-minute receipt slots
     lives = {}
-    for slot in range(slots):
+    for slot in range(min(slots, OPEN_DOSSIERS)):
         received = now - timedelta(days=20) + timedelta(minutes=10 * slot)
         lives[slot] = status_data(life(f"000.00.38.H56-{received:%y%m%d}-0001", received, "open", "direct", days=10))
     for n in range(OPEN_DOSSIERS):
@@ -229,7 +232,7 @@ async def service_scale() -> list[list[object]]:
     """The real service loaded from FerretDB: a dossier in every commune × sector × channel × kind."""
     settings = bench_settings("metrics")
     await prepare(settings)
-    communes = [c.code for c in communes_of_province(PROVINCE)]
+    communes = [c.code for c in communes_of_province(PROVINCE)][:SERVICE_COMMUNES]
     docs = await store_everywhere(settings, communes)
     started = time.perf_counter()
     process = start_service("metrics", settings, METRICS_PORT)
@@ -239,12 +242,12 @@ async def service_scale() -> list[list[object]]:
         with httpx.Client(base_url=url, timeout=30, headers=AUTH) as client:
             client.get("/metrics")
             scrapes = []
-            for _ in range(50):
+            for _ in range(REQUESTS):
                 t = time.perf_counter()
                 body = client.get("/metrics").content
                 scrapes.append(time.perf_counter() - t)
             reports = []
-            for _ in range(20):
+            for _ in range(max(1, REQUESTS * 2 // 5)):
                 t = time.perf_counter()
                 client.get(f"/v1/reports/communes/{BUSY}", params={"from": "2025-01-01", "to": "2025-12-31"})
                 reports.append(time.perf_counter() - t)
@@ -263,9 +266,9 @@ async def service_scale() -> list[list[object]]:
         [f"service start, {len(docs):,} dossiers in FerretDB", "1 run", f"{startup:.1f} s",
          f"{len(docs) / startup:,.0f} dossiers/s read and applied until /readyz"],
         [f"GET /metrics, {len(communes)} communes × 25 sectors ({series:,} series, {len(body) / 2**20:.1f} MiB)",
-         "50 scrapes", f"p50 {1000 * p50:.1f} ms, p99 {1000 * p99:.1f} ms",
+         f"{REQUESTS} scrapes", f"p50 {1000 * p50:.1f} ms, p99 {1000 * p99:.1f} ms",
          f"rendering at scrape time instead: {1000 * live_s:.0f} ms = **{live_s / p50:.0f}×** (goal < 200 ms)"],
-        ["GET /v1/reports/communes (a year, 100 dossiers)", "20 requests",
+        ["GET /v1/reports/communes (a year, 100 dossiers)", f"{len(reports)} requests",
          f"p50 {1000 * statistics.median(reports):.1f} ms", ""],
     ]
 

@@ -9,27 +9,44 @@ the first status event to the last message `delivered`.
 import asyncio
 import os
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 import aiohttp
-import orjson
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
-from bench.harness import bench_settings, start_service
+from bench.harness import bench_settings, knob, port, start_service
 from bench.report import table, write_section
-from tests.fixtures.sample import VN, dossier_code
+from services.notifications.settings import NotificationsSettings
+from shared.calendar import WorkingCalendar
+from shared.contracts import status_changed, status_of
+from shared.dossier import fold
+from shared.events import parse_event
 from shared.kafka import STRUCTURED_HEADERS, client_options
 from shared.kafka_acls import prepare
+from tests.fixtures.sample import VN, dossier_code, event
 
-MESSAGES = int(os.environ.get("BENCH_SMS", "1000"))
+MESSAGES = knob("BENCH_SMS", 1000, 20)
+DEADLINE = knob("BENCH_SMS_DEADLINE", 600.0, 60.0)  # seconds for every message to be delivered
+CAL = WorkingCalendar.load()
+# Kannel's sendsms port as deploy/local/common.sh reads it, its user and password as the service reads them
+# (the stack's generated secret).
 KANNEL = f"http://127.0.0.1:{os.environ.get('DOSSIER_KANNEL_SENDSMS_PORT', '13013')}/cgi-bin/sendsms"
-PORT = 8104
+PORT = port(8104)
+
+
+def kannel_user() -> tuple[str, str]:
+    settings = NotificationsSettings(environment="local")
+    password = settings.notifications_kannel_password.get_secret_value()
+    if not password:
+        raise SystemExit("no Kannel password: DOSSIER_SECRETS_DIR names no stack's secrets (`make up` makes them)")
+    return settings.notifications_kannel_username, password
 
 
 async def kannel_direct(n: int) -> float:
     """Kannel's sendsms driven directly, 20 requests in flight; returns messages per second."""
-    params = {"username": "dossier", "password": "dossier", "from": "UBND-XA", "to": "+84912345678",
+    username, password = kannel_user()
+    params = {"username": username, "password": password, "from": "UBND-XA", "to": "+84912345678",
               "text": "Ho so 000.00.38.H56-250701-0001 da duoc tiep nhan.", "dlr-mask": "0"}
     started = time.perf_counter()
     async with aiohttp.ClientSession() as http:
@@ -43,15 +60,14 @@ async def kannel_direct(n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def status_event(n: int) -> dict:
+def status_record(n: int) -> tuple[bytes, bytes]:
+    """Processing's status record of a new dossier (its receipt folded), the applicant opted in to SMS:
+    the record's key and value."""
     code = dossier_code(datetime.now(VN), sequence=n)
-    now = datetime.now(UTC).isoformat()
-    new = {"state": "processing", "due_at": now, "timeliness": None, "appointment_at": now, "open_state": "within_deadline"}
-    return {"specversion": "1.0", "id": f"bench-{n}", "source": "urn:dossier-tracker:processing",
-            "type": "dossier.status_changed", "subject": code, "time": now, "datacontenttype": "application/json",
-            "data": {"dossier_code": code, "commune_code": "14923", "sector": "HT", "old": None, "new": new,
-                     "cause": {"id": f"r{n}", "type": "dossier.received"}, "missing": None,
-                     "applicant": {"phone": f"09{n:08d}", "sms_opt_in": True}}}
+    applicant = {"name": "Nguyễn Văn An", "phone": f"09{n:08d}", "sms_opt_in": True}
+    folded = fold([parse_event(event("dossier.received", code, datetime.now(VN), applicant=applicant))], CAL)
+    record = status_changed(folded.dossier, None, status_of(folded.dossier, CAL), folded.timeline, 1)
+    return code.encode(), record.to_bytes()
 
 
 async def ours(n: int) -> tuple[float, dict]:
@@ -70,14 +86,13 @@ async def ours(n: int) -> tuple[float, dict]:
     try:
         started = time.perf_counter()
         for i in range(n):
-            e = status_event(i)
-            await producer.send(settings.topic_status, orjson.dumps(e), key=e["subject"].encode(),
-                                headers=STRUCTURED_HEADERS)
+            key, value = status_record(i)
+            await producer.send(settings.topic_status, value, key=key, headers=STRUCTURED_HEADERS)
         await producer.flush()
         while (done := await moves.count_documents({"status": "delivered"})) < n:
             await asyncio.sleep(0.5)
-            if time.perf_counter() - started > 600:
-                raise SystemExit(f"only {done} of {n} delivered in 10 minutes")
+            if time.perf_counter() - started > DEADLINE or process.poll() is not None:
+                raise SystemExit(f"only {done} of {n} delivered in {time.perf_counter() - started:.0f} s")
         elapsed = time.perf_counter() - started
         statuses = {s: await moves.count_documents({"status": s}) for s in ("sending", "sent", "delivered", "failed")}
     finally:

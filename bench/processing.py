@@ -7,7 +7,6 @@ Runs processing and intake of its own, on topics and a database of its own, on t
 """
 
 import asyncio
-import os
 import time
 from collections import defaultdict
 
@@ -16,16 +15,17 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient, InsertOne, UpdateOne
 
-from bench.harness import DURATION, bench_settings, percentile, post, sample_events, session, start_service
+from bench.harness import DURATION, bench_settings, knob, percentile, port, post, sample_events, session, start_service
 from bench.report import table, write_section
 from shared.kafka import STRUCTURED_HEADERS, client_options
 from shared.kafka_acls import prepare
 from shared.settings import ServiceSettings
 
-PROCESSING_PORT, INTAKE_PORT = 8102, 8101
-REPLAY_EVENTS = int(os.environ.get("BENCH_REPLAY_EVENTS", "21000"))
+PROCESSING_PORT, INTAKE_PORT = port(8102), port(8101)
+REPLAY_EVENTS = knob("BENCH_REPLAY_EVENTS", 21_000, 700)
 # FerretDB's SQLite backend scans the collection on every update: the upsert baseline gets a subset.
-UPSERT_EVENTS = int(os.environ.get("BENCH_UPSERT_EVENTS", "3500"))
+UPSERT_EVENTS = knob("BENCH_UPSERT_EVENTS", 3_500, 140)
+RATE = knob("BENCH_PROCESSING_RATE", 500, 200)  # events a second, end to end
 BATCH = 500
 
 
@@ -151,8 +151,8 @@ async def main() -> None:
     processing = start_service("processing", latency_settings, PROCESSING_PORT)
     intake = start_service("intake", latency_settings, INTAKE_PORT)
     try:
-        print("end to end at 500 events/s …", flush=True)
-        latencies = await end_to_end(latency_settings, 500)
+        print(f"end to end at {RATE} events/s …", flush=True)
+        latencies = await end_to_end(latency_settings, RATE)
     finally:
         for process in (intake, processing):
             process.terminate()
@@ -174,7 +174,8 @@ async def main() -> None:
                 ["baseline: plain bulk upserts by _id", f"{upserts:,.0f}", f"{replayed / upserts:.0%}"],
             ],
         )
-        + f"\n\nEnd to end at 500 events/s (open loop, {len(latencies):,} new dossiers through intake): from intake's "
+        + f"\n\nEnd to end at {RATE} events/s (open loop, {len(latencies):,} new dossiers through intake): "
+        "from intake's "
         f"`202` to the dossier's status event, published after its state is written: p50 {p50:.0f} ms, "
         f"p99 {p99:.0f} ms (goal: p99 ≤ 1 s).\n"
     )

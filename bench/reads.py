@@ -13,7 +13,6 @@ takes minutes). Then, with services of its own started fresh (nothing cached, as
 """
 
 import asyncio
-import os
 import random
 import shutil
 import sqlite3
@@ -30,8 +29,8 @@ import orjson
 from pymongo import AsyncMongoClient
 
 from bench.end_to_end import PORTS as E2E_PORTS
-from bench.end_to_end import reported, step, usage
-from bench.harness import KAFKA_ADMIN, KEY, bench_settings, percentile, sample_events, start_service
+from bench.end_to_end import WARM_UP, reported, step, usage
+from bench.harness import KAFKA_ADMIN, KEY, ROOT, STACK_DIR, bench_settings, knob, percentile, port, sample_events, start_service
 from bench.processing import consumed, prefill
 from bench.report import table, write_section
 from tests.fixtures.sample import VN, dossier_code, event
@@ -46,13 +45,14 @@ from shared.kafka_acls import prepare
 from shared.mongo import Chain, insert_new, pack
 from shared.settings import ServiceSettings
 
-ROOT = Path(__file__).resolve().parents[1]
-DATABASE = os.environ.get("BENCH_READS_DATABASE", "bench_reads")
-TOTAL = int(os.environ.get("BENCH_READS_DOSSIERS", "500000"))
-SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
-REPLAY_DOSSIERS = int(os.environ.get("BENCH_REPLAY_DOSSIERS", "6000"))
-PORTS = {"processing": 8122, "notifications": 8124, "signature": 8125}
-UNPATCHED_PORT = 27018
+# Kept between full runs (storing it takes minutes); a tiny run stores a few hundred in a database of its own.
+DATABASE = knob("BENCH_READS_DATABASE", "bench_reads", f"bench_reads_tiny_{uuid.uuid4().hex[:6]}")
+TOTAL = knob("BENCH_READS_DOSSIERS", 500_000, 400)
+SECONDS = knob("BENCH_SECONDS", 10.0, 0.3)
+REPLAY_DOSSIERS = knob("BENCH_REPLAY_DOSSIERS", 6000, 20)
+RATE = knob("BENCH_READS_RATE", 500, 200)  # events a second through the pipeline while clients look up
+PORTS = {"processing": port(8122), "notifications": port(8124), "signature": port(8125)}
+UNPATCHED_PORT, UNPATCHED_DEBUG_PORT = port(27018), port(18089)
 KEYS = f'[{{"name": "bench", "key_sha256": "{key_hash(KEY)}", "sources": ["*"]}}]'
 CHUNK = 2_000
 TEMPLATE = "999.99.99.Z99-250701-9999"
@@ -236,11 +236,11 @@ async def measure(settings: ServiceSettings, stored: int) -> tuple[Measured, dic
 
 def unpatched_copy(database: str) -> tuple[subprocess.Popen, Path]:
     """FerretDB as released, on an online copy (SQLite's backup) of the benchmark's database file."""
-    place = ROOT / ".local" / "bench-unpatched"
+    place = STACK_DIR / f"bench-unpatched-{database}"
     shutil.rmtree(place, ignore_errors=True)
     (place / "data").mkdir(parents=True)
     (place / "state").mkdir()
-    source = sqlite3.connect(ROOT / ".local" / "data" / "ferretdb" / f"{database}.sqlite")
+    source = sqlite3.connect(STACK_DIR / "data" / "ferretdb" / f"{database}.sqlite")
     target = sqlite3.connect(place / "data" / f"{database}.sqlite")
     source.backup(target)
     source.close()
@@ -249,7 +249,7 @@ def unpatched_copy(database: str) -> tuple[subprocess.Popen, Path]:
     process = subprocess.Popen(
         [str(ROOT / ".local/bin/ferretdb-unpatched"), "--handler=sqlite", f"--sqlite-url=file:{place / 'data'}/",
          f"--state-dir={place / 'state'}", f"--listen-addr=127.0.0.1:{UNPATCHED_PORT}",
-         "--debug-addr=127.0.0.1:18089", "--telemetry=disable", "--log-level=WARN"],
+         f"--debug-addr=127.0.0.1:{UNPATCHED_DEBUG_PORT}", "--telemetry=disable", "--log-level=WARN"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(2)
     return process, place
@@ -300,7 +300,7 @@ async def replay_rate(settings: ServiceSettings, events: list[dict]) -> tuple[fl
 
 
 async def while_looking_up(settings: ServiceSettings, stored: int) -> tuple[float, float]:
-    """bench-e2e's pipeline at 500 events/s for SECONDS while 50 clients look dossiers up: its p50/p99."""
+    """bench-e2e's pipeline at RATE events/s for SECONDS while 50 clients look dossiers up: its p50/p99."""
     pipeline = bench_settings("reads-e2e")
     await prepare(pipeline)
     processes = {"processing": start_service("processing", pipeline, E2E_PORTS["processing"]),
@@ -309,13 +309,14 @@ async def while_looking_up(settings: ServiceSettings, stored: int) -> tuple[floa
     lookups = start_lookups(settings)
     try:
         pids = {name: p.pid for name, p in processes.items()}
-        await step(100, sample_events(300), reported(), pids)  # warm-up
-        events = sample_events(int(500 * SECONDS), first_sequence=100)
+        await step(100, sample_events(WARM_UP), reported(), pids)  # warm-up
+        events = sample_events(int(RATE * SECONDS), first_sequence=100)
         kinds = ("dossier", "sms", "documents")
         rng = random.Random(500)
         load = asyncio.gather(*(look_up(kind, 50 // len(kinds) + (kind == "dossier") * (50 % len(kinds)),
-                                        rng.sample(range(stored), min(stored, 100_000)), SECONDS + 5) for kind in kinds))
-        result = await step(500, events, reported(), pids)
+                                        rng.sample(range(stored), min(stored, 100_000)), SECONDS + min(5.0, SECONDS))
+                                for kind in kinds))
+        result = await step(RATE, events, reported(), pids)
         await load
         return result.p50, result.p99
     finally:
@@ -339,7 +340,7 @@ def report(small: dict, large: dict, released: dict, peaks: dict, took: float, f
         f"A province-year stored: {TOTAL:,} dossiers (9 events each, 2 SMS with their moves, a signed result's "
         f"records), in the documents the services write, in a database of the benchmark's own (stored in "
         f"{took:,.0f} s, kept for the next run). Lookups of random dossiers by clients back to back for "
-        f"{SECONDS:.0f} s, through each service's HTTP API, the services just started (nothing cached).\n\n"
+        f"{SECONDS:g} s, through each service's HTTP API, the services just started (nothing cached).\n\n"
         + table(["lookup", "clients", "dossiers", f"p50 ms at {first:,}", f"p99 ms at {first:,}",
                  f"p50 ms at {TOTAL:,}", f"p99 ms at {TOTAL:,}", "p99 growth ×10 dossiers"], rows)
         + "\n\n*first*: dossiers never looked up before; *again*: the same dossiers once more, as an operator "
@@ -351,7 +352,7 @@ def report(small: dict, large: dict, released: dict, peaks: dict, took: float, f
         + table(["lookup", "released ms", "patched p50 ms", "released / patched"],
                 [[kind, f"{released[kind] * 1000:,.0f}", ms(small[kind, 1, "first"].p50),
                   f"{released[kind] / small[kind, 1, 'first'].p50:,.0f}×"] for kind in released])
-        + f"\n\nEnd to end at 500 events/s (bench-e2e's pipeline, from intake's `202` to the report API) while 50 "
+        + f"\n\nEnd to end at {RATE} events/s (bench-e2e's pipeline, from intake's `202` to the report API) while 50 "
         f"clients look dossiers up: p50 {ms(e2e_p50)} ms, **p99 {ms(e2e_p99)} ms** (goal ≤ 1 s).\n\n"
         + f"Processing restarted with the province stored, replaying {replayed:,} events it had applied "
         f"(spread over the province, none cached): **{again:,.0f} events/s**; on the same number of events of new "
@@ -380,7 +381,7 @@ async def main() -> None:
         took += await store_province(db, TOTAL)
         print(f"lookups with {TOTAL:,} dossiers stored, services just started:", flush=True)
         large, peaks = await measure(settings, TOTAL)
-        print("end to end at 500 events/s while 50 clients look up …", flush=True)
+        print(f"end to end at {RATE} events/s while 50 clients look up …", flush=True)
         e2e_p50, e2e_p99 = await while_looking_up(settings, TOTAL)
         print(f"  p50 {e2e_p50 * 1000:,.0f} ms, p99 {e2e_p99 * 1000:,.0f} ms", flush=True)
         replayed = [e for n in range(REPLAY_DOSSIERS) for e in life(code_of(n * (TOTAL // REPLAY_DOSSIERS)),

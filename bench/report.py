@@ -1,4 +1,5 @@
-"""Benchmarks write their results into docs/benchmarks.md, one section each, keeping the others."""
+"""Benchmarks write their results into docs/benchmarks.md, one section each, keeping the others:
+or into the file BENCH_OUTPUT names (a scratch file: `make test` runs each bench at BENCH_SIZE=tiny)."""
 
 import os
 import platform
@@ -7,12 +8,22 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+from bench.harness import SIZE
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "benchmarks.md"
 HEADER = """# Benchmarks
 
-Each section is written by its benchmark (`make bench-…`), with the machine and the command.
-Figures from these shared 2-core machines are noisy: compare the ratios measured side by side
-in the same run, not absolute numbers across runs.
+Each section is written by its benchmark (`make bench-…`), with the machine, the command, the date
+and commit of the run; every ratio is to a baseline measured in that same run. Figures from these
+shared 2-core machines are noisy: compare the ratios measured side by side in the same run, not
+absolute numbers across runs.
+
+The benches are kept runnable: each runs on a fresh `make up` stack with that stack's own generated
+secrets and ports, read as the services read them (bench/harness.py), and `make test` runs every one
+of them once at `BENCH_SIZE=tiny` against the test stack, writing to a scratch file named by
+`BENCH_OUTPUT` (tests/integration/test_benchmarks.py, a couple of minutes for all): a bench that breaks
+fails the tests. Tiny figures never come here: without `BENCH_OUTPUT` a tiny run stops.
 """
 
 
@@ -35,16 +46,34 @@ def table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
+def destination() -> Path:
+    """Where sections go: BENCH_OUTPUT, else docs/benchmarks.md, which takes full-size figures only."""
+    chosen = os.environ.get("BENCH_OUTPUT")
+    if chosen:
+        return Path(chosen).resolve()
+    if SIZE != "full":
+        raise SystemExit(f"BENCH_SIZE={SIZE}: figures of this size do not go to docs/benchmarks.md; set BENCH_OUTPUT")
+    return DOC
+
+
+OUTPUT = destination()  # at import: a tiny run without a destination stops before it measures anything
+
+
 def write_section(name: str, title: str, command: str, body: str) -> None:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    """The bench's section, dated, with the commit and the machine; its baselines come from the same run."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=ROOT).stdout.strip()
+    size = "" if SIZE == "full" else f" (BENCH_SIZE={SIZE}: a check that the bench runs, not a measure)"
     section = (
         f"<!-- bench:{name} -->\n## {title}\n\n"
-        f"`{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit or '-'}; {machine()}.\n\n"
+        f"`{command}`{size} on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit or '-'}; {machine()}. "
+        "Every baseline below was measured in this same run.\n\n"
         f"{body.strip()}\n<!-- /bench:{name} -->\n"
     )
-    text = DOC.read_text() if DOC.exists() else HEADER
+    doc = OUTPUT
+    text = doc.read_text() if doc.exists() else HEADER
     pattern = re.compile(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->\n", re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text(text)
-    print(f"\nwritten to {DOC.relative_to(DOC.parents[1])}")
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)
+    print(f"\nwritten to {doc.relative_to(ROOT) if doc.is_relative_to(ROOT) else doc}")

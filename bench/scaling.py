@@ -15,7 +15,6 @@
 
 import asyncio
 import gc
-import os
 import statistics
 import time
 from datetime import date, datetime, timedelta
@@ -26,7 +25,7 @@ import orjson
 import yaml
 from aiokafka import AIOKafkaProducer
 
-from bench.harness import AUTH, bench_settings, percentile, start_service
+from bench.harness import AUTH, bench_settings, knob, percentile, port, start_service
 from bench.metrics import CAL, SECTORS, life, rss_mib, status_data, status_record
 from bench.report import table, write_section
 from services.metrics.figures import Figures
@@ -39,7 +38,7 @@ from tests.fixtures.sample import VN
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARDS = ROOT / "deploy" / "kubernetes" / "dossier-tracker" / "values-country.yaml"
-PROVINCE_YEAR = int(os.environ.get("BENCH_SCALING_PROVINCE_YEAR", "500000"))
+PROVINCE_YEAR = knob("BENCH_SCALING_PROVINCE_YEAR", 500_000, 1_825)
 YEARS = 5
 HORIZON_QUARTERS = 8
 # The national volume assumed: 3,000 dossiers a commune a year, three times that in Hà Nội and Hồ Chí
@@ -48,8 +47,10 @@ PER_COMMUNE = 3000
 BUSIEST = {"01", "79"}
 EVENTS_PER_DOSSIER = 6
 PEAK_FACTOR = 3
-FRACTION = float(os.environ.get("BENCH_SCALING_FRACTION", "0.02"))
-PORT = 8113
+FRACTION = knob("BENCH_SCALING_FRACTION", 0.02, 0.0002)
+# The shards of values-country.yaml measured beside the whole country, in the file's order (all of them by default).
+SHARD_COUNT = knob("BENCH_SCALING_SHARDS", 1_000, 1)
+PORT = port(8113)
 
 
 # -- 1. a province over five years ------------------------------------------------------------------
@@ -228,7 +229,7 @@ def country() -> tuple[list[list[object]], str]:
     owned = {}
     for commune, count in per_commune.items():
         owned[province_of[commune]] = owned.get(province_of[commune], 0) + count
-    shards = yaml.safe_load(SHARDS.read_text())["metrics"]["shards"]
+    shards = yaml.safe_load(SHARDS.read_text())["metrics"]["shards"][:SHARD_COUNT]
     rows = [replica_figures(settings, "whole", [], len(records), len(records))]
     print(rows[-1])
     for shard in shards:

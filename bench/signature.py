@@ -12,11 +12,12 @@ from pyhanko.pdf_utils.writer import PdfFileWriter
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
+from bench.harness import knob
 from bench.report import table, write_section
 from services.signature.verify import verify
 from tests.fixtures.pki import Party, sign
 
-ROUNDS = int(os.environ.get("BENCH_SIGNATURE_ROUNDS", "200"))
+ROUNDS = knob("BENCH_SIGNATURE_ROUNDS", 200, 3)
 
 
 def result_pdf(size: int = 200 * 1024) -> bytes:
