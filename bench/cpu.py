@@ -108,10 +108,12 @@ def measure(tree: Path, events: int) -> dict[str, float]:
 
 
 def main() -> None:
+    from bench.harness import knob
+
     parser = argparse.ArgumentParser(prog="python -m bench.cpu")
     parser.add_argument("--baseline", default=BASELINE)
-    parser.add_argument("--events", type=int, default=14_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--events", type=int, default=knob("BENCH_CPU_EVENTS", 14_000, 140))
+    parser.add_argument("--rounds", type=int, default=knob("BENCH_CPU_ROUNDS", 3, 1))
     args = parser.parse_args()
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory() as scratch:

@@ -14,7 +14,8 @@ from tests.integration.conftest import ROOT, SECRETS, SLOT, STACK_ENV, Stack
 
 # bench module -> the section it writes (bench/report.py:write_section)
 BENCHES = {"intake": "intake", "processing": "processing", "metrics": "metrics", "notifications": "notifications",
-           "signature": "signature", "end_to_end": "end-to-end", "reads": "reads", "scaling": "scaling"}
+           "signature": "signature", "end_to_end": "end-to-end", "reads": "reads", "scaling": "scaling",
+           "cpu": "cpu"}
 DATED = re.compile(r"on \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC, commit \w+")
 
 
