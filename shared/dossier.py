@@ -9,7 +9,8 @@ A dossier belongs to the source of the first receipt that arrived (docs/security
 any other source are rejected as `foreign source`, unless intake marked them as a contributor's
 step (`intakecontributor`: a payment gateway's payment, the portal's rating; never a receipt). So
 another system's key cannot replace the applicant with a back-dated receipt, nor withdraw or stop
-the dossier.
+the dossier. A step intake inferred from the national portal's sync format (`intakeinferred`: dated by its
+arrival, or implied by a later state) that cannot apply is left out, not rejected (docs/dvcqg.md).
 """
 
 from collections.abc import Iterable
@@ -127,7 +128,8 @@ def fold(events: Iterable[DossierEvent], calendar: WorkingCalendar, as_of: datet
         try:
             dossier = _apply(dossier, event, calendar)
         except Inapplicable as exc:
-            rejected.append(Rejection(event, str(exc)))
+            if not _inferred(event):
+                rejected.append(Rejection(event, str(exc)))
             continue
         step = Step(event.id, event.type, event.time)
         dossier = replace(dossier, history=(*dossier.history, step), **_arrival(dossier, event))  # one copy an event
@@ -150,6 +152,12 @@ def _owned(events: list[DossierEvent]) -> tuple[list[DossierEvent], list[Rejecti
         else:
             foreign.append(Rejection(event, f"{FOREIGN_SOURCE}: {event.source} did not receive the dossier ({owner} did)"))
     return owned, foreign
+
+
+def _inferred(event: DossierEvent) -> bool:
+    """A step intake inferred from the national portal's format without its instant, or from what a later
+    state implies (`intakeinferred`, docs/dvcqg.md): one that cannot apply adds nothing, it is no error."""
+    return (event.model_extra or {}).get("intakeinferred") is True
 
 
 def _extend(timeline: list[Facts], facts: Facts) -> None:

@@ -414,3 +414,12 @@ def test_a_result_is_not_issued_for_a_withdrawn_dossier():
     folded = fold([received(), ev("dossier.withdrawn", "2025-07-07 11:00"),
                    ev("dossier.result_issued", "2025-07-07 12:00")], CAL)
     assert [r.event.type for r in folded.rejected] == ["dossier.result_issued"]
+
+
+def test_an_inferred_step_that_cannot_apply_is_left_out_not_rejected():
+    """docs/dvcqg.md: the portal's format implies a step without its instant; intake marks it `intakeinferred`."""
+    fulfilled = ev("dossier.obligation_fulfilled", "2025-07-07 15:00", id_="inferred")
+    inferred = fulfilled.model_copy(update={"intakeinferred": True})
+    folded = fold([received(), inferred, ev("dossier.resolved", "2025-07-07 15:00")], CAL)
+    assert (folded.rejected, folded.dossier.state) == ((), "resolved")
+    assert [r.event.id for r in fold([received(), fulfilled], CAL).rejected] == ["inferred"]
