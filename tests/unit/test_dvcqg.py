@@ -219,3 +219,15 @@ def test_any_progress_record_is_steps_or_a_named_error(changes):
         record_events("CapNhatTienDoHoSoMC", PROGRESS | changes, BATCH, REF)
     except RecordError as error:
         assert error.problems and all(p.field and p.vi and p.en for p in error.problems)
+
+
+def test_the_catalogue_is_read_again_when_its_file_changes(tmp_path):
+    from shared.reloading import Reloading
+    path = tmp_path / "procedures.yaml"
+    path.write_text('procedures: {"1.001193": {name: Khai sinh, processing_time: {value: 1, unit: working_days}}}\n')
+    catalogue = Reloading(path, load_catalogue)
+    assert catalogue.current().get("1.001193").processing_time.hours == 8
+    path.write_text('procedures: {"1.001193": {name: Khai sinh, processing_time: {value: 3, unit: working_days}}}\n')
+    assert catalogue.current().get("1.001193").processing_time.hours == 24
+    path.write_text("procedures: [not, a, catalogue]\n")
+    assert catalogue.current().get("1.001193").processing_time.hours == 24 and catalogue.error
