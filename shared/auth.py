@@ -1,9 +1,12 @@
-"""Bearer API keys per one-stop-shop system (intake, notifications' lookup). Only hashes are kept;
-keys are compared by hash, in constant time."""
+"""Bearer API keys per one-stop-shop system (intake, notifications' lookup), and the national portal format's
+accounts (a username and password per system, intake's /v1/dvcqg). Only hashes are kept; keys are compared by
+hash, in constant time; passwords by a salted, slow hash (PBKDF2)."""
 
+import base64
 import hashlib
 import hmac
 import json
+import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -31,6 +34,40 @@ class ApiKey(BaseModel):
 
     def serves(self, commune_code: str) -> bool:
         """May this key receive (or read) a dossier for `commune_code`?"""
+        return commune_in_scope(self.provinces, self.communes, commune_code)
+
+
+PASSWORD_ITERATIONS = 200_000
+
+
+def password_hash(password: str, salt: bytes | None = None, iterations: int = PASSWORD_ITERATIONS) -> str:
+    """`pbkdf2_sha256$<iterations>$<salt>$<hash>` (base64): what a portal account keeps of its password."""
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    return "$".join(("pbkdf2_sha256", str(iterations), base64.b64encode(salt).decode(), base64.b64encode(digest).decode()))
+
+
+def password_matches(password: str, hashed: str) -> bool:
+    scheme, iterations, salt, digest = hashed.split("$")
+    if scheme != "pbkdf2_sha256":
+        return False
+    presented = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
+    return hmac.compare_digest(presented, base64.b64decode(digest))
+
+
+class PortalAccount(BaseModel):
+    """One one-stop-shop system's account for the national portal's format (docs/dvcqg.md): its username, a
+    hash of its password, the `source` its records get, and its scope, as an intake key's."""
+
+    name: str
+    username: str = Field(min_length=1, max_length=200)
+    password_hash: str = Field(pattern=r"^pbkdf2_sha256\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$")
+    source: str = Field(min_length=1, max_length=256)
+    provinces: list[str] = Field(default=["*"], min_length=1)
+    communes: list[str] = []
+    contributes: list[str] = []
+
+    def serves(self, commune_code: str) -> bool:
         return commune_in_scope(self.provinces, self.communes, commune_code)
 
 

@@ -9,7 +9,8 @@ A dossier belongs to the source of the first receipt that arrived (docs/security
 any other source are rejected as `foreign source`, unless intake marked them as a contributor's
 step (`intakecontributor`: a payment gateway's payment, the portal's rating; never a receipt). So
 another system's key cannot replace the applicant with a back-dated receipt, nor withdraw or stop
-the dossier.
+the dossier. A step intake inferred from the national portal's sync format (`intakeinferred`: dated by its
+arrival, or implied by a later state) that cannot apply is left out, not rejected (docs/dvcqg.md).
 """
 
 from collections.abc import Iterable
@@ -19,6 +20,7 @@ from typing import Literal
 
 from shared.calendar import WorkingCalendar
 from shared.events import Applicant, DossierEvent, ReceivedEvent
+from shared.events import Received as ReceivedData
 from shared.facts import OPEN, Facts, OpenState, Received, State, Timeline, Timeliness, open_state
 
 SYNC = timedelta(minutes=15)  # an event that reached intake within this of its `time` is in sync
@@ -66,6 +68,10 @@ class Dossier:
     apologies_compliant: int = 0
     apologies_non_compliant: int = 0
     unit: str | None = None  # who holds the dossier: the last transfer's `to_unit`; None at reception
+    step_due_at: datetime | None = None  # the holding step's own due (the last transfer's `step_due_at`)
+    payment_gateway: Literal["portal", "province"] | None = None
+    result_issued: bool = False  # an electronic result (kết quả điện tử)
+    result_sent_to_personal_store: bool = False
     arrivals: int = 0  # events whose arrival at intake is known (`intaketime`)
     arrivals_synced: int = 0  # of those, arrived within SYNC of their `time` (docs/domain.md §6)
     history: tuple[Step, ...] = ()
@@ -85,7 +91,8 @@ class Dossier:
     def facts(self, since: datetime) -> Facts:
         """What the figures count of the dossier as it stands, from `since` on."""
         return Facts(since, self.state, self.due_at, self.timeliness, self.payment_method, self.digitized,
-                     self.rating, self.apologies_compliant, self.apologies_non_compliant, self.unit)
+                     self.rating, self.apologies_compliant, self.apologies_non_compliant, self.unit,
+                     self.step_due_at, self.payment_gateway, self.result_issued, self.result_sent_to_personal_store)
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,8 @@ def fold(events: Iterable[DossierEvent], calendar: WorkingCalendar, as_of: datet
         try:
             dossier = _apply(dossier, event, calendar)
         except Inapplicable as exc:
-            rejected.append(Rejection(event, str(exc)))
+            if not _inferred(event):
+                rejected.append(Rejection(event, str(exc)))
             continue
         step = Step(event.id, event.type, event.time)
         dossier = replace(dossier, history=(*dossier.history, step), **_arrival(dossier, event))  # one copy an event
@@ -144,6 +152,12 @@ def _owned(events: list[DossierEvent]) -> tuple[list[DossierEvent], list[Rejecti
         else:
             foreign.append(Rejection(event, f"{FOREIGN_SOURCE}: {event.source} did not receive the dossier ({owner} did)"))
     return owned, foreign
+
+
+def _inferred(event: DossierEvent) -> bool:
+    """A step intake inferred from the national portal's format without its instant, or from what a later
+    state implies (`intakeinferred`, docs/dvcqg.md): one that cannot apply adds nothing, it is no error."""
+    return (event.model_extra or {}).get("intakeinferred") is True
 
 
 def _extend(timeline: list[Facts], facts: Facts) -> None:
@@ -173,11 +187,24 @@ def _receive(event: ReceivedEvent, calendar: WorkingCalendar) -> Dossier:
     processing_time = timedelta(hours=data.processing_time.hours)
     # The appointment printed on the receipt wins over the computed due (docs/domain.md §3).
     due = data.due_at or calendar.add_working(event.time, processing_time)
+    components = data.components or []
     received = Received(dossier_code=event.subject, commune_code=data.commune_code, sector=data.sector,
                         procedure_code=data.procedure_code, channel=data.channel, online_level=data.online_level,
-                        received_at=event.time, received_by_unit=data.received_by_unit)
+                        received_at=event.time, received_by_unit=data.received_by_unit,
+                        component_digitized=any(c.digitized for c in components),
+                        component_reused=any(c.reused for c in components),
+                        component_from_personal_store=any(c.from_personal_store for c in components),
+                        vneid_authenticated=bool(data.vneid_authenticated), population_data=bool(data.population_data),
+                        fees_total=_fees_total(data))
     return Dossier(received=received, applicant=data.applicant, received_date=calendar.local(event.time).date(),
                    processing_time=processing_time, due_at=due, appointment_at=due)
+
+
+def _fees_total(data: ReceivedData) -> float | None:
+    """What the receipt says the dossier costs: its fees (v1.2) added up, else its one `fee`, else None."""
+    if data.fees is not None:
+        return sum(fee.amount for fee in data.fees)
+    return data.fee.amount if data.fee is not None else None
 
 
 def _require(dossier: Dossier, event: DossierEvent, states: Iterable[str]) -> None:
@@ -240,12 +267,26 @@ def _apply(dossier: Dossier, event: DossierEvent, calendar: WorkingCalendar) -> 
                 return replace(dossier, state="returned")  # the end stays the earlier event
             _require(dossier, event, {"processing"})
             return _end(dossier, at, "returned", calendar)
+        case _:
+            return _note(dossier, event, calendar)
+
+
+def _note(dossier: Dossier, event: DossierEvent, calendar: WorkingCalendar) -> Dossier:
+    """The steps that move no clock: what the figures count about the dossier (an apology, a payment, a
+    result, a digitization, a rating) and where it waits (a transfer)."""
+    match event.type:
         case "dossier.apology_issued":  # phiếu xin lỗi và hẹn lại ngày trả kết quả (Mẫu 04)
             return _apologized(dossier, event, calendar)
         case "dossier.payment_completed":
             # A dossier counts once among payments: online if any of its payments was online.
             method = "online" if "online" in (event.data.method, dossier.payment_method) else "offline"
-            return replace(dossier, payment_method=method)
+            gateway = dossier.payment_gateway or (event.data.gateway if event.data.method == "online" else None)
+            return replace(dossier, payment_method=method, payment_gateway=gateway)
+        case "dossier.result_issued":  # kết quả điện tử: an electronic result, in any state but withdrawn
+            if dossier.state == "withdrawn":
+                raise Inapplicable(f"{event.type} cannot follow state withdrawn")
+            return replace(dossier, result_issued=True, result_sent_to_personal_store=(
+                dossier.result_sent_to_personal_store or event.data.sent_to_personal_store))
         case "dossier.digitized":
             return replace(dossier, digitized=True)
         case "dossier.rated":
@@ -254,7 +295,7 @@ def _apply(dossier: Dossier, event: DossierEvent, calendar: WorkingCalendar) -> 
             if dossier.state == "withdrawn":
                 raise Inapplicable(f"{event.type} cannot follow state withdrawn")
             if event.type == "dossier.transferred" and dossier.state in OPEN:  # an ended dossier waits nowhere
-                return replace(dossier, unit=event.data.to_unit)
+                return replace(dossier, unit=event.data.to_unit, step_due_at=event.data.step_due_at)
             return dossier
     raise Inapplicable(f"unknown event type {event.type}")
 

@@ -113,6 +113,28 @@ class Fee(BaseModel):
     amount: NonNegativeFloat  # VND
 
 
+# Codes and labels of the portal's lists (a component's, a fee's, a result's): short text, any characters.
+ItemCode = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class Component(BaseModel):
+    """One document of the dossier (thành phần hồ sơ, v1.2): where it came from."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    code: ItemCode
+    digitized: bool = False  # số hóa
+    reused: bool = False  # taken from data digitized before (tái sử dụng)
+    from_personal_store: bool = False  # taken from the portal's personal data store (kho dữ liệu cá nhân)
+
+
+class FeeItem(BaseModel):
+    """One fee or charge of the dossier (phí, lệ phí, v1.2), in VND."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    code: ItemCode | None = None
+    amount: NonNegativeFloat
+
+
 class Received(_Data):
     commune_code: CommuneCode
     procedure_code: ShortCode
@@ -126,6 +148,11 @@ class Received(_Data):
     received_by_unit: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None  # v1.2 (NĐ 118)
     applicant: Applicant = Applicant()
     fee: Fee | None = None
+    # v1.2 (docs/contract.md §10): what the dossier was filed with, counted by the QĐ 766 scorecard.
+    components: list[Component] | None = None
+    vneid_authenticated: bool | None = None  # the applicant's account was authenticated with VNeID
+    population_data: bool | None = None  # data taken from the national population database
+    fees: list[FeeItem] | None = None
 
     @field_validator("online_level")
     @classmethod
@@ -142,6 +169,7 @@ class Transferred(_Data):
     from_unit: Text
     to_unit: Text
     handler: OptionalText = None
+    step_due_at: AwareDatetime | None = None  # v1.2: the step's own due (a step can be late, the dossier not)
 
 
 class SupplementRequested(_Data):
@@ -186,6 +214,16 @@ class Signed(_Data):
 class PaymentCompleted(_Data):
     method: Literal["online", "offline"]
     amount: NonNegativeFloat
+    gateway: Literal["portal", "province"] | None = None  # v1.2: the national portal's or the province's
+
+
+class ResultIssued(_Data):
+    """An electronic result (kết quả điện tử, v1.2): the document, its code, where to fetch it."""
+
+    document_id: ShortCode
+    code: ItemCode  # the result's number, as printed on it
+    url: HttpUrl | None = None
+    sent_to_personal_store: bool = False  # also put in the citizen's personal data store
 
 
 class Digitized(_Data):
@@ -291,6 +329,11 @@ class DigitizedEvent(_CloudEvent):
     data: Digitized
 
 
+class ResultIssuedEvent(_CloudEvent):
+    type: Literal["dossier.result_issued"]
+    data: ResultIssued
+
+
 class RatedEvent(_CloudEvent):
     type: Literal["dossier.rated"]
     data: Rated
@@ -317,7 +360,8 @@ DossierEvent = Annotated[
     | PaymentCompletedEvent
     | DigitizedEvent
     | RatedEvent
-    | ApologyIssuedEvent,
+    | ApologyIssuedEvent
+    | ResultIssuedEvent,
     Field(discriminator="type"),
 ]
 

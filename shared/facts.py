@@ -28,6 +28,7 @@ Timeliness = Literal["early", "on_time", "late"]
 Channel = Literal["direct", "online", "postal"]
 OnlineLevel = Literal["full", "partial"]
 PaymentMethod = Literal["online", "offline"]
+PaymentGateway = Literal["portal", "province"]
 Rating = Literal["very_satisfied", "satisfied", "unsatisfied"]
 
 OPEN: frozenset[str] = frozenset({"processing", "awaiting_supplement", "paused"})
@@ -48,6 +49,15 @@ class Received:
     # v1.2: the centre that took the dossier, when not the resolving commune's (NĐ 118: a centre may
     # receive for any commune of its province); None when the commune's own centre took it.
     received_by_unit: str | None = None
+    # v1.2 (docs/contract.md §10), what the QĐ 766 scorecard counts (docs/domain.md §6): at least one
+    # component digitized, reused from digitized data, taken from the personal data store; the account
+    # authenticated with VNeID; population data used; the fees' total (None when the receipt says none).
+    component_digitized: bool = False
+    component_reused: bool = False
+    component_from_personal_store: bool = False
+    vneid_authenticated: bool = False
+    population_data: bool = False
+    fees_total: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +74,12 @@ class Facts:
     apologies_compliant: int
     apologies_non_compliant: int
     unit: str | None = None  # who holds the dossier (the last transfer's `to_unit`); None at reception
+    # v1.2: the holding step's own due (the last transfer's `step_due_at`); the gateway of an online
+    # payment; an electronic result issued (`dossier.result_issued`), and sent to the personal data store.
+    step_due_at: AwareDatetime | None = None
+    payment_gateway: PaymentGateway | None = None
+    result_issued: bool = False
+    result_sent_to_personal_store: bool = False
 
     def open_state(self, at: datetime, calendar: WorkingCalendar) -> OpenState | None:
         return open_state(self.state, self.due_at, at, calendar)

@@ -34,4 +34,5 @@ STEPS = {
     "dossier.digitized": "Số hóa hồ sơ",
     "dossier.rated": "Đánh giá mức độ hài lòng",
     "dossier.apology_issued": "Thư xin lỗi, hẹn lại ngày trả",
+    "dossier.result_issued": "Đã có kết quả điện tử",
 }

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import TypeAdapter
 
 from shared.auth import ApiKey, ApiKeys, may_send
+from services.intake import portal
 from services.intake.binary_mode import NO_DATA, binary_event, is_binary
 from services.intake.publisher import EventPublisher, KafkaUnavailable
 from services.intake.settings import IntakeSettings
@@ -164,7 +165,7 @@ def _as_recorded(sent: dict[str, Any], contributed: bool, arrived: str) -> dict[
     writes (a caller's are replaced or dropped): `intaketime`, the instant it reached intake (how late
     the one-stop-shop system syncs is a QĐ 766 sub-indicator, docs/domain.md §6), and
     `intakecontributor` on a step the key contributes to other systems' dossiers (docs/security.md)."""
-    recorded = {name: value for name, value in sent.items() if name != "intakecontributor"}
+    recorded = {name: value for name, value in sent.items() if name not in ("intakecontributor", "intakeinferred")}
     return recorded | {"intaketime": arrived} | ({"intakecontributor": True} if contributed else {})
 
 
@@ -326,6 +327,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         return None if await publisher.reachable() else "kafka unreachable"
 
     add_operational_routes(app, registry, not_ready, needs="Kafka")
+    portal.install(app, settings, intake.keys, publisher, registry)  # the national portal's format (docs/dvcqg.md)
     app.openapi = partial(openapi, app)  # type: ignore[method-assign]
     return app
 

@@ -5,7 +5,11 @@ from pathlib import Path
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from pydantic import Field, model_validator
 
-from shared.auth import ApiKey
+from pydantic import SecretStr
+
+from shared.auth import ApiKey, PortalAccount
+from shared.catalogue import DEFAULT_CATALOGUE
+from shared.units import DEFAULT_UNITS
 from shared.kafka import MAX_MESSAGE_BYTES, STRUCTURED_HEADERS
 from shared.settings import ServiceSettings
 
@@ -27,6 +31,23 @@ class IntakeSettings(ServiceSettings):
     # How long a publish may wait for Kafka before the caller gets 503 and retries.
     intake_kafka_timeout_ms: int = 5000
     intake_linger_ms: int = 2
+    # The national portal's sync format (docs/dvcqg.md): accounts (username, password hash, source, scope), also
+    # from a JSON file; sessions signed with the secret (any replica checks them) and valid for so long.
+    intake_dvcqg_accounts: list[PortalAccount] = []
+    intake_dvcqg_accounts_file: Path | None = None
+    intake_dvcqg_session_secret: SecretStr = SecretStr("")
+    intake_dvcqg_session_seconds: int = Field(default=3600, ge=60, le=86400)
+    intake_dvcqg_units_file: Path = DEFAULT_UNITS
+    intake_dvcqg_catalogue_file: Path = DEFAULT_CATALOGUE
+    # Provinces whose applicants consented to SMS: the format does not say (default: none).
+    intake_dvcqg_sms_provinces: list[str] = []
+    intake_dvcqg_max_records: int = Field(default=10_000, ge=1)
+    intake_dvcqg_max_body_bytes: int = 64 * 1024 * 1024
+
+    def secrets_needed(self) -> list[str]:
+        """The session secret, once portal accounts are configured."""
+        portal = self.intake_dvcqg_accounts or self.intake_dvcqg_accounts_file
+        return [*super().secrets_needed(), *(["intake_dvcqg_session_secret"] if portal else [])]
 
     @property
     def max_record_bytes(self) -> int:

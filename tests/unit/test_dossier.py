@@ -379,3 +379,47 @@ def test_the_events_that_reached_intake_in_time_are_counted(late_by, synced):
     arrived = r.model_copy(update={"intaketime": (r.time + late_by).isoformat()})
     d = fold([arrived, ev("dossier.digitized", "2025-07-07 10:05", scope="input")], CAL).dossier
     assert (d.arrivals, d.arrivals_synced) == (1, synced)  # the digitization's arrival is not known
+
+
+def test_the_receipts_v1_2_facts_are_the_dossiers():
+    """docs/contract.md §10: components, VNeID, population data and fees, as the scorecard will count them."""
+    folded = fold([received(components=[{"code": "TP1", "digitized": True}, {"code": "TP2", "reused": True}],
+                            vneid_authenticated=True, fees=[{"code": "LP1", "amount": 8000}, {"amount": 2000}])],
+                  CAL)
+    r = folded.dossier.received
+    assert (r.component_digitized, r.component_reused, r.component_from_personal_store) == (True, True, False)
+    assert (r.vneid_authenticated, r.population_data, r.fees_total) == (True, False, 10000)
+    assert dossier(received()).received.fees_total == 0  # the sample's one `fee`
+    assert dossier(received(fee=None)).received.fees_total is None
+
+
+def test_a_result_a_gateway_and_a_step_due_are_facts_from_their_instant_on():
+    folded = fold([
+        received(),
+        ev("dossier.transferred", "2025-07-07 11:00", step_due_at="2025-07-07T16:00:00+07:00"),
+        ev("dossier.payment_completed", "2025-07-07 11:30", method="online", gateway="province"),
+        ev("dossier.resolved", "2025-07-07 15:00"),
+        ev("dossier.result_issued", "2025-07-07 15:05"),
+    ], CAL)
+    by_step = {facts.since: facts for facts in folded.timeline}
+    assert by_step[at("2025-07-07 11:00")].step_due_at == at("2025-07-07 16:00")
+    assert by_step[at("2025-07-07 11:30")].payment_gateway == "province"
+    assert not by_step[at("2025-07-07 15:00")].result_issued
+    last = folded.timeline[-1]
+    assert (last.result_issued, last.result_sent_to_personal_store) == (True, True)
+    assert folded.rejected == ()
+
+
+def test_a_result_is_not_issued_for_a_withdrawn_dossier():
+    folded = fold([received(), ev("dossier.withdrawn", "2025-07-07 11:00"),
+                   ev("dossier.result_issued", "2025-07-07 12:00")], CAL)
+    assert [r.event.type for r in folded.rejected] == ["dossier.result_issued"]
+
+
+def test_an_inferred_step_that_cannot_apply_is_left_out_not_rejected():
+    """docs/dvcqg.md: the portal's format implies a step without its instant; intake marks it `intakeinferred`."""
+    fulfilled = ev("dossier.obligation_fulfilled", "2025-07-07 15:00", id_="inferred")
+    inferred = fulfilled.model_copy(update={"intakeinferred": True})
+    folded = fold([received(), inferred, ev("dossier.resolved", "2025-07-07 15:00")], CAL)
+    assert (folded.rejected, folded.dossier.state) == ((), "resolved")
+    assert [r.event.id for r in fold([received(), fulfilled], CAL).rejected] == ["inferred"]

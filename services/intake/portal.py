@@ -1,0 +1,240 @@
+"""The national portal's sync format on intake (docs/dvcqg.md): the transport a one-stop-shop system already
+speaks to Cổng DVCQG, so that a province points (or tees) its sync at us and changes nothing else.
+
+`POST /v1/dvcqg/login` `{username, password}` → `{session, error_code: 0}`; `POST /v1/dvcqg`
+`{session, madonvi, service, isUpdating?, data: [...]}` (or a Bearer intake key instead of the session) →
+`{error_code: "00", results: [...]}`, one result per record, so that a sender re-sends only what failed.
+shared/dvcqg.py turns each record into the steps it proves; they go to Kafka as the CloudEvents path's do.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry, Counter
+
+from services.intake.publisher import EventPublisher, KafkaUnavailable
+from services.intake.settings import IntakeSettings
+from shared.auth import ApiKey, ApiKeys, PortalAccount, password_matches
+from shared.calendar import WorkingCalendar
+from shared.catalogue import load_catalogue
+from shared.dvcqg import SERVICES, Batch, Problem, RecordError, Reference, record_events
+from shared.events import ReceivedEvent
+from shared.http import BodyTooLarge, read_body
+from shared.reloading import Reloading
+from shared.units import load_units
+
+log = structlog.get_logger()
+
+ALL_IN, SOME_FAILED, BAD_REQUEST, TOO_LARGE, UNAVAILABLE, NOT_LOGGED_IN = "00", "01", "02", "03", "99", "-1"
+PUBLISH_CHUNK = 2000
+MESSAGES = {
+    ALL_IN: "Đồng bộ thành công / all records went in",
+    SOME_FAILED: "Có bản ghi không đồng bộ được, xem results / some records failed, see results",
+}
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who sends the records, by a portal account's session or an intake key: its system is the `source`."""
+
+    name: str
+    source: str
+    serves: Callable[[str], bool]
+    contributes: tuple[str, ...]
+
+    @classmethod
+    def of_key(cls, key: ApiKey) -> "Sender":
+        source = next((s for s in key.sources if s != "*"), f"urn:dvcqg:{key.name}")
+        return cls(key.name, source, key.serves, tuple(key.contributes))
+
+    @classmethod
+    def of_account(cls, account: PortalAccount) -> "Sender":
+        return cls(account.name, account.source, account.serves, tuple(account.contributes))
+
+
+class Sessions:
+    """Signed sessions (any replica checks them): the account, its password's hash and the expiry, HMAC-signed."""
+
+    def __init__(self, secret: bytes, seconds: int, now: Callable[[], float] = time.time):
+        self._secret, self._seconds, self._now = secret, seconds, now
+
+    def _sign(self, payload: bytes) -> str:
+        return base64.urlsafe_b64encode(hmac.new(self._secret, payload, hashlib.sha256).digest()).decode().rstrip("=")
+
+    def issue(self, account: PortalAccount) -> str:
+        payload = json.dumps([account.name, int(self._now()) + self._seconds,
+                              hashlib.sha256(account.password_hash.encode()).hexdigest()[:16]]).encode()
+        return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + self._sign(payload)
+
+    def account(self, session: Any, accounts: list[PortalAccount]) -> PortalAccount | None:
+        """The account of a valid, unexpired session; None otherwise (a changed password ends its sessions)."""
+        if not isinstance(session, str) or session.count(".") != 1 or len(session) > 1024:
+            return None
+        encoded, signature = session.split(".")
+        try:
+            payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+            name, expires, pinned = json.loads(payload)
+        except (ValueError, TypeError):
+            return None
+        if not hmac.compare_digest(self._sign(payload), signature) or expires < self._now():
+            return None
+        found = next((a for a in accounts if a.name == name), None)
+        return found if found and hashlib.sha256(found.password_hash.encode()).hexdigest()[:16] == pinned else None
+
+
+def _answer(status: int, code: str, message: str, **more: Any) -> JSONResponse:
+    return JSONResponse({"error_code": code, "message": message, **more}, status_code=status)
+
+
+def _accounts(settings: IntakeSettings) -> list[PortalAccount]:
+    accounts = list(settings.intake_dvcqg_accounts)
+    if settings.intake_dvcqg_accounts_file is not None:
+        accounts += [PortalAccount.model_validate(a) for a in json.loads(settings.intake_dvcqg_accounts_file.read_text())]
+    return accounts
+
+
+def _session_secret(settings: IntakeSettings) -> bytes:
+    """The configured secret; on the local stack without one, a random one (sessions then live in this process)."""
+    secret = settings.intake_dvcqg_session_secret.get_secret_value()
+    return secret.encode() if secret else os.urandom(32)
+
+
+def _out_of_scope(events: list[Any], sender: Sender) -> Problem | None:
+    for _obj, event in events:
+        if isinstance(event, ReceivedEvent) and not sender.serves(event.data.commune_code):
+            return Problem("DonViXuLy", f"tài khoản '{sender.name}' không được gửi hồ sơ của xã {event.data.commune_code}",
+                           f"account '{sender.name}' may not send dossiers of commune {event.data.commune_code}")
+    return None
+
+
+def _contract(settings: IntakeSettings) -> Callable[[], Reference]:
+    """The deployment's units, catalogue (both read again when their file changes), calendar and SMS setting."""
+    units = Reloading(settings.intake_dvcqg_units_file, load_units)
+    catalogue = Reloading(settings.intake_dvcqg_catalogue_file, load_catalogue)
+    calendar = WorkingCalendar.load(settings.calendar)
+    provinces = frozenset(settings.intake_dvcqg_sms_provinces)
+    return lambda: Reference(units.current(), catalogue.current(), calendar, provinces)
+
+
+def map_batch(body: dict[str, Any], sender: Sender, ref: Reference, arrived: str,
+              max_record_bytes: int) -> tuple[list[dict[str, Any]], list[tuple[str, bytes]]]:
+    """Each record's result, and the Kafka records of those that went in: a record that fails adds nothing, the
+    others go in; a step two records of the batch prove is written once."""
+    service, madonvi = body["service"], body.get("madonvi")
+    batch = Batch(sender.source, madonvi if isinstance(madonvi, str) else None, datetime.fromisoformat(arrived))
+    results, records, seen = [], [], set()
+    for index, record in enumerate(body["data"]):
+        code = record.get("MaHoSo") if isinstance(record, dict) else None
+        result: dict[str, Any] = {"index": index, "MaHoSo": code[:64] if isinstance(code, str) else None}
+        try:
+            events = record_events(service, record, batch, ref)
+            if problem := _out_of_scope(events, sender):
+                raise RecordError([problem])
+            written = [(event.subject, orjson.dumps(_recorded(obj, event.type in sender.contributes, arrived)))
+                       for obj, event in events if obj["id"] not in seen]
+            if any(len(value) > max_record_bytes for _, value in written):
+                raise RecordError([Problem("(record)", f"một bước vượt quá {max_record_bytes} byte",
+                                           f"a step is larger than {max_record_bytes} bytes")])
+        except RecordError as error:
+            results.append(result | {"error_code": SOME_FAILED, "errors": [p.as_json() for p in error.problems]})
+            continue
+        seen.update(obj["id"] for obj, _ in events)
+        records += written
+        results.append(result | {"error_code": ALL_IN, "steps": len(events)})
+    return results, records
+
+
+def _recorded(obj: dict[str, Any], contributed: bool, arrived: str) -> dict[str, Any]:
+    """The step as written to Kafka, with intake's attributes (as services/intake/app.py:_as_recorded)."""
+    return obj | {"intaketime": arrived} | ({"intakecontributor": True} if contributed else {})
+
+
+def _request_problem(body: Any, max_records: int) -> tuple[int, str, str] | None:
+    """What is wrong with the request itself (status, error code, message), or None."""
+    if not isinstance(body, dict):
+        return 400, BAD_REQUEST, "phải là một đối tượng JSON / the body must be a JSON object"
+    if body.get("service") not in SERVICES:
+        return 400, BAD_REQUEST, (f"service phải là một trong {', '.join(SERVICES)} / service must be one of "
+                                  f"{', '.join(SERVICES)}")
+    if not isinstance(body.get("data"), list):
+        return 400, BAD_REQUEST, "data phải là danh sách / data must be a list of records"
+    if len(body["data"]) > max_records:
+        return 413, TOO_LARGE, f"tối đa {max_records} bản ghi một lần / at most {max_records} records a request"
+    return None
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    """The decoded body; BodyTooLarge or orjson.JSONDecodeError."""
+    return orjson.loads(await read_body(request, limit))
+
+
+def install(app: FastAPI, settings: IntakeSettings, keys: ApiKeys, publisher: EventPublisher,
+            registry: CollectorRegistry) -> None:
+    """The portal format's two routes on intake's app."""
+    accounts = _accounts(settings)
+    sessions = Sessions(_session_secret(settings), settings.intake_dvcqg_session_seconds,
+                        lambda: settings.clock().timestamp())
+    reference = _contract(settings)
+    counted = Counter("intake_dvcqg_records", "Portal-format records by service and outcome", ["service", "outcome"],
+                      registry=registry)
+
+    @app.post("/v1/dvcqg/login", summary="The portal format's login: a session for /v1/dvcqg (docs/dvcqg.md)")
+    async def login(request: Request) -> JSONResponse:
+        try:
+            body = await _json_body(request, 64 * 1024)
+        except (BodyTooLarge, orjson.JSONDecodeError):
+            body = None
+        username, password = (body.get("username"), body.get("password")) if isinstance(body, dict) else (None, None)
+        found = next((a for a in accounts if isinstance(username, str) and hmac.compare_digest(
+            a.username.encode(), username.encode())), None)
+        if found is None or not isinstance(password, str) or not password_matches(password, found.password_hash):
+            return JSONResponse({"error_code": -1, "message": "Sai tên đăng nhập hoặc mật khẩu / wrong username or "
+                                 "password"}, status_code=401)
+        log.info("portal session opened", account=found.name)
+        return JSONResponse({"session": sessions.issue(found), "error_code": 0,
+                             "expires_in": settings.intake_dvcqg_session_seconds})
+
+    @app.post("/v1/dvcqg", summary="DongBoHoSoMC and CapNhatTienDoHoSoMC records, as to the portal (docs/dvcqg.md)")
+    async def sync(request: Request) -> JSONResponse:
+        try:
+            body = await _json_body(request, settings.intake_dvcqg_max_body_bytes)
+        except BodyTooLarge as exc:
+            return _answer(413, TOO_LARGE, exc.detail)
+        except orjson.JSONDecodeError as exc:
+            return _answer(400, BAD_REQUEST, f"JSON không hợp lệ / malformed JSON: {exc}")
+        key = keys.identify(request.headers.get("authorization"))
+        account = None if key else sessions.account(body.get("session") if isinstance(body, dict) else None, accounts)
+        if key is None and account is None:
+            return _answer(401, NOT_LOGGED_IN, "Phiên không hợp lệ hoặc đã hết hạn, đăng nhập lại / no valid "
+                           "session (log in again) or Bearer key")
+        if problem := _request_problem(body, settings.intake_dvcqg_max_records):
+            return _answer(*problem)
+        sender = Sender.of_key(key) if key else Sender.of_account(account)  # type: ignore[arg-type]
+        results, records = map_batch(body, sender, reference(), settings.clock().isoformat(),
+                                     settings.max_record_bytes)
+        try:
+            for start in range(0, len(records), PUBLISH_CHUNK):  # each chunk within the publisher's timeout
+                await publisher.publish(records[start:start + PUBLISH_CHUNK])
+        except KafkaUnavailable as exc:
+            log.warning("kafka did not confirm, answering 503", error=str(exc), records=len(results))
+            return _answer(503, UNAVAILABLE, "Hệ thống tạm thời không nhận được, gửi lại sau / Kafka is unavailable; "
+                           "retry (retries are harmless)", results=[])
+        failed = sum(r["error_code"] != ALL_IN for r in results)
+        counted.labels(body["service"], "accepted").inc(len(results) - failed)
+        counted.labels(body["service"], "rejected").inc(failed)
+        log.info("portal records", sender=sender.name, service=body["service"], records=len(results), failed=failed,
+                 steps=len(records))
+        code = SOME_FAILED if failed else ALL_IN
+        return _answer(200, code, MESSAGES[code], accepted=len(results) - failed, failed=failed, results=results)
