@@ -1,3 +1,5 @@
+"""`python -m services.notifications`: the notifications service's entrypoint."""
+
 from services.notifications.app import create_app
 from services.notifications.settings import NotificationsSettings
 from shared.http import serve

@@ -4,7 +4,7 @@ deploy/prometheus/rules/dossiers.yml), and the commune's on-duty officers get, u
 "3 ho so qua han tai Xa Ba Thuoc, 2 sap den han trong 24 gio. Ma: 000.00.38.H56-250701-0001, ...".
 
 The alert carries what the SMS says (its annotations: the counts and the first dossiers' codes), so
-nothing else is asked at sending time. The messages go the citizens' way (Notifier.queue): stored
+nothing else is asked at sending time. The messages go the citizens' way (Sender.queue): stored
 before the answer, quiet hours, the daily limit per number, retries, delivery reports, the purge.
 A message's id derives from Alertmanager's groupKey, the officer and the repeat window of the
 instant it may go: Alertmanager's retries, a second Alertmanager, its repeats within the window and
@@ -21,7 +21,8 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from services.notifications.service import Notifier
+from services.notifications.core import Core
+from services.notifications.messages import Decision
 from services.notifications.settings import NotificationsSettings
 from services.notifications.sms import encode, normalise_phone
 from shared.communes import commune
@@ -136,9 +137,9 @@ def load_officers(settings: NotificationsSettings) -> dict[str, list[str]]:
 class OfficerAlerts:
     """Alertmanager's notifications, received as SMS to the commune's officers."""
 
-    def __init__(self, settings: NotificationsSettings, notifier: Notifier, registry: CollectorRegistry):
+    def __init__(self, settings: NotificationsSettings, core: Core, registry: CollectorRegistry):
         self.officers = load_officers(settings)
-        self.notifier = notifier
+        self.core = core
         self._secret = settings.notifications_alert_secret.get_secret_value().encode()
         self._repeat = timedelta(hours=settings.notifications_alert_repeat_hours)
         self.outcomes = Counter("notifications_alerts", "Alertmanager's notifications, by outcome: queued, "
@@ -174,8 +175,8 @@ class OfficerAlerts:
             self.outcomes.labels("unconfigured").inc()
             log.warning("no officers for the commune of an alert", commune=risk.commune_code)
             return {"commune": risk.commune_code, "queued": 0, "repeated": 0, "to": []}
-        decided = self._messages(notification.groupKey, risk, numbers, self.notifier.clock())
-        created = await self.notifier.queue(decided)
+        decided = self._messages(notification.groupKey, risk, numbers, self.core.clock())
+        created = await self.core.sender.queue(decided)
         self.outcomes.labels("queued" if created else "repeated").inc()
         to = [mask_phone(n) for n in numbers]
         log.info("officers alerted", commune=risk.commune_code, overdue=risk.overdue, due_soon=risk.due_soon,
@@ -183,15 +184,14 @@ class OfficerAlerts:
         return {"commune": risk.commune_code, "queued": len(created), "repeated": len(decided) - len(created),
                 "to": to}
 
-    def _messages(self, group: str, risk: AtRisk, numbers: list[str], now: datetime
-                  ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        notifier = self.notifier
-        window = int(notifier.not_before(now).timestamp() // self._repeat.total_seconds())
+    def _messages(self, group: str, risk: AtRisk, numbers: list[str], now: datetime) -> list[Decision]:
+        decider = self.core.decider
+        window = int(self.core.quiet.not_before(now).timestamp() // self._repeat.total_seconds())
         encoded = encode(text(commune(risk.commune_code).name, risk))
         out = []
         for number in numbers:
-            step = f"alert|{group}|{window}|{notifier.store.number_hash(number)}"
-            message = notifier.message(step, f"alerts/{risk.commune_code}/{window}", risk.commune_code, TRIGGER,
-                                       now, now)
-            out.append(notifier.to_send(message, number, encoded, now))
+            step = f"alert|{group}|{window}|{self.core.store.number_hash(number)}"
+            message = decider.message(step, f"alerts/{risk.commune_code}/{window}", risk.commune_code, TRIGGER,
+                                      now, now)
+            out.append(decider.to_send(message, number, encoded, now))
         return out

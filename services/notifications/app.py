@@ -15,9 +15,10 @@ from services.notifications.alerts import MAX_BYTES, OfficerAlerts
 from services.notifications.providers import HttpJson, dlr_token_ok, provider
 from services.notifications.replies import NEUTRAL, PerNumber, code_in, mo_token_ok, reply
 from services.notifications.sms import normalise_phone
-from services.notifications.service import Notifier
+from services.notifications.core import Core
+from services.notifications.messages import Body, Listed, Move, furthest
 from services.notifications.settings import NotificationsSettings
-from services.notifications.store import MessageStore, status
+from services.notifications.store import MessageStore
 from services.notifications.templates import Templates
 from shared.auth import ApiKeys, require_dossier_code, require_key
 from shared.calendar import WorkingCalendar
@@ -44,43 +45,44 @@ def json_object(body: bytes) -> dict[str, Any]:
     return report
 
 
-def message_view(message: dict[str, Any], body: dict[str, Any] | None, moves: list[dict[str, Any]]) -> dict[str, Any]:
+def message_view(message: Listed, body: Body | None, moves: list[Move]) -> dict[str, Any]:
     """A message as the lookup shows it: phone masked, no number nor text once purged."""
-    history = [{"status": message["status"], "at": message["created_at"]}] + sorted(moves, key=lambda m: m["at"])
+    history = [{"status": message.status, "at": message.created_at.isoformat()}]
+    history += [{"status": m.status, "at": m.at.isoformat(), **({"error": m.error} if m.error else {})}
+                for m in sorted(moves, key=lambda m: m.at)]
     return {
-        "id": message["_id"],
-        "trigger": message["trigger"],
-        "status": status(message, moves),
-        "to": mask_phone(body["recipient"]) if body else None,
-        "parts": message.get("parts"),
-        "text": body["body"] if body else None,
-        "history": [{"status": h["status"], "at": h["at"].isoformat(), **({"error": h["error"]} if h.get("error") else {})}
-                    for h in history],
+        "id": message.id,
+        "trigger": message.trigger,
+        "status": furthest(message.status, moves),
+        "to": mask_phone(body.recipient) if body else None,
+        "parts": message.parts,
+        "text": body.text if body else None,
+        "history": history,
     }
 
 
-def build(settings: NotificationsSettings) -> tuple[ConsumingService, Notifier]:
+def build(settings: NotificationsSettings) -> tuple[ConsumingService, Core]:
     runtime = ConsumingService("notifications", settings, CollectorRegistry())
     store = MessageStore(runtime.mongo, runtime.database,
                          number_key=settings.notifications_dlr_secret.get_secret_value())
     templates = Templates.load(settings.notifications_templates, settings.lookup_url,
                                settings.lookup_secret.get_secret_value())
-    notifier = Notifier(settings, store, provider(settings), templates,
-                        WorkingCalendar.load(settings.calendar), runtime.registry, settings.clock)
+    core = Core.build(settings, store, provider(settings), templates, WorkingCalendar.load(settings.calendar),
+                      runtime.registry, settings.clock)
     runtime.consume(settings.topic_status, settings.notifications_group_id, StatusRecord,
-                    partial(handlers.on_status, notifier=notifier), max_batch=500)
+                    partial(handlers.on_status, core=core), max_batch=500)
 
     async def load() -> None:
-        log.info("messages to send loaded", pending=await notifier.load())
+        log.info("messages to send loaded", pending=await core.sender.load())
 
     runtime.before_consuming("loading the messages to send", load)
     # Messages go out while Kafka is away; the purge needs neither what is loaded nor Kafka.
-    runtime.every(settings.notifications_send_interval_seconds, "sending", notifier.send_due, start="loaded")
-    runtime.every(settings.notifications_reload_interval_seconds, "reload", notifier.load, wait_first=True,
+    runtime.every(settings.notifications_send_interval_seconds, "sending", core.sender.send_due, start="loaded")
+    runtime.every(settings.notifications_reload_interval_seconds, "reload", core.sender.load, wait_first=True,
                   start="loaded")
-    runtime.every(settings.notifications_purge_interval_seconds, "purge", notifier.purge, start="now")
-    runtime.on_close(notifier.provider.close)
-    return runtime, notifier
+    runtime.every(settings.notifications_purge_interval_seconds, "purge", core.purge.run, start="now")
+    runtime.on_close(core.provider.close)
+    return runtime, core
 
 
 def asyncapi() -> Any:
@@ -91,10 +93,18 @@ def asyncapi() -> Any:
 def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     settings = settings or NotificationsSettings()
     keys = ApiKeys.load(settings.notifications_api_keys, settings.notifications_api_keys_file)
-    runtime, notifier = build(settings)
-    alerts = OfficerAlerts(settings, notifier, runtime.registry)
-    app = runtime.app(TITLE, DESCRIPTION, not_ready=lambda: None if notifier.loaded else "loading the messages to send")
+    runtime, core = build(settings)
+    app = runtime.app(TITLE, DESCRIPTION,
+                      not_ready=lambda: None if core.sender.loaded else "loading the messages to send")
+    add_delivery_reports(app, settings, core)
+    add_citizen_replies(app, settings, core)
+    add_officer_alerts(app, OfficerAlerts(settings, core, runtime.registry))
+    add_message_lookup(app, keys, core.store)
+    return app
 
+
+def add_delivery_reports(app: FastAPI, settings: NotificationsSettings, core: Core) -> None:
+    """The gateways' delivery reports, each on the URL signed for its message."""
     dlr_secret = settings.notifications_dlr_secret.get_secret_value()
     if not dlr_secret:
         log.warning("no DOSSIER_NOTIFICATIONS_DLR_SECRET: every delivery report will be refused")
@@ -102,13 +112,13 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     def signed(message_id: str, token: str) -> None:
         """The report's URL is the one its message went out with (providers.dlr_url)."""
         if not dlr_token_ok(dlr_secret, message_id, token):
-            notifier.metrics.reports_ignored.labels("signature").inc()
+            core.metrics.reports_ignored.labels("signature").inc()
             raise HTTPException(403, "bad token")
 
     @app.get("/v1/dlr", summary="Delivery report from the SMS gateway (Kannel's dlr-url)", responses={403: {}})
     async def delivery_report(type: int, id: str = "", token: str = "") -> dict[str, bool]:
         signed(id, token)
-        return {"moved": await notifier.report(id, type)}
+        return {"moved": await core.reports.from_kannel(id, type)}
 
     @app.post("/v1/dlr/http", summary="Delivery report from the HTTP JSON provider (the body's {dlr_url})",
               responses={403: {}, 413: {}, 422: {}}, openapi_extra={"requestBody": REPORT_BODY})
@@ -122,12 +132,17 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         status = HttpJson.report_status(settings, report.get(settings.notifications_http_dlr_status_field))
         if status is None:
             raise HTTPException(422, "the report names an unknown status")
-        return {"moved": await notifier.reached(id, status)}
+        return {"moved": await core.reports.reached(id, status)}
 
+
+def add_citizen_replies(app: FastAPI, settings: NotificationsSettings, core: Core) -> None:
+    """The SMS citizens send to the brandname number (MO): where their dossier stands, to the phone
+    given at receipt only."""
     replies = PerNumber(settings.notifications_mo_per_hour)
     mo_secret = settings.notifications_mo_secret.get_secret_value()
     if not mo_secret:
         log.warning("no DOSSIER_NOTIFICATIONS_MO_SECRET: every SMS a citizen sends will be refused")
+    store = core.store
 
     @app.get("/v1/mo", summary="An SMS a citizen sent to the brandname number (Kannel's sms-service get-url)",
              response_class=PlainTextResponse, responses={401: {}})
@@ -138,16 +153,18 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         if not mo_token_ok(mo_secret, token):
             raise HTTPException(401, "the gateway's token is required")
         number = normalise_phone(sender[:64])
-        if number is None or not replies.allow(notifier.store.number_hash(number)):
+        if number is None or not replies.allow(store.number_hash(number)):
             return PlainTextResponse("")  # not a phone, or over its replies for the hour
         code = code_in(text)
-        standing = await notifier.store.citizen(code) if code else None
-        if code is None or standing is None or standing.get("phone") != notifier.store.number_hash(number):
+        standing = await store.citizen(code) if code else None
+        if code is None or standing is None or standing.get("phone") != store.number_hash(number):
             log.info("sms lookup answered neutrally", sender=mask_phone(number), code=code)
             return PlainTextResponse(NEUTRAL)
         log.info("sms lookup answered", sender=mask_phone(number), dossier=code)
-        return PlainTextResponse(reply(code, standing, notifier.calendar))
+        return PlainTextResponse(reply(code, standing, core.calendar))
 
+
+def add_officer_alerts(app: FastAPI, alerts: OfficerAlerts) -> None:
     @app.post("/v1/alerts", summary="Alertmanager's webhook: SMS to the commune's on-duty officers (docs/alerts.md)",
               responses={401: {}, 413: {}, 422: {}})
     async def officers_alert(request: Request, authorization: str | None = Header(default=None)) -> dict[str, Any]:
@@ -160,10 +177,10 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         except ValueError as exc:
             raise HTTPException(422, f"not a notification of a commune's dossiers at risk: {exc}") from None
 
+
+def add_message_lookup(app: FastAPI, keys: ApiKeys, store: MessageStore) -> None:
     @app.get("/v1/messages", summary="A dossier's messages, phone masked", responses={400: {}, 401: {}})
     async def messages(dossier: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:
         require_key(keys, authorization)
         require_dossier_code(dossier)
-        return {"dossier": dossier, "messages": [message_view(*m) for m in await notifier.store.of_dossier(dossier)]}
-
-    return app
+        return {"dossier": dossier, "messages": [message_view(*m) for m in await store.of_dossier(dossier)]}

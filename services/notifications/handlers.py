@@ -1,12 +1,14 @@
 """What the notifications service consumes (docs/contract.md §2)."""
 
-from services.notifications.service import Notifier
+from services.notifications.core import Core
 from shared.contracts import StatusRecord
 from shared.service import Record
 
 
-async def on_status(records: list[Record[StatusRecord]], notifier: Notifier) -> None:
+async def on_status(records: list[Record[StatusRecord]], core: Core) -> None:
     """Every status record (group `notifications`): the SMS a dossier's change asks for (received,
     supplement requested, result ready, returned, apology; due soon if the deployment wants it) are
     stored before the offsets are committed, then sent; signature verdicts ask for none."""
-    await notifier.handle(records)
+    decided = await core.decider.decide(records)
+    await core.store.keep_citizens(decided.standing)
+    await core.sender.queue(decided.messages)

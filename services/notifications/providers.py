@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import httpx
 import structlog
 
+from services.notifications.messages import Body, Message, MessageStatus
 from services.notifications.settings import NotificationsSettings
 from shared.privacy import mask_phone
 
@@ -38,8 +39,9 @@ def refused(gateway: str, answer: httpx.Response) -> ProviderError:
 class Provider(Protocol):
     name: str
 
-    async def send(self, message: dict[str, Any], brandname: str) -> str | None:
-        """Hand the message over; returns the gateway's id if it gives one."""
+    async def send(self, message: Message, body: Body, brandname: str) -> str | None:
+        """Hand the message (to its number, with its text) over; returns the gateway's id if it gives one.
+        ProviderError if the gateway does not take it."""
 
     async def close(self) -> None: ...
 
@@ -69,24 +71,24 @@ class Kannel:
     name = "kannel"
     # Its delivery-report types (dlr-mask bits) and the status each one means; 4 (buffered by the SMSC)
     # means nothing to record.
-    REPORTS = {1: "delivered", 2: "failed", 8: "sent", 16: "failed"}
+    REPORTS = {1: MessageStatus.DELIVERED, 2: MessageStatus.FAILED, 8: MessageStatus.SENT, 16: MessageStatus.FAILED}
 
     def __init__(self, settings: NotificationsSettings):
         self._settings = settings
         self._http = httpx.AsyncClient(timeout=10)
 
-    async def send(self, message: dict[str, Any], brandname: str) -> str | None:
+    async def send(self, message: Message, body: Body, brandname: str) -> str | None:
         s = self._settings
         params = {
             "username": s.notifications_kannel_username,
             "password": s.notifications_kannel_password.get_secret_value(),
             "from": brandname,
-            "to": message["recipient"],
-            "text": message["body"],
+            "to": body.recipient,
+            "text": body.text,
             "charset": "UTF-8",
-            "coding": "2" if message["coding"] == "ucs2" else "0",
+            "coding": "2" if message.coding == "ucs2" else "0",
             "dlr-mask": "31",
-            "dlr-url": dlr_url(s, "/v1/dlr", message["_id"]) + "&type=%d",
+            "dlr-url": dlr_url(s, "/v1/dlr", message.id) + "&type=%d",
         }
         try:
             answer = await self._http.get(s.notifications_kannel_url, params=params)
@@ -97,7 +99,7 @@ class Kannel:
         return None
 
     @classmethod
-    def report_status(cls, kind: int) -> str | None:
+    def report_status(cls, kind: int) -> MessageStatus | None:
         return cls.REPORTS.get(kind)
 
     async def close(self) -> None:
@@ -122,11 +124,10 @@ class HttpJson:
             headers[name.strip()] = value.strip()
         self._http = httpx.AsyncClient(timeout=10, headers=headers)
 
-    async def send(self, message: dict[str, Any], brandname: str) -> str | None:
+    async def send(self, message: Message, body: Body, brandname: str) -> str | None:
         s = self._settings
-        values = {"to": message["recipient"], "sender": brandname, "text": message["body"], "id": message["_id"],
-                  "coding": message["coding"],
-                  "dlr_url": dlr_url(s, "/v1/dlr/http", message["_id"])}
+        values = {"to": body.recipient, "sender": brandname, "text": body.text, "id": message.id,
+                  "coding": message.coding, "dlr_url": dlr_url(s, "/v1/dlr/http", message.id)}
         body = {field: template.format(**values) for field, template in s.notifications_http_body.items()}
         try:
             answer = await self._http.post(s.notifications_http_url, json=body)
@@ -140,7 +141,7 @@ class HttpJson:
             return None
 
     @staticmethod
-    def report_status(settings: NotificationsSettings, value: Any) -> str | None:
+    def report_status(settings: NotificationsSettings, value: Any) -> MessageStatus | None:
         """The status a delivery report's value means, by the deployment's mapping of its aggregator."""
         return settings.notifications_http_status_map.get(str(value))
 
@@ -153,9 +154,8 @@ class Log:
 
     name = "log"
 
-    async def send(self, message: dict[str, Any], brandname: str) -> str | None:
-        log.info("sms", to=mask_phone(message["recipient"]), sender=brandname, text=message["body"],
-                 parts=message["parts"])
+    async def send(self, message: Message, body: Body, brandname: str) -> str | None:
+        log.info("sms", to=mask_phone(body.recipient), sender=brandname, text=body.text, parts=message.parts)
         return None
 
     async def close(self) -> None:

@@ -1,8 +1,12 @@
+"""The notifications service's settings (`DOSSIER_NOTIFICATIONS_*`): the gateway, quiet hours, limits, retries,
+retention, the callbacks' secrets and the officers' numbers."""
+
 from pathlib import Path
 from typing import Literal
 
 from pydantic import SecretStr
 
+from services.notifications.messages import MessageStatus
 from shared.auth import ApiKey
 from shared.settings import ServiceSettings
 
@@ -29,8 +33,9 @@ class NotificationsSettings(ServiceSettings):
     notifications_http_id_field: str = "id"
     notifications_http_dlr_id_field: str = "ref"
     notifications_http_dlr_status_field: str = "status"
-    notifications_http_status_map: dict[str, str] = {"DELIVERED": "delivered", "FAILED": "failed",
-                                                     "UNDELIVERABLE": "failed", "ACCEPTED": "sent"}
+    notifications_http_status_map: dict[str, MessageStatus] = {
+        "DELIVERED": MessageStatus.DELIVERED, "FAILED": MessageStatus.FAILED, "UNDELIVERABLE": MessageStatus.FAILED,
+        "ACCEPTED": MessageStatus.SENT}
     notifications_due_soon: bool = False  # also tell citizens when their dossier is due within 24 h
     notifications_quiet_start: str = "21:00"  # local time; messages wait until quiet_end
     notifications_quiet_end: str = "07:00"

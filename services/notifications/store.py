@@ -27,33 +27,18 @@ import asyncio
 import hashlib
 import hmac
 from collections import OrderedDict
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
+from services.notifications.messages import ATTEMPTS, STOPS, Body, Decision, Listed, Message, MessageStatus, Move, \
+    move_id
 from shared.mongo import Chain, as_utc, get_many, insert_new, replace_all
 
-RANK = {"refused": -1, "created": 0, "sending": 1, "sent": 2, "delivered": 3, "failed": 3, "expired": 3,
-        "opted_out": 3, "invalid_recipient": 3}
-PENDING = ("created", "sending")
-FINAL = ("sent", "delivered", "failed", "expired")  # the moves after which a message is not sent again
-MESSAGE_FIELDS = ("_id", "dossier", "trigger", "status", "created_at", "parts", "coding")
-
-
-def status(message: dict[str, Any], moves: Iterable[dict[str, Any]]) -> str:
-    """The furthest status a message reached; of two final ones, the first recorded."""
-    best = message["status"]
-    for move in sorted(moves, key=lambda m: m["at"]):
-        if RANK[move["status"]] > RANK[best]:
-            best = move["status"]
-    return best
-
-
-def move_id(message_id: str, to: str, attempt: int | None = None) -> str:
-    return f"{message_id}/{to}" if attempt is None else f"{message_id}/{to}/{attempt}"
+MESSAGE_FIELDS = ("_id", "dossier", "trigger", "status", "created_at", "parts", "coding")  # the lookup's (Listed)
+Stored = tuple[Message, Body | None, list[Move]]  # a message, its number and text unless purged, its moves
 
 
 class _Hints:
@@ -91,92 +76,93 @@ class MessageStore:
     async def _append(self, chain: Chain, key: str, doc: dict[str, Any]) -> None:
         self._hints.wrote(key, await chain.append(key, doc, self._hints.get(key)))
 
-    async def create(self, messages: list[dict[str, Any]], bodies: list[dict[str, Any]]) -> set[str]:
-        """Store the messages not stored yet (a redelivered status event asks for them again);
-        returns the ids of those stored now. The lookup's chain and the pending list come first: a
-        crash in between leaves at most an entry for a message stored at the redelivery."""
+    async def create(self, decided: list[Decision]) -> set[str]:
+        """Store the messages not stored yet (a redelivered status event asks for them again), with the
+        number and text of those to send; returns the ids of those stored now. The lookup's chain and
+        the pending list come first: a crash in between leaves at most an entry for a message stored
+        at the redelivery."""
         by_dossier: dict[str, list[dict[str, Any]]] = {}
-        for m in messages:
-            by_dossier.setdefault(m["dossier"], []).append({k: m[k] for k in MESSAGE_FIELDS if k in m})
+        for d in decided:
+            by_dossier.setdefault(d.message.dossier, []).append(Listed.of(d.message).to_entry())
         await asyncio.gather(*(self._append(self._dossiers, code, {"messages": mine})
                                for code, mine in by_dossier.items()))
-        to_send = {b["_id"] for b in bodies}
-        await insert_new(self._pending, [{"_id": m["_id"]} for m in messages if m["_id"] in to_send])
+        bodies = [d.body for d in decided if d.body]
+        await insert_new(self._pending, [{"_id": b.id} for b in bodies])
         if bodies:
-            await self._forget_later("bodies", [b["_id"] for b in bodies], bodies[0]["created_at"])
-        await insert_new(self._bodies, bodies)  # before the message: never a message without its text
-        return await insert_new(self._messages, messages)
+            await self._forget_later("bodies", [b.id for b in bodies], bodies[0].created_at)
+        await insert_new(self._bodies, [b.to_doc() for b in bodies])  # before the message: never one without its text
+        return await insert_new(self._messages, [d.message.to_doc() for d in decided])
 
-    async def record(self, message: dict[str, Any], to: str, at: datetime, attempt: int | None = None,
-                     **fields: Any) -> bool:
-        """Record that a message reached `to` (or attempt n of sending); False if already recorded.
-        A message reaching a final status leaves the pending list."""
-        key = move_id(message["_id"], to, attempt)
-        if await self._moves.find_one({"_id": key}) is not None:
+    async def record(self, message: Message, move: Move) -> bool:
+        """Record that a message reached a status (or attempt n of sending); False if already recorded.
+        A message reaching a status that stops its sending leaves the pending list."""
+        if await self._moves.find_one({"_id": move.id}) is not None:
             return False  # e.g. the gateway's report that the SMSC has it, after our own `sent`
-        move = {"_id": key, "message": message["_id"], "status": to, "at": at, **fields}
+        doc = move.to_doc()
         # The lookup's chain first: a retry after a failure between the two writes completes both
         # (the lookup shows a move once, by its id).
-        await self._append(self._dossiers, message["dossier"], {"moves": [move]})
+        await self._append(self._dossiers, message.dossier, {"moves": [doc]})
         try:
-            await self._moves.insert_one(move)
+            await self._moves.insert_one(doc)
         except DuplicateKeyError:
             return False
-        if to in FINAL:
-            await self._pending.delete_one({"_id": message["_id"]})
-        if RANK[to] == RANK["delivered"]:  # the message's end: its lookup will read one summary
-            await self._dossiers.entries(message["dossier"])
+        if move.status.stops_sending:
+            await self._pending.delete_one({"_id": message.id})
+        if move.status.settled:  # the message's end: its lookup will read one summary
+            await self._dossiers.entries(message.dossier)
         return True
 
-    async def message(self, message_id: str) -> dict[str, Any] | None:
-        return await self._messages.find_one({"_id": str(message_id)})
+    async def message(self, message_id: str) -> Message | None:
+        doc = await self._messages.find_one({"_id": str(message_id)})
+        return Message.from_doc(doc) if doc else None
 
     async def handed_over(self, message_id: str) -> bool:
         """Whether a gateway may have the message: it was sent, or an attempt is recorded that the
         gateway did not refuse (handed over, its `sent` not recorded yet). Mostly one read."""
-        if await self._moves.find_one({"_id": move_id(message_id, "sent")}) is not None:
+        if await self._moves.find_one({"_id": move_id(message_id, MessageStatus.SENT)}) is not None:
             return True
         moves = await self.moves_of(message_id)
-        tried = {m["_id"].rsplit("/", 1)[1] for m in moves if m["status"] == "sending"}
-        refused = {m["_id"].rsplit("/", 1)[1] for m in moves if m["status"] == "refused"}
+        tried = {m.attempt for m in moves if m.status is MessageStatus.SENDING}
+        refused = {m.attempt for m in moves if m.status is MessageStatus.REFUSED}
         return bool(tried - refused)
 
-    async def pending(self) -> list[tuple[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]]:
+    async def pending(self) -> list[Stored]:
         """The messages still to send, with their bodies and moves (the pending list is short)."""
         ids = [doc["_id"] async for doc in self._pending.find({})]
         messages, bodies = await asyncio.gather(get_many(self._messages, ids), get_many(self._bodies, ids))
         moves = await asyncio.gather(*(self.moves_of(i) for i in messages))
-        return [(messages[i], bodies.get(i), mine) for i, mine in zip(messages, moves, strict=True)]
+        return [(Message.from_doc(messages[i]), Body.from_doc(bodies[i]) if i in bodies else None, mine)
+                for i, mine in zip(messages, moves, strict=True)]
 
-    async def moves_of(self, message_id: str) -> list[dict[str, Any]]:
-        """A message's moves: its final statuses, and its sending attempts up to the first missing one."""
-        found = list((await get_many(self._moves, [move_id(message_id, to) for to in FINAL])).values())
+    async def moves_of(self, message_id: str) -> list[Move]:
+        """A message's moves: those that stop its sending, and its sending attempts up to the first missing one."""
+        found = list((await get_many(self._moves, [move_id(message_id, to) for to in STOPS])).values())
         attempt = 1
         while True:
-            tried = await get_many(self._moves, [move_id(message_id, t, attempt) for t in ("sending", "refused")])
+            tried = await get_many(self._moves, [move_id(message_id, t, attempt) for t in ATTEMPTS])
             if not tried:
-                return found
+                return [Move.from_doc(m) for m in found]
             found += tried.values()
             attempt += 1
 
-    async def of_dossier(self, code: str) -> list[tuple[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]]:
+    async def of_dossier(self, code: str) -> list[tuple[Listed, Body | None, list[Move]]]:
         """A dossier's messages with their bodies (if not purged) and moves, oldest first."""
-        messages: dict[str, dict[str, Any]] = {}
-        moves: dict[str, dict[str, dict[str, Any]]] = {}
+        messages: dict[str, Listed] = {}
+        moves: dict[str, dict[str, Move]] = {}
         for entry in await self._dossiers.entries(code):  # instants come back as text from the chain
             for m in entry.get("messages", ()):
-                messages.setdefault(m["_id"], m | {"created_at": datetime.fromisoformat(m["created_at"])})
+                messages.setdefault(m["_id"], Listed.from_entry(m))
             for move in entry.get("moves", ()):
-                moves.setdefault(move["message"], {}).setdefault(move["_id"], move | {
-                    "at": datetime.fromisoformat(move["at"])})
+                moves.setdefault(move["message"], {}).setdefault(move["_id"], Move.from_doc(move))
         bodies = await get_many(self._bodies, messages)
-        ordered = sorted(messages.values(), key=lambda m: m["created_at"])
-        return [(m, bodies.get(m["_id"]), list(moves.get(m["_id"], {}).values())) for m in ordered]
+        ordered = sorted(messages.values(), key=lambda m: m.created_at)
+        return [(m, Body.from_doc(bodies[m.id]) if m.id in bodies else None, list(moves.get(m.id, {}).values()))
+                for m in ordered]
 
     async def recipient_of(self, code: str) -> str | None:
         for _, body, _ in await self.of_dossier(code):
-            if body and body.get("recipient"):
-                return body["recipient"]
+            if body and body.recipient:
+                return body.recipient
         return None
 
     def number_hash(self, recipient: str) -> str:

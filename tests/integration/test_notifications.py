@@ -16,13 +16,15 @@ from pydantic import TypeAdapter
 from pymongo import AsyncMongoClient, MongoClient
 
 from tests.fixtures.sample import VN, dossier_code, event
+from services.notifications.core import Core
+from services.notifications.handlers import on_status
+from services.notifications.messages import Message, Move, furthest
 from services.notifications.providers import Kannel
-from services.notifications.service import Notifier
 from shared.contracts import StatusRecord
 from shared.kafka import client_options
 from shared.service import Record
 from services.notifications.settings import NotificationsSettings
-from services.notifications.store import MessageStore, status
+from services.notifications.store import MessageStore
 from services.notifications.templates import Templates
 from shared.calendar import WorkingCalendar
 from shared.auth import key_hash
@@ -155,8 +157,8 @@ def stored(pipeline, code: str) -> list[tuple[str, list[str]]]:
         db = client[pipeline.settings.mongo_database]
         out = []
         for message in db["notifications_messages"].find({"dossier": code}):
-            moves = list(db["notifications_moves"].find({"message": message["_id"]}))
-            out.append((status(message, moves), [m["status"] for m in moves]))
+            moves = [Move.from_doc(m) for m in db["notifications_moves"].find({"message": message["_id"]})]
+            out.append((furthest(Message.from_doc(message).status, moves), [m.status for m in moves]))
         return out
 
 
@@ -246,8 +248,8 @@ def test_bodies_and_numbers_are_purged_after_the_retention_and_statuses_stay(sms
 
 
 def run_notifier(settings, events: list[dict], instants: list[datetime], **config) -> list[int]:
-    """The notifier itself on the real FerretDB and Kannel, its clock injected: handles `events` at the
-    first instant, then tries to send at each instant; returns how many went each time."""
+    """The notifications core on the real FerretDB and Kannel, its clock injected: handles `events` at
+    the first instant, then tries to send at each instant; returns how many went each time."""
     options = {"notifications_provider": "kannel", "notifications_expire_hours": 1e6,
                "notifications_kannel_url": notifications_env()["DOSSIER_NOTIFICATIONS_KANNEL_URL"]} | config
     config = NotificationsSettings(environment="local", mongo_url=settings.mongo_url,
@@ -257,18 +259,18 @@ def run_notifier(settings, events: list[dict], instants: list[datetime], **confi
 
     async def run() -> list[int]:
         mongo = AsyncMongoClient(settings.mongo_url)
-        notifier = Notifier(config, MessageStore(mongo, settings.mongo_database), Kannel(config), Templates.load(),
-                            WorkingCalendar.load(), CollectorRegistry(), clock=lambda: clock["now"])
+        core = Core.build(config, MessageStore(mongo, settings.mongo_database), Kannel(config), Templates.load(),
+                          WorkingCalendar.load(), CollectorRegistry(), clock=lambda: clock["now"])
         try:
-            await notifier.handle([Record(RECORDS.validate_python(e), orjson.dumps(e), e["subject"].encode(), "t", 0, n, 0)
-                                   for n, e in enumerate(events)])
+            await on_status([Record(RECORDS.validate_python(e), orjson.dumps(e), e["subject"].encode(), "t", 0, n, 0)
+                             for n, e in enumerate(events)], core)
             sent = []
             for instant in instants:
                 clock["now"] = instant
-                sent.append(await notifier.send_due())
+                sent.append(await core.sender.send_due())
             return sent
         finally:
-            await notifier.provider.close()
+            await core.provider.close()
             await mongo.close()
 
     return asyncio.run(run())

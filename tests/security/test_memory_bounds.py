@@ -7,7 +7,7 @@
 - A dossier keeps at most `processing_max_events_per_dossier` events; further ones are dead-lettered.
 
 Unit-level, in-process: notifications runs on httpx's ASGI transport (no lifespan: no Kafka), its
-MongoDB replaced by test_sms_callbacks' dict-backed collections.
+MongoDB replaced by dict-backed collections (tests/fixtures/sms.py).
 """
 
 import asyncio

@@ -6,7 +6,7 @@
    a report never ends a message that no gateway was given.
 
 The service runs in-process (httpx's ASGI transport, no lifespan: no Kafka), its MongoDB replaced by
-the dict-backed collections below, under the real `MessageStore`.
+dict-backed collections under the real `MessageStore` (tests/fixtures/sms.py).
 """
 
 import asyncio
@@ -18,17 +18,19 @@ import httpx
 import orjson
 import pytest
 from pydantic import TypeAdapter, ValidationError
-from pymongo.errors import AutoReconnect, BulkWriteError, DuplicateKeyError
+from pymongo.errors import AutoReconnect
 
 from services.notifications import app as notifications_app
-from services.notifications.providers import HttpJson, Kannel, ProviderError, dlr_token, dlr_token_ok
+from services.notifications.core import Core
+from services.notifications.handlers import on_status
+from services.notifications.messages import Body, Message, MessageStatus, furthest
+from services.notifications.providers import HttpJson, Kannel, dlr_token, dlr_token_ok
 from services.notifications.replies import NEUTRAL
-from services.notifications.service import Notifier
 from services.notifications.settings import NotificationsSettings
-from services.notifications.store import MessageStore, status
 from shared.contracts import StatusRecord
 from shared.service import Record
 from tests.fixtures.sample import VN, dossier_code
+from tests.fixtures.sms import Gateway, MemoryMongo, memory_store
 
 DLR_SECRET = "dlr-key-for-the-security-tests"
 MO_SECRET = "mo-token-for-the-security-tests"
@@ -52,137 +54,28 @@ def notifications_settings(**values: Any) -> NotificationsSettings:
     } | values)
 
 
-# -- MongoDB as dicts, for the real MessageStore ------------------------------------------------------
-
-
-class _Deleted:
-    def __init__(self, n: int):
-        self.deleted_count = n
-
-
-class MemoryCollection:
-    """The few collection calls MessageStore and shared.mongo make, all by `_id`."""
-
-    def __init__(self) -> None:
-        self.docs: dict[Any, dict[str, Any]] = {}
-
-    async def find_one(self, query: dict[str, Any]) -> dict[str, Any] | None:
-        found = self.docs.get(query["_id"])
-        return dict(found) if found is not None else None
-
-    async def insert_one(self, doc: dict[str, Any]) -> None:
-        if doc["_id"] in self.docs:
-            raise DuplicateKeyError("duplicate key")
-        self.docs[doc["_id"]] = dict(doc)
-
-    async def insert_many(self, docs: list[dict[str, Any]], ordered: bool = True) -> None:
-        errors = []
-        for n, doc in enumerate(docs):
-            if doc["_id"] in self.docs:
-                errors.append({"code": 11000, "index": n})
-            else:
-                self.docs[doc["_id"]] = dict(doc)
-        if errors:
-            raise BulkWriteError({"writeErrors": errors})
-
-    async def delete_one(self, query: dict[str, Any]) -> _Deleted:
-        return _Deleted(int(self.docs.pop(query["_id"], None) is not None))
-
-    async def replace_one(self, query: dict[str, Any], doc: dict[str, Any], upsert: bool = False) -> None:
-        if upsert or query["_id"] in self.docs:
-            self.docs[query["_id"]] = {"_id": query["_id"]} | doc
-
-    async def bulk_write(self, operations: list[Any], ordered: bool = True) -> None:
-        for op in operations:  # ReplaceOne, upserting
-            await self.replace_one(op._filter, op._doc, upsert=True)
-
-    def find(self, query: dict[str, Any]) -> Any:
-        assert query == {}
-
-        async def every() -> Any:
-            for doc in list(self.docs.values()):
-                yield dict(doc)
-
-        return every()
-
-
-class MemoryMongo:
-    """One database's collections, by name."""
-
-    def __init__(self) -> None:
-        self.collections: dict[str, MemoryCollection] = {}
-
-    def collection(self, name: str) -> MemoryCollection:
-        return self.collections.setdefault(name, MemoryCollection())
-
-
-class _Database:
-    def __init__(self, mongo: MemoryMongo):
-        self._mongo = mongo
-
-    def __getitem__(self, name: str) -> MemoryCollection:
-        return self._mongo.collection(name)
-
-
-class _Client:
-    def __init__(self, mongo: MemoryMongo):
-        self._mongo = mongo
-
-    def __getitem__(self, database: str) -> _Database:
-        return _Database(self._mongo)
-
-
-def memory_store(mongo: MemoryMongo, number_key: str = "") -> MessageStore:
-    return MessageStore(_Client(mongo), "notifications", number_key=number_key)  # type: ignore[arg-type]
-
-
-# -- the gateway, as the notifier hands it messages ---------------------------------------------------
-
-
-class Gateway:
-    """A provider that keeps what it is given; `refuse` makes the next sends fail as a gateway away."""
-
-    name = "http"
-
-    def __init__(self) -> None:
-        self.given: list[dict[str, Any]] = []
-        self.refuse = 0
-        self.on_send: Any = None
-
-    async def send(self, message: dict[str, Any], brandname: str) -> str | None:
-        if self.refuse:
-            self.refuse -= 1
-            raise ProviderError("gateway away")
-        self.given.append(message)
-        if self.on_send:
-            await self.on_send(message)
-        return f"gw-{len(self.given)}"
-
-    async def close(self) -> None:
-        return None
-
-
 class Notifications:
-    """Notifications built by its own `create_app` (the real routes and notifier), on dict collections
-    and the gateway above, driven in-process."""
+    """Notifications built by its own `create_app` (the real routes and core), on dict collections
+    and a gateway that keeps what it is handed (tests/fixtures/sms.py), driven in-process."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, **values: Any):
         self.settings = notifications_settings(**values)
         self.mongo = MemoryMongo()
         self.gateway = Gateway()
-        built: list[Notifier] = []
+        built: list[Core] = []
+        build = notifications_app.build
 
-        class Kept(Notifier):
-            def __init__(self, *args: Any, **kwargs: Any):
-                super().__init__(*args, **kwargs)
-                built.append(self)
+        def kept(settings: NotificationsSettings) -> Any:
+            runtime, core = build(settings)
+            built.append(core)
+            return runtime, core
 
         monkeypatch.setattr(notifications_app, "MessageStore",
                             lambda client, database, number_key="": memory_store(self.mongo, number_key))
         monkeypatch.setattr(notifications_app, "provider", lambda settings: self.gateway)
-        monkeypatch.setattr(notifications_app, "Notifier", Kept)
+        monkeypatch.setattr(notifications_app, "build", kept)
         self.app = notifications_app.create_app(self.settings)
-        [self.notifier] = built
+        [self.core] = built
 
     async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://notifications") as c:
@@ -200,14 +93,14 @@ class Notifications:
     def receipt(self, sequence: int) -> str:
         """A dossier received now, its citizen opted in: one message decided and queued; its id."""
         code = dossier_code(datetime.now(VN), sequence=sequence)
-        self.run(self.notifier.handle([received(code)]))
+        self.run(on_status([received(code)], self.core))
         [message_id] = [m for m in self.mongo.collection("notifications_messages").docs]
         return message_id
 
     def report_delivered_on_send(self, message_id: str) -> None:
         """The gateway reports the message delivered at once, before our own `sent` is written."""
 
-        async def report_at_once(message: dict[str, Any]) -> None:
+        async def report_at_once(message: Message) -> None:
             answer = await self.call("POST", "/v1/dlr/http", params={"id": message_id,
                                                                      "token": dlr_token(DLR_SECRET, message_id)},
                                      json={"ref": message_id, "status": "DELIVERED"})
@@ -215,11 +108,14 @@ class Notifications:
 
         self.gateway.on_send = report_at_once
 
-    def status_of(self, message_id: str) -> str:
-        async def read() -> str:
-            store = self.notifier.store
-            return status(await store.message(message_id), await store.moves_of(message_id))
+    def status_of(self, message_id: str) -> MessageStatus:
+        async def read() -> MessageStatus:
+            store = self.core.store
+            return furthest((await store.message(message_id)).status, await store.moves_of(message_id))
         return self.run(read())
+
+    def send_due(self) -> int:
+        return self.run(self.core.sender.send_due())
 
     def still_to_send(self, message_id: str) -> bool:
         return message_id in self.mongo.collection("notifications_pending").docs
@@ -313,8 +209,9 @@ def handed_urls(provider_name: str, message_ids: list[str]) -> list[str]:
 
     async def send_all() -> None:
         for i in message_ids:
-            await sender.send({"_id": i, "recipient": "+84912345678", "body": "x", "coding": "gsm7", "parts": 1},
-                              "UBND-XA")
+            message = Message(i, "step", "000.00.38.H56-250701-0001", "14923", "received", datetime.now(VN),
+                              datetime.now(VN), provider_name, coding="gsm7", parts=1)
+            await sender.send(message, Body(i, "+84912345678", "x", datetime.now(VN)), "UBND-XA")
         await sender.close()
 
     asyncio.run(send_all())
@@ -354,8 +251,8 @@ def test_a_forged_delivery_report_changes_nothing_and_the_message_is_still_sent(
     ]
     assert [r.status_code for r in forged] == [403] * len(forged)
     assert notifications.status_of(message_id) == "created" and notifications.still_to_send(message_id)
-    assert notifications.run(notifications.notifier.send_due()) == 1
-    assert [m["_id"] for m in notifications.gateway.given] == [message_id]
+    assert notifications.send_due() == 1
+    assert [m.id for m in notifications.gateway.given] == [message_id]
 
 
 @pytest.mark.parametrize("route", ["kannel", "http"])
@@ -369,8 +266,8 @@ def test_a_signed_report_for_a_message_not_sent_yet_never_takes_it_off_the_queue
     assert notifications.status_of(message_id) == "created" and notifications.still_to_send(message_id)
     assert 'notifications_reports_ignored_total{reason="not_sent"} 1.0' in notifications.request("GET", "/metrics").text
 
-    assert notifications.run(notifications.notifier.send_due()) == 1  # still sent
-    assert [m["_id"] for m in notifications.gateway.given] == [message_id]
+    assert notifications.send_due() == 1  # still sent
+    assert [m.id for m in notifications.gateway.given] == [message_id]
     assert notifications.status_of(message_id) == "sent" and not notifications.still_to_send(message_id)
     # Once sent, its report is taken; statuses only move forward.
     assert notifications.http_report(message_id, id=message_id, token=token).json() == {"moved": True}
@@ -382,12 +279,12 @@ def test_a_report_for_a_message_the_gateway_refused_never_takes_it_off_the_queue
     notifications = Notifications(monkeypatch, notifications_backoff_seconds=0)
     message_id = notifications.receipt(sequence=503)
     notifications.gateway.refuse = 1
-    assert notifications.run(notifications.notifier.send_due()) == 0  # refused: tried again after the backoff
+    assert notifications.send_due() == 0  # refused: tried again after the backoff
     assert notifications.status_of(message_id) == "sending"
     report = notifications.http_report(message_id, id=message_id, token=dlr_token(DLR_SECRET, message_id))
     assert report.json() == {"moved": False} and notifications.still_to_send(message_id)
-    assert notifications.run(notifications.notifier.send_due()) == 1
-    assert [m["_id"] for m in notifications.gateway.given] == [message_id]
+    assert notifications.send_due() == 1
+    assert [m.id for m in notifications.gateway.given] == [message_id]
 
 
 def test_a_genuine_report_that_outruns_our_own_sent_record_still_counts(monkeypatch):
@@ -396,7 +293,7 @@ def test_a_genuine_report_that_outruns_our_own_sent_record_still_counts(monkeypa
     notifications = Notifications(monkeypatch)
     message_id = notifications.receipt(sequence=504)
     notifications.report_delivered_on_send(message_id)
-    assert notifications.run(notifications.notifier.send_due()) == 1
+    assert notifications.send_due() == 1
     assert notifications.status_of(message_id) == "delivered" and not notifications.still_to_send(message_id)
     assert len(notifications.gateway.given) == 1
 
@@ -416,9 +313,9 @@ def test_a_report_still_counts_after_the_database_refused_an_earlier_attempts_re
         await insert(doc)
 
     moves.insert_one = refused_once
-    assert notifications.run(notifications.notifier.send_due()) == 0 and notifications.gateway.given == []
-    later = notifications.notifier.clock() + timedelta(seconds=2)
-    notifications.notifier.clock = lambda: later  # tried again a second after the database came back
+    assert notifications.send_due() == 0 and notifications.gateway.given == []
+    later = notifications.core.clock() + timedelta(seconds=2)
+    notifications.core.sender.clock = lambda: later  # tried again a second after the database came back
     notifications.report_delivered_on_send(message_id)
-    assert notifications.run(notifications.notifier.send_due()) == 1
+    assert notifications.send_due() == 1
     assert notifications.status_of(message_id) == "delivered" and len(notifications.gateway.given) == 1

@@ -10,14 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fixtures.sample import VN
-from services.notifications.service import next_morning, not_before
+from services.notifications.quiet import QuietHours
 from services.notifications.templates import DEFAULT, Template, Templates
 from services.notifications.triggers import wanted
 from shared.calendar import WorkingCalendar
 from shared.contracts import StatusRecord
 
 CAL = WorkingCalendar.load()
-QUIET = (time(21, 0), time(7, 0))
+QUIET = QuietHours(CAL, time(21, 0), time(7, 0))
 
 
 def at(text: str) -> datetime:
@@ -32,11 +32,11 @@ def at(text: str) -> datetime:
     ("2026-03-03 07:00", "2026-03-03 07:00"),
 ])
 def test_quiet_hours(now, sent_at):
-    assert not_before(at(now), CAL, *QUIET) == at(sent_at)
+    assert QUIET.not_before(at(now)) == at(sent_at)
 
 
 def test_over_the_daily_limit_a_message_waits_for_the_next_morning():
-    assert next_morning(at("2026-03-02 15:00"), CAL, QUIET[1]) == at("2026-03-03 07:00")
+    assert QUIET.next_morning(at("2026-03-02 15:00")) == at("2026-03-03 07:00")
 
 
 def status(old, new, cause="dossier.received", source="urn:dossier-tracker:processing", **data):

@@ -1,0 +1,220 @@
+"""The sender: the messages still to send, queued in memory by when they may go, handed to the gateway.
+
+Each sending attempt is recorded before the gateway gets the message (inserting the attempt is the
+claim: a replica that loses the race does not send), so a crash repeats no send. A message left
+`sending` (the gateway never got it, or its report was lost) is tried again after the sending
+timeout, unless its delivery report moved it meanwhile. Quiet hours, the daily limit per number
+(slots counted in MongoDB, across replicas), the gateway's refusals (temporary ones with a doubling
+backoff) and expiry all decide here when a message goes. The queue is reloaded from MongoDB at start
+and every reload interval (messages another replica left behind).
+"""
+
+import asyncio
+import heapq
+import time as clock_time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from pymongo.errors import PyMongoError
+
+from services.notifications.instruments import NotificationMetrics
+from services.notifications.messages import Body, Decision, Message, MessageStatus, Move, furthest
+from services.notifications.providers import Provider, ProviderError
+from services.notifications.quiet import QuietHours
+from services.notifications.settings import NotificationsSettings
+from services.notifications.store import MessageStore
+from shared.privacy import mask_phone
+from shared.service import until_done
+
+log = structlog.get_logger()
+
+Day = tuple[str, str]  # (recipient, local date): what the daily limit counts
+
+
+@dataclass
+class Pending:
+    """A message still to send, as this replica keeps it."""
+
+    message: Message
+    body: Body
+    attempts: int
+    not_before: datetime
+
+
+class Sender:
+    def __init__(self, settings: NotificationsSettings, store: MessageStore, provider: Provider, brandname: str,
+                 quiet: QuietHours, metrics: NotificationMetrics, clock: Callable[[], datetime]):
+        self.settings = settings
+        self.store = store
+        self.provider = provider
+        self.brandname = brandname
+        self.quiet = quiet
+        self.metrics = metrics
+        self.clock = clock
+        self._pending: dict[str, Pending] = {}
+        # (not before, the step's time, message id): a dossier's messages go in the order of its steps.
+        self._queue: list[tuple[datetime, datetime, str]] = []  # stale entries are skipped
+        self._slots: dict[Day, int] = {}  # the next free daily slot of each number's day
+        self.loaded = False
+
+    @property
+    def pending(self) -> set[str]:
+        """The ids of the messages this replica still has to send (the purge leaves their numbers)."""
+        return set(self._pending)
+
+    async def load(self) -> int:
+        """The messages still to send, from MongoDB's pending list."""
+        timeout = timedelta(seconds=self.settings.notifications_sending_timeout_seconds)
+        for message, body, moves in await self.store.pending():
+            if not furthest(message.status, moves).still_to_send or body is None or message.id in self._pending:
+                continue
+            # The last attempt's number (an attempt whose record failed left a gap), from the move's id.
+            tried = [m for m in moves if m.status is MessageStatus.SENDING]
+            attempts = max((m.attempt or 0 for m in tried), default=0)
+            last = max((m.at for m in tried), default=None)
+            self._queue_up(Pending(message, body, attempts,
+                                   last + timeout if last else message.not_before or message.created_at))
+        self.loaded = True
+        return len(self._pending)
+
+    async def queue(self, decided: list[Decision]) -> set[str]:
+        """Store the messages (with their number and text if they are to be sent) not stored yet and
+        queue those to send; returns the ids stored now. The citizens' and the officers' (alerts.py)."""
+        created = await self.store.create(decided)
+        for d in decided:
+            # Only a message stored just now is counted and queued: one stored before (a redelivered
+            # status event) is pending here already, or done, or left by another process, which a
+            # reload picks up.
+            if d.message.id not in created:
+                continue
+            self.metrics.messages.labels(d.message.status, self.provider.name).inc()
+            if d.body:
+                self._queue_up(Pending(d.message, d.body, 0, d.message.not_before or d.message.created_at))
+        return created
+
+    def forget(self, message_id: str) -> None:
+        """Never hand this message over again: the gateway has it, or it ended."""
+        self._pending.pop(message_id, None)
+
+    async def record(self, message: Message, move: Move) -> bool:
+        """Record a status the message reached, and count it once recorded."""
+        recorded = await self.store.record(message, move)
+        if recorded:
+            self.metrics.messages.labels(move.status, message.provider or self.provider.name).inc()
+        return recorded
+
+    def _queue_up(self, pending: Pending) -> None:
+        self._pending[pending.message.id] = pending
+        heapq.heappush(self._queue, (pending.not_before, pending.message.step_at, pending.message.id))
+
+    def _later(self, pending: Pending, until: datetime) -> None:
+        pending.not_before = until
+        heapq.heappush(self._queue, (until, pending.message.step_at, pending.message.id))
+
+    # -- the sending loop --------------------------------------------------------------------------
+
+    async def send_due(self, concurrency: int = 20) -> int:
+        """Hand the messages due by now to the gateway, up to `concurrency` at once; a dossier's
+        messages one after the other, in the order of its steps."""
+        now = self.clock()
+        due: dict[str, list[Pending]] = {}
+        while self._queue and self._queue[0][0] <= now:
+            at, _, message_id = heapq.heappop(self._queue)
+            pending = self._pending.get(message_id)
+            if pending is None or pending.not_before != at:
+                continue  # done, or queued again for later
+            due.setdefault(pending.message.dossier, []).append(pending)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def in_order(messages: list[Pending]) -> int:
+            async with gate:
+                sent = 0
+                for n, pending in enumerate(messages):
+                    try:
+                        sent += await self._send(pending, now)
+                    except PyMongoError as exc:
+                        # The database went away: this message and the dossier's next ones are tried
+                        # again shortly (one the gateway may already have waits for the sending timeout).
+                        for later in messages[n:]:
+                            if later.not_before <= now:
+                                self._later(later, now + timedelta(seconds=1))
+                        log.warning("database unavailable, messages will be sent later", error=str(exc))
+                        break
+                return sent
+
+        sent = sum(await asyncio.gather(*(in_order(m) for m in due.values())))
+        oldest = min((p.message.created_at for p in self._pending.values()), default=None)
+        self.metrics.queue_age.set((now - oldest).total_seconds() if oldest else 0)
+        return sent
+
+    async def _send(self, pending: Pending, now: datetime) -> bool:
+        """One message due: expired, or waiting for the number's next day, or claimed and handed over."""
+        message = pending.message
+        if message.stale(now, timedelta(hours=self.settings.notifications_expire_hours)):
+            await self.record(message, Move(message.id, MessageStatus.EXPIRED, now))
+            self.forget(message.id)
+            return False
+        day = (pending.body.recipient, self.quiet.calendar.local(now).date().isoformat())
+        slot = await self._take_slot(day, now)
+        if slot is None:  # the number's daily limit, counted across replicas
+            self._later(pending, self.quiet.next_morning(now))
+            return False
+        if not await self._claim(pending, day, slot, now):
+            return False
+        return await self._hand_over(pending, day, slot, now)
+
+    async def _take_slot(self, day: Day, now: datetime) -> int | None:
+        limit = self.settings.notifications_daily_limit
+        slot = await self.store.take_slot(*day, limit, now, self._slots.get(day, 0))
+        self._slots[day] = limit if slot is None else slot + 1
+        return slot
+
+    async def _give_back(self, day: Day, slot: int) -> None:
+        await self.store.give_back_slot(*day, slot)
+        self._slots[day] = min(self._slots.get(day, 0), slot)
+
+    async def _claim(self, pending: Pending, day: Day, slot: int, now: datetime) -> bool:
+        """Record the next sending attempt; False if another replica claimed it. Counted once recorded: a
+        write the database refused leaves no gap in the attempts, which the store reads up to the first
+        missing one (a delivery report is taken only for a message with a recorded attempt)."""
+        message = pending.message
+        if not await self.store.record(message, Move(message.id, MessageStatus.SENDING, now, pending.attempts + 1)):
+            await self._give_back(day, slot)
+            self.forget(message.id)
+            return False
+        pending.attempts += 1
+        self._later(pending, now + timedelta(seconds=self.settings.notifications_sending_timeout_seconds))
+        return True
+
+    async def _hand_over(self, pending: Pending, day: Day, slot: int, now: datetime) -> bool:
+        message = pending.message
+        started = clock_time.perf_counter()
+        try:
+            provider_id = await self.provider.send(message, pending.body, self.brandname)
+        except ProviderError as exc:
+            await self._give_back(day, slot)
+            await self._refused(pending, exc, now)
+            return False
+        self.metrics.send_seconds.observe(clock_time.perf_counter() - started)
+        self.forget(message.id)  # the gateway has it: never handed over again, even if the record waits
+        sent = Move(message.id, MessageStatus.SENT, self.clock(), provider_id=provider_id)
+        await until_done(lambda: self.record(message, sent), "recording a sent SMS")
+        log.info("sms sent", message=message.id, dossier=message.dossier, trigger=message.trigger,
+                 to=mask_phone(pending.body.recipient), parts=message.parts)
+        return True
+
+    async def _refused(self, pending: Pending, exc: ProviderError, now: datetime) -> None:
+        """The gateway did not take the message: it fails if the refusal is permanent (the provider
+        says so) or its attempts are spent, and is tried again after a doubling backoff otherwise."""
+        s, message = self.settings, pending.message
+        await self.store.record(message, Move(message.id, MessageStatus.REFUSED, now, pending.attempts, str(exc)))
+        if exc.permanent or pending.attempts >= s.notifications_max_attempts:
+            await self.record(message, Move(message.id, MessageStatus.FAILED, now, error=str(exc)))
+            self.forget(message.id)
+        else:
+            backoff = s.notifications_backoff_seconds * 2 ** (pending.attempts - 1)
+            self._later(pending, now + timedelta(seconds=min(s.notifications_backoff_cap_seconds, backoff)))
+        log.warning("gateway refused a message" if exc.permanent else "gateway refused a message, will retry",
+                    message=message.id, attempts=pending.attempts, permanent=exc.permanent, error=str(exc))
