@@ -13,6 +13,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import TypeAdapter
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 from shared.auth import ApiKey, ApiKeys, may_send
 from services.intake.binary_mode import NO_DATA, binary_event, is_binary
@@ -20,6 +22,7 @@ from services.intake.publisher import EventPublisher, KafkaUnavailable
 from services.intake.settings import IntakeSettings
 from shared.events import DossierEvent, EventErrors, FieldError, ReceivedEvent, parse_events
 from shared.http import BodyTooLarge, add_operational_routes, read_body
+from shared.personal import CLEAR, DossierKeys, sealed_applicant
 
 log = structlog.get_logger()
 
@@ -168,6 +171,26 @@ def _as_recorded(sent: dict[str, Any], contributed: bool, arrived: str) -> dict[
     return recorded | {"intaketime": arrived} | ({"intakecontributor": True} if contributed else {})
 
 
+def _personal(obj: Any) -> dict[str, Any] | None:
+    """A receipt's applicant as sent, if it holds anything personal (more than CLEAR)."""
+    applicant = obj.get("data", {}).get("applicant") if isinstance(obj.get("data"), dict) else None
+    return applicant if isinstance(applicant, dict) and set(applicant) - set(CLEAR) else None
+
+
+async def sealed_receipts(personal: DossierKeys, events: list[DossierEvent], objects: list[Any]) -> list[Any]:
+    """The events' JSON objects with every receipt's applicant sealed under its dossier's key (made if it
+    has none), so that Kafka, the dead-letter topics and every store downstream see only ciphertext
+    (shared/personal.py, docs/security.md finding 6). Whatever publishes for intake goes through here."""
+    owners = {e.subject: e.data.applicant.phone for e, obj in zip(events, objects, strict=True)
+              if isinstance(e, ReceivedEvent) and _personal(obj)}
+    if not owners:
+        return objects
+    keys = await personal.keys_for(owners)
+    return [obj | {"data": obj["data"] | {"applicant": sealed_applicant(keys[e.subject], e.subject, applicant)}}
+            if isinstance(e, ReceivedEvent) and (applicant := _personal(obj)) else obj
+            for e, obj in zip(events, objects, strict=True)]
+
+
 def _oversized(records: list[tuple[str, bytes]], limit: int) -> str | None:
     """Why a record would be larger than intake's largest (413), or None. Written again, an event can
     outgrow its body (orjson writes `1e15` out in full): such a record is refused, not handed to Kafka."""
@@ -212,7 +235,8 @@ _ANSWERS = {
             }
         },
     },
-    503: {"description": "Kafka cannot take the events now; retry (retries are harmless)"},
+    503: {"description": "Kafka, or MongoDB (the dossiers' keys), cannot take the events now; retry (retries are "
+                          "harmless)"},
 }
 
 
@@ -220,8 +244,9 @@ class Intake:
     """What `POST /v1/events` does: a key, a body in one of the three modes, validation, scope, then
     Kafka (acks=all) before the answer."""
 
-    def __init__(self, settings: IntakeSettings, publisher: EventPublisher, metrics: IntakeMetrics):
-        self.settings, self.publisher, self.metrics = settings, publisher, metrics
+    def __init__(self, settings: IntakeSettings, publisher: EventPublisher, metrics: IntakeMetrics,
+                 personal: DossierKeys):
+        self.settings, self.publisher, self.metrics, self.personal = settings, publisher, metrics, personal
         self.keys = ApiKeys.load(settings.intake_api_keys, settings.intake_api_keys_file)
 
     async def accept(self, request: Request) -> int:
@@ -232,9 +257,7 @@ class Intake:
         if refusal := _refused(key, events):
             self._count(events, "rejected")
             raise _error(403, refusal)
-        arrived = self.settings.clock().isoformat()
-        records = [(event.subject, orjson.dumps(_as_recorded(obj, event.type in key.contributes, arrived)))
-                   for event, obj in zip(events, objects, strict=True)]
+        records = await self.records(key, events, objects)
         if too_large := _oversized(records, self.settings.max_record_bytes):
             self._count(events, "rejected")
             raise _error(413, too_large)
@@ -245,6 +268,13 @@ class Intake:
         else:
             log.info("events accepted", key=key.name, events=len(events))
         return len(events)
+
+    async def records(self, key: ApiKey, events: list[DossierEvent], objects: list[Any]) -> list[tuple[str, bytes]]:
+        """The events as intake writes them to Kafka: receipts' applicants sealed, intake's attributes."""
+        arrived = self.settings.clock().isoformat()
+        sealed = await sealed_receipts(self.personal, events, objects)
+        return [(event.subject, orjson.dumps(_as_recorded(obj, event.type in key.contributes, arrived)))
+                for event, obj in zip(events, sealed, strict=True)]
 
     async def _parsed(self, request: Request) -> tuple[list[DossierEvent], list[Any]]:
         """The request's events, validated, with the JSON objects they came as."""
@@ -287,13 +317,16 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     publisher = EventPublisher(settings)
     registry = CollectorRegistry()
     metrics = IntakeMetrics(registry)
-    intake = Intake(settings, publisher, metrics)
+    mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000)
+    personal = DossierKeys(mongo[settings.mongo_database], settings.personal_index_secret.get_secret_value())
+    intake = Intake(settings, publisher, metrics, personal)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await publisher.start()
         yield
         await publisher.stop()
+        await mongo.close()
 
     app = FastAPI(
         title="Dossier intake",
@@ -323,9 +356,15 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         return response
 
     async def not_ready() -> str | None:
-        return None if await publisher.reachable() else "kafka unreachable"
+        if not await publisher.reachable():
+            return "kafka unreachable"
+        try:
+            await mongo.admin.command("ping")  # the dossiers' keys (shared/personal.py)
+        except PyMongoError:
+            return "mongodb unreachable"
+        return None
 
-    add_operational_routes(app, registry, not_ready, needs="Kafka")
+    add_operational_routes(app, registry, not_ready, needs="Kafka and MongoDB")
     app.openapi = partial(openapi, app)  # type: ignore[method-assign]
     return app
 

@@ -28,6 +28,9 @@ class IntakeSettings(ServiceSettings):
     intake_kafka_timeout_ms: int = 5000
     intake_linger_ms: int = 2
 
+    def secrets_needed(self) -> list[str]:
+        return ["personal_index_secret"]
+
     @property
     def max_record_bytes(self) -> int:
         """The largest record intake writes: one event of the largest body, with intake's attributes."""

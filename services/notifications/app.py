@@ -23,6 +23,7 @@ from shared.auth import ApiKeys, require_dossier_code, require_key
 from shared.calendar import WorkingCalendar
 from shared.contracts import StatusRecord
 from shared.http import read_body
+from shared.personal import DossierKeys
 from shared.privacy import mask_phone
 from shared.service import ConsumingService
 
@@ -66,7 +67,8 @@ def build(settings: NotificationsSettings) -> tuple[ConsumingService, Notifier]:
     templates = Templates.load(settings.notifications_templates, settings.lookup_url,
                                settings.lookup_secret.get_secret_value())
     notifier = Notifier(settings, store, provider(settings), templates,
-                        WorkingCalendar.load(settings.calendar), runtime.registry, settings.clock)
+                        WorkingCalendar.load(settings.calendar), runtime.registry, settings.clock,
+                        DossierKeys(runtime.mongo[runtime.database]))
     runtime.consume(settings.topic_status, settings.notifications_group_id, StatusRecord,
                     partial(handlers.on_status, notifier=notifier), max_batch=500)
 

@@ -12,7 +12,7 @@ import asyncio
 import heapq
 import time as clock_time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -30,7 +30,9 @@ from shared.clock import Clock
 from shared.calendar import WorkingCalendar
 from shared.communes import commune
 from shared.contracts import SignatureVerified, StatusChanged, StatusRecord
+from shared.events import Applicant
 from shared.mongo import as_utc
+from shared.personal import DossierKeys, opened_applicant
 from shared.service import Record, until_done
 from shared.privacy import mask_phone
 
@@ -84,8 +86,9 @@ class Pending:
 class Notifier:
     def __init__(self, settings: NotificationsSettings, store: MessageStore, provider: Provider, templates: Templates,
                  calendar: WorkingCalendar, registry: CollectorRegistry,
-                 clock: Callable[[], datetime] = Clock()):
+                 clock: Callable[[], datetime] = Clock(), keys: DossierKeys | None = None):
         self.settings = settings
+        self.keys = keys  # the dossiers' keys, to open the applicant (shared/personal.py)
         self.store = store
         self.provider = provider
         self.templates = templates
@@ -128,7 +131,7 @@ class Notifier:
         standing: dict[str, dict[str, Any]] = {}
         now = self.clock()
         for record in records:
-            event = record.value
+            event = await self._opened(record.value)
             if isinstance(event, SignatureVerified):
                 continue  # no SMS
             self.metrics.status_events.labels("read").inc()
@@ -166,6 +169,17 @@ class Notifier:
             if body:
                 self._queue_up(Pending(message, body["recipient"], body["body"], 0, message["not_before"]))
         return created
+
+    async def _opened(self, event: StatusRecord) -> StatusRecord:
+        """A status change with its applicant opened (the number to text), by a key read; an applicant
+        whose key is erased has no number, like one who gave none."""
+        if not isinstance(event, StatusChanged) or event.data.applicant.sealed is None:
+            return event
+        code = event.data.dossier_code
+        key = await self.keys.key_of(code) if self.keys else None
+        opened = opened_applicant(key, code, event.data.applicant)
+        applicant = opened or Applicant(sms_opt_in=event.data.applicant.sms_opt_in)
+        return event.model_copy(update={"data": replace(event.data, applicant=applicant)})
 
     def _standing(self, event: StatusChanged) -> dict[str, Any]:
         data = event.data
