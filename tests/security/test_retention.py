@@ -8,8 +8,11 @@ start; nothing waits on Kafka's log cleaner."""
 
 import asyncio
 import json
+import os
 import re
 import secrets
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -19,26 +22,37 @@ from pymongo import MongoClient
 
 from shared.kafka import client_options
 from tests.fixtures.sample import dossier_code, event
-from tests.integration.conftest import OPERATOR, read_topic, service, wait_until
+from tests.integration.conftest import ROOT, SECRETS, OPERATOR, read_topic, settings_env, wait_until
 from tests.integration.test_notifications import messages, start_notifications
 
-TOKEN = uuid.uuid4().hex[:6] + "qz"  # in the name: whatever way it is written, this part is ASCII
-NAME = f"Lê Thị Quên {TOKEN}"
-PHONE = "09" + "".join(secrets.choice("0123456789") for _ in range(8))
 RETENTION_DAYS = 90  # DOSSIER_PERSONAL_RETENTION_DAYS's default
 
 
-def readable_forms() -> list[re.Pattern[bytes]]:
+def a_citizen() -> tuple[str, str, str]:
+    """(token, name, phone) of a citizen no other test has: the token, in the name, is ASCII whatever
+    way the name is written."""
+    token = uuid.uuid4().hex[:6] + "qz"
+    return token, f"Lê Thị Quên {token}", "09" + "".join(secrets.choice("0123456789") for _ in range(8))
+
+
+TOKEN, NAME, PHONE = a_citizen()
+TOKEN2, NAME2, PHONE2 = a_citizen()  # the export and erasure test's
+
+
+def readable_forms(token: str, name: str, phone: str) -> list[re.Pattern[bytes]]:
     """The phone and the name in any form they could be written in: 09…, 849…, +84 9…, with dots or
     spaces, the name as UTF-8, JSON-escaped or without its accents (the token in it). A masked phone
     (its last digits) is not the phone."""
-    digits = PHONE[1:]  # the national number, in every form: 0…, 84…, +84…
-    return [re.compile(r"[ .\-]?".join(digits).encode()), re.compile(TOKEN.encode()),
-            re.compile(re.escape(NAME.encode())), re.compile(re.escape(json.dumps(NAME).encode()))]
+    digits = phone[1:]  # the national number, in every form: 0…, 84…, +84…
+    return [re.compile(r"[ .\-]?".join(digits).encode()), re.compile(token.encode()),
+            re.compile(re.escape(name.encode())), re.compile(re.escape(json.dumps(name).encode()))]
+
+
+FORMS = readable_forms(TOKEN, NAME, PHONE) + readable_forms(TOKEN2, NAME2, PHONE2)
 
 
 def hits_in(blob: bytes) -> bool:
-    return any(form.search(blob) for form in readable_forms())
+    return any(form.search(blob) for form in FORMS)
 
 
 async def topics_of_the_run(settings) -> list[str]:
@@ -76,8 +90,8 @@ def collection_hits(settings) -> dict[str, int]:
         client.close()
 
 
-def life(code: str, at: datetime) -> list[dict]:
-    applicant = {"name": NAME, "phone": PHONE, "sms_opt_in": True}
+def life(code: str, at: datetime, name: str = NAME, phone: str = PHONE) -> list[dict]:
+    applicant = {"name": name, "phone": phone, "sms_opt_in": True}
     receipt = event("dossier.received", code, at, applicant=applicant)
     forged = event("dossier.received", code, at - timedelta(days=1), applicant=applicant) | {
         "source": "urn:motcua:40"}  # another source's receipt: dead-lettered (finding 1), with the phone
@@ -145,3 +159,42 @@ def assert_sealed_records_do_not_open(settings, code: str) -> None:
 
     key, applicants = asyncio.run(opened())
     assert key is None and applicants == [None] * len(sealed)
+
+
+def personal_command(settings, action: str, phone: str) -> dict:
+    """`python -m shared.personal <action> --phone …` on the test's namespace, as an operator runs it."""
+    env = os.environ | settings_env(settings) | {"DOSSIER_SECRETS_DIR": str(SECRETS), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "shared.personal", action, "--phone", phone], cwd=ROOT, env=env,
+                          capture_output=True, check=True, timeout=60)
+    return json.loads(done.stdout)
+
+
+def test_a_citizen_exports_then_erases_what_is_held_for_their_number(stack, pipeline):
+    """Nghị định 13/2023/NĐ-CP and the Law on Personal Data Protection: a citizen may see, and have
+    erased, what is held for them. Their number, in any written form, finds their dossiers (the blind index)."""
+    stack.ensure("kannel")
+    processing = pipeline.add_processing().start()
+    notifications = start_notifications(pipeline)
+    try:
+        now = datetime.now(UTC)
+        code = dossier_code(now, sequence=int(TOKEN2[:4], 16) % 10000)
+        pipeline.post(life(code, now - timedelta(hours=2), NAME2, PHONE2)[:1])
+        wait_until(lambda: (m := messages(notifications, code)) and m[0]["status"] == "delivered", timeout=60,
+                   message="the receipt's SMS delivered")
+        wait_until(lambda: httpx.get(f"{processing.url}/v1/dossiers/{code}", headers=OPERATOR).status_code == 200,
+                   message="the dossier processed")
+        held = personal_command(pipeline.settings, "export", "+84 " + PHONE2[1:])
+        assert [d["dossier_code"] for d in held["dossiers"]] == [code]
+        assert held["dossiers"][0]["applicant"] == {"name": NAME2, "phone": PHONE2, "sms_opt_in": True}
+        assert [m["to"] for m in held["messages"]] == ["+84" + PHONE2[1:]] and code in held["messages"][0]["text"]
+
+        erased = personal_command(pipeline.settings, "erase", PHONE2)
+        assert erased == {"dossiers": 1, "keys": 1, "texts": 1}
+        assert personal_command(pipeline.settings, "export", PHONE2) == {"dossiers": [], "messages": []}
+        assert asyncio.run(topic_hits(pipeline.settings)) == {}
+        assert collection_hits(pipeline.settings) == {}
+        shown = httpx.get(f"{processing.url}/v1/dossiers/{code}", headers=OPERATOR).json()["applicant"]
+        assert shown == {"name": None, "phone": None}
+        assert messages(notifications, code)[0]["to"] is None
+    finally:
+        notifications.stop()
