@@ -106,6 +106,9 @@ class Applicant(BaseModel):
     name: OptionalText = None
     phone: Annotated[str, StringConstraints(max_length=32)] | None = None
     sms_opt_in: bool = False
+    # Intake publishes the name, phone and any other field sealed under the dossier's key (shared/personal.py,
+    # docs/contract.md §1): on Kafka and in the stores, an applicant is `sealed` and `sms_opt_in` only.
+    sealed: str | None = None
 
 
 class Fee(BaseModel):

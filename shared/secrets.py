@@ -16,6 +16,7 @@ LOCAL = (
     "dossier_notifications_kannel_password",  # Kannel's sendsms user
     "dossier_notifications_mo_secret",  # Kannel's calls with the SMS citizens send
     "dossier_notifications_alert_secret",  # Alertmanager's calls to the officers' webhook
+    "dossier_personal_index_secret",  # the citizens' blind index (intake writes, shared.personal reads)
     "dossier_metrics_session_secret",  # signs the operators' page sessions
     "dossier_metrics_scrape_token",  # Prometheus' scrape of the urgent dossiers' codes
     # Kafka's SCRAM users (deploy/local/kafka.sh): the admin (topics, grants, operators' tools) and one

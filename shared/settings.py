@@ -55,6 +55,12 @@ class ServiceSettings(BaseSettings):
     # Keys the citizens' lookup token of a dossier (the QR code on the receipt, the SMS link): processing
     # checks it, notifications writes it. Services that use it list it in `secrets_needed`.
     lookup_secret: SecretStr = SecretStr("")
+    # Personal data (shared/personal.py, docs/security.md "Retention of personal data"): the blind index's
+    # key (a citizen's dossiers by a keyed hash of their number: intake writes, the export/erase command
+    # reads), and the days a dossier's applicant stays readable after its end, when its key is erased.
+    personal_index_secret: SecretStr = SecretStr("")
+    personal_retention_days: float = 90
+
     # The citizens' lookup page, as the receipt and the SMS give it.
     lookup_url: str = "http://127.0.0.1:8002/tra-cuu"
 

@@ -36,6 +36,9 @@ export DOSSIER_NOTIFICATIONS_DLR_BASE_URL="${DOSSIER_NOTIFICATIONS_DLR_BASE_URL:
 # officer's number, which the fake SMSC logs (.local/logs/kannel-fakesmsc.log; docs/alerts.md).
 export DOSSIER_NOTIFICATIONS_OFFICERS_FILE="${DOSSIER_NOTIFICATIONS_OFFICERS_FILE:-$ROOT/deploy/local/officers.json}"
 
+# Every service reads and writes the local FerretDB (intake too: the dossiers' keys, shared/personal.py).
+export DOSSIER_MONGO_URL="${DOSSIER_MONGO_URL:-mongodb://127.0.0.1:$MONGO_PORT}"
+
 # The local stack: its own secrets (made once under .local/secrets/), none left empty.
 export DOSSIER_ENVIRONMENT="${DOSSIER_ENVIRONMENT:-local}"
 export DOSSIER_SECRETS_DIR="${DOSSIER_SECRETS_DIR:-$SECRETS}"

@@ -13,6 +13,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import TypeAdapter
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 from shared.auth import ApiKey, ApiKeys, may_send
 from services.intake import portal
@@ -21,6 +23,8 @@ from services.intake.publisher import EventPublisher, KafkaUnavailable
 from services.intake.settings import IntakeSettings
 from shared.events import DossierEvent, EventErrors, FieldError, ReceivedEvent, parse_events
 from shared.http import BodyTooLarge, add_operational_routes, read_body
+from services.intake.sealing import sealed_receipts
+from shared.personal import DossierKeys
 
 log = structlog.get_logger()
 
@@ -213,7 +217,8 @@ _ANSWERS = {
             }
         },
     },
-    503: {"description": "Kafka cannot take the events now; retry (retries are harmless)"},
+    503: {"description": "Kafka, or MongoDB (the dossiers' keys), cannot take the events now; retry (retries are "
+                          "harmless)"},
 }
 
 
@@ -221,8 +226,9 @@ class Intake:
     """What `POST /v1/events` does: a key, a body in one of the three modes, validation, scope, then
     Kafka (acks=all) before the answer."""
 
-    def __init__(self, settings: IntakeSettings, publisher: EventPublisher, metrics: IntakeMetrics):
-        self.settings, self.publisher, self.metrics = settings, publisher, metrics
+    def __init__(self, settings: IntakeSettings, publisher: EventPublisher, metrics: IntakeMetrics,
+                 personal: DossierKeys):
+        self.settings, self.publisher, self.metrics, self.personal = settings, publisher, metrics, personal
         self.keys = ApiKeys.load(settings.intake_api_keys, settings.intake_api_keys_file)
 
     async def accept(self, request: Request) -> int:
@@ -233,9 +239,7 @@ class Intake:
         if refusal := _refused(key, events):
             self._count(events, "rejected")
             raise _error(403, refusal)
-        arrived = self.settings.clock().isoformat()
-        records = [(event.subject, orjson.dumps(_as_recorded(obj, event.type in key.contributes, arrived)))
-                   for event, obj in zip(events, objects, strict=True)]
+        records = await self.records(key, events, objects)
         if too_large := _oversized(records, self.settings.max_record_bytes):
             self._count(events, "rejected")
             raise _error(413, too_large)
@@ -246,6 +250,13 @@ class Intake:
         else:
             log.info("events accepted", key=key.name, events=len(events))
         return len(events)
+
+    async def records(self, key: ApiKey, events: list[DossierEvent], objects: list[Any]) -> list[tuple[str, bytes]]:
+        """The events as intake writes them to Kafka: receipts' applicants sealed, intake's attributes."""
+        arrived = self.settings.clock().isoformat()
+        sealed = await sealed_receipts(self.personal, objects)
+        return [(event.subject, orjson.dumps(_as_recorded(obj, event.type in key.contributes, arrived)))
+                for event, obj in zip(events, sealed, strict=True)]
 
     async def _parsed(self, request: Request) -> tuple[list[DossierEvent], list[Any]]:
         """The request's events, validated, with the JSON objects they came as."""
@@ -288,13 +299,16 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     publisher = EventPublisher(settings)
     registry = CollectorRegistry()
     metrics = IntakeMetrics(registry)
-    intake = Intake(settings, publisher, metrics)
+    mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000)
+    personal = DossierKeys(mongo[settings.mongo_database], settings.personal_index_secret.get_secret_value())
+    intake = Intake(settings, publisher, metrics, personal)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await publisher.start()
         yield
         await publisher.stop()
+        await mongo.close()
 
     app = FastAPI(
         title="Dossier intake",
@@ -324,10 +338,16 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         return response
 
     async def not_ready() -> str | None:
-        return None if await publisher.reachable() else "kafka unreachable"
+        if not await publisher.reachable():
+            return "kafka unreachable"
+        try:
+            await mongo.admin.command("ping")  # the dossiers' keys (shared/personal.py)
+        except PyMongoError:
+            return "mongodb unreachable"
+        return None
 
-    add_operational_routes(app, registry, not_ready, needs="Kafka")
-    portal.install(app, settings, intake.keys, publisher, registry)  # the national portal's format (docs/dvcqg.md)
+    add_operational_routes(app, registry, not_ready, needs="Kafka and MongoDB")
+    portal.install(app, settings, intake.keys, publisher, registry, personal)  # the national portal's format (docs/dvcqg.md)
     app.openapi = partial(openapi, app)  # type: ignore[method-assign]
     return app
 

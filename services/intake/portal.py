@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter
 
 from services.intake.publisher import EventPublisher, KafkaUnavailable
+from services.intake.sealing import sealed_records
 from services.intake.settings import IntakeSettings
 from shared.auth import ApiKey, ApiKeys, PortalAccount, password_matches
 from shared.calendar import WorkingCalendar
@@ -32,6 +33,7 @@ from shared.catalogue import load_catalogue
 from shared.dvcqg import SERVICES, Batch, Problem, RecordError, Reference, record_events
 from shared.events import ReceivedEvent
 from shared.http import BodyTooLarge, read_body
+from shared.personal import DossierKeys
 from shared.reloading import Reloading
 from shared.units import load_units
 
@@ -181,7 +183,7 @@ async def _json_body(request: Request, limit: int) -> Any:
 
 
 def install(app: FastAPI, settings: IntakeSettings, keys: ApiKeys, publisher: EventPublisher,
-            registry: CollectorRegistry) -> None:
+            registry: CollectorRegistry, personal: DossierKeys) -> None:
     """The portal format's two routes on intake's app."""
     accounts = _accounts(settings)
     sessions = Sessions(_session_secret(settings), settings.intake_dvcqg_session_seconds,
@@ -224,6 +226,7 @@ def install(app: FastAPI, settings: IntakeSettings, keys: ApiKeys, publisher: Ev
         sender = Sender.of_key(key) if key else Sender.of_account(account)  # type: ignore[arg-type]
         results, records = map_batch(body, sender, reference(), settings.clock().isoformat(),
                                      settings.max_record_bytes)
+        records = await sealed_records(personal, records)  # docs/security.md, finding 6
         try:
             for start in range(0, len(records), PUBLISH_CHUNK):  # each chunk within the publisher's timeout
                 await publisher.publish(records[start:start + PUBLISH_CHUNK])

@@ -45,9 +45,11 @@ class IntakeSettings(ServiceSettings):
     intake_dvcqg_max_body_bytes: int = 64 * 1024 * 1024
 
     def secrets_needed(self) -> list[str]:
-        """The session secret, once portal accounts are configured."""
+        """The citizens' blind index's secret (shared/personal.py), and the portal's session secret once
+        portal accounts are configured."""
         portal = self.intake_dvcqg_accounts or self.intake_dvcqg_accounts_file
-        return [*super().secrets_needed(), *(["intake_dvcqg_session_secret"] if portal else [])]
+        return [*super().secrets_needed(), "personal_index_secret",
+                *(["intake_dvcqg_session_secret"] if portal else [])]
 
     @property
     def max_record_bytes(self) -> int:

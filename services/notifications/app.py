@@ -24,6 +24,7 @@ from shared.auth import ApiKeys, require_dossier_code, require_key
 from shared.calendar import WorkingCalendar
 from shared.contracts import StatusRecord
 from shared.http import read_body
+from shared.personal import DossierKeys
 from shared.privacy import mask_phone
 from shared.service import ConsumingService
 
@@ -68,7 +69,7 @@ def build(settings: NotificationsSettings) -> tuple[ConsumingService, Core]:
     templates = Templates.load(settings.notifications_templates, settings.lookup_url,
                                settings.lookup_secret.get_secret_value())
     core = Core.build(settings, store, provider(settings), templates, WorkingCalendar.load(settings.calendar),
-                      runtime.registry, settings.clock)
+                      runtime.registry, settings.clock, DossierKeys(runtime.mongo[runtime.database]))
     runtime.consume(settings.topic_status, settings.notifications_group_id, StatusRecord,
                     partial(handlers.on_status, core=core), max_batch=500)
 

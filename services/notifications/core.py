@@ -9,6 +9,8 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry
 
+from shared.personal import DossierKeys
+
 from services.notifications.decider import Decider
 from services.notifications.instruments import NotificationMetrics
 from services.notifications.providers import Provider
@@ -38,10 +40,10 @@ class Core:
     @classmethod
     def build(cls, settings: NotificationsSettings, store: MessageStore, provider: Provider, templates: Templates,
               calendar: WorkingCalendar, registry: CollectorRegistry,
-              clock: Callable[[], datetime] = Clock()) -> "Core":
+              clock: Callable[[], datetime] = Clock(), keys: DossierKeys | None = None) -> "Core":
         metrics = NotificationMetrics(registry)
         quiet = QuietHours.of(calendar, settings.notifications_quiet_start, settings.notifications_quiet_end)
-        decider = Decider(settings, templates, quiet, store, provider.name, metrics, clock)
+        decider = Decider(settings, templates, quiet, store, provider.name, metrics, clock, keys)
         sender = Sender(settings, store, provider, templates.brandname, quiet, metrics, clock)
         reports = DeliveryReports(store, sender, metrics, clock)
         purge = Purge(settings.notifications_retention_days, store, sender, clock)

@@ -8,7 +8,7 @@ dossier's earlier messages went to.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +22,8 @@ from services.notifications.templates import Templates
 from services.notifications.triggers import Wanted, message_id, wanted
 from shared.communes import commune
 from shared.contracts import SignatureVerified, StatusChanged, StatusRecord
+from shared.events import Applicant
+from shared.personal import DossierKeys, opened_applicant
 from shared.service import Record
 
 
@@ -36,8 +38,10 @@ class Decided:
 
 class Decider:
     def __init__(self, settings: NotificationsSettings, templates: Templates, quiet: QuietHours, store: MessageStore,
-                 provider: str, metrics: NotificationMetrics, clock: Callable[[], datetime]):
+                 provider: str, metrics: NotificationMetrics, clock: Callable[[], datetime],
+                 keys: DossierKeys | None = None):
         self.settings = settings
+        self.keys = keys  # the dossiers' keys, to open the applicant (shared/personal.py)
         self.templates = templates
         self.quiet = quiet
         self.store = store
@@ -51,7 +55,7 @@ class Decider:
         standing: dict[str, dict[str, Any]] = {}
         now = self.clock()
         for record in records:
-            event = record.value
+            event = await self._opened(record.value)
             if isinstance(event, SignatureVerified):
                 continue  # no SMS
             self.metrics.status_events.labels("read").inc()
@@ -63,6 +67,17 @@ class Decider:
                 # for the same messages twice: each is decided once.
                 decided.setdefault(decision.message.id, decision)
         return Decided(self._remembered(list(decided.values()), now), standing)
+
+    async def _opened(self, event: StatusRecord) -> StatusRecord:
+        """A status change with its applicant opened (the number to text), by a key read; an applicant
+        whose key is erased has no number, like one who gave none."""
+        if not isinstance(event, StatusChanged) or event.data.applicant.sealed is None:
+            return event
+        code = event.data.dossier_code
+        key = await self.keys.key_of(code) if self.keys else None
+        opened = opened_applicant(key, code, event.data.applicant)
+        applicant = opened or Applicant(sms_opt_in=event.data.applicant.sms_opt_in)
+        return event.model_copy(update={"data": replace(event.data, applicant=applicant)})
 
     def _remembered(self, decided: list[Decision], now: datetime) -> list[Decision]:
         """Old news beyond the retention (a replay of last year's events) is counted, not stored: its

@@ -1,6 +1,7 @@
 """Processing's wiring: the `dossier-events` subscription, the operators' dossier lookup (docs/contract.md
 §6), the citizens' lookup and its page (§8), health, metrics."""
 
+import asyncio
 from datetime import datetime
 from functools import partial
 from typing import Annotated, Any
@@ -23,7 +24,10 @@ from shared.auth import ApiKeys, require_dossier_code, require_key
 from shared.calendar import WorkingCalendar
 from shared.contracts import DeadLetter, StatusChanged
 from shared.facts import open_state
-from shared.events import DossierEvent, is_dossier_code
+from shared.events import Applicant, DossierEvent, is_dossier_code
+from shared.lookup import last4
+from shared.personal import DossierKeys, Retention, opened_applicant
+from shared.privacy import mask_phone
 from shared.service import ConsumingService
 
 log = structlog.get_logger()
@@ -37,10 +41,30 @@ def with_open_state(view: dict[str, Any], now: datetime, calendar: WorkingCalend
     return {**view, "open_state": open_state(view["state"], due, now, calendar)}
 
 
+def opened_view(view: dict[str, Any], key: bytes | None) -> Applicant | None:
+    """The applicant of a stored view in clear (services.processing.history.stored_applicant), None once
+    its key is erased."""
+    stored = view["applicant"]
+    if "sealed" not in stored:
+        return Applicant(name=stored["name"])  # a receipt from before sealing: its phone was kept masked
+    return opened_applicant(key, view["dossier_code"], Applicant.model_validate(stored))
+
+
+def shown_applicant(view: dict[str, Any], key: bytes | None) -> dict[str, Any]:
+    """The applicant as an operator sees it: name and masked phone, or nothing once erased."""
+    if "sealed" not in view["applicant"]:
+        return view["applicant"]
+    opened = opened_view(view, key)
+    phone = opened.phone if opened else None
+    return {"name": opened.name if opened else None, "phone": mask_phone(phone) if phone else None}
+
+
 def build(settings: ProcessingSettings) -> tuple[ConsumingService, Processor]:
     runtime = ConsumingService("processing", settings, CollectorRegistry())
     store = DossierStore(runtime.mongo, runtime.database, cache_size=settings.processing_cache_dossiers)
     metrics = ProcessingMetrics(runtime.registry)
+    database = runtime.mongo[runtime.database]
+    retention = Retention(database, DossierKeys(database), settings.personal_retention_days, settings.clock)
 
     async def publish(outgoing: list[Outgoing]) -> None:
         await runtime.publish(settings.topic_status, [(o.key, o.value, {}) for o in outgoing if o.kind == "status"])
@@ -48,7 +72,8 @@ def build(settings: ProcessingSettings) -> tuple[ConsumingService, Processor]:
                     for o in outgoing if o.kind == "dlq"]
         await runtime.publish(settings.topic_dlq, rejected)
 
-    processor = Processor(settings, store, WorkingCalendar.load(settings.calendar), publish, metrics, settings.clock)
+    processor = Processor(settings, store, WorkingCalendar.load(settings.calendar), publish, metrics, settings.clock,
+                          retention)
     subscriber = runtime.consume(settings.topic_events, settings.processing_group_id, DossierEvent,
                                  partial(handlers.on_dossier_events, processor=processor),
                                  max_batch=settings.processing_max_batch)
@@ -60,6 +85,12 @@ def build(settings: ProcessingSettings) -> tuple[ConsumingService, Processor]:
             log.warning("dossiers without a receipt dead-lettered", count=given_up)
 
     runtime.every(settings.processing_sweep_interval_seconds, "sweep", sweep, wait_first=True, start="now")
+
+    async def erase_personal() -> None:
+        if erased := await retention.sweep():
+            log.info("dossiers' personal data erased at retention", keys=erased)
+
+    runtime.every(settings.processing_retention_sweep_interval_seconds, "retention", erase_personal, start="now")
     return runtime, processor
 
 
@@ -84,16 +115,17 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
     slots = Slots(database["lookup_attempts"])
     runtime.every(600, "lookup purge", slots.purge, start="now")
     app = runtime.app(TITLE, DESCRIPTION)
-    add_operator_view(app, settings, processor.store, AuditLog(database["audit_log"], settings.clock), calendar)
+    keys = DossierKeys(database)
+    add_operator_view(app, settings, processor.store, keys, AuditLog(database["audit_log"], settings.clock), calendar)
     attempts = Attempts(slots, settings.processing_lookup_per_client_per_minute,
                         settings.processing_lookup_failures_per_code_per_hour,
                         settings.processing_lookup_failures_per_client_code_per_hour)
-    add_citizen_routes(app, settings, CitizenLookup(processor.store, attempts, settings, calendar), calendar)
+    add_citizen_routes(app, settings, CitizenLookup(processor.store, keys, attempts, settings, calendar), calendar)
     return app
 
 
-def add_operator_view(app: FastAPI, settings: ProcessingSettings, store: DossierStore, audit: AuditLog,
-                      calendar: WorkingCalendar) -> None:
+def add_operator_view(app: FastAPI, settings: ProcessingSettings, store: DossierStore, keys: DossierKeys,
+                      audit: AuditLog, calendar: WorkingCalendar) -> None:
     """`GET /v1/dossiers/{code}` (docs/contract.md §6): operator keys, scoped, every read audited."""
     operators = ApiKeys.load(settings.processing_operator_keys, settings.processing_operator_keys_file)
 
@@ -108,16 +140,17 @@ def add_operator_view(app: FastAPI, settings: ProcessingSettings, store: Dossier
         if not key.serves(found[0]["commune_code"]):
             raise HTTPException(403, f"key {key.name!r} may not read dossiers of commune {found[0]['commune_code']}")
         await audit.read(key.name, dossier_code, "applicant's name and masked phone")
-        return with_open_state(found[0], settings.clock(), calendar)
+        shown = found[0] | {"applicant": shown_applicant(found[0], await keys.key_of(dossier_code))}
+        return with_open_state(shown, settings.clock(), calendar)
 
 
 class CitizenLookup:
     """The citizens' lookup (docs/contract.md §8): 400 for what is not a code and a factor, 429 over
     the limits, the same 404 for an unknown code and a wrong factor."""
 
-    def __init__(self, store: DossierStore, attempts: Attempts, settings: ProcessingSettings,
+    def __init__(self, store: DossierStore, keys: DossierKeys, attempts: Attempts, settings: ProcessingSettings,
                  calendar: WorkingCalendar):
-        self.store, self.attempts, self.settings, self.calendar = store, attempts, settings, calendar
+        self.store, self.keys, self.attempts, self.settings, self.calendar = store, keys, attempts, settings, calendar
 
     async def answer(self, client: str, code: str, phone4: str | None, token: str | None) -> dict[str, Any]:
         if not is_dossier_code(code) or not well_formed_factor(phone4, token):
@@ -130,8 +163,11 @@ class CitizenLookup:
             guess = [] if token_right else await self.attempts.guess(client, code, code_wide=token is None)
         except LookupRefused as refused:
             raise HTTPException(429, str(refused), headers={"Retry-After": str(refused.retry_after)}) from None
-        found = await self.store.view(code)
+        # The key is read whether the code is known or not: the same work for both (lookup.py).
+        found, key = await asyncio.gather(self.store.view(code), self.keys.key_of(code))
         view, stored4 = found if found else (None, None)
+        if view and stored4 is None:  # the phone is sealed: its digits are compared opened, never stored
+            stored4 = last4(opened.phone) if (opened := opened_view(view, key)) else None
         if not view or not (token_right or factor_matches(code, phone4, None, stored4, secret)):
             raise HTTPException(404, NOT_FOUND)
         await self.attempts.right(guess)

@@ -11,7 +11,7 @@ from typing import Any
 
 from shared.calendar import WorkingCalendar
 from shared.dossier import FOREIGN_SOURCE, Dossier, Folded, fold
-from shared.events import DossierEvent, parse_event_json
+from shared.events import Applicant, DossierEvent, parse_event_json
 from shared.lookup import last4
 from shared.privacy import mask_phone
 from shared.contracts import Status, changed, status_changed, status_of
@@ -182,9 +182,17 @@ def view(dossier: Dossier) -> dict[str, Any]:
         "timeliness": dossier.timeliness,
         "appointment_at": dossier.appointment_at.isoformat() if dossier.appointment_at else None,
         "missing": dossier.missing,
-        "applicant": {"name": applicant.name, "phone": mask_phone(applicant.phone) if applicant.phone else None},
+        "applicant": stored_applicant(applicant),
         "history": [{"id": s.id, "type": s.type, "time": s.time.isoformat()} for s in dossier.history],
     }
+
+
+def stored_applicant(applicant: Applicant) -> dict[str, Any]:
+    """The applicant as the view keeps it: sealed as intake sealed it (opened by the reader, unreadable
+    once its key is erased: shared/personal.py), or, from a receipt never sealed, name and masked phone."""
+    if applicant.sealed is not None:
+        return {"sealed": applicant.sealed, "sms_opt_in": applicant.sms_opt_in}
+    return {"name": applicant.name, "phone": mask_phone(applicant.phone) if applicant.phone else None}
 
 
 def _announce(folded: Folded, stored: StoredDossier, added: set[str], calendar: WorkingCalendar,

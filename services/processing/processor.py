@@ -19,6 +19,7 @@ from services.processing.store import DossierStore
 from shared.clock import Clock
 from shared.calendar import WorkingCalendar
 from shared.events import DossierEvent
+from shared.personal import Retention
 from shared.service import Record
 
 log = structlog.get_logger()
@@ -63,6 +64,7 @@ class Processor:
         publish: Publish,
         metrics: ProcessingMetrics,
         clock: Callable[[], datetime] = Clock(),
+        retention: Retention | None = None,
     ):
         self._settings = settings
         self.store = store
@@ -70,6 +72,7 @@ class Processor:
         self._publish = publish
         self._metrics = metrics
         self._clock = clock
+        self._retention = retention
 
     async def handle(self, records: list[Record[DossierEvent]]) -> None:
         """Folds a batch's events into the stored histories, writes them, publishes the outboxes."""
@@ -109,6 +112,7 @@ class Processor:
             results = {code: integrate(loaded[code], events, self._calendar, now, cap)
                        for code, events in pending.items()}
             changed = [(loaded[code], r.stored) for code, r in results.items() if r.stored != loaded[code]]
+            await self._schedule_erasure(changed)
             written, lost = await self.store.save(changed)
             as_written = {stored.code: stored for stored in written}
             written_codes |= as_written.keys()
@@ -119,6 +123,14 @@ class Processor:
             if lost:
                 log.debug("dossiers written elsewhere or not cached here, reading them", count=len(lost))
         return done, written_codes
+
+    async def _schedule_erasure(self, changed: list[tuple[StoredDossier, StoredDossier]]) -> None:
+        """Dossiers that end in this batch get their personal data's erase day (shared/personal.py),
+        before they are written: a crash repeats the batch, which schedules them again."""
+        ended = {after.code: datetime.fromisoformat(after.view["ended_at"]) for before, after in changed
+                 if after.view and after.view["ended_at"] and not (before.view and before.view["ended_at"])}
+        if ended and self._retention is not None:
+            await self._retention.schedule(ended)
 
     async def _publish_outboxes(self, dossiers: list[StoredDossier]) -> None:
         await self._send([o for d in dossiers for o in d.outbox])

@@ -20,6 +20,9 @@ class ProcessingSettings(ServiceSettings):
     # so that no sender can grow one dossier, and the memory and documents that hold it, without bound.
     processing_max_events_per_dossier: int = 1000
     processing_sweep_interval_seconds: float = 60
+    # How often the keys of dossiers past retention (DOSSIER_PERSONAL_RETENTION_DAYS) are erased: day by
+    # day, from the last day swept (shared/personal.py); the first run is at start.
+    processing_retention_sweep_interval_seconds: float = 3600
     # Operators' keys for the full dossier view (GET /v1/dossiers/{code}): hashes only, like intake's.
     processing_operator_keys: list[ApiKey] = []
     processing_operator_keys_file: Path | None = None

@@ -1,6 +1,7 @@
 """The national portal's sync format on the real stack (docs/dvcqg.md): a dossier's life sent as portal records
 (in order, shuffled, repeated, an older snapshot last) is, in processing, the same life sent as CloudEvents."""
 
+import asyncio
 import json
 import random
 
@@ -9,7 +10,7 @@ import pytest
 
 from shared.auth import password_hash
 from tests.fixtures.dvcqg import UNIT, cloudevents_life, life, snapshot
-from tests.integration.conftest import ANY_SOURCE_KEY, OPERATOR, Pipeline, namespace, service, wait_until
+from tests.integration.conftest import ANY_SOURCE_KEY, OPERATOR, Pipeline, namespace, read_topic, service, wait_until
 
 SOURCE = "urn:motcua:38"
 USERNAME, PASSWORD = "motcua-thanhhoa", "Bá-Thước-2025!"
@@ -71,6 +72,10 @@ def test_a_life_as_portal_records_in_any_order_is_the_life_as_cloudevents(portal
     for code in codes[1:]:
         wait_until(lambda code=code: view(processing, code) == expected, timeout=60,
                    message=f"{code} as portal records equals the CloudEvents life")
+    # Both doors seal the applicant (docs/security.md, finding 6): no phone in clear on the topic.
+    written = [r.value for r in asyncio.run(read_topic(portal.settings, portal.settings.topic_events))]
+    assert any(b'"dossier.received"' in value for value in written)
+    assert not any(b"0912345678" in value for value in written)
 
 
 def test_logins_sessions_and_keys(portal):

@@ -29,7 +29,8 @@ def test_a_key_may_send_only_its_sources():
 def test_keys_come_from_settings_and_from_a_file(tmp_path):
     file = tmp_path / "keys.json"
     file.write_text(f'[{{"name": "file", "key_sha256": "{key_hash("kf")}", "sources": ["*"]}}]')
-    settings = IntakeSettings(intake_api_keys=[PROVINCE_38], intake_api_keys_file=file)
+    settings = IntakeSettings(intake_api_keys=[PROVINCE_38], intake_api_keys_file=file,
+                              personal_index_secret="the index secret")
     keys = ApiKeys.load(settings.intake_api_keys, settings.intake_api_keys_file)
     assert keys.identify("Bearer k38") == PROVINCE_38
     assert keys.identify("Bearer kf").name == "file"

@@ -25,6 +25,8 @@ from services.intake.binary_mode import NO_DATA, REQUIRED, binary_event, header_
 from services.intake.settings import IntakeSettings
 from shared.auth import ApiKey, key_hash
 from shared.events import EVENT_TYPES, EventErrors
+from shared.personal import DossierKeys, unseal
+from tests.fixtures.memory import MemoryDatabase
 from tests.fixtures.sample import SAMPLE_DATA, VN, dossier_code, event
 
 KEY, PROVINCE_KEY, GATEWAY_KEY = "binary-any", "binary-38", "binary-gateway"
@@ -176,8 +178,10 @@ class Intake:
                        provinces=["38"]),
                 ApiKey(name="gateway", key_sha256=key_hash(GATEWAY_KEY), sources=["*"],
                        contributes=["dossier.payment_completed"])]
+        self.keys = DossierKeys(MemoryDatabase())  # the dossiers' keys, in memory
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(intake_app, "EventPublisher", lambda s: recorders.append(Recorder(s)) or recorders[-1])
+            patch.setattr(intake_app, "DossierKeys", lambda _database, _secret: self.keys)
             self.app = intake_app.create_app(IntakeSettings(environment="local", intake_api_keys=keys))
         [self.publisher] = recorders
 
@@ -199,6 +203,10 @@ class Intake:
         [(key, value)] = new
         written = orjson.loads(value)
         assert datetime.fromisoformat(written.pop("intaketime")).tzinfo is not None
+        if sealed := (written.get("data") or {}).get("applicant", {}).get("sealed"):  # opened, to compare
+            clear = unseal(asyncio.run(self.keys.key_of(key)), key, sealed)
+            written["data"]["applicant"] = clear | {k: v for k, v in written["data"]["applicant"].items()
+                                                    if k != "sealed"}
         return answer, (key, written)
 
 

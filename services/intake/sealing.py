@@ -1,0 +1,41 @@
+"""Intake seals every receipt's applicant before anything is published (docs/security.md, finding 6):
+Kafka, the dead-letter topics and every store downstream see only ciphertext under the dossier's own
+key (shared/personal.py). Both doors of intake, CloudEvents and the portal's format, go through here."""
+
+from typing import Any
+
+import orjson
+
+from shared.personal import CLEAR, DossierKeys, sealed_applicant
+
+RECEIVED = "dossier.received"
+
+
+def _personal(obj: Any) -> dict[str, Any] | None:
+    """A receipt's applicant as sent, if it holds anything personal (more than CLEAR)."""
+    if not isinstance(obj, dict) or obj.get("type") != RECEIVED or not isinstance(obj.get("data"), dict):
+        return None
+    applicant = obj["data"].get("applicant")
+    return applicant if isinstance(applicant, dict) and set(applicant) - set(CLEAR) else None
+
+
+async def sealed_receipts(personal: DossierKeys, objects: list[Any]) -> list[Any]:
+    """The events' JSON objects (validated), every receipt's applicant sealed under its dossier's key,
+    made if it has none."""
+    owners = {obj["subject"]: applicant.get("phone") for obj in objects if (applicant := _personal(obj))}
+    if not owners:
+        return objects
+    keys = await personal.keys_for(owners)
+    return [obj | {"data": obj["data"] | {"applicant": sealed_applicant(keys[obj["subject"]], obj["subject"], applicant)}}
+            if (applicant := _personal(obj)) else obj for obj in objects]
+
+
+async def sealed_records(personal: DossierKeys, records: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """Kafka records as intake wrote them (key, JSON), their receipts sealed: for the portal's door."""
+    objects = [orjson.loads(value) if RECEIVED.encode() in value else None for _, value in records]
+    receipts = [obj for obj in objects if obj is not None]
+    if not receipts:
+        return records
+    sealed = iter(await sealed_receipts(personal, receipts))
+    return [(key, orjson.dumps(next(sealed)) if obj is not None else value)
+            for (key, value), obj in zip(records, objects, strict=True)]

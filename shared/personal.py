@@ -1,0 +1,255 @@
+"""The applicant's personal data under a key of its dossier's own, erased at retention (crypto-shredding,
+docs/security.md "Retention of personal data", finding 6; Nghị định 13/2023/NĐ-CP).
+
+- `dossier_keys`: `_id` = the dossier code, a random 256-bit data key, and the citizen's blind index id.
+  Intake seals a receipt's applicant (all but `sms_opt_in`) with AES-GCM under it, the dossier code as
+  associated data, before anything is published: topics, dead-letter topics and stores carry only the
+  sealed text (`v1.` + base64url of nonce and ciphertext). Whoever needs the clear value reads the key
+  by `_id` and opens it. Erasing the key makes every copy unreadable at once.
+- `citizen_dossiers`: the blind index, for a citizen's rights (export, erasure): per HMAC-SHA256 of the
+  normalised phone number under the index secret, a chain of their dossier codes (shared.mongo.Chain).
+- `dossier_erasures`: per UTC day, a chain of the dossiers whose keys are erased that day (their end +
+  the retention days); `dossier_erasures_state` the next day to sweep. Processing schedules a dossier
+  when it ends and sweeps, day by day, what is due.
+
+Every read is by `_id` (shared/mongo.py); writes several processes make are insert-only links.
+
+`python -m shared.personal export --phone 09…` prints what is held for a citizen; `erase --phone 09…`
+erases it (their keys, their index entry, notifications' numbers and texts for their dossiers).
+"""
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import hmac
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import orjson
+from bson import Binary
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.events import Applicant
+from shared.mongo import Chain, get_many, insert_new, link_id
+from shared.settings import ServiceSettings
+
+VERSION = "v1."  # of the sealed form: AES-256-GCM, 12-byte nonce, associated data = the dossier code
+CLEAR = ("sms_opt_in",)  # what stays readable: whether the citizen asked for SMS, not who they are
+
+
+def new_key() -> bytes:
+    return AESGCM.generate_key(bit_length=256)
+
+
+def seal(key: bytes, code: str, clear: dict[str, Any]) -> str:
+    """`clear` sealed under the dossier's key, bound to its code."""
+    nonce = os.urandom(12)
+    sealed = AESGCM(key).encrypt(nonce, orjson.dumps(clear), code.encode())
+    return VERSION + base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
+
+
+def unseal(key: bytes | None, code: str, sealed: str) -> dict[str, Any] | None:
+    """What `seal` sealed; None without the key, under another key or for another dossier code."""
+    if key is None or not sealed.startswith(VERSION):
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(sealed[len(VERSION):] + "=" * (-len(sealed) % 4))
+        return orjson.loads(AESGCM(key).decrypt(raw[:12], raw[12:], code.encode()))
+    except (InvalidTag, ValueError):
+        return None
+
+
+def sealed_applicant(key: bytes, code: str, applicant: dict[str, Any]) -> dict[str, Any]:
+    """A receipt's `applicant` as intake publishes it: `sealed` and the fields of CLEAR."""
+    clear = {name: value for name, value in applicant.items() if name not in (*CLEAR, "sealed")}
+    return {"sealed": seal(key, code, clear)} | {name: applicant[name] for name in CLEAR if name in applicant}
+
+
+def opened_applicant(key: bytes | None, code: str, applicant: Applicant) -> Applicant | None:
+    """The applicant in clear: as it is when it was never sealed (a record from before), opened with
+    the dossier's key, or None when it cannot be opened (the key erased)."""
+    if applicant.sealed is None:
+        return applicant
+    clear = unseal(key, code, applicant.sealed)
+    return None if clear is None else Applicant.model_validate(clear | {"sms_opt_in": applicant.sms_opt_in})
+
+
+def normalised_phone(phone: str) -> str:
+    """A Vietnamese number as the index keys it: digits, national form (0…), whatever way it was written."""
+    digits = re.sub(r"\D", "", phone)
+    if digits.startswith("84") and len(digits) >= 11:
+        digits = "0" + digits[2:]
+    return digits
+
+
+def citizen_id(secret: str, phone: str) -> str:
+    """The blind index's id of a citizen: a keyed hash of their normalised number, never the number."""
+    return hmac.new(secret.encode(), normalised_phone(phone).encode(), hashlib.sha256).hexdigest()
+
+
+class DossierKeys:
+    """`dossier_keys` and the citizens' blind index (`citizen_dossiers`)."""
+
+    def __init__(self, database: AsyncDatabase, index_secret: str = ""):
+        self._keys = database["dossier_keys"]
+        self._index = Chain(database["citizen_dossiers"])
+        self._secret = index_secret
+
+    async def key_of(self, code: str) -> bytes | None:
+        found = await self._keys.find_one({"_id": str(code)})
+        return bytes(found["key"]) if found else None
+
+    async def keys_for(self, owners: dict[str, str | None]) -> dict[str, bytes]:
+        """The keys of these dossiers (code → the phone given at receipt, or None), made for those that
+        have none: the index lists the dossier first (listed twice, or listed without a key after a
+        crash, is harmless), then one insert decides between concurrent writers; the losers read."""
+        citizens = {code: citizen_id(self._secret, phone) for code, phone in owners.items() if phone}
+        await asyncio.gather(*(self._index.append(citizen, {"dossier": code}) for code, citizen in citizens.items()))
+        made = {code: new_key() for code in owners}
+        inserted = await insert_new(self._keys, [{"_id": code, "key": Binary(key), "citizen": citizens.get(code)}
+                                                 for code, key in made.items()])
+        there = await get_many(self._keys, [code for code in made if code not in inserted])
+        return {code: key if code in inserted else bytes(there[code]["key"]) for code, key in made.items()
+                if code in inserted or code in there}
+
+    async def dossiers_of(self, phone: str) -> list[str]:
+        """The dossier codes the index lists for this number (the citizen's rights), once each."""
+        links = await self._index.read(citizen_id(self._secret, phone))
+        return list(dict.fromkeys(link["dossier"] for link in links if link["dossier"]))
+
+    async def erase(self, codes: Iterable[str]) -> int:
+        """Erase these dossiers' keys, and their entries in the citizens' index; returns how many keys."""
+        erased = 0
+        for code, found in (await get_many(self._keys, codes)).items():
+            if found.get("citizen"):
+                await self._unlist(found["citizen"], {code})
+            erased += (await self._keys.delete_one({"_id": code})).deleted_count
+        return erased
+
+    async def forget_citizen(self, phone: str) -> int:
+        """Erase a citizen's dossiers' keys and their index entry; returns how many keys."""
+        citizen = citizen_id(self._secret, phone)
+        codes = await self.dossiers_of(phone)
+        erased = await self.erase(codes)
+        links = await self._index.read(citizen)
+        for n in range(len(links)):
+            await self._index.collection.delete_one({"_id": link_id(citizen, n)})
+        return erased
+
+    async def _unlist(self, citizen: str, codes: set[str]) -> None:
+        """Blank the links of the citizen's chain that list these dossiers (a chain stays unbroken)."""
+        for n, link in enumerate(await self._index.read(citizen)):
+            if link["dossier"] in codes:
+                await self._index.collection.replace_one({"_id": link_id(citizen, n)},
+                                                         Chain.link(citizen, n, {"dossier": None}))
+
+
+class Retention:
+    """When each dossier's key is erased: scheduled at its end, swept day by day (the injectable clock)."""
+
+    def __init__(self, database: AsyncDatabase, keys: DossierKeys, days: float, clock: Callable[[], datetime]):
+        self._buckets = Chain(database["dossier_erasures"])
+        self._state = database["dossier_erasures_state"]
+        self._keys, self._days, self._clock = keys, days, clock
+        self._hints: dict[str, int] = {}  # the next free link of a day's chain, as this process knows it
+
+    def erase_day(self, ended_at: datetime) -> date:
+        """The day a dossier that ended then is erased: its end + the retention days, never before
+        tomorrow (a day already swept is not read again)."""
+        return max((ended_at + timedelta(days=self._days)).date(), self._clock().date() + timedelta(days=1))
+
+    async def schedule(self, ended: dict[str, datetime]) -> None:
+        """Put each ended dossier (code → end) in its erase day's chain, one link per day and call."""
+        days: dict[str, list[str]] = {}
+        for code, ended_at in ended.items():
+            days.setdefault(self.erase_day(ended_at).isoformat(), []).append(code)
+        for day, codes in sorted(days.items()):
+            n = await self._buckets.append(day, {"dossiers": sorted(codes)}, self._hints.get(day, 0))
+            self._hints[day] = n + 1
+
+    async def sweep(self) -> int:
+        """Erase the keys of every day before today not swept yet; returns how many keys."""
+        today = self._clock().date()
+        state = await self._state.find_one({"_id": "sweep"})
+        day = date.fromisoformat(state["next_day"]) if state else today
+        erased = 0
+        while day < today:
+            for link in await self._buckets.read(day.isoformat()):
+                erased += await self._keys.erase(link["dossiers"])
+            day += timedelta(days=1)
+            await self._state.replace_one({"_id": "sweep"}, {"next_day": day.isoformat()}, upsert=True)
+        if state is None:
+            await self._state.replace_one({"_id": "sweep"}, {"next_day": day.isoformat()}, upsert=True)
+        return erased
+
+
+async def held_for(database: AsyncDatabase, keys: DossierKeys, phone: str) -> dict[str, Any]:
+    """What is held for the citizen of this number: their dossiers' applicants, opened, and their SMS."""
+    # The one place that spans the services' stores: imported here, not at the top (shared sits below services).
+    from services.notifications.store import MessageStore
+    from services.processing.store import DossierStore
+
+    dossiers = DossierStore(database.client, database.name)
+    messages = MessageStore(database.client, database.name)
+    held: dict[str, Any] = {"dossiers": [], "messages": []}
+    for code in await keys.dossiers_of(phone):
+        found = await dossiers.view(code)
+        sealed = Applicant.model_validate(found[0]["applicant"]) if found and found[0]["applicant"] else None
+        applicant = opened_applicant(await keys.key_of(code), code, sealed) if sealed else None
+        held["dossiers"].append({"dossier_code": code, "applicant": applicant.model_dump(exclude_none=True)
+                                 if applicant else None})
+        held["messages"] += [{"dossier_code": code, "trigger": m["trigger"], "created_at": m["created_at"],
+                              "to": body["recipient"], "text": body["body"]}
+                             for m, body, _ in await messages.of_dossier(code) if body]
+    return held
+
+
+async def erase_citizen(database: AsyncDatabase, keys: DossierKeys, phone: str) -> dict[str, int]:
+    """Erase what is held for the citizen of this number: their dossiers' keys (every sealed copy
+    becomes unreadable), notifications' numbers and texts of those dossiers and where they stand (a
+    hash of the number), then the index entry."""
+    from services.notifications.store import MessageStore  # as in held_for
+
+    messages = MessageStore(database.client, database.name)
+    codes = await keys.dossiers_of(phone)
+    texts = 0
+    for code in codes:
+        for message, body, _ in await messages.of_dossier(code):
+            if body:
+                texts += (await database["notifications_bodies"].delete_one({"_id": message["_id"]})).deleted_count
+        await database["notifications_citizens"].delete_one({"_id": code})
+    return {"dossiers": len(codes), "keys": await keys.forget_citizen(phone), "texts": texts}
+
+
+async def command(action: str, phone: str, settings: ServiceSettings) -> dict[str, Any]:
+    """`export` or `erase` for one citizen (Nghị định 13/2023/NĐ-CP; the Law on Personal Data Protection)."""
+    client: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000)
+    try:
+        database = client[settings.mongo_database]
+        keys = DossierKeys(database, settings.personal_index_secret.get_secret_value())
+        if action == "export":
+            return await held_for(database, keys, phone)
+        return await erase_citizen(database, keys, phone)
+    finally:
+        await client.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m shared.personal", description=__doc__.split("\n")[0])
+    parser.add_argument("action", choices=("export", "erase"))
+    parser.add_argument("--phone", required=True, help="the citizen's number, in any form (09…, +84 9…)")
+    args = parser.parse_args(argv)
+    out = asyncio.run(command(args.action, args.phone, ServiceSettings()))
+    sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2 | orjson.OPT_NAIVE_UTC).decode() + "\n")
+
+
+if __name__ == "__main__":
+    main()

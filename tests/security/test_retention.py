@@ -1,0 +1,200 @@
+"""Finding 6: personal data kept forever. The applicant's name and phone travelled in clear in
+`dossier.received` (on `dossier-events`, its dead-letter topics, processing's stored history) and in
+processing's status records on `dossier-status`, which Kafka keeps forever. Now intake seals them under
+a key of the dossier's own, and processing erases the key at retention (crypto-shredding,
+docs/security.md "Retention of personal data"): after it, no topic, dead-letter topic, collection nor
+service log holds them readable. Deterministic: the clock is moved past retention and the sweep runs at
+start; nothing waits on Kafka's log cleaner."""
+
+import asyncio
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import bson
+import httpx
+from pymongo import MongoClient
+
+from shared.kafka import client_options
+from tests.fixtures.sample import dossier_code, event
+from tests.integration.conftest import ROOT, SECRETS, OPERATOR, read_topic, settings_env, wait_until
+from tests.integration.test_notifications import messages, start_notifications
+
+RETENTION_DAYS = 90  # DOSSIER_PERSONAL_RETENTION_DAYS's default
+
+
+def a_citizen() -> tuple[str, str, str]:
+    """(token, name, phone) of a citizen no other test has: the token, in the name, is ASCII whatever
+    way the name is written."""
+    token = uuid.uuid4().hex[:6] + "qz"
+    return token, f"Lê Thị Quên {token}", "09" + "".join(secrets.choice("0123456789") for _ in range(8))
+
+
+TOKEN, NAME, PHONE = a_citizen()
+TOKEN2, NAME2, PHONE2 = a_citizen()  # the export and erasure test's
+
+
+def readable_forms(token: str, name: str, phone: str) -> list[re.Pattern[bytes]]:
+    """The phone and the name in any form they could be written in: 09…, 849…, +84 9…, with dots or
+    spaces, the name as UTF-8, JSON-escaped or without its accents (the token in it). A masked phone
+    (its last digits) is not the phone."""
+    digits = phone[1:]  # the national number, in every form: 0…, 84…, +84…
+    return [re.compile(r"[ .\-]?".join(digits).encode()), re.compile(token.encode()),
+            re.compile(re.escape(name.encode())), re.compile(re.escape(json.dumps(name).encode()))]
+
+
+FORMS = readable_forms(TOKEN, NAME, PHONE) + readable_forms(TOKEN2, NAME2, PHONE2)
+
+
+def hits_in(blob: bytes) -> bool:
+    return any(form.search(blob) for form in FORMS)
+
+
+async def topics_of_the_run(settings) -> list[str]:
+    """Every topic of the test's namespace: events, status, their dead-letter topics, any other."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
+    await consumer.start()
+    await asyncio.sleep(0)
+    try:
+        prefix = settings.topic_events.removesuffix("dossier-events")
+        return sorted(t for t in await consumer.topics() if t.startswith(prefix))
+    finally:
+        await consumer.stop()
+
+
+async def topic_hits(settings) -> dict[str, int]:
+    found = {}
+    for topic in await topics_of_the_run(settings):
+        records = await read_topic(settings, topic)
+        count = sum(hits_in((r.key or b"") + (r.value or b"") + b"".join(v for _, v in r.headers or []))
+                    for r in records)
+        if count:
+            found[topic] = count
+    return found
+
+
+def collection_hits(settings) -> dict[str, int]:
+    client = MongoClient(settings.mongo_url)
+    try:
+        database = client[settings.mongo_database]
+        return {name: count for name in database.list_collection_names()
+                if (count := sum(hits_in(bson.encode(doc)) for doc in database[name].find()))}
+    finally:
+        client.close()
+
+
+def life(code: str, at: datetime, name: str = NAME, phone: str = PHONE) -> list[dict]:
+    applicant = {"name": name, "phone": phone, "sms_opt_in": True}
+    receipt = event("dossier.received", code, at, applicant=applicant)
+    forged = event("dossier.received", code, at - timedelta(days=1), applicant=applicant) | {
+        "source": "urn:motcua:40"}  # another source's receipt: dead-lettered (finding 1), with the phone
+    return [receipt, forged, event("dossier.resolved", code, at + timedelta(minutes=30)),
+            event("dossier.returned", code, at + timedelta(minutes=40))]
+
+
+def test_the_phone_and_name_are_ciphertext_on_kafka_and_unreadable_anywhere_after_retention(stack, pipeline):
+    stack.ensure("kannel")
+    processing = pipeline.add_processing().start()
+    notifications = start_notifications(pipeline)
+    now = datetime.now(UTC)
+    code = dossier_code(now, sequence=int(TOKEN[:4], 16) % 10000)
+    pipeline.post(life(code, now - timedelta(hours=2)))
+    wait_until(lambda: (m := messages(notifications, code)) and m[0]["status"] == "delivered", timeout=60,
+               message="the receipt's SMS delivered")
+    view = wait_until(lambda: (a := httpx.get(f"{processing.url}/v1/dossiers/{code}", headers=OPERATOR)
+                               ).status_code == 200 and a.json()["state"] == "returned" and a.json(),
+                      message="the dossier returned")
+    assert view["applicant"]["name"] == NAME and view["applicant"]["phone"].endswith(PHONE[-2:])
+    lookup = httpx.get(f"{processing.url}/v1/lookup/{code}", params={"phone4": PHONE[-4:]})
+    assert lookup.status_code == 200, lookup.text
+
+    # On Kafka (the receipt, its dead letter, the status records), only ciphertext from the start.
+    assert asyncio.run(topic_hits(pipeline.settings)) == {}
+
+    # Past retention: processing's sweep erases the key at start; notifications' purge the SMS bodies.
+    processing.stop()
+    notifications.stop()
+    offset = str(timedelta(days=RETENTION_DAYS + 2).total_seconds())
+    later = pipeline.add_processing(DOSSIER_CLOCK_OFFSET_SECONDS=offset).start()
+    notifications = start_notifications(pipeline, DOSSIER_CLOCK_OFFSET_SECONDS=offset)
+    wait_until(lambda: not collection_hits(pipeline.settings), timeout=60, message="nothing readable in the database")
+
+    assert asyncio.run(topic_hits(pipeline.settings)) == {}
+    assert collection_hits(pipeline.settings) == {}
+    for process in (pipeline.intake, processing, later, notifications):
+        assert not hits_in(process.logs().encode()), process.name
+    # Opening fails: the operator sees no name, the 4 digits no longer open the lookup.
+    after = httpx.get(f"{later.url}/v1/dossiers/{code}", headers=OPERATOR).json()
+    assert after["applicant"]["name"] is None and after["applicant"]["phone"] is None
+    assert httpx.get(f"{later.url}/v1/lookup/{code}", params={"phone4": PHONE[-4:]}).status_code == 404
+    assert_sealed_records_do_not_open(pipeline.settings, code)
+    notifications.stop()
+
+
+def assert_sealed_records_do_not_open(settings, code: str) -> None:
+    from shared.personal import DossierKeys, opened_applicant
+    from shared.events import parse_event_json
+
+    records = asyncio.run(read_topic(settings, settings.topic_events))
+    receipts = [parse_event_json(r.value) for r in records if r.key == code.encode()]
+    sealed = [e.data.applicant for e in receipts if e.type == "dossier.received"]
+    assert sealed and all(a.sealed and a.phone is None and a.name is None for a in sealed)
+
+    async def opened():
+        from pymongo import AsyncMongoClient
+        client = AsyncMongoClient(settings.mongo_url)
+        try:
+            keys = DossierKeys(client[settings.mongo_database])
+            key = await keys.key_of(code)
+            return key, [opened_applicant(key, code, a) for a in sealed]
+        finally:
+            await client.close()
+
+    key, applicants = asyncio.run(opened())
+    assert key is None and applicants == [None] * len(sealed)
+
+
+def personal_command(settings, action: str, phone: str) -> dict:
+    """`python -m shared.personal <action> --phone …` on the test's namespace, as an operator runs it."""
+    env = os.environ | settings_env(settings) | {"DOSSIER_SECRETS_DIR": str(SECRETS), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "shared.personal", action, "--phone", phone], cwd=ROOT, env=env,
+                          capture_output=True, check=True, timeout=60)
+    return json.loads(done.stdout)
+
+
+def test_a_citizen_exports_then_erases_what_is_held_for_their_number(stack, pipeline):
+    """Nghị định 13/2023/NĐ-CP and the Law on Personal Data Protection: a citizen may see, and have
+    erased, what is held for them. Their number, in any written form, finds their dossiers (the blind index)."""
+    stack.ensure("kannel")
+    processing = pipeline.add_processing().start()
+    notifications = start_notifications(pipeline)
+    try:
+        now = datetime.now(UTC)
+        code = dossier_code(now, sequence=int(TOKEN2[:4], 16) % 10000)
+        pipeline.post(life(code, now - timedelta(hours=2), NAME2, PHONE2)[:1])
+        wait_until(lambda: (m := messages(notifications, code)) and m[0]["status"] == "delivered", timeout=60,
+                   message="the receipt's SMS delivered")
+        wait_until(lambda: httpx.get(f"{processing.url}/v1/dossiers/{code}", headers=OPERATOR).status_code == 200,
+                   message="the dossier processed")
+        held = personal_command(pipeline.settings, "export", "+84 " + PHONE2[1:])
+        assert [d["dossier_code"] for d in held["dossiers"]] == [code]
+        assert held["dossiers"][0]["applicant"] == {"name": NAME2, "phone": PHONE2, "sms_opt_in": True}
+        assert [m["to"] for m in held["messages"]] == ["+84" + PHONE2[1:]] and code in held["messages"][0]["text"]
+
+        erased = personal_command(pipeline.settings, "erase", PHONE2)
+        assert erased == {"dossiers": 1, "keys": 1, "texts": 1}
+        assert personal_command(pipeline.settings, "export", PHONE2) == {"dossiers": [], "messages": []}
+        assert asyncio.run(topic_hits(pipeline.settings)) == {}
+        assert collection_hits(pipeline.settings) == {}
+        shown = httpx.get(f"{processing.url}/v1/dossiers/{code}", headers=OPERATOR).json()["applicant"]
+        assert shown == {"name": None, "phone": None}
+        assert messages(notifications, code)[0]["to"] is None
+    finally:
+        notifications.stop()

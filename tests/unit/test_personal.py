@@ -1,0 +1,84 @@
+"""shared/personal.py: the sealed applicant, the dossiers' keys, the citizens' blind index and the
+retention sweep, on an in-memory database (tests/security/test_retention.py runs them on the real stack)."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from shared.events import Applicant
+from shared.personal import (DossierKeys, Retention, citizen_id, new_key, normalised_phone, opened_applicant, seal,
+                             sealed_applicant, unseal)
+from tests.fixtures.memory import MemoryDatabase
+
+CODE = "000.00.38.H56-250701-0001"
+OTHER = "000.00.38.H56-250701-0002"
+APPLICANT = {"name": "Nguyễn Văn An", "phone": "0912345678", "sms_opt_in": True, "address": "Bá Thước"}
+
+
+def test_a_sealed_applicant_opens_with_its_key_and_code_only():
+    key = new_key()
+    wire = sealed_applicant(key, CODE, APPLICANT)
+    assert set(wire) == {"sealed", "sms_opt_in"} and wire["sealed"].startswith("v1.")
+    assert "0912345678" not in wire["sealed"] and "An" not in wire["sealed"]
+    opened = opened_applicant(key, CODE, Applicant.model_validate(wire))
+    assert opened == Applicant.model_validate(APPLICANT)
+    assert opened_applicant(key, OTHER, Applicant.model_validate(wire)) is None  # bound to its dossier
+    assert opened_applicant(new_key(), CODE, Applicant.model_validate(wire)) is None
+    assert opened_applicant(None, CODE, Applicant.model_validate(wire)) is None  # the key erased
+
+
+def test_sealing_twice_gives_two_texts_and_tampering_is_refused():
+    key = new_key()
+    first, second = seal(key, CODE, {"phone": "1"}), seal(key, CODE, {"phone": "1"})
+    assert first != second and unseal(key, CODE, first) == unseal(key, CODE, second) == {"phone": "1"}
+    tampered = first[:-2] + ("A" if first[-2] != "A" else "B") + first[-1]
+    assert unseal(key, CODE, tampered) is None and unseal(key, CODE, "v0." + first[3:]) is None
+
+
+def test_an_applicant_never_sealed_reads_as_it_is():
+    clear = Applicant.model_validate(APPLICANT)
+    assert opened_applicant(None, CODE, clear) is clear
+
+
+def test_a_phone_is_indexed_alike_whatever_its_written_form():
+    forms = ["0912345678", "+84 912 345 678", "84912345678", "0912.345.678"]
+    assert {normalised_phone(f) for f in forms} == {"0912345678"}
+    assert len({citizen_id("s", f) for f in forms}) == 1 and citizen_id("s", forms[0]) != citizen_id("t", forms[0])
+
+
+def test_one_key_per_dossier_the_index_lists_the_citizens_dossiers_and_erasure_forgets_them():
+    async def run():
+        keys = DossierKeys(MemoryDatabase(), "index secret")
+        made = await keys.keys_for({CODE: "0912345678", OTHER: "+84912345678"})
+        again = await keys.keys_for({CODE: "0912345678"})  # a receipt sent again: the same key
+        assert again[CODE] == made[CODE] == await keys.key_of(CODE) and made[OTHER] != made[CODE]
+        assert await keys.dossiers_of("0912 345 678") == [CODE, OTHER]
+        assert await keys.erase([CODE]) == 1 and await keys.key_of(CODE) is None
+        assert await keys.dossiers_of("0912345678") == [OTHER]
+        assert await keys.forget_citizen("0912345678") == 1
+        assert await keys.key_of(OTHER) is None and await keys.dossiers_of("0912345678") == []
+
+    asyncio.run(run())
+
+
+def test_the_sweep_erases_each_key_on_its_day_and_not_before():
+    now = [datetime(2026, 3, 2, 9, tzinfo=UTC)]
+
+    async def run():
+        database = MemoryDatabase()
+        keys = DossierKeys(database, "s")
+        retention = Retention(database, keys, 30, lambda: now[0])
+        await retention.sweep()  # the first sweep starts today
+        await keys.keys_for({CODE: "0912345678", OTHER: None})
+        await retention.schedule({CODE: now[0] - timedelta(days=1), OTHER: now[0] - timedelta(days=100)})
+        now[0] += timedelta(days=1)
+        assert await retention.sweep() == 0  # OTHER, long ended, is due tomorrow (a day not swept yet)
+        now[0] += timedelta(days=1)
+        assert await retention.sweep() == 1  # the day after it
+        assert await keys.key_of(OTHER) is None and await keys.key_of(CODE) is not None
+        now[0] += timedelta(days=27)  # March 31st: CODE's day (its end + 30 days), not over yet
+        assert await retention.sweep() == 0 and await keys.key_of(CODE) is not None
+        now[0] += timedelta(days=1)
+        assert await retention.sweep() == 1 and await keys.key_of(CODE) is None
+        assert await retention.sweep() == 0
+
+    asyncio.run(run())
