@@ -206,8 +206,8 @@ async def held_for(database: AsyncDatabase, keys: DossierKeys, phone: str) -> di
         applicant = opened_applicant(await keys.key_of(code), code, sealed) if sealed else None
         held["dossiers"].append({"dossier_code": code, "applicant": applicant.model_dump(exclude_none=True)
                                  if applicant else None})
-        held["messages"] += [{"dossier_code": code, "trigger": m["trigger"], "created_at": m["created_at"],
-                              "to": body["recipient"], "text": body["body"]}
+        held["messages"] += [{"dossier_code": code, "trigger": m.trigger, "created_at": m.created_at.isoformat(),
+                              "to": body.recipient, "text": body.text}
                              for m, body, _ in await messages.of_dossier(code) if body]
     return held
 
@@ -224,7 +224,7 @@ async def erase_citizen(database: AsyncDatabase, keys: DossierKeys, phone: str) 
     for code in codes:
         for message, body, _ in await messages.of_dossier(code):
             if body:
-                texts += (await database["notifications_bodies"].delete_one({"_id": message["_id"]})).deleted_count
+                texts += (await database["notifications_bodies"].delete_one({"_id": message.id})).deleted_count
         await database["notifications_citizens"].delete_one({"_id": code})
     return {"dossiers": len(codes), "keys": await keys.forget_citizen(phone), "texts": texts}
 

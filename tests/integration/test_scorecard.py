@@ -41,7 +41,7 @@ def test_a_signed_result_moves_the_electronic_result_points_and_the_at_risk_read
                             headers=AUTH | {"content-type": "application/pdf"})
         assert answer.status_code == 200 and answer.json()["verdict"] == "valid"
         after = wait_until(lambda: (c := card()) and sub_indicator(c, "electronic_result")["points"] == 6.0 and c,
-                           message="the valid signature counted")
+                           timeout=90, message="the valid signature counted")
         assert after["score"] > before["score"]
         # Both arrived through intake just now, their times in March: out of sync (the proxy's 15 minutes).
         assert sub_indicator(after, "status_sync")["ratio"] == 0.0

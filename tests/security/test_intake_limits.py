@@ -399,7 +399,11 @@ def test_whatever_intake_accepts_kafka_takes_and_every_consumer_parses(intake, s
         if answer.status_code == 202:
             record = loop.run_until_complete(tail.find(sent["id"]))
             assert consumers_parse(record).id == sent["id"]
-            assert orjson.loads(record) | {"intaketime": None} == sent | {"intaketime": None}
+            written = orjson.loads(record)
+            if type_ == "dossier.received":  # the applicant is sealed (finding 6): the rest is as sent
+                assert "phone" not in written["data"]["applicant"] and written["data"]["applicant"]["sealed"]
+                written["data"].pop("applicant"), sent["data"].pop("applicant")
+            assert written | {"intaketime": None} == sent | {"intaketime": None}
 
     try:
         accepted_is_taken_and_parsed()
