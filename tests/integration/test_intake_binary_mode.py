@@ -18,6 +18,7 @@ from cloudevents.v1.http import CloudEvent as V1CloudEvent
 
 from tests.fixtures.sample import VN, dossier_code, dossier_history
 from tests.integration.conftest import ANY_SOURCE_KEY, end_offsets, read_topic
+from tests.integration.test_intake import opened
 from tests.integration.test_processing import wait_for_states
 
 AUTH = {"authorization": f"Bearer {ANY_SOURCE_KEY}"}
@@ -78,7 +79,7 @@ def test_the_sdks_binary_events_are_on_the_topic_as_its_structured_ones(
     for record in records:
         assert dict(record.headers) == {"content-type": b"application/cloudevents+json"}
         assert record.key.decode() == code
-    written = [json.loads(r.value) for r in records]
+    written = [opened(settings, json.loads(r.value)) for r in records]  # receipts sealed (finding 6)
     for event in written:
         assert settings.clock() - datetime.fromisoformat(event.pop("intaketime")) < timedelta(minutes=1)
     # One partition per dossier: in the order posted, each binary event then its structured twin.
