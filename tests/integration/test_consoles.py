@@ -49,6 +49,9 @@ def test_each_console_page_draws_its_charts_from_prometheus_alone(data, name, tm
                 lambda d: (found := d.execute_script(CHARTS)) and all(c["lines"] or c["error"] for c in found)
                 and found)
             assert [c["id"] for c in charts if c["error"] or not any(size > 0 for size in c["lines"])] == []
+            # A panel over a recording rule has data once Prometheus evaluated the rule on the new scrapes.
+            WebDriverWait(driver, 60, poll_frequency=5).until(
+                lambda d: "chưa có số liệu" not in d.find_element(By.TAG_NAME, "main").text or d.refresh())
             assert "chưa có số liệu" not in driver.find_element(By.TAG_NAME, "main").text
         if name == "commune":
             assert driver.find_element(By.TAG_NAME, "h1").text == "Chi tiết theo xã: Xã Bá Thước"
