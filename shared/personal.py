@@ -39,6 +39,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.events import Applicant
 from shared.mongo import Chain, get_many, insert_new, link_id
+from shared.phones import normalise_phone
 from shared.settings import ServiceSettings
 
 VERSION = "v1."  # of the sealed form: AES-256-GCM, 12-byte nonce, associated data = the dossier code
@@ -82,17 +83,11 @@ def opened_applicant(key: bytes | None, code: str, applicant: Applicant) -> Appl
     return None if clear is None else Applicant.model_validate(clear | {"sms_opt_in": applicant.sms_opt_in})
 
 
-def normalised_phone(phone: str) -> str:
-    """A Vietnamese number as the index keys it: digits, national form (0…), whatever way it was written."""
-    digits = re.sub(r"\D", "", phone)
-    if digits.startswith("84") and len(digits) >= 11:
-        digits = "0" + digits[2:]
-    return digits
-
-
 def citizen_id(secret: str, phone: str) -> str:
-    """The blind index's id of a citizen: a keyed hash of their normalised number, never the number."""
-    return hmac.new(secret.encode(), normalised_phone(phone).encode(), hashlib.sha256).hexdigest()
+    """The blind index's id of a citizen: a keyed hash of their number as the SMS side writes it
+    (shared/phones.py: renumbered prefixes too), or of its digits when it is no mobile number."""
+    number = normalise_phone(phone) or re.sub(r"\D", "", phone)
+    return hmac.new(secret.encode(), number.encode(), hashlib.sha256).hexdigest()
 
 
 class DossierKeys:

@@ -24,7 +24,8 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from services.notifications.core import Core
 from services.notifications.messages import Decision
 from services.notifications.settings import NotificationsSettings
-from services.notifications.sms import encode, normalise_phone
+from services.notifications.sms import encode
+from shared.phones import normalise_phone
 from shared.communes import commune
 from shared.events import is_dossier_code
 from shared.privacy import mask_phone

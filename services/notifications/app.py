@@ -14,7 +14,7 @@ from services.notifications import handlers
 from services.notifications.alerts import MAX_BYTES, OfficerAlerts
 from services.notifications.providers import HttpJson, dlr_token_ok, provider
 from services.notifications.replies import NEUTRAL, PerNumber, code_in, mo_token_ok, reply
-from services.notifications.sms import normalise_phone
+from shared.phones import normalise_phone
 from services.notifications.core import Core
 from services.notifications.messages import Body, Listed, Move, furthest
 from services.notifications.settings import NotificationsSettings

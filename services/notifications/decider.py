@@ -16,7 +16,8 @@ from services.notifications.instruments import NotificationMetrics
 from services.notifications.messages import Body, Decision, Message, MessageStatus
 from services.notifications.quiet import QuietHours
 from services.notifications.settings import NotificationsSettings
-from services.notifications.sms import Encoded, normalise_phone
+from services.notifications.sms import Encoded
+from shared.phones import normalise_phone
 from services.notifications.store import MessageStore
 from services.notifications.templates import Templates
 from services.notifications.triggers import Wanted, message_id, wanted

@@ -6,7 +6,6 @@ Pure: no I/O.
 import unicodedata
 from dataclasses import dataclass
 
-import phonenumbers
 from anyascii import anyascii
 
 # GSM 03.38 basic character set, and the extension table (each costs two septets).
@@ -97,28 +96,3 @@ def encode(text: str, ucs2: bool = False) -> Encoded:
 
 
 # Numbers of the 11-digit mobile plan, moved to 10 digits in 2018 (MIC Decision 798/QĐ-BTTTT).
-OLD_PREFIXES = {
-    "0162": "032", "0163": "033", "0164": "034", "0165": "035", "0166": "036", "0167": "037", "0168": "038",
-    "0169": "039", "0120": "070", "0121": "079", "0122": "077", "0126": "076", "0128": "078", "0123": "083",
-    "0124": "084", "0125": "085", "0127": "081", "0129": "082", "0186": "056", "0188": "058", "0199": "059",
-}
-
-
-def normalise_phone(raw: str) -> str | None:
-    """A Vietnamese mobile number in E.164 (+84…), or None if it is not one."""
-    digits = "".join(c for c in raw if c.isdigit() or c == "+")
-    if digits.startswith("+84"):
-        digits = "0" + digits[3:]
-    elif digits.startswith("84") and len(digits) in (11, 12):
-        digits = "0" + digits[2:]
-    if len(digits) == 11 and digits[:4] in OLD_PREFIXES:
-        digits = OLD_PREFIXES[digits[:4]] + digits[4:]
-    try:
-        number = phonenumbers.parse(digits, "VN")
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number) or phonenumbers.number_type(number) not in (
-        phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE
-    ):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

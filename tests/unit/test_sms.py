@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.notifications.providers import Kannel, refused
-from services.notifications.sms import PLACEHOLDER, cut, encode, is_gsm7, normalise_phone, septets, transliterate
+from services.notifications.sms import PLACEHOLDER, cut, encode, is_gsm7, septets, transliterate
+from shared.phones import normalise_phone
 
 BASES = {"a": "aăâ", "e": "eê", "i": "i", "o": "oôơ", "u": "uư", "y": "y"}
 TONES = ["", "\u0300", "\u0301", "\u0309", "\u0303", "\u0323"]  # huyền, sắc, hỏi, ngã, nặng
