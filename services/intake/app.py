@@ -23,7 +23,7 @@ from services.intake.publisher import EventPublisher, KafkaUnavailable
 from services.intake.settings import IntakeSettings
 from shared.events import DossierEvent, EventErrors, FieldError, ReceivedEvent, parse_events
 from shared.http import BodyTooLarge, add_operational_routes, read_body
-from services.intake.sealing import sealed_receipts
+from services.intake.sealing import KeysUnavailable, sealed_receipts
 from shared.personal import DossierKeys
 
 log = structlog.get_logger()
@@ -254,7 +254,11 @@ class Intake:
     async def records(self, key: ApiKey, events: list[DossierEvent], objects: list[Any]) -> list[tuple[str, bytes]]:
         """The events as intake writes them to Kafka: receipts' applicants sealed, intake's attributes."""
         arrived = self.settings.clock().isoformat()
-        sealed = await sealed_receipts(self.personal, objects)
+        try:
+            sealed = await sealed_receipts(self.personal, objects)
+        except KeysUnavailable as exc:
+            log.warning("the dossiers' keys are unreachable, answering 503", error=str(exc), events=len(events))
+            raise _error(503, "MongoDB (the dossiers' keys) is unavailable; retry later", {"Retry-After": "5"}) from None
         return [(event.subject, orjson.dumps(_as_recorded(obj, event.type in key.contributes, arrived)))
                 for event, obj in zip(events, sealed, strict=True)]
 

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter
 
 from services.intake.publisher import EventPublisher, KafkaUnavailable
-from services.intake.sealing import sealed_records
+from services.intake.sealing import KeysUnavailable, sealed_records
 from services.intake.settings import IntakeSettings
 from shared.auth import ApiKey, ApiKeys, PortalAccount, password_matches
 from shared.calendar import WorkingCalendar
@@ -226,14 +226,14 @@ def install(app: FastAPI, settings: IntakeSettings, keys: ApiKeys, publisher: Ev
         sender = Sender.of_key(key) if key else Sender.of_account(account)  # type: ignore[arg-type]
         results, records = map_batch(body, sender, reference(), settings.clock().isoformat(),
                                      settings.max_record_bytes)
-        records = await sealed_records(personal, records)  # docs/security.md, finding 6
         try:
+            records = await sealed_records(personal, records)  # docs/security.md, finding 6
             for start in range(0, len(records), PUBLISH_CHUNK):  # each chunk within the publisher's timeout
                 await publisher.publish(records[start:start + PUBLISH_CHUNK])
-        except KafkaUnavailable as exc:
-            log.warning("kafka did not confirm, answering 503", error=str(exc), records=len(results))
-            return _answer(503, UNAVAILABLE, "Hệ thống tạm thời không nhận được, gửi lại sau / Kafka is unavailable; "
-                           "retry (retries are harmless)", results=[])
+        except (KafkaUnavailable, KeysUnavailable) as exc:
+            log.warning("kafka or the dossiers' keys unreachable, answering 503", error=str(exc), records=len(results))
+            return _answer(503, UNAVAILABLE, "Hệ thống tạm thời không nhận được, gửi lại sau / Kafka or MongoDB is "
+                           "unavailable; retry (retries are harmless)", results=[])
         failed = sum(r["error_code"] != ALL_IN for r in results)
         counted.labels(body["service"], "accepted").inc(len(results) - failed)
         counted.labels(body["service"], "rejected").inc(failed)

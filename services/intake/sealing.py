@@ -5,10 +5,15 @@ key (shared/personal.py). Both doors of intake, CloudEvents and the portal's for
 from typing import Any
 
 import orjson
+from pymongo.errors import PyMongoError
 
 from shared.personal import CLEAR, DossierKeys, sealed_applicant
 
 RECEIVED = "dossier.received"
+
+
+class KeysUnavailable(Exception):
+    """MongoDB, where the dossiers' keys are, cannot be reached: nothing is published, the sender retries."""
 
 
 def _personal(obj: Any) -> dict[str, Any] | None:
@@ -25,7 +30,10 @@ async def sealed_receipts(personal: DossierKeys, objects: list[Any]) -> list[Any
     owners = {obj["subject"]: applicant.get("phone") for obj in objects if (applicant := _personal(obj))}
     if not owners:
         return objects
-    keys = await personal.keys_for(owners)
+    try:
+        keys = await personal.keys_for(owners)
+    except PyMongoError as exc:
+        raise KeysUnavailable(str(exc)) from exc
     return [obj | {"data": obj["data"] | {"applicant": sealed_applicant(keys[obj["subject"]], obj["subject"], applicant)}}
             if (applicant := _personal(obj)) else obj for obj in objects]
 

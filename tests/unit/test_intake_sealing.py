@@ -3,9 +3,15 @@ the CloudEvents path and the portal format's records, whatever else a batch hold
 
 import asyncio
 
+import httpx
 import orjson
+import pytest
+from pymongo.errors import ServerSelectionTimeoutError
 
-from services.intake.sealing import sealed_records
+from services.intake import app as intake_app
+from services.intake.sealing import KeysUnavailable, sealed_receipts, sealed_records
+from services.intake.settings import IntakeSettings
+from shared.auth import ApiKey, key_hash
 from shared.events import Applicant
 from shared.personal import DossierKeys, opened_applicant
 from tests.fixtures.memory import MemoryDatabase
@@ -33,3 +39,46 @@ def test_the_portal_doors_records_carry_the_applicant_sealed_and_the_rest_as_wri
 def test_records_without_a_receipt_are_left_as_they_are():
     records = [("k", orjson.dumps(event("dossier.resolved", "000.00.38.H56-250701-0002")))]
     assert asyncio.run(sealed_records(DossierKeys(MemoryDatabase(), "s"), records)) is records
+
+
+class AwayCollection:
+    """A collection whose database cannot be reached."""
+
+    def __getattr__(self, _name: str):
+        async def away(*_args, **_kwargs):
+            raise ServerSelectionTimeoutError("mongodb unreachable")
+        return away
+
+
+class AwayDatabase:
+    def __getitem__(self, _name: str) -> AwayCollection:
+        return AwayCollection()
+
+
+def test_with_the_keys_unreachable_a_receipt_gets_503_and_nothing_is_published():
+    published: list = []
+
+    class Recorder:
+        def __init__(self, _settings):
+            pass
+
+        async def publish(self, records):
+            published.extend(records)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(intake_app, "EventPublisher", Recorder)
+        patch.setattr(intake_app, "DossierKeys", lambda _database, _secret: DossierKeys(AwayDatabase(), "s"))
+        app = intake_app.create_app(IntakeSettings(environment="local", intake_api_keys=[
+            ApiKey(name="any", key_sha256=key_hash("k" * 32), sources=["*"])]))
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+            return await client.post("/v1/events", content=orjson.dumps(event("dossier.received")),
+                                     headers={"authorization": "Bearer " + "k" * 32,
+                                              "content-type": "application/cloudevents+json"})
+
+    answer = asyncio.run(post())
+    assert (answer.status_code, answer.headers.get("retry-after")) == (503, "5") and published == []
+    with pytest.raises(KeysUnavailable):
+        asyncio.run(sealed_receipts(DossierKeys(AwayDatabase(), "s"), [event("dossier.received")]))
