@@ -117,24 +117,25 @@ class DossierKeys:
 
     async def dossiers_of(self, phone: str) -> list[str]:
         """The dossier codes the index lists for this number (the citizen's rights), once each."""
-        links = await self._index.read(citizen_id(self._secret, phone))
-        return list(dict.fromkeys(link["dossier"] for link in links if link["dossier"]))
+        return _listed(await self._index.read(citizen_id(self._secret, phone)))
 
-    async def erase(self, codes: Iterable[str]) -> int:
-        """Erase these dossiers' keys, and their entries in the citizens' index; returns how many keys."""
-        erased = 0
-        for code, found in (await get_many(self._keys, codes)).items():
-            if found.get("citizen"):
-                await self._unlist(found["citizen"], {code})
-            erased += (await self._keys.delete_one({"_id": code})).deleted_count
-        return erased
+    async def erase(self, codes: Iterable[str], unlist: bool = True) -> int:
+        """Erase these dossiers' keys and (unless the caller drops the whole entry) their links in the
+        citizens' index, each citizen's chain read once; returns how many keys."""
+        found = await get_many(self._keys, codes)
+        listed: dict[str, set[str]] = {}
+        for code, doc in found.items():
+            if doc.get("citizen"):
+                listed.setdefault(doc["citizen"], set()).add(code)
+        for citizen, theirs in listed.items() if unlist else ():
+            await self._unlist(citizen, theirs)
+        return sum([(await self._keys.delete_one({"_id": code})).deleted_count for code in found])
 
     async def forget_citizen(self, phone: str) -> int:
         """Erase a citizen's dossiers' keys and their index entry; returns how many keys."""
         citizen = citizen_id(self._secret, phone)
-        codes = await self.dossiers_of(phone)
-        erased = await self.erase(codes)
         links = await self._index.read(citizen)
+        erased = await self.erase(_listed(links), unlist=False)  # the whole entry goes below
         for n in range(len(links)):
             await self._index.collection.delete_one({"_id": link_id(citizen, n)})
         return erased
@@ -145,6 +146,11 @@ class DossierKeys:
             if link["dossier"] in codes:
                 await self._index.collection.replace_one({"_id": link_id(citizen, n)},
                                                          Chain.link(citizen, n, {"dossier": None}))
+
+
+def _listed(links: list[dict[str, Any]]) -> list[str]:
+    """The dossier codes a citizen's chain lists, once each (a blanked link lists none)."""
+    return list(dict.fromkeys(link["dossier"] for link in links if link["dossier"]))
 
 
 class Retention:
