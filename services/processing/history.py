@@ -168,6 +168,17 @@ def _dead_lettered(stored: StoredDossier, folded: Folded, history: list[DossierE
     return dead, foreign
 
 
+def left_open_at(shown: dict[str, Any] | None) -> datetime | None:
+    """When a dossier as `view` shows it left the open states: its end, or its withdrawal (a withdrawn
+    dossier has no `ended_at`); None while it is open."""
+    if not shown:
+        return None
+    if shown["ended_at"]:
+        return datetime.fromisoformat(shown["ended_at"])
+    withdrawals = [step["time"] for step in shown["history"] if step["type"] == "dossier.withdrawn"]
+    return datetime.fromisoformat(max(withdrawals)) if shown["state"] == "withdrawn" and withdrawals else None
+
+
 def view(dossier: Dossier) -> dict[str, Any]:
     """One dossier as docs/contract.md §6 shows it, phone masked, but its open state (the reader's `now`)."""
     applicant = dossier.applicant

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.processing.history import Integrated, Outgoing, StoredDossier, give_up_waiting, integrate
+from services.processing.history import (Integrated, Outgoing, StoredDossier, give_up_waiting, integrate,
+                                         left_open_at)
 from services.processing.settings import ProcessingSettings
 from services.processing.store import DossierStore
 from shared.clock import Clock
@@ -125,10 +126,10 @@ class Processor:
         return done, written_codes
 
     async def _schedule_erasure(self, changed: list[tuple[StoredDossier, StoredDossier]]) -> None:
-        """Dossiers that end in this batch get their personal data's erase day (shared/personal.py),
-        before they are written: a crash repeats the batch, which schedules them again."""
-        ended = {after.code: datetime.fromisoformat(after.view["ended_at"]) for before, after in changed
-                 if after.view and after.view["ended_at"] and not (before.view and before.view["ended_at"])}
+        """Dossiers that end or are withdrawn in this batch get their personal data's erase day
+        (shared/personal.py), before they are written: a crash repeats the batch, which schedules them again."""
+        ended = {after.code: at for before, after in changed
+                 if (at := left_open_at(after.view)) and not left_open_at(before.view)}
         if ended and self._retention is not None:
             await self._retention.schedule(ended)
 

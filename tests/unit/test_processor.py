@@ -128,3 +128,24 @@ def test_events_whose_receipt_never_comes_are_dead_lettered_after_the_waiting_li
     assert asyncio.run(replica.processor.sweep_waiting()) == 1
     assert [o.kind for o in replica.published] == ["dlq", "dlq"]
     assert all(o.reason.startswith(f"no dossier.received for {code}") for o in replica.published)
+
+
+def test_a_dossier_that_ends_or_is_withdrawn_is_scheduled_for_erasure_once():
+    """Its personal data's keys go at its end + the retention days (docs/security.md, finding 6); a
+    withdrawn dossier has no `ended_at`, but leaves the open states all the same."""
+    scheduled: dict[str, datetime] = {}
+
+    class Retention:
+        async def schedule(self, ended: dict[str, datetime]) -> None:
+            assert not scheduled.keys() & ended.keys()  # once each
+            scheduled.update(ended)
+
+    replica = Replica(MemoryDossiers())
+    replica.processor._retention = Retention()
+    start = datetime(2025, 7, 7, 8, tzinfo=VN)
+    resolved, withdrawn = dossier_code(NOW, 6), dossier_code(NOW, 7)
+    run(replica, life(resolved, start))
+    run(replica, [event("dossier.received", withdrawn, start, id_="w-0"),
+                  event("dossier.withdrawn", withdrawn, start + timedelta(hours=5), id_="w-1")])
+    run(replica, [event("dossier.rated", resolved, start + timedelta(hours=50), id_="r-9", rating="satisfied")])
+    assert scheduled == {resolved: start + timedelta(hours=40), withdrawn: start + timedelta(hours=5)}
