@@ -248,7 +248,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("action", choices=("export", "erase"))
     parser.add_argument("--phone", required=True, help="the citizen's number, in any form (09…, +84 9…)")
     args = parser.parse_args(argv)
-    out = asyncio.run(command(args.action, args.phone, ServiceSettings()))
+    settings = ServiceSettings()
+    if not settings.personal_index_secret.get_secret_value():
+        # Without the secret the index is keyed otherwise: an export would find nothing, silently.
+        raise SystemExit("the citizens' index needs its secret: DOSSIER_PERSONAL_INDEX_SECRET, or the stack's secrets "
+                         "(DOSSIER_SECRETS_DIR=.local/secrets DOSSIER_ENVIRONMENT=local on the local stack)")
+    out = asyncio.run(command(args.action, args.phone, settings))
     sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2 | orjson.OPT_NAIVE_UTC).decode() + "\n")
 
 
