@@ -102,6 +102,10 @@ class DossierKeys:
         found = await self._keys.find_one({"_id": str(code)})
         return bytes(found["key"]) if found else None
 
+    async def keys_of(self, codes: Iterable[str]) -> dict[str, bytes]:
+        """The keys these dossiers still have, read side by side by `_id`."""
+        return {code: bytes(doc["key"]) for code, doc in (await get_many(self._keys, codes)).items()}
+
     async def keys_for(self, owners: dict[str, str | None]) -> dict[str, bytes]:
         """The keys of these dossiers (code → the phone given at receipt, or None), made for those that
         have none: the index lists the dossier first (listed twice, or listed without a key after a

@@ -28,6 +28,21 @@ from shared.personal import DossierKeys, opened_applicant
 from shared.service import Record
 
 
+def _sealed(event: StatusRecord) -> bool:
+    return isinstance(event, StatusChanged) and event.data.applicant.sealed is not None
+
+
+def _opened(event: StatusRecord, keys: dict[str, bytes]) -> StatusRecord:
+    """A status change with its applicant opened (the number to text) with its dossier's key; an
+    applicant whose key is erased has no number, like one who gave none."""
+    if not _sealed(event):
+        return event
+    code = event.data.dossier_code
+    opened = opened_applicant(keys.get(code), code, event.data.applicant)
+    applicant = opened or Applicant(sms_opt_in=event.data.applicant.sms_opt_in)
+    return event.model_copy(update={"data": replace(event.data, applicant=applicant)})
+
+
 @dataclass(frozen=True)
 class Decided:
     """What a batch of status records asks for: its messages, each once, and where each dossier stands
@@ -55,8 +70,9 @@ class Decider:
         decided: dict[str, Decision] = {}
         standing: dict[str, dict[str, Any]] = {}
         now = self.clock()
+        keys = await self._keys_of(records)
         for record in records:
-            event = await self._opened(record.value)
+            event = _opened(record.value, keys)
             if isinstance(event, SignatureVerified):
                 continue  # no SMS
             self.metrics.status_events.labels("read").inc()
@@ -69,16 +85,10 @@ class Decider:
                 decided.setdefault(decision.message.id, decision)
         return Decided(self._remembered(list(decided.values()), now), standing)
 
-    async def _opened(self, event: StatusRecord) -> StatusRecord:
-        """A status change with its applicant opened (the number to text), by a key read; an applicant
-        whose key is erased has no number, like one who gave none."""
-        if not isinstance(event, StatusChanged) or event.data.applicant.sealed is None:
-            return event
-        code = event.data.dossier_code
-        key = await self.keys.key_of(code) if self.keys else None
-        opened = opened_applicant(key, code, event.data.applicant)
-        applicant = opened or Applicant(sms_opt_in=event.data.applicant.sms_opt_in)
-        return event.model_copy(update={"data": replace(event.data, applicant=applicant)})
+    async def _keys_of(self, records: list[Record[StatusRecord]]) -> dict[str, bytes]:
+        """The keys of the batch's dossiers whose applicant is sealed, read side by side by `_id`."""
+        codes = [r.value.data.dossier_code for r in records if _sealed(r.value)]
+        return await self.keys.keys_of(codes) if self.keys and codes else {}
 
     def _remembered(self, decided: list[Decision], now: datetime) -> list[Decision]:
         """Old news beyond the retention (a replay of last year's events) is counted, not stored: its
