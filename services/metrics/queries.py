@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from shared.calendar import WorkingCalendar
 from shared.communes import Commune
 from shared.facts import OPEN, Facts, facts_as_of
+from shared.feedback import FeedbackCounts
 from shared.report import progress, report_of, score
 from shared.scorecard import COMMUNE_NOT_APPLICABLE, Counts, OpenDossier, at_risk, score_of, scorecard
 from shared.scorecard import rank as rank_with_ties
@@ -74,6 +75,10 @@ class ReportQueries:
         report = report_of(((t.counted, f) for t, f in members), as_of, self.calendar)
         counts = scorecard_counts(report, members, lambda code: self._signed_valid(code, as_of))
         return report, counts, members
+
+    def feedback(self, commune_code: str, start: date, end: date, as_of: datetime) -> FeedbackCounts:
+        """A commune's PAKN in [start, end] as of `as_of` (docs/domain.md §9): none kept yet."""
+        return FeedbackCounts()
 
     def _signed_valid(self, code: str, as_of: datetime) -> bool:
         """Whether a document of the dossier has `valid` as its latest verdict (given by `as_of`)."""
