@@ -195,7 +195,7 @@ def _receive(event: ReceivedEvent, calendar: WorkingCalendar) -> Dossier:
                         component_reused=any(c.reused for c in components),
                         component_from_personal_store=any(c.from_personal_store for c in components),
                         vneid_authenticated=bool(data.vneid_authenticated), population_data=bool(data.population_data),
-                        fees_total=_fees_total(data))
+                        fees_total=_fees_total(data), receipt_due_at=due)
     return Dossier(received=received, applicant=data.applicant, received_date=calendar.local(event.time).date(),
                    processing_time=processing_time, due_at=due, appointment_at=due)
 

@@ -58,6 +58,9 @@ class Received:
     vneid_authenticated: bool = False
     population_data: bool = False
     fees_total: float | None = None
+    # v1.2: the appointment on the receipt (its `due_at`, else the initial due, docs/domain.md §3), which the
+    # portal's on-time rule judges by (§6); None in a record written before v1.2.
+    receipt_due_at: AwareDatetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,12 +48,14 @@ def cut_of(to: date, as_of: datetime, calendar: WorkingCalendar) -> datetime:
     return min(calendar.end_of_day(to), as_of)
 
 
-def judge_portal(timeline: Timeline, cut: datetime, calendar: WorkingCalendar) -> Judged:
-    """The portal's 2.1 (docs/domain.md §6): events after `cut` are ignored."""
+def judge_portal(timeline: Timeline, cut: datetime, calendar: WorkingCalendar,
+                 appointment: datetime | None = None) -> Judged:
+    """The portal's 2.1 (docs/domain.md §6) for a dossier with this `appointment` on its receipt (without
+    one, a record from before v1.2: the first due of its timeline); events after `cut` are ignored."""
     entries = [f for f in timeline if f.since <= cut]
     if not entries:
         raise ValueError("the dossier was not received by the cut")
-    appointment = next((f.due_at for f in entries if f.due_at is not None), None)
+    appointment = appointment or next((f.due_at for f in entries if f.due_at is not None), None)
     rounds = _rounds(entries, "awaiting_supplement")
     end, reasons = _end(entries, rounds, cut)
     subtracted = sum((back - asked for asked, back in rounds if back is not None and back <= end), timedelta())

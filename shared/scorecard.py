@@ -1,90 +1,112 @@
-"""The QĐ 766/QĐ-TTg scorecard as the decision scores it, over what dossier events can measure, and
-the points each commune is about to lose (docs/domain.md §6).
+"""The QĐ 766/QĐ-TTg scorecard as the national portal computes it, over what dossier and feedback events
+can measure, and the points each commune is about to lose (docs/domain.md §6).
 
-Pure: the caller counts a commune's cohort (`Counts`, from shared.report's report and the dossiers'
-signatures and event arrivals) and its open dossiers (`OpenDossier`).
+Pure: the caller counts a commune (`Counts`: each sub-indicator's numerator and denominator, from its
+dossiers and its feedback) and its open dossiers (`OpenDossier`).
 
 A sub-indicator scores min(max, max × ratio ÷ full marks). The score is the points of the scored
 sub-indicators over their maxima, scaled to 100. A sub-indicator is not scored when the deployment
-says it does not apply (end-to-end online is scored for provinces only) or when its ratio has no
-denominator (no payment, nothing resolved); the events cannot measure the decision's others at all.
+says it does not apply (the province-scope ones, for a commune) or when its ratio has no denominator
+(no fee-bearing dossier, no feedback): "no data". What no event can measure is named with its points.
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from shared.report import rate
 
-GROUPS = {  # the decision's five groups and their points (100 in all)
+GROUPS = {  # the decision's groups, as the portal's scoring sheet splits them (100 points in all)
     "publicity": ("Công khai, minh bạch", 18),
-    "progress": ("Tiến độ giải quyết", 20),
-    "online": ("Dịch vụ công trực tuyến", 22),
-    "satisfaction": ("Mức độ hài lòng", 18),
+    "progress": ("Tiến độ, kết quả giải quyết", 20),
+    "online": ("Cung cấp dịch vụ trực tuyến", 12),
+    "payment": ("Thanh toán trực tuyến", 10),
     "digitization": ("Số hóa hồ sơ", 22),
+    "satisfaction": ("Mức độ hài lòng", 18),
 }
 
 
 @dataclass(frozen=True)
 class SubIndicator:
     key: str
+    code: str  # the portal's: its formula document's number, or its METRICS sheet's name
     name: str
     group: str
     max_points: float
     full_marks_at: float = 1.0  # the ratio that earns every point
+    scope: Literal["commune", "province"] = "commune"
 
 
 MEASURED = (
-    SubIndicator("on_time", "Giải quyết hồ sơ đúng hạn", "progress", 20),
-    SubIndicator("end_to_end_online", "Dịch vụ công trực tuyến toàn trình", "online", 12),
-    SubIndicator("online_payment", "Thanh toán trực tuyến", "online", 10),
-    SubIndicator("dossier_satisfaction", "Mức độ hài lòng về giải quyết hồ sơ", "satisfaction", 6, full_marks_at=0.9),
-    SubIndicator("electronic_result", "Kết quả giải quyết điện tử (ký số)", "digitization", 6),
-    SubIndicator("digitized_dossier", "Số hóa thành phần hồ sơ", "digitization", 4),
-    SubIndicator("status_sync", "Đồng bộ trạng thái hồ sơ (ước tính)", "publicity", 6),
+    SubIndicator("dossier_sync", "DOSSIER_SYNC", "Hồ sơ đồng bộ đúng hạn", "publicity", 6),
+    SubIndicator("on_time", "2.1", "Tỷ lệ hồ sơ xử lý trước hạn, đúng hạn", "progress", 20),
+    SubIndicator("end_to_end_online", "3.1", "Hồ sơ trực tuyến toàn trình", "online", 12, scope="province"),
+    SubIndicator("online_payment", "3.6", "Tỷ lệ hồ sơ thanh toán trực tuyến", "payment", 10),
+    SubIndicator("electronic_result", "4.1", "Hồ sơ có kết quả giải quyết điện tử", "digitization", 6),
+    SubIndicator("digitized_dossier", "4.2", "Hồ sơ thực hiện số hóa", "digitization", 4, full_marks_at=0.8),
+    SubIndicator("reused_data", "4.3", "Khai thác, sử dụng lại dữ liệu số hóa", "digitization", 2, full_marks_at=0.8),
+    SubIndicator("personal_store", "4.4", "Kết nối kho dữ liệu cá nhân", "digitization", 4),
+    SubIndicator("population_data", "4.5", "Ứng dụng dữ liệu dân cư", "digitization", 2, scope="province"),
+    SubIndicator("feedback_on_time", "5.2", "Tiến độ xử lý phản ánh, kiến nghị", "satisfaction", 6),
+    SubIndicator("feedback_satisfaction", "5.3", "Hài lòng trong xử lý phản ánh, kiến nghị", "satisfaction", 6),
+    SubIndicator("dossier_satisfaction", "5.4", "Hài lòng trong tiếp nhận, giải quyết TTHC", "satisfaction", 6,
+                 full_marks_at=0.9),
 )
-NOT_MEASURED = (
-    SubIndicator("complaints", "Xử lý phản ánh, kiến nghị (PAKN)", "satisfaction", 12),
-    SubIndicator("publication", "Công khai thủ tục hành chính", "publicity", 12),
-    SubIndicator("data_reuse", "Tái sử dụng dữ liệu, kho dữ liệu cá nhân", "digitization", 12),
+NOT_MEASURED = (  # facts about procedures and their publication, not about dossiers
+    SubIndicator("published_on_time", "1.1", "TTHC công bố đúng hạn", "publicity", 6),
+    SubIndicator("updated_on_time", "1.2", "TTHC cập nhật, công khai đúng hạn", "publicity", 4),
+    SubIndicator("published_complete", "1.3", "TTHC công khai đầy đủ bộ phận tạo thành", "publicity", 2),
+    SubIndicator("certified_copies", "CHUNG_THUC", "Chứng thực bản sao điện tử", "digitization", 2),
+    SubIndicator("population_procedures", "TTHC_DAN_CU", "TTHC kết nối, chia sẻ dữ liệu dân cư", "digitization", 2),
 )
-NOT_MEASURED_NOTE = ("Not in the dossier events. Where a unit has no complaints (PAKN), the national portal "
-                     "shares their points between PAKN on time and dossier satisfaction: not measured here either.")
-# Scored for provinces only, by the portal's scoring sheet: a commune gets its maximum, so it is
-# reported here but left out of a commune's score (DOSSIER_METRICS_NOT_APPLICABLE).
-COMMUNE_NOT_APPLICABLE = frozenset({"end_to_end_online"})
+NOT_MEASURED_NOTE = "Facts about procedures and their publication (the national TTHC database), not about dossiers."
+# Scored for provinces only (the portal's scoring sheet): reported for a commune, left out of its score.
+COMMUNE_NOT_APPLICABLE = frozenset(s.key for s in MEASURED if s.scope == "province")
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    numerator: int = 0
+    denominator: int = 0
+
+    @property
+    def ratio(self) -> float | None:
+        return rate(self.numerator, self.denominator)
 
 
 @dataclass(frozen=True)
 class Counts:
-    """What a commune's cohort counts for the scorecard (docs/domain.md §5-§6)."""
+    """What a commune's cohort counts for each sub-indicator (docs/domain.md §6), as of an instant."""
 
-    received: int = 0
-    withdrawn: int = 0
-    judged: int = 0  # received − withdrawn − awaiting a supplement − paused
-    in_time: int = 0  # ended early or on time, or open and not overdue
-    online_full: int = 0
-    payments: int = 0
-    payments_online: int = 0
-    satisfied: int = 0  # not withdrawn, with neither an `unsatisfied` rating nor a late end
-    resolved: int = 0  # ended with a result (resolved, then maybe returned)
-    signed_valid: int = 0  # of those, with a result whose signature verified `valid`
-    digitized: int = 0
-    events: int = 0  # events that reached intake (the ones with their arrival recorded)
-    events_synced: int = 0  # of those, in sync with their time (shared.dossier.SYNC)
+    dossier_sync: Tally = Tally()
+    on_time: Tally = Tally()  # on time by the portal's 2.1 ÷ received
+    end_to_end_online: Tally = Tally()
+    online_payment: Tally = Tally()
+    electronic_result: Tally = Tally()
+    digitized_dossier: Tally = Tally()
+    reused_data: Tally = Tally()
+    personal_store: Tally = Tally()
+    population_data: Tally = Tally()
+    feedback_on_time: Tally = Tally()
+    feedback_satisfaction: Tally = Tally()
+    unhappy: int = 0  # dossiers rated unsatisfied or named by a feedback (5.4)
+
+    @property
+    def received(self) -> int:
+        return self.on_time.denominator
+
+    @property
+    def late(self) -> int:
+        return self.on_time.denominator - self.on_time.numerator
 
 
-def ratios(c: Counts) -> dict[str, float | None]:
-    return {
-        "on_time": rate(c.in_time, c.judged),
-        "end_to_end_online": rate(c.online_full, c.received),
-        "online_payment": rate(c.payments_online, c.payments),
-        "dossier_satisfaction": rate(c.satisfied, c.received - c.withdrawn),
-        "electronic_result": rate(c.signed_valid, c.resolved),
-        "digitized_dossier": rate(c.digitized, c.received),
-        "status_sync": rate(c.events_synced, c.events),
-    }
+def tallies(c: Counts) -> dict[str, Tally]:
+    """Every measured sub-indicator's numerator and denominator. 5.4 = max(0, 1 − (late rate + unhappy
+    rate)), both over the dossiers received: (received − late − unhappy, at least 0) ÷ received."""
+    found = {f.name: getattr(c, f.name) for f in fields(c) if f.name != "unhappy"}
+    found["dossier_satisfaction"] = Tally(max(0, c.received - c.late - c.unhappy), c.received)
+    return found
 
 
 def points(indicator: SubIndicator, ratio: float) -> float:
@@ -94,7 +116,9 @@ def points(indicator: SubIndicator, ratio: float) -> float:
 def score_of(c: Counts, not_applicable: frozenset[str] = COMMUNE_NOT_APPLICABLE) -> float | None:
     """The score alone: points of the scored sub-indicators over their maxima, × 100."""
     earned = maxima = 0.0
-    for indicator, ratio in zip(MEASURED, ratios(c).values(), strict=True):
+    found = tallies(c)
+    for indicator in MEASURED:
+        ratio = found[indicator.key].ratio
         if ratio is not None and indicator.key not in not_applicable:
             earned += points(indicator, ratio)
             maxima += indicator.max_points
@@ -102,19 +126,17 @@ def score_of(c: Counts, not_applicable: frozenset[str] = COMMUNE_NOT_APPLICABLE)
 
 
 def scorecard(c: Counts, not_applicable: frozenset[str] = COMMUNE_NOT_APPLICABLE) -> dict[str, Any]:
-    """A commune's card: every sub-indicator with its ratio and points (or why it is not scored),
-    the groups' points, what the events cannot measure, and the score."""
+    """A commune's card: every sub-indicator with its numerator, denominator, ratio and points (or why it
+    is not scored), the groups' points, what the events cannot measure, and the score."""
     sub = []
-    for indicator, ratio in zip(MEASURED, ratios(c).values(), strict=True):
-        if indicator.key in not_applicable:
-            status = "not_applicable"
-        elif ratio is None:
-            status = "no_data"
-        else:
-            status = "scored"
-        sub.append({"key": indicator.key, "name": indicator.name, "group": indicator.group,
-                    "max": indicator.max_points, "full_marks_at": indicator.full_marks_at, "ratio": ratio,
+    for indicator, tally in ((s, tallies(c)[s.key]) for s in MEASURED):
+        ratio = tally.ratio
+        status = "not_applicable" if indicator.key in not_applicable else "no_data" if ratio is None else "scored"
+        sub.append({"key": indicator.key, "code": indicator.code, "name": indicator.name, "group": indicator.group,
+                    "scope": indicator.scope, "max": indicator.max_points, "full_marks_at": indicator.full_marks_at,
+                    "numerator": tally.numerator, "denominator": tally.denominator, "ratio": ratio,
                     "points": points(indicator, ratio) if status == "scored" else None, "status": status})
+    next(s for s in sub if s["key"] == "dossier_satisfaction")["parts"] = {"late": c.late, "unhappy": c.unhappy}
     groups = []
     for key, (name, maximum) in GROUPS.items():
         scored = [s for s in sub if s["group"] == key and s["status"] == "scored"]
@@ -122,9 +144,10 @@ def scorecard(c: Counts, not_applicable: frozenset[str] = COMMUNE_NOT_APPLICABLE
                        "points": sum(s["points"] for s in scored)})
     return {
         "score": score_of(c, not_applicable),
+        "measured_max": sum(g["measured_max"] for g in groups),
         "groups": groups,
         "sub_indicators": sub,
-        "not_measured": [{"key": n.key, "name": n.name, "group": n.group, "points": n.max_points}
+        "not_measured": [{"key": n.key, "code": n.code, "name": n.name, "group": n.group, "points": n.max_points}
                          for n in NOT_MEASURED],
     }
 
@@ -144,13 +167,13 @@ def rank(scores: dict[str, float | None]) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class OpenDossier:
-    """An open dossier of the cohort, as the at-risk reading needs it."""
+    """An open dossier of the cohort, as the at-risk reading needs it (the portal's 2.1)."""
 
     code: str
-    open_state: str  # within_deadline | due_soon | overdue | awaiting_supplement | paused
-    due_at: datetime | None
+    open_state: str  # by the decree: within_deadline | due_soon | overdue | awaiting_supplement | paused
+    due_at: datetime | None  # when it turns late for the portal: None if it cannot before it moves on
     hours_left: float | None  # working hours from the instant to the due; None without a due (or past the horizon)
-    unsatisfied: bool  # rated `unsatisfied` already: a late end costs no satisfaction point more
+    on_time: bool  # counted on time by 2.1 today
 
 
 def at_risk(c: Counts, open_dossiers: Iterable[OpenDossier], horizon: datetime,
@@ -158,40 +181,26 @@ def at_risk(c: Counts, open_dossiers: Iterable[OpenDossier], horizon: datetime,
     """The score if every open dossier ends in time, the score if every open dossier due by `horizon`
     turns late, and the dossiers that would cost the most points, soonest due first.
 
-    The figures already count an open dossier within its deadline as in time: ending in time, one
-    awaiting a supplement or a payment would count in time too, and nothing else changes. By the
-    horizon, from today's counts, a dossier in time whose due passes turns late (tiến độ and
-    satisfaction), and an overdue one ends late (satisfaction: it is already out of tiến độ); a
-    dossier without a due (a supplement, a payment awaited) cannot turn late before it resumes. So
-    the first score is never below today's, the second never above. A dossier's points are what its
-    turning late alone would cost today's score."""
+    By the portal's 2.1, an open dossier is already judged: on time until its appointment (plus the
+    supplement time it is owed) passes, late after. Ending in time keeps today's score; by the horizon, a
+    dossier on time whose due passes turns late, which costs 2.1 and 5.4 points (5.4 counts the late rate).
+    A dossier awaiting its one supplement or paused for a financial obligation cannot turn late meanwhile.
+    A dossier's points are what its turning late alone would cost today's score."""
     dossiers = list(open_dossiers)
-    stopped = sum(d.open_state in ("awaiting_supplement", "paused") for d in dossiers)
-    best = replace(c, judged=c.judged + stopped, in_time=c.in_time + stopped)
-    turning = [d for d in dossiers if d.due_at is not None and d.due_at <= horizon
-               and d.open_state in ("within_deadline", "due_soon", "overdue")]
-    worst = c
-    for d in turning:
-        worst = _late(worst, d)
-    today, best_score, worst_score = (score_of(x, not_applicable) for x in (c, best, worst))
-    costs = []
-    for d in turning:
-        alone = score_of(_late(c, d), not_applicable)
-        cost = today - alone if today is not None and alone is not None else 0.0
-        costs.append({"dossier_code": d.code, "due_at": d.due_at.isoformat(), "open_state": d.open_state,
-                      "hours_left": round(d.hours_left, 2) if d.hours_left is not None else None,
-                      "points": round(cost, 4)})
-    costs.sort(key=lambda row: (-row["points"], row["due_at"], row["dossier_code"]))  # the same order from any input
+    turning = [d for d in dossiers if d.on_time and d.due_at is not None and d.due_at <= horizon]
+    worst = replace(c, on_time=Tally(c.on_time.numerator - len(turning), c.on_time.denominator))
+    today, worst_score = score_of(c, not_applicable), score_of(worst, not_applicable)
+    one_late = score_of(replace(c, on_time=Tally(c.on_time.numerator - 1, c.on_time.denominator)), not_applicable)
+    cost = today - one_late if today is not None and one_late is not None else 0.0
+    costs = [{"dossier_code": d.code, "due_at": d.due_at.isoformat(), "open_state": d.open_state,
+              "hours_left": round(d.hours_left, 2) if d.hours_left is not None else None, "points": round(cost, 4)}
+             for d in turning if d.due_at is not None]
+    costs.sort(key=lambda row: (row["due_at"], row["dossier_code"]))  # each costs the same: soonest first
     return {
-        "score_if_all_in_time": best_score,
+        "score_if_all_in_time": today,
         "score_if_due_turn_late": worst_score,
-        "points_at_risk": best_score - worst_score if best_score is not None and worst_score is not None else 0.0,
+        "points_at_risk": today - worst_score if today is not None and worst_score is not None else 0.0,
         "open": len(dossiers),
         "due_by_horizon": len(turning),
         "dossiers": costs[:top],
     }
-
-
-def _late(c: Counts, d: OpenDossier) -> Counts:
-    """The counts if `d`, counted in time or open so far, ends late."""
-    return replace(c, in_time=c.in_time - (d.open_state != "overdue"), satisfied=c.satisfied - (not d.unsatisfied))

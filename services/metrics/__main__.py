@@ -17,12 +17,11 @@ from pymongo import AsyncMongoClient
 
 from services.metrics.app import create_app
 from services.metrics.consumer import sorted_out
-from services.metrics.figures import Counted, Figures
+from services.metrics.figures import Counted, figures_of
 from services.metrics.loader import move_legacy
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import FiguresStore
-from shared.calendar import WorkingCalendar
 from shared.communes import commune
 from shared.http import serve
 from shared.kafka import client_options, partitions_of
@@ -47,7 +46,7 @@ async def report(settings: MetricsSettings, code: str, first: date, last: date, 
 
 
 def stored_service(settings: MetricsSettings, mongo: AsyncMongoClient) -> MetricsService:
-    return MetricsService(settings, Figures(WorkingCalendar.load(settings.calendar)),
+    return MetricsService(settings, figures_of(settings),
                           FiguresStore(mongo, settings.mongo_database, settings.metrics_replica), CollectorRegistry(),
                           settings.clock)
 

@@ -12,12 +12,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from services.metrics import export, handlers, operators
 from services.metrics.access import Access, Operator, require_commune, require_province
-from services.metrics.figures import Figures
+from services.metrics.figures import figures_of
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import FiguresStore
 from shared.auth import ApiKeys
-from shared.calendar import WorkingCalendar
 from shared.communes import Commune, commune, communes_of_province
 from shared.contracts import ClockChanged, StatusRecord
 from shared.report import COMPONENTS
@@ -59,7 +58,7 @@ DESCRIPTION = "On-time, overdue, online, payment, digitization and satisfaction 
 
 def build(settings: MetricsSettings) -> tuple[ConsumingService, MetricsService]:
     runtime = ConsumingService("metrics", settings, CollectorRegistry())
-    service = MetricsService(settings, Figures(WorkingCalendar.load(settings.calendar)),
+    service = MetricsService(settings, figures_of(settings),
                              FiguresStore(runtime.mongo, runtime.database, settings.metrics_replica), runtime.registry,
                              settings.clock)
     runtime.consume(settings.topic_status, settings.metrics_group_id, StatusRecord,
@@ -135,14 +134,15 @@ def scorecard_answer(province_code: str, province: list[Commune], first: date, l
                      not_applicable: frozenset[str], ranked: list[dict[str, Any]]) -> dict[str, Any]:
     """The scorecard's JSON (docs/contract.md §5, §8): the decision's groups and sub-indicators, then the rows."""
     return {
-        "version": "1.1",
+        "version": "1.2",
         "province_code": province_code, "province_name": province[0].province_name,
         "from": first.isoformat(), "to": last.isoformat(), "as_of": instant.isoformat(),
-        "approximation": "QĐ 766/QĐ-TTg: the groups and sub-indicators dossier events can measure",
+        "approximation": "QĐ 766/QĐ-TTg as the national portal computes it, over what dossier and feedback "
+                         "events can measure (docs/domain.md §6)",
         "groups": [{"key": key, "name": name, "max": maximum} for key, (name, maximum) in GROUPS.items()],
-        "sub_indicators": [{"key": s.key, "name": s.name, "group": s.group, "max": s.max_points,
-                            "full_marks_at": s.full_marks_at} for s in MEASURED],
-        "not_measured": [{"key": n.key, "name": n.name, "group": n.group, "points": n.max_points}
+        "sub_indicators": [{"key": s.key, "code": s.code, "name": s.name, "group": s.group, "max": s.max_points,
+                            "full_marks_at": s.full_marks_at, "scope": s.scope} for s in MEASURED],
+        "not_measured": [{"key": n.key, "code": n.code, "name": n.name, "group": n.group, "points": n.max_points}
                          for n in NOT_MEASURED],
         "not_measured_note": NOT_MEASURED_NOTE,
         "not_applicable": sorted(not_applicable),
@@ -166,7 +166,8 @@ def add_report_api(app: FastAPI, settings: MetricsSettings, service: MetricsServ
         first, last, instant = parse_period(start, end, as_of, settings.clock)
         scope.commune(commune_code, operator)
         figures = await service.figures_for([commune_code], first, last)
-        report = service.timed("commune", lambda: figures.report(commune_code, first, last, instant))
+        report = service.timed("commune", lambda: figures.report(commune_code, first, last, instant)
+                               | {"on_time_views": figures.on_time_views(commune_code, first, last, instant)})
         return export.respond({"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
                                "as_of": instant.isoformat(), **report}, output, export.commune_table)
 

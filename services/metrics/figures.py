@@ -17,17 +17,22 @@ start, then from `dossier-status`); every replica fed the same timelines holds t
 
 import heapq
 from collections import ChainMap, Counter
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AliasChoices, AliasPath, AwareDatetime, Field
 
 from services.metrics.queries import ReportQueries
 from shared.calendar import WorkingCalendar
+from shared.catalogue import DEFAULT_CATALOGUE, Catalogue, load_catalogue
 from shared.contracts import SignatureData, Status, StatusData, received_of
 from shared.facts import OPEN, Facts, OpenState, Received, Timeline, open_state_changes
+from shared.reloading import Reloading
+
+if TYPE_CHECKING:
+    from services.metrics.settings import MetricsSettings
 
 # What is counted, with what tells its counts apart after the commune and the sector.
 FIGURES: dict[str, tuple[str, ...]] = {
@@ -130,8 +135,9 @@ class Figures(ReportQueries):
     """Counts as of now, the clock's heap and the verdicts, fed by what processing announced; the
     report queries over the same timelines are services/metrics/queries.py's."""
 
-    def __init__(self, calendar: WorkingCalendar):
+    def __init__(self, calendar: WorkingCalendar, catalogue: Callable[[], Catalogue] | None = None):
         self.calendar = calendar
+        self.catalogue = catalogue or Reloading(DEFAULT_CATALOGUE, load_catalogue).current
         self.dossiers: dict[str, Tracked] = {}
         self._by_commune: dict[str, list[Tracked]] = {}
         self.counts: Counter[Key] = Counter()
@@ -207,7 +213,7 @@ class Figures(ReportQueries):
     def including(self, archived: Iterable[tuple[Counted, list[Verdict]]]) -> "Figures":
         """These figures for reports, with dossiers read back from the archive beside those in memory
         (a dossier in both counts once, as the one with more events). Counts and clock stay behind."""
-        view = Figures(self.calendar)
+        view = Figures(self.calendar, self.catalogue)
         view.dossiers = self.dossiers
         view._by_commune = dict(self._by_commune)
         # The archive's verdicts in front of ours, which stay as they are (not copied: a request's work).
@@ -310,3 +316,9 @@ class Figures(ReportQueries):
 
     def communes(self) -> list[str]:
         return sorted(self._by_commune)
+
+
+def figures_of(settings: "MetricsSettings") -> Figures:
+    """The figures of a deployment: its calendar, and its procedure catalogue read again when it changes."""
+    return Figures(WorkingCalendar.load(settings.calendar),
+                   Reloading(settings.metrics_catalogue_file, load_catalogue).current)

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, MutableMapping
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any
 
+from services.metrics import scoring
 from shared.calendar import WorkingCalendar
+from shared.catalogue import Catalogue
 from shared.communes import Commune
 from shared.facts import OPEN, Facts, facts_as_of
 from shared.feedback import FeedbackCounts
-from shared.report import progress, report_of, score
-from shared.scorecard import COMMUNE_NOT_APPLICABLE, Counts, OpenDossier, at_risk, score_of, scorecard
+from shared.on_time import cut_of
+from shared.report import report_of, score
+from shared.scorecard import COMMUNE_NOT_APPLICABLE, Counts, Tally, at_risk, score_of, scorecard
 from shared.scorecard import rank as rank_with_ties
 
 if TYPE_CHECKING:
@@ -24,32 +27,9 @@ if TYPE_CHECKING:
 RECEPTION = "Bộ phận tiếp nhận (một cửa)"  # who holds a dossier before its first transfer
 
 
-def scorecard_counts(report: dict[str, Any], members: list[tuple["Tracked", Facts]],
-                     signed_valid: Callable[[str], bool]) -> Counts:
-    """What the scorecard counts of a cohort (docs/domain.md §6), beside its report (§5)."""
-    payments = report["payments"]
-    in_time, judged = progress(report["received"], report["withdrawn"], report["completed"], report["open"])
-    with_result = [t for t, f in members if f.state in ("resolved", "returned")]
-    return Counts(
-        received=report["received"],
-        withdrawn=report["withdrawn"],
-        in_time=in_time,
-        judged=judged,
-        online_full=report["online_full"],
-        payments=payments["online"] + payments["offline"],
-        payments_online=payments["online"],
-        satisfied=sum(f.state != "withdrawn" and f.rating != "unsatisfied" and f.timeliness != "late"
-                      for _, f in members),
-        resolved=len(with_result),
-        signed_valid=sum(signed_valid(t.code) for t in with_result),
-        digitized=report["digitized"],
-        events=sum(t.counted.arrivals for t, _ in members),
-        events_synced=sum(t.counted.arrivals_synced for t, _ in members),
-    )
-
-
 class ReportQueries:
     calendar: WorkingCalendar
+    catalogue: Callable[[], Catalogue]  # the procedure catalogue in force (read again when its file changes)
     _by_commune: dict[str, list["Tracked"]]
     _signatures: MutableMapping[tuple[str, str], "Verdict"]
     _documents: MutableMapping[str, set[str]]
@@ -69,12 +49,34 @@ class ReportQueries:
                          self.calendar)
 
     def counts_of(self, commune_code: str, start: date, end: date, as_of: datetime
-                  ) -> tuple[dict[str, Any], Counts, list[tuple["Tracked", Facts]]]:
-        """A commune's report, what its scorecard counts, and its cohort, as of `as_of`."""
+                  ) -> tuple[dict[str, Any], Counts, list[scoring.Judgement]]:
+        """A commune's report (§5), what its scorecard counts (§6), and its cohort judged, as of `as_of`."""
         members = list(self.cohort(commune_code, start, end, as_of))
         report = report_of(((t.counted, f) for t, f in members), as_of, self.calendar)
-        counts = scorecard_counts(report, members, lambda code: self._signed_valid(code, as_of))
-        return report, counts, members
+        judged = scoring.judgements(members, cut_of(end, as_of, self.calendar), as_of, self.calendar)
+        counts = scoring.counts(judged, self.catalogue(), lambda code: self._signed_valid(code, as_of),
+                                self.feedback(commune_code, start, end, as_of),
+                                self.dossier_sync(commune_code, start, end, as_of))
+        return report, counts, judged
+
+    def dossier_sync(self, commune_code: str, start: date, end: date, as_of: datetime) -> Tally:
+        """DOSSIER_SYNC (§6): of the commune's dossiers received, open or returned in the period (and whose
+        arrivals intake recorded), those whose every step reached intake within the sync window."""
+        opening = datetime.combine(start, time(), self.calendar.timezone)
+        closing = cut_of(end, as_of, self.calendar)
+        synced = total = 0
+        for tracked in self._by_commune.get(commune_code, ()):
+            c = tracked.counted
+            if c.received_at > closing or not c.arrivals:
+                continue
+            if tracked.received_date < start:
+                at_opening = facts_as_of(tracked.timeline, opening)
+                returned = any(f.state == "returned" and opening <= f.since <= closing for f in tracked.timeline)
+                if not returned and (at_opening is None or at_opening.state not in OPEN):
+                    continue
+            total += 1
+            synced += c.arrivals_synced == c.arrivals
+        return Tally(synced, total)
 
     def feedback(self, commune_code: str, start: date, end: date, as_of: datetime) -> FeedbackCounts:
         """A commune's PAKN in [start, end] as of `as_of` (docs/domain.md §9): none kept yet."""
@@ -87,12 +89,16 @@ class ReportQueries:
 
     def scorecard(self, province: list[Commune], start: date, end: date, as_of: datetime,
                   not_applicable: frozenset[str] = COMMUNE_NOT_APPLICABLE) -> list[dict[str, Any]]:
-        """The province's communes scored as QĐ 766 scores them and ranked, ties sharing a rank (§6)."""
+        """The province's communes scored as the portal scores QĐ 766 and ranked, ties sharing a rank (§6):
+        each with its groups, every sub-indicator's numerator and denominator, and both on-time views."""
         cards, reports = {}, {}
+        catalogue = self.catalogue()
         for c in province:
-            reports[c.code], counts, _ = self.counts_of(c.code, start, end, as_of)
-            cards[c.code] = scorecard(counts, not_applicable) | score(reports[c.code])  # v1 fields beside
-            cards[c.code]["score"] = score_of(counts, not_applicable)  # v1.1: the decision's score
+            reports[c.code], counts, judged = self.counts_of(c.code, start, end, as_of)
+            views = scoring.on_time_views(judged, self.calendar, listed=0)
+            cards[c.code] = (score(reports[c.code])  # v1's approximation, its fields beside
+                             | scorecard(counts, not_applicable)
+                             | {"on_time_views": views, "missing_procedures": scoring.missing_procedures(judged, catalogue)})
         ranks = rank_with_ties({code: card["score"] for code, card in cards.items()})
         names = {c.code: c.name for c in province}
         rows = [{"rank": ranks[code], "of": len(province), "commune_code": code, "name": names[code],
@@ -100,21 +106,18 @@ class ReportQueries:
                 for code, card in cards.items()]
         return sorted(rows, key=lambda row: (row["rank"], row["commune_code"]))
 
+    def on_time_views(self, commune_code: str, start: date, end: date, as_of: datetime) -> dict[str, Any]:
+        """Both on-time views of a commune's cohort, and the dossiers where they disagree, with why (§6)."""
+        members = self.cohort(commune_code, start, end, as_of)
+        judged = scoring.judgements(members, cut_of(end, as_of, self.calendar), as_of, self.calendar)
+        return scoring.on_time_views(judged, self.calendar)
+
     def at_risk(self, commune_code: str, start: date, end: date, as_of: datetime, horizon: datetime,
                 not_applicable: frozenset[str]) -> dict[str, Any]:
-        """The points a commune is about to lose (§6): its score if every open dossier ends in time,
-        if every one due by `horizon` turns late, and the dossiers that cost the most."""
-        _, counts, members = self.counts_of(commune_code, start, end, as_of)
-        opened = []
-        for tracked, f in members:
-            state = f.open_state(as_of, self.calendar)
-            if state is None:
-                continue
-            left = None  # the working hours left: of those due by the horizon, the only ones shown
-            if f.due_at is not None and f.due_at <= horizon:
-                left = (self.calendar.working_between(as_of, f.due_at).total_seconds() / 3600
-                        if f.due_at > as_of else 0.0)
-            opened.append(OpenDossier(tracked.code, state, f.due_at, left, f.rating == "unsatisfied"))
+        """The points a commune is about to lose (§6), by the portal's 2.1: its score today, if every open
+        dossier due by `horizon` turns late, and those dossiers."""
+        _, counts, judged = self.counts_of(commune_code, start, end, as_of)
+        opened = scoring.open_dossiers(judged, as_of, horizon, self.calendar)
         return {"score": score_of(counts, not_applicable)} | at_risk(counts, opened, horizon, not_applicable)
 
     def units(self, commune_code: str, start: date, end: date, as_of: datetime) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from pydantic import BeforeValidator, IPvAnyNetwork, SecretStr
 from pydantic_settings import NoDecode
 
 from shared.auth import ApiKey
+from shared.catalogue import DEFAULT_CATALOGUE
 from shared.settings import ServiceSettings
 
 
@@ -41,8 +42,10 @@ class MetricsSettings(ServiceSettings):
     # Off for national-scale deployments: 3,321 communes x sectors is too many series.
     metrics_sector_label: bool = True
     # QĐ 766 sub-indicators not scored for a commune (reported, left out of its score): the national
-    # portal scores end-to-end online for provinces only (docs/domain.md §6).
-    metrics_not_applicable: list[str] = ["end_to_end_online"]
+    # portal scores end-to-end online and population data for provinces only (docs/domain.md §6).
+    metrics_not_applicable: list[str] = ["end_to_end_online", "population_data"]
+    # The procedure catalogue (docs/domain.md §6), read again when the file changes.
+    metrics_catalogue_file: Path = DEFAULT_CATALOGUE
     metrics_at_risk_interval_seconds: float = 60  # how often the points-at-risk gauge is computed
     # How often the Prometheus snapshot is rendered, and how often the clock moves open dossiers.
     metrics_snapshot_interval_seconds: float = 5
