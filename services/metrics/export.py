@@ -47,6 +47,7 @@ class Table:
     about: list[tuple[str, Value]]  # the title block: the period, the as-of instant, ...
     header: list[str]
     rows: list[list[Value]]
+    more: tuple["Table", ...] = ()  # further sheets of the XLSX (the CSV is the first table alone)
 
 
 # The open states (docs/domain.md §4) as operators name them.
@@ -84,7 +85,21 @@ COMMUNE_ROWS: list[tuple[str, str]] = [
     ("rates.online_payment", "Tỉ lệ thanh toán trực tuyến"),
     ("rates.digitization", "Tỉ lệ số hóa hồ sơ"),
     ("rates.satisfaction", "Tỉ lệ hài lòng"),
+    # v1.2: both on-time views (docs/domain.md §6): the decree's (the on-time rate above) and the portal's 2.1
+    ("on_time_views.decree.ratio", "Đúng hạn theo NĐ 61 (trước, đúng hạn và đang trong hạn ÷ hồ sơ được xét)"),
+    ("on_time_views.portal.ratio", "Đúng hạn theo Cổng DVCQG (chỉ số 2.1: đúng hạn ÷ hồ sơ tiếp nhận)"),
+    ("on_time_views.disagreements", "Hồ sơ hai cách tính khác nhau"),
 ]
+REASONS = {  # why the portal's 2.1 reads a dossier otherwise than the decree (shared.on_time)
+    "second_supplement_request": "Yêu cầu bổ sung hơn một lần: Cổng tính quá hạn",
+    "supplement_awaited": "Đang chờ bổ sung: Cổng lấy ngày yêu cầu bổ sung làm ngày kết thúc",
+    "supplement_subtracted": "Cổng trừ thời gian bổ sung (theo giờ thực), NĐ 61 tính lại thời hạn từ đầu",
+    "withdrawn": "Công dân rút hồ sơ: Cổng vẫn xét, NĐ 61 tính riêng",
+    "obligation_paused": "Đang chờ nghĩa vụ tài chính tại thời điểm chốt",
+    "open_at_cut": "Chưa kết thúc: Cổng lấy thời điểm chốt làm ngày kết thúc",
+    "same_day": "Kết thúc cùng ngày hẹn nhưng sau giờ hẹn: Cổng so giờ, NĐ 61 so ngày",
+}
+VIEWS = {"in_time": "Đúng hạn", "late": "Quá hạn", "not_judged": "Không xét", "on_time": "Đúng hạn"}
 
 
 def value_at(answer: dict[str, Any], path: str) -> Value:
@@ -92,7 +107,8 @@ def value_at(answer: dict[str, Any], path: str) -> Value:
     value: Any = answer
     for key in path.split("."):
         value = value[key]
-    return Percent(value) if path.startswith("rates.") and value is not None else value
+    is_rate = path.startswith("rates.") or path.endswith(".ratio")
+    return Percent(value) if is_rate and value is not None else value
 
 
 def _place(answer: dict[str, Any]) -> str:
@@ -116,35 +132,83 @@ def commune_table(answer: dict[str, Any]) -> Table:
         title=f"Báo cáo hồ sơ thủ tục hành chính – {_place(answer)}", sheet="Báo cáo xã",
         filename=_filename("bao-cao-xa", answer["commune_code"], answer), about=_period(answer),
         header=["Chỉ tiêu", "Số liệu", "Mã chỉ tiêu (JSON)"],
-        rows=[[name, value_at(answer, path), path] for path, name in COMMUNE_ROWS])
+        rows=[[name, value_at(answer, path), path] for path, name in COMMUNE_ROWS],
+        more=(disagreements_table(answer),))
+
+
+def disagreements_table(answer: dict[str, Any]) -> Table:
+    """The dossiers the decree and the portal's 2.1 judge differently, and why (docs/domain.md §6)."""
+    views = answer["on_time_views"]
+    rows: list[list[Value]] = [
+        [d["dossier_code"], VIEWS[d["decree"]], VIEWS[d["portal"]], "; ".join(REASONS[r] for r in d["reasons"]),
+         datetime.fromisoformat(d["end"]), datetime.fromisoformat(d["effective_end"]),
+         datetime.fromisoformat(d["appointment"]) if d["appointment"] else None] for d in views["dossiers"]]
+    return Table(title=f"Hai cách tính đúng hạn – {_place(answer)}", sheet="Hai cách tính đúng hạn",
+                 filename=_filename("hai-cach-tinh", answer["commune_code"], answer),
+                 about=[*_period(answer), ("Hồ sơ khác nhau", views["disagreements"]),
+                        ("Liệt kê", len(views["dossiers"]))],
+                 header=["Mã hồ sơ", "NĐ 61", "Cổng DVCQG (2.1)", "Lý do", "Ngày kết thúc (Cổng)",
+                         "Sau khi trừ thời gian bổ sung", "Ngày hẹn trả (Cổng)"],
+                 rows=rows)
 
 
 def scorecard_table(answer: dict[str, Any]) -> Table:
-    """`GET /v1/reports/provinces/{p}/scorecard`: one row per commune in rank order, its groups' points
-    and measured maxima, then each sub-indicator's ratio and points (blank when not scored)."""
+    """`GET /v1/reports/provinces/{p}/scorecard`: one row per commune in rank order, its score, its groups'
+    points and measured maxima, both on-time views; then (XLSX) one sheet per group with each of its
+    sub-indicators' numerator, denominator, ratio and points (blank when not scored)."""
     names = {s["key"]: s["name"] for s in answer["sub_indicators"]}
-    header = ["Hạng", "Trên", "Mã xã", "Tên xã", "Hồ sơ tiếp nhận", "Điểm (thang 100)"]
+    header = ["Hạng", "Trên", "Mã xã", "Tên xã", "Hồ sơ tiếp nhận", "Điểm (thang 100)", "Tối đa đo được"]
     for group in answer["groups"]:
         header += [f"{group['name']}: điểm", f"{group['name']}: tối đa đo được (chính thức {group['max']})"]
-    for key in names:
-        header += [f"{names[key]}: tỉ lệ", f"{names[key]}: điểm"]
+    header += ["Đúng hạn theo Cổng DVCQG (2.1)", "Đúng hạn theo NĐ 61", "Hồ sơ hai cách tính khác nhau"]
     rows = []
     for row in answer["communes"]:
-        cells: list[Value] = [row["rank"], row["of"], row["commune_code"], row["name"], row["received"], row["score"]]
+        views = row["on_time_views"]
+        cells: list[Value] = [row["rank"], row["of"], row["commune_code"], row["name"], row["received"], row["score"],
+                              row["measured_max"]]
         for group in row["groups"]:
             cells += [group["points"], group["measured_max"]]
-        indicators = {s["key"]: s for s in row["sub_indicators"]}
-        for key in names:
-            ratio = indicators[key]["ratio"]
-            cells += [None if ratio is None else Percent(ratio), indicators[key]["points"]]
+        cells += [_percent(views["portal"]["ratio"]), _percent(views["decree"]["ratio"]), views["disagreements"]]
         rows.append(cells)
     about = [("Tỉnh", f"{answer['province_name']} ({answer['province_code']})"), *_period(answer),
              ("Không áp dụng (không tính điểm)", "; ".join(names.get(k, k) for k in answer["not_applicable"]) or "—"),
              ("Chưa đo được từ hồ sơ", "; ".join(f"{n['name']} ({n['points']} điểm)" for n in answer["not_measured"])),
-             ("Cách tính", "QĐ 766/QĐ-TTg: điểm các chỉ tiêu đo được ÷ tối đa của chúng × 100")]
+             ("Cách tính", "QĐ 766/QĐ-TTg như Cổng DVCQG tính: điểm các chỉ tiêu đo được ÷ tối đa của chúng × 100")]
     return Table(title=f"Xếp hạng các xã theo QĐ 766 – {answer['province_name']}", sheet="Xếp hạng",
                  filename=_filename("xep-hang-tinh", answer["province_code"], answer), about=about,
-                 header=header, rows=rows)
+                 header=header, rows=rows,
+                 more=tuple(_group_table(answer, group) for group in answer["groups"]))
+
+
+STATUS = {"scored": "Tính điểm", "no_data": "Không có dữ liệu", "not_applicable": "Không áp dụng cho xã"}
+
+
+def _group_table(answer: dict[str, Any], group: dict[str, Any]) -> Table:
+    """One group of the scorecard: per commune, each sub-indicator's numerator, denominator, ratio, points."""
+    indicators = [s for s in answer["sub_indicators"] if s["group"] == group["key"]]
+    header = ["Hạng", "Mã xã", "Tên xã", "Điểm nhóm", "Tối đa đo được"]
+    for s in indicators:
+        label = f"{s['code']} {s['name']}"
+        header += [f"{label}: tử số", f"{label}: mẫu số", f"{label}: tỉ lệ", f"{label}: điểm (tối đa {s['max']})",
+                   f"{label}: cách tính"]
+    rows = []
+    for row in answer["communes"]:
+        mine = next(g for g in row["groups"] if g["key"] == group["key"])
+        found = {s["key"]: s for s in row["sub_indicators"]}
+        cells: list[Value] = [row["rank"], row["commune_code"], row["name"], mine["points"], mine["measured_max"]]
+        for s in indicators:
+            sub = found[s["key"]]
+            cells += [sub["numerator"], sub["denominator"], _percent(sub["ratio"]), sub["points"], STATUS[sub["status"]]]
+        rows.append(cells)
+    not_measured = "; ".join(f"{n['code']} {n['name']} ({n['points']} điểm)" for n in answer["not_measured"]
+                             if n["group"] == group["key"]) or "—"
+    return Table(title=f"{group['name']} (tối đa {group['max']} điểm) – {answer['province_name']}",
+                 sheet=group["name"][:31], filename=_filename("xep-hang-tinh", answer["province_code"], answer),
+                 about=[*_period(answer), ("Chưa đo được từ hồ sơ", not_measured)], header=header, rows=rows)
+
+
+def _percent(ratio: float | None) -> Percent | None:
+    return None if ratio is None else Percent(ratio)
 
 
 def at_risk_table(answer: dict[str, Any]) -> Table:
@@ -258,10 +322,19 @@ def _width(values: Iterable[Value]) -> float:
 
 
 def to_xlsx(table: Table) -> bytes:
-    """One sheet: the title, the title block (name, value), an empty row, then the table with a bold
-    header, filters and the header frozen."""
+    """A sheet per table (the first, then `more`)."""
     book = Workbook()
-    sheet = book.active
+    _write(book.active, table)
+    for more in table.more:
+        _write(book.create_sheet(), more)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _write(sheet: Any, table: Table) -> None:
+    """The title, the title block (name, value), an empty row, then the table with a bold header,
+    filters and the header frozen."""
     sheet.title = table.sheet
     _put(sheet.cell(1, 1), table.title)
     sheet.cell(1, 1).font = Font(bold=True, size=14)
@@ -286,9 +359,6 @@ def to_xlsx(table: Table) -> bytes:
         column = [table.header[c - 1], *(row[c - 1] for row in table.rows)]
         sheet.column_dimensions[get_column_letter(c)].width = _width(column)
     sheet.column_dimensions["A"].width = max(sheet.column_dimensions["A"].width, _width(n for n, _ in table.about))
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
 
 
 # The HTTP edge: `format=` on the four report endpoints.

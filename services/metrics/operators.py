@@ -205,7 +205,7 @@ class Views:
         report = await self.api.commune(place.code, operator, **period.api())
         card = await self.api.scorecard(place.province_code, operator, **period.api())
         row = next(r for r in card["communes"] if r["commune_code"] == place.code)
-        return report | {"rank": row["rank"], "of": row["of"], "score": row["score"]}
+        return report | {"rank": row["rank"], "of": row["of"], "score": row["score"], "card": row}
 
     async def at_risk(self, place: Commune, operator: Operator, period: Period, han: str) -> dict[str, Any]:
         horizon = parse_moment(han, "Hạn xét").isoformat() if han.strip() else None

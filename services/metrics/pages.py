@@ -208,7 +208,8 @@ def commune_report(place: Commune, query: dict[str, str], answer: dict[str, Any]
         ("tiep-nhan", "Hồ sơ tiếp nhận", number(answer["received"])),
         ("hang", "Xếp hạng trong tỉnh", f"{answer['rank']}/{answer['of']}"),
         ("diem", "Điểm QĐ 766", number(answer["score"], 2)),
-        ("dung-han", "Đúng hạn", percent(rates["on_time"])),
+        ("dung-han", "Đúng hạn (NĐ 61)", percent(rates["on_time"])),
+        ("dung-han-cong", "Đúng hạn (Cổng DVCQG, 2.1)", percent(answer["on_time_views"]["portal"]["ratio"])),
         ("truc-tuyen", "Trực tuyến", percent(rates["online"])),
         ("thanh-toan", "Thanh toán trực tuyến", percent(rates["online_payment"])),
         ("so-hoa", "Số hóa", percent(rates["digitization"])),
@@ -230,8 +231,38 @@ def commune_report(place: Commune, query: dict[str, str], answer: dict[str, Any]
     }) + "</div>"
     path = f"/v1/reports/communes/{place.code}"
     return _commune_page(place, "/bao-cao", query, answer,
-                         cards + charts + table_html(export.commune_table(answer), "bang-bao-cao", columns=2),
+                         cards + charts + _sub_indicators(answer["card"]) + _two_views(answer)
+                         + table_html(export.commune_table(answer), "bang-bao-cao", columns=2),
                          _downloads(path, answer))
+
+
+STATUS = {"no_data": "không có dữ liệu", "not_applicable": "cấp tỉnh: không tính cho xã"}
+
+
+def _sub_indicators(card: dict[str, Any]) -> str:
+    """The commune's QĐ 766 sub-indicators as the portal computes them: numerator, denominator, points."""
+    rows = "".join(
+        f"<tr><td>{escape(s['code'])}</td><td>{escape(s['name'])}</td><td class=num>{number(s['numerator'])}</td>"
+        f"<td class=num>{number(s['denominator'])}</td><td class=num>{percent(s['ratio'])}</td>"
+        f"<td class=num>{number(s['points'], 2) if s['status'] == 'scored' else escape(STATUS[s['status']])}"
+        f" / {number(s['max'])}</td></tr>" for s in card["sub_indicators"])
+    return f"""<section><h2>Chỉ số QĐ 766 như Cổng DVCQG tính: {number(card['score'], 2)} điểm
+({number(card['measured_max'])} điểm đo được)</h2>
+<table id="bang-chi-so"><thead><tr><th scope=col>Mã</th><th scope=col>Chỉ tiêu</th><th scope=col>Tử số</th>
+<th scope=col>Mẫu số</th><th scope=col>Tỉ lệ</th><th scope=col>Điểm / tối đa</th></tr></thead>
+<tbody>{rows}</tbody></table></section>"""
+
+
+def _two_views(answer: dict[str, Any]) -> str:
+    """Both on-time views side by side, and the dossiers they judge differently, with why."""
+    views = answer["on_time_views"]
+    decree, portal = views["decree"], views["portal"]
+    return f"""<section><h2>Hai cách tính đúng hạn</h2>
+<p>NĐ 61: <strong id="dung-han-nd61">{percent(decree['ratio'])}</strong> ({number(decree['in_time'])} /
+{number(decree['judged'])} hồ sơ được xét) · Cổng DVCQG (2.1): <strong id="dung-han-21">{percent(portal['ratio'])}</strong>
+({number(portal['on_time'])} / {number(portal['received'])} hồ sơ tiếp nhận) ·
+<span id="so-khac-nhau">{number(views['disagreements'])}</span> hồ sơ hai cách tính khác nhau.</p>
+{table_html(export.disagreements_table(answer), "bang-khac-nhau")}</section>"""
 
 
 def at_risk(place: Commune, query: dict[str, str], answer: dict[str, Any]) -> str:
@@ -285,7 +316,8 @@ def scorecard(answer: dict[str, Any], query: dict[str, str], highlight: str = ""
 {_period_line(query, answer)}{_downloads(path, answer)}
 <div class="charts">{chart("xep-hang", f"Điểm của {len(rows)} xã theo thứ hạng", spec, tall=True)}</div>
 <table id="bang-xep-hang"><thead><tr><th scope=col>Hạng</th><th scope=col>Xã, phường</th>
-<th scope=col>Hồ sơ tiếp nhận</th><th scope=col>Điểm</th>{head}</tr></thead><tbody>{body}</tbody></table>
+<th scope=col>Hồ sơ tiếp nhận</th><th scope=col>Điểm</th>{head}<th scope=col>Đúng hạn: Cổng (2.1)</th>
+<th scope=col>Đúng hạn: NĐ 61</th></tr></thead><tbody>{body}</tbody></table>
 {_how_scored(answer)}"""
     return layout(f"Xếp hạng các xã · {answer['province_name']}", page)
 
@@ -298,23 +330,28 @@ def _ranked(row: dict[str, Any], keep: dict[str, str], highlight: str) -> str:
             f'<td class="num">{row["rank"]}/{row["of"]}</td>'
             f'<td><a href="{href("/bao-cao", {"ma": code, **keep})}">{escape(row["name"])}</a></td>'
             f'<td class="num">{number(row["received"])}</td><td class="num">{number(row["score"], 2)}</td>'
-            f"{groups}</tr>")
+            f'{groups}<td class="num">{percent(row["on_time_views"]["portal"]["ratio"])}</td>'
+            f'<td class="num">{percent(row["on_time_views"]["decree"]["ratio"])}</td></tr>')
 
 
 def _how_scored(answer: dict[str, Any]) -> str:
-    """The groups and sub-indicators the score is made of, and what it leaves out (docs/domain.md §6.1)."""
+    """The groups and sub-indicators the score is made of, and what it leaves out (docs/domain.md §6)."""
     groups = {g["key"]: g["name"] for g in answer["groups"]}
     left_out = set(answer["not_applicable"])
     rows = "".join(
-        f"<tr><td>{escape(groups.get(s['group'], s['group']))}</td><td>{escape(s['name'])}</td>"
-        f'<td class="num">{number(s["max"])}</td><td class="num">{percent(s["full_marks_at"], 0)}</td>'
-        f"<td>{'không áp dụng' if s['key'] in left_out else 'tính điểm'}</td></tr>" for s in answer["sub_indicators"])
-    missing = "".join(f"<li>{escape(n['name'])} ({number(n['points'])} điểm)</li>" for n in answer["not_measured"])
+        f"<tr><td>{escape(groups.get(s['group'], s['group']))}</td><td>{escape(s['code'])}</td>"
+        f"<td>{escape(s['name'])}</td><td class=num>{number(s['max'])}</td>"
+        f"<td class=num>{percent(s['full_marks_at'], 0)}</td>"
+        f"<td>{'cấp tỉnh: không tính cho xã' if s['key'] in left_out else 'tính điểm'}</td></tr>"
+        for s in answer["sub_indicators"])
+    missing = "".join(f"<li>{escape(n['code'])} {escape(n['name'])} ({number(n['points'])} điểm)</li>"
+                      for n in answer["not_measured"])
     return f"""<section class="how"><h2>Cách tính điểm</h2>
-<p>Điểm của xã = tổng điểm các chỉ tiêu đo được từ hồ sơ ÷ tổng điểm tối đa của chúng × 100; mỗi chỉ tiêu được
-min(tối đa, tối đa × tỉ lệ ÷ tỉ lệ đạt tối đa). Xã cùng điểm cùng hạng. Ô nhóm ghi điểm đạt / điểm tối đa đo được.</p>
-<table><thead><tr><th scope=col>Nhóm</th><th scope=col>Chỉ tiêu</th><th scope=col>Tối đa</th>
+<p>Như Cổng Dịch vụ công quốc gia tính (tài liệu "Mô tả công thức tính chỉ số 766"): điểm của xã = tổng điểm các
+chỉ tiêu đo được ÷ tổng điểm tối đa của chúng × 100; mỗi chỉ tiêu được min(tối đa, tối đa × tỉ lệ ÷ tỉ lệ đạt tối
+đa). Chỉ tiêu không có mẫu số (không có hồ sơ thu phí, không có phản ánh) không tính. Xã cùng điểm cùng hạng. Ô nhóm
+ghi điểm đạt / điểm tối đa đo được. Đúng hạn theo Cổng (2.1) và theo NĐ 61 có thể khác nhau: trang báo cáo của xã
+liệt kê các hồ sơ khác nhau và lý do.</p>
+<table><thead><tr><th scope=col>Nhóm</th><th scope=col>Mã</th><th scope=col>Chỉ tiêu</th><th scope=col>Tối đa</th>
 <th scope=col>Đạt tối đa khi tỉ lệ</th><th scope=col>Trong điểm</th></tr></thead><tbody>{rows}</tbody></table>
-<p>Chưa đo được từ sự kiện hồ sơ (không tính):</p><ul>{missing}</ul>
-<p>Nơi không có phản ánh, kiến nghị, Cổng Dịch vụ công quốc gia chia điểm PAKN cho PAKN đúng hạn và mức độ hài
-lòng về giải quyết hồ sơ; phần điểm đó cũng chưa đo được ở đây.</p></section>"""
+<p>Không đo được từ hồ sơ (thông tin về thủ tục, không tính):</p><ul>{missing}</ul></section>"""

@@ -9,7 +9,10 @@ import pytest
 from openpyxl import load_workbook
 
 from services.metrics import export
+from services.metrics.app import scorecard_answer
 from services.metrics.export import Percent
+from shared.communes import communes_of_province
+from shared.scorecard import COMMUNE_NOT_APPLICABLE, Counts, Tally, scorecard
 
 # docs/contract.md §5's example answers.
 COMMUNE = {"commune_code": "14923", "from": "2025-07-07", "to": "2025-07-08", "as_of": "2025-07-10T12:00:00+07:00",
@@ -20,7 +23,14 @@ COMMUNE = {"commune_code": "14923", "from": "2025-07-07", "to": "2025-07-08", "a
            "ratings": {"very_satisfied": 1, "satisfied": 0, "unsatisfied": 0},
            "apologies": {"compliant": 0, "non_compliant": 0}, "received_elsewhere": 0,
            "rates": {"online": 0.75, "online_full": 0.75, "on_time": 0.6666666666666666,
-                     "online_payment": 1.0, "digitization": 0.25, "satisfaction": None}}
+                     "online_payment": 1.0, "digitization": 0.25, "satisfaction": None},
+           "on_time_views": {"decree": {"in_time": 2, "judged": 3, "ratio": 0.6666666666666666},
+                             "portal": {"on_time": 1, "received": 4, "ratio": 0.25}, "disagreements": 1,
+                             "dossiers": [{"dossier_code": "000.00.38.H56-250707-0002", "decree": "in_time",
+                                           "portal": "late", "reasons": ["supplement_subtracted", "same_day"],
+                                           "end": "2025-07-08T15:00:00+07:00",
+                                           "effective_end": "2025-07-08T11:00:00+07:00",
+                                           "appointment": "2025-07-08T10:00:00+07:00"}]}}
 AT_RISK = {"commune_code": "14923", "from": "2026-03-02", "to": "2026-03-03", "as_of": "2026-03-02T17:00:00+07:00",
            "horizon": "2026-03-03T23:59:59.999999+07:00", "score": 100.0, "score_if_all_in_time": 100.0,
            "score_if_due_turn_late": 77.5, "points_at_risk": 22.5, "open": 1, "due_by_horizon": 1,
@@ -31,33 +41,19 @@ UNITS = {"commune_code": "14923", "from": "2026-03-02", "to": "2026-03-02", "as_
                    {"unit": "=HYPERLINK(\"http://x\")\x01", "working_hours_held": 0.5, "open": {}, "overdue": 0}]}
 
 
-def sub(key: str, ratio: float | None, points: float | None, status: str = "scored") -> dict:
-    return {"key": key, "ratio": ratio, "points": points, "status": status}
+def card(counts: Counts) -> dict:
+    return scorecard(counts) | {"on_time_views": {"decree": {"in_time": 1, "judged": 1, "ratio": 1.0},
+                                                  "portal": {"on_time": 1, "received": 2, "ratio": 0.5},
+                                                  "disagreements": 1, "dossiers": []}}
 
 
-SCORECARD = {
-    "version": "1.1", "province_code": "38", "province_name": "Thanh Hóa", "from": "2026-03-02", "to": "2026-03-02",
-    "as_of": "2026-03-02T17:00:00+07:00",
-    "groups": [{"key": "progress", "name": "Tiến độ giải quyết", "max": 20},
-               {"key": "online", "name": "Dịch vụ công trực tuyến", "max": 22}],
-    "sub_indicators": [{"key": "on_time", "name": "Giải quyết hồ sơ đúng hạn", "group": "progress", "max": 20,
-                        "full_marks_at": 1.0},
-                       {"key": "end_to_end_online", "name": "Dịch vụ công trực tuyến toàn trình", "group": "online",
-                        "max": 12, "full_marks_at": 1.0}],
-    "not_measured": [{"key": "complaints", "name": "Xử lý phản ánh, kiến nghị (PAKN)", "group": "satisfaction",
-                      "points": 12}],
-    "not_applicable": ["end_to_end_online"],
-    "communes": [
-        {"rank": 1, "of": 2, "commune_code": "14923", "name": "Xã Bá Thước", "score": 100.0, "received": 2,
-         "groups": [{"key": "progress", "max": 20, "measured_max": 20, "points": 20.0},
-                    {"key": "online", "max": 22, "measured_max": 0, "points": 0}],
-         "sub_indicators": [sub("on_time", 1.0, 20.0), sub("end_to_end_online", 0.5, None, "not_applicable")]},
-        {"rank": 2, "of": 2, "commune_code": "14924", "name": "Xã Điền Quang", "score": None, "received": 0,
-         "groups": [{"key": "progress", "max": 20, "measured_max": 0, "points": 0},
-                    {"key": "online", "max": 22, "measured_max": 0, "points": 0}],
-         "sub_indicators": [sub("on_time", None, None, "no_data"), sub("end_to_end_online", None, None,
-                                                                           "not_applicable")]},
-    ]}
+# As services/metrics/app.py answers, for two communes: one measured, one with nothing received.
+SCORECARD = scorecard_answer("38", communes_of_province("38"), date(2026, 3, 2), date(2026, 3, 2),
+                             datetime.fromisoformat("2026-03-02T17:00:00+07:00"), COMMUNE_NOT_APPLICABLE, [
+    {"rank": 1, "of": 2, "commune_code": "14923", "name": "Xã Bá Thước", "received": 2,
+     **card(Counts(on_time=Tally(1, 2), end_to_end_online=Tally(1, 2), digitized_dossier=Tally(2, 2)))},
+    {"rank": 2, "of": 2, "commune_code": "14924", "name": "Xã Điền Quang", "received": 0, **card(Counts())},
+])
 
 
 def read_csv(data: bytes) -> tuple[list[list[str]], list[list[str]]]:
@@ -75,9 +71,11 @@ def test_the_commune_table_holds_every_figure_of_the_answer_by_its_path():
     assert by_path["received"] == 4 and by_path["by_channel.online"] == 3 and by_path["open.within_deadline"] == 1
     assert by_path["rates.on_time"] == pytest.approx(2 / 3) and isinstance(by_path["rates.on_time"], Percent)
     assert by_path["rates.satisfaction"] is None
-    numbers = sum(1 for v in COMMUNE.values() if isinstance(v, int)) + sum(
-        len(v) for v in COMMUNE.values() if isinstance(v, dict))
-    assert len(table.rows) == numbers  # every count and rate, once
+    figures = {k: v for k, v in COMMUNE.items() if k != "on_time_views"}
+    numbers = sum(1 for v in figures.values() if isinstance(v, int)) + sum(
+        len(v) for v in figures.values() if isinstance(v, dict))
+    assert len(table.rows) == numbers + 3  # every count and rate, once; both on-time views and how many differ
+    assert by_path["on_time_views.portal.ratio"] == 0.25 and isinstance(by_path["on_time_views.portal.ratio"], Percent)
 
 
 def test_the_csv_has_the_title_block_then_the_table_with_the_jsons_values():
@@ -118,26 +116,50 @@ def test_a_days_last_instant_stays_on_that_day_in_the_xlsx():
     assert sheet["B5"].value == datetime(2026, 3, 3, 23, 59, 59)
 
 
-def test_the_scorecard_table_gives_each_group_and_sub_indicator_blank_where_not_scored():
+def test_the_scorecard_table_ranks_the_communes_with_their_groups_and_both_on_time_views():
     table = export.scorecard_table(SCORECARD)
-    assert table.header[:6] == ["Hạng", "Trên", "Mã xã", "Tên xã", "Hồ sơ tiếp nhận", "Điểm (thang 100)"]
-    assert table.header[6:] == [
-        "Tiến độ giải quyết: điểm", "Tiến độ giải quyết: tối đa đo được (chính thức 20)",
-        "Dịch vụ công trực tuyến: điểm", "Dịch vụ công trực tuyến: tối đa đo được (chính thức 22)",
-        "Giải quyết hồ sơ đúng hạn: tỉ lệ", "Giải quyết hồ sơ đúng hạn: điểm",
-        "Dịch vụ công trực tuyến toàn trình: tỉ lệ", "Dịch vụ công trực tuyến toàn trình: điểm"]
+    assert table.header[:7] == ["Hạng", "Trên", "Mã xã", "Tên xã", "Hồ sơ tiếp nhận", "Điểm (thang 100)",
+                                "Tối đa đo được"]
+    assert table.header[7:9] == ["Công khai, minh bạch: điểm", "Công khai, minh bạch: tối đa đo được (chính thức 18)"]
+    assert table.header[-3:] == ["Đúng hạn theo Cổng DVCQG (2.1)", "Đúng hạn theo NĐ 61", "Hồ sơ hai cách tính khác nhau"]
     first, second = table.rows
-    assert first == [1, 2, "14923", "Xã Bá Thước", 2, 100.0, 20.0, 20, 0, 0, 1.0, 20.0, 0.5, None]
-    assert second[5] is None and second[10:] == [None, None, None, None]
+    # 2.1: 1 of 2 (10 points of 20); 4.2: 2 of 2 (4 of 4); 5.4: 1 − 1/2 (6 × 0.5 ÷ 0.9 of 6)
+    assert first[:7] == [1, 2, "14923", "Xã Bá Thước", 2, pytest.approx(100 * (10 + 4 + 6 * 0.5 / 0.9) / 30), 30]
+    assert first[-3:] == [0.5, 1.0, 1] and isinstance(first[-3], Percent)
+    assert second[5] is None and second[6] == 0
     about = dict(table.about)
     assert about["Tỉnh"] == "Thanh Hóa (38)" and about["Tính đến (giờ Việt Nam)"] == datetime.fromisoformat(
         SCORECARD["as_of"])
-    assert about["Không áp dụng (không tính điểm)"] == "Dịch vụ công trực tuyến toàn trình"
-    assert about["Chưa đo được từ hồ sơ"] == "Xử lý phản ánh, kiến nghị (PAKN) (12 điểm)"
-    sheet = load_workbook(io.BytesIO(export.to_xlsx(table))).active
-    header = len(table.about) + 3
-    assert sheet.cell(header + 1, 11).value == 1.0 and sheet.cell(header + 1, 11).number_format == "0.00%"
-    assert sheet.auto_filter.ref == f"A{header}:N{header + 2}"
+    assert about["Không áp dụng (không tính điểm)"] == "Hồ sơ trực tuyến toàn trình; Ứng dụng dữ liệu dân cư"
+    assert "TTHC công bố đúng hạn (6 điểm)" in about["Chưa đo được từ hồ sơ"]
+
+
+def test_the_scorecard_xlsx_has_one_sheet_per_group_with_numerators_and_denominators():
+    book = load_workbook(io.BytesIO(export.to_xlsx(export.scorecard_table(SCORECARD))))
+    assert book.sheetnames == ["Xếp hạng", "Công khai, minh bạch", "Tiến độ, kết quả giải quyết",
+                               "Cung cấp dịch vụ trực tuyến", "Thanh toán trực tuyến", "Số hóa hồ sơ",
+                               "Mức độ hài lòng"]
+    sheet = book["Cung cấp dịch vụ trực tuyến"]
+    header = [c.value for c in next(r for r in sheet.iter_rows() if r[0].value == "Hạng")]
+    top = next(r[0].row for r in sheet.iter_rows() if r[0].value == "Hạng")
+    values = dict(zip(header, [c.value for c in sheet[top + 1]], strict=True))
+    label = "3.1 Hồ sơ trực tuyến toàn trình"
+    assert (values[f"{label}: tử số"], values[f"{label}: mẫu số"], values[f"{label}: tỉ lệ"]) == (1, 2, 0.5)
+    assert values[f"{label}: điểm (tối đa 12)"] is None and values[f"{label}: cách tính"] == "Không áp dụng cho xã"
+    assert sheet.cell(top + 1, header.index(f"{label}: tỉ lệ") + 1).number_format == "0.00%"
+    progress = book["Tiến độ, kết quả giải quyết"]
+    top = next(r[0].row for r in progress.iter_rows() if r[0].value == "Hạng")
+    assert [c.value for c in progress[top + 2]][5:8] == [0, 0, None]  # nothing received: no data
+
+
+def test_the_commune_xlsx_lists_where_the_two_on_time_views_disagree_and_why():
+    book = load_workbook(io.BytesIO(export.to_xlsx(export.commune_table(COMMUNE))))
+    assert book.sheetnames == ["Báo cáo xã", "Hai cách tính đúng hạn"]
+    rows = [[c.value for c in r] for r in book["Hai cách tính đúng hạn"].iter_rows()]
+    listed = rows[rows.index(next(r for r in rows if r[0] == "Mã hồ sơ")) + 1]
+    assert listed[:3] == ["000.00.38.H56-250707-0002", "Đúng hạn", "Quá hạn"]
+    assert "Cổng trừ thời gian bổ sung" in listed[3] and "Cổng so giờ, NĐ 61 so ngày" in listed[3]
+    assert listed[6] == datetime(2025, 7, 8, 10, 0)
 
 
 def test_the_at_risk_table_has_the_scores_above_and_the_dossiers_below():
@@ -188,5 +210,6 @@ def test_json_is_the_answer_itself():
 def test_every_table_fits_an_xlsx_sheet_name():
     tables = [export.commune_table(COMMUNE), export.scorecard_table(SCORECARD), export.at_risk_table(AT_RISK),
               export.units_table(UNITS)]
+    tables += [more for t in tables for more in t.more]
     assert all(len(t.sheet) <= 31 and t.filename.isascii() for t in tables)
     assert {type(v) for t in tables for _, v in t.about} <= {str, int, float, date, datetime}

@@ -116,6 +116,10 @@ def test_the_report_view_shows_the_figures_the_rank_and_links_to_the_downloads()
     assert [c[:2] for c in canned.calls] == [("commune", "14923"), ("scorecard", "38")]
     assert canned.calls[0][2] == {"start": "2025-07-07", "end": "2025-07-08", "as_of": "2025-07-10T12:00:00+07:00"}
     assert re.search(r'id="hang">1/2<', page.text) and re.search(r'id="dung-han">66,67 %<', page.text)
+    assert re.search(r'id="dung-han-cong">25,00 %<', page.text) and re.search(r'id="so-khac-nhau">1<', page.text)
+    assert "000.00.38.H56-250707-0002" in page.text and "Cổng so giờ, NĐ 61 so ngày" in page.text
+    assert re.search(r"<td>2\.1</td><td>Tỷ lệ hồ sơ xử lý trước hạn, đúng hạn</td><td class=num>1</td>"
+                     r"<td class=num>2</td><td class=num>50,00 %</td>", page.text)
     downloads = [unescape(h) for h in re.findall(r'id="tai-(?:csv|xlsx)" href="([^"]+)"', page.text)]
     assert [urlsplit(h).path for h in downloads] == ["/v1/reports/communes/14923"] * 2
     assert parse_qs(urlsplit(downloads[1]).query) == {"from": ["2025-07-07"], "to": ["2025-07-08"],
@@ -150,7 +154,8 @@ def test_text_from_the_events_is_escaped_in_tables_and_chart_data():
 def test_the_scorecard_view_ranks_and_highlights_the_commune_asked_for():
     page = client(CannedApi()).get("/xep-hang", params={"tinh": "38", "ma": "14923"} | PERIOD).text
     assert re.search(r'<tr id="xa-14923" class=chosen><td class="num">1/2</td>', page)
-    assert "Dịch vụ công trực tuyến toàn trình" in page and "không áp dụng" in page
+    assert "Hồ sơ trực tuyến toàn trình" in page and "cấp tỉnh: không tính cho xã" in page
+    assert "Đúng hạn: Cổng (2.1)" in page and "TTHC công bố đúng hạn (6 điểm)" in page
 
 
 @pytest.mark.parametrize("path, params, status, says", [
