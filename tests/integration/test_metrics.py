@@ -101,16 +101,19 @@ def test_reports_equal_the_reducer_and_time_alone_moves_open_dossiers(running):
     july = commune_report([d for events in folds.values() if (d := fold(events, CAL, as_of=datetime(
         2025, 8, 1, tzinfo=VN)).dossier)], date(2025, 7, 1), date(2025, 7, 31), datetime(2025, 8, 1, tzinfo=VN), CAL)
     assert ours["rates"] == july["rates"] and ours["points"] == score(july)["points"]  # v1's fields, unchanged
-    # v1.1: the decision's score from the same cohort (no signature, no arrival known: not scored).
+    # v1.2: the portal's 766 from the same cohort; the decree's on-time view beside the portal's 2.1.
+    views = ours["on_time_views"]
+    assert views["decree"]["ratio"] == july["rates"]["on_time"]
     on_time = sub_indicator(ours, "on_time")
-    assert on_time["ratio"] == july["rates"]["on_time"] and on_time["points"] == 20 * july["rates"]["on_time"]
+    assert (on_time["numerator"], on_time["denominator"]) == (views["portal"]["on_time"], july["received"])
+    assert on_time["points"] == pytest.approx(20 * on_time["numerator"] / july["received"])
     assert sub_indicator(ours, "electronic_result")["status"] == "no_data" or july["completed"]
     assert sub_indicator(ours, "end_to_end_online")["status"] == "not_applicable"
     assert ours["score"] == pytest.approx(100 * sum(s["points"] for s in ours["sub_indicators"] if s["points"] is not None)
                                           / sum(s["max"] for s in ours["sub_indicators"] if s["status"] == "scored"))
-    assert {g["key"] for g in ours["groups"]} == {"publicity", "progress", "online", "satisfaction", "digitization"}
-    assert card["version"] == "1.1" and {n["key"] for n in card["not_measured"]} == {"complaints", "publication",
-                                                                                     "data_reuse"}
+    assert [g["key"] for g in ours["groups"]] == ["publicity", "progress", "online", "payment", "digitization",
+                                                  "satisfaction"]
+    assert card["version"] == "1.2" and sum(n["points"] for n in card["not_measured"]) == 16
 
     # The July dossiers left open turned due soon, then overdue, with no event: the clock said so.
     opened = [code for code, events in lives.items() if len(events) == 2]  # "open" lives: received, digitized

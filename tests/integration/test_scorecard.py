@@ -44,7 +44,8 @@ def test_a_signed_result_moves_the_electronic_result_points_and_the_at_risk_read
                            timeout=90, message="the valid signature counted")
         assert after["score"] > before["score"]
         # Both arrived through intake just now, their times in March: out of sync (the proxy's 15 minutes).
-        assert sub_indicator(after, "status_sync")["ratio"] == 0.0
+        sync = sub_indicator(after, "dossier_sync")
+        assert (sync["numerator"], sync["denominator"], sync["ratio"]) == (0, 2, 0.0)
 
         # As of Monday 17:00, the waiting one is due Tuesday 09:00: by Tuesday's end it would turn late.
         risk = httpx.get(f"{metrics.url}/v1/reports/communes/14923/at-risk",
