@@ -91,6 +91,12 @@ class Feedback:
                 "answer": working_days(calendar, self.clock_from, ANSWER_DAYS),
                 "publish": working_days(calendar, self.answered_at, PUBLISH_DAYS) if self.answered_at else None}
 
+    def judged_against(self, calendar: WorkingCalendar) -> datetime:
+        """The limit its handling is judged by: a rejection's 2 working days, a first supplement request's 5
+        (while the supplement is awaited), else the answer's 15."""
+        key = {"rejected": "reject", "awaiting_supplement": "supplement"}.get(self.state, "answer")
+        return self.dues(calendar)[key]  # type: ignore[return-value]
+
     def handled_at(self) -> datetime | None:
         """When its unit handled it: rejected, answered, or (while awaited) asked for a supplement."""
         if self.state == "awaiting_supplement":
@@ -190,14 +196,10 @@ def judged(f: Feedback, at: datetime, calendar: WorkingCalendar) -> Judgement:
     """Handled on time, open within its 15 working days, or late, at `at` (docs/domain.md §9): a
     rejection within 2 working days, a first supplement request (still awaited) within 5, an answer
     within 15; an open PAKN is late once `at` is past its 15 days."""
-    dues = f.dues(calendar)
-    if f.state == "rejected":
-        return "on_time" if f.rejected_at <= dues["reject"] else "late"  # type: ignore[operator]
-    if f.state == "awaiting_supplement":
-        return "on_time" if f.first_supplement_at <= dues["supplement"] else "late"  # type: ignore[operator]
-    if f.answered_at is not None:
-        return "on_time" if f.answered_at <= dues["answer"] else "late"  # type: ignore[operator]
-    return "within" if at <= dues["answer"] else "late"  # type: ignore[operator]
+    due, handled = f.judged_against(calendar), f.handled_at()
+    if handled is not None:
+        return "on_time" if handled <= due else "late"
+    return "within" if at <= due else "late"
 
 
 # -- the counts of a commune's PAKN in a period ----------------------------------------------------------

@@ -62,7 +62,8 @@ class FeedbackBook:
     def listing(self, commune_code: str, start: date, end: date, at: datetime,
                 calendar: WorkingCalendar) -> dict[str, list[dict[str, Any]]]:
         """For the operators (codes, units, dues: no personal data): the PAKN the commune's units hold open
-        at the cut, each with its due, latest due first out; and the period's PAKN that are late."""
+        at the cut, each with its due (the answer's, once answered the publication's), soonest first; and
+        the period's PAKN that are late, each with the limit it missed."""
         period = Period.of(start, end, at, calendar)
         opened, late = [], []
         for code in sorted(self._by_commune.get(commune_code, ())):
@@ -74,7 +75,7 @@ class FeedbackBook:
                 opened.append(row(f, calendar) | {"late": due_of(f, calendar) < period.cut})
             taken = period.holds(f.clock_from) or period.holds(f.handled_at())
             if taken and verdict == "late":
-                late.append(row(f, calendar) | {"handled_at": iso(f.handled_at())})
+                late.append(row(f, calendar) | {"due_at": iso(f.judged_against(calendar)), "handled_at": iso(f.handled_at())})
         return {"open": sorted(opened, key=lambda r: (r["due_at"], r["feedback_code"])),
                 "late": sorted(late, key=lambda r: (r["due_at"], r["feedback_code"]))}
 

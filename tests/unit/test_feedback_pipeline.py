@@ -133,8 +133,10 @@ def test_the_operators_lists_hold_the_open_with_their_due_and_the_late():
     lists = book.listing("14923", date(2025, 7, 1), date(2025, 7, 31), datetime(2025, 7, 23, tzinfo=VN), CAL)
     assert [(r["feedback_code"], r["due_at"], r["late"]) for r in lists["open"]] == [
         ("PAKN-1", "2025-07-22T09:00:00+07:00", True)]
-    assert [(r["feedback_code"], r["handled_at"]) for r in lists["late"]] == [
-        ("PAKN-1", None), ("PAKN-2", "2025-07-04T09:00:00+07:00")]
+    # the late, each with the limit it missed: PAKN-2 its 2 working days to reject
+    assert [(r["feedback_code"], r["due_at"], r["handled_at"]) for r in lists["late"]] == [
+        ("PAKN-2", "2025-07-03T09:00:00+07:00", "2025-07-04T09:00:00+07:00"),
+        ("PAKN-1", "2025-07-22T09:00:00+07:00", None)]
     before = book.listing("14923", date(2025, 7, 1), date(2025, 7, 31), datetime(2025, 7, 10, tzinfo=VN), CAL)
     assert [r["late"] for r in before["open"]] == [False] and [r["feedback_code"] for r in before["late"]] == ["PAKN-2"]
     assert "không thuộc" not in orjson.dumps(lists).decode()  # a rejection's reason never leaves processing
