@@ -72,10 +72,11 @@ class FeedbackBook:
                 continue
             verdict = judged(f, period.cut, calendar)
             if f.state not in ("rejected", "published"):
-                opened.append(row(f, calendar) | {"late": due_of(f, calendar) < period.cut})
+                due = due_of(f, calendar)
+                opened.append(row(f, due) | {"late": due < period.cut})
             taken = period.holds(f.clock_from) or period.holds(f.handled_at())
             if taken and verdict == "late":
-                late.append(row(f, calendar) | {"due_at": iso(f.judged_against(calendar)), "handled_at": iso(f.handled_at())})
+                late.append(row(f, f.judged_against(calendar)) | {"handled_at": iso(f.handled_at())})
         return {"open": sorted(opened, key=lambda r: (r["due_at"], r["feedback_code"])),
                 "late": sorted(late, key=lambda r: (r["due_at"], r["feedback_code"]))}
 
@@ -86,17 +87,16 @@ def communes_of(data: FeedbackData) -> set[str]:
 
 def due_of(f: Feedback, calendar: WorkingCalendar) -> datetime:
     """The limit in force: the answer's (15 working days), once answered the publication's (2 more)."""
-    dues = f.dues(calendar)
-    return dues["publish"] if f.answered_at else dues["answer"]  # type: ignore[return-value]
+    return f.due("publish" if f.answered_at else "answer", calendar)  # type: ignore[return-value]
 
 
 def iso(t: datetime | None) -> str | None:
     return t.isoformat() if t else None
 
 
-def row(f: Feedback, calendar: WorkingCalendar) -> dict[str, Any]:
+def row(f: Feedback, due: datetime) -> dict[str, Any]:
     return {"feedback_code": f.code, "unit": f.unit, "state": f.state, "received_at": iso(f.received_at),
-            "clock_from": iso(f.clock_from), "due_at": iso(due_of(f, calendar)), "dossier_code": f.dossier_code}
+            "clock_from": iso(f.clock_from), "due_at": iso(due), "dossier_code": f.dossier_code}
 
 
 class FeedbackStore:

@@ -104,8 +104,7 @@ def status_record(f: Feedback, folded: Folded, events: int, calendar: WorkingCal
     """Where the PAKN stands, caused by its latest applied step. Its id is its steps': the same steps
     are announced once (an event dead-lettered changes nothing to announce)."""
     last = folded.applied[-1]
-    dues = f.dues(calendar)
-    due = None if f.state in ("rejected", "published") else dues["publish"] if f.answered_at else dues["answer"]
+    due = None if f.state in ("rejected", "published") else f.due("publish" if f.answered_at else "answer", calendar)
     source_id = {_key(e): e.id for e in history}
     data = FeedbackData(feedback_code=f.code, commune_code=f.commune_code, receiving_commune=f.receiving_commune,
                         unit=f.unit, dossier_code=f.dossier_code, state=f.state, received_at=f.received_at,
