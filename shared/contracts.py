@@ -1,6 +1,7 @@
 """What travels on each topic (docs/contract.md §2), one pydantic model per kind of record.
 
-- `dossier-events`: the one-stop-shop system's events, `shared.events.DossierEvent`.
+- `dossier-events`: the one-stop-shop system's events, `shared.events.DossierEvent`, and the PAKN
+  system's (`shared.events.FeedbackEvent`, key = the PAKN's code): `shared.events.AnyEvent`.
 - `dossier-status`: `StatusRecord`, told apart by `type` and `source`:
   - `StatusChanged`: processing's, when a dossier's state, due, timeliness, appointment or counted
     facts change; `cause` is the event that changed them. It carries the dossier's timeline (what
@@ -8,7 +9,10 @@
     consumer keeps, per dossier, the status with the most events;
   - `ClockChanged`: the metrics service's, when time alone moves an open dossier to due soon or
     overdue (`cause.type` "clock"); no timeline (time changes no fact), no applicant;
-  - `SignatureVerified`: the signature service's verdict on a result's digital signature.
+  - `SignatureVerified`: the signature service's verdict on a result's digital signature;
+  - `FeedbackChanged`: processing's, when a PAKN's steps change (docs/domain.md §9): where it stands,
+    and its steps, which the metrics service folds as of a report's cut (shared/feedback.py). Its
+    `subject` is the PAKN's code. Consumers with nothing to do for a PAKN skip it.
 - `<topic>.dlq.<group>` and `dossier-events.dlq`: the original record, with `DeadLetter`'s headers.
 
 Writers build these models and serialize them once (`to_bytes`); consumers parse a record once, at
@@ -28,10 +32,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Tag, T
 
 from shared.calendar import WorkingCalendar
 from shared.dossier import Dossier, Step
-from shared.events import Applicant, DossierEvent
+from shared.feedback import Step as FeedbackStep
+from shared.events import AnyEvent, Applicant, DossierEvent, FeedbackEvent
 from shared.facts import TIMELINE, OpenState, Received, State, Timeline, Timeliness
 
 STATUS_CHANGED = "dossier.status_changed"
+FEEDBACK_CHANGED = "feedback.status_changed"
 SIGNATURE_VERIFIED = "dossier.signature_verified"
 PROCESSING_SOURCE = "urn:dossier-tracker:processing"
 METRICS_SOURCE = "urn:dossier-tracker:metrics"
@@ -155,15 +161,39 @@ class SignatureVerified(_Envelope):
     data: SignatureData
 
 
+class FeedbackData(_Model):
+    """Where a PAKN stands after a change (docs/domain.md §9), and the steps it is folded from."""
+
+    feedback_code: str
+    commune_code: str | None  # of the unit holding it; None: a unit the units file does not know
+    receiving_commune: str
+    unit: str  # the unit holding it
+    dossier_code: str | None  # the dossier it names: a complaint (5.4)
+    state: Literal["open", "awaiting_supplement", "rejected", "answered", "published"]
+    received_at: AwareDatetime
+    clock_from: AwareDatetime  # the receipt or the latest forwarding
+    due_at: AwareDatetime | None  # the limit in force: the answer's, once answered the publication's; None once closed
+    cause: Cause
+    events: int  # events folded: a record with fewer is older
+    steps: list[FeedbackStep]  # what applied, in time order
+
+
+class FeedbackChanged(_Envelope):
+    type: Literal["feedback.status_changed"] = FEEDBACK_CHANGED
+    source: Literal["urn:dossier-tracker:processing"] = PROCESSING_SOURCE
+    data: FeedbackData
+
+
 def _kind(value: Any) -> str | None:
     get = value.get if isinstance(value, dict) else lambda name: getattr(value, name, None)
     return {(STATUS_CHANGED, PROCESSING_SOURCE): "status", (STATUS_CHANGED, METRICS_SOURCE): "clock",
-            (SIGNATURE_VERIFIED, SIGNATURE_SOURCE): "signature"}.get((get("type"), get("source")))
+            (SIGNATURE_VERIFIED, SIGNATURE_SOURCE): "signature",
+            (FEEDBACK_CHANGED, PROCESSING_SOURCE): "feedback"}.get((get("type"), get("source")))
 
 
 StatusRecord = Annotated[
     Annotated[StatusChanged, Tag("status")] | Annotated[ClockChanged, Tag("clock")]
-    | Annotated[SignatureVerified, Tag("signature")],
+    | Annotated[SignatureVerified, Tag("signature")] | Annotated[FeedbackChanged, Tag("feedback")],
     Discriminator(_kind, custom_error_type="unknown_record",
                   custom_error_message="not a status record: (type, source) is none of this topic's"),
 ]
@@ -237,10 +267,13 @@ def clock_changed(received: Received, status: Status, at: datetime, to: OpenStat
 
 CONTRACTS: dict[str, Any] = {
     "dossier-event": DossierEvent,
+    "feedback-event": FeedbackEvent,
+    "event": AnyEvent,
     "status-record": StatusRecord,
     "status-changed": StatusChanged,
     "clock-changed": ClockChanged,
     "signature-verified": SignatureVerified,
+    "feedback-changed": FeedbackChanged,
     "dead-letter-headers": DeadLetter,
 }
 SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "schemas"

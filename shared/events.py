@@ -1,7 +1,8 @@
 """The events the one-stop-shop system sends (docs/contract.md §1): CloudEvents 1.0, one model per type.
 
 `parse_event` validates one JSON object into a typed event, `parse_events` a batch in one pass,
-`parse_event_json` a record as stored on Kafka; `EventErrors` carries what was wrong
+`parse_event_json` a record as stored on Kafka; a PAKN's events (`feedback.*`, `FeedbackEvent`) beside
+them in `AnyEvent`, what intake takes; `EventErrors` carries what was wrong
 with the field path ("data.channel") that the intake API reports.
 """
 
@@ -373,8 +374,110 @@ EVENT_TYPES: tuple[str, ...] = tuple(
     for model in DossierEvent.__origin__.__args__  # type: ignore[attr-defined]
 )
 
+
+# -- feedback (phản ánh, kiến nghị, PAKN: docs/contract.md §10, docs/domain.md §9) -----------------------
+
+# A PAKN's code (its `subject`): the PAKN system's own numbering, plain characters (a Kafka key, shown to operators).
+FEEDBACK_CODE_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z._/-]{0,63}$"
+FeedbackCode = Annotated[str, StringConstraints(pattern=FEEDBACK_CODE_PATTERN)]
+UnitName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class FeedbackReceived(_Data):
+    unit: UnitName  # the unit that received it (an agency's electronic code, or its name)
+    commune_code: CommuneCode  # the commune of that unit
+    dossier_code: DossierCode | None = None  # the dossier it is about, if any: a complaint (5.4)
+    channel: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")]  # e.g. portal, province, direct
+
+
+class FeedbackForwarded(_Data):
+    from_unit: UnitName
+    to_unit: UnitName
+
+
+class FeedbackRejected(_Data):
+    reason: Text
+
+
+class FeedbackRated(_Data):
+    rating: Literal["like", "dislike"]
+
+
+class _FeedbackEvent(_CloudEvent):
+    subject: FeedbackCode  # type: ignore[assignment]  # a PAKN's code, not a dossier's
+
+
+class FeedbackReceivedEvent(_FeedbackEvent):
+    type: Literal["feedback.received"]
+    data: FeedbackReceived
+
+
+class FeedbackForwardedEvent(_FeedbackEvent):
+    type: Literal["feedback.forwarded"]
+    data: FeedbackForwarded
+
+
+class FeedbackSupplementRequestedEvent(_FeedbackEvent):
+    type: Literal["feedback.supplement_requested"]
+    data: Empty = Empty()
+
+
+class FeedbackSupplementReceivedEvent(_FeedbackEvent):
+    type: Literal["feedback.supplement_received"]
+    data: Empty = Empty()
+
+
+class FeedbackRejectedEvent(_FeedbackEvent):
+    type: Literal["feedback.rejected"]
+    data: FeedbackRejected
+
+
+class FeedbackAnsweredEvent(_FeedbackEvent):
+    type: Literal["feedback.answered"]
+    data: Empty = Empty()
+
+
+class FeedbackPublishedEvent(_FeedbackEvent):
+    type: Literal["feedback.published"]
+    data: Empty = Empty()
+
+
+class FeedbackRatedEvent(_FeedbackEvent):
+    type: Literal["feedback.rated"]
+    data: FeedbackRated
+
+
+FeedbackEvent = Annotated[
+    FeedbackReceivedEvent
+    | FeedbackForwardedEvent
+    | FeedbackSupplementRequestedEvent
+    | FeedbackSupplementReceivedEvent
+    | FeedbackRejectedEvent
+    | FeedbackAnsweredEvent
+    | FeedbackPublishedEvent
+    | FeedbackRatedEvent,
+    Field(discriminator="type"),
+]
+FEEDBACK_TYPES: tuple[str, ...] = tuple(
+    model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+    for model in FeedbackEvent.__origin__.__args__  # type: ignore[attr-defined]
+)
+
+# What intake accepts and `dossier-events` carries: a dossier's events and a PAKN's (told apart by `type`).
+AnyEvent = Annotated[
+    DossierEvent.__origin__ | FeedbackEvent.__origin__,  # type: ignore[attr-defined]
+    Field(discriminator="type"),
+]
+
+
+def is_feedback(event: Any) -> bool:
+    """A PAKN's event (`feedback.*`), not a dossier's."""
+    return event.type in FEEDBACK_TYPES
+
+
 _adapter: TypeAdapter[DossierEvent] = TypeAdapter(DossierEvent)
-_batch_adapter: TypeAdapter[list[DossierEvent]] = TypeAdapter(list[DossierEvent])
+_batch_adapter: TypeAdapter[list[AnyEvent]] = TypeAdapter(list[AnyEvent])
+_feedback_adapter: TypeAdapter[FeedbackEvent] = TypeAdapter(FeedbackEvent)
 
 
 class FieldError(BaseModel):
@@ -396,7 +499,7 @@ def _field_errors(exc: ValidationError, batch: bool = False) -> list[FieldError]
     for error in exc.errors(include_url=False, include_input=False):
         loc = list(error["loc"])
         index = loc.pop(0) if batch and loc and isinstance(loc[0], int) else None
-        if loc and loc[0] in EVENT_TYPES:  # the discriminated union's tag
+        if loc and (loc[0] in EVENT_TYPES or loc[0] in FEEDBACK_TYPES):  # the discriminated union's tag
             loc = loc[1:]
         if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc = ["type"]
@@ -412,8 +515,9 @@ def parse_event(obj: Any) -> DossierEvent:
         raise EventErrors(_field_errors(exc)) from None
 
 
-def parse_events(objs: list[Any]) -> list[DossierEvent]:
-    """Validate a batch of decoded JSON values in one pass, or raise EventErrors naming each index."""
+def parse_events(objs: list[Any]) -> list[AnyEvent]:
+    """Validate a batch of decoded JSON values (a dossier's or a PAKN's events) in one pass, or raise
+    EventErrors naming each index."""
     try:
         return _batch_adapter.validate_python(objs)
     except ValidationError as exc:
@@ -425,5 +529,13 @@ def parse_event_json(raw: bytes | str, stored: bool = False) -> DossierEvent:
     (accepted before) is not checked against today's reference data."""
     try:
         return _adapter.validate_json(raw, context=STORED if stored else None)
+    except ValidationError as exc:
+        raise EventErrors(_field_errors(exc)) from None
+
+
+def parse_feedback_json(raw: bytes | str, stored: bool = False) -> FeedbackEvent:
+    """Validate a JSON document (as on Kafka) as a PAKN's event, or raise EventErrors."""
+    try:
+        return _feedback_adapter.validate_json(raw, context=STORED if stored else None)
     except ValidationError as exc:
         raise EventErrors(_field_errors(exc)) from None

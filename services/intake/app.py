@@ -21,7 +21,8 @@ from services.intake import portal
 from services.intake.binary_mode import NO_DATA, binary_event, is_binary
 from services.intake.publisher import EventPublisher, KafkaUnavailable
 from services.intake.settings import IntakeSettings
-from shared.events import DossierEvent, EventErrors, FieldError, ReceivedEvent, parse_events
+from shared.events import (AnyEvent, EventErrors, FeedbackReceivedEvent, FieldError, ReceivedEvent,
+                           parse_events)
 from shared.http import BodyTooLarge, add_operational_routes, read_body
 from services.intake.sealing import KeysUnavailable, sealed_receipts
 from shared.personal import DossierKeys
@@ -145,19 +146,19 @@ def _check_depth(objects: list[Any], max_depth: int) -> None:
         raise _invalid(errors)
 
 
-def _validate(objects: list[Any]) -> list[DossierEvent]:
+def _validate(objects: list[Any]) -> list[AnyEvent]:
     try:
         return parse_events(objects)
     except EventErrors as exc:
         raise _invalid(exc.errors) from None
 
 
-def _refused(key: ApiKey, events: list[DossierEvent]) -> str | None:
+def _refused(key: ApiKey, events: list[AnyEvent]) -> str | None:
     """Why the key may not send these events (403), or None."""
     forbidden = sorted({e.source for e in events if not may_send(key, e.source)})
     if forbidden:
         return f"key {key.name!r} may not send events from {', '.join(forbidden)}"
-    elsewhere = sorted({e.data.commune_code for e in events if isinstance(e, ReceivedEvent)
+    elsewhere = sorted({e.data.commune_code for e in events if isinstance(e, ReceivedEvent | FeedbackReceivedEvent)
                         and not key.serves(e.data.commune_code)})
     if elsewhere:
         return f"key {key.name!r} may not receive dossiers for communes {', '.join(elsewhere)}"
@@ -184,7 +185,7 @@ def _oversized(records: list[tuple[str, bytes]], limit: int) -> str | None:
 
 
 def _openapi_request_body(max_events: int) -> dict[str, Any]:
-    schema = TypeAdapter(DossierEvent).json_schema(ref_template="#/components/schemas/{model}")
+    schema = TypeAdapter(AnyEvent).json_schema(ref_template="#/components/schemas/{model}")
     return {
         "required": True,
         "content": {
@@ -251,7 +252,7 @@ class Intake:
             log.info("events accepted", key=key.name, events=len(events))
         return len(events)
 
-    async def records(self, key: ApiKey, events: list[DossierEvent], objects: list[Any]) -> list[tuple[str, bytes]]:
+    async def records(self, key: ApiKey, events: list[AnyEvent], objects: list[Any]) -> list[tuple[str, bytes]]:
         """The events as intake writes them to Kafka: receipts' applicants sealed, intake's attributes."""
         arrived = self.settings.clock().isoformat()
         try:
@@ -262,7 +263,7 @@ class Intake:
         return [(event.subject, orjson.dumps(_as_recorded(obj, event.type in key.contributes, arrived)))
                 for event, obj in zip(events, sealed, strict=True)]
 
-    async def _parsed(self, request: Request) -> tuple[list[DossierEvent], list[Any]]:
+    async def _parsed(self, request: Request) -> tuple[list[AnyEvent], list[Any]]:
         """The request's events, validated, with the JSON objects they came as."""
         content_type = _content_type(request)
         # A CloudEvents media type says structured or batched; otherwise ce-* headers say binary (§3).
@@ -293,7 +294,7 @@ class Intake:
             raise _error(503, "Kafka is unavailable; retry later", {"Retry-After": "5"}) from None
         self.metrics.kafka_available.set(1)
 
-    def _count(self, events: list[DossierEvent], outcome: str) -> None:
+    def _count(self, events: list[AnyEvent], outcome: str) -> None:
         for event in events:
             self.metrics.events.labels(event.type, outcome).inc()
 

@@ -27,7 +27,7 @@ from shared.http import serve
 from shared.kafka import client_options, partitions_of
 from shared.logging import configure_logging
 from shared.report import as_table
-from shared.contracts import StatusRecord
+from shared.contracts import FeedbackChanged, StatusRecord
 
 RECORDS: TypeAdapter[Any] = TypeAdapter(StatusRecord)
 
@@ -71,7 +71,7 @@ async def rebuild(settings: MetricsSettings) -> dict[str, int]:
             consumer.seek(tp, start)
         ends = await consumer.end_offsets(partitions)
         await service.store.drop()
-        counts = {"statuses": 0, "signatures": 0, "clock": 0, "undecodable": 0}
+        counts = {"statuses": 0, "signatures": 0, "clock": 0, "feedback": 0, "undecodable": 0}
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
             values = []
@@ -81,6 +81,9 @@ async def rebuild(settings: MetricsSettings) -> dict[str, int]:
                 except ValidationError:
                     counts["undecodable"] += 1
             statuses, verdicts, clocks, _ = sorted_out(service.replica, values)
+            pakn = service.feedback.owned(v.data for v in values if isinstance(v, FeedbackChanged))
+            await service.feedback.store.save(pakn)
+            counts["feedback"] += len(pakn)
             clock = [(c.id, service.figures.calendar.local(c.data.received_at).date()) for c in clocks]
             await service.store.save(service.replica.batch_of([Counted.of(s.data) for s in statuses], verdicts, clock))
             counts["statuses"] += len(statuses)
@@ -126,7 +129,7 @@ def main(argv: list[str]) -> int:
     if args.command == "rebuild":
         counts = asyncio.run(rebuild(settings))
         print(f"stored {counts['statuses']} status events, {counts['signatures']} signature verdicts and "
-              f"{counts['clock']} clock events from {settings.topic_status}"
+              f"{counts['clock']} clock events and {counts['feedback']} PAKN records from {settings.topic_status}"
               + (f"; {counts['undecodable']} records that do not parse left out" if counts["undecodable"] else ""))
         return 0
     if args.command == "migrate":

@@ -10,7 +10,7 @@ import structlog
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from services.metrics import export, handlers, operators
+from services.metrics import export, feedback_views, handlers, operators
 from services.metrics.access import Access, Operator, require_commune, require_province
 from services.metrics.figures import figures_of
 from services.metrics.service import MetricsService
@@ -186,7 +186,8 @@ def add_report_api(app: FastAPI, settings: MetricsSettings, service: MetricsServ
                               output, export.scorecard_table)
 
     points_at_risk, units = add_commune_views(app, settings, service, scope)
-    return operators.ReportApi(commune_report, scorecard, points_at_risk, units)
+    feedback = feedback_views.install(app, settings, service, scope, parse_period, From, To)
+    return operators.ReportApi(commune_report, scorecard, points_at_risk, units, feedback)
 
 
 def add_commune_views(app: FastAPI, settings: MetricsSettings, service: MetricsService, scope: Scope

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AliasChoices, AliasPath, AwareDatetime, Field
 
+from services.metrics.feedback import FeedbackBook
 from services.metrics.queries import ReportQueries
 from shared.calendar import WorkingCalendar
 from shared.catalogue import DEFAULT_CATALOGUE, Catalogue, load_catalogue
@@ -144,6 +145,7 @@ class Figures(ReportQueries):
         self._clock: list[tuple[datetime, str]] = []  # (instant the open state may change, code)
         self._signatures: MutableMapping[tuple[str, str], Verdict] = {}  # (dossier, document) -> latest verdict
         self._documents: MutableMapping[str, set[str]] = {}  # dossier -> its documents with a verdict
+        self.feedback_book = FeedbackBook()  # the PAKN (services/metrics/feedback.py)
 
     # -- feeding -----------------------------------------------------------------------------
 
@@ -215,6 +217,7 @@ class Figures(ReportQueries):
         (a dossier in both counts once, as the one with more events). Counts and clock stay behind."""
         view = Figures(self.calendar, self.catalogue)
         view.dossiers = self.dossiers
+        view.feedback_book = self.feedback_book
         view._by_commune = dict(self._by_commune)
         # The archive's verdicts in front of ours, which stay as they are (not copied: a request's work).
         view._signatures, view._documents = ChainMap({}, self._signatures), ChainMap({}, self._documents)

@@ -21,7 +21,7 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from services.metrics import pages
+from services.metrics import feedback_views, pages
 from services.metrics.access import SESSION_COOKIE, Access, Operator, session_cookie
 from services.metrics.vietnamese import VN, InvalidInput, day, moment_input, parse_day, parse_moment, shorten
 from shared.calendar import quarter_of
@@ -50,6 +50,7 @@ class ReportApi:
     scorecard: Endpoint
     at_risk: Endpoint
     units: Endpoint
+    feedback: Endpoint | None = None  # a commune's PAKN (services/metrics/feedback_views.py)
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,8 @@ def install(app: FastAPI, api: ReportApi, now: Callable[[], datetime], access: A
     for path, summary, render, call in (
             ("/bao-cao", "a commune's report and rank", pages.commune_report, views.report_with_rank),
             ("/nguy-co", "a commune's points at risk", pages.at_risk, views.at_risk),
-            ("/don-vi", "where a commune's dossiers wait", pages.units, views.units)):
+            ("/don-vi", "where a commune's dossiers wait", pages.units, views.units),
+            ("/phan-anh", "a commune's feedback (PAKN)", feedback_views.page, views.feedback)):
         app.add_api_route(path, views.commune_view(path, render, call), methods=["GET"], response_class=HTMLResponse,
                           summary=f"The operators' page: {summary}", responses={303: {"description": "not signed in"}})
 
@@ -213,6 +215,10 @@ class Views:
 
     async def units(self, place: Commune, operator: Operator, period: Period, _han: str) -> dict[str, Any]:
         return await self.api.units(place.code, operator, **period.api())
+
+    async def feedback(self, place: Commune, operator: Operator, period: Period, _han: str) -> dict[str, Any]:
+        assert self.api.feedback is not None, "the report API serves a commune's feedback"
+        return await self.api.feedback(place.code, operator, **period.api())
 
 
 def install_login(app: FastAPI, access: Access) -> None:

@@ -142,7 +142,8 @@ def commune_form(path: str, query: dict[str, str], error: str | None = None) -> 
     return layout(VIEWS[path], _view_form(path, query), error)
 
 
-VIEWS = {"/bao-cao": "Báo cáo", "/nguy-co": "Điểm có nguy cơ mất", "/don-vi": "Nơi hồ sơ đang chờ"}
+VIEWS = {"/bao-cao": "Báo cáo", "/nguy-co": "Điểm có nguy cơ mất", "/don-vi": "Nơi hồ sơ đang chờ",
+         "/phan-anh": "Phản ánh, kiến nghị"}
 CURRENT = ' aria-current="page"'
 
 

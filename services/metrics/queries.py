@@ -79,8 +79,9 @@ class ReportQueries:
         return Tally(synced, total)
 
     def feedback(self, commune_code: str, start: date, end: date, as_of: datetime) -> FeedbackCounts:
-        """A commune's PAKN in [start, end] as of `as_of` (docs/domain.md §9): none kept yet."""
-        return FeedbackCounts()
+        """A commune's PAKN in [start, end] as of `as_of` (docs/domain.md §9), from the PAKN the figures
+        keep (`Figures.feedback_book`, services/metrics/feedback.py)."""
+        return self.feedback_book.counts(commune_code, start, end, as_of, self.calendar)  # type: ignore[attr-defined]
 
     def _signed_valid(self, code: str, as_of: datetime) -> bool:
         """Whether a document of the dossier has `valid` as its latest verdict (given by `as_of`)."""

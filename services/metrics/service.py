@@ -13,13 +13,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.metrics import compaction, loader, ticker
 from services.metrics.consumer import StatusConsumer
+from services.metrics.feedback import FeedbackKeeper
 from services.metrics.figures import Figures
 from services.metrics.replica import Replica
 from services.metrics.settings import MetricsSettings
 from services.metrics.snapshot import Snapshot
 from services.metrics.store import FiguresStore, archive_key, first_day, quarter
 from shared.clock import Clock
-from shared.contracts import StatusRecord
+from shared.contracts import FeedbackChanged, StatusRecord
 from shared.service import Record
 
 
@@ -27,7 +28,8 @@ class ServiceMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.status_events = Counter(
             "metrics_status_events",
-            "Status records consumed, by outcome: applied, older, clock, signature, not_owned (another replica's province)",
+            "Status records consumed, by outcome: applied, older, clock, signature, not_owned (another replica's province), "
+            "feedback (PAKN records kept)",
             ["outcome"], registry=registry,
         )
         self.clock_published = Counter(
@@ -53,6 +55,7 @@ class MetricsService:
         self.clock = clock
         self.metrics = ServiceMetrics(registry)
         self.consumer = StatusConsumer(self.replica, self.metrics.status_events, clock)
+        self.feedback = FeedbackKeeper(figures.feedback_book, store.feedback_store(), self.shard)
         self.snapshot = Snapshot(settings, figures, clock)
         self.metrics.dossiers.set_function(lambda: len(figures.dossiers))
         self.metrics.snapshot_age.set_function(self.snapshot.age)
@@ -63,6 +66,7 @@ class MetricsService:
         """The figures as this replica's store has them, then (unless `compact` is False: a reader
         beside the running service must not write) the dossiers ended before the horizon leave memory."""
         await loader.load(self.replica, self.clock())
+        await self.feedback.load()
         if compact:
             await self.compact()
 
@@ -74,7 +78,11 @@ class MetricsService:
         self.loaded = True
 
     async def handle(self, records: list[Record[StatusRecord]]) -> None:
-        await self.consumer.handle(records)
+        """PAKN records to the feedback keeper, the others to the dossiers' consumer."""
+        pakn = [r for r in records if isinstance(r.value, FeedbackChanged)]
+        if pakn:
+            self.metrics.status_events.labels("feedback").inc(await self.feedback.handle(pakn))
+        await self.consumer.handle([r for r in records if not isinstance(r.value, FeedbackChanged)])
 
     async def compact(self) -> int:
         return await compaction.compact(self.replica, self.clock())

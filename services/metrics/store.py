@@ -41,6 +41,7 @@ from bson import Binary
 from pydantic import TypeAdapter
 from pymongo import AsyncMongoClient
 
+from services.metrics.feedback import FeedbackStore
 from services.metrics.figures import Counted, Key, Tracked, Verdict
 from shared.mongo import Chain, insert_new
 
@@ -112,6 +113,10 @@ class FiguresStore:
         self._state = self._db[f"{self.prefix}_state"]
         self._archive = Chain(self._db[f"{self.prefix}_archive"])
         self._carried: str | None = None  # the carried collection in use
+
+    def feedback_store(self) -> FeedbackStore:
+        """This replica's PAKN records, beside its figures (services/metrics/feedback.py)."""
+        return FeedbackStore(self._db, self.prefix)
 
     # -- writing what comes ------------------------------------------------------------------------
 

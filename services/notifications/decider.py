@@ -22,7 +22,7 @@ from services.notifications.store import MessageStore
 from services.notifications.templates import Templates
 from services.notifications.triggers import Wanted, message_id, wanted
 from shared.communes import commune
-from shared.contracts import SignatureVerified, StatusChanged, StatusRecord
+from shared.contracts import FeedbackChanged, SignatureVerified, StatusChanged, StatusRecord
 from shared.events import Applicant
 from shared.personal import DossierKeys, opened_applicant
 from shared.service import Record
@@ -66,14 +66,14 @@ class Decider:
         self.clock = clock
 
     async def decide(self, records: list[Record[StatusRecord]]) -> Decided:
-        """The messages each status change asks for; signature verdicts ask for none."""
+        """The messages each status change asks for; signature verdicts and PAKN records ask for none."""
         decided: dict[str, Decision] = {}
         standing: dict[str, dict[str, Any]] = {}
         now = self.clock()
         keys = await self._keys_of(records)
         for record in records:
             event = _opened(record.value, keys)
-            if isinstance(event, SignatureVerified):
+            if isinstance(event, SignatureVerified | FeedbackChanged):
                 continue  # no SMS
             self.metrics.status_events.labels("read").inc()
             if isinstance(event, StatusChanged):

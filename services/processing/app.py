@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from prometheus_client import CollectorRegistry
 
 from services.processing import handlers
+from services.processing.feedback import FeedbackMetrics, FeedbackProcessor, FeedbackStore
 from services.processing.history import Outgoing
 from services.processing.audit import AuditLog
 from services.processing.lookup import (Attempts, LookupRefused, Slots, citizen_view, client_of, factor_matches,
@@ -22,11 +23,13 @@ from services.processing.settings import ProcessingSettings
 from services.processing.store import DossierStore
 from shared.auth import ApiKeys, require_dossier_code, require_key
 from shared.calendar import WorkingCalendar
-from shared.contracts import DeadLetter, StatusChanged
+from shared.contracts import DeadLetter, FeedbackChanged, StatusChanged
 from shared.facts import open_state
-from shared.events import Applicant, DossierEvent, is_dossier_code
+from shared.events import AnyEvent, Applicant, is_dossier_code
 from shared.lookup import last4
 from shared.personal import DossierKeys, Retention, opened_applicant
+from shared.reloading import Reloading
+from shared.units import load_units
 from shared.privacy import mask_phone
 from shared.service import ConsumingService
 
@@ -72,12 +75,17 @@ def build(settings: ProcessingSettings) -> tuple[ConsumingService, Processor]:
                     for o in outgoing if o.kind == "dlq"]
         await runtime.publish(settings.topic_dlq, rejected)
 
-    processor = Processor(settings, store, WorkingCalendar.load(settings.calendar), publish, metrics, settings.clock,
-                          retention)
-    subscriber = runtime.consume(settings.topic_events, settings.processing_group_id, DossierEvent,
-                                 partial(handlers.on_dossier_events, processor=processor),
+    calendar = WorkingCalendar.load(settings.calendar)
+    processor = Processor(settings, store, calendar, publish, metrics, settings.clock, retention)
+    units = Reloading(settings.processing_units_file, load_units)
+    feedback = FeedbackProcessor(FeedbackStore(database), calendar,
+                                 lambda: lambda unit: (found.commune if (found := units.current().find(unit)) else None),
+                                 publish, FeedbackMetrics(runtime.registry))
+    subscriber = runtime.consume(settings.topic_events, settings.processing_group_id, AnyEvent,
+                                 partial(handlers.on_dossier_events, processor=processor, feedback=feedback),
                                  max_batch=settings.processing_max_batch)
-    runtime.publishes(settings.topic_status, StatusChanged, "A dossier's state, due, timeliness or counted facts changed")
+    runtime.publishes(settings.topic_status, StatusChanged | FeedbackChanged,
+                      "A dossier's state, due, timeliness or counted facts changed; a PAKN's steps changed")
     metrics.assigned.set_function(lambda: len(subscriber.consumer.assignment()) if subscriber.consumer else 0)
 
     async def sweep() -> None:

@@ -6,6 +6,7 @@ from pydantic import IPvAnyNetwork
 
 from shared.auth import ApiKey
 from shared.settings import ServiceSettings
+from shared.units import DEFAULT_UNITS
 
 
 class ProcessingSettings(ServiceSettings):
@@ -35,6 +36,9 @@ class ProcessingSettings(ServiceSettings):
     # Proxies (addresses or networks, e.g. an ingress's) whose X-Forwarded-For names the client;
     # from any other peer the header is ignored.
     processing_trusted_proxies: list[IPvAnyNetwork] = []
+    # Agencies and their communes (shared/units.py): the commune of the unit a PAKN is forwarded to
+    # (docs/domain.md §9); read again when the file changes.
+    processing_units_file: Path = DEFAULT_UNITS
 
     def secrets_needed(self) -> list[str]:
         return ["lookup_secret"]

@@ -19,7 +19,7 @@ from services.signature.store import SignatureStore
 from shared.auth import ApiKey, ApiKeys, may_send, require_dossier_code, require_key
 from shared.calendar import WorkingCalendar
 from shared.contracts import SignatureVerified
-from shared.events import DossierEvent
+from shared.events import AnyEvent
 from shared.service import ConsumingService
 
 log = structlog.get_logger()
@@ -36,7 +36,7 @@ def build(settings: SignatureSettings) -> tuple[ConsumingService, SignatureServi
     service = SignatureService(settings, SignatureStore(runtime.mongo, runtime.database),
                                WorkingCalendar.load(settings.calendar), trust_roots(settings.signature_trust_roots),
                                publish, runtime.registry)
-    runtime.consume(settings.topic_events, settings.signature_group_id, DossierEvent,
+    runtime.consume(settings.topic_events, settings.signature_group_id, AnyEvent,
                     partial(handlers.on_dossier_events, service=service), max_batch=500)
     runtime.publishes(settings.topic_status, SignatureVerified, "A result's digital signature, verified")
     runtime.every(60, "resuming pending document fetches", service.resume)

@@ -129,7 +129,7 @@ def test_the_report_view_shows_the_figures_the_rank_and_links_to_the_downloads()
 def test_the_tabs_keep_the_commune_the_period_and_the_instant():
     page = client(CannedApi()).get("/nguy-co", params={"ma": "14923", "han": "03/03/2026"} | PERIOD).text
     tabs = [unescape(h) for h in re.findall(r'<nav class="tabs"[^>]*>(.*?)</nav>', page)[0].split('href="')[1:]]
-    assert [urlsplit(t).path for t in tabs] == ["/bao-cao", "/nguy-co", "/don-vi", "/xep-hang"]
+    assert [urlsplit(t).path for t in tabs] == ["/bao-cao", "/nguy-co", "/don-vi", "/phan-anh", "/xep-hang"]
     for tab in tabs:
         assert {k: v for k, v in parse_qs(urlsplit(tab.split('"')[0]).query).items() if k in PERIOD} \
             == {k: [v] for k, v in PERIOD.items()}
