@@ -98,8 +98,9 @@ class _Reader:
         if value is None:
             return None
         try:
-            if len(value) == 14 and value.isdigit():
-                return datetime.strptime(value, DATE_FORMAT).replace(tzinfo=VN)
+            if len(value) == 14 and value.isdigit():  # by hand: strptime was a third of the mapping's time
+                numbers = (value[0:4], value[4:6], value[6:8], value[8:10], value[10:12], value[12:14])
+                return datetime(*map(int, numbers), tzinfo=VN)  # type: ignore[misc]
             parsed = datetime.fromisoformat(value)
             return parsed if parsed.tzinfo else parsed.replace(tzinfo=VN)
         except ValueError:

@@ -19,6 +19,7 @@ from pymongo.errors import PyMongoError
 from shared.auth import ApiKey, ApiKeys, may_send
 from services.intake import portal
 from services.intake.binary_mode import NO_DATA, binary_event, is_binary
+from services.intake.held import HeldDossiers
 from services.intake.publisher import EventPublisher, KafkaUnavailable
 from services.intake.settings import IntakeSettings
 from shared.events import (AnyEvent, EventErrors, FeedbackReceivedEvent, FieldError, ReceivedEvent,
@@ -352,7 +353,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         return None
 
     add_operational_routes(app, registry, not_ready, needs="Kafka and MongoDB")
-    portal.install(app, settings, intake.keys, publisher, registry, personal)  # the national portal's format (docs/dvcqg.md)
+    portal.install(app, settings, intake.keys, publisher, registry, personal,
+                   HeldDossiers(mongo[settings.mongo_database]))  # the national portal's format (docs/dvcqg.md)
     app.openapi = partial(openapi, app)  # type: ignore[method-assign]
     return app
 

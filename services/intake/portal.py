@@ -5,6 +5,7 @@ speaks to Cổng DVCQG, so that a province points (or tees) its sync at us and c
 `{session, madonvi, service, isUpdating?, data: [...]}` (or a Bearer intake key instead of the session) →
 `{error_code: "00", results: [...]}`, one result per record, so that a sender re-sends only what failed.
 shared/dvcqg.py turns each record into the steps it proves; they go to Kafka as the CloudEvents path's do.
+`TraCuuHoSo` on the same route answers what we hold of each MaHoSo the caller may see (shared/dvcqg_lookup.py).
 """
 
 import base64
@@ -23,7 +24,9 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter
+from pymongo.errors import PyMongoError
 
+from services.intake.held import HeldDossiers
 from services.intake.publisher import EventPublisher, KafkaUnavailable
 from services.intake.sealing import KeysUnavailable, sealed_records
 from services.intake.settings import IntakeSettings
@@ -31,20 +34,32 @@ from shared.auth import ApiKey, ApiKeys, PortalAccount, password_matches
 from shared.calendar import WorkingCalendar
 from shared.catalogue import load_catalogue
 from shared.dvcqg import SERVICES, Batch, Problem, RecordError, Reference, record_events
-from shared.events import ReceivedEvent
+from shared.dvcqg_lookup import Caller, dossier_answer, visible
+from shared.events import ReceivedEvent, is_dossier_code
 from shared.http import BodyTooLarge, read_body
 from shared.personal import DossierKeys
+from shared.ratelimit import Windows
 from shared.reloading import Reloading
 from shared.units import load_units
 
 log = structlog.get_logger()
 
 ALL_IN, SOME_FAILED, BAD_REQUEST, TOO_LARGE, UNAVAILABLE, NOT_LOGGED_IN = "00", "01", "02", "03", "99", "-1"
+TOO_MANY = "04"
+LOOKUP = "TraCuuHoSo"
 PUBLISH_CHUNK = 2000
 MESSAGES = {
     ALL_IN: "Đồng bộ thành công / all records went in",
     SOME_FAILED: "Có bản ghi không đồng bộ được, xem results / some records failed, see results",
 }
+LOOKUP_MESSAGES = {
+    ALL_IN: "Tra cứu thành công / every dossier found",
+    SOME_FAILED: "Có hồ sơ không tìm thấy, xem results / some dossiers not found, see results",
+}
+# One answer for an unknown code and for another system's dossier: the lookup cannot tell which exists.
+NOT_FOUND = Problem("MaHoSo", "không tìm thấy hồ sơ", "no such dossier for this account")
+NOT_A_CODE = Problem("MaHoSo", "không phải mã hồ sơ theo TT 01/2018 (000.00.00.H00-YYMMDD-0000)",
+                     "not a dossier code of TT 01/2018 (000.00.00.H00-YYMMDD-0000)")
 
 
 @dataclass(frozen=True)
@@ -55,15 +70,20 @@ class Sender:
     source: str
     serves: Callable[[str], bool]
     contributes: tuple[str, ...]
+    sources: tuple[str, ...]  # every source it sends as ("*": any): whose dossiers it may look up
 
     @classmethod
     def of_key(cls, key: ApiKey) -> "Sender":
         source = next((s for s in key.sources if s != "*"), f"urn:dvcqg:{key.name}")
-        return cls(key.name, source, key.serves, tuple(key.contributes))
+        return cls(key.name, source, key.serves, tuple(key.contributes), (source, *key.sources))
 
     @classmethod
     def of_account(cls, account: PortalAccount) -> "Sender":
-        return cls(account.name, account.source, account.serves, tuple(account.contributes))
+        return cls(account.name, account.source, account.serves, tuple(account.contributes), (account.source,))
+
+    @property
+    def caller(self) -> Caller:
+        return Caller(self.sources, self.serves)
 
 
 class Sessions:
@@ -163,17 +183,65 @@ def _recorded(obj: dict[str, Any], contributed: bool, arrived: str) -> dict[str,
     return obj | {"intaketime": arrived} | ({"intakecontributor": True} if contributed else {})
 
 
-def _request_problem(body: Any, max_records: int) -> tuple[int, str, str] | None:
+def _request_problem(body: Any, max_records: int, max_lookups: int) -> tuple[int, str, str] | None:
     """What is wrong with the request itself (status, error code, message), or None."""
     if not isinstance(body, dict):
         return 400, BAD_REQUEST, "phải là một đối tượng JSON / the body must be a JSON object"
-    if body.get("service") not in SERVICES:
-        return 400, BAD_REQUEST, (f"service phải là một trong {', '.join(SERVICES)} / service must be one of "
-                                  f"{', '.join(SERVICES)}")
+    if body.get("service") not in (*SERVICES, LOOKUP):
+        return 400, BAD_REQUEST, (f"service phải là một trong {', '.join((*SERVICES, LOOKUP))} / service must be "
+                                  f"one of {', '.join((*SERVICES, LOOKUP))}")
     if not isinstance(body.get("data"), list):
         return 400, BAD_REQUEST, "data phải là danh sách / data must be a list of records"
-    if len(body["data"]) > max_records:
-        return 413, TOO_LARGE, f"tối đa {max_records} bản ghi một lần / at most {max_records} records a request"
+    if body["service"] == LOOKUP and not body["data"]:
+        return 400, BAD_REQUEST, "data phải có ít nhất một MaHoSo / data must list at least one MaHoSo"
+    most = max_lookups if body["service"] == LOOKUP else max_records
+    if len(body["data"]) > most:
+        return 413, TOO_LARGE, f"tối đa {most} bản ghi một lần / at most {most} records a request"
+    return None
+
+
+def _asked(item: Any) -> str | None:
+    """A lookup's MaHoSo: the item itself, or its `MaHoSo` field."""
+    code = item.get("MaHoSo") if isinstance(item, dict) else item
+    return code if isinstance(code, str) else None
+
+
+async def look_up(body: dict[str, Any], sender: Sender, held: HeldDossiers, ref: Reference) -> JSONResponse:
+    """`TraCuuHoSo`: per MaHoSo, the dossier as we hold it and what of it did not apply, if the caller may see
+    it; "not found" alike for an unknown code and another's dossier. One key read a code."""
+    codes = [_asked(item) for item in body["data"]]
+    readable = [code for code in codes if code is not None and is_dossier_code(code)]
+    try:
+        found = await held.read(readable)
+    except PyMongoError as exc:
+        log.warning("mongodb unreachable, answering 503 to a lookup", error=str(exc), codes=len(codes))
+        return _answer(503, UNAVAILABLE, "Hệ thống tạm thời không tra cứu được, thử lại sau / MongoDB is "
+                       "unavailable; retry", results=[])
+    results = []
+    for index, code in enumerate(codes):
+        result: dict[str, Any] = {"index": index, "MaHoSo": code[:64] if code else None}
+        shown = visible(found.get(code), sender.caller) if code in readable else None
+        if shown is None:
+            problem = NOT_FOUND if code in readable else NOT_A_CODE
+            results.append(result | {"error_code": SOME_FAILED, "errors": [problem.as_json()]})
+        else:
+            results.append(result | {"error_code": ALL_IN, "HoSo": dossier_answer(shown, ref.units)})
+    missing = sum(r["error_code"] != ALL_IN for r in results)
+    log.info("portal lookup", sender=sender.name, codes=len(codes), not_found=missing)
+    code = SOME_FAILED if missing else ALL_IN
+    return _answer(200, code, LOOKUP_MESSAGES[code], found=len(results) - missing, failed=missing, results=results)
+
+
+def _throttled(lookups: Windows, body: dict[str, Any], sender: Sender) -> JSONResponse | None:
+    """429 once a system has looked up its share of dossiers in the last minute (each MaHoSo counts)."""
+    if body["service"] != LOOKUP:
+        return None
+    if (wait := lookups.wait(sender.source)) is not None:
+        return JSONResponse({"error_code": TOO_MANY, "message": f"Tra cứu quá nhiều, thử lại sau {wait:.0f} giây / "
+                             f"too many lookups, retry in {wait:.0f} s"}, status_code=429,
+                            headers={"Retry-After": str(max(1, round(wait)))})
+    for _ in body["data"]:
+        lookups.add(sender.source)
     return None
 
 
@@ -183,7 +251,7 @@ async def _json_body(request: Request, limit: int) -> Any:
 
 
 def install(app: FastAPI, settings: IntakeSettings, keys: ApiKeys, publisher: EventPublisher,
-            registry: CollectorRegistry, personal: DossierKeys) -> None:
+            registry: CollectorRegistry, personal: DossierKeys, held: HeldDossiers) -> None:
     """The portal format's two routes on intake's app."""
     accounts = _accounts(settings)
     sessions = Sessions(_session_secret(settings), settings.intake_dvcqg_session_seconds,
@@ -191,6 +259,7 @@ def install(app: FastAPI, settings: IntakeSettings, keys: ApiKeys, publisher: Ev
     reference = _contract(settings)
     counted = Counter("intake_dvcqg_records", "Portal-format records by service and outcome", ["service", "outcome"],
                       registry=registry)
+    lookups = Windows(settings.intake_dvcqg_lookups_per_minute, 60)  # per replica, on the monotonic clock
 
     @app.post("/v1/dvcqg/login", summary="The portal format's login: a session for /v1/dvcqg (docs/dvcqg.md)")
     async def login(request: Request) -> JSONResponse:
@@ -221,9 +290,13 @@ def install(app: FastAPI, settings: IntakeSettings, keys: ApiKeys, publisher: Ev
         if key is None and account is None:
             return _answer(401, NOT_LOGGED_IN, "Phiên không hợp lệ hoặc đã hết hạn, đăng nhập lại / no valid "
                            "session (log in again) or Bearer key")
-        if problem := _request_problem(body, settings.intake_dvcqg_max_records):
+        if problem := _request_problem(body, settings.intake_dvcqg_max_records, settings.intake_dvcqg_max_lookups):
             return _answer(*problem)
         sender = Sender.of_key(key) if key else Sender.of_account(account)  # type: ignore[arg-type]
+        if throttled := _throttled(lookups, body, sender):
+            return throttled
+        if body["service"] == LOOKUP:
+            return await look_up(body, sender, held, reference())
         results, records = map_batch(body, sender, reference(), settings.clock().isoformat(),
                                      settings.max_record_bytes)
         try:

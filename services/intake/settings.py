@@ -43,6 +43,9 @@ class IntakeSettings(ServiceSettings):
     intake_dvcqg_sms_provinces: list[str] = []
     intake_dvcqg_max_records: int = Field(default=10_000, ge=1)
     intake_dvcqg_max_body_bytes: int = 64 * 1024 * 1024
+    # TraCuuHoSo (docs/dvcqg.md §8): MaHoSo a request, and a minute per system (source), per replica.
+    intake_dvcqg_max_lookups: int = Field(default=100, ge=1, le=1000)
+    intake_dvcqg_lookups_per_minute: int = Field(default=1200, ge=1)
 
     def secrets_needed(self) -> list[str]:
         """The citizens' blind index's secret (shared/personal.py), and the portal's session secret once

@@ -41,6 +41,8 @@ class StoredDossier:
     version: int = 0  # links written so far: the next write is link number `version`
     events: list[str] = field(default_factory=list)  # CloudEvent JSON, in arrival order
     dead_lettered: list[str] = field(default_factory=list)  # "source id" of events sent to the DLQ
+    # Each of those, with its reason (`rejection`): what a sender reads back (TraCuuHoSo, docs/dvcqg.md).
+    rejections: list[dict[str, str]] = field(default_factory=list)
     outbox: list[Outgoing] = field(default_factory=list)
     status: dict[str, Any] | None = None  # what the last status event said (shared.contracts.Status, as JSON)
     timeline: list[dict[str, Any]] | None = None  # the timeline it carried, as JSON
@@ -75,6 +77,16 @@ def event_key(event: DossierEvent) -> str:
     return f"{event.source} {event.id}"
 
 
+REASON_CHARS = 500  # a stored reason's length at most: a rejection costs less than the event it refuses
+
+
+def rejection(event: DossierEvent, reason: str) -> dict[str, str]:
+    """A dead-lettered event as the dossier keeps it, small and without its data: who sent it, its id, type,
+    instant and why it did not apply (read back by the sender: docs/dvcqg.md, TraCuuHoSo)."""
+    return {"source": event.source, "id": event.id, "type": event.type, "time": event.time.isoformat(),
+            "reason": reason[:REASON_CHARS]}
+
+
 def over_cap(max_events: int) -> str:
     """The dead-letter reason of an event past a dossier's cap."""
     return f"dossier over {max_events} events"
@@ -93,7 +105,7 @@ def integrate(
     history, events, outbox, added, refused = _merged(stored, new, max_events)
     kept = len(events) - len(stored.events)
     folded = fold(history, calendar)
-    dead, foreign = _dead_lettered(stored, folded, history, events, outbox)
+    dead, rejections, foreign = _dead_lettered(stored, folded, history, events, outbox)
     newly_dead = len(dead) - len(stored.dead_lettered)
 
     status, timeline = stored.status, stored.timeline
@@ -110,6 +122,7 @@ def integrate(
         version=stored.version,
         events=events,
         dead_lettered=dead,
+        rejections=rejections,
         outbox=outbox,
         status=status,
         timeline=timeline,
@@ -153,19 +166,20 @@ def _merged(stored: StoredDossier, new: list[tuple[DossierEvent, bytes]], max_ev
 
 
 def _dead_lettered(stored: StoredDossier, folded: Folded, history: list[DossierEvent], events: list[str],
-                   outbox: list[Outgoing]) -> tuple[list[str], int]:
-    """The fold's rejections not dead-lettered before, into the outbox: (every dead-lettered key, how
-    many of the new ones came from a foreign source)."""
+                   outbox: list[Outgoing]) -> tuple[list[str], list[dict[str, str]], int]:
+    """The fold's rejections not dead-lettered before, into the outbox: (every dead-lettered key, each with
+    its reason, how many of the new ones came from a foreign source)."""
     raw_of = {event_key(e): raw for e, raw in zip(history, events, strict=True)}
-    dead = list(stored.dead_lettered)
+    dead, rejections = list(stored.dead_lettered), list(stored.rejections)
     foreign = 0
-    for rejection in folded.rejected:
-        key = event_key(rejection.event)
+    for refused in folded.rejected:
+        key = event_key(refused.event)
         if key not in dead:
             dead.append(key)
-            outbox.append(Outgoing("dlq", stored.code, raw_of[key].encode(), rejection.reason))
-            foreign += rejection.reason.startswith(FOREIGN_SOURCE)
-    return dead, foreign
+            rejections.append(rejection(refused.event, refused.reason))
+            outbox.append(Outgoing("dlq", stored.code, raw_of[key].encode(), refused.reason))
+            foreign += refused.reason.startswith(FOREIGN_SOURCE)
+    return dead, rejections, foreign
 
 
 def left_open_at(shown: dict[str, Any] | None) -> datetime | None:
@@ -231,12 +245,13 @@ def _announce(folded: Folded, stored: StoredDossier, added: set[str], calendar: 
 def give_up_waiting(stored: StoredDossier, limit_description: str) -> StoredDossier:
     """Events that waited too long for their dossier's receipt go to the dead-letter topic."""
     outbox = list(stored.outbox)
-    dead = list(stored.dead_lettered)
+    dead, rejections = list(stored.dead_lettered), list(stored.rejections)
     reason = f"no dossier.received for {stored.code} within {limit_description}"
     for event, raw in zip(stored.parsed(), stored.events, strict=True):
         if event_key(event) not in dead:
             dead.append(event_key(event))
+            rejections.append(rejection(event, reason))
             outbox.append(Outgoing("dlq", stored.code, raw.encode(), reason))
-    return replace(stored, dead_lettered=dead, outbox=outbox, waiting_since=None)
+    return replace(stored, dead_lettered=dead, rejections=rejections, outbox=outbox, waiting_since=None)
 
 

@@ -1,14 +1,16 @@
 """Dossier histories in MongoDB: a chain of insert-only links per dossier, and a summary of it.
 
 - `dossier_links`: `code`, `code#1`, `code#2`, ... (shared.mongo.Chain). Each link holds what one
-  batch added to the dossier (events, events newly dead-lettered, the status, the outbox to
+  batch added to the dossier (events, events newly dead-lettered with their reasons, the status, the outbox to
   publish). The chain is the truth. Inserting link n is the concurrency check between replicas: if
   another replica wrote it first, the insert fails with a duplicate key, and this replica reloads
   the dossier and integrates again.
 - `dossiers`: one summary per dossier (`_id` = code): the whole history as of link `version - 1`,
   written (replaced) after that link's outbox is published. A reader takes the summary and follows
   the links written after it, if any: those are there when a replica stopped between its write and
-  its summary, whose outbox is then published again (consumers deduplicate by event id).
+  its summary, whose outbox is then published again (consumers deduplicate by event id). Intake reads
+  the summary too, by its key, to answer the portal format's TraCuuHoSo (docs/dvcqg.md): its `view`,
+  its receipt among `events`, and `rejections` (each dead-lettered event's source, id, type, time, reason).
 - `dossiers_waiting`: the dossiers whose events wait for their receipt (a few: read whole by the sweep).
 
 Every read is by `_id`: one key read gives a dossier (docs/contract.md §6's lookup), however long its life.
@@ -35,6 +37,7 @@ class Link:
     n: int
     events: list[str]
     dead_lettered: list[str]
+    rejections: list[dict[str, str]]
     outbox: list[Outgoing]
     status: dict[str, Any] | None
     timeline: list[dict[str, Any]] | None
@@ -44,6 +47,7 @@ class Link:
         return Chain.link(self.code, self.n, {
             "events": self.events,
             "dead_lettered": self.dead_lettered,
+            "rejections": self.rejections,
             "outbox": [o.to_doc() for o in self.outbox],
             "status": self.status,
             "timeline": self.timeline,
@@ -58,6 +62,7 @@ def link_to(before: StoredDossier, after: StoredDossier) -> Link:
         n=before.version,
         events=after.events[len(before.events) :],
         dead_lettered=after.dead_lettered[len(before.dead_lettered) :],
+        rejections=after.rejections[len(before.rejections) :],
         outbox=after.outbox,
         status=after.status,
         timeline=after.timeline,
@@ -68,14 +73,15 @@ def link_to(before: StoredDossier, after: StoredDossier) -> Link:
 def summary_doc(stored: StoredDossier) -> dict[str, Any]:
     return {"_id": stored.code, "blob": pack({
         "version": stored.version, "events": stored.events, "dead_lettered": stored.dead_lettered,
-        "status": stored.status, "timeline": stored.timeline, "waiting_since": stored.waiting_since,
+        "rejections": stored.rejections, "status": stored.status, "timeline": stored.timeline, "waiting_since": stored.waiting_since,
         "view": stored.view, "phone4": stored.phone4})}
 
 
 def from_summary(code: str, doc: dict[str, Any]) -> StoredDossier:
     summary = unpack(doc["blob"])
     return StoredDossier(code=code, version=summary["version"], events=summary["events"],
-                         dead_lettered=summary["dead_lettered"], status=summary["status"],
+                         dead_lettered=summary["dead_lettered"], rejections=summary.get("rejections", []),
+                         status=summary["status"],
                          timeline=summary["timeline"], waiting_since=_instant(summary["waiting_since"]),
                          view=summary["view"], phone4=summary.get("phone4"))
 
@@ -94,6 +100,7 @@ def follow(stored: StoredDossier, links: list[dict[str, Any]]) -> StoredDossier:
         version=stored.version + len(links),
         events=[*stored.events, *(e for d in links for e in d["events"])],
         dead_lettered=[*stored.dead_lettered, *(k for d in links for k in d.get("dead_lettered", []))],
+        rejections=[*stored.rejections, *(r for d in links for r in d.get("rejections", []))],
         outbox=[Outgoing.from_doc(o) for o in last.get("outbox", [])],
         status=last.get("status"),
         timeline=last.get("timeline"),

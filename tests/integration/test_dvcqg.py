@@ -10,12 +10,16 @@ import pytest
 
 from shared.auth import password_hash
 from tests.fixtures.dvcqg import UNIT, cloudevents_life, life, snapshot
-from tests.integration.conftest import ANY_SOURCE_KEY, OPERATOR, Pipeline, namespace, read_topic, service, wait_until
+from tests.integration.conftest import (ANY_SOURCE_KEY, OPERATOR, PROVINCE_KEY, Pipeline, namespace, read_topic, service,
+                                       wait_until)
 
 SOURCE = "urn:motcua:38"
 USERNAME, PASSWORD = "motcua-thanhhoa", "Bá-Thước-2025!"
+OTHER, OTHER_PASSWORD = "motcua-phutho", "Thanh-Ba-2025!"  # another province's system, allowed everywhere
 ACCOUNTS = [{"name": "thanh-hoa-portal", "username": USERNAME, "password_hash": password_hash(PASSWORD),
-             "source": SOURCE, "provinces": ["38"]}]
+             "source": SOURCE, "provinces": ["38"]},
+            {"name": "phu-tho-portal", "username": OTHER, "password_hash": password_hash(OTHER_PASSWORD),
+             "source": "urn:motcua:25"}]
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +110,43 @@ def test_bad_records_get_their_own_error_and_the_rest_of_the_batch_goes_in(porta
     wait_until(lambda: view(processing, f"{UNIT}-250707-0306") is not None, timeout=60)
     assert view(processing, f"{UNIT}-250707-0301")["state"] == "processing"
     assert sync(portal.intake, "TraCuuHoSo", [], session).json()["error_code"] == "02"
+
+
+def look_up(intake, codes, session=None, headers=None) -> httpx.Response:
+    return sync(intake, "TraCuuHoSo", codes, session, headers)
+
+
+def test_a_lookup_shows_the_dossier_and_its_records_that_did_not_apply_to_its_owner_only(portal):
+    code, unknown = f"{UNIT}-250707-0401", f"{UNIT}-250707-0499"
+    session, other = login(portal.intake).json()["session"], login(portal.intake, OTHER, OTHER_PASSWORD).json()["session"]
+    early = {"MaHoSo": code, "NguoiXuLy": "Lê Thị Hạnh", "PhongBanXuLy": "Tư pháp - Hộ tịch",
+             "ThoiDiemXuLy": "20250707080000", "NgayBatDau": "20250707080000"}  # before the receipt at 08:30
+    send(portal.intake, [("DongBoHoSoMC", snapshot(5, code)), ("CapNhatTienDoHoSoMC", early)], session)
+    send(portal.intake, [("DongBoHoSoMC", snapshot(10, code))], other)  # another system's: "00", then refused
+
+    def shown() -> dict | None:
+        answer = look_up(portal.intake, [code], session)
+        assert answer.status_code == 200, answer.text
+        found = answer.json()["results"][0].get("HoSo")
+        ids = {r["Id"] for r in found["BanGhiKhongApDung"]} if found else set()
+        return found if {f"dvcqg/{code}/transferred/20250707080000", f"dvcqg/{code}/returned/20250709150000"} <= ids \
+            else None
+
+    found = wait_until(shown, timeout=60, message="the lookup shows the dead-lettered records")
+    assert (found["MaHoSo"], found["TrangThaiHoSo"], found["NgayTiepNhan"], found["MaTTHC"]) == (
+        code, "5", "20250707083000", "2.000635")
+    assert found["DanhSachHoSoBoSung"] == [{"NgayBoSung": "20250707100000", "NoiDungBoSung": "Thiếu tờ khai có chữ ký"}]
+    reasons = {r["Id"]: (r["Nguon"], r["LyDo"]) for r in found["BanGhiKhongApDung"]}
+    assert reasons[f"dvcqg/{code}/transferred/20250707080000"] == (
+        SOURCE, "dossier.transferred at 2025-07-07T08:00:00+07:00 is before the dossier was received")
+    assert reasons[f"dvcqg/{code}/received/20250707083000"][1].startswith("foreign source: urn:motcua:25")
+    assert "Phạm" not in json.dumps(found, ensure_ascii=False) and "0912345678" not in json.dumps(found)
+    # The same answer by the same system's Bearer key; an unknown code and another system's dossier alike.
+    by_key = look_up(portal.intake, [code, unknown], headers={"authorization": f"Bearer {PROVINCE_KEY}"}).json()
+    assert by_key["error_code"] == "01" and by_key["results"][0]["HoSo"] == found
+    foreign = look_up(portal.intake, [code, unknown], other).json()
+    assert (foreign["error_code"], foreign["found"]) == ("01", 0)
+    assert [{k: v for k, v in r.items() if k not in ("index", "MaHoSo")} for r in foreign["results"]] == [
+        {k: v for k, v in by_key["results"][1].items() if k not in ("index", "MaHoSo")}] * 2
+    assert look_up(portal.intake, [code], "không.hợp-lệ").status_code == 401
+    assert look_up(portal.intake, [code] * 101, session).json()["error_code"] == "03"

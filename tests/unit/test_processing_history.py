@@ -75,7 +75,12 @@ def test_an_impossible_transition_is_dead_lettered_once_with_its_reason():
     [dlq] = result.stored.outbox
     assert (dlq.kind, dlq.reason, dlq.value) == ("dlq", "dossier.resolved cannot follow state withdrawn", RESOLVED[1])
     assert result.dead_lettered == 1
+    # Kept with the dossier, for its sender to read back (TraCuuHoSo, docs/dvcqg.md); once.
+    assert result.stored.rejections == [{"source": RESOLVED[0].source, "id": "s", "type": "dossier.resolved",
+                                         "time": "2025-07-08T09:00:00+07:00",
+                                         "reason": "dossier.resolved cannot follow state withdrawn"}]
     assert integrate(published(result.stored), [RESOLVED], CAL, NOW).stored.outbox == []
+    assert len(integrate(published(result.stored), [RESOLVED], CAL, NOW).stored.rejections) == 1
 
 
 def test_a_late_event_that_invalidates_an_earlier_one_dead_letters_it():
@@ -93,6 +98,7 @@ def test_events_without_a_receipt_wait_then_are_dead_lettered():
     given_up = give_up_waiting(waiting.stored, "168 hours")
     [dlq] = given_up.outbox
     assert dlq.reason == f"no dossier.received for {CODE} within 168 hours"
+    assert [(r["id"], r["reason"]) for r in given_up.rejections] == [("s", dlq.reason)]
     assert given_up.waiting_since is None
 
 
