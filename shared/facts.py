@@ -97,6 +97,8 @@ TIMELINE: TypeAdapter[Timeline] = TypeAdapter(Timeline)
 
 def facts_as_of(timeline: Timeline, at: datetime) -> Facts | None:
     """The Facts in force at instant `at`; None before the dossier was received."""
+    if timeline and timeline[-1].since <= at:
+        return timeline[-1]  # most reports: the dossier changed no more since
     found = None
     for facts in timeline:
         if facts.since > at:

@@ -52,6 +52,9 @@ def judge_portal(timeline: Timeline, cut: datetime, calendar: WorkingCalendar,
                  appointment: datetime | None = None) -> Judged:
     """The portal's 2.1 (docs/domain.md §6) for a dossier with this `appointment` on its receipt (without
     one, a record from before v1.2: the first due of its timeline); events after `cut` are ignored."""
+    plain = _plain(timeline, cut, appointment)
+    if plain is not None:
+        return plain
     entries = [f for f in timeline if f.since <= cut]
     if not entries:
         raise ValueError("the dossier was not received by the cut")
@@ -67,6 +70,31 @@ def judge_portal(timeline: Timeline, cut: datetime, calendar: WorkingCalendar,
     if len(rounds) > 1:
         reasons.insert(0, "second_supplement_request")
     return Judged(on_time, end, effective, appointment, tuple(reasons))
+
+
+STANDS = frozenset({"awaiting_supplement", "paused"})
+ENDS = ("resolved", "returned", "stopped", "withdrawn")  # the end instant's states, by the portal's preference
+
+
+def _plain(timeline: Timeline, cut: datetime, appointment: datetime | None) -> Judged | None:
+    """Most lives, read in one pass: an appointment on record, no supplement and no pause by the cut.
+    None for the others (the general reading follows)."""
+    if appointment is None:
+        return None
+    first: dict[str, datetime] = {}
+    for f in timeline:
+        if f.since > cut:
+            break
+        if f.state in STANDS:
+            return None
+        first.setdefault(f.state, f.since)
+    if not first:
+        return None
+    for state in ENDS:
+        if state in first:
+            end = first[state]
+            return Judged(end <= appointment, end, end, appointment, ("withdrawn",) if state == "withdrawn" else ())
+    return Judged(cut <= appointment, cut, cut, appointment, ("open_at_cut",))
 
 
 def _rounds(entries: list[Facts], state: str) -> list[tuple[datetime, datetime | None]]:
@@ -86,7 +114,7 @@ def _rounds(entries: list[Facts], state: str) -> list[tuple[datetime, datetime |
 def _end(entries: list[Facts], supplements: list[tuple[datetime, datetime | None]], cut: datetime
          ) -> tuple[datetime, list[Reason]]:
     """The end instant by the portal's order of preference, and why it is read so."""
-    for state in ("resolved", "returned", "stopped", "withdrawn"):
+    for state in ENDS:
         first = next((f.since for f in entries if f.state == state), None)
         if first is not None:
             return first, ["withdrawn"] if state == "withdrawn" else []

@@ -33,6 +33,7 @@ class FeedbackBook:
         self.kept: dict[str, FeedbackData] = {}
         self._by_commune: dict[str, set[str]] = {}
         self._by_dossier: dict[str, set[str]] = {}
+        self.changes = 0  # how many records were taken: a report computed before one is stale
 
     def apply(self, data: FeedbackData) -> bool:
         """Take a PAKN's record; False when one with as many events is kept already."""
@@ -40,6 +41,7 @@ class FeedbackBook:
         if before is not None and before.events >= data.events:
             return False
         self.kept[data.feedback_code] = data
+        self.changes += 1
         for commune_code in communes_of(data):
             self._by_commune.setdefault(commune_code, set()).add(data.feedback_code)
         if data.dossier_code:

@@ -146,6 +146,8 @@ class Figures(ReportQueries):
         self._signatures: MutableMapping[tuple[str, str], Verdict] = {}  # (dossier, document) -> latest verdict
         self._documents: MutableMapping[str, set[str]] = {}  # dossier -> its documents with a verdict
         self.feedback_book = FeedbackBook()  # the PAKN (services/metrics/feedback.py)
+        self.changes: Counter[str] = Counter()  # per commune: how often what its reports count changed
+        self._cards: dict[tuple, tuple] = {}  # scorecard rows as last computed (services/metrics/queries.py)
 
     # -- feeding -----------------------------------------------------------------------------
 
@@ -170,6 +172,7 @@ class Figures(ReportQueries):
         self._count(tracked, +1)
         self._recount_open(tracked, now)
         self._schedule(tracked)
+        self.changes[counted.commune_code] += 1
         return True
 
     def apply_verdict(self, verdict: Verdict) -> bool:
@@ -183,6 +186,7 @@ class Figures(ReportQueries):
         self._signatures[key] = verdict
         self._documents.setdefault(verdict.dossier_code, set()).add(verdict.document_id)
         self.counts["signatures", verdict.commune_code, verdict.sector, verdict.verdict] += 1
+        self.changes[verdict.commune_code] += 1
         return True
 
     def tracked_of(self, counted: Counted) -> Tracked:
@@ -211,6 +215,7 @@ class Figures(ReportQueries):
                 del self._signatures[code, document]
         for commune_code in {c for c, dossiers in self._by_commune.items() if any(t.code in codes for t in dossiers)}:
             self._by_commune[commune_code] = [t for t in self._by_commune[commune_code] if t.code not in codes]
+            self.changes[commune_code] += 1
 
     def including(self, archived: Iterable[tuple[Counted, list[Verdict]]]) -> "Figures":
         """These figures for reports, with dossiers read back from the archive beside those in memory

@@ -27,8 +27,13 @@ if TYPE_CHECKING:
 RECEPTION = "Bộ phận tiếp nhận (một cửa)"  # who holds a dossier before its first transfer
 
 
+CARDS_KEPT = 4096  # scorecard rows remembered (166 communes × a few periods and instants)
+
+
 class ReportQueries:
     calendar: WorkingCalendar
+    changes: Counter[str]
+    _cards: dict[tuple, tuple]
     catalogue: Callable[[], Catalogue]  # the procedure catalogue in force (read again when its file changes)
     _by_commune: dict[str, list["Tracked"]]
     _signatures: MutableMapping[tuple[str, str], "Verdict"]
@@ -93,19 +98,34 @@ class ReportQueries:
         """The province's communes scored as the portal scores QĐ 766 and ranked, ties sharing a rank (§6):
         each with its groups, every sub-indicator's numerator and denominator, and both on-time views."""
         cards, reports = {}, {}
-        catalogue = self.catalogue()
         for c in province:
-            reports[c.code], counts, judged = self.counts_of(c.code, start, end, as_of)
-            views = scoring.on_time_views(judged, self.calendar, listed=0)
-            cards[c.code] = (score(reports[c.code])  # v1's approximation, its fields beside
-                             | scorecard(counts, not_applicable)
-                             | {"on_time_views": views, "missing_procedures": scoring.missing_procedures(judged, catalogue)})
+            cards[c.code], reports[c.code] = self._card(c.code, start, end, as_of, not_applicable)
         ranks = rank_with_ties({code: card["score"] for code, card in cards.items()})
         names = {c.code: c.name for c in province}
         rows = [{"rank": ranks[code], "of": len(province), "commune_code": code, "name": names[code],
                  "received": reports[code]["received"], "rates": reports[code]["rates"], **card}
                 for code, card in cards.items()]
         return sorted(rows, key=lambda row: (row["rank"], row["commune_code"]))
+
+    def _card(self, commune_code: str, start: date, end: date, as_of: datetime, not_applicable: frozenset[str]
+              ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A commune's scorecard row and its report, remembered until something they count changes: a
+        dossier, a verdict or a PAKN of the commune, the catalogue."""
+        catalogue = self.catalogue()
+        key = (commune_code, start, end, as_of, not_applicable)
+        stamp = (self.changes[commune_code], self.feedback_book.changes, id(catalogue))  # type: ignore[attr-defined]
+        kept = self._cards.get(key)
+        if kept is not None and kept[0] == stamp:
+            return kept[1]
+        report, counts, judged = self.counts_of(commune_code, start, end, as_of)
+        card = (score(report)  # v1's approximation, its fields beside
+                | scorecard(counts, not_applicable)
+                | {"on_time_views": scoring.on_time_views(judged, self.calendar, listed=0),
+                   "missing_procedures": scoring.missing_procedures(judged, catalogue)})
+        if len(self._cards) >= CARDS_KEPT:
+            self._cards.clear()
+        self._cards[key] = (stamp, (card, report))
+        return card, report
 
     def on_time_views(self, commune_code: str, start: date, end: date, as_of: datetime) -> dict[str, Any]:
         """Both on-time views of a commune's cohort, and the dossiers where they disagree, with why (§6)."""

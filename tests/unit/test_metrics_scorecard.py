@@ -113,3 +113,30 @@ def test_the_766_ratios_equal_a_plain_recomputation_over_the_folded_dossiers(dos
     found = tallies(counts)
     expected = plain(histories, start, end, as_of)
     assert {key: found[key] for key in expected} == expected
+
+
+def test_a_scorecard_row_is_computed_again_once_something_it_counts_changed():
+    from datetime import time
+
+    from services.metrics.figures import Verdict
+    from shared.communes import communes_of_province
+    province = [c for c in communes_of_province("38") if c.code == COMMUNE]
+    figures = Figures(CAL, lambda: CATALOGUE)
+    code = "000.00.38.H56-250707-0001"
+    received = life(code, MONDAY, [], processing_time={"value": 8, "unit": "working_hours"})
+    figures.apply(status_data(received), MONDAY)
+    day, as_of = MONDAY.date(), datetime.combine(MONDAY.date() + timedelta(days=3), time(12), MONDAY.tzinfo)
+
+    def row() -> dict:
+        return figures.scorecard(province, day, day, as_of)[0]
+
+    first = row()
+    assert row() is not first and row()["score"] == first["score"]  # remembered: the same numbers
+    resolved = life(code, MONDAY, [("dossier.resolved", timedelta(hours=2), {})],
+                    processing_time={"value": 8, "unit": "working_hours"})
+    figures.apply(status_data(resolved), MONDAY)
+    electronic = next(s for s in row()["sub_indicators"] if s["key"] == "electronic_result")
+    assert (electronic["numerator"], electronic["denominator"]) == (0, 1)  # the new announcement counted
+    figures.apply_verdict(Verdict(code, "KQ-1", MONDAY + timedelta(hours=3), COMMUNE, "HT", "valid", MONDAY))
+    electronic = next(s for s in row()["sub_indicators"] if s["key"] == "electronic_result")
+    assert (electronic["numerator"], electronic["denominator"]) == (1, 1)  # and the verdict
