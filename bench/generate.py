@@ -332,9 +332,13 @@ class Commune:
         return event | {"id": str(uuid.uuid5(IDS, f"{code}/transfer"))}
 
     def _procedure(self, share: Share) -> Procedure:
-        fits = [pr for pr in PROCEDURES if (pr.fee > 0) == bool(share.payment)]
-        if share.online_level:  # end-to-end only where the catalogue offers it (what the portal's format says)
-            fits = [pr for pr in fits if online_level(pr) == share.online_level] or fits
+        # At the level the catalogue offers it online, where one fits (what the portal's format says of it).
+        fits = self._fitting(share, share.online_level) or self._fitting(share, None)
+        weights = [8 if pr.sector in ("HT", "CT") else 2 for pr in fits]
+        return self.rng.choices(fits, weights)[0]
+
+    def _fitting(self, share: Share, level: str | None) -> list[Procedure]:
+        fits = [pr for pr in PROCEDURES if (pr.fee > 0) == bool(share.payment) and level in (None, online_level(pr))]
         if share.obligation:
             fits = [pr for pr in fits if pr.sector in ("DD", "XD", "HKD")]
         if share.outcome == "early":
@@ -343,8 +347,7 @@ class Commune:
             fits = [pr for pr in fits if pr.hours >= 40] or fits
         elif share.outcome == "overdue":
             fits = [pr for pr in fits if pr.hours <= 24]
-        weights = [8 if pr.sector in ("HT", "CT") else 2 for pr in fits]
-        return self.rng.choices(fits, weights)[0]
+        return fits
 
     def _receipt(self, share: Share, procedure: Procedure) -> datetime:
         p, rng = self.profile, self.rng
