@@ -1,9 +1,11 @@
 """make demo: the seed communes' histories through the real pipeline, and the articles' figures.
 
 Generates (bench/generate.py; cached under .local/demo/) the histories of Thanh Hóa's 166
-communes, Bá Thước among them, and of Thanh Ba and Vĩnh Tường (Phú Thọ); posts them through
-intake; waits until processing and metrics have caught up; then prints, commune by commune, what
-the article says beside what the report API answers as of the article's date.
+communes, Bá Thước among them, and of Thanh Ba and Vĩnh Tường (Phú Thọ); posts Thanh Hóa's through
+intake as CloudEvents and the two Phú Thọ communes' as their system syncs them to the national
+portal (DongBoHoSoMC + CapNhatTienDoHoSoMC through /v1/dvcqg, bench/portal.py); waits until
+processing and metrics have caught up; then prints, commune by commune, what the article says
+beside what the report API answers as of the article's date.
 
 Event ids are derived from the dossier and step, so running it twice sends the same events, which
 the pipeline deduplicates by source + id: the figures do not change.
@@ -11,12 +13,15 @@ the pipeline deduplicates by source + id: the figures do not change.
 
 import asyncio
 import hashlib
+import json
 import os
 import random
 import threading
 import subprocess
 import sys
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,7 +32,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.articles import CLAIMS, RANK, period
-from bench.generate import SEEDS, histories, signed_shares
+from bench.generate import SEEDS, histories, receiving_unit, signed_shares
+from bench.portal import PORTAL_COMMUNES, PortalDossier, portal_dossier
 from tests.fixtures.pki import blank_pdf, sign_with_pkcs12
 from tests.fixtures.sample import VN, event
 from shared.communes import commune
@@ -147,6 +153,79 @@ def post(all_events: list[dict]) -> None:
     print()
 
 
+PORTAL_BATCH = 2000  # records a request (the portal's adapter allows 10,000)
+
+
+@dataclass
+class PortalReplay:
+    """A commune replayed in the portal's format: its records, what went beside them, what it left out."""
+
+    commune_code: str
+    snapshots: list[dict] = field(default_factory=list)
+    progress: list[dict] = field(default_factory=list)
+    beside: list[dict] = field(default_factory=list)
+    left_out: Counter = field(default_factory=Counter)
+
+    def add(self, dossier: PortalDossier) -> None:
+        self.snapshots += dossier.snapshots
+        self.progress += dossier.progress
+        self.beside += dossier.beside
+        self.left_out.update(dossier.left_out)
+
+    def about(self) -> list[str]:
+        lines = [f"replayed as the national portal's sync (/v1/dvcqg): {len(self.snapshots):,} DongBoHoSoMC "
+                 f"snapshots, {len(self.progress):,} CapNhatTienDoHoSoMC steps"]
+        if self.beside:
+            kinds = Counter(e["type"].removeprefix("dossier.") for e in self.beside)
+            lines.append("not in the format, sent beside it as CloudEvents (the satisfaction figure needs them): "
+                         + ", ".join(f"{n:,} {kind}" for kind, n in sorted(kinds.items())))
+        if self.left_out:
+            lines.append("not in the format, left out (no article figure needs them): "
+                         + ", ".join(f"{n:,} {kind.removeprefix('dossier.')}" for kind, n in sorted(self.left_out.items())))
+        return lines
+
+
+def split(all_events: list[dict]) -> tuple[list[dict], dict[str, PortalReplay]]:
+    """The CloudEvents to post as they are, and the portal communes' dossiers as the portal's records."""
+    communes = {e["subject"]: e["data"]["commune_code"] for e in all_events if e["type"] == "dossier.received"}
+    plain, dossiers = [], {}
+    for e in all_events:
+        if communes.get(e["subject"]) in PORTAL_COMMUNES:
+            dossiers.setdefault(e["subject"], []).append(e)
+        else:
+            plain.append(e)
+    replays = {code: PortalReplay(code) for code in PORTAL_COMMUNES}
+    for code, history in dossiers.items():
+        commune_code = communes[code]
+        replays[commune_code].add(portal_dossier(history, receiving_unit(commune_code)))
+    return plain, replays
+
+
+def post_portal(replays: dict[str, PortalReplay]) -> None:
+    """Logs in with the local stack's portal account and syncs each commune as its system would."""
+    account = json.loads((STACK / "dvcqg-accounts.json").read_text())[0]
+    password = (STACK / "dvcqg-password").read_text().strip()
+    with httpx.Client(base_url=INTAKE, timeout=300) as client:
+        login = client.post("/v1/dvcqg/login", json={"username": account["username"], "password": password})
+        if login.status_code != 200:
+            raise SystemExit(f"the portal login answered {login.status_code}: {login.text}")
+        session = login.json()["session"]
+        for replay in replays.values():
+            unit = receiving_unit(replay.commune_code)
+            for service, records in (("DongBoHoSoMC", replay.snapshots), ("CapNhatTienDoHoSoMC", replay.progress)):
+                print(f"Syncing {len(records):,} {service} records of {unit} through {INTAKE}/v1/dvcqg:")
+                for i in range(0, len(records), PORTAL_BATCH):
+                    body = {"session": session, "madonvi": unit, "service": service, "isUpdating": "False",
+                            "data": records[i : i + PORTAL_BATCH]}
+                    answer = client.post("/v1/dvcqg", content=orjson.dumps(body),
+                                         headers={"content-type": "application/json"})
+                    if answer.status_code != 200 or answer.json()["error_code"] != "00":
+                        failed = [r for r in answer.json().get("results", []) if r.get("error_code") != "00"][:3]
+                        raise SystemExit(f"/v1/dvcqg answered {answer.status_code}: {failed or answer.text[:500]}")
+                    progress(min(i + PORTAL_BATCH, len(records)), len(records), "records")
+                print()
+
+
 def counted() -> int:
     """Dossiers of the demo's communes the report API counts now."""
     province = commune("14923").province_code
@@ -220,7 +299,7 @@ def report(code: str) -> dict:
     return answer.json()
 
 
-def compare() -> bool:
+def compare(replays: dict[str, PortalReplay]) -> bool:
     """The articles' figures beside the system's; True when every one holds."""
     reports = {code: report(code) for code in SEEDS}
     rows, good = [], True
@@ -251,6 +330,8 @@ def compare() -> bool:
             p = SEEDS[code]
             print(f"\n{unit.name} ({code}), {unit.province_name}: received {p.start:%d/%m}–{p.end:%d/%m/%Y}, "
                   f"as of {p.as_of:%d/%m/%Y %H:%M}")
+            for line in replays[code].about() if code in replays else ["replayed as CloudEvents (/v1/events)"]:
+                print(f"  {line}")
             print(f"  {'figure':<{width}}  {'article':>12}  {'system':>22}")
             last = code
         print(f"  {figure:<{width}}  {article:>12}  {system:>22}  {'✓' if ok else '✗ differs'}")
@@ -334,13 +415,16 @@ def signed_result(code: str) -> None:
 def main() -> None:
     all_events = events()
     dossiers = len({e["subject"] for e in all_events})
+    plain, replays = split(all_events)
     pdf = result_pdf()
     server = serve_results(pdf)
     signed = signatures(all_events, pdf)
-    post(all_events + signed)
+    post(plain + signed)
+    post_portal(replays)
+    post([e for replay in replays.values() for e in replay.beside])  # after the receipts they rate
     wait(dossiers)
     server.shutdown()
-    good = compare()
+    good = compare(replays)
     code = sms_today()
     signed_result(code)
     citizen_lookup(code)
@@ -350,6 +434,8 @@ def main() -> None:
     print(f"  operators:      {METRICS}/bao-cao?ma=14923&tu=01/07/2025&den=11/11/2025&luc=11/11/2025   "
           f"(ranking: {METRICS}/xep-hang?tinh=38&tu=01/07/2025&den=11/11/2025&luc=11/11/2025)")
     print(f"  report API:     {METRICS}/v1/reports/communes/14923?from=2025-07-01&to=2025-11-11   (&format=xlsx|csv)")
+    print(f"  where it waits: {METRICS}/don-vi?ma=08152&tu=01/07/2025&den=30/08/2025&luc=30/08/2025   "
+          "(steps overdue while the dossier is in time)")
     print(f"  scorecard:      {METRICS}/v1/reports/provinces/38/scorecard?from=2025-07-01&to=2025-11-11")
     print(f"  one dossier:    {PROCESSING}/v1/dossiers/{example}   (operators: Authorization: Bearer "
           "$(cat .local/intake-api-key))")

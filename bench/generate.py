@@ -23,12 +23,14 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from shared.calendar import WorkingCalendar
+from shared.catalogue import load_catalogue
 from shared.communes import commune, communes_of_province
 from shared.dossier import Dossier, fold
 from shared.events import parse_event
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 CAL = WorkingCalendar.load()
+CATALOGUE = load_catalogue()  # deploy/dvcqg/procedures.yaml: the level each procedure is offered online at
 IDS = uuid.UUID("3c0b6f0e-9a55-4b8e-8a39-2f6f4f3b7d21")
 
 
@@ -57,6 +59,11 @@ PROCEDURES = (
     Procedure("1.012790", "Đăng ký, cấp Giấy chứng nhận quyền sử dụng đất lần đầu", "DD", 160, 150_000),
 )
 ENDED = ("early", "on_time", "late")
+# Who decides a procedure at a commune (its departments since 1/7/2025), and the steps dated at the receipt.
+RECEPTION = "Bộ phận tiếp nhận và trả kết quả"
+DEPARTMENTS = {"HT": "Văn phòng HĐND và UBND", "CT": "Văn phòng HĐND và UBND", "HKD": "Phòng Kinh tế",
+               "BTXH": "Phòng Văn hóa - Xã hội", "XD": "Phòng Kinh tế", "DD": "Phòng Kinh tế"}
+AT_RECEIPT = ("dossier.digitized", "dossier.payment_completed")
 # Vietnamese mobile prefixes (10-digit plan): Viettel, MobiFone, VinaPhone, Vietnamobile, Gmobile.
 MOBILE_PREFIXES = ("086", "096", "097", "098", "032", "033", "034", "035", "036", "037", "038", "039", "090",
                    "093", "070", "076", "077", "078", "079", "088", "091", "094", "081", "082", "083", "084", "085",
@@ -102,6 +109,11 @@ class Share:
     supplement: bool = False
     obligation: bool = False
     apology: bool = False
+
+
+def online_level(procedure: Procedure) -> str | None:
+    entry = CATALOGUE.get(procedure.code)
+    return entry.online_level if entry else None
 
 
 def end_of(day: date) -> datetime:
@@ -218,6 +230,14 @@ def shares(p: Profile, rng: random.Random) -> list[Share]:
                   i in obligation, i in apology) for i in range(p.received)]
 
 
+def receiving_unit(commune_code: str) -> str:
+    """The commune's centre as its dossier codes name it (TT 01/2018), e.g. 923.14.00.H38 for Bá Thước (14923):
+    also its unit code in deploy/dvcqg/units.yaml."""
+    c = commune(commune_code)
+    assert c is not None
+    return f"{c.code[2:]}.{c.code[:2]}.00.H{c.province_code}"
+
+
 @dataclass
 class Commune:
     """Generates one commune's dossiers, numbering them per receiving day (TT 01/2018)."""
@@ -231,8 +251,7 @@ class Commune:
     def __post_init__(self) -> None:
         c = commune(self.profile.commune_code)
         assert c is not None
-        code = c.code
-        self.unit = f"{code[2:]}.{code[:2]}.00.H{c.province_code}"  # receiving unit of the commune
+        self.unit = receiving_unit(c.code)
         self.source = f"urn:motcua:{c.province_code}"
 
     def dossier(self, share: Share) -> list[dict]:
@@ -294,10 +313,32 @@ class Commune:
         if not self._fits(dossier, share):
             return None
         self.daily[day] = sequence
-        return [self._event(code, n, type_, when, data) for n, (type_, when, data) in enumerate(steps)]
+        events = [self._event(code, n, type_, when, data) for n, (type_, when, data) in enumerate(steps)]
+        return sorted([*events, self._transfer(code, procedure, steps)], key=lambda e: e["time"])
+
+    def _transfer(self, code: str, procedure: Procedure, steps: list[tuple[str, datetime, dict]]) -> dict:
+        """The reception hands the dossier to the department that decides it, with the step's own due (a
+        share of the processing time): a few minutes after the receipt, before any later step. Its own
+        random draws and id, so the rest of the history is the same with or without it."""
+        rng = random.Random(f"{code}/transfer")
+        received = steps[0][1]
+        later = [when for type_, when, _ in steps[1:] if type_ not in AT_RECEIPT]
+        at = received + timedelta(minutes=rng.uniform(5, 25))
+        if later and at >= min(later):
+            at = received + (min(later) - received) / 2
+        due = CAL.add_working(at, timedelta(hours=procedure.hours * rng.uniform(0.3, 0.8))).replace(microsecond=0)
+        event = self._event(code, 0, "dossier.transferred", at, {
+            "from_unit": RECEPTION, "to_unit": DEPARTMENTS[procedure.sector], "step_due_at": due.isoformat()})
+        return event | {"id": str(uuid.uuid5(IDS, f"{code}/transfer"))}
 
     def _procedure(self, share: Share) -> Procedure:
-        fits = [pr for pr in PROCEDURES if (pr.fee > 0) == bool(share.payment)]
+        # At the level the catalogue offers it online, where one fits (what the portal's format says of it).
+        fits = self._fitting(share, share.online_level) or self._fitting(share, None)
+        weights = [8 if pr.sector in ("HT", "CT") else 2 for pr in fits]
+        return self.rng.choices(fits, weights)[0]
+
+    def _fitting(self, share: Share, level: str | None) -> list[Procedure]:
+        fits = [pr for pr in PROCEDURES if (pr.fee > 0) == bool(share.payment) and level in (None, online_level(pr))]
         if share.obligation:
             fits = [pr for pr in fits if pr.sector in ("DD", "XD", "HKD")]
         if share.outcome == "early":
@@ -306,8 +347,7 @@ class Commune:
             fits = [pr for pr in fits if pr.hours >= 40] or fits
         elif share.outcome == "overdue":
             fits = [pr for pr in fits if pr.hours <= 24]
-        weights = [8 if pr.sector in ("HT", "CT") else 2 for pr in fits]
-        return self.rng.choices(fits, weights)[0]
+        return fits
 
     def _receipt(self, share: Share, procedure: Procedure) -> datetime:
         p, rng = self.profile, self.rng

@@ -17,6 +17,14 @@ ensure_local_key() {
   export DOSSIER_METRICS_OPERATOR_KEYS_FILE="${DOSSIER_METRICS_OPERATOR_KEYS_FILE:-$hashes}"
 }
 
+# The national portal's format (docs/dvcqg.md): the demo's Phú Thọ system syncs through a portal account, made
+# once (its password in .local/dvcqg-password, readable by its owner only; its hash in the accounts file).
+ensure_local_portal_account() {
+  local accounts="$STACK/dvcqg-accounts.json"
+  (cd "$ROOT" && "$PY" -m bench.portal "$STACK/dvcqg-password" "$accounts")
+  export DOSSIER_INTAKE_DVCQG_ACCOUNTS_FILE="${DOSSIER_INTAKE_DVCQG_ACCOUNTS_FILE:-$accounts}"
+}
+
 # The CAs a signed result must chain to: the deployment's PEM files (deploy/signature/trust-roots,
 # none shipped) and, on this local stack only, a demo root made once with an official's key for
 # `make demo` (.local/signature/).
@@ -47,6 +55,7 @@ case "$action" in
   start)
     ensure_secrets
     ensure_local_key
+    ensure_local_portal_account
     ensure_local_pki
     for name in "${names[@]}"; do
       service_exists "$name" || continue

@@ -217,8 +217,10 @@ def add_commune_views(app: FastAPI, settings: MetricsSettings, service: MetricsS
         first, last, instant = parse_period(start, end, as_of, settings.clock)
         scope.commune(commune_code, operator)
         figures = await service.figures_for([commune_code], first, last)
-        rows = service.timed("units", lambda: figures.units(commune_code, first, last, instant))
+        rows, steps = service.timed("units", lambda: (figures.units(commune_code, first, last, instant),
+                                                      figures.overdue_steps(commune_code, first, last, instant)))
         return export.respond({"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
-                               "as_of": instant.isoformat(), "units": rows}, output, export.units_table)
+                               "as_of": instant.isoformat(), "units": rows, "overdue_steps": steps},
+                              output, export.units_table)
 
     return points_at_risk, units

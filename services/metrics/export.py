@@ -231,15 +231,26 @@ def at_risk_table(answer: dict[str, Any]) -> Table:
 
 
 def units_table(answer: dict[str, Any]) -> Table:
-    """`GET /v1/reports/communes/{c}/units`: per unit, the working hours it held the cohort's dossiers
-    and the open dossiers it holds now by open state."""
-    rows: list[list[Value]] = [[u["unit"], u["working_hours_held"], *(u["open"].get(s, 0) for s in OPEN_STATES)]
+    """`GET /v1/reports/communes/{c}/units`: per unit, the working hours it held the cohort's dossiers,
+    the open dossiers it holds now by open state, and those in time whose step is overdue."""
+    rows: list[list[Value]] = [[u["unit"], u["working_hours_held"], *(u["open"].get(s, 0) for s in OPEN_STATES),
+                                u["steps_overdue"]]
                                for u in answer["units"]]
     return Table(title=f"Nơi hồ sơ đang chờ – {_place(answer)}", sheet="Nơi hồ sơ chờ",
                  filename=_filename("don-vi", answer["commune_code"], answer), about=_period(answer),
                  header=["Đơn vị", "Giờ làm việc đã giữ hồ sơ",
-                         *(f"Đang giữ: {name.lower()}" for name in OPEN_STATES.values())],
+                         *(f"Đang giữ: {name.lower()}" for name in OPEN_STATES.values()),
+                         "Bước quá hạn, hồ sơ còn hạn"],
                  rows=rows)
+
+
+def overdue_steps_table(answer: dict[str, Any]) -> Table:
+    """`/units`' `overdue_steps`: the dossiers in time whose step is overdue, with both dues."""
+    rows: list[list[Value]] = [[s["dossier_code"], s["unit"], datetime.fromisoformat(s["step_due_at"]),
+                                datetime.fromisoformat(s["due_at"])] for s in answer["overdue_steps"]]
+    return Table(title=f"Bước xử lý quá hạn – {_place(answer)}", sheet="Bước quá hạn",
+                 filename=_filename("buoc-qua-han", answer["commune_code"], answer), about=_period(answer),
+                 header=["Mã hồ sơ", "Đơn vị đang giữ", "Hạn của bước", "Hạn giải quyết hồ sơ"], rows=rows)
 
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@")

@@ -288,13 +288,19 @@ def at_risk(place: Commune, query: dict[str, str], answer: dict[str, Any]) -> st
 
 
 def units(place: Commune, query: dict[str, str], answer: dict[str, Any]) -> str:
-    """Which units hold the commune's dossiers, and for how long they held them."""
+    """Which units hold the commune's dossiers, for how long they held them, and the steps overdue in
+    dossiers still in time (a unit late with its step while the dossier is not yet late)."""
     held = answer["units"]
     spec = {"labels": [u["unit"] for u in held], "horizontal": True, "stacked": True,
             "series": [{"name": name, "colors": COLOURS[state], "values": [u["open"].get(state, 0) for u in held]}
                        for state, name in OPEN_STATES.items()]}
-    body = (f'<div class="charts">{chart("don-vi", "Hồ sơ đang giữ, theo đơn vị và tình trạng", spec)}</div>'
-            + table_html(export.units_table(answer), "bang-don-vi"))
+    steps = answer["overdue_steps"]
+    cards = _cards([("buoc-qua-han", "Bước xử lý quá hạn, hồ sơ còn hạn", number(len(steps)))])
+    body = (cards + f'<div class="charts">{chart("don-vi", "Hồ sơ đang giữ, theo đơn vị và tình trạng", spec)}</div>'
+            + table_html(export.units_table(answer), "bang-don-vi")
+            + "<h2>Hồ sơ còn hạn nhưng bước xử lý đã quá hạn</h2><p>Đơn vị đang giữ hồ sơ đã qua ngày hạn của bước"
+            " mình (hạn từng bước, theo ngày), trong khi hồ sơ vẫn trong hạn giải quyết.</p>"
+            + table_html(export.overdue_steps_table(answer), "bang-buoc-qua-han"))
     return _commune_page(place, "/don-vi", query, answer, body,
                          _downloads(f"/v1/reports/communes/{place.code}/units", answer))
 

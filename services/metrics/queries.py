@@ -143,9 +143,11 @@ class ReportQueries:
 
     def units(self, commune_code: str, start: date, end: date, as_of: datetime) -> list[dict[str, Any]]:
         """Where the cohort's dossiers waited: per unit, the working hours it held them (up to their end
-        or `as_of`), the open dossiers it holds now by open state, and how many of those are overdue."""
+        or `as_of`), the open dossiers it holds now by open state, how many of those are overdue, and how
+        many are in time while the step holding them is overdue (`steps_overdue`, `overdue_steps`)."""
         held: dict[str, float] = {}
         holding: dict[str, Counter[str]] = {}
+        late_steps: Counter[str] = Counter()
         for tracked, now in self.cohort(commune_code, start, end, as_of):
             entries = [f for f in tracked.timeline if f.since <= as_of]
             for f, following in zip(entries, [*entries[1:], None], strict=True):
@@ -156,9 +158,32 @@ class ReportQueries:
                 held[f.unit or RECEPTION] = held.get(f.unit or RECEPTION, 0.0) + hours
             if (state := now.open_state(as_of, self.calendar)) is not None:
                 holding.setdefault(now.unit or RECEPTION, Counter())[state] += 1
+                late_steps[now.unit or RECEPTION] += step_overdue(now, as_of, self.calendar)
         return sorted(({"unit": unit, "working_hours_held": round(held.get(unit, 0.0), 2),
                         "open": dict(holding.get(unit, Counter())),
-                        "overdue": holding.get(unit, Counter())["overdue"]}
+                        "overdue": holding.get(unit, Counter())["overdue"], "steps_overdue": late_steps[unit]}
                        for unit in held.keys() | holding.keys()),
-                      key=lambda row: (-row["overdue"], -sum(row["open"].values()), -row["working_hours_held"]))
+                      key=lambda row: (-row["overdue"], -row["steps_overdue"], -sum(row["open"].values()),
+                                       -row["working_hours_held"]))
 
+    def overdue_steps(self, commune_code: str, start: date, end: date, as_of: datetime) -> list[dict[str, Any]]:
+        """The cohort's open dossiers still in time whose holding step is overdue at `as_of`, the oldest step
+        due first: the dossier's code, the unit holding it, the step's due and the dossier's (no personal data)."""
+        found = [{"dossier_code": tracked.code, "unit": now.unit or RECEPTION, "step_due_at": now.step_due_at,
+                  "due_at": now.due_at}
+                 for tracked, now in self.cohort(commune_code, start, end, as_of)
+                 if step_overdue(now, as_of, self.calendar)]
+        return [row | {"step_due_at": row["step_due_at"].isoformat(), "due_at": row["due_at"].isoformat()}
+                for row in sorted(found, key=lambda row: (row["step_due_at"], row["dossier_code"]))]
+
+
+IN_TIME = frozenset({"within_deadline", "due_soon"})
+
+
+def step_overdue(facts: Facts, at: datetime, calendar: WorkingCalendar) -> bool:
+    """Whether the step holding a dossier is overdue at `at` while the dossier itself is in time: the
+    dossier within its deadline or due soon (docs/domain.md §4), and the local date of `at` after the local
+    date of the step's own due (`step_due_at`, the same date rule applied to the step)."""
+    if facts.step_due_at is None or facts.open_state(at, calendar) not in IN_TIME:
+        return False
+    return calendar.local(at).date() > calendar.local(facts.step_due_at).date()

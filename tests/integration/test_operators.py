@@ -33,6 +33,7 @@ BA_THUOC, NEIGHBOUR = "14923", "14797"  # Xã Bá Thước, Phường Hạc Thà
 MONDAY = datetime(2025, 7, 7, 9, 0, tzinfo=VN)
 FORM = {"ma": BA_THUOC, "tu": "01/07/2025", "den": "10/07/2025", "luc": "10/07/2025 17:00"}
 API = {"from": "2025-07-01", "to": "2025-07-10", "as_of": "2025-07-10T17:00:00+07:00"}
+STEP_DUE = datetime(2025, 7, 9, 17, 0, tzinfo=VN)
 APPLICANT = {"name": "Lê Thị Hoa", "phone": "0987654321", "sms_opt_in": False}
 
 
@@ -48,7 +49,8 @@ DONE = [("digitized", 0.1, {}), ("transferred", 0.5, {"to_unit": "Công chức T
 
 
 def history() -> list[dict]:
-    """Bá Thước: four dossiers in time, one late, one overdue, one due soon, one within its deadline;
+    """Bá Thước: four dossiers in time, one late, one overdue, one due soon, one within its deadline whose
+    step is overdue;
     the neighbour: three in time (it ranks first, Bá Thước second of the province's 166)."""
     code = lambda n, day=MONDAY: dossier_code(day, sequence=n)  # noqa: E731
     lives = [life(code(1700 + n), BA_THUOC, MONDAY + timedelta(days=n // 2, hours=n), 2, DONE) for n in range(4)]
@@ -57,7 +59,9 @@ def history() -> list[dict]:
         life(code(1711), BA_THUOC, MONDAY, 1, [("transferred", 1, {"to_unit": "Văn phòng - Thống kê"})]),  # overdue
         life(code(1712, MONDAY + timedelta(days=3)), BA_THUOC, MONDAY + timedelta(days=3), 1,
              [("transferred", 1, {"to_unit": "Công chức Địa chính"})]),  # due Fri 11/7 09:00: due soon
-        life(code(1713, MONDAY + timedelta(days=2)), BA_THUOC, MONDAY + timedelta(days=2), 5, []),  # within deadline
+        # Within its deadline (due Wed 16/7), but the step Văn hóa holds was due Wed 9/7 17:00: overdue on 10/7.
+        life(code(1713, MONDAY + timedelta(days=2)), BA_THUOC, MONDAY + timedelta(days=2), 5,
+             [("transferred", 1, {"to_unit": "Công chức Văn hóa - Xã hội", "step_due_at": STEP_DUE.isoformat()})]),
     ]
     lives += [life(code(1720 + n, MONDAY), NEIGHBOUR, MONDAY + timedelta(hours=n), 2, DONE)
               for n in range(3)]
@@ -236,6 +240,31 @@ def test_the_page_shows_ba_thuocs_report_and_rank_with_charts_drawn_from_this_se
     assert held == {u["unit"] for u in api(metrics, f"communes/{BA_THUOC}/units")["units"]}
     assert drawn(driver, "bieu-do-don-vi") > 2_000
     screenshot(driver, "don-vi")
+
+
+def test_the_units_view_lists_the_steps_overdue_in_dossiers_still_in_time(metrics, driver):
+    answer = api(metrics, f"communes/{BA_THUOC}/units")
+    waiting = dossier_code(MONDAY + timedelta(days=2), sequence=1713)
+    assert answer["overdue_steps"] == [{"dossier_code": waiting, "unit": "Công chức Văn hóa - Xã hội",
+                                        "step_due_at": STEP_DUE.isoformat(),
+                                        "due_at": "2025-07-16T09:00:00+07:00"}]
+    rows = {u["unit"]: u for u in answer["units"]}
+    assert rows["Công chức Văn hóa - Xã hội"]["steps_overdue"] == 1
+    assert rows["Công chức Văn hóa - Xã hội"]["open"] == {"within_deadline": 1}
+    assert sum(u["steps_overdue"] for u in answer["units"]) == 1  # the overdue dossier's step is not one
+    earlier = api(metrics, f"communes/{BA_THUOC}/units", as_of="2025-07-09T23:59:00+07:00")
+    assert earlier["overdue_steps"] == []  # still the step's own due date
+
+    driver.get(f"{metrics.url}/don-vi?{httpx.QueryParams(FORM)}")
+    assert shown(driver, By.ID, "buoc-qua-han").text == "1"
+    [row] = driver.find_elements(By.CSS_SELECTOR, "#bang-buoc-qua-han tbody tr")
+    assert [c.text for c in row.find_elements(By.TAG_NAME, "td")] == [
+        waiting, "Công chức Văn hóa - Xã hội", "09/07/2025 17:00", "16/07/2025 09:00"]
+    [unit] = [r for r in driver.find_elements(By.CSS_SELECTOR, "#bang-don-vi tbody tr")
+              if r.find_element(By.TAG_NAME, "td").text == "Công chức Văn hóa - Xã hội"]
+    assert unit.find_elements(By.TAG_NAME, "td")[-1].text == "1"
+    assert "Lê Thị Hoa" not in driver.page_source and "0987654321" not in driver.page_source
+    screenshot(driver, "buoc-qua-han")
 
 
 def download(driver: webdriver.Chrome, link: str, folder: Path) -> bytes:

@@ -11,6 +11,7 @@ from openpyxl import load_workbook
 from services.metrics import export
 from services.metrics.app import scorecard_answer
 from services.metrics.export import Percent
+from services.metrics.vietnamese import VN
 from shared.communes import communes_of_province
 from shared.scorecard import COMMUNE_NOT_APPLICABLE, Counts, Tally, scorecard
 
@@ -37,8 +38,12 @@ AT_RISK = {"commune_code": "14923", "from": "2026-03-02", "to": "2026-03-03", "a
            "dossiers": [{"dossier_code": "000.00.38.H56-260302-0802", "due_at": "2026-03-03T09:00:00+07:00",
                          "open_state": "due_soon", "hours_left": 1.0, "points": 22.5}]}
 UNITS = {"commune_code": "14923", "from": "2026-03-02", "to": "2026-03-02", "as_of": "2026-03-02T17:00:00+07:00",
-         "units": [{"unit": "Tư pháp", "working_hours_held": 6.0, "open": {"due_soon": 1}, "overdue": 0},
-                   {"unit": "=HYPERLINK(\"http://x\")\x01", "working_hours_held": 0.5, "open": {}, "overdue": 0}]}
+         "units": [{"unit": "Tư pháp", "working_hours_held": 6.0, "open": {"due_soon": 1}, "overdue": 0,
+                    "steps_overdue": 1},
+                   {"unit": "=HYPERLINK(\"http://x\")\x01", "working_hours_held": 0.5, "open": {}, "overdue": 0,
+                    "steps_overdue": 0}],
+         "overdue_steps": [{"dossier_code": "923.14.00.H38-260302-0001", "unit": "Tư pháp",
+                            "step_due_at": "2026-03-01T17:00:00+07:00", "due_at": "2026-03-03T10:00:00+07:00"}]}
 
 
 def card(counts: Counts) -> dict:
@@ -182,8 +187,15 @@ def test_a_dossier_without_a_due_leaves_the_cell_blank():
 
 def test_the_units_table_counts_every_open_state_zero_when_absent():
     rows = export.units_table(UNITS).rows
-    assert rows[0] == ["Tư pháp", 6.0, 0, 1, 0, 0, 0]
-    assert rows[1][2:] == [0, 0, 0, 0, 0]
+    assert rows[0] == ["Tư pháp", 6.0, 0, 1, 0, 0, 0, 1]
+    assert rows[1][2:] == [0, 0, 0, 0, 0, 0]
+
+
+def test_the_overdue_steps_table_gives_both_dues_as_local_instants():
+    table = export.overdue_steps_table(UNITS)
+    assert table.header == ["Mã hồ sơ", "Đơn vị đang giữ", "Hạn của bước", "Hạn giải quyết hồ sơ"]
+    assert table.rows == [["923.14.00.H38-260302-0001", "Tư pháp", datetime(2026, 3, 1, 17, 0, tzinfo=VN),
+                           datetime(2026, 3, 3, 10, 0, tzinfo=VN)]]
 
 
 def test_text_from_the_events_is_never_a_formula():

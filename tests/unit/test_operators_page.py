@@ -144,11 +144,21 @@ def test_the_horizon_typed_reaches_the_api_as_the_end_of_that_day_and_stays_in_t
 
 def test_text_from_the_events_is_escaped_in_tables_and_chart_data():
     hostile = UNITS | {"units": [{"unit": "<script>alert(1)</script>", "working_hours_held": 1.0,
-                                  "open": {"overdue": 1}, "overdue": 1}]}
+                                  "open": {"overdue": 1}, "overdue": 1, "steps_overdue": 0}],
+                       "overdue_steps": [UNITS["overdue_steps"][0] | {"unit": "<b>Tư pháp</b>"}]}
     page = client(CannedApi(hostile)).get("/don-vi", params={"ma": "14923"} | PERIOD).text
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     data = re.search(r'<script type="application/json" id="du-lieu-don-vi">(.*?)</script>', page).group(1)
     assert json.loads(data)["labels"] == ["<script>alert(1)</script>"]
+    assert "<b>Tư pháp" not in page and "&lt;b&gt;Tư pháp&lt;/b&gt;" in page
+
+
+def test_the_units_view_shows_the_steps_overdue_in_dossiers_still_in_time():
+    page = client(CannedApi()).get("/don-vi", params={"ma": "14923"} | PERIOD).text
+    assert re.search(r'<strong id="buoc-qua-han">1</strong>', page)
+    row = re.search(r'<table id="bang-buoc-qua-han">.*?<tbody>(.*?)</tbody>', page, re.S).group(1)
+    assert re.findall(r"<td[^>]*>(.*?)</td>", row) == ["923.14.00.H38-260302-0001", "Tư pháp", "01/03/2026 17:00",
+                                                       "03/03/2026 10:00"]
 
 
 def test_the_scorecard_view_ranks_and_highlights_the_commune_asked_for():
