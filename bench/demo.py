@@ -32,11 +32,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.articles import CLAIMS, RANK, period
-from bench.generate import SEEDS, histories, receiving_unit, signed_shares
+from bench.generate import PROVINCE, SEEDS, histories, receiving_unit, signed_shares
+from bench.scorecard_data import enriched, feedback
 from bench.portal import PORTAL_COMMUNES, PortalDossier, portal_dossier
 from tests.fixtures.pki import blank_pdf, sign_with_pkcs12
 from tests.fixtures.sample import VN, event
-from shared.communes import commune
+from shared.communes import commune, communes_of_province
 from shared.kafka import client_options
 from shared.kafka_acls import ADMIN, password_file
 from shared.lookup import lookup_link
@@ -56,21 +57,36 @@ SEED = int(os.environ.get("DEMO_SEED", "1"))
 BATCH = 500
 RESULT_PORT = int(os.environ.get("DEMO_RESULT_PORT", "8199"))
 RESULT_URL = f"http://127.0.0.1:{RESULT_PORT}/ket-qua.pdf"
+# Thanh Hóa's communes carry the v1.2 fields and feedback the 766 scorecard counts (bench/scorecard_data.py);
+# Phú Thọ's go through the portal's format as they are.
+ENRICHED = frozenset(c.code for c in communes_of_province(PROVINCE))
 
 
 def events() -> list[dict]:
     """Every commune's events, from the cache when the generator and seed are the same."""
-    generator = (ROOT / "bench" / "generate.py").read_bytes()
+    generator = b"".join((ROOT / "bench" / name).read_bytes() for name in ("generate.py", "scorecard_data.py"))
     cache = ROOT / ".local" / "demo" / f"events-{SEED}-{hashlib.sha256(generator).hexdigest()[:12]}.jsonl"
     if cache.exists():
         return [orjson.loads(line) for line in cache.read_bytes().splitlines()]
     print("Generating the communes' histories (once; cached in .local/demo/) …")
     started = time.monotonic()
-    out = [e for dossiers in histories(seed=SEED).values() for history in dossiers for e in history]
+    out = [e for code, dossiers in histories(seed=SEED).items() for history in dossiers
+           for e in (enriched(history, SEED) if code in ENRICHED else history)]
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_bytes(b"\n".join(orjson.dumps(e) for e in out))
     print(f"  {len(out):,} events in {time.monotonic() - started:.0f} s")
     return out
+
+
+def feedback_events(all_events: list[dict]) -> list[dict]:
+    """Thanh Hóa's feedback (PAKN) over Bá Thước's period, some of it about the communes' dossiers."""
+    codes: dict[str, list[str]] = {}
+    for e in all_events:
+        if e["type"] == "dossier.received" and e["data"]["commune_code"] in ENRICHED:
+            codes.setdefault(e["data"]["commune_code"], []).append(e["subject"])
+    period = SEEDS["14923"]
+    return [e for commune_code in sorted(codes)
+            for e in feedback(commune_code, period.start, period.end, codes[commune_code], SEED)]
 
 
 def result_pdf() -> bytes:
@@ -317,6 +333,10 @@ def compare(replays: dict[str, PortalReplay]) -> bool:
     good &= system == article
     after = max(n for n, row in enumerate(rows) if row[0] == code) + 1
     rows.insert(after, (code, figure, article, f"{system} ({ours['score']:.1f} điểm)", system == article))
+    for group in reversed(ours["groups"]):  # what the score is made of, as the portal computes it
+        shown = f"{group['points']:.2f} / {group['measured_max']:g}" if group["measured_max"] else "không đo được"
+        rows.insert(after + 1, (code, f"  nhóm {group['name']} (tối đa {group['max']})", "—", shown, True))
+    after += len(ours["groups"])
     risk = httpx.get(f"{METRICS}/v1/reports/communes/{code}/at-risk", timeout=60,
                      params=period(profile), headers=as_operator()).json()
     rows.insert(after + 1, (code, "điểm có nguy cơ mất (points at risk, by the period's end)", "—",
@@ -420,6 +440,7 @@ def main() -> None:
     server = serve_results(pdf)
     signed = signatures(all_events, pdf)
     post(plain + signed)
+    post(feedback_events(all_events))
     post_portal(replays)
     post([e for replay in replays.values() for e in replay.beside])  # after the receipts they rate
     wait(dossiers)
