@@ -12,8 +12,6 @@ kept in PASSWORD_FILE, readable by its owner only; the hash in the accounts file
 """
 
 import json
-import os
-import secrets
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.generate import CAL
+from services.intake.keys import local_secret
 from shared.auth import password_hash
 from shared.dossier import fold
 from shared.dvcqg import DATE_FORMAT, VN
@@ -185,12 +184,7 @@ def _progress(event: dict[str, Any], status: str) -> dict[str, Any]:
 
 def ensure_account(password_file: Path, accounts_file: Path) -> str:
     """The local stack's portal account for the demo's Phú Thọ system: a random password made once."""
-    if not password_file.exists() or not password_file.read_text().strip():
-        password_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(24) + "\n")
-    password = password_file.read_text().strip()
+    password = local_secret(password_file, 24)
     accounts_file.write_text(json.dumps([ACCOUNT | {"password_hash": password_hash(password)}]))
     return password
 

@@ -13,13 +13,18 @@ from pathlib import Path
 from shared.auth import key_hash
 
 
-def ensure_local_key(key_file: Path, hashes_file: Path) -> str:
-    if not key_file.exists() or not key_file.read_text().strip():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def local_secret(path: Path, nbytes: int) -> str:
+    """The secret kept in `path` (readable by its owner only), made at random the first time."""
+    if not path.exists() or not path.read_text().strip():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(32) + "\n")
-    key = key_file.read_text().strip()
+            out.write(secrets.token_urlsafe(nbytes) + "\n")
+    return path.read_text().strip()
+
+
+def ensure_local_key(key_file: Path, hashes_file: Path) -> str:
+    key = local_secret(key_file, 32)
     hashes_file.write_text(json.dumps([{"name": "local", "key_sha256": key_hash(key), "sources": ["*"]}]))
     return key
 
