@@ -12,7 +12,7 @@ last outbox again (consumers keep the record with the most events).
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -65,18 +65,24 @@ def _key(event: FeedbackEvent) -> str:
 
 
 def integrate(stored: StoredFeedback, new: list[tuple[FeedbackEvent, bytes]], commune_of: CommuneOf,
-              calendar: WorkingCalendar) -> Integrated:
+              calendar: WorkingCalendar, max_events: int = 1000) -> Integrated:
     """Merge new (event, raw JSON) pairs into a PAKN's history (duplicates by source and id left out),
-    fold it, and say what to write and publish."""
+    fold it, and say what to write and publish. A PAKN keeps at most `max_events` events, as a dossier
+    does: the others are dead-lettered, never stored."""
     history = [parse_feedback_json(raw, stored=True) for raw in stored.events]
-    known, added = {_key(e) for e in history}, []
+    known, added, over = {_key(e) for e in history}, [], []
     for event, raw in new:
-        if _key(event) not in known:
-            known.add(_key(event))
-            history.append(event)
-            added.append(raw.decode())
+        if _key(event) in known:
+            continue
+        if len(stored.events) + len(added) >= max_events:
+            over.append(Outgoing("dlq", stored.code, raw, f"PAKN over {max_events} events"))
+            continue
+        known.add(_key(event))
+        history.append(event)
+        added.append(raw.decode())
     if not added:
-        return Integrated(stored, None, 0, len(new), 0, 0)
+        refused = replace(stored, outbox=over) if over else stored
+        return Integrated(refused, None, 0, len(new) - len(over), len(over), 0)
     events = stored.events + added
     foreign = owned([(e.type, e.source, (e.model_extra or {}).get("intakecontributor") is True) for e in history])
     mine = [e for e, why in zip(history, foreign, strict=True) if why is None]
@@ -85,7 +91,7 @@ def integrate(stored: StoredFeedback, new: list[tuple[FeedbackEvent, bytes]], co
     reasons |= {step.id: why for step, why in folded.rejected}
     raw_of = dict(zip((_key(e) for e in history), events, strict=True))
     dead = [k for k in reasons if k not in stored.dead_lettered]
-    outbox = [Outgoing("dlq", stored.code, raw_of[k].encode(), reasons[k]) for k in dead]
+    outbox = [*over, *(Outgoing("dlq", stored.code, raw_of[k].encode(), reasons[k]) for k in dead)]
     announced = stored.announced
     if folded.feedback is not None:
         record = status_record(folded.feedback, folded, len(events), calendar, history)
@@ -95,8 +101,8 @@ def integrate(stored: StoredFeedback, new: list[tuple[FeedbackEvent, bytes]], co
     link = {"events": added, "dead_lettered": dead, "outbox": [o.to_doc() for o in outbox], "announced": announced}
     after = StoredFeedback(stored.code, stored.links, events, stored.dead_lettered + dead, outbox, announced)
     waiting = len(added) if folded.feedback is None else 0
-    return Integrated(after, link, max(0, len(added) - len(dead) - waiting), len(new) - len(added), len(dead),
-                      waiting)
+    return Integrated(after, link, max(0, len(added) - len(dead) - waiting), len(new) - len(added) - len(over),
+                      len(dead) + len(over), waiting)
 
 
 def status_record(f: Feedback, folded: Folded, events: int, calendar: WorkingCalendar,
@@ -141,9 +147,9 @@ class FeedbackProcessor:
     """One batch of PAKN events: each PAKN read, integrated, written, then its outbox published."""
 
     def __init__(self, store: FeedbackStore, calendar: WorkingCalendar, commune_of: Callable[[], CommuneOf],
-                 publish: Publish, metrics: FeedbackMetrics, concurrency: int = 16):
+                 publish: Publish, metrics: FeedbackMetrics, concurrency: int = 16, max_events: int = 1000):
         self.store, self.calendar, self.commune_of = store, calendar, commune_of
-        self.publish, self.metrics = publish, metrics
+        self.publish, self.metrics, self.max_events = publish, metrics, max_events
         self._gate = asyncio.Semaphore(concurrency)
 
     async def handle(self, records: list[Record[FeedbackEvent]]) -> None:
@@ -158,7 +164,7 @@ class FeedbackProcessor:
         async with self._gate:
             while True:
                 stored = await self.store.read(code)
-                result = integrate(stored, events, self.commune_of(), self.calendar)
+                result = integrate(stored, events, self.commune_of(), self.calendar, self.max_events)
                 if result.link is None or await self.store.write(stored, result.link):
                     break
                 log.debug("PAKN written by another replica meanwhile, reading it again", feedback=code)

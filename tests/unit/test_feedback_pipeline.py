@@ -156,3 +156,24 @@ def test_the_view_and_the_table_escape_what_the_events_wrote():
     assert "Quá hạn" in html and "22/07/2025 09:00" in html
     table = feedback_table(answer)
     assert table.rows[0][:3] == ["Đang mở", "PAKN-1", "<b>Tổ</b>"] and table.filename.startswith("phan-anh-14923")
+
+
+def test_a_pakn_keeps_at_most_its_cap_of_events_and_dead_letters_the_rest_unstored():
+    """Security review: any key could append events to a PAKN without end (each batch re-parsed all of
+    them, its record outgrew Kafka's limit); now the dossiers' cap holds for PAKN too."""
+    ratings = [ev(f"r{n}", "feedback.rated", "2025-07-02T09:00", rating="like") for n in range(8)]
+    stored, results = StoredFeedback("PAKN-1"), []
+    answered = ev("2", "feedback.answered", "2025-07-02T08:00")
+    for batch in ([RECEIVED, answered], ratings):
+        result = integrate(stored, batch, UNITS.get, CAL, max_events=5)
+        stored = StoredFeedback.of_links("PAKN-1", [*([{"events": stored.events, "dead_lettered": stored.dead_lettered,
+                                                        "outbox": [], "announced": stored.announced}]
+                                                      if stored.events else []), result.link])
+        results.append(result)
+    assert len(stored.events) == 5
+    over = [o for o in results[-1].stored.outbox if o.kind == "dlq"]
+    assert len(over) == 5 and {o.reason for o in over} == {"PAKN over 5 events"}
+    assert records(stored)[-1].data.events == 5
+    again = integrate(stored, ratings[-2:], UNITS.get, CAL, max_events=5)  # sent again: refused again, not stored
+    assert len(again.stored.events) == 5 and {o.reason for o in again.stored.outbox if o.kind == "dlq"} == {
+        "PAKN over 5 events"}
