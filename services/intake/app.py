@@ -22,11 +22,13 @@ from services.intake.binary_mode import NO_DATA, binary_event, is_binary
 from services.intake.held import HeldDossiers
 from services.intake.publisher import EventPublisher, KafkaUnavailable
 from services.intake.settings import IntakeSettings
-from shared.events import (AnyEvent, EventErrors, FeedbackReceivedEvent, FieldError, ReceivedEvent,
-                           parse_events)
+from shared.events import (AnyEvent, EventErrors, FeedbackForwardedEvent, FeedbackReceivedEvent, FieldError,
+                           ReceivedEvent, parse_events)
 from shared.http import BodyTooLarge, add_operational_routes, read_body
 from services.intake.sealing import KeysUnavailable, sealed_receipts
 from shared.personal import DossierKeys
+from shared.reloading import Reloading
+from shared.units import Units, load_units
 
 log = structlog.get_logger()
 
@@ -154,7 +156,7 @@ def _validate(objects: list[Any]) -> list[AnyEvent]:
         raise _invalid(exc.errors) from None
 
 
-def _refused(key: ApiKey, events: list[AnyEvent]) -> str | None:
+def _refused(key: ApiKey, events: list[AnyEvent], units: Units) -> str | None:
     """Why the key may not send these events (403), or None."""
     forbidden = sorted({e.source for e in events if not may_send(key, e.source)})
     if forbidden:
@@ -163,6 +165,19 @@ def _refused(key: ApiKey, events: list[AnyEvent]) -> str | None:
                         and not key.serves(e.data.commune_code)})
     if elsewhere:
         return f"key {key.name!r} may not receive dossiers for communes {', '.join(elsewhere)}"
+    return _forward_refused(key, [e for e in events if isinstance(e, FeedbackForwardedEvent)], units)
+
+
+def _forward_refused(key: ApiKey, forwards: list[FeedbackForwardedEvent], units: Units) -> str | None:
+    """A PAKN goes only to a unit of the units file (else it would count for no commune) in a commune the
+    key serves (else it would count against a commune another system answers for)."""
+    found = {e.data.to_unit: units.find(e.data.to_unit) for e in forwards}
+    unknown = sorted(name for name, unit in found.items() if unit is None)
+    if unknown:
+        return f"unknown unit {', '.join(map(repr, unknown))}: a PAKN is forwarded to a unit of the units file"
+    elsewhere = sorted({unit.commune for unit in found.values() if unit and not key.serves(unit.commune)})
+    if elsewhere:
+        return f"key {key.name!r} may not forward PAKN to communes {', '.join(elsewhere)}"
     return None
 
 
@@ -232,13 +247,14 @@ class Intake:
                  personal: DossierKeys):
         self.settings, self.publisher, self.metrics, self.personal = settings, publisher, metrics, personal
         self.keys = ApiKeys.load(settings.intake_api_keys, settings.intake_api_keys_file)
+        self.units = Reloading(settings.intake_dvcqg_units_file, load_units)  # where a PAKN may be forwarded
 
     async def accept(self, request: Request) -> int:
         key = self.keys.identify(request.headers.get("authorization"))
         if key is None:
             raise _error(401, "missing or unknown API key", {"WWW-Authenticate": "Bearer"})
         events, objects = await self._parsed(request)
-        if refusal := _refused(key, events):
+        if refusal := _refused(key, events, self.units.current()):
             self._count(events, "rejected")
             raise _error(403, refusal)
         records = await self.records(key, events, objects)
