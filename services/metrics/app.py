@@ -39,6 +39,8 @@ def parse_period(start: str | None, end: str | None, as_of: str | None,
         raise HTTPException(400, "from and to are required dates, YYYY-MM-DD") from None
     if first > last:
         raise HTTPException(400, f"from {first} is after to {last}")
+    if last >= date.max:
+        raise HTTPException(400, f"to must be before {date.max}: a period ends where the day after `to` starts")
     return first, last, parse_instant(as_of, "as_of") if as_of is not None else now()
 
 
