@@ -62,17 +62,14 @@ class Caller:
 
 
 def visible(held: Held | None, caller: Caller) -> Held | None:
-    """What `caller` may see of `held`: all of it if it owns the dossier and serves its commune; of a dossier
-    without a receipt, the records it sent itself; otherwise None, "not found"."""
-    if held is None:
+    """What `caller` may see of `held`: all of it if it owns the dossier and serves its commune; otherwise
+    None, "not found". A dossier without a receipt has no owner yet: "not found" to every caller, as an
+    unknown code (showing a sender its own records there, and not where another system owns the dossier,
+    would tell it which codes exist)."""
+    if held is None or held.receipt is None or held.view is None:
         return None
-    if held.receipt is not None:
-        owned = caller.sends_as(str(held.receipt.get("source"))) and held.view is not None
-        return held if owned and caller.serves(str(held.view["commune_code"])) else None
-    if not any(caller.sends_as(source) for source in held.sources):
-        return None
-    return Held(held.code, None, None, None, [r for r in held.rejections if caller.sends_as(r["source"])],
-                frozenset(s for s in held.sources if caller.sends_as(s)))
+    owned = caller.sends_as(str(held.receipt.get("source")))
+    return held if owned and caller.serves(str(held.view["commune_code"])) else None
 
 
 def portal_date(instant: str | None) -> str | None:
