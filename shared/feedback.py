@@ -234,9 +234,9 @@ def feedback_counts(pakn: Iterable[tuple[str, Sequence[Step]]], commune_code: st
     """5.2, 5.3 and the complaints of `commune_code` (docs/domain.md §9) over PAKN given as (code, steps):
     every PAKN of the commune and every one naming a dossier they name (a follow-up is another PAKN's)."""
     now = {code: f for code, steps in pakn if (f := as_of(steps, code, period.cut)) is not None}
-    receipts: dict[str, list[datetime]] = defaultdict(list)  # dossier code -> its PAKN's receipts
-    for f in now.values():
-        if f.dossier_code:
+    receipts: dict[str, list[datetime]] = defaultdict(list)  # dossier code -> the commune's PAKN's receipts
+    for f in now.values():  # a follow-up is the commune's own: another commune's cannot mark its PAKN
+        if f.dossier_code and commune_code in (f.commune_code, f.receiving_commune):
             receipts[f.dossier_code].append(f.received_at)
     on_time = taken = satisfied = first = 0
     complained = set()

@@ -166,10 +166,17 @@ def test_disliked_more_than_liked_is_not_satisfied():
 
 def test_a_new_pakn_naming_the_same_dossier_unsatisfies_the_earlier():
     first = ("P1", [received("2025-07-01 09:00", dossier=DOSSIER), step("answered", "2025-07-02 09:00")])
-    again = ("P2", [received("2025-07-05 09:00", commune=THERE, dossier=DOSSIER, n="r2")])
-    assert counts(first, again) == FeedbackCounts(1, 1, 0, 1, frozenset({DOSSIER}))
+    again = ("P2", [received("2025-07-05 09:00", dossier=DOSSIER, n="r2")])
+    assert counts(first, again) == FeedbackCounts(1, 2, 0, 2, frozenset({DOSSIER}))
     assert counts(first, again, as_of_="2025-07-04 00:00").satisfied == 1  # not yet followed at the cut
-    assert counts(first, again, commune=THERE, last="2025-07-10").satisfied == 1  # the later one is not followed
+
+
+def test_a_pakn_another_commune_received_does_not_follow_up_this_communes():
+    """Security review: any key could receive a PAKN in its own commune naming another commune's dossier,
+    which marked that commune's PAKN about it "followed" (5.3). A follow-up is the commune's own."""
+    first = ("P1", [received("2025-07-01 09:00", dossier=DOSSIER), step("answered", "2025-07-02 09:00")])
+    elsewhere = ("P2", [received("2025-07-05 09:00", commune=THERE, dossier=DOSSIER, n="r2")])
+    assert counts(first, elsewhere).satisfied == 1
 
 
 def test_complaints_are_the_dossiers_named_by_the_cut():
@@ -236,7 +243,7 @@ def recount(pakn: list[tuple[str, list[Step]]], commune: str, period: Period) ->
             for other_code, other in pakn:
                 g = now(other)
                 if other_code != code and g and f.dossier_code and g.dossier_code == f.dossier_code \
-                        and g.received_at > f.received_at:
+                        and g.received_at > f.received_at and commune in (g.commune_code, g.receiving_commune):
                     followed = True
             result["satisfied"] += not (f.dislikes > f.likes or followed or late)
     return FeedbackCounts(**result, complained=frozenset(complained))
