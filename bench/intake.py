@@ -1,23 +1,31 @@
 """make bench-intake: intake's throughput and latency beside raw aiokafka on the same broker, and the national
-portal's format (`DongBoHoSoMC` batches on /v1/dvcqg, docs/dvcqg.md) beside the CloudEvents path in the same run.
+portal's format (`DongBoHoSoMC` batches on /v1/dvcqg, docs/dvcqg.md) beside the CloudEvents path in the same run,
+each beside intake as it was at a baseline commit (by default the last before the applicant was sealed, issue 23
+finding 6), run from that commit's files against the same broker in the same rounds.
 
-Starts its own intake process (port 8101, topic bench-dossier-events) against the stack's Kafka,
-so the running system's topics are untouched.
+Starts its own intake processes (ports 8101 and, for the baseline, 8102; topic bench-dossier-events) against the
+stack's Kafka, so the running system's topics are untouched. BENCH_INTAKE_BASELINE=<rev> picks the baseline.
 """
 
 import asyncio
+import contextlib
 import itertools
+import os
 import statistics
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from bench.harness import (AUTH, DURATION, knob, percentile, port, post, sample_events, session, stack_settings,
-                           start_service)
+from bench.cpu import tree_of
+from bench.harness import (AUTH, DURATION, knob, percentile, port, post, sample_events, session,
+                           stack_settings, start_service)
 from bench.report import table, write_section
 from shared.kafka import STRUCTURED_HEADERS, client_options
 from shared.kafka_acls import prepare
@@ -29,6 +37,9 @@ from shared.units import load_units
 from tests.fixtures.dvcqg import UNIT, snapshot
 
 PORT = port(8101)
+BASE_PORT = port(8102)
+# main just before the merge of per-dossier keys (36cb6f9, issue 23 finding 6): both doors, nothing sealed
+BASELINE = os.environ.get("BENCH_INTAKE_BASELINE", "c965cb6")
 TOPIC = "bench-dossier-events"
 ROUNDS = knob("BENCH_INTAKE_ROUNDS", 3, 1)
 EVENTS = knob("BENCH_INTAKE_EVENTS", 10_000, 1_000)
@@ -58,7 +69,7 @@ def steps_per_record(records: list[dict], ref: Reference) -> float:
     return sum(len(record_events("DongBoHoSoMC", r, batch, ref)) for r in records) / len(records)
 
 
-async def portal_throughput(bodies: list[bytes], per_body: int, concurrency: int) -> float:
+async def portal_throughput(at: int, bodies: list[bytes], per_body: int, concurrency: int) -> float:
     """DongBoHoSoMC records accepted a second (every one "00", its steps acknowledged by Kafka)."""
     sent = 0
     deadline = time.perf_counter() + DURATION
@@ -75,13 +86,14 @@ async def portal_throughput(bodies: list[bytes], per_body: int, concurrency: int
                     raise SystemExit(f"intake answered {answer.status} to DongBoHoSoMC: {str(found)[:500]}")
             sent += per_body
 
-    async with session(PORT, concurrency) as client:
+    async with session(at, concurrency) as client:
         started = time.perf_counter()
         await asyncio.gather(*(worker(client, n) for n in range(concurrency)))
         return sent / (time.perf_counter() - started)
 
 
-async def intake_throughput(bodies: list[bytes], content_type: str, per_body: int, concurrency: int) -> float:
+async def intake_throughput(at: int, bodies: list[bytes], content_type: str, per_body: int,
+                            concurrency: int) -> float:
     sent = 0
     deadline = time.perf_counter() + DURATION
 
@@ -93,7 +105,7 @@ async def intake_throughput(bodies: list[bytes], content_type: str, per_body: in
             await post(client, bodies[i % len(bodies)], content_type)
             sent += per_body
 
-    async with session(PORT, concurrency) as client:
+    async with session(at, concurrency) as client:
         started = time.perf_counter()
         await asyncio.gather(*(worker(client, n) for n in range(concurrency)))
         return sent / (time.perf_counter() - started)
@@ -131,7 +143,7 @@ async def raw_throughput(
         await producer.stop()
 
 
-async def fixed_rate_latency(bodies: list[bytes], rate: float) -> list[float]:
+async def fixed_rate_latency(at: int, bodies: list[bytes], rate: float) -> list[float]:
     """Open loop: one single-event request every 1/rate s, whatever the answers; their latencies."""
     latencies: list[float] = []
 
@@ -140,7 +152,7 @@ async def fixed_rate_latency(bodies: list[bytes], rate: float) -> list[float]:
         await post(client, body, "application/cloudevents+json")
         latencies.append(time.perf_counter() - started)
 
-    async with session(PORT, 200) as client:
+    async with session(at, 200) as client:
         tasks = []
         started = time.perf_counter()
         for n in range(int(rate * DURATION)):
@@ -150,17 +162,85 @@ async def fixed_rate_latency(bodies: list[bytes], rate: float) -> list[float]:
     return latencies
 
 
-def portal_text(portal: float, steps: float, batched: float) -> str:
-    """The portal format's paragraph and row: its records/s, their steps/s, beside the CloudEvents batches'."""
-    row = ["DongBoHoSoMC, 100 records a request (4 in flight)", f"{portal:,.0f}", f"{portal * steps:,.0f}",
-           f"{batched:,.0f}", f"{portal * steps / batched:.0%}", "≥ 50 %"]
+def portal_text(portal: dict[str, float], steps: float, batched: float) -> str:
+    """The portal format's paragraph and rows: its records/s, their steps/s, beside the CloudEvents batches'."""
+    rows = [[f"DongBoHoSoMC, 100 records a request (4 in flight), {side}", f"{records:,.0f}", f"{records * steps:,.0f}",
+             f"{batched:,.0f}", f"{records * steps / batched:.0%}", "≥ 50 %" if side == "now" else "-"]
+            for side, records in portal.items()]
     return (
         "The national portal's format in the same rounds (docs/dvcqg.md): `DongBoHoSoMC` snapshots of distinct "
         f"dossiers at statuses {', '.join(map(str, STATUSES))}, 100 a request, each answered \"00\" once its steps "
         f"(on average {steps:.1f} a snapshot: receipt, digitization, payment, supplement rounds, end, return, "
-        "result) are acknowledged by Kafka. Beside: the CloudEvents batches above, Kafka records to Kafka records.\n\n"
+        "result) are acknowledged by Kafka. Beside: the CloudEvents batches above (now), Kafka records to Kafka "
+        "records.\n\n"
         + table(["load", "portal records/s", "portal steps/s", "CloudEvents events/s", "steps / events", "goal"],
-                [row]) + "\n")
+                rows) + "\n")
+
+
+@contextlib.contextmanager
+def intakes(settings: ServiceSettings) -> Iterator[dict[str, int]]:
+    """This tree's intake and, unless BENCH_INTAKE_BASELINE is empty, the baseline commit's, started from its
+    files (unpacked: no work tree of git's) on the same stack: side → port."""
+    with tempfile.TemporaryDirectory() as scratch:
+        started = {"now": (start_service("intake", settings, PORT), PORT)}
+        try:
+            if BASELINE:
+                with contextlib.chdir(tree_of(BASELINE, Path(scratch) / "baseline")):  # `-m` imports from cwd
+                    started[f"at {BASELINE}"] = (start_service("intake", settings, BASE_PORT), BASE_PORT)
+            yield {side: at for side, (_, at) in started.items()}
+        finally:
+            for process, _ in started.values():
+                process.terminate()
+                process.wait()
+
+
+async def rounds(settings: ServiceSettings, sides: dict[str, int], load: dict[str, list]) -> dict[str, list[float]]:
+    """ROUNDS alternating rounds (the machine drifts): raw aiokafka, then each side, per kind of load."""
+    measured: dict[str, list[float]] = {}
+
+    def keep(name: str, value: float) -> None:
+        measured.setdefault(name, []).append(value)
+
+    for n in range(1, ROUNDS + 1):
+        print(f"round {n}/{ROUNDS}: batches of 100 (CloudEvents, the portal's format), then single events, "
+              f"raw aiokafka and intake ({', '.join(sides)}) …", flush=True)
+        keep("batched raw", await raw_throughput(settings, load["records"], 100, concurrency=4))
+        for side, at in sides.items():
+            keep(f"batched {side}", await intake_throughput(at, load["batches"], "application/cloudevents-batch+json",
+                                                            100, concurrency=4))
+            keep(f"portal {side}", await portal_throughput(at, load["portal"], 100, concurrency=4))
+        keep("single raw", await raw_throughput(settings, load["records"], 1, concurrency=16))
+        for side, at in sides.items():
+            keep(f"single {side}", await intake_throughput(at, load["singles"], "application/cloudevents+json", 1,
+                                                           concurrency=16))
+    return measured
+
+
+def report(sides: list[str], medians: dict[str, float], latencies: dict[str, list[float]], steps: float) -> str:
+    """The section's text: the CloudEvents rows (each side beside raw aiokafka), latencies, the portal's rows."""
+    rows = [[f"{load}, {side}", f"{medians[f'{kind} {side}']:,.0f}", f"{medians[f'{kind} raw']:,.0f}",
+             f"{medians[f'{kind} {side}'] / medians[f'{kind} raw']:.0%}",
+             f"{medians[f'{kind} now'] / medians[f'{kind} {side}']:.0%}" if side != "now" else "-",
+             goal if side == "now" else "-"]
+            for kind, load, goal in (("batched", "batches of 100 (4 in flight)", "≥ 50 % of raw and ≥ 10,000/s"),
+                                     ("single", "single events (16 in flight)", "-"))
+            for side in sides]
+    timed = "; ".join(f"{side}: p50 {percentile(values, 50) * 1000:.1f} ms, p99 {percentile(values, 99) * 1000:.1f} ms"
+                      for side, values in latencies.items())
+    return (
+        "Events accepted per second (HTTP `202`, every event acknowledged by Kafka with acks=all) beside raw "
+        "aiokafka producing the same records with the same producer settings to the same broker, with as many "
+        "records awaited at once, and beside intake at the baseline commit, run from its own files against the "
+        "same broker in the same rounds. The load generator (aiohttp) runs on the same 2 cores, so intake shares "
+        f"them with it and with Kafka. Medians of {ROUNDS} alternating rounds of {DURATION:g} s each. The requests "
+        "cycle through their bodies: after the first pass, each receipt is one sent again (as a portal's "
+        "snapshots are).\n\n"
+        + table(["load, intake", "intake events/s", "raw aiokafka events/s", "intake / raw", "now / this",
+                 "goal"], rows)
+        + f"\n\nSingle events at a fixed {RATE} requests/s (open loop, {len(latencies['now']):,} requests each): "
+        f"{timed} (goal: p99 ≤ 50 ms).\n\n"
+        + portal_text({side: medians[f"portal {side}"] for side in sides}, steps, medians["batched now"])
+    )
 
 
 async def main() -> None:
@@ -169,48 +249,20 @@ async def main() -> None:
     await prepare(settings)
     events = distinct_applicants(sample_events(EVENTS))
     singles = [orjson.dumps(e) for e in events]
-    batches = [orjson.dumps(events[i : i + 100]) for i in range(0, len(events), 100)]
-    records = [(e["subject"].encode(), s) for e, s in zip(events, singles, strict=True)]
     snapshots = portal_snapshots(SNAPSHOTS)
-    portal_bodies = [orjson.dumps({"madonvi": UNIT, "service": "DongBoHoSoMC", "isUpdating": "False",
-                                   "data": snapshots[i : i + 100]}) for i in range(0, len(snapshots), 100)]
+    load = {"singles": singles, "batches": [orjson.dumps(events[i : i + 100]) for i in range(0, len(events), 100)],
+            "records": [(e["subject"].encode(), s) for e, s in zip(events, singles, strict=True)],
+            "portal": [orjson.dumps({"madonvi": UNIT, "service": "DongBoHoSoMC", "isUpdating": "False",
+                                     "data": snapshots[i : i + 100]}) for i in range(0, len(snapshots), 100)]}
     steps = steps_per_record(snapshots, Reference(load_units(), load_catalogue(), WorkingCalendar.load()))
-
-    intake = start_service("intake", settings, PORT)
-    try:
-        # Alternate the sides, ROUNDS times each, and compare medians: the machine drifts.
-        batched, raw_batched, single, raw_single, portal = [], [], [], [], []
-        for n in range(1, ROUNDS + 1):
-            print(f"round {n}/{ROUNDS}: batches of 100 (CloudEvents, the portal's format), then single events, "
-                  "intake and raw aiokafka …", flush=True)
-            raw_batched.append(await raw_throughput(settings, records, 100, concurrency=4))
-            batched.append(await intake_throughput(batches, "application/cloudevents-batch+json", 100, concurrency=4))
-            portal.append(await portal_throughput(portal_bodies, 100, concurrency=4))
-            raw_single.append(await raw_throughput(settings, records, 1, concurrency=16))
-            single.append(await intake_throughput(singles, "application/cloudevents+json", 1, concurrency=16))
-        print(f"intake, single events at {RATE} requests/s …", flush=True)
-        latencies = await fixed_rate_latency(singles, RATE)
-    finally:
-        intake.terminate()
-        intake.wait()
-    batched, raw_batched, single, raw_single, portal = map(
-        statistics.median, (batched, raw_batched, single, raw_single, portal))
-
-    p50, p99 = percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000
-    rows = [
-        ["batches of 100 (4 in flight)", f"{batched:,.0f}", f"{raw_batched:,.0f}", f"{batched / raw_batched:.0%}",
-         "≥ 50 % of raw and ≥ 10,000/s"],
-        ["single events (16 in flight)", f"{single:,.0f}", f"{raw_single:,.0f}", f"{single / raw_single:.0%}", "-"],
-    ]
-    body = (
-        "Events accepted per second (HTTP `202`, every event acknowledged by Kafka with acks=all) beside raw "
-        "aiokafka producing the same records with the same producer settings to the same broker, with as many "
-        "records awaited at once. The load generator (aiohttp) runs on the same 2 cores, so intake shares them "
-        f"with it and with Kafka. Medians of {ROUNDS} alternating rounds of {DURATION:g} s each.\n\n"
-        + table(["load", "intake events/s", "raw aiokafka events/s", "intake / raw", "goal"], rows)
-        + f"\n\nSingle events at a fixed {RATE} requests/s (open loop, {len(latencies):,} requests): "
-        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (goal: p99 ≤ 50 ms).\n\n" + portal_text(portal, steps, batched)
-    )
+    with intakes(settings) as sides:
+        measured = await rounds(settings, sides, load)
+        latencies = {}
+        for side, at in sides.items():
+            print(f"intake ({side}), single events at {RATE} requests/s …", flush=True)
+            latencies[side] = await fixed_rate_latency(at, singles, RATE)
+    body = report(list(sides), {name: statistics.median(values) for name, values in measured.items()}, latencies,
+                  steps)
     print(body)
     write_section("intake", "Intake", "make bench-intake", body)
 
