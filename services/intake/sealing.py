@@ -5,11 +5,20 @@ key (shared/personal.py). Both doors of intake, CloudEvents and the portal's for
 from typing import Any
 
 import orjson
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from shared.personal import CLEAR, DossierKeys, sealed_applicant
+from shared.personal import CLEAR, DossierKeys, RecentKeys, sealed_applicant
 
 RECEIVED = "dossier.received"
+# The keys intake made or read lately, kept in its memory (shared/personal.py RecentKeys): a portal re-sends
+# each dossier's receipt with every snapshot; 50,000 keys are about 15 MiB; a key is read again after 15 min.
+RECENT_KEYS, RECENT_SECONDS = 50_000, 900.0
+
+
+def dossier_keys(database: AsyncDatabase, index_secret: str) -> DossierKeys:
+    """The dossiers' keys as intake's two doors use them: recent ones kept in memory."""
+    return DossierKeys(database, index_secret, RecentKeys(RECENT_KEYS, RECENT_SECONDS))
 
 
 class KeysUnavailable(Exception):
