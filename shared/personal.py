@@ -94,7 +94,9 @@ def citizen_id(secret: str, phone: str) -> str:
 class RecentKeys:
     """Keys a process made or read lately, in its memory only, each for `seconds` from then (an erased
     key is then read again, and missed), at most `size` of them, the oldest dropped first: a receipt
-    sent again (a portal re-sends its snapshot) is sealed without a read. `size` 0 keeps none."""
+    sent again (a portal re-sends its snapshot) is sealed without a read or a hash of its phone (one
+    sent again with another phone meanwhile is listed for it once the key is read again). `size` 0
+    keeps none."""
 
     def __init__(self, size: int = 0, seconds: float = 0, clock: Callable[[], float] = time.monotonic):
         self._size, self._seconds, self._clock = size, seconds, clock
@@ -137,34 +139,41 @@ class DossierKeys:
 
     async def keys_for(self, owners: dict[str, str | None]) -> dict[str, bytes]:
         """The keys of these dossiers (code → the phone given at receipt, or None), made for those that
-        have none. One key read each, side by side: a dossier sent again (a portal re-sends its snapshot)
-        costs that (nothing when its key is recent). The others are listed in their citizen's index first
-        (listed without a key after a crash is harmless: the next attempt finds it listed), then one
-        insert of their keys decides between concurrent writers; the losers read the winners' keys."""
+        have none; each listed once in its citizen's index, before its key is made (listed without a key
+        after a crash is harmless: the next attempt finds it listed). A recent key (`RecentKeys`) costs
+        nothing; a new citizen's dossier, a share of two inserts for the whole call; a dossier sent again
+        (a portal re-sends its snapshot), a share of one failed insert and a key read. One insert of the
+        new keys decides between concurrent writers; the losers read the winners' keys."""
         recent = self._recent.get(owners)
-        there = recent | await self.keys_of(code for code in owners if code not in recent)
-        new = [code for code in owners if code not in there]
-        citizens = {code: citizen_id(self._secret, phone) for code in new if (phone := owners[code])}
-        await self._list(citizens)
-        made = {code: new_key() for code in new}
-        inserted = await insert_new(self._keys, [{"_id": code, "key": Binary(key), "citizen": citizens.get(code)}
+        citizens = {code: citizen_id(self._secret, phone) if phone else None for code, phone in owners.items()
+                    if code not in recent}
+        there = await self._list_once(citizens)
+        made = {code: new_key() for code in citizens if code not in there}
+        inserted = await insert_new(self._keys, [{"_id": code, "key": Binary(key), "citizen": citizens[code]}
                                                  for code, key in made.items()])
-        lost = await self.keys_of(code for code in made if code not in inserted)
-        found = there | {code: key for code, key in made.items() if code in inserted} | lost
-        self._recent.put({code: key for code, key in found.items() if code not in recent})
-        return found
+        found = there | {code: key for code, key in made.items() if code in inserted}
+        found |= await self.keys_of(code for code in made if code not in inserted)
+        self._recent.put(found)
+        return recent | found
 
-    async def _list(self, citizens: dict[str, str]) -> None:
-        """Each dossier (code → citizen) in its citizen's chain, once: a citizen's first link for all of
-        them in one insert; where it is taken (a known citizen, a dossier listed already, a second
-        dossier of the batch), that citizen's chain is read and only what it does not list appended."""
+    async def _list_once(self, citizens: dict[str, str | None]) -> dict[str, bytes]:
+        """Each dossier (code → its citizen, or None) listed in its citizen's chain unless it is; returns
+        the keys those that have one have. A citizen's first link for all of them in one insert: a new
+        citizen's dossier needs no read. Where that link is taken, the dossier's key is read: a key made
+        for this citizen means the dossier is listed (listing comes first); else the citizen's chain is
+        read and only what it does not list is appended."""
         theirs: dict[str, list[str]] = {}
         for code, citizen in citizens.items():
-            theirs.setdefault(citizen, []).append(code)
+            if citizen:
+                theirs.setdefault(citizen, []).append(code)
         firsts = await insert_new(self._index.collection,
                                   [Chain.link(citizen, 0, {"dossier": codes[0]}) for citizen, codes in theirs.items()])
-        await asyncio.gather(*(self._append_unlisted(citizen, codes[1:] if link_id(citizen, 0) in firsts else codes)
-                               for citizen, codes in theirs.items()))
+        listed_now = {codes[0] for citizen, codes in theirs.items() if link_id(citizen, 0) in firsts}
+        docs = await get_many(self._keys, [code for code in citizens if code not in listed_now])
+        unsure = {citizen: [code for code in codes if code not in listed_now
+                            and (docs.get(code) or {}).get("citizen") != citizen] for citizen, codes in theirs.items()}
+        await asyncio.gather(*(self._append_unlisted(citizen, codes) for citizen, codes in unsure.items() if codes))
+        return {code: bytes(doc["key"]) for code, doc in docs.items()}
 
     async def _append_unlisted(self, citizen: str, codes: list[str]) -> None:
         """Append to the citizen's chain each of these dossiers it does not list yet. A link claimed by

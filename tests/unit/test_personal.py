@@ -79,7 +79,7 @@ def test_a_receipt_sent_again_is_listed_once_in_its_citizens_index():
     asyncio.run(run())
 
 
-def test_a_dossier_sent_again_costs_one_key_read_and_no_write():
+def test_a_dossier_sent_again_costs_one_key_read_and_changes_nothing():
     async def run():
         database = MemoryDatabase()
         keys = DossierKeys(database, "s")
@@ -90,6 +90,33 @@ def test_a_dossier_sent_again_costs_one_key_read_and_no_write():
         await keys.keys_for({CODE: "0912345678", OTHER: "0987654321"})
         assert reads == ["dossier_keys"] * 2  # one key read each, the index not read
         assert database["dossier_keys"].docs == keys_before and database["citizen_dossiers"].docs == index_before
+
+    asyncio.run(run())
+
+
+def test_new_citizens_dossiers_cost_no_read_a_known_citizens_next_one_is_appended():
+    async def run():
+        database = MemoryDatabase()
+        keys = DossierKeys(database, "s")
+        reads = count_reads(database)
+        made = await keys.keys_for({CODE: "0912345678", OTHER: "0987654321"})
+        assert reads == [] and len(database["dossier_keys"].docs) == 2
+        third = "000.00.38.H56-250701-0003"
+        await keys.keys_for({third: "0912 345 678"})  # the first citizen's second dossier
+        assert await keys.dossiers_of("0912345678") == [CODE, third]
+        assert await keys.dossiers_of("0987654321") == [OTHER] and made[CODE] == await keys.key_of(CODE)
+
+    asyncio.run(run())
+
+
+def test_a_dossier_listed_before_a_crash_left_it_without_a_key_gets_its_key_and_stays_listed_once():
+    async def run():
+        database = MemoryDatabase()
+        keys = DossierKeys(database, "s")
+        await keys.keys_for({CODE: "0912345678"})
+        del database["dossier_keys"].docs[CODE]  # listed, then the process died before the key's insert
+        made = await keys.keys_for({CODE: "0912345678"})
+        assert made[CODE] == await keys.key_of(CODE) and len(database["citizen_dossiers"].docs) == 1
 
     asyncio.run(run())
 
