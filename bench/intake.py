@@ -4,7 +4,8 @@ each beside intake as it was at a baseline commit (by default the last before th
 finding 6), run from that commit's files against the same broker in the same rounds.
 
 Starts its own intake processes (ports 8101 and, for the baseline, 8102; topic bench-dossier-events) against the
-stack's Kafka, so the running system's topics are untouched. BENCH_INTAKE_BASELINE=<rev> picks the baseline.
+stack's Kafka, so the running system's topics are untouched. BENCH_INTAKE_BASELINE=<rev or directory> picks
+the baseline.
 """
 
 import asyncio
@@ -12,11 +13,13 @@ import contextlib
 import itertools
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -42,7 +45,7 @@ BASE_PORT = port(8102)
 BASELINE = os.environ.get("BENCH_INTAKE_BASELINE", "c965cb6")
 TOPIC = "bench-dossier-events"
 ROUNDS = knob("BENCH_INTAKE_ROUNDS", 3, 1)
-EVENTS = knob("BENCH_INTAKE_EVENTS", 10_000, 1_000)
+EVENTS = knob("BENCH_INTAKE_EVENTS", 30_000, 1_000)
 RATE = knob("BENCH_INTAKE_RATE", 300, 100)  # single events a second, for the latency
 SNAPSHOTS = knob("BENCH_INTAKE_SNAPSHOTS", 6_000, 600)  # DongBoHoSoMC records, 100 a request
 STATUSES = (2, 4, 5, 9, 10, 10)  # a busy centre's syncs: new, in progress, awaiting a supplement, ended
@@ -58,9 +61,10 @@ def distinct_applicants(events: list[dict]) -> list[dict]:
 
 def portal_snapshots(n: int) -> list[dict]:
     """n DongBoHoSoMC records of distinct dossiers of Bá Thước's centre, at the statuses a sync carries; each its
-    own applicant (one phone for all would make one citizen of thousands of dossiers: shared/personal.py)."""
+    own applicant (one phone for all would make one citizen of thousands of dossiers: shared/personal.py), none
+    the CloudEvents receipts' (08…, theirs 09…: a citizen's second dossier costs more than a first)."""
     return [snapshot(STATUSES[i % len(STATUSES)], f"{UNIT}-{250701 + i // 9000 % 28}-{i % 9000 + 1:04d}",
-                     SoDienThoai=f"09{i:08d}") for i in range(n)]
+                     SoDienThoai=f"08{i:08d}") for i in range(n)]
 
 
 def steps_per_record(records: list[dict], ref: Reference) -> float:
@@ -69,45 +73,43 @@ def steps_per_record(records: list[dict], ref: Reference) -> float:
     return sum(len(record_events("DongBoHoSoMC", r, batch, ref)) for r in records) / len(records)
 
 
+async def portal_post(client: aiohttp.ClientSession, body: bytes) -> None:
+    """One DongBoHoSoMC request, every record answered "00" (its steps acknowledged by Kafka)."""
+    async with client.post("/v1/dvcqg", data=body, headers=AUTH | {"content-type": "application/json"}) as answer:
+        found = await answer.json(content_type=None)
+        if answer.status != 200 or found.get("error_code") != "00":
+            raise SystemExit(f"intake answered {answer.status} to DongBoHoSoMC: {str(found)[:500]}")
+
+
 async def portal_throughput(at: int, bodies: list[bytes], per_body: int, concurrency: int) -> float:
-    """DongBoHoSoMC records accepted a second (every one "00", its steps acknowledged by Kafka)."""
-    sent = 0
-    deadline = time.perf_counter() + DURATION
-
-    async def worker(client: aiohttp.ClientSession, offset: int) -> None:
-        nonlocal sent
-        for i in itertools.count(offset, concurrency):
-            if time.perf_counter() >= deadline:
-                return
-            async with client.post("/v1/dvcqg", data=bodies[i % len(bodies)],
-                                   headers=AUTH | {"content-type": "application/json"}) as answer:
-                found = await answer.json(content_type=None)
-                if answer.status != 200 or found.get("error_code") != "00":
-                    raise SystemExit(f"intake answered {answer.status} to DongBoHoSoMC: {str(found)[:500]}")
-            sent += per_body
-
-    async with session(at, concurrency) as client:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(client, n) for n in range(concurrency)))
-        return sent / (time.perf_counter() - started)
+    """DongBoHoSoMC records accepted a second, cycling through the bodies for DURATION."""
+    return await throughput(at, bodies, portal_post, per_body, concurrency)
 
 
 async def intake_throughput(at: int, bodies: list[bytes], content_type: str, per_body: int,
                             concurrency: int) -> float:
+    """CloudEvents accepted a second, cycling through the bodies for DURATION."""
+    return await throughput(at, bodies, lambda client, body: post(client, body, content_type), per_body, concurrency)
+
+
+async def throughput(at: int, bodies: list[bytes], send: Callable[[aiohttp.ClientSession, bytes], Awaitable[None]],
+                     per_body: int, concurrency: int, once: bool = False) -> float:
+    """Items accepted a second: `concurrency` senders through the bodies, for DURATION or, `once`, each body once."""
     sent = 0
     deadline = time.perf_counter() + DURATION
+    order = itertools.count()
 
-    async def worker(client: aiohttp.ClientSession, offset: int) -> None:
+    async def worker(client: aiohttp.ClientSession) -> None:
         nonlocal sent
-        for i in itertools.count(offset, concurrency):
-            if time.perf_counter() >= deadline:
+        for i in order:
+            if (i >= len(bodies)) if once else (time.perf_counter() >= deadline):
                 return
-            await post(client, bodies[i % len(bodies)], content_type)
+            await send(client, bodies[i % len(bodies)])
             sent += per_body
 
     async with session(at, concurrency) as client:
         started = time.perf_counter()
-        await asyncio.gather(*(worker(client, n) for n in range(concurrency)))
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         return sent / (time.perf_counter() - started)
 
 
@@ -177,21 +179,79 @@ def portal_text(portal: dict[str, float], steps: float, batched: float) -> str:
                 rows) + "\n")
 
 
-@contextlib.contextmanager
-def intakes(settings: ServiceSettings) -> Iterator[dict[str, int]]:
+class Intakes:
     """This tree's intake and, unless BENCH_INTAKE_BASELINE is empty, the baseline commit's, started from its
-    files (unpacked: no work tree of git's) on the same stack: side → port."""
+    files (unpacked: no work tree of git's) on the same stack."""
+
+    def __init__(self, settings: ServiceSettings, scratch: Path):
+        self.settings = settings
+        self.trees: dict[str, Path] = {"now": Path.cwd()}
+        self.ports = {"now": PORT}
+        if BASELINE:  # a commit, or a directory of files (an experiment's)
+            self.trees[f"at {BASELINE}"] = Path(BASELINE) if Path(BASELINE).is_dir() else \
+                tree_of(BASELINE, scratch / "baseline")
+            self.ports[f"at {BASELINE}"] = BASE_PORT
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def start(self, side: str) -> None:
+        with contextlib.chdir(self.trees[side]):  # `python -m` imports from the working directory
+            self.processes[side] = start_service("intake", self.settings, self.ports[side])
+
+    def stop(self, side: str) -> None:
+        self.processes[side].terminate()
+        self.processes[side].wait()
+
+    def restart(self, side: str) -> None:
+        """Stopped and started again: what it kept in memory (this tree's: recent keys) is gone."""
+        self.stop(side)
+        self.start(side)
+
+
+@contextlib.contextmanager
+def intakes(settings: ServiceSettings) -> Iterator[Intakes]:
     with tempfile.TemporaryDirectory() as scratch:
-        started = {"now": (start_service("intake", settings, PORT), PORT)}
+        started = Intakes(settings, Path(scratch))
         try:
-            if BASELINE:
-                with contextlib.chdir(tree_of(BASELINE, Path(scratch) / "baseline")):  # `-m` imports from cwd
-                    started[f"at {BASELINE}"] = (start_service("intake", settings, BASE_PORT), BASE_PORT)
-            yield {side: at for side, (_, at) in started.items()}
+            for side in started.ports:
+                started.start(side)
+            yield started
         finally:
-            for process, _ in started.values():
-                process.terminate()
-                process.wait()
+            for side in list(started.processes):
+                started.stop(side)
+
+
+async def first_sends(started: Intakes, load: dict[str, list]) -> dict[str, float]:
+    """Each body sent once, 4 in flight, on each side: the dossiers new to this tree's intake, then the same again
+    after a restart of both sides (keys in the database, none in memory). Events or portal records a second."""
+    measured: dict[str, float] = {}
+    batch = partial(post, content_type="application/cloudevents-batch+json")
+    for regime in ("new", "again"):
+        for side in started.ports if regime == "again" else ():
+            started.restart(side)
+        for side, at in started.ports.items():
+            print(f"each body once ({regime}), intake ({side}) …", flush=True)
+            measured[f"batched {regime} {side}"] = await throughput(at, load["batches"], batch, 100, 4, once=True)
+            measured[f"portal {regime} {side}"] = await throughput(at, load["portal"], portal_post, 100, 4, once=True)
+    return measured
+
+
+def first_sends_text(sides: list[str], measured: dict[str, float], events: int, receipts: int, records: int) -> str:
+    """The paragraph and table of `first_sends`."""
+    base = next((side for side in sides if side != "now"), None)
+    rows = [[what] + [f"{measured[f'{kind} {regime} {side}']:,.0f}" for side in sides]
+            + ([f"{measured[f'{kind} {regime} now'] / measured[f'{kind} {regime} {base}']:.0%}"] if base else [])
+            for kind, regime, what in (
+                ("batched", "new", "CloudEvents batches of 100, new dossiers"),
+                ("batched", "again", "CloudEvents batches of 100, sent again after a restart"),
+                ("portal", "new", "DongBoHoSoMC, 100 records a request, new dossiers"),
+                ("portal", "again", "DongBoHoSoMC, 100 records a request, sent again after a restart"))]
+    return (
+        f"Each body sent once, 4 requests in flight, before the rounds below: {events:,} CloudEvents ({receipts:,} "
+        f"receipts) and {records:,} portal records, every dossier new to the database; then the same again after "
+        "both intakes restarted, the keys in the database and none in memory (a dossier a portal syncs again hours "
+        "later). Both sides freshly started each time. Events or portal records a second.\n\n"
+        + table(["load", *(f"intake {side}" for side in sides), *(["now / baseline"] if base else [])], rows)
+        + "\n\n")
 
 
 async def rounds(settings: ServiceSettings, sides: dict[str, int], load: dict[str, list]) -> dict[str, list[float]]:
@@ -233,8 +293,8 @@ def report(sides: list[str], medians: dict[str, float], latencies: dict[str, lis
         "records awaited at once, and beside intake at the baseline commit, run from its own files against the "
         "same broker in the same rounds. The load generator (aiohttp) runs on the same 2 cores, so intake shares "
         f"them with it and with Kafka. Medians of {ROUNDS} alternating rounds of {DURATION:g} s each. The requests "
-        "cycle through their bodies: after the first pass, each receipt is one sent again (as a portal's "
-        "snapshots are).\n\n"
+        "cycle through the bodies sent above: every receipt is one sent again, within minutes (as a portal's "
+        "snapshots are), its key in this tree's intake's memory.\n\n"
         + table(["load, intake", "intake events/s", "raw aiokafka events/s", "intake / raw", "now / this",
                  "goal"], rows)
         + f"\n\nSingle events at a fixed {RATE} requests/s (open loop, {len(latencies['now']):,} requests each): "
@@ -255,14 +315,18 @@ async def main() -> None:
             "portal": [orjson.dumps({"madonvi": UNIT, "service": "DongBoHoSoMC", "isUpdating": "False",
                                      "data": snapshots[i : i + 100]}) for i in range(0, len(snapshots), 100)]}
     steps = steps_per_record(snapshots, Reference(load_units(), load_catalogue(), WorkingCalendar.load()))
-    with intakes(settings) as sides:
+    with intakes(settings) as started:
+        sides = started.ports
+        once = await first_sends(started, load)
         measured = await rounds(settings, sides, load)
         latencies = {}
         for side, at in sides.items():
             print(f"intake ({side}), single events at {RATE} requests/s …", flush=True)
             latencies[side] = await fixed_rate_latency(at, singles, RATE)
-    body = report(list(sides), {name: statistics.median(values) for name, values in measured.items()}, latencies,
-                  steps)
+    receipts = sum(e["type"] == "dossier.received" for e in events)
+    body = (first_sends_text(list(sides), once, len(events), receipts, len(snapshots))
+            + report(list(sides), {name: statistics.median(values) for name, values in measured.items()}, latencies,
+                     steps))
     print(body)
     write_section("intake", "Intake", "make bench-intake", body)
 
