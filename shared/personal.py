@@ -7,7 +7,8 @@ docs/security.md "Retention of personal data", finding 6; Nghị định 13/2023
   sealed text (`v1.` + base64url of nonce and ciphertext). Whoever needs the clear value reads the key
   by `_id` and opens it. Erasing the key makes every copy unreadable at once.
 - `citizen_dossiers`: the blind index, for a citizen's rights (export, erasure): per HMAC-SHA256 of the
-  normalised phone number under the index secret, a chain of their dossier codes (shared.mongo.Chain).
+  normalised phone number under the index secret, a chain of their dossier codes (shared.mongo.Chain),
+  each listed once however often its receipt is sent (`DossierKeys.keys_for`).
 - `dossier_erasures`: per UTC day, a chain of the dossiers whose keys are erased that day (their end +
   the retention days); `dossier_erasures_state` the next day to sweep. Processing schedules a dossier
   when it ends and sweeps, day by day, what is due.
@@ -120,8 +121,8 @@ class RecentKeys:
 
 
 class DossierKeys:
-    """`dossier_keys` and the citizens' blind index (`citizen_dossiers`); `recent`, the keys `keys_for`
-    made or read lately (intake's: none kept by default)."""
+    """`dossier_keys` and the citizens' blind index (`citizen_dossiers`). `recent`: the keys `keys_for`
+    made or read lately, kept in memory (none unless given: intake gives some, services/intake/sealing.py)."""
 
     def __init__(self, database: AsyncDatabase, index_secret: str = "", recent: RecentKeys | None = None):
         self._keys = database["dossier_keys"]
