@@ -7,7 +7,8 @@ docs/security.md "Retention of personal data", finding 6; Nghị định 13/2023
   sealed text (`v1.` + base64url of nonce and ciphertext). Whoever needs the clear value reads the key
   by `_id` and opens it. Erasing the key makes every copy unreadable at once.
 - `citizen_dossiers`: the blind index, for a citizen's rights (export, erasure): per HMAC-SHA256 of the
-  normalised phone number under the index secret, a chain of their dossier codes (shared.mongo.Chain).
+  normalised phone number under the index secret, a chain of their dossier codes (shared.mongo.Chain),
+  each listed once however often its receipt is sent (`DossierKeys.keys_for`).
 - `dossier_erasures`: per UTC day, a chain of the dossiers whose keys are erased that day (their end +
   the retention days); `dossier_erasures_state` the next day to sweep. Processing schedules a dossier
   when it ends and sweeps, day by day, what is due.
@@ -26,6 +27,7 @@ import hmac
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -90,13 +92,43 @@ def citizen_id(secret: str, phone: str) -> str:
     return hmac.new(secret.encode(), number.encode(), hashlib.sha256).hexdigest()
 
 
-class DossierKeys:
-    """`dossier_keys` and the citizens' blind index (`citizen_dossiers`)."""
+class RecentKeys:
+    """Keys a process made or read lately, in its memory only, each for `seconds` from then (an erased
+    key is then read again, and missed), at most `size` of them, the oldest dropped first: a receipt
+    sent again (a portal re-sends its snapshot) is sealed without a read or a hash of its phone (one
+    sent again with another phone meanwhile is listed for it once the key is read again). `size` 0
+    keeps none."""
 
-    def __init__(self, database: AsyncDatabase, index_secret: str = ""):
+    def __init__(self, size: int = 0, seconds: float = 0, clock: Callable[[], float] = time.monotonic):
+        self._size, self._seconds, self._clock = size, seconds, clock
+        self._keys: dict[str, tuple[bytes, float]] = {}  # code → key, until when; oldest first
+
+    def get(self, codes: Iterable[str]) -> dict[str, bytes]:
+        now = self._clock()
+        return {code: entry[0] for code in codes if (entry := self._keys.get(code)) and entry[1] > now}
+
+    def put(self, keys: dict[str, bytes]) -> None:
+        until = self._clock() + self._seconds
+        for code, key in keys.items() if self._size else ():
+            self._keys.pop(code, None)
+            self._keys[code] = (key, until)
+        while len(self._keys) > self._size:
+            del self._keys[next(iter(self._keys))]
+
+    def forget(self, codes: Iterable[str]) -> None:
+        for code in codes:
+            self._keys.pop(code, None)
+
+
+class DossierKeys:
+    """`dossier_keys` and the citizens' blind index (`citizen_dossiers`). `recent`: the keys `keys_for`
+    made or read lately, kept in memory (none unless given: intake gives some, services/intake/sealing.py)."""
+
+    def __init__(self, database: AsyncDatabase, index_secret: str = "", recent: RecentKeys | None = None):
         self._keys = database["dossier_keys"]
         self._index = Chain(database["citizen_dossiers"])
         self._secret = index_secret
+        self._recent = recent or RecentKeys()
 
     async def key_of(self, code: str) -> bytes | None:
         found = await self._keys.find_one({"_id": str(code)})
@@ -108,16 +140,53 @@ class DossierKeys:
 
     async def keys_for(self, owners: dict[str, str | None]) -> dict[str, bytes]:
         """The keys of these dossiers (code → the phone given at receipt, or None), made for those that
-        have none: the index lists the dossier first (listed twice, or listed without a key after a
-        crash, is harmless), then one insert decides between concurrent writers; the losers read."""
-        citizens = {code: citizen_id(self._secret, phone) for code, phone in owners.items() if phone}
-        await asyncio.gather(*(self._index.append(citizen, {"dossier": code}) for code, citizen in citizens.items()))
-        made = {code: new_key() for code in owners}
-        inserted = await insert_new(self._keys, [{"_id": code, "key": Binary(key), "citizen": citizens.get(code)}
+        have none; each listed once in its citizen's index, before its key is made (listed without a key
+        after a crash is harmless: the next attempt finds it listed). A recent key (`RecentKeys`) costs
+        nothing; a new citizen's dossier, a share of two inserts for the whole call; a dossier sent again
+        (a portal re-sends its snapshot), a share of one failed insert and a key read. One insert of the
+        new keys decides between concurrent writers; the losers read the winners' keys."""
+        recent = self._recent.get(owners)
+        citizens = {code: citizen_id(self._secret, phone) if phone else None for code, phone in owners.items()
+                    if code not in recent}
+        there = await self._list_once(citizens)
+        made = {code: new_key() for code in citizens if code not in there}
+        inserted = await insert_new(self._keys, [{"_id": code, "key": Binary(key), "citizen": citizens[code]}
                                                  for code, key in made.items()])
-        there = await get_many(self._keys, [code for code in made if code not in inserted])
-        return {code: key if code in inserted else bytes(there[code]["key"]) for code, key in made.items()
-                if code in inserted or code in there}
+        found = there | {code: key for code, key in made.items() if code in inserted}
+        found |= await self.keys_of(code for code in made if code not in inserted)
+        self._recent.put(found)
+        return recent | found
+
+    async def _list_once(self, citizens: dict[str, str | None]) -> dict[str, bytes]:
+        """Each dossier (code → its citizen, or None) listed in its citizen's chain unless it is; returns
+        the keys those that have one have. A citizen's first link for all of them in one insert: a new
+        citizen's dossier needs no read. Where that link is taken, the dossier's key is read: a key made
+        for this citizen means the dossier is listed (listing comes first); else the citizen's chain is
+        read and only what it does not list is appended."""
+        theirs: dict[str, list[str]] = {}
+        for code, citizen in citizens.items():
+            if citizen:
+                theirs.setdefault(citizen, []).append(code)
+        firsts = await insert_new(self._index.collection,
+                                  [Chain.link(citizen, 0, {"dossier": codes[0]}) for citizen, codes in theirs.items()])
+        listed_now = {codes[0] for citizen, codes in theirs.items() if link_id(citizen, 0) in firsts}
+        docs = await get_many(self._keys, [code for code in citizens if code not in listed_now])
+        unsure = {citizen: [code for code in codes if code not in listed_now
+                            and (docs.get(code) or {}).get("citizen") != citizen] for citizen, codes in theirs.items()}
+        await asyncio.gather(*(self._append_unlisted(citizen, codes) for citizen, codes in unsure.items() if codes))
+        return {code: bytes(doc["key"]) for code, doc in docs.items()}
+
+    async def _append_unlisted(self, citizen: str, codes: list[str]) -> None:
+        """Append to the citizen's chain each of these dossiers it does not list yet. A link claimed by
+        another writer meanwhile is read and checked too, so that two writers of one dossier list it once."""
+        n, unlisted = 0, list(codes)
+        while unlisted:
+            links = await self._index.read(citizen, n)
+            n += len(links)
+            listed = {link["dossier"] for link in links}
+            unlisted = [code for code in unlisted if code not in listed]
+            while unlisted and await self._index.claim(citizen, n, {"dossier": unlisted[0]}):
+                unlisted, n = unlisted[1:], n + 1
 
     async def dossiers_of(self, phone: str) -> list[str]:
         """The dossier codes the index lists for this number (the citizen's rights), once each."""
@@ -126,6 +195,8 @@ class DossierKeys:
     async def erase(self, codes: Iterable[str], unlist: bool = True) -> int:
         """Erase these dossiers' keys and (unless the caller drops the whole entry) their links in the
         citizens' index, each citizen's chain read once; returns how many keys."""
+        codes = list(codes)
+        self._recent.forget(codes)
         found = await get_many(self._keys, codes)
         listed: dict[str, set[str]] = {}
         for code, doc in found.items():

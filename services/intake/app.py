@@ -25,7 +25,7 @@ from services.intake.settings import IntakeSettings
 from shared.events import (AnyEvent, EventErrors, FeedbackForwardedEvent, FeedbackReceivedEvent, FieldError,
                            ReceivedEvent, parse_events)
 from shared.http import BodyTooLarge, add_operational_routes, read_body
-from services.intake.sealing import KeysUnavailable, sealed_receipts
+from services.intake.sealing import KeysUnavailable, dossier_keys, sealed_receipts
 from shared.personal import DossierKeys
 from shared.reloading import Reloading
 from shared.units import Units, load_units
@@ -322,7 +322,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     registry = CollectorRegistry()
     metrics = IntakeMetrics(registry)
     mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000)
-    personal = DossierKeys(mongo[settings.mongo_database], settings.personal_index_secret.get_secret_value())
+    personal = dossier_keys(mongo[settings.mongo_database], settings.personal_index_secret.get_secret_value())
     intake = Intake(settings, publisher, metrics, personal)
 
     @asynccontextmanager

@@ -5,11 +5,21 @@ key (shared/personal.py). Both doors of intake, CloudEvents and the portal's for
 from typing import Any
 
 import orjson
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from shared.personal import CLEAR, DossierKeys, sealed_applicant
+from shared.personal import CLEAR, DossierKeys, RecentKeys, sealed_applicant
 
 RECEIVED = "dossier.received"
+# The keys intake made or read lately, kept in its memory (shared/personal.py RecentKeys): a portal re-sends
+# each dossier's receipt with every snapshot; 100,000 keys are about 23 MiB; each is read again after an hour
+# (an erased key is used for at most that long: docs/security.md, finding 6).
+RECENT_KEYS, RECENT_SECONDS = 100_000, 3600.0
+
+
+def dossier_keys(database: AsyncDatabase, index_secret: str) -> DossierKeys:
+    """The dossiers' keys as intake's two doors use them: recent ones kept in memory."""
+    return DossierKeys(database, index_secret, RecentKeys(RECENT_KEYS, RECENT_SECONDS))
 
 
 class KeysUnavailable(Exception):
@@ -27,7 +37,8 @@ def _personal(obj: Any) -> dict[str, Any] | None:
 async def sealed_receipts(personal: DossierKeys, objects: list[Any]) -> list[Any]:
     """The events' JSON objects (validated), every receipt's applicant sealed under its dossier's key,
     made if it has none."""
-    owners = {obj["subject"]: applicant.get("phone") for obj in objects if (applicant := _personal(obj))}
+    applicants = [_personal(obj) for obj in objects]
+    owners = {obj["subject"]: applicant.get("phone") for obj, applicant in zip(objects, applicants) if applicant}
     if not owners:
         return objects
     try:
@@ -35,7 +46,7 @@ async def sealed_receipts(personal: DossierKeys, objects: list[Any]) -> list[Any
     except PyMongoError as exc:
         raise KeysUnavailable(str(exc)) from exc
     return [obj | {"data": obj["data"] | {"applicant": sealed_applicant(keys[obj["subject"]], obj["subject"], applicant)}}
-            if (applicant := _personal(obj)) else obj for obj in objects]
+            if applicant else obj for obj, applicant in zip(objects, applicants, strict=True)]
 
 
 async def sealed_records(personal: DossierKeys, records: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:

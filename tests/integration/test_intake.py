@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import httpx
@@ -9,10 +11,11 @@ import orjson
 import pytest
 from pymongo import AsyncMongoClient
 
+from shared.mongo import Chain
 from shared.personal import DossierKeys, unseal
 from tests.fixtures.sample import VN, dossier_code, dossier_history, event
 from tests.integration.conftest import (ANY_SOURCE_KEY, PROVINCE_KEY, at_each_instant, end_offsets, fuzz, read_topic,
-                                         wait_until)
+                                         service, wait_until)
 
 SINGLE = {"content-type": "application/cloudevents+json"}
 BATCH = {"content-type": "application/cloudevents-batch+json"}
@@ -86,6 +89,38 @@ def test_the_arrival_is_stamped_by_the_stacks_clock(pipeline):
     [record] = published_since(settings, before)
     arrived = datetime.fromisoformat(json.loads(record.value)["intaketime"])
     assert timedelta(0) <= settings.clock() - arrived < timedelta(minutes=1)
+
+
+def test_a_receipt_sent_again_to_two_replicas_is_listed_once_under_one_key(intake, settings):
+    """A portal re-sends each dossier's receipt with every snapshot: the citizen's index in FerretDB lists it once,
+    whether the replica holds its key in memory or reads it, and whichever of concurrent requests wins."""
+    phone = "09" + uuid.uuid4().int.__str__()[-8:]
+    day = datetime(2024, 2, 29, tzinfo=VN)  # no other test's dossiers: they would be other citizens'
+    first, second = dossier_code(day, sequence=4242), dossier_code(day, sequence=4243)
+    receipts = {code: event("dossier.received", code, applicant={"name": "Lê Văn Gửi", "phone": phone})
+                for code in (first, second)}
+    other = service("intake", settings).start()  # a second replica, nothing in its memory
+    try:
+        for replica in (intake, intake, other, other, intake):
+            assert post(replica, receipts[first]).status_code == 202
+        with ThreadPoolExecutor(4) as pool:  # a new dossier of the same citizen, sent at once to both
+            answers = list(pool.map(lambda replica: post(replica, receipts[second]), (intake, other) * 2))
+        assert [a.status_code for a in answers] == [202] * 4
+    finally:
+        other.stop()
+
+    async def stored() -> tuple[dict, list]:
+        client = AsyncMongoClient(settings.mongo_url)
+        try:
+            database = client[settings.mongo_database]
+            keys = {code: await database["dossier_keys"].find_one({"_id": code}) for code in (first, second)}
+            return keys, await Chain(database["citizen_dossiers"]).read(keys[first]["citizen"])
+        finally:
+            await client.close()
+
+    keys, links = asyncio.run(stored())
+    assert keys[first]["citizen"] == keys[second]["citizen"]
+    assert [link["dossier"] for link in links] == [first, second]
 
 
 def test_a_single_event_as_plain_json_is_accepted(intake, settings):

@@ -181,7 +181,7 @@ class Intake:
         self.keys = DossierKeys(MemoryDatabase())  # the dossiers' keys, in memory
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(intake_app, "EventPublisher", lambda s: recorders.append(Recorder(s)) or recorders[-1])
-            patch.setattr(intake_app, "DossierKeys", lambda _database, _secret: self.keys)
+            patch.setattr(intake_app, "dossier_keys", lambda _database, _secret: self.keys)
             self.app = intake_app.create_app(IntakeSettings(environment="local", intake_api_keys=keys))
         [self.publisher] = recorders
 

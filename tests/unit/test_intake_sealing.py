@@ -9,11 +9,11 @@ import pytest
 from pymongo.errors import ServerSelectionTimeoutError
 
 from services.intake import app as intake_app
-from services.intake.sealing import KeysUnavailable, sealed_receipts, sealed_records
+from services.intake.sealing import KeysUnavailable, dossier_keys, sealed_receipts, sealed_records
 from services.intake.settings import IntakeSettings
 from shared.auth import ApiKey, key_hash
 from shared.events import Applicant
-from shared.personal import DossierKeys, opened_applicant
+from shared.personal import DossierKeys, opened_applicant, unseal
 from tests.fixtures.memory import MemoryDatabase
 from tests.fixtures.sample import event
 
@@ -67,7 +67,7 @@ def test_with_the_keys_unreachable_a_receipt_gets_503_and_nothing_is_published()
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(intake_app, "EventPublisher", Recorder)
-        patch.setattr(intake_app, "DossierKeys", lambda _database, _secret: DossierKeys(AwayDatabase(), "s"))
+        patch.setattr(intake_app, "dossier_keys", lambda _database, _secret: DossierKeys(AwayDatabase(), "s"))
         app = intake_app.create_app(IntakeSettings(environment="local", intake_api_keys=[
             ApiKey(name="any", key_sha256=key_hash("k" * 32), sources=["*"])]))
 
@@ -82,3 +82,20 @@ def test_with_the_keys_unreachable_a_receipt_gets_503_and_nothing_is_published()
     assert (answer.status_code, answer.headers.get("retry-after")) == (503, "5") and published == []
     with pytest.raises(KeysUnavailable):
         asyncio.run(sealed_receipts(DossierKeys(AwayDatabase(), "s"), [event("dossier.received")]))
+
+
+def test_a_receipt_whose_key_intake_holds_is_sealed_while_the_keys_are_unreachable():
+    """Intake's keys are kept for a while (services/intake/sealing.py): a receipt sent again needs no read."""
+    database = MemoryDatabase()
+    keys = dossier_keys(database, "s")
+    receipt = event("dossier.received", "000.00.38.H56-250701-0001", applicant={"name": NAME, "phone": PHONE})
+    first = asyncio.run(sealed_receipts(keys, [receipt]))
+    keys._keys = AwayCollection()  # MongoDB gone: the index and the keys both away
+    keys._index.collection = AwayCollection()
+    again = asyncio.run(sealed_receipts(keys, [receipt]))
+    key = database["dossier_keys"].docs[receipt["subject"]]["key"]
+    assert [unseal(bytes(key), receipt["subject"], e["data"]["applicant"]["sealed"]) for e in (*first, *again)] \
+        == [{"name": NAME, "phone": PHONE}] * 2
+    with pytest.raises(KeysUnavailable):  # a dossier it does not hold: 503
+        asyncio.run(sealed_receipts(keys, [event("dossier.received", "000.00.38.H56-250701-0002",
+                                                 applicant={"name": NAME, "phone": PHONE})]))

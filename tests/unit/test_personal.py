@@ -5,7 +5,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from shared.events import Applicant
-from shared.personal import (DossierKeys, Retention, citizen_id, new_key, opened_applicant, seal,
+from shared.personal import (DossierKeys, RecentKeys, Retention, citizen_id, new_key, opened_applicant, seal,
                              sealed_applicant, unseal)
 from tests.fixtures.memory import MemoryDatabase
 
@@ -58,6 +58,100 @@ def test_one_key_per_dossier_the_index_lists_the_citizens_dossiers_and_erasure_f
         assert await keys.dossiers_of("0912345678") == [OTHER]
         assert await keys.forget_citizen("0912345678") == 1
         assert await keys.key_of(OTHER) is None and await keys.dossiers_of("0912345678") == []
+
+    asyncio.run(run())
+
+
+def test_a_receipt_sent_again_is_listed_once_in_its_citizens_index():
+    """A portal's snapshot re-sends its receipt every time: the citizen's chain must not grow with it."""
+    async def run():
+        database = MemoryDatabase()
+        keys = DossierKeys(database, "s")
+        first = await keys.keys_for({CODE: "0912345678"})
+        for _ in range(5):
+            assert await keys.keys_for({CODE: "0912345678"}) == first
+        # The same new dossier in requests at once: one key, one link, whoever wins.
+        made = await asyncio.gather(*(keys.keys_for({OTHER: "0912345678"}) for _ in range(4)))
+        assert len({found[OTHER] for found in made}) == 1
+        assert len(database["citizen_dossiers"].docs) == 2 and len(database["dossier_keys"].docs) == 2
+        assert await keys.dossiers_of("0912345678") == [CODE, OTHER]
+
+    asyncio.run(run())
+
+
+def test_a_dossier_sent_again_costs_one_key_read_and_changes_nothing():
+    async def run():
+        database = MemoryDatabase()
+        keys = DossierKeys(database, "s")
+        await keys.keys_for({CODE: "0912345678", OTHER: "0987654321"})
+        keys_before = dict(database["dossier_keys"].docs)
+        index_before = dict(database["citizen_dossiers"].docs)
+        reads = count_reads(database)
+        await keys.keys_for({CODE: "0912345678", OTHER: "0987654321"})
+        assert reads == ["dossier_keys"] * 2  # one key read each, the index not read
+        assert database["dossier_keys"].docs == keys_before and database["citizen_dossiers"].docs == index_before
+
+    asyncio.run(run())
+
+
+def test_new_citizens_dossiers_cost_no_read_a_known_citizens_next_one_is_appended():
+    async def run():
+        database = MemoryDatabase()
+        keys = DossierKeys(database, "s")
+        reads = count_reads(database)
+        made = await keys.keys_for({CODE: "0912345678", OTHER: "0987654321"})
+        assert reads == [] and len(database["dossier_keys"].docs) == 2
+        third = "000.00.38.H56-250701-0003"
+        await keys.keys_for({third: "0912 345 678"})  # the first citizen's second dossier
+        assert await keys.dossiers_of("0912345678") == [CODE, third]
+        assert await keys.dossiers_of("0987654321") == [OTHER] and made[CODE] == await keys.key_of(CODE)
+
+    asyncio.run(run())
+
+
+def test_a_dossier_listed_before_a_crash_left_it_without_a_key_gets_its_key_and_stays_listed_once():
+    async def run():
+        database = MemoryDatabase()
+        keys = DossierKeys(database, "s")
+        await keys.keys_for({CODE: "0912345678"})
+        del database["dossier_keys"].docs[CODE]  # listed, then the process died before the key's insert
+        made = await keys.keys_for({CODE: "0912345678"})
+        assert made[CODE] == await keys.key_of(CODE) and len(database["citizen_dossiers"].docs) == 1
+
+    asyncio.run(run())
+
+
+def count_reads(database: MemoryDatabase) -> list[str]:
+    """The names of the collections `find_one` reads from, as they are read."""
+    reads: list[str] = []
+    for name in ("dossier_keys", "citizen_dossiers"):
+        collection = database[name]
+
+        async def find_one(query, _find=collection.find_one, _name=name):
+            reads.append(_name)
+            return await _find(query)
+        collection.find_one = find_one
+    return reads
+
+
+def test_recent_keys_seal_a_dossier_sent_again_without_a_read_until_they_expire_or_are_erased():
+    now = [100.0]
+
+    async def run():
+        database = MemoryDatabase()
+        keys = DossierKeys(database, "s", RecentKeys(size=2, seconds=60, clock=lambda: now[0]))
+        made = await keys.keys_for({CODE: "0912345678"})
+        reads = count_reads(database)
+        assert await keys.keys_for({CODE: "0912345678"}) == made and reads == []
+        now[0] += 61  # expired: read again (an erased key would be missed from then on)
+        assert await keys.keys_for({CODE: "0912345678"}) == made and reads == ["dossier_keys"]
+        await keys.keys_for({OTHER: None, "000.00.38.H56-250701-0003": None})  # at most 2 kept: CODE dropped
+        reads.clear()
+        await keys.keys_for({CODE: "0912345678"})
+        assert reads == ["dossier_keys"]
+        await keys.erase([CODE])  # erased here: forgotten at once, and a new key made if sent again
+        again = await keys.keys_for({CODE: "0912345678"})
+        assert again[CODE] != made[CODE] and again[CODE] == await keys.key_of(CODE)
 
     asyncio.run(run())
 
