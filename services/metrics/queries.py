@@ -40,6 +40,7 @@ class Tallied:
     judged: list[scoring.Judgement]  # its members not settled at the cut, judged one by one (every open one)
     earlier: list[Tracked]  # the commune's dossiers received before the period that DOSSIER_SYNC may count
     flagged: list[Tracked]  # its settled members the two on-time views disagree on (when asked)
+    moving: list[Tracked]  # its open members summed by `open_times`, not judged
     cut: datetime
 
 
@@ -69,9 +70,12 @@ class ReportQueries:
 
     def counts_of(self, commune_code: str, start: date, end: date, as_of: datetime
                   ) -> tuple[dict[str, Any], Counts, list[scoring.Judgement]]:
-        """A commune's report (§5), what its scorecard counts (§6), and the members of its cohort judged one
-        by one (those not settled at the cut: every open one among them), as of `as_of`."""
-        return self._counts(self._tally(commune_code, start, end, as_of), commune_code, start, end, as_of)
+        """A commune's report (§5), what its scorecard counts (§6), and the members of its cohort judged: those
+        not settled at the cut, and every open one, as of `as_of`."""
+        tallied = self._tally(commune_code, start, end, as_of)
+        report, counts, judged = self._counts(tallied, commune_code, start, end, as_of)
+        return report, counts, judged + scoring.judgements(((t, t.now) for t in tallied.moving), tallied.cut, as_of,
+                                                           self.calendar)
 
     def _counts(self, tallied: Tallied, commune_code: str, start: date, end: date, as_of: datetime
                 ) -> tuple[dict[str, Any], Counts, list[scoring.Judgement]]:
@@ -122,7 +126,7 @@ class ReportQueries:
         calendar, cut = self.calendar, cut_of(end, as_of, self.calendar)
         opening = datetime.combine(start, time(), calendar.timezone).timestamp()
         cut_s, as_of_s = cut.timestamp(), as_of.timestamp()
-        total, unsettled, earlier, flagged = 0, [], [], []
+        total, unsettled, earlier, flagged, moving = 0, [], [], [], []
         for t in self._by_commune.get(commune_code, ()):
             day, quiet = t.received_date, t.quiet_since
             if day < start:
@@ -132,8 +136,10 @@ class ReportQueries:
                 if quiet is not None and quiet <= cut_s:
                     if t.packed_with is not catalogue:
                         self._pack(t, catalogue)
-                    packed = t.packed if t.open_times is None else t.packed + scoring.open_part(t.open_times, cut_s,
-                                                                                                as_of_s)
+                    packed = t.packed
+                    if t.open_times is not None:
+                        packed += scoring.open_part(t.open_times, cut_s, as_of_s)
+                        moving.append(t)
                     total += packed
                     if differing and packed & 1:
                         flagged.append(t)
@@ -144,7 +150,7 @@ class ReportQueries:
         signed_valid = partial(self._signed_valid, as_of=as_of)
         for j in judged:
             total += scoring.contribution(j, j.facts.open_state(as_of, calendar), catalogue, signed_valid, cut, calendar)
-        return Tallied(scoring.decode(total), judged, earlier, flagged, cut)
+        return Tallied(scoring.decode(total), judged, earlier, flagged, moving, cut)
 
     def _complained_not_unsatisfied(self, commune_code: str, start: date, end: date, as_of: datetime,
                                     complained: frozenset[str]) -> int:
