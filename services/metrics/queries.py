@@ -1,7 +1,15 @@
 """The report queries over the figures' timelines (docs/contract.md §5, §8): a commune's cohort as of
 an instant, its report, the scorecard, the points at risk, where dossiers wait. Read-only: `Figures`
 (services/metrics/figures.py) extends this with what it keeps, and a report may read a view with the
-archive's dossiers beside memory's (`Figures.including`)."""
+archive's dossiers beside memory's (`Figures.including`).
+
+Most dossiers of a past period are settled at its cut: ended (or open, only ever being processed) and
+unchanged since. What such a dossier adds to every count of its cohort (the §5 report, each 766 numerator
+and denominator, both on-time views, DOSSIER_SYNC) no longer depends on the cut or the instant, or, for an
+open one, moves only at three instants (`scoring.open_times`). So `settle` computes it once per announcement
+or verdict, packed into one int (`scoring.FIELDS`: fixed-width fields, so a commune's sum is a `+` a
+dossier), and `_tally` sums those and judges only the others. The PAKN's share (5.4's complaints) is added
+apart, by a look-up; the catalogue in force is checked at each sum (a new one prices the dossiers again)."""
 
 from __future__ import annotations
 
@@ -100,15 +108,16 @@ class ReportQueries:
                 return
         code = tracked.counted.dossier_code
         signed = [self._signatures[code, doc].signed_at for doc in self._documents.get(code, ())]
-        tracked.quiet_since = max([last.since, tracked.counted.received_at, *signed]).timestamp()
+        quiet = max([last.since, tracked.counted.received_at, *signed])
+        tracked.quiet_since = quiet.timestamp()
         if self._catalogue_seen is None:
             self._catalogue_seen = self.catalogue()
-        self._pack(tracked, self._catalogue_seen)
+        self._pack(tracked, self._catalogue_seen, quiet)
 
-    def _pack(self, tracked: Tracked, catalogue: Catalogue) -> None:
+    def _pack(self, tracked: Tracked, catalogue: Catalogue, at: datetime | None = None) -> None:
         assert tracked.quiet_since is not None
         since, calendar = tracked.quiet_since, self.calendar
-        at = datetime.fromtimestamp(since, calendar.timezone)
+        at = at or datetime.fromtimestamp(since, calendar.timezone)
         judged = scoring.Judgement(tracked, tracked.now, judge_portal(tracked.timeline, at, calendar,
                                                                       tracked.counted.receipt_due_at),
                                    judge_decree(tracked.now, at, calendar))

@@ -1,7 +1,8 @@
 """What a commune's dossiers count for the QĐ 766 scorecard as the portal computes it (docs/domain.md §6):
 each dossier judged once by both on-time views (shared.on_time), then every sub-indicator's numerator
 and denominator (shared.scorecard.Counts), the dossiers where the views disagree, and the open dossiers
-the points at risk read."""
+the points at risk read. A dossier's share of every count is one packed int (`contribution`, `FIELDS`),
+which services/metrics/queries.py keeps for a settled dossier and sums per commune."""
 
 from __future__ import annotations
 
