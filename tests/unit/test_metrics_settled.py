@@ -141,6 +141,10 @@ def test_a_dossier_is_settled_from_its_last_change_and_again_from_a_later_verdic
     before, after = MONDAY + timedelta(hours=12), MONDAY + timedelta(days=1, hours=1)
     assert figures.counts_of(COMMUNE, day, day, before)[1].electronic_result.numerator == 0  # judged: not yet signed
     assert figures.counts_of(COMMUNE, day, day, after)[1].electronic_result.numerator == 1
+    assert [j.tracked for j in figures._tally(COMMUNE, day, day, before).judged] == [tracked]
+    assert figures._tally(COMMUNE, day, day, after).judged != []  # the cut (Monday's end) is before the verdict
+    two_days = day + timedelta(days=1)
+    assert figures._tally(COMMUNE, day, two_days, after).judged == []  # settled by the cut: summed, not judged
 
 
 def test_a_plain_open_dossier_turns_late_with_the_instant_and_one_with_a_supplement_is_judged_each_time():
