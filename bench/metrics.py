@@ -12,11 +12,18 @@
 
 import asyncio
 import gc
+import json
 import os
 import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from io import BytesIO
+from pathlib import Path
 
 import httpx
 from pymongo import AsyncMongoClient
@@ -47,6 +54,8 @@ REQUESTS = knob("BENCH_METRICS_REQUESTS", 50, 5)
 SECTORS = [f"S{n:02d}" for n in range(25)]
 KINDS = ("plain", "supplement", "withdrawn", "open")
 METRICS_PORT = port(8103)
+ROOT = Path(__file__).resolve().parents[1]
+SCORECARD_BASELINE = "6a84a34"  # the last commit before settled dossiers were packed (issue 25)
 
 
 def life(code: str, received: datetime, kind: str, channel: str, days: float = 3) -> list:
@@ -125,6 +134,59 @@ def rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def cpu_timed(work: Callable[[], object]) -> tuple[float, float]:
+    """Wall and CPU seconds of one run (the CPU's are steadier on a shared machine)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    work()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def scorecard_timings(figures: Figures) -> dict[str, float]:
+    """The province-year scorecard (wall and CPU seconds): as of the period's end (2026-01-01 00:00), first
+    then again (remembered), as of another instant (2025-12-31 17:00, the load's now); and a commune's
+    report as GET /v1/reports/communes answers it (`report` and `on_time_views`, the busy commune's quarter),
+    median of 5. The same calls in the tree before settled dossiers were packed (`baseline_probe`)."""
+    province, year = communes_of_province(PROVINCE), (date(2025, 1, 1), date(2025, 12, 31))
+    found: dict[str, float] = {"load_1min": os.getloadavg()[0]}  # the machine's, as the timings start
+    found["end_s"], found["end_cpu"] = cpu_timed(lambda: figures.scorecard(province, *year, datetime(2026, 1, 1,
+                                                                                                     tzinfo=VN)))
+    found["again_s"], _ = timed(lambda: figures.scorecard(province, *year, datetime(2026, 1, 1, tzinfo=VN)), rounds=5)
+    found["other_s"], found["other_cpu"] = cpu_timed(lambda: figures.scorecard(province, *year, datetime(
+        2025, 12, 31, 17, tzinfo=VN)))
+    quarter, as_of = (date(2025, 7, 1), date(2025, 9, 30)), datetime(2025, 10, 1, 8, tzinfo=VN)
+    found["commune_s"], _ = timed(lambda: figures.report(BUSY, *quarter, as_of)
+                                  | {"on_time_views": figures.on_time_views(BUSY, *quarter, as_of)}, rounds=5)
+    return found
+
+
+def baseline_probe(total: int) -> dict[str, float]:
+    """In the baseline tree's process: the province-year loaded (seconds, MiB), then `scorecard_timings`."""
+    dossiers = province_dossiers(Templates(), total)
+    gc.collect()
+    before = rss_mib()
+    figures = Figures(CAL)
+    load_s, _ = timed(lambda: [figures.apply(COUNTED.validate_python(d), datetime(2025, 12, 31, 17, tzinfo=VN))
+                               for d, _ in dossiers])
+    dossiers.clear()
+    gc.collect()
+    return {"load_s": load_s, "memory_mib": rss_mib() - before} | scorecard_timings(figures)
+
+
+def baseline(total: int) -> dict[str, float]:
+    """`baseline_probe` run with the services and shared packages of commit SCORECARD_BASELINE (this file loaded
+    by path: the probe is the same code)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        archive = subprocess.run(["git", "archive", SCORECARD_BASELINE], cwd=ROOT, capture_output=True,
+                                 check=True).stdout
+        with tarfile.open(fileobj=BytesIO(archive)) as tar:
+            tar.extractall(scratch, filter="data")
+        code = (f"import sys, json, importlib.util as u; sys.path[:0] = [{scratch!r}]; "
+                f"s = u.spec_from_file_location('bench_metrics', {str(Path(__file__))!r}); m = u.module_from_spec(s); "
+                f"s.loader.exec_module(m); print(json.dumps(m.baseline_probe({total})))")
+        done = subprocess.run([sys.executable, "-c", code], cwd=scratch, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def province_scale() -> list[list[object]]:
     templates = Templates()
     started = time.perf_counter()
@@ -148,20 +210,49 @@ def province_scale() -> list[list[object]]:
     fold_s, _ = timed(lambda: [fold(events, CAL, as_of=q_as_of) for events in cohort])
     print(f"commune-quarter report of {report['received']} dossiers: {1000 * report_s:.0f} ms "
           f"(folding them: {1000 * fold_s:.0f} ms)")
-    province = communes_of_province(PROVINCE)
-    card_s, card = timed(lambda: figures.scorecard(province, date(2025, 1, 1), date(2025, 12, 31), as_of))
     render_s, text = timed(lambda: render(figures.counts), rounds=3)
     series = sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
-    print(f"scorecard of {len(card)} communes: {card_s:.2f} s; snapshot of {series} series: {render_s:.2f} s")
+    print(f"snapshot of {series} series: {render_s:.2f} s")
+    dossiers.clear()
+    cohort.clear()
+    now = scorecard_timings(figures)
+    print(f"scorecard, this tree: {now}")
+    base = baseline(DOSSIERS)
+    print(f"scorecard, {SCORECARD_BASELINE}: {base}")
     return [
-        ["dossiers loaded (province-year)", f"{len(dossiers):,}", f"{load_s:.1f} s",
-         f"{len(dossiers) / load_s:,.0f} dossiers/s; {memory:,.0f} MiB ({1024 * memory / len(dossiers):.1f} KiB each)"],
+        ["dossiers loaded (province-year)", f"{DOSSIERS:,}", f"{load_s:.1f} s",
+         f"{DOSSIERS / load_s:,.0f} dossiers/s; {memory:,.0f} MiB ({1024 * memory / DOSSIERS:.2f} KiB each); at "
+         f"{SCORECARD_BASELINE}: {base['load_s']:.1f} s, {base['memory_mib']:,.0f} MiB "
+         f"({1024 * base['memory_mib'] / DOSSIERS:.2f} KiB each)"],
         [f"report: commune-quarter ({report['received']:,} dossiers)", "median of 5", f"{1000 * report_s:.0f} ms",
          f"folding each dossier as of the instant instead: {1000 * fold_s:,.0f} ms = "
          f"**{fold_s / report_s:.0f}×** slower (goal < 1 s)"],
-        [f"scorecard: province-year ({len(card)} communes)", "1 run", f"{card_s:.2f} s", ""],
+        *scorecard_rows(now, base),
         [f"Prometheus snapshot render ({series:,} series, {len(text) / 2**20:.1f} MiB)", "median of 3",
          f"{1000 * render_s:.0f} ms", "in a background thread, not per scrape"],
+    ]
+
+
+def scorecard_rows(now: dict[str, float], base: dict[str, float]) -> list[list[object]]:
+    """The scorecard's rows: this tree's figures beside the baseline tree's, with the machine's load (its
+    1-minute average) when each started."""
+    def ratio(key: str) -> str:
+        return f"**{base[key] / now[key]:,.1f}×** faster" if now[key] else ""
+
+    def cpu(found: dict[str, float], key: str) -> str:
+        return f"{found[key + '_s']:.2f} s (CPU {found[key + '_cpu']:.2f} s)"
+
+    year = f"province-year, {DOSSIERS:,} dossiers, 166 communes"
+    return [
+        [f"scorecard as of the period's end, first ({year}; load {now['load_1min']:.1f})", "1 run", cpu(now, "end"),
+         f"at {SCORECARD_BASELINE} (load {base['load_1min']:.1f}): {cpu(base, 'end')}; {ratio('end_s')} (goal < 1 s)"],
+        ["scorecard as of the period's end, again (remembered)", "median of 5", f"{1000 * now['again_s']:.1f} ms",
+         f"at {SCORECARD_BASELINE}: {1000 * base['again_s']:.1f} ms"],
+        ["scorecard as of 2025-12-31 17:00, first", "1 run", cpu(now, "other"),
+         f"at {SCORECARD_BASELINE}: {cpu(base, 'other')}; {ratio('other_s')} (goal < 3 s)"],
+        ["commune report as GET answers it (report + on_time_views, busy commune's quarter)", "median of 5",
+         f"{1000 * now['commune_s']:.1f} ms",
+         f"at {SCORECARD_BASELINE}: {1000 * base['commune_s']:.1f} ms; {ratio('commune_s')} (goal < 100 ms)"],
     ]
 
 

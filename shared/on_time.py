@@ -82,8 +82,9 @@ def _plain(timeline: Timeline, cut: datetime, appointment: datetime | None) -> J
     if appointment is None:
         return None
     first: dict[str, datetime] = {}
+    whole = bool(timeline) and timeline[-1].since <= cut  # the timeline is in time order: one comparison
     for f in timeline:
-        if f.since > cut:
+        if not whole and f.since > cut:
             break
         if f.state in STANDS:
             return None

@@ -46,51 +46,54 @@ def commune_report(
 
 def report_of(cohort: Iterable[Member], as_of: datetime, calendar: WorkingCalendar) -> dict[str, Any]:
     """Counts and rates over a cohort, as of `as_of`: one pass over it."""
-    channels: Counter[str] = Counter()
-    completed: Counter[str] = Counter()
-    open_now: Counter[str | None] = Counter()
-    payments: Counter[str] = Counter()
-    ratings: Counter[str] = Counter()
-    received = withdrawn = online_full = digitized = compliant = non_compliant = elsewhere = 0
+    n: Counter[str] = Counter()
     for r, f in cohort:
-        received += 1
-        channels[r.channel] += 1
-        online_full += r.channel == "online" and r.online_level == "full"
-        elsewhere += r.received_by_unit is not None
-        if f.timeliness:
-            completed[f.timeliness] += 1
-        open_now[f.open_state(as_of, calendar)] += 1
+        n["received"] += 1
+        n[r.channel] += 1
+        n["online_full"] += r.channel == "online" and r.online_level == "full"
+        n["elsewhere"] += r.received_by_unit is not None
+        for field in (f.timeliness, f.open_state(as_of, calendar), f.rating):
+            if field:
+                n[field] += 1
         if f.payment_method:
-            payments[f.payment_method] += 1
-        if f.rating:
-            ratings[f.rating] += 1
-        withdrawn += f.state == "withdrawn"
-        digitized += f.digitized
-        compliant += f.apologies_compliant
-        non_compliant += f.apologies_non_compliant
+            n["pay_" + f.payment_method] += 1
+        n["withdrawn"] += f.state == "withdrawn"
+        n["digitized"] += f.digitized
+        n["apologies_compliant"] += f.apologies_compliant
+        n["apologies_non_compliant"] += f.apologies_non_compliant
+    return report_from(n)
+
+
+def report_from(n: Mapping[str, int]) -> dict[str, Any]:
+    """The report of a cohort from its counts, named: `received`, each channel, `online_full`, `elsewhere`,
+    each timeliness and open state, `withdrawn`, `pay_online`, `pay_offline`, `digitized`, each rating,
+    `apologies_compliant`, `apologies_non_compliant` (what report_of counts, and the metrics service sums)."""
+    received, withdrawn, paid = n["received"], n["withdrawn"], n["pay_online"] + n["pay_offline"]
+    completed, open_now = {t: n[t] for t in TIMELINESS}, {s: n[s] for s in OPEN_STATES}
+    ratings = {r: n[r] for r in RATINGS}
     in_time, judged = progress(received, withdrawn, completed, open_now)
     return {
         "received": received,
-        "by_channel": {c: channels[c] for c in CHANNELS},
-        "online_full": online_full,
-        "completed": {t: completed[t] for t in TIMELINESS},
+        "by_channel": {c: n[c] for c in CHANNELS},
+        "online_full": n["online_full"],
+        "completed": completed,
         "withdrawn": withdrawn,
-        "open": {s: open_now[s] for s in OPEN_STATES},
-        "payments": {m: payments[m] for m in PAYMENT_METHODS},
-        "digitized": digitized,
-        "ratings": {r: ratings[r] for r in RATINGS},
+        "open": open_now,
+        "payments": {m: n["pay_" + m] for m in PAYMENT_METHODS},
+        "digitized": n["digitized"],
+        "ratings": ratings,
         "apologies": {
-            "compliant": compliant,
-            "non_compliant": non_compliant,
+            "compliant": n["apologies_compliant"],
+            "non_compliant": n["apologies_non_compliant"],
         },
         # v1.2: taken by another centre than the commune's own (NĐ 118); still the commune's figures.
-        "received_elsewhere": elsewhere,
+        "received_elsewhere": n["elsewhere"],
         "rates": {
-            "online": rate(channels["online"], received),
-            "online_full": rate(online_full, received),
+            "online": rate(n["online"], received),
+            "online_full": rate(n["online_full"], received),
             "on_time": rate(in_time, judged),
-            "online_payment": rate(payments["online"], sum(payments.values())),
-            "digitization": rate(digitized, received),
+            "online_payment": rate(n["pay_online"], paid),
+            "digitization": rate(n["digitized"], received),
             "satisfaction": rate(ratings["very_satisfied"] + ratings["satisfied"], sum(ratings.values())),
         },
     }

@@ -18,7 +18,7 @@ start, then from `dossier-status`); every replica fed the same timelines holds t
 import heapq
 from collections import ChainMap, Counter
 from collections.abc import Callable, Iterable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -103,6 +103,14 @@ class Tracked:
     received_date: date  # local date: the report cohort (docs/domain.md §5)
     open_counted: OpenState | None = None  # what `dossier_open` counts it as now
     announced_until: datetime | None = None  # the clock's changes up to here are announced
+    # Its last change (its last Facts' `since`, its verdicts' instants) in Unix seconds (a float compares ten times
+    # faster than an aware datetime), set when it is settled: ended, or open in the plain way `open_times` tells.
+    # What it adds to its cohort's counts from then on, packed (services/metrics/scoring.py; for an open one, less
+    # what moves with time), and with which catalogue: see ReportQueries.settle.
+    quiet_since: float | None = field(default=None, compare=False)
+    open_times: tuple[float, float, float] | None = field(default=None, compare=False)
+    packed: int = field(default=0, compare=False)
+    packed_with: Catalogue | None = field(default=None, compare=False)
 
     @property
     def code(self) -> str:
@@ -148,6 +156,8 @@ class Figures(ReportQueries):
         self.feedback_book = FeedbackBook()  # the PAKN (services/metrics/feedback.py)
         self.changes: Counter[str] = Counter()  # per commune: how often what its reports count changed
         self._cards: dict[tuple, tuple] = {}  # scorecard rows as last computed (services/metrics/queries.py)
+        self._packings: dict[int, int] = {}  # each distinct packed contribution once (services/metrics/queries.py)
+        self._catalogue_seen: Catalogue | None = None  # the catalogue the last query read
 
     # -- feeding -----------------------------------------------------------------------------
 
@@ -172,6 +182,7 @@ class Figures(ReportQueries):
         self._count(tracked, +1)
         self._recount_open(tracked, now)
         self._schedule(tracked)
+        self.settle(tracked)
         self.changes[counted.commune_code] += 1
         return True
 
@@ -186,6 +197,8 @@ class Figures(ReportQueries):
         self._signatures[key] = verdict
         self._documents.setdefault(verdict.dossier_code, set()).add(verdict.document_id)
         self.counts["signatures", verdict.commune_code, verdict.sector, verdict.verdict] += 1
+        if (tracked := self.dossiers.get(verdict.dossier_code)) is not None:
+            self.settle(tracked)
         self.changes[verdict.commune_code] += 1
         return True
 
@@ -240,6 +253,8 @@ class Figures(ReportQueries):
             replaced = {t.code for t in dossiers}
             view._by_commune[commune_code] = [t for t in self._by_commune.get(commune_code, ())
                                               if t.code not in replaced] + dossiers
+            for tracked in dossiers:
+                view.settle(tracked)
         return view
 
     def counted_by(self, dossiers: Iterable[tuple[Tracked, list[Verdict]]]) -> Counter[Key]:

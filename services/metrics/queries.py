@@ -1,13 +1,23 @@
 """The report queries over the figures' timelines (docs/contract.md §5, §8): a commune's cohort as of
 an instant, its report, the scorecard, the points at risk, where dossiers wait. Read-only: `Figures`
 (services/metrics/figures.py) extends this with what it keeps, and a report may read a view with the
-archive's dossiers beside memory's (`Figures.including`)."""
+archive's dossiers beside memory's (`Figures.including`).
+
+Most dossiers of a past period are settled at its cut: ended (or open, only ever being processed) and
+unchanged since. What such a dossier adds to every count of its cohort (the §5 report, each 766 numerator
+and denominator, both on-time views, DOSSIER_SYNC) no longer depends on the cut or the instant, or, for an
+open one, moves only at three instants (`scoring.open_times`). So `settle` computes it once per announcement
+or verdict, packed into one int (`scoring.FIELDS`: fixed-width fields, so a commune's sum is a `+` a
+dossier), and `_tally` sums those and judges only the others. The PAKN's share (5.4's complaints) is added
+apart, by a look-up; the catalogue in force is checked at each sum (a new one prices the dossiers again)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import dataclass
 from datetime import date, datetime, time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from services.metrics import scoring
@@ -16,8 +26,8 @@ from shared.catalogue import Catalogue
 from shared.communes import Commune
 from shared.facts import OPEN, Facts, facts_as_of
 from shared.feedback import FeedbackCounts
-from shared.on_time import cut_of
-from shared.report import report_of, score
+from shared.on_time import cut_of, disagreement, judge_decree, judge_portal
+from shared.report import report_from, score
 from shared.scorecard import COMMUNE_NOT_APPLICABLE, Counts, Tally, at_risk, score_of, scorecard
 from shared.scorecard import rank as rank_with_ties
 
@@ -30,6 +40,18 @@ RECEPTION = "Bộ phận tiếp nhận (một cửa)"  # who holds a dossier bef
 CARDS_KEPT = 4096  # scorecard rows remembered (166 communes × a few periods and instants)
 
 
+@dataclass(frozen=True, slots=True)
+class Tallied:
+    """A commune's cohort summed (`ReportQueries._tally`)."""
+
+    n: dict[str, int]  # its counts, decoded (services/metrics/scoring.py's FIELDS)
+    judged: list[scoring.Judgement]  # its members not settled at the cut, judged one by one (every open one)
+    earlier: list[Tracked]  # the commune's dossiers received before the period that DOSSIER_SYNC may count
+    flagged: list[Tracked]  # its settled members the two on-time views disagree on (when asked)
+    moving: list[Tracked]  # its open members summed by `open_times`, not judged
+    cut: datetime
+
+
 class ReportQueries:
     calendar: WorkingCalendar
     changes: Counter[str]
@@ -38,6 +60,8 @@ class ReportQueries:
     _by_commune: dict[str, list["Tracked"]]
     _signatures: MutableMapping[tuple[str, str], "Verdict"]
     _documents: MutableMapping[str, set[str]]
+    _packings: dict[int, int]
+    _catalogue_seen: Catalogue | None
 
     # -- reports ---------------------------------------------------------------------------------
 
@@ -50,35 +74,117 @@ class ReportQueries:
                     yield tracked, facts
 
     def report(self, commune_code: str, start: date, end: date, as_of: datetime) -> dict[str, Any]:
-        return report_of(((t.counted, f) for t, f in self.cohort(commune_code, start, end, as_of)), as_of,
-                         self.calendar)
+        return report_from(self._tally(commune_code, start, end, as_of).n)
 
     def counts_of(self, commune_code: str, start: date, end: date, as_of: datetime
                   ) -> tuple[dict[str, Any], Counts, list[scoring.Judgement]]:
-        """A commune's report (§5), what its scorecard counts (§6), and its cohort judged, as of `as_of`."""
-        members = list(self.cohort(commune_code, start, end, as_of))
-        report = report_of(((t.counted, f) for t, f in members), as_of, self.calendar)
-        judged = scoring.judgements(members, cut_of(end, as_of, self.calendar), as_of, self.calendar)
-        counts = scoring.counts(judged, self.catalogue(), lambda code: self._signed_valid(code, as_of),
-                                self.feedback(commune_code, start, end, as_of),
-                                self.dossier_sync(commune_code, start, end, as_of))
-        return report, counts, judged
+        """A commune's report (§5), what its scorecard counts (§6), and the members of its cohort judged: those
+        not settled at the cut, and every open one, as of `as_of`."""
+        tallied = self._tally(commune_code, start, end, as_of)
+        report, counts, judged = self._counts(tallied, commune_code, start, end, as_of)
+        return report, counts, judged + scoring.judgements(((t, t.now) for t in tallied.moving), tallied.cut, as_of,
+                                                           self.calendar)
 
-    def dossier_sync(self, commune_code: str, start: date, end: date, as_of: datetime) -> Tally:
-        """DOSSIER_SYNC (§6): of the commune's dossiers received, open or returned in the period (and whose
-        arrivals intake recorded), those whose every step reached intake within the sync window."""
+    def _counts(self, tallied: Tallied, commune_code: str, start: date, end: date, as_of: datetime
+                ) -> tuple[dict[str, Any], Counts, list[scoring.Judgement]]:
+        feedback = self.feedback(commune_code, start, end, as_of)
+        complained = self._complained_not_unsatisfied(commune_code, start, end, as_of, feedback.complained)
+        earlier = self._synced_earlier(tallied.earlier, start, end, as_of)
+        sync = Tally(tallied.n["synced"] + earlier.numerator, tallied.n["sync_total"] + earlier.denominator)
+        return report_from(tallied.n), scoring.counts_from(tallied.n, feedback, sync, complained), tallied.judged
+
+    # -- the cohort's sums: settled dossiers packed once, the others judged -------------------------------
+
+    def settle(self, tracked: Tracked) -> None:
+        """After a dossier's announcement or verdict: whether it is settled (ended; or open, only ever being
+        processed, with an appointment on its receipt) and since when; if so, what it adds to its cohort's
+        counts from then on, packed: a report whose cut is at or after that instant sums it instead of judging
+        it again (an open one's part that moves with time read off `open_times`)."""
+        tracked.packed, tracked.packed_with, tracked.quiet_since, tracked.open_times = 0, None, None, None
+        last = tracked.now
+        if last.state in OPEN:
+            tracked.open_times = scoring.open_times(tracked.timeline, tracked.counted.receipt_due_at, self.calendar)
+            if tracked.open_times is None:
+                return
+        code = tracked.counted.dossier_code
+        signed = [self._signatures[code, doc].signed_at for doc in self._documents.get(code, ())]
+        quiet = max([last.since, tracked.counted.received_at, *signed])
+        tracked.quiet_since = quiet.timestamp()
+        if self._catalogue_seen is None:
+            self._catalogue_seen = self.catalogue()
+        self._pack(tracked, self._catalogue_seen, quiet)
+
+    def _pack(self, tracked: Tracked, catalogue: Catalogue, at: datetime | None = None) -> None:
+        assert tracked.quiet_since is not None
+        since, calendar = tracked.quiet_since, self.calendar
+        at = at or datetime.fromtimestamp(since, calendar.timezone)
+        judged = scoring.Judgement(tracked, tracked.now, judge_portal(tracked.timeline, at, calendar,
+                                                                      tracked.counted.receipt_due_at),
+                                   judge_decree(tracked.now, at, calendar))
+        packed = scoring.contribution(judged, tracked.now.open_state(at, calendar), catalogue,
+                                      lambda code: self._signed_valid(code, at), at, calendar)
+        if tracked.open_times is not None:
+            packed -= scoring.open_part(tracked.open_times, since, since)
+        tracked.packed, tracked.packed_with = self._packings.setdefault(packed, packed), catalogue
+
+    def _tally(self, commune_code: str, start: date, end: date, as_of: datetime, differing: bool = False) -> Tallied:
+        """The sums of a commune's cohort (received, local date, in [start, end]) as of `as_of`: a dossier
+        settled by the cut adds its packed contribution; the others are judged here. `differing`: also
+        gather the settled dossiers the two on-time views disagree on."""
+        catalogue = self._catalogue_seen = self.catalogue()
+        calendar, cut = self.calendar, cut_of(end, as_of, self.calendar)
+        opening = datetime.combine(start, time(), calendar.timezone).timestamp()
+        cut_s, as_of_s = cut.timestamp(), as_of.timestamp()
+        total, unsettled, earlier, flagged, moving = 0, [], [], [], []
+        for t in self._by_commune.get(commune_code, ()):
+            day, quiet = t.received_date, t.quiet_since
+            if day < start:
+                if quiet is None or quiet >= opening or t.open_times is not None:  # DOSSIER_SYNC may count it
+                    earlier.append(t)
+            elif day <= end:
+                if quiet is not None and quiet <= cut_s:
+                    if t.packed_with is not catalogue:
+                        self._pack(t, catalogue)
+                    packed = t.packed
+                    if t.open_times is not None:
+                        packed += scoring.open_part(t.open_times, cut_s, as_of_s)
+                        moving.append(t)
+                    total += packed
+                    if differing and packed & 1:
+                        flagged.append(t)
+                else:
+                    unsettled.append(t)
+        judged = scoring.judgements(((t, f) for t in unsettled if t.counted.received_at <= as_of
+                                     if (f := facts_as_of(t.timeline, as_of)) is not None), cut, as_of, calendar)
+        signed_valid = partial(self._signed_valid, as_of=as_of)
+        for j in judged:
+            total += scoring.contribution(j, j.facts.open_state(as_of, calendar), catalogue, signed_valid, cut, calendar)
+        return Tallied(scoring.decode(total), judged, earlier, flagged, moving, cut)
+
+    def _complained_not_unsatisfied(self, commune_code: str, start: date, end: date, as_of: datetime,
+                                    complained: frozenset[str]) -> int:
+        """5.4: the cohort's dossiers named by a PAKN and not rated unsatisfied (those are counted already)."""
+        if not complained:
+            return 0
+        named = (t for t in self._by_commune.get(commune_code, ()) if t.counted.dossier_code in complained)
+        return sum(start <= t.received_date <= end and t.counted.received_at <= as_of
+                   and (f := facts_as_of(t.timeline, as_of)) is not None and f.rating != "unsatisfied" for t in named)
+
+    def _synced_earlier(self, earlier: list[Tracked], start: date, end: date, as_of: datetime) -> Tally:
+        """DOSSIER_SYNC (§6) of the commune's dossiers received before the period and open at its opening
+        or returned in it (the period's own are in the sums): those whose every step reached intake within
+        the sync window, of those whose arrivals intake recorded."""
         opening = datetime.combine(start, time(), self.calendar.timezone)
         closing = cut_of(end, as_of, self.calendar)
         synced = total = 0
-        for tracked in self._by_commune.get(commune_code, ()):
+        for tracked in earlier:
             c = tracked.counted
             if c.received_at > closing or not c.arrivals:
                 continue
-            if tracked.received_date < start:
-                at_opening = facts_as_of(tracked.timeline, opening)
-                returned = any(f.state == "returned" and opening <= f.since <= closing for f in tracked.timeline)
-                if not returned and (at_opening is None or at_opening.state not in OPEN):
-                    continue
+            at_opening = facts_as_of(tracked.timeline, opening)
+            returned = any(f.state == "returned" and opening <= f.since <= closing for f in tracked.timeline)
+            if not returned and (at_opening is None or at_opening.state not in OPEN):
+                continue
             total += 1
             synced += c.arrivals_synced == c.arrivals
         return Tally(synced, total)
@@ -117,11 +223,14 @@ class ReportQueries:
         kept = self._cards.get(key)
         if kept is not None and kept[0] == stamp:
             return kept[1]
-        report, counts, judged = self.counts_of(commune_code, start, end, as_of)
+        tallied = self._tally(commune_code, start, end, as_of)
+        report, counts, _ = self._counts(tallied, commune_code, start, end, as_of)
+        missing = scoring.missing_procedures((t.counted.procedure_code for t, _ in self.cohort(
+            commune_code, start, end, as_of)), catalogue) if tallied.n["missing_procedure"] else []
         card = (score(report)  # v1's approximation, its fields beside
                 | scorecard(counts, not_applicable)
-                | {"on_time_views": scoring.on_time_views(judged, self.calendar, listed=0),
-                   "missing_procedures": scoring.missing_procedures(judged, catalogue)})
+                | {"on_time_views": scoring.on_time_views(tallied.n, (), self.calendar, listed=0),
+                   "missing_procedures": missing})
         if len(self._cards) >= CARDS_KEPT:
             self._cards.clear()
         self._cards[key] = (stamp, (card, report))
@@ -129,9 +238,11 @@ class ReportQueries:
 
     def on_time_views(self, commune_code: str, start: date, end: date, as_of: datetime) -> dict[str, Any]:
         """Both on-time views of a commune's cohort, and the dossiers where they disagree, with why (§6)."""
-        members = self.cohort(commune_code, start, end, as_of)
-        judged = scoring.judgements(members, cut_of(end, as_of, self.calendar), as_of, self.calendar)
-        return scoring.on_time_views(judged, self.calendar)
+        tallied = self._tally(commune_code, start, end, as_of, differing=True)
+        calendar = self.calendar
+        flagged = scoring.judgements(((t, t.now) for t in tallied.flagged), tallied.cut, as_of, calendar)
+        differing = [j for j in tallied.judged if disagreement(j.decree, j.portal, calendar) is not None]
+        return scoring.on_time_views(tallied.n, [*flagged, *differing], calendar)
 
     def at_risk(self, commune_code: str, start: date, end: date, as_of: datetime, horizon: datetime,
                 not_applicable: frozenset[str]) -> dict[str, Any]:
