@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 RECEPTION = "Bộ phận tiếp nhận (một cửa)"  # who holds a dossier before its first transfer
 
 
-CARDS_KEPT = 4096  # scorecard rows remembered (166 communes × a few periods and instants)
+CARDS_KEPT = 1024  # scorecard rows remembered (166 communes × a few periods and instants; ~12 KB each)
 
 
 @dataclass(frozen=True, slots=True)

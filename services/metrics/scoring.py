@@ -148,9 +148,13 @@ def counts_from(n: dict[str, int], feedback: FeedbackCounts, dossier_sync: Tally
     )
 
 
+MISSING_LISTED = 50  # a row names at most this many procedures the catalogue lacks (senders choose the codes)
+
+
 def missing_procedures(codes: Iterable[str], catalogue: Catalogue) -> list[str]:
-    """The cohort's procedures the catalogue lacks: counted as not eligible, paper result, fee-bearing."""
-    return sorted(set(codes) - catalogue.procedures.keys())
+    """The cohort's procedures the catalogue lacks, the first `MISSING_LISTED` in order: counted as not
+    eligible, paper result, fee-bearing."""
+    return sorted(set(codes) - catalogue.procedures.keys())[:MISSING_LISTED]
 
 
 def on_time_views(n: dict[str, int], differing: Iterable[Judgement], calendar: WorkingCalendar,

@@ -140,3 +140,10 @@ def test_a_scorecard_row_is_computed_again_once_something_it_counts_changed():
     figures.apply_verdict(Verdict(code, "KQ-1", MONDAY + timedelta(hours=3), COMMUNE, "HT", "valid", MONDAY))
     electronic = next(s for s in row()["sub_indicators"] if s["key"] == "electronic_result")
     assert (electronic["numerator"], electronic["denominator"]) == (1, 1)  # and the verdict
+
+
+def test_a_row_names_at_most_fifty_procedures_the_catalogue_lacks():
+    """Security review: senders choose procedure codes; a row listed every unknown one."""
+    from services.metrics.scoring import missing_procedures
+    codes = [f"9.{n:06d}" for n in range(500)] + ["1.001193"]
+    assert missing_procedures(codes, CATALOGUE) == sorted(codes[:-1])[:50]
