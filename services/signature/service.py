@@ -102,8 +102,13 @@ class SignatureService:
                 self._fetch_later(fetch)
 
     def _fetch_later(self, fetch: dict[str, Any]) -> None:
-        if fetch["_id"] in self._fetching or len(self._fetching) >= FETCHES_QUEUED:
-            return  # under way already (a redelivery), or left pending for `resume`
+        if (under_way := self._fetching.get(fetch["_id"])) is not None:
+            # A redelivery while its fetch ends: stored as pending again after that fetch forgot it, so looked
+            # at once more when it ends (judged by then: forgotten, not fetched again).
+            under_way.add_done_callback(lambda _: self._fetch_later(fetch))
+            return
+        if len(self._fetching) >= FETCHES_QUEUED:
+            return  # left pending for `resume`
         task = asyncio.create_task(self._fetch_and_check(fetch["code"], fetch["document_id"], fetch["url"]))
         self._fetching[fetch["_id"]] = task
         task.add_done_callback(lambda _: self._fetching.pop(fetch["_id"], None))

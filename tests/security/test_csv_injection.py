@@ -102,10 +102,10 @@ def test_a_unit_named_with_a_formula_after_a_semicolon_is_neutralised_in_the_uni
     answer = {"commune_code": "14923", "from": "2026-03-02", "to": "2026-03-02",
               "as_of": "2026-03-02T17:00:00+07:00",
               "units": [{"unit": "Tư pháp;=HYPERLINK(\"http://evil.example\")", "working_hours_held": 6.0,
-                         "open": {}, "overdue": 0}]}
+                         "open": {}, "overdue": 0, "steps_overdue": 0}]}
     data = export.to_csv(export.units_table(answer))
     assert formula_cells(data) == []
-    assert '"Tư pháp;\'=HYPERLINK(""http://evil.example"")",6.0,0,0,0,0,0\r\n' in data.decode("utf-8-sig")
+    assert '"Tư pháp;\'=HYPERLINK(""http://evil.example"")",6.0,0,0,0,0,0,0\r\n' in data.decode("utf-8-sig")
 
 
 def test_every_text_cell_is_quoted_and_numbers_stay_unquoted_numbers():
