@@ -370,7 +370,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
 
     add_operational_routes(app, registry, not_ready, needs="Kafka and MongoDB")
     portal.install(app, settings, intake.keys, publisher, registry, personal,
-                   HeldDossiers(mongo[settings.mongo_database]))  # the national portal's format (docs/dvcqg.md)
+                   HeldDossiers(mongo[settings.mongo_database]), intake.units)  # the national portal's format (docs/dvcqg.md)
     app.openapi = partial(openapi, app)  # type: ignore[method-assign]
     return app
 

@@ -40,7 +40,7 @@ from shared.http import BodyTooLarge, read_body
 from shared.personal import DossierKeys
 from shared.ratelimit import Windows
 from shared.reloading import Reloading
-from shared.units import load_units
+from shared.units import Units
 
 log = structlog.get_logger()
 
@@ -141,9 +141,8 @@ def _out_of_scope(events: list[Any], sender: Sender) -> Problem | None:
     return None
 
 
-def _contract(settings: IntakeSettings) -> Callable[[], Reference]:
+def _contract(settings: IntakeSettings, units: Reloading[Units]) -> Callable[[], Reference]:
     """The deployment's units, catalogue (both read again when their file changes), calendar and SMS setting."""
-    units = Reloading(settings.intake_dvcqg_units_file, load_units)
     catalogue = Reloading(settings.intake_dvcqg_catalogue_file, load_catalogue)
     calendar = WorkingCalendar.load(settings.calendar)
     provinces = frozenset(settings.intake_dvcqg_sms_provinces)
@@ -251,12 +250,12 @@ async def _json_body(request: Request, limit: int) -> Any:
 
 
 def install(app: FastAPI, settings: IntakeSettings, keys: ApiKeys, publisher: EventPublisher,
-            registry: CollectorRegistry, personal: DossierKeys, held: HeldDossiers) -> None:
-    """The portal format's two routes on intake's app."""
+            registry: CollectorRegistry, personal: DossierKeys, held: HeldDossiers, units: Reloading[Units]) -> None:
+    """The portal format's two routes on intake's app; `units`: the units file as the CloudEvents door reads it."""
     accounts = _accounts(settings)
     sessions = Sessions(_session_secret(settings), settings.intake_dvcqg_session_seconds,
                         lambda: settings.clock().timestamp())
-    reference = _contract(settings)
+    reference = _contract(settings, units)
     counted = Counter("intake_dvcqg_records", "Portal-format records by service and outcome", ["service", "outcome"],
                       registry=registry)
     lookups = Windows(settings.intake_dvcqg_lookups_per_minute, 60)  # per replica, on the monotonic clock
