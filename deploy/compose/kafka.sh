@@ -5,6 +5,7 @@
 # passwords from the secrets compose's `secrets` made), the controller's listener with PLAIN, and
 # nothing allowed that no ACL grants (`setup` grants them: python -m shared.kafka).
 set -euo pipefail
+source /deploy/security.sh  # deploy/kafka/security.sh: the logins and authorizer, as the local stack's
 users=(admin intake processing metrics notifications signature)  # shared/kafka_acls.py ADMIN, SERVICES
 password() { cat "/secrets/dossier_kafka_password_$1"; }
 config=/tmp/server.properties
@@ -13,16 +14,7 @@ env | sed -n 's/^KAFKA_\([A-Z_]*\)=\(.*\)$/\1=\2/p' | grep -v '^\(HOME\|VERSION\
   while IFS='=' read -r name value; do echo "$(tr 'A-Z_' 'a-z.' <<<"$name")=$value"; done >"$config"
 cat >>"$config" <<CONF
 log.dirs=/var/lib/kafka/data
-listener.name.internal.sasl.enabled.mechanisms=SCRAM-SHA-512
-listener.name.external.sasl.enabled.mechanisms=SCRAM-SHA-512
-sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
-listener.name.internal.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(password admin)";
-listener.name.controller.sasl.enabled.mechanisms=PLAIN
-sasl.mechanism.controller.protocol=PLAIN
-listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="controller" password="$(password controller)" user_controller="$(password controller)";
-authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
-allow.everyone.if.no.acl.found=false
-super.users=User:admin;User:controller
+$(security_properties "$(password admin)" "$(password controller)" internal external)
 CONF
 # The healthcheck's login.
 cat >/tmp/admin.properties <<CONF
@@ -30,8 +22,7 @@ security.protocol=SASL_PLAINTEXT
 sasl.mechanism=SCRAM-SHA-512
 sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(password admin)";
 CONF
-scram=()
-for user in "${users[@]}"; do scram+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$(password "$user")]"); done
+mapfile -t scram < <(scram_users password "${users[@]}")
 /opt/kafka/bin/kafka-storage.sh format --ignore-formatted -t "$(/opt/kafka/bin/kafka-storage.sh random-uuid)" \
   -c "$config" "${scram[@]}" >/dev/null
 exec /opt/kafka/bin/kafka-server-start.sh "$config"

@@ -4,6 +4,7 @@
 # finding 12): the admin (a super user) and one user per service, made when the storage is formatted,
 # their passwords in the stack's secrets (shared/secrets.py); `python -m shared.kafka` grants the ACLs.
 source "$(dirname "$0")/common.sh"
+source "$ROOT/deploy/kafka/security.sh"
 libs="$LOCAL/kafka/libs"
 logdir="$DATA/kafka"
 config="$STACK/kafka-server.properties"
@@ -31,18 +32,7 @@ advertised.listeners=CLIENTS://127.0.0.1:$KAFKA_PORT
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=CLIENTS:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT
 inter.broker.listener.name=CLIENTS
-# Clients: SCRAM users (made when the storage is formatted). The controller's listener: PLAIN with one
-# user of its own, as KRaft controllers cannot read SCRAM credentials before the metadata they live in.
-listener.name.clients.sasl.enabled.mechanisms=SCRAM-SHA-512
-sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
-listener.name.clients.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$admin";
-listener.name.controller.sasl.enabled.mechanisms=PLAIN
-sasl.mechanism.controller.protocol=PLAIN
-listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="controller" password="$controller" user_controller="$controller";
-# Nothing is allowed that no ACL grants; the admin and the controller's user are super users.
-authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
-allow.everyone.if.no.acl.found=false
-super.users=User:admin;User:controller
+$(security_properties "$admin" "$controller" clients)
 log.dirs=$logdir
 num.partitions=$PARTITIONS
 offsets.topic.replication.factor=1
@@ -60,6 +50,8 @@ CONF
   )
 }
 
+user_password() { secret "kafka_password_$1"; }
+
 # format: the storage, with the users' SCRAM credentials; a storage formatted before users existed is
 # moved aside (its topics are lost: `make up` makes them again), as SCRAM users can only be added to
 # a running cluster by a user who can already log in.
@@ -70,9 +62,9 @@ format_storage() {
   fi
   [[ -f "$logdir/meta.properties" ]] && return 0
   mkdir -p "$logdir"
-  local cluster_id scram=() user
+  local cluster_id scram
   cluster_id=$($(java_cmd) kafka.tools.StorageTool random-uuid)
-  for user in "${USERS[@]}"; do scram+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$(secret "kafka_password_$user")]"); done
+  mapfile -t scram < <(scram_users user_password "${USERS[@]}")
   $(java_cmd) kafka.tools.StorageTool format -t "$cluster_id" -c "$config" "${scram[@]}" >/dev/null
   printf '%s\n' "${USERS[@]}" >"$logdir/.scram-users"
 }
