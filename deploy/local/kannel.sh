@@ -33,7 +33,7 @@ case "${1:-start}" in
       log "already running"; exit 0
     fi
     log "starting Kannel (sendsms on 127.0.0.1:$KANNEL_SENDSMS_PORT, fake SMSC on $KANNEL_SMSC_PORT)"
-    is_running kannel-bearerbox || start_bg kannel-bearerbox "$KANNEL_ADMIN_PORT" bearerbox -v 1 "$home/kannel.conf"
+    is_running kannel-bearerbox || start_bg kannel-bearerbox "$KANNEL_ADMIN_PORT" bearerbox -v 2 "$home/kannel.conf"
     wait_for "bearerbox" 30 port_open "$KANNEL_SMSC_PORT"
     # Interactive: it prints every message it receives ("Got message") and sends, as SMS from
     # phones (MO), the lines written to its FIFO (`kannel.sh mo ...`); opened read-write, the FIFO
@@ -43,7 +43,7 @@ case "${1:-start}" in
       start_bg kannel-fakesmsc "$KANNEL_SENDSMS_PORT" sh -c 'exec "$0" -H 127.0.0.1 -r "$1" 0<>"$2"' \
         "$FAKESMSC" "$KANNEL_SMSC_PORT" "$RUN/kannel-mo.fifo"
     fi
-    is_running kannel-smsbox || start_bg kannel-smsbox "$KANNEL_SENDSMS_PORT" smsbox -v 1 "$home/kannel.conf"
+    is_running kannel-smsbox || start_bg kannel-smsbox "$KANNEL_SENDSMS_PORT" smsbox -v 2 "$home/kannel.conf"
     wait_for "smsbox" 30 sendsms_ok
     ;;
   mo)  # kannel.sh mo FROM TO TEXT...: a phone sends an SMS to the brandname number

@@ -188,6 +188,8 @@ def kannel_mo(sender: str, text: str) -> None:
 
 def test_an_sms_asking_for_a_dossier_is_answered_only_to_the_registered_phone(stack, pipeline):
     stack.ensure("kannel")
+    gateway = [STACK_DIR / "logs" / f"kannel-{name}.log" for name in ("core", "bearerbox", "smsbox")]
+    gateway_start = {path: path.stat().st_size if path.exists() else 0 for path in gateway}
     pipeline.add_processing().start()
     notifications = start_notifications(pipeline, port=int(STACK_ENV["DOSSIER_NOTIFICATIONS_PORT"]))
     try:
@@ -210,6 +212,8 @@ def test_an_sms_asking_for_a_dossier_is_answered_only_to_the_registered_phone(st
         assert not [t for t in received_by_smsc(code) if t.startswith(f"Ho so {code}:") and t != answer]
         logs = notifications.logs()
         assert "0988000702" not in logs and "84988000702" not in logs and "0912000702" not in logs
+        gateway_logs = "".join(path.read_bytes()[gateway_start[path]:].decode(errors="replace") for path in gateway)
+        assert "88000702" not in gateway_logs and "12000702" not in gateway_logs  # Kannel's own logs: no number
     finally:
         notifications.stop()
 
