@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.communes import commune
+from shared.communes import listed
 
 WORKING_HOURS_PER_DAY = 8
 # The validation context of an event read back from where it was kept (processing's history): its
@@ -52,7 +52,7 @@ def _is_official_commune(code: str, info: ValidationInfo) -> str:
     changes as units merge and split, and an event accepted under yesterday's list stays accepted."""
     if (info.context or {}).get(STORED_KEY):
         return code
-    if commune(code) is None:
+    if not listed(code):
         raise ValueError(f"{code} is not a commune-level unit of the official list after 1/7/2025")
     return code
 

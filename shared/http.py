@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, disable_created_metrics, generate_latest
 from pymongo.errors import PyMongoError
 
+from shared.communes import use_list
 from shared.logging import configure_logging
 from shared.settings import ServiceSettings
 
@@ -96,4 +97,5 @@ async def read_body(request: Request, limit: int) -> bytes:
 def serve(service: str, app: Callable[[], FastAPI], settings: ServiceSettings, port: int) -> None:
     """Run a service in the foreground, as `python -m services.<name>` does."""
     configure_logging(service, settings.log_level, settings.log_format)
+    use_list(settings.communes_file)
     uvicorn.run(app(), host=settings.bind_host, port=port, log_config=None, access_log=False)

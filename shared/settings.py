@@ -48,6 +48,8 @@ class ServiceSettings(BaseSettings):
 
     # The working calendar file (docs/contract.md §3); the shipped default when unset.
     calendar: Path | None = None
+    # The official commune list's file (shared/communes.py `use_list`); the shipped list when unset.
+    communes_file: Path | None = None
 
     mongo_url: str = "mongodb://127.0.0.1:27017"
     mongo_database: str = "dossiers"

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from shared.communes import commune
+from shared.communes import listed
 
 DEFAULT_UNITS = Path(__file__).resolve().parents[1] / "deploy" / "dvcqg" / "units.yaml"
 
@@ -28,7 +28,7 @@ class Unit(BaseModel):
     @field_validator("commune")
     @classmethod
     def _official(cls, code: str) -> str:
-        if commune(code) is None:
+        if not listed(code):
             raise ValueError(f"{code} is not a commune-level unit of the official list after 1/7/2025")
         return code
 
