@@ -16,7 +16,7 @@
 - `<topic>.dlq.<group>` and `dossier-events.dlq`: the original record, with `DeadLetter`'s headers.
 
 Writers build these models and serialize them once (`to_bytes`); consumers parse a record once, at
-the edge (`shared.service`). A dossier's facts are shared.facts' dataclasses, here as everywhere else:
+the edge (`shared.consumer_app`). A dossier's facts are shared.facts' dataclasses, here as everywhere else:
 `StatusData` is a `Received` with its `Timeline`, which the metrics service counts as parsed.
 `python -m shared.contracts` writes their JSON Schemas into docs/schemas/.
 """

@@ -67,7 +67,7 @@ def _writes(user: str, topic: str) -> list[Acl]:
 
 
 def _dead_letters(user: str, topic: str, group: str, prefixed: bool = False) -> list[Acl]:
-    """A consumer's `<topic>.dlq.<group>`, which it creates at start (shared/service.py)."""
+    """A consumer's `<topic>.dlq.<group>`, which it creates at start (shared/consumer_app.py)."""
     name = dead_letter_topic(topic, group)
     return [Acl(user, "topic", name, "write", prefixed), Acl(user, "topic", name, "create", prefixed)]
 

@@ -19,7 +19,7 @@ from services.metrics.app import create_app
 from services.metrics.consumer import sorted_out
 from services.metrics.figures import Counted, figures_of
 from services.metrics.loader import move_legacy
-from services.metrics.service import MetricsService
+from services.metrics.core import MetricsCore
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import FiguresStore
 from shared.communes import commune
@@ -36,19 +36,19 @@ async def report(settings: MetricsSettings, code: str, first: date, last: date, 
     """From the durable figures in MongoDB, as the service loads them: works whether it runs or not."""
     mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000)
     try:
-        service = stored_service(settings, mongo)
-        await service.load(compact=False)
-        figures = await service.figures_for([code], first, last)
+        core = stored_core(settings, mongo)
+        await core.load(compact=False)
+        figures = await core.figures_for([code], first, last)
     finally:
         await mongo.close()
     return {"commune_code": code, "from": first.isoformat(), "to": last.isoformat(), "as_of": as_of.isoformat(),
             **figures.report(code, first, last, as_of)}
 
 
-def stored_service(settings: MetricsSettings, mongo: AsyncMongoClient) -> MetricsService:
-    return MetricsService(settings, figures_of(settings),
-                          FiguresStore(mongo, settings.mongo_database, settings.metrics_replica), CollectorRegistry(),
-                          settings.clock)
+def stored_core(settings: MetricsSettings, mongo: AsyncMongoClient) -> MetricsCore:
+    return MetricsCore(settings, figures_of(settings),
+                       FiguresStore(mongo, settings.mongo_database, settings.metrics_replica), CollectorRegistry(),
+                       settings.clock)
 
 
 async def rebuild(settings: MetricsSettings) -> dict[str, int]:
@@ -58,7 +58,7 @@ async def rebuild(settings: MetricsSettings) -> dict[str, int]:
     before the horizon to the archive). A record that does not parse is counted and left (its
     consumer group dead-lettered it)."""
     mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000)
-    service = stored_service(settings, mongo)
+    core = stored_core(settings, mongo)
     consumer = AIOKafkaConsumer(**client_options(settings),
                                 group_id=settings.metrics_group_id, enable_auto_commit=False)
     partitions = await partitions_of(settings, settings.topic_status)
@@ -70,7 +70,7 @@ async def rebuild(settings: MetricsSettings) -> dict[str, int]:
         for tp, start in (await consumer.beginning_offsets(partitions)).items():
             consumer.seek(tp, start)
         ends = await consumer.end_offsets(partitions)
-        await service.store.drop()
+        await core.store.drop()
         counts = {"statuses": 0, "signatures": 0, "clock": 0, "feedback": 0, "undecodable": 0}
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
@@ -80,12 +80,12 @@ async def rebuild(settings: MetricsSettings) -> dict[str, int]:
                     values.append(RECORDS.validate_json(record.value or b""))
                 except ValidationError:
                     counts["undecodable"] += 1
-            statuses, verdicts, clocks, _ = sorted_out(service.replica, values)
-            pakn = service.feedback.owned(v.data for v in values if isinstance(v, FeedbackChanged))
-            await service.feedback.store.save(pakn)
+            statuses, verdicts, clocks, _ = sorted_out(core.replica, values)
+            pakn = core.feedback.owned(v.data for v in values if isinstance(v, FeedbackChanged))
+            await core.feedback.store.save(pakn)
             counts["feedback"] += len(pakn)
-            clock = [(c.id, service.figures.calendar.local(c.data.received_at).date()) for c in clocks]
-            await service.store.save(service.replica.batch_of([Counted.of(s.data) for s in statuses], verdicts, clock))
+            clock = [(c.id, core.figures.calendar.local(c.data.received_at).date()) for c in clocks]
+            await core.store.save(core.replica.batch_of([Counted.of(s.data) for s in statuses], verdicts, clock))
             counts["statuses"] += len(statuses)
             counts["signatures"] += len(verdicts)
             counts["clock"] += len(clocks)
@@ -101,8 +101,8 @@ async def migrate(settings: MetricsSettings) -> bool:
     `metrics_clock_sent`) into the quarters' logs, once; False when there was nothing to move."""
     mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000)
     try:
-        service = stored_service(settings, mongo)
-        return await move_legacy(service.replica, settings.clock())
+        core = stored_core(settings, mongo)
+        return await move_legacy(core.replica, settings.clock())
     finally:
         await mongo.close()
 
@@ -111,15 +111,15 @@ def main(argv: list[str]) -> int:
     settings = MetricsSettings()
     parser = argparse.ArgumentParser(prog="python -m services.metrics")
     commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="run the service (the default)")
+    commands.add_parser("serve", help="run the core (the default)")
     one = commands.add_parser("report", help="a commune's indicators for a cohort, as a table")
     one.add_argument("--commune", required=True)
     one.add_argument("--from", dest="first", required=True, type=date.fromisoformat)
     one.add_argument("--to", dest="last", required=True, type=date.fromisoformat)
     one.add_argument("--as-of", type=datetime.fromisoformat, default=settings.clock())
     one.add_argument("--json", action="store_true", help="the report API's JSON instead of a table")
-    commands.add_parser("rebuild", help="the stored figures again from dossier-status (service stopped)")
-    commands.add_parser("migrate", help="once, what a version before the archive stored (service stopped)")
+    commands.add_parser("rebuild", help="the stored figures again from dossier-status (core stopped)")
+    commands.add_parser("migrate", help="once, what a version before the archive stored (core stopped)")
     args = parser.parse_args(argv)
 
     if args.command in (None, "serve"):

@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from services.metrics import export, feedback_views, handlers, operators
 from services.metrics.access import Access, Operator, require_commune, require_province
 from services.metrics.figures import figures_of
-from services.metrics.service import MetricsService
+from services.metrics.core import MetricsCore
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import FiguresStore
 from shared.auth import ApiKeys
@@ -21,7 +21,7 @@ from shared.communes import Commune, commune, communes_of_province
 from shared.contracts import ClockChanged, StatusRecord
 from shared.report import COMPONENTS
 from shared.scorecard import GROUPS, MEASURED, NOT_MEASURED, NOT_MEASURED_NOTE
-from shared.service import ConsumingService
+from shared.consumer_app import ConsumerApp
 
 log = structlog.get_logger()
 
@@ -58,24 +58,24 @@ TITLE = "Dossier metrics"
 DESCRIPTION = "On-time, overdue, online, payment, digitization and satisfaction figures (docs/domain.md §5-§6)."
 
 
-def build(settings: MetricsSettings) -> tuple[ConsumingService, MetricsService]:
-    runtime = ConsumingService("metrics", settings, CollectorRegistry())
-    service = MetricsService(settings, figures_of(settings),
-                             FiguresStore(runtime.mongo, runtime.database, settings.metrics_replica), runtime.registry,
-                             settings.clock)
+def build(settings: MetricsSettings) -> tuple[ConsumerApp, MetricsCore]:
+    runtime = ConsumerApp("metrics", settings, CollectorRegistry())
+    core = MetricsCore(settings, figures_of(settings),
+                       FiguresStore(runtime.mongo, runtime.database, settings.metrics_replica), runtime.registry,
+                       settings.clock)
     runtime.consume(settings.topic_status, settings.metrics_group_id, StatusRecord,
-                    partial(handlers.on_status, service=service), max_batch=settings.metrics_max_batch)
+                    partial(handlers.on_status, core=core), max_batch=settings.metrics_max_batch)
     runtime.publishes(settings.topic_status, ClockChanged, "Time alone moved an open dossier to due soon or overdue")
 
     async def publish(events: list[ClockChanged]) -> None:
         await runtime.publish(settings.topic_status, [(e.subject, e.to_bytes(), {}) for e in events])
 
-    runtime.before_consuming("loading the figures", service.start)
-    runtime.every(settings.metrics_clock_interval_seconds, "clock", lambda: service.move_clock(publish))
-    runtime.every(settings.metrics_snapshot_interval_seconds, "snapshot", service.snapshot.refresh)
-    runtime.every(settings.metrics_at_risk_interval_seconds, "points at risk", service.snapshot.refresh_at_risk)
-    runtime.every(settings.metrics_compact_interval_seconds, "compaction", service.compact)
-    return runtime, service
+    runtime.before_consuming("loading the figures", core.start)
+    runtime.every(settings.metrics_clock_interval_seconds, "clock", lambda: core.move_clock(publish))
+    runtime.every(settings.metrics_snapshot_interval_seconds, "snapshot", core.snapshot.refresh)
+    runtime.every(settings.metrics_at_risk_interval_seconds, "points at risk", core.snapshot.refresh_at_risk)
+    runtime.every(settings.metrics_compact_interval_seconds, "compaction", core.compact)
+    return runtime, core
 
 
 def asyncapi() -> Any:
@@ -85,15 +85,15 @@ def asyncapi() -> Any:
 
 def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     settings = settings or MetricsSettings()
-    runtime, service = build(settings)
+    runtime, core = build(settings)
     # Served from memory once loaded: readiness does not ask MongoDB again; the business figures come
     # from the background snapshot, the service's own metrics are live.
-    app = runtime.app(TITLE, DESCRIPTION, not_ready=lambda: None if service.loaded else "loading the figures",
-                      exposition=lambda: service.snapshot.text + generate_latest(runtime.registry))
+    app = runtime.app(TITLE, DESCRIPTION, not_ready=lambda: None if core.loaded else "loading the figures",
+                      exposition=lambda: core.snapshot.text + generate_latest(runtime.registry))
     access = Access(ApiKeys.load(settings.metrics_operator_keys, settings.metrics_operator_keys_file),
                     settings.metrics_session_secret.get_secret_value(), list(settings.metrics_trusted_proxies))
-    add_urgent_route(app, settings, service)
-    api = add_report_api(app, settings, service, Scope(service, Annotated[Operator, Depends(access.required)]))
+    add_urgent_route(app, settings, core)
+    api = add_report_api(app, settings, core, Scope(core, Annotated[Operator, Depends(access.required)]))
     operators.install(app, api, settings.clock, access)
     return app
 
@@ -101,14 +101,14 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
 class Scope:
     """Who may read what: an operator's provinces and communes, and this replica's shard."""
 
-    def __init__(self, service: MetricsService, reader: Any):
-        self.service = service
+    def __init__(self, core: MetricsCore, reader: Any):
+        self.core = core
         self.Reader = reader  # the route parameter that requires a signed-in operator
 
     def province(self, province_code: str, operator: Operator) -> None:
         """403 for a province the operator may not read, 421 for one another replica owns."""
         require_province(operator, province_code)
-        if (why := self.service.shard.misdirected(province_code)) is not None:
+        if (why := self.core.shard.misdirected(province_code)) is not None:
             raise HTTPException(421, why)
 
     def commune(self, commune_code: str, operator: Operator) -> None:
@@ -121,7 +121,7 @@ class Scope:
         self.province(unit.province_code, operator)
 
 
-def add_urgent_route(app: FastAPI, settings: MetricsSettings, service: MetricsService) -> None:
+def add_urgent_route(app: FastAPI, settings: MetricsSettings, core: MetricsCore) -> None:
     @app.get("/metrics/dossiers", summary="The urgent dossiers' codes, for Prometheus' scrape token only",
              include_in_schema=False)
     async def urgent_dossiers(authorization: Annotated[str | None, Header()] = None) -> Response:
@@ -129,7 +129,7 @@ def add_urgent_route(app: FastAPI, settings: MetricsSettings, service: MetricsSe
         expected = settings.metrics_scrape_token.get_secret_value()
         if scheme.lower() != "bearer" or not expected or not hmac.compare_digest(token.encode(), expected.encode()):
             raise HTTPException(401, "Prometheus' scrape token is required", headers={"WWW-Authenticate": "Bearer"})
-        return Response(service.snapshot.urgent, media_type=CONTENT_TYPE_LATEST)
+        return Response(core.snapshot.urgent, media_type=CONTENT_TYPE_LATEST)
 
 
 def scorecard_answer(province_code: str, province: list[Commune], first: date, last: date, instant: datetime,
@@ -155,7 +155,7 @@ def scorecard_answer(province_code: str, province: list[Commune], first: date, l
     }
 
 
-def add_report_api(app: FastAPI, settings: MetricsSettings, service: MetricsService, scope: Scope
+def add_report_api(app: FastAPI, settings: MetricsSettings, core: MetricsCore, scope: Scope
                    ) -> operators.ReportApi:
     """The report API (docs/contract.md §5): a commune's report, the province's scorecard; returns its
     endpoints for the operators' page, which calls them in-process."""
@@ -167,8 +167,8 @@ def add_report_api(app: FastAPI, settings: MetricsSettings, service: MetricsServ
                              as_of: str | None = None, output: export.Format = "json") -> Any:
         first, last, instant = parse_period(start, end, as_of, settings.clock)
         scope.commune(commune_code, operator)
-        figures = await service.figures_for([commune_code], first, last)
-        report = service.timed("commune", lambda: figures.report(commune_code, first, last, instant)
+        figures = await core.figures_for([commune_code], first, last)
+        report = core.timed("commune", lambda: figures.report(commune_code, first, last, instant)
                                | {"on_time_views": figures.on_time_views(commune_code, first, last, instant)})
         return export.respond({"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
                                "as_of": instant.isoformat(), **report}, output, export.commune_table)
@@ -182,17 +182,17 @@ def add_report_api(app: FastAPI, settings: MetricsSettings, service: MetricsServ
         if not province:
             raise HTTPException(404, f"no province {province_code} in the official list")
         scope.province(province_code, operator)
-        figures = await service.figures_for([c.code for c in province], first, last)
-        ranked = service.timed("scorecard", lambda: figures.scorecard(province, first, last, instant, not_applicable))
+        figures = await core.figures_for([c.code for c in province], first, last)
+        ranked = core.timed("scorecard", lambda: figures.scorecard(province, first, last, instant, not_applicable))
         return export.respond(scorecard_answer(province_code, province, first, last, instant, not_applicable, ranked),
                               output, export.scorecard_table)
 
-    points_at_risk, units = add_commune_views(app, settings, service, scope)
-    feedback = feedback_views.install(app, settings, service, scope, parse_period, From, To)
+    points_at_risk, units = add_commune_views(app, settings, core, scope)
+    feedback = feedback_views.install(app, settings, core, scope, parse_period, From, To)
     return operators.ReportApi(commune_report, scorecard, points_at_risk, units, feedback)
 
 
-def add_commune_views(app: FastAPI, settings: MetricsSettings, service: MetricsService, scope: Scope
+def add_commune_views(app: FastAPI, settings: MetricsSettings, core: MetricsCore, scope: Scope
                       ) -> tuple[Callable[..., Any], Callable[..., Any]]:
     """A commune's points at risk and where its dossiers wait (docs/contract.md §8)."""
     Reader, not_applicable = scope.Reader, frozenset(settings.metrics_not_applicable)
@@ -204,9 +204,9 @@ def add_commune_views(app: FastAPI, settings: MetricsSettings, service: MetricsS
                              output: export.Format = "json") -> Any:
         first, last, instant = parse_period(start, end, as_of, settings.clock)
         scope.commune(commune_code, operator)
-        until = parse_instant(horizon, "horizon") if horizon else service.figures.calendar.end_of_day(last)
-        figures = await service.figures_for([commune_code], first, last)
-        found = service.timed("at_risk", lambda: figures.at_risk(commune_code, first, last, instant, until,
+        until = parse_instant(horizon, "horizon") if horizon else core.figures.calendar.end_of_day(last)
+        figures = await core.figures_for([commune_code], first, last)
+        found = core.timed("at_risk", lambda: figures.at_risk(commune_code, first, last, instant, until,
                                                                   not_applicable))
         return export.respond({"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
                                "as_of": instant.isoformat(), "horizon": until.isoformat(), **found},
@@ -218,8 +218,8 @@ def add_commune_views(app: FastAPI, settings: MetricsSettings, service: MetricsS
                     as_of: str | None = None, output: export.Format = "json") -> Any:
         first, last, instant = parse_period(start, end, as_of, settings.clock)
         scope.commune(commune_code, operator)
-        figures = await service.figures_for([commune_code], first, last)
-        rows, steps = service.timed("units", lambda: (figures.units(commune_code, first, last, instant),
+        figures = await core.figures_for([commune_code], first, last)
+        rows, steps = core.timed("units", lambda: (figures.units(commune_code, first, last, instant),
                                                       figures.overdue_steps(commune_code, first, last, instant)))
         return export.respond({"commune_code": commune_code, "from": first.isoformat(), "to": last.isoformat(),
                                "as_of": instant.isoformat(), "units": rows, "overdue_steps": steps},

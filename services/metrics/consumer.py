@@ -15,7 +15,7 @@ from services.metrics.figures import Counted, Verdict, verdict_of
 from services.metrics.replica import Replica
 from services.metrics.store import archive_key
 from shared.contracts import ClockChanged, SignatureVerified, StatusChanged, StatusRecord
-from shared.service import Record
+from shared.consumer_app import Record
 
 
 def sorted_out(replica: Replica, values: Iterable[StatusRecord]

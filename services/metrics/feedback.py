@@ -21,7 +21,7 @@ from services.metrics.shard import Shard
 from shared.calendar import WorkingCalendar
 from shared.contracts import FeedbackChanged, FeedbackData
 from shared.feedback import Feedback, FeedbackCounts, Period, Step, as_of, feedback_counts, judged
-from shared.service import Record
+from shared.consumer_app import Record
 
 DATA: TypeAdapter[FeedbackData] = TypeAdapter(FeedbackData)
 

@@ -53,7 +53,7 @@ def feedback_table(answer: dict[str, Any]) -> Table:
                  rows=rows)
 
 
-def install(app: FastAPI, settings: Any, service: Any, scope: Any, parse_period: Callable[..., Any],
+def install(app: FastAPI, settings: Any, core: Any, scope: Any, parse_period: Callable[..., Any],
             From: Any, To: Any) -> Callable[..., Any]:
     """The endpoint, scoped as the other report endpoints (an operator of the commune, this replica's
     province); returns it for the operators' page."""
@@ -66,8 +66,8 @@ def install(app: FastAPI, settings: Any, service: Any, scope: Any, parse_period:
                        as_of: str | None = None, output: export.Format = "json") -> Any:
         first, last, instant = parse_period(start, end, as_of, settings.clock)
         scope.commune(commune_code, operator)
-        figures, calendar = service.figures, service.figures.calendar
-        counts = service.timed("feedback", lambda: figures.feedback(commune_code, first, last, instant))
+        figures, calendar = core.figures, core.figures.calendar
+        counts = core.timed("feedback", lambda: figures.feedback(commune_code, first, last, instant))
         listing = figures.feedback_book.listing(commune_code, first, last, instant, calendar)
         return export.respond(answer_of(commune_code, first, last, instant, counts, listing), output, feedback_table)
 

@@ -26,7 +26,7 @@ from shared.contracts import StatusRecord
 from shared.http import read_body
 from shared.personal import DossierKeys
 from shared.privacy import mask_phone
-from shared.service import ConsumingService
+from shared.consumer_app import ConsumerApp
 
 log = structlog.get_logger()
 TITLE = "Dossier notifications"
@@ -62,8 +62,8 @@ def message_view(message: Listed, body: Body | None, moves: list[Move]) -> dict[
     }
 
 
-def build(settings: NotificationsSettings) -> tuple[ConsumingService, Core]:
-    runtime = ConsumingService("notifications", settings, CollectorRegistry())
+def build(settings: NotificationsSettings) -> tuple[ConsumerApp, Core]:
+    runtime = ConsumerApp("notifications", settings, CollectorRegistry())
     store = MessageStore(runtime.mongo, runtime.database,
                          number_key=settings.notifications_dlr_secret.get_secret_value())
     templates = Templates.load(settings.notifications_templates, settings.lookup_url,

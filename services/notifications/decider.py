@@ -25,7 +25,7 @@ from shared.communes import commune
 from shared.contracts import FeedbackChanged, SignatureVerified, StatusChanged, StatusRecord
 from shared.events import Applicant
 from shared.personal import DossierKeys, opened_applicant
-from shared.service import Record
+from shared.consumer_app import Record
 
 
 def _sealed(event: StatusRecord) -> bool:

@@ -2,7 +2,7 @@
 
 from services.notifications.core import Core
 from shared.contracts import StatusRecord
-from shared.service import Record
+from shared.consumer_app import Record
 
 
 async def on_status(records: list[Record[StatusRecord]], core: Core) -> None:

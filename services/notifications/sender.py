@@ -26,7 +26,7 @@ from services.notifications.quiet import QuietHours
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import MessageStore
 from shared.privacy import mask_phone
-from shared.service import until_done
+from shared.consumer_app import until_done
 
 log = structlog.get_logger()
 

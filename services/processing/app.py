@@ -31,7 +31,7 @@ from shared.personal import DossierKeys, Retention, opened_applicant
 from shared.reloading import Reloading
 from shared.units import load_units
 from shared.privacy import mask_phone
-from shared.service import ConsumingService
+from shared.consumer_app import ConsumerApp
 
 log = structlog.get_logger()
 TITLE = "Dossier processing"
@@ -62,8 +62,8 @@ def shown_applicant(view: dict[str, Any], key: bytes | None) -> dict[str, Any]:
     return {"name": opened.name if opened else None, "phone": mask_phone(phone) if phone else None}
 
 
-def build(settings: ProcessingSettings) -> tuple[ConsumingService, Processor]:
-    runtime = ConsumingService("processing", settings, CollectorRegistry())
+def build(settings: ProcessingSettings) -> tuple[ConsumerApp, Processor]:
+    runtime = ConsumerApp("processing", settings, CollectorRegistry())
     store = DossierStore(runtime.mongo, runtime.database, cache_size=settings.processing_cache_dossiers)
     metrics = ProcessingMetrics(runtime.registry)
     database = runtime.mongo[runtime.database]

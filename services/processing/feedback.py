@@ -24,7 +24,7 @@ from shared.contracts import Cause, FeedbackChanged, FeedbackData, record_id
 from shared.events import FeedbackEvent, parse_feedback_json
 from shared.feedback import Feedback, Folded, fold, owned, step_of
 from shared.mongo import Chain
-from shared.service import Record
+from shared.consumer_app import Record
 
 log = structlog.get_logger()
 CommuneOf = Callable[[str], str | None]  # a unit's commune (shared/units.py), None when unknown

@@ -3,7 +3,7 @@
 from services.processing.feedback import FeedbackProcessor
 from services.processing.processor import Processor
 from shared.events import AnyEvent, is_feedback
-from shared.service import Record
+from shared.consumer_app import Record
 
 
 async def on_dossier_events(records: list[Record[AnyEvent]], processor: Processor,

@@ -21,7 +21,7 @@ from shared.clock import Clock
 from shared.calendar import WorkingCalendar
 from shared.events import DossierEvent
 from shared.personal import Retention
-from shared.service import Record
+from shared.consumer_app import Record
 
 log = structlog.get_logger()
 

@@ -13,35 +13,35 @@ from prometheus_client import CollectorRegistry
 from services.signature import handlers
 from services.signature.documents import NotSealable, receipt, sealable, trust_roots
 from services.signature.seal import Sealer
-from services.signature.service import SignatureService
+from services.signature.core import SignatureCore
 from services.signature.settings import SignatureSettings
 from services.signature.store import SignatureStore
 from shared.auth import ApiKey, ApiKeys, may_send, require_dossier_code, require_key
 from shared.calendar import WorkingCalendar
 from shared.contracts import SignatureVerified
 from shared.events import AnyEvent
-from shared.service import ConsumingService
+from shared.consumer_app import ConsumerApp
 
 log = structlog.get_logger()
 TITLE = "Dossier signatures"
 DESCRIPTION = "Verifies the digital signatures (ký số) on results and records them."
 
 
-def build(settings: SignatureSettings) -> tuple[ConsumingService, SignatureService]:
-    runtime = ConsumingService("signature", settings, CollectorRegistry())
+def build(settings: SignatureSettings) -> tuple[ConsumerApp, SignatureCore]:
+    runtime = ConsumerApp("signature", settings, CollectorRegistry())
 
     async def publish(event: SignatureVerified) -> None:
         await runtime.publish(settings.topic_status, [(event.subject, event.to_bytes(), {})])
 
-    service = SignatureService(settings, SignatureStore(runtime.mongo, runtime.database),
-                               WorkingCalendar.load(settings.calendar), trust_roots(settings.signature_trust_roots),
-                               publish, runtime.registry)
+    core = SignatureCore(settings, SignatureStore(runtime.mongo, runtime.database),
+                         WorkingCalendar.load(settings.calendar), trust_roots(settings.signature_trust_roots),
+                         publish, runtime.registry)
     runtime.consume(settings.topic_events, settings.signature_group_id, AnyEvent,
-                    partial(handlers.on_dossier_events, service=service), max_batch=500)
+                    partial(handlers.on_dossier_events, core=core), max_batch=500)
     runtime.publishes(settings.topic_status, SignatureVerified, "A result's digital signature, verified")
-    runtime.every(60, "resuming pending document fetches", service.resume)
-    runtime.on_close(service.close)
-    return runtime, service
+    runtime.every(60, "resuming pending document fetches", core.resume)
+    runtime.on_close(core.close)
+    return runtime, core
 
 
 def asyncapi() -> Any:
@@ -52,13 +52,13 @@ def asyncapi() -> Any:
 def create_app(settings: SignatureSettings | None = None) -> FastAPI:
     settings = settings or SignatureSettings()
     keys = ApiKeys.load(settings.signature_api_keys, settings.signature_api_keys_file)
-    runtime, service = build(settings)
+    runtime, core = build(settings)
     sealer = Sealer.from_settings(settings)
     if sealer is not None:
         runtime.on_close(lambda: asyncio.to_thread(sealer.close))
     app = runtime.app(TITLE, DESCRIPTION)
-    add_document_routes(app, settings, service, keys)
-    add_seal_route(app, settings, service, keys, sealer)
+    add_document_routes(app, settings, core, keys)
+    add_seal_route(app, settings, core, keys, sealer)
     return app
 
 
@@ -74,7 +74,7 @@ async def read_pdf(request: Request, max_bytes: int) -> bytes:
     return bytes(body)
 
 
-def add_document_routes(app: FastAPI, settings: SignatureSettings, service: SignatureService, keys: ApiKeys) -> None:
+def add_document_routes(app: FastAPI, settings: SignatureSettings, core: SignatureCore, keys: ApiKeys) -> None:
     """A signed result uploaded to verify, and a dossier's documents with their verdicts."""
 
     @app.post("/v1/dossiers/{code}/documents/{document_id}", summary="Upload a signed result (PDF) to verify",
@@ -83,13 +83,13 @@ def add_document_routes(app: FastAPI, settings: SignatureSettings, service: Sign
                      authorization: str | None = Header(default=None)) -> dict[str, Any]:
         require_key(keys, authorization)
         require_dossier_code(code)
-        return await service.check(code, document_id, await read_pdf(request, settings.signature_max_bytes))
+        return await core.check(code, document_id, await read_pdf(request, settings.signature_max_bytes))
 
     @app.get("/v1/dossiers/{code}/documents", summary="A dossier's documents with their verdicts", responses={401: {}})
     async def list_documents(code: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:
         require_key(keys, authorization)
         require_dossier_code(code)
-        return {"dossier_code": code, "documents": [d.view() for d in await service.documents(code)]}
+        return {"dossier_code": code, "documents": [d.view() for d in await core.documents(code)]}
 
 
 def refuse_seal(status: int, why: str, code: str, document_id: str, key: ApiKey) -> NoReturn:
@@ -97,7 +97,7 @@ def refuse_seal(status: int, why: str, code: str, document_id: str, key: ApiKey)
     raise HTTPException(status, why)
 
 
-def add_seal_route(app: FastAPI, settings: SignatureSettings, service: SignatureService, keys: ApiKeys,
+def add_seal_route(app: FastAPI, settings: SignatureSettings, core: SignatureCore, keys: ApiKeys,
                    sealer: Sealer | None) -> None:
     """The agency's seal, on a document registered and verified valid for the dossier, by a seal key."""
     seal_keys = ApiKeys.load(settings.signature_seal_keys, settings.signature_seal_keys_file)
@@ -119,7 +119,7 @@ def add_seal_route(app: FastAPI, settings: SignatureSettings, service: Signature
         require_dossier_code(code)
         if sealer is None:
             raise HTTPException(501, "no seal key configured (DOSSIER_SIGNATURE_SEAL_*)")
-        records = await service.records(code)
+        records = await core.records(code)
         dossier = receipt(records)
         if dossier and not (may_send(key, dossier.get("source") or "") and key.serves(dossier["commune_code"])):
             refuse_seal(403, "this key may not seal this dossier's documents", code, document_id, key)

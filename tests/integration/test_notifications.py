@@ -22,7 +22,7 @@ from services.notifications.messages import Message, Move, furthest
 from services.notifications.providers import Kannel
 from shared.contracts import StatusRecord
 from shared.kafka import client_options
-from shared.service import Record
+from shared.consumer_app import Record
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import MessageStore
 from services.notifications.templates import Templates

@@ -24,7 +24,7 @@ from tests.fixtures.sample import VN, dossier_code, event
 from shared.contracts import DeadLetter, dead_letter_topic
 from shared.kafka import client_options
 from shared.events import DossierEvent
-from shared.service import ConsumingService
+from shared.consumer_app import ConsumerApp
 from tests.integration.conftest import OPERATOR, ANY_SOURCE_KEY, namespace, read_topic, service, wait_until
 from tests.integration.test_metrics import FAST
 from tests.integration.test_processing import metric
@@ -260,7 +260,7 @@ async def _fails_every_record_then_passes(settings_) -> None:
             raise KeyError("a field the new release expects")
         handled.extend(r.value.id for r in records)
 
-    runtime = ConsumingService("stopping", settings_, CollectorRegistry(), database=False)
+    runtime = ConsumerApp("stopping", settings_, CollectorRegistry(), database=False)
     runtime.consume(settings_.topic_events, "stopping", DossierEvent, handle, max_batch=10)
     app = runtime.app("stopping", "a consumer whose handler fails every record")
     code = dossier_code(START, sequence=7001)

@@ -15,7 +15,7 @@ from services.processing.store import DossierStore
 from shared.calendar import WorkingCalendar
 from shared.dossier import fold
 from shared.events import parse_event_json
-from shared.service import Record
+from shared.consumer_app import Record
 from tests.integration.conftest import namespace
 
 CODE = "000.00.38.H56-250707-7001"

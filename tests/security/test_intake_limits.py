@@ -46,7 +46,7 @@ DEFAULTS = IntakeSettings(environment="local")
 BODY_LIMIT = DEFAULTS.intake_max_body_bytes  # 1 MiB: docs/contract.md §1
 MAX_DEPTH = 32
 CODE = dossier_code(datetime(2025, 7, 7, tzinfo=VN), sequence=1010)
-# What processing's and signature's subscriptions parse each record of dossier-events with (shared.service).
+# What processing's and signature's subscriptions parse each record of dossier-events with (shared.consumer_app).
 CONTRACT: TypeAdapter[DossierEvent] = TypeAdapter(DossierEvent)
 
 
@@ -310,7 +310,7 @@ def test_an_event_just_under_1_mib_reaches_kafka_and_processing_takes_it(pipelin
 
 def test_a_receipt_whose_applicant_carries_most_of_1_mib_gets_its_status_published(pipeline):
     """A status record carries the applicant, unknown fields kept: nearly 1 MiB here. Processing's producer
-    (shared/service.py) must take it, as it must a dead letter of the largest record (headers added)."""
+    (shared/consumer_app.py) must take it, as it must a dead letter of the largest record (headers added)."""
     settings = pipeline.settings
     pipeline.add_processing().start()
     code = dossier_code(datetime(2025, 7, 7, tzinfo=VN), sequence=1012)

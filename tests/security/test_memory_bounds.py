@@ -31,7 +31,7 @@ from services.processing.settings import ProcessingSettings
 from shared.calendar import WorkingCalendar
 from shared.events import DossierEvent, parse_event
 from shared.ratelimit import Windows
-from shared.service import Record
+from shared.consumer_app import Record
 from tests.fixtures.sample import event
 from tests.security.test_sms_callbacks import DLR_SECRET, Notifications
 

@@ -25,12 +25,12 @@ from pydantic import TypeAdapter
 from structlog.testing import capture_logs
 
 from services.signature import app as signature_app
-from services.signature.service import SignatureService
+from services.signature.core import SignatureCore
 from services.signature.settings import SignatureSettings
 from services.signature.verify import verify
 from shared.auth import key_hash
 from shared.events import DossierEvent
-from shared.service import Record
+from shared.consumer_app import Record
 from tests.fixtures.pki import Party, blank_pdf, sign
 from tests.fixtures.sample import SAMPLE_DATA, SOURCE, dossier_code, event
 from tests.fixtures.signature_store import MemoryStore
@@ -77,10 +77,10 @@ class Signature:
         } | values)
         self.store = MemoryStore()
         self.announced: list[Any] = []
-        built: list[SignatureService] = []
+        built: list[SignatureCore] = []
         announced = self.announced
 
-        class Kept(SignatureService):
+        class Kept(SignatureCore):
             def __init__(self, settings, store, calendar, roots, publish, registry):  # noqa: ANN001
                 async def keep(verdict: Any) -> None:
                     announced.append(verdict)
@@ -89,9 +89,9 @@ class Signature:
                 built.append(self)
 
         monkeypatch.setattr(signature_app, "SignatureStore", lambda client, database: self.store)
-        monkeypatch.setattr(signature_app, "SignatureService", Kept)
+        monkeypatch.setattr(signature_app, "SignatureCore", Kept)
         self.app = signature_app.create_app(self.settings)
-        [self.service] = built
+        [self.core] = built
 
     async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://signature") as c:
@@ -101,7 +101,7 @@ class Signature:
         """Events of `dossier-events`, as the consumer hands them over."""
         records = [Record(EVENTS.validate_python(e), orjson.dumps(e), e["subject"].encode(), "dossier-events", 0, n, 0)
                    for n, e in enumerate(events)]
-        asyncio.run(self.service.handle(records))
+        asyncio.run(self.core.handle(records))
 
     def upload(self, code: str, document_id: str, pdf: bytes) -> dict[str, Any]:
         answer = asyncio.run(self.call("POST", f"/v1/dossiers/{code}/documents/{document_id}", content=pdf,

@@ -30,11 +30,11 @@ from pydantic import TypeAdapter
 from structlog.testing import capture_logs
 
 from services.signature.fetch import Refused, permitted
-from services.signature.service import SignatureService
+from services.signature.core import SignatureCore
 from services.signature.settings import SignatureSettings
 from shared.calendar import WorkingCalendar
 from shared.events import DossierEvent
-from shared.service import Record
+from shared.consumer_app import Record
 from tests.fixtures.sample import dossier_code, event
 from tests.fixtures.signature_store import MemoryStore
 
@@ -45,7 +45,7 @@ Answer = Callable[[asyncio.StreamWriter], Awaitable[None]]
 
 
 class Signature:
-    """A SignatureService on a MemoryStore, and what it announced."""
+    """A SignatureCore on a MemoryStore, and what it announced."""
 
     def __init__(self, store: MemoryStore | None = None, **config: Any):
         settings = SignatureSettings(**{"environment": "local", "signature_max_bytes": 100_000,
@@ -56,7 +56,7 @@ class Signature:
         async def publish(verdict: Any) -> None:
             self.published.append(verdict)
 
-        self.service = SignatureService(settings, self.store, WorkingCalendar.load(), [], publish, CollectorRegistry())
+        self.core = SignatureCore(settings, self.store, WorkingCalendar.load(), [], publish, CollectorRegistry())
 
     async def verdict(self, count: int = 1, timeout: float = 8) -> Any:
         """The first verdict announced (its data), once `count` are."""
@@ -79,7 +79,7 @@ async def signatures() -> AsyncIterator[Callable[..., Signature]]:
 
     yield make
     for s in made:
-        await s.service.close()
+        await s.core.close()
 
 
 def signed(url: str, body: bytes = b"", document_id: str = "KQ-1") -> Record[Any]:
@@ -193,12 +193,12 @@ def raw(data: bytes) -> Answer:
 async def test_loopback_is_refused_unless_allow_listed(signatures, connects):
     async with server(answering("200 OK", b"hello")) as (base, seen):
         plain = signatures()
-        await plain.service.handle([signed(f"{base}/kq.pdf", b"hello")])
+        await plain.core.handle([signed(f"{base}/kq.pdf", b"hello")])
         assert (await plain.verdict()).reasons == ["fetch failed"]
         assert seen.connections == 0
 
         listed = signatures(signature_fetch_allowed_hosts=["127.0.0.1"])
-        await listed.service.handle([signed(f"{base}/kq.pdf", b"hello")])
+        await listed.core.handle([signed(f"{base}/kq.pdf", b"hello")])
         judged = await listed.verdict()
         assert (judged.verdict, judged.reasons) == ("invalid", ["not a PDF"])  # had, and judged
         assert seen.connections == 1
@@ -211,7 +211,7 @@ async def test_loopback_is_refused_unless_allow_listed(signatures, connects):
 ])
 async def test_private_loopback_and_link_local_addresses_are_refused_before_connecting(signatures, connects, address):
     signature = signatures()
-    await signature.service.handle([signed(f"http://{address}/latest/meta-data/")])
+    await signature.core.handle([signed(f"http://{address}/latest/meta-data/")])
     assert (await signature.verdict()).reasons == ["fetch failed"]
     assert connects == []
 
@@ -221,7 +221,7 @@ async def test_a_name_resolving_to_a_private_address_is_refused_before_connectin
                                                                                   answers):
     names.answers["docs.example.test"] = [answers]
     signature = signatures()
-    await signature.service.handle([signed("http://docs.example.test/kq.pdf")])
+    await signature.core.handle([signed("http://docs.example.test/kq.pdf")])
     assert (await signature.verdict()).reasons == ["fetch failed"]
     assert connects == []  # not even to the public address of a name that also answers a private one
 
@@ -233,7 +233,7 @@ async def test_the_connection_goes_to_the_address_checked(signatures, connects, 
         port = int(base.rsplit(":", 1)[1])
         names.answers["rebind.example.test"] = [["93.184.216.34"], ["127.0.0.1"]]
         signature = signatures()
-        await signature.service.handle([signed(f"http://rebind.example.test:{port}/kq.pdf")])
+        await signature.core.handle([signed(f"http://rebind.example.test:{port}/kq.pdf")])
         assert (await signature.verdict()).reasons == ["fetch failed"]
         assert connects == [("93.184.216.34", port)] and seen.connections == 0
         assert names.lookups == ["rebind.example.test"]
@@ -244,7 +244,7 @@ async def test_an_allow_listed_name_is_fetched_from_its_address_with_its_host_he
         port = int(base.rsplit(":", 1)[1])
         names.answers["docs.internal.test"] = [["127.0.0.1"], ["10.9.9.9"]]
         signature = signatures(signature_fetch_allowed_hosts=["Docs.Internal.Test."])
-        await signature.service.handle([signed(f"http://docs.internal.test:{port}/kq.pdf", b"hello")])
+        await signature.core.handle([signed(f"http://docs.internal.test:{port}/kq.pdf", b"hello")])
         assert (await signature.verdict()).reasons == ["not a PDF"]
         assert seen.header("host") == f"docs.internal.test:{port}"
         assert connects == [] and names.lookups == ["docs.internal.test"]
@@ -287,7 +287,7 @@ async def test_https_is_pinned_keeping_its_name_for_sni_and_the_certificate(sign
         port = int(base.rsplit(":", 1)[1])
         names.answers |= {"docs.internal.test": [["127.0.0.1"]], "other.internal.test": [["127.0.0.1"]]}
         signature = signatures(signature_fetch_allowed_hosts=["docs.internal.test", "other.internal.test"])
-        await signature.service.handle([signed(f"https://docs.internal.test:{port}/kq.pdf", b"hello", "KQ-1"),
+        await signature.core.handle([signed(f"https://docs.internal.test:{port}/kq.pdf", b"hello", "KQ-1"),
                                         signed(f"https://other.internal.test:{port}/kq.pdf", b"hello", "KQ-2")])
         await signature.verdict(count=2)
         reasons = {v.data.document_id: v.data.reasons for v in signature.published}
@@ -348,7 +348,7 @@ async def test_a_drip_fed_answer_ends_at_the_deadline(signatures, where):
         signature = signatures(signature_fetch_allowed_hosts=["127.0.0.1"])  # deadline 2 s
         started = time.monotonic()
         async with asyncio.timeout(8):
-            await signature.service.handle([signed(f"{base}/kq.pdf")])
+            await signature.core.handle([signed(f"{base}/kq.pdf")])
             assert (await signature.verdict()).reasons == ["fetch failed"]
         assert time.monotonic() - started < 2 + 1.5
 
@@ -365,7 +365,7 @@ async def test_a_gzip_bomb_is_refused_and_never_inflated(signatures, gzip_bomb):
         signature = signatures(signature_fetch_allowed_hosts=["127.0.0.1"], signature_max_bytes=1 << 20)
         tracemalloc.start()
         try:
-            await signature.service.handle([signed(f"{base}/kq.pdf")])
+            await signature.core.handle([signed(f"{base}/kq.pdf")])
             assert (await signature.verdict()).reasons == ["fetch failed"]
             peak = tracemalloc.get_traced_memory()[1]
         finally:
@@ -381,7 +381,7 @@ async def test_a_body_over_the_limit_is_refused_by_its_raw_size(signatures):
     async with server(declared) as (base, _), server(undeclared) as (other, _):
         for url in (f"{base}/kq.pdf", f"{other}/kq.pdf"):
             signature = signatures(signature_fetch_allowed_hosts=["127.0.0.1"])  # 100,000 bytes
-            await signature.service.handle([signed(url)])
+            await signature.core.handle([signed(url)])
             assert (await signature.verdict()).reasons == ["fetch failed"]
 
 
@@ -398,7 +398,7 @@ async def test_a_verdict_never_carries_what_the_target_answered(signatures, answ
     async with server(answer) as (base, _):
         signature = signatures(signature_fetch_allowed_hosts=["127.0.0.1"])
         with capture_logs() as logs:
-            await signature.service.handle([signed(f"{base}/kq.pdf")])
+            await signature.core.handle([signed(f"{base}/kq.pdf")])
             found = await signature.verdict()
         assert (found.verdict, found.reasons) == ("indeterminate", ["fetch failed"])
         told = signature.published[0].to_bytes().decode() + json.dumps(signature.verified(), default=str)
@@ -411,7 +411,7 @@ async def test_redirects_are_not_followed(signatures):
     async with server(answering("200 OK", b"hello")) as (inner, behind):
         async with server(answering("302 Found", b"", f"location: {inner}/secret")) as (outer, _):
             signature = signatures(signature_fetch_allowed_hosts=["127.0.0.1"])
-            await signature.service.handle([signed(f"{outer}/kq.pdf")])
+            await signature.core.handle([signed(f"{outer}/kq.pdf")])
             assert (await signature.verdict()).reasons == ["fetch failed"]
         assert behind.connections == 0
 
@@ -431,7 +431,7 @@ async def test_a_batch_is_handled_without_waiting_for_its_fetches(signatures):
         signature = signatures(signature_fetch_allowed_hosts=["127.0.0.1"])
         started = time.monotonic()
         async with asyncio.timeout(8):
-            await signature.service.handle([signed(f"{base}/kq.pdf", b"hello")])
+            await signature.core.handle([signed(f"{base}/kq.pdf", b"hello")])
         assert time.monotonic() - started < 0.5
         assert [r["kind"] for r in signature.store.rows.values()] == ["signed"]  # stored before it returned
         assert (await signature.verdict()).reasons == ["not a PDF"]
@@ -442,9 +442,9 @@ async def test_a_redelivered_event_is_fetched_and_recorded_once(signatures):
         signature = signatures(signature_fetch_allowed_hosts=["127.0.0.1"])
         batch = [signed(f"{base}/kq.pdf", b"hello")]
         async with asyncio.timeout(8):
-            await asyncio.gather(signature.service.handle(batch), signature.service.handle(batch))
+            await asyncio.gather(signature.core.handle(batch), signature.core.handle(batch))
             await signature.verdict()
-            await signature.service.handle(batch)  # judged already: not fetched again
+            await signature.core.handle(batch)  # judged already: not fetched again
             await asyncio.sleep(0.8)
         assert seen.connections == 1
         assert len(signature.published) == 1 and len(signature.verified()) == 1
@@ -454,11 +454,11 @@ async def test_a_redelivered_event_is_fetched_and_recorded_once(signatures):
 async def test_a_fetch_cut_by_a_restart_is_resumed(signatures, monkeypatch):
     async with server(slowly(0.5, b"hello")) as (base, _):
         before = signatures(signature_fetch_allowed_hosts=["127.0.0.1"])
-        await before.service.handle([signed(f"{base}/kq.pdf", b"hello")])
-        await before.service.close()  # stopped before the document came
+        await before.core.handle([signed(f"{base}/kq.pdf", b"hello")])
+        await before.core.close()  # stopped before the document came
         assert before.published == [] and len(before.store.pending) == 1
 
-        monkeypatch.setattr("services.signature.service.RESUME_AFTER_SECONDS", 0)
+        monkeypatch.setattr("services.signature.core.RESUME_AFTER_SECONDS", 0)
         after = signatures(store=before.store, signature_fetch_allowed_hosts=["127.0.0.1"])
         await after.service.resume()
         assert (await after.verdict()).reasons == ["not a PDF"]

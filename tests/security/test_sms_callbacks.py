@@ -28,7 +28,7 @@ from services.notifications.providers import HttpJson, Kannel, dlr_token, dlr_to
 from services.notifications.replies import NEUTRAL
 from services.notifications.settings import NotificationsSettings
 from shared.contracts import StatusRecord
-from shared.service import Record
+from shared.consumer_app import Record
 from tests.fixtures.sample import VN, dossier_code
 from tests.fixtures.sms import Gateway, MemoryMongo, memory_store
 

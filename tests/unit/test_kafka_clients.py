@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from prometheus_client import CollectorRegistry
 
 from shared.kafka import broker_security, client_options
-from shared.service import ConsumingService
+from shared.consumer_app import ConsumerApp
 from shared.settings import ServiceSettings
 
 
@@ -26,7 +26,7 @@ def test_a_user_logs_in_with_scram_sha_512_its_password_read_from_its_file(tmp_p
 
 def test_the_services_broker_logs_in_as_the_services_user():
     settings = ServiceSettings(kafka_username="signature", kafka_password="a-real-password")
-    broker = ConsumingService("signature", settings, CollectorRegistry(), database=False).broker
+    broker = ConsumerApp("signature", settings, CollectorRegistry(), database=False).broker
     security = broker.specification.security
     assert isinstance(security, SASLScram512) and (security.username, security.password) == \
         ("signature", "a-real-password")

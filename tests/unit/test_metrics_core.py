@@ -11,12 +11,12 @@ from prometheus_client import CollectorRegistry
 
 from services.metrics.settings import MetricsSettings
 from services.metrics.figures import Figures
-from services.metrics.service import MetricsService
+from services.metrics.core import MetricsCore
 from shared.calendar import WorkingCalendar
 from shared.contracts import ClockChanged, StatusRecord, status_changed, status_of
 from shared.dossier import fold
 from shared.events import parse_event
-from shared.service import Record
+from shared.consumer_app import Record
 from tests.fixtures.memory_figures import MemoryFiguresStore
 from tests.fixtures.sample import VN, dossier_code, event
 
@@ -41,12 +41,12 @@ def statuses(count: int, commune: str = "14923", resolved: bool = False) -> list
     return out
 
 
-def replica(store: MemoryFiguresStore, now: list[datetime]) -> MetricsService:
+def replica(store: MemoryFiguresStore, now: list[datetime]) -> MetricsCore:
     settings = MetricsSettings.model_construct(metrics_provinces=["38"], metrics_owners={})
-    return MetricsService(settings, Figures(CAL), store, CollectorRegistry(), clock=lambda: now[0])
+    return MetricsCore(settings, Figures(CAL), store, CollectorRegistry(), clock=lambda: now[0])
 
 
-def counted(service: MetricsService) -> dict[tuple, int]:
+def counted(service: MetricsCore) -> dict[tuple, int]:
     return {k: v for k, v in service.figures.counts.items() if v and k[0] != "urgent"}
 
 

@@ -190,7 +190,7 @@ def test_where_dossiers_wait_counts_the_working_hours_each_unit_held_them_and_wh
 @given(DOSSIERS, HOURS, st.integers(min_value=0, max_value=6), st.integers(min_value=0, max_value=24 * 12))
 def test_dossiers_ended_before_the_horizon_leave_memory_and_read_back_give_the_same_reports(
         dossiers, after, days, horizon_hours):
-    """What compaction does (services/metrics/service.py): the ended dossiers leave, their counts stay,
+    """What compaction does (services/metrics/core.py): the ended dossiers leave, their counts stay,
     and a report over the memory with the archive read back equals the report before they left."""
     histories = [life(f"000.00.38.H56-250707-{n:04d}", MONDAY + received, [(t, offset, data) for (t, data), offset in steps],
                       processing_time={"value": hours, "unit": "working_hours"}, **receipt)

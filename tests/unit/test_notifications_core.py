@@ -18,7 +18,7 @@ from services.notifications.settings import NotificationsSettings
 from services.notifications.templates import Templates
 from shared.calendar import WorkingCalendar
 from shared.contracts import StatusRecord
-from shared.service import Record
+from shared.consumer_app import Record
 from tests.fixtures.sample import VN, dossier_code
 from tests.fixtures.sms import Gateway, MemoryMongo, memory_store
 

@@ -18,7 +18,7 @@ from shared.calendar import WorkingCalendar
 from shared.contracts import StatusChanged, StatusRecord
 from shared.dossier import fold
 from shared.events import parse_event
-from shared.service import Record
+from shared.consumer_app import Record
 from tests.fixtures.memory_dossiers import MemoryDossiers
 from tests.fixtures.sample import VN, dossier_code, event
 

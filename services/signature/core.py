@@ -17,7 +17,7 @@ from services.signature.verify import Verdict, verify
 from shared.calendar import WorkingCalendar
 from shared.contracts import SignatureData, SignatureVerified, record_id
 from shared.events import DossierEvent
-from shared.service import Record
+from shared.consumer_app import Record
 
 log = structlog.get_logger()
 VERDICT_CACHE_SECONDS = 300  # a verdict depends on time too (expiry, revocation): kept a few minutes only
@@ -46,7 +46,7 @@ def judged(records: list[dict[str, Any]], document_id: str) -> bool:
                for r in records)
 
 
-class SignatureService:
+class SignatureCore:
     def __init__(self, settings: SignatureSettings, store: SignatureStore, calendar: WorkingCalendar, roots: list,
                  publish: Publish, registry: CollectorRegistry):
         self.settings = settings

@@ -116,7 +116,7 @@ class _Subscription:
     subscriber: Any
 
 
-class ConsumingService:
+class ConsumerApp:
     """A service's Kafka and MongoDB wiring. Build it, `consume` its topics, then serve `app()`."""
 
     def __init__(self, name: str, settings: ServiceSettings, registry: CollectorRegistry, database: bool = True):

@@ -1,4 +1,4 @@
-"""The consumer skeleton (shared.service) on FastStream's in-memory broker: what it parses, what it
+"""The consumer skeleton (shared.consumer_app) on FastStream's in-memory broker: what it parses, what it
 dead-letters, what it retries."""
 
 import pytest
@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from pymongo.errors import AutoReconnect, DocumentTooLarge
 
 from shared.contracts import DeadLetter
-from shared.service import ConsumingService, PartitionStopped, Record, infrastructure_away
+from shared.consumer_app import ConsumerApp, PartitionStopped, Record, infrastructure_away
 from shared.settings import ServiceSettings
 
 
@@ -21,8 +21,8 @@ async def _raw(message, _original):
     return message.raw_message
 
 
-def service_with(handle, **settings) -> tuple[ConsumingService, list]:
-    runtime = ConsumingService("test", ServiceSettings(**settings), CollectorRegistry(), database=False)
+def service_with(handle, **settings) -> tuple[ConsumerApp, list]:
+    runtime = ConsumerApp("test", ServiceSettings(**settings), CollectorRegistry(), database=False)
     runtime.consume("items", "g", Item, handle, max_batch=10)
     letters: list = []
 

@@ -21,7 +21,7 @@ from services.metrics.snapshot import Snapshot
 from services.metrics.store import FiguresStore, archive_key, first_day, quarter
 from shared.clock import Clock
 from shared.contracts import FeedbackChanged, StatusRecord
-from shared.service import Record
+from shared.consumer_app import Record
 
 
 class ServiceMetrics:
@@ -47,7 +47,7 @@ class ServiceMetrics:
         )
 
 
-class MetricsService:
+class MetricsCore:
     def __init__(self, settings: MetricsSettings, figures: Figures, store: FiguresStore, registry: CollectorRegistry,
                  clock: Callable[[], datetime] = Clock()):
         self.replica = Replica.of(settings, figures, store)
