@@ -249,16 +249,8 @@ async def _json_body(request: Request, limit: int) -> Any:
     return orjson.loads(await read_body(request, limit))
 
 
-def install(app: FastAPI, settings: IntakeSettings, keys: ApiKeys, publisher: EventPublisher,
-            registry: CollectorRegistry, personal: DossierKeys, held: HeldDossiers, units: Reloading[Units]) -> None:
-    """The portal format's two routes on intake's app; `units`: the units file as the CloudEvents door reads it."""
-    accounts = _accounts(settings)
-    sessions = Sessions(_session_secret(settings), settings.intake_dvcqg_session_seconds,
-                        lambda: settings.clock().timestamp())
-    reference = _contract(settings, units)
-    counted = Counter("intake_dvcqg_records", "Portal-format records by service and outcome", ["service", "outcome"],
-                      registry=registry)
-    lookups = Windows(settings.intake_dvcqg_lookups_per_minute, 60)  # per replica, on the monotonic clock
+def _add_login(app: FastAPI, settings: IntakeSettings, accounts: list[PortalAccount], sessions: Sessions) -> None:
+    """`POST /v1/dvcqg/login`: an account's username and password for a session (docs/dvcqg.md)."""
 
     @app.post("/v1/dvcqg/login", summary="The portal format's login: a session for /v1/dvcqg (docs/dvcqg.md)")
     async def login(request: Request) -> JSONResponse:
@@ -275,6 +267,20 @@ def install(app: FastAPI, settings: IntakeSettings, keys: ApiKeys, publisher: Ev
         log.info("portal session opened", account=found.name)
         return JSONResponse({"session": sessions.issue(found), "error_code": 0,
                              "expires_in": settings.intake_dvcqg_session_seconds})
+
+
+def install(app: FastAPI, settings: IntakeSettings, keys: ApiKeys, publisher: EventPublisher,
+            registry: CollectorRegistry, personal: DossierKeys, held: HeldDossiers, units: Reloading[Units]) -> None:
+    """The portal format's two routes on intake's app; `units`: the units file as the CloudEvents door reads it."""
+    accounts = _accounts(settings)
+    sessions = Sessions(_session_secret(settings), settings.intake_dvcqg_session_seconds,
+                        lambda: settings.clock().timestamp())
+    reference = _contract(settings, units)
+    counted = Counter("intake_dvcqg_records", "Portal-format records by service and outcome", ["service", "outcome"],
+                      registry=registry)
+    lookups = Windows(settings.intake_dvcqg_lookups_per_minute, 60)  # per replica, on the monotonic clock
+
+    _add_login(app, settings, accounts, sessions)
 
     @app.post("/v1/dvcqg", summary="DongBoHoSoMC and CapNhatTienDoHoSoMC records, as to the portal (docs/dvcqg.md)")
     async def sync(request: Request) -> JSONResponse:

@@ -460,6 +460,6 @@ async def test_a_fetch_cut_by_a_restart_is_resumed(signatures, monkeypatch):
 
         monkeypatch.setattr("services.signature.core.RESUME_AFTER_SECONDS", 0)
         after = signatures(store=before.store, signature_fetch_allowed_hosts=["127.0.0.1"])
-        await after.service.resume()
+        await after.core.resume()
         assert (await after.verdict()).reasons == ["not a PDF"]
         assert after.store.pending == {}
