@@ -44,6 +44,8 @@ from shared.mongo import Chain, get_many, insert_new, link_id
 from shared.phones import normalise_phone
 from shared.settings import ServiceSettings
 
+CHAIN_TAIL = 32  # the dossiers a process remembers a citizen's chain listed last
+CHAINS_KEPT = 10_000  # citizens whose chain it remembers (at most ~30 MB)
 VERSION = "v1."  # of the sealed form: AES-256-GCM, 12-byte nonce, associated data = the dossier code
 CLEAR = ("sms_opt_in",)  # what stays readable: whether the citizen asked for SMS, not who they are
 
@@ -97,22 +99,22 @@ class RecentKeys:
     key is then read again, and missed), at most `size` of them, the oldest dropped first: a receipt
     sent again (a portal re-sends its snapshot) is sealed without a read or a hash of its phone (one
     sent again with another phone meanwhile is listed for it once the key is read again). `size` 0
-    keeps none."""
+    keeps none. Also what a process remembers of the citizens' chains (`DossierKeys._append_unlisted`)."""
 
     def __init__(self, size: int = 0, seconds: float = 0, clock: Callable[[], float] = time.monotonic):
-        self._size, self._seconds, self._clock = size, seconds, clock
-        self._keys: dict[str, tuple[bytes, float]] = {}  # code → key, until when; oldest first
+        self.size, self.seconds, self._clock = size, seconds, clock
+        self._keys: dict[str, tuple[Any, float]] = {}  # code → key, until when; oldest first
 
-    def get(self, codes: Iterable[str]) -> dict[str, bytes]:
+    def get(self, codes: Iterable[str]) -> dict[str, Any]:
         now = self._clock()
         return {code: entry[0] for code in codes if (entry := self._keys.get(code)) and entry[1] > now}
 
-    def put(self, keys: dict[str, bytes]) -> None:
-        until = self._clock() + self._seconds
-        for code, key in keys.items() if self._size else ():
+    def put(self, keys: dict[str, Any]) -> None:
+        until = self._clock() + self.seconds
+        for code, key in keys.items() if self.size else ():
             self._keys.pop(code, None)
             self._keys[code] = (key, until)
-        while len(self._keys) > self._size:
+        while len(self._keys) > self.size:
             del self._keys[next(iter(self._keys))]
 
     def forget(self, codes: Iterable[str]) -> None:
@@ -129,6 +131,9 @@ class DossierKeys:
         self._index = Chain(database["citizen_dossiers"])
         self._secret = index_secret
         self._recent = recent or RecentKeys()
+        # Each citizen's chain as this process last saw it: where it ends, and the last CHAIN_TAIL dossiers
+        # it lists (for as long as the recent keys, at most CHAINS_KEPT citizens).
+        self._chains = RecentKeys(min(self._recent.size, CHAINS_KEPT), self._recent.seconds, self._recent._clock)
 
     async def key_of(self, code: str) -> bytes | None:
         found = await self._keys.find_one({"_id": str(code)})
@@ -178,15 +183,25 @@ class DossierKeys:
 
     async def _append_unlisted(self, citizen: str, codes: list[str]) -> None:
         """Append to the citizen's chain each of these dossiers it does not list yet. A link claimed by
-        another writer meanwhile is read and checked too, so that two writers of one dossier list it once."""
-        n, unlisted = 0, list(codes)
+        another writer meanwhile is read and checked too, so that two writers of one dossier list it once.
+        The chain is read from where this process last saw it end (from its start after a restart, or
+        once that is forgotten): a citizen with thousands of dossiers (a company filing for its clients)
+        costs a read or two for the next one, not one per link. The dossiers it then listed last are
+        remembered too: a dossier listed before its key's insert failed is not listed again."""
+        n, tail = self._chains.get([citizen]).get(citizen, (0, ()))
+        listed = set(tail)
+        unlisted = [code for code in codes if code not in listed]
+        seen = list(tail)
         while unlisted:
             links = await self._index.read(citizen, n)
             n += len(links)
-            listed = {link["dossier"] for link in links}
+            seen += [link["dossier"] for link in links]
+            listed.update(seen)
             unlisted = [code for code in unlisted if code not in listed]
             while unlisted and await self._index.claim(citizen, n, {"dossier": unlisted[0]}):
+                seen.append(unlisted[0])
                 unlisted, n = unlisted[1:], n + 1
+        self._chains.put({citizen: (n, tuple(seen[-CHAIN_TAIL:]))})
 
     async def dossiers_of(self, phone: str) -> list[str]:
         """The dossier codes the index lists for this number (the citizen's rights), once each."""
@@ -202,6 +217,7 @@ class DossierKeys:
         for code, doc in found.items():
             if doc.get("citizen"):
                 listed.setdefault(doc["citizen"], set()).add(code)
+        self._chains.forget(listed)
         for citizen, theirs in listed.items() if unlist else ():
             await self._unlist(citizen, theirs)
         return sum([(await self._keys.delete_one({"_id": code})).deleted_count for code in found])
@@ -209,6 +225,7 @@ class DossierKeys:
     async def forget_citizen(self, phone: str) -> int:
         """Erase a citizen's dossiers' keys and their index entry; returns how many keys."""
         citizen = citizen_id(self._secret, phone)
+        self._chains.forget([citizen])
         links = await self._index.read(citizen)
         erased = await self.erase(_listed(links), unlist=False)  # the whole entry goes below
         for n in range(len(links)):

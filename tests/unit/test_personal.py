@@ -121,6 +121,35 @@ def test_a_dossier_listed_before_a_crash_left_it_without_a_key_gets_its_key_and_
     asyncio.run(run())
 
 
+def test_a_citizens_next_dossier_costs_the_same_few_reads_however_many_they_have():
+    """A company filing for its clients, or a benchmark, gives one phone to thousands of dossiers: its
+    chain must not be read from the start for each new one (it was: quadratic, bench-e2e timed out)."""
+    async def run():
+        database = MemoryDatabase()
+        keys = DossierKeys(database, "s", RecentKeys(100_000, 3600))  # as intake keeps them
+        codes = [f"000.00.38.H56-250701-{n:04d}" for n in range(1, 62)]
+        for code in codes[:60]:
+            await keys.keys_for({code: "0912345678"})
+        reads = count_reads(database)
+        await keys.keys_for({codes[60]: "0912345678"})
+        assert reads.count("citizen_dossiers") <= 2
+        assert await keys.dossiers_of("0912345678") == codes
+
+    asyncio.run(run())
+
+
+def test_a_dossier_erased_and_received_again_is_listed_again_by_a_process_that_remembers_its_chain():
+    async def run():
+        keys = DossierKeys(MemoryDatabase(), "s", RecentKeys(100, 3600))
+        await keys.keys_for({CODE: "0912345678", OTHER: "0912345678"})
+        await keys.erase([CODE])
+        assert await keys.dossiers_of("0912345678") == [OTHER]
+        again = await keys.keys_for({CODE: "0912345678"})
+        assert await keys.dossiers_of("0912345678") == [OTHER, CODE] and again[CODE] == await keys.key_of(CODE)
+
+    asyncio.run(run())
+
+
 def count_reads(database: MemoryDatabase) -> list[str]:
     """The names of the collections `find_one` reads from, as they are read."""
     reads: list[str] = []
