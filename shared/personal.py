@@ -134,6 +134,9 @@ class DossierKeys:
         # Each citizen's chain as this process last saw it: where it ends, and the last CHAIN_TAIL dossiers
         # it lists (for as long as the recent keys, at most CHAINS_KEPT citizens).
         self._chains = RecentKeys(min(self._recent.size, CHAINS_KEPT), self._recent.seconds, self._recent._clock)
+        # A process's requests for one citizen append in turn (striped by citizen), each from where the one
+        # before left the chain, instead of racing for the same link and reading on after every loss.
+        self._appending = [asyncio.Lock() for _ in range(256)]
 
     async def key_of(self, code: str) -> bytes | None:
         found = await self._keys.find_one({"_id": str(code)})
@@ -188,6 +191,10 @@ class DossierKeys:
         once that is forgotten): a citizen with thousands of dossiers (a company filing for its clients)
         costs a read or two for the next one, not one per link. The dossiers it then listed last are
         remembered too: a dossier listed before its key's insert failed is not listed again."""
+        async with self._appending[hash(citizen) % len(self._appending)]:
+            await self._append_in_turn(citizen, codes)
+
+    async def _append_in_turn(self, citizen: str, codes: list[str]) -> None:
         n, tail = self._chains.get([citizen]).get(citizen, (0, ()))
         listed = set(tail)
         unlisted = [code for code in codes if code not in listed]
