@@ -3,7 +3,7 @@ SHELL := /bin/bash
 LOCAL := deploy/local
 PY := .local/venv/bin/python
 
-.PHONY: venv system up down reset status logs demo docs test test-unit test-tools test-integration test-security test-faults test-kubernetes bench bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e bench-reads bench-scaling bench-cpu
+.PHONY: venv system up down reset status logs demo docs test test-unit test-tools test-integration test-security test-faults test-kubernetes bench bench-intake bench-processing bench-metrics bench-notifications bench-signature bench-e2e bench-reads bench-scaling bench-cpu profile
 
 venv:
 	@$(LOCAL)/install-python.sh
@@ -87,6 +87,10 @@ bench-cpu: venv
 
 bench-e2e: up
 	$(PY) -m bench.end_to_end
+
+# Flame graphs of intake, processing and metrics at 2,000 events/s (docs/profiles/), top frames in docs/benchmarks.md.
+profile: up
+	$(PY) -m bench.profile
 
 # Lookups with a province-year stored (500,000 dossiers, kept in the database bench_reads).
 bench-reads: up

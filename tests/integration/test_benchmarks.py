@@ -15,7 +15,7 @@ from tests.integration.conftest import ROOT, SECRETS, SLOT, STACK_ENV, Stack
 # bench module -> the section it writes (bench/report.py:write_section)
 BENCHES = {"intake": "intake", "processing": "processing", "metrics": "metrics", "notifications": "notifications",
            "signature": "signature", "end_to_end": "end-to-end", "reads": "reads", "scaling": "scaling",
-           "cpu": "cpu"}
+           "cpu": "cpu", "profile": "profile"}
 DATED = re.compile(r"on \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC, commit \w+")
 
 
@@ -45,3 +45,6 @@ def test_bench_runs_at_tiny_size_and_writes_its_section(module: str, bench_env: 
     assert section, f"bench.{module} wrote no section {name} to {output}"
     assert DATED.search(section.group(1)) and "BENCH_SIZE=tiny" in section.group(1)
     assert "measured in this same run" in section.group(1)
+    if module == "profile":  # and a flame graph per service beside the section
+        for service in ("intake", "processing", "metrics"):
+            assert (tmp_path / "profiles" / f"{service}.svg").read_text().lstrip().startswith("<?xml"), service
