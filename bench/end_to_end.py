@@ -14,17 +14,21 @@ stack.
 """
 
 import asyncio
+import contextlib
 import math
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.harness import AUTH, bench_settings, knob, percentile, port, post, sample_events, session, start_service
+from bench.cpu import tree_of
+from bench.harness import AUTH, ROOT, bench_settings, knob, percentile, port, post, sample_events, session, start_service
 from bench.processing import UPSERT_EVENTS, raw_baseline
 from bench.report import table, write_section
 from shared.kafka import STRUCTURED_HEADERS, client_options
@@ -33,6 +37,9 @@ from shared.settings import ServiceSettings
 
 PORTS = {"intake": port(8111), "processing": port(8112), "metrics": port(8113)}
 STEP_SECONDS = knob("BENCH_STEP_SECONDS", 10.0, 1.0)
+# The commit whose services run the same steps after this tree's, on the same stack: the session's start, before
+# the citizens' index chains were read from where they ended (commits before Kafka's logins cannot run on it).
+BASELINE = os.environ.get("BENCH_E2E_BASELINE", "3c2140a")
 RATES = [int(r) for r in knob("BENCH_RATES", "250,500,1000,1500,2000,2500,3000,4000", "250").split(",")]
 WARM_UP = knob("BENCH_WARM_UP_EVENTS", 300, 70)  # at 100 events/s, not reported
 BASELINE_EVENTS = knob("BENCH_BASELINE_EVENTS", 20_000, 700)
@@ -78,7 +85,7 @@ class Step:
     receipts: int
     p50: float
     p99: float
-    drained: bool
+    drained: bool  # every accepted receipt reflected, and no post failed or timed out
     lag: int
     cpu: dict[str, float]  # share of one core over the step
     rss: dict[str, float]
@@ -89,6 +96,7 @@ async def step(rate: int, events: list[dict], already: int, pids: dict[str, int]
     accepted: list[float] = []  # the time each receipt was accepted, in order
     reflected: list[float] = []  # the time the report first counted k dossiers beyond `already`
     before = {name: usage(pid) for name, pid in pids.items()}
+    failures: list[list[dict]] = []
     done = asyncio.Event()
 
     async def poll() -> None:
@@ -105,7 +113,11 @@ async def step(rate: int, events: list[dict], already: int, pids: dict[str, int]
     async with session(PORTS["intake"], 100) as client:
 
         async def send(batch: list[dict]) -> None:
-            await post(client, orjson.dumps(batch), "application/cloudevents-batch+json")
+            try:
+                await post(client, orjson.dumps(batch), "application/cloudevents-batch+json")
+            except (TimeoutError, aiohttp.ClientError):  # refused or not answered in 30 s
+                failures.append(batch)
+                return
             now = time.perf_counter()
             accepted.extend(now for e in batch if e["type"] == "dossier.received")
 
@@ -127,7 +139,7 @@ async def step(rate: int, events: list[dict], already: int, pids: dict[str, int]
     elapsed = time.perf_counter() - started
     accepted.sort()
     latencies = [r - a for a, r in zip(accepted, reflected)]
-    drained = len(reflected) >= len(accepted)
+    drained = len(reflected) >= len(accepted) and not failures
     if not drained:  # what was never reflected counts as the longest wait
         latencies += [elapsed + 30] * (len(accepted) - len(reflected))
     return Step(rate, reached, len(accepted), percentile(latencies, 50), percentile(latencies, 99), drained,
@@ -188,16 +200,37 @@ def report(steps: list[Step], kafka: float, inserts: float, upserts: float) -> s
     )
 
 
-async def main() -> None:
-    settings = bench_settings("e2e")
+def side_by_side(steps: list[Step], before: list[Step]) -> str:
+    """This tree's steps beside the baseline commit's, same rates, same stack, one after the other."""
+    if not before:
+        return ""
+    at = {s.rate: s for s in before}
+
+    def cells(s: Step | None) -> list[str]:
+        if s is None:
+            return ["-", "-", "-"]
+        p99 = f"{s.p99 * 1000:,.0f}" + ("" if s.drained else " (not drained)")
+        return [f"{s.reached:,.0f}", p99, " / ".join(f"{s.cpu[n]:.0%}" for n in PORTS)]
+
+    rows = [[f"{s.rate:,}", *cells(s), *cells(at.get(s.rate))] for s in steps]
+    rows += [[f"{s.rate:,}", *cells(None), *cells(s)] for s in before if s.rate not in {t.rate for t in steps}]
+    return ("\nThe same steps with the services of commit " + BASELINE + " (before this session's changes), "
+            "started after this tree's on the same stack:\n\n"
+            + table(["target events/s", "reached", "p99 ms", "CPU (intake / processing / metrics)",
+                     f"reached at {BASELINE}", f"p99 ms at {BASELINE}", f"CPU at {BASELINE}"], rows) + "\n")
+
+
+async def pipeline(tree: Path, name: str) -> list[Step]:
+    """The rates, one after another, through intake, processing and metrics started from `tree`'s files (topics
+    and database of their own), until a step's p99 passes 2 s or it does not drain."""
+    settings = bench_settings(name)
     await prepare(settings)
-    processes = {"processing": start_service("processing", settings, PORTS["processing"]),
-                 "metrics": start_service("metrics", settings, PORTS["metrics"]),
-                 "intake": start_service("intake", settings, PORTS["intake"])}
-    pids = {name: p.pid for name, p in processes.items()}
+    with contextlib.chdir(tree):  # `python -m` imports from the working directory
+        processes = {service: start_service(service, settings, PORTS[service]) for service in PORTS}
+    pids = {service: p.pid for service, p in processes.items()}
     steps: list[Step] = []
     try:
-        print(f"warming up: 100 events/s for {WARM_UP / 100:.1f} s (not reported) …", flush=True)
+        print(f"{tree}: warming up, 100 events/s for {WARM_UP / 100:.1f} s (not reported) …", flush=True)
         warm = sample_events(WARM_UP, first_sequence=0)
         await step(100, warm, reported(), pids)
         sent = len(warm) // 7 + 1
@@ -208,13 +241,22 @@ async def main() -> None:
             s = await step(rate, events, reported(), pids)
             steps.append(s)
             print(f"  reached {s.reached:,.0f}/s, p50 {s.p50 * 1000:,.0f} ms, p99 {s.p99 * 1000:,.0f} ms, "
-                  f"lag {s.lag}, cpu {s.cpu}, rss {s.rss}", flush=True)
+                  f"lag {s.lag}, drained {s.drained}, cpu {s.cpu}, rss {s.rss}", flush=True)
             if s.p99 > 2 or not s.drained:
                 break
     finally:
         for process in processes.values():
             process.terminate()
             process.wait()
+    return steps
+
+
+async def main() -> None:
+    steps = await pipeline(ROOT, "e2e")
+    before: list[Step] = []
+    if BASELINE:
+        with tempfile.TemporaryDirectory() as scratch:
+            before = await pipeline(tree_of(BASELINE, Path(scratch)), "e2e-base")
 
     baseline = bench_settings("e2e-raw")
     await prepare(baseline)
@@ -225,7 +267,7 @@ async def main() -> None:
     inserts = await raw_baseline(baseline, events, upsert=False)
     upserts = await raw_baseline(baseline, events[:UPSERT_EVENTS], upsert=True)
 
-    body = report(steps, kafka, inserts, upserts)
+    body = report(steps, kafka, inserts, upserts) + side_by_side(steps, before)
     print(body)
     write_section("end-to-end", "End to end", "make bench-e2e", body)
 
