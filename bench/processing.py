@@ -9,7 +9,10 @@ Runs processing and intake of its own, on topics and a database of its own, on t
 import asyncio
 import time
 from collections import defaultdict
+from dataclasses import replace
+from datetime import datetime, timedelta
 
+import bson
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -19,7 +22,13 @@ from bench.harness import DURATION, bench_settings, knob, percentile, port, post
 from bench.report import table, write_section
 from shared.kafka import STRUCTURED_HEADERS, client_options
 from shared.kafka_acls import prepare
+from services.processing.history import StoredDossier, integrate
+from services.processing.store import link_to, summary_doc
+from shared.calendar import WorkingCalendar
+from shared.events import parse_event_json
 from shared.settings import ServiceSettings
+from tests.fixtures.sample import VN, dossier_code
+from tests.fixtures.sample import event as sample_event
 
 PROCESSING_PORT, INTAKE_PORT = port(8102), port(8101)
 REPLAY_EVENTS = knob("BENCH_REPLAY_EVENTS", 21_000, 700)
@@ -133,6 +142,26 @@ async def end_to_end(settings: ServiceSettings, rate: float) -> list[float]:
     return [announced[code] - accepted[code] for code in accepted]
 
 
+def written_per_event(counts: tuple[int, ...] = (1, 10, 50)) -> dict[int, tuple[int, int]]:
+    """Bytes processing's store writes (BSON) when a dossier's n-th event is applied: its link (the change)
+    and its summary (replaced once the outbox is published), for a dossier transferred again and again."""
+    calendar = WorkingCalendar.load()
+    start = datetime(2025, 7, 7, 9, tzinfo=VN)
+    code = dossier_code(start, sequence=1)
+    events = [sample_event("dossier.received", code, start)]
+    events += [sample_event("dossier.transferred", code, start + timedelta(minutes=10 * n)) for n in range(1, max(counts))]
+    stored, written = StoredDossier(code), {}
+    for n, one in enumerate(events, 1):
+        raw = orjson.dumps(one)
+        after = integrate(stored, [(parse_event_json(raw), raw)], calendar, start + timedelta(days=1)).stored
+        after = replace(after, version=stored.version + 1)
+        if n in counts:
+            written[n] = (len(bson.encode(link_to(stored, after).to_doc())),
+                          len(bson.encode(summary_doc(replace(after, outbox=[])))))
+        stored = replace(after, outbox=[])
+    return written
+
+
 async def main() -> None:
     replay_settings = bench_settings("replay")
     await prepare(replay_settings)
@@ -178,6 +207,13 @@ async def main() -> None:
         "from intake's "
         f"`202` to the dossier's status event, published after its state is written: p50 {p50:.0f} ms, "
         f"p99 {p99:.0f} ms (goal: p99 ≤ 1 s).\n"
+        + "\nBytes written to the store when a dossier's n-th event is applied (BSON; a dossier transferred "
+        "again and again): the link grows with the change, the summary with the dossier's history, as it "
+        "holds every event (issue 26, item 5: not yet proportional to the change; writing the summary every "
+        "few links, the chain's reader already follows the links after it, would make it so).\n\n"
+        + table(["event", "link bytes", "summary bytes", "written in all"],
+                [[f"{n:,}", f"{link:,}", f"{summary:,}", f"{link + summary:,}"]
+                 for n, (link, summary) in written_per_event().items()])
     )
     print(body)
     write_section("processing", "Processing", "make bench-processing", body)
