@@ -13,6 +13,7 @@ apart, by a look-up; the catalogue in force is checked at each sum (a new one pr
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 RECEPTION = "Bộ phận tiếp nhận (một cửa)"  # who holds a dossier before its first transfer
 
 
+OVERDUE_STEPS_SHOWN = 1_000  # the overdue steps `/units` lists, the oldest due first
 CARDS_KEPT = 1024  # scorecard rows remembered (166 communes × a few periods and instants; ~12 KB each)
 
 
@@ -277,15 +279,16 @@ class ReportQueries:
                       key=lambda row: (-row["overdue"], -row["steps_overdue"], -sum(row["open"].values()),
                                        -row["working_hours_held"]))
 
-    def overdue_steps(self, commune_code: str, start: date, end: date, as_of: datetime) -> list[dict[str, Any]]:
+    def overdue_steps(self, commune_code: str, start: date, end: date, as_of: datetime,
+                      limit: int = OVERDUE_STEPS_SHOWN) -> list[dict[str, Any]]:
         """The cohort's open dossiers still in time whose holding step is overdue at `as_of`, the oldest step
-        due first: the dossier's code, the unit holding it, the step's due and the dossier's (no personal data)."""
-        found = [{"dossier_code": tracked.code, "unit": now.unit or RECEPTION, "step_due_at": now.step_due_at,
-                  "due_at": now.due_at}
-                 for tracked, now in self.cohort(commune_code, start, end, as_of)
-                 if step_overdue(now, as_of, self.calendar)]
-        return [row | {"step_due_at": row["step_due_at"].isoformat(), "due_at": row["due_at"].isoformat()}
-                for row in sorted(found, key=lambda row: (row["step_due_at"], row["dossier_code"]))]
+        due first, at most `limit` of them (each unit's row counts them all): the dossier's code, the unit
+        holding it, the step's due and the dossier's (no personal data)."""
+        found = heapq.nsmallest(limit, ((now.step_due_at, tracked.code, now) for tracked, now in
+                                        self.cohort(commune_code, start, end, as_of)
+                                        if step_overdue(now, as_of, self.calendar)), key=lambda row: row[:2])
+        return [{"dossier_code": code, "unit": now.unit or RECEPTION, "step_due_at": step_due_at.isoformat(),
+                 "due_at": now.due_at.isoformat()} for step_due_at, code, now in found]
 
 
 IN_TIME = frozenset({"within_deadline", "due_soon"})

@@ -75,6 +75,8 @@ def test_the_units_view_counts_and_lists_the_steps_overdue_in_dossiers_still_in_
          "due_at": "2025-07-14T10:00:00+07:00"},
         {"dossier_code": "000.00.38.H56-250707-0002", "unit": "Tư pháp", "step_due_at": "2025-07-09T16:00:00+07:00",
          "due_at": "2025-07-14T10:00:00+07:00"}]
+    # A list of at most `limit` (the API shows 1,000: a commune's answer stays small), the oldest due first.
+    assert figures.overdue_steps(COMMUNE, date(2025, 7, 7), date(2025, 7, 7), as_of, limit=1) == listed[:1]
     # As of Wednesday evening the second step is still on its own due date.
     assert [s["dossier_code"] for s in figures.overdue_steps(COMMUNE, date(2025, 7, 7), date(2025, 7, 7),
                                                               day(9, 23))] == ["000.00.38.H56-250707-0001"]
