@@ -78,20 +78,36 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"body larger than {limit} bytes")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request's body, read chunk by chunk: BodyTooLarge as soon as it passes `limit` bytes, or at
-    once when its Content-Length says it would, so a caller never makes a service hold more. Read it
-    only once the caller is authenticated."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
+class BodyReader:
+    """A request's body read in stages (a head to authenticate on, say, then the rest), in chunks:
+    BodyTooLarge as soon as it passes `limit` bytes, or at once when its Content-Length says it would."""
+
+    def __init__(self, request: Request, limit: int):
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             raise BodyTooLarge(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+        self._chunks, self.limit = request.stream().__aiter__(), limit
+        self.data, self.ended = bytearray(), False
+
+    async def read_to(self, size: int) -> None:
+        """Read until `size` bytes are held or the body ends."""
+        while not self.ended and len(self.data) < size:
+            try:
+                self.data += await anext(self._chunks)
+            except StopAsyncIteration:
+                self.ended = True
+            if len(self.data) > self.limit:
+                raise BodyTooLarge(self.limit)
+
+    async def read_all(self) -> bytes:
+        await self.read_to(self.limit + 1)
+        return bytes(self.data)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body, never more than `limit` bytes of it held (BodyReader). Read it only once the
+    caller is authenticated."""
+    return await BodyReader(request, limit).read_all()
 
 
 def serve(service: str, app: Callable[[], FastAPI], settings: ServiceSettings, port: int) -> None:

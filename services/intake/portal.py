@@ -8,11 +8,13 @@ shared/dvcqg.py turns each record into the steps it proves; they go to Kafka as 
 `TraCuuHoSo` on the same route answers what we hold of each MaHoSo the caller may see (shared/dvcqg_lookup.py).
 """
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +38,7 @@ from shared.catalogue import load_catalogue
 from shared.dvcqg import SERVICES, Batch, Problem, RecordError, Reference, record_events
 from shared.dvcqg_lookup import Caller, dossier_answer, visible
 from shared.events import ReceivedEvent, is_dossier_code
-from shared.http import BodyTooLarge, read_body
+from shared.http import BodyReader, BodyTooLarge, read_body
 from shared.personal import DossierKeys
 from shared.ratelimit import Windows
 from shared.reloading import Reloading
@@ -48,6 +50,10 @@ ALL_IN, SOME_FAILED, BAD_REQUEST, TOO_LARGE, UNAVAILABLE, NOT_LOGGED_IN = "00", 
 TOO_MANY = "04"
 LOOKUP = "TraCuuHoSo"
 PUBLISH_CHUNK = 2000
+# Where a body carries its session (docs/dvcqg.md): found in its head before more is read (docs/security.md).
+SESSION_FIELD = re.compile(rb'"session"\s*:\s*"([A-Za-z0-9_-]{1,1024}\.[A-Za-z0-9_-]{1,128})"')
+HEAD_BYTES = 64 * 1024
+SESSIONS_TRIED = 4  # of those the body names (a record may quote one): each costs an HMAC
 MESSAGES = {
     ALL_IN: "Đồng bộ thành công / all records went in",
     SOME_FAILED: "Có bản ghi không đồng bộ được, xem results / some records failed, see results",
@@ -249,6 +255,52 @@ async def _json_body(request: Request, limit: int) -> Any:
     return orjson.loads(await read_body(request, limit))
 
 
+def _not_logged_in() -> JSONResponse:
+    return _answer(401, NOT_LOGGED_IN, "Phiên không hợp lệ hoặc đã hết hạn, đăng nhập lại / no valid session (log "
+                   "in again) or Bearer key")
+
+
+@dataclass
+class Doorman:
+    """Who sends a `/v1/dvcqg` body, known before the body is read further than needed (docs/security.md):
+    a Bearer key before any byte; a session in the body's head (HEAD_BYTES) before the rest. A body whose head
+    names no session is read whole by at most `late` requests at once; the others get 503 unread."""
+
+    keys: ApiKeys
+    sessions: Sessions
+    accounts: list[PortalAccount]
+    limit: int
+    late: asyncio.Semaphore
+
+    async def admit(self, request: Request) -> tuple[bytes, Sender, PortalAccount | None] | JSONResponse:
+        """The raw body, its sender and, for a session, its account; or the refusal. BodyTooLarge."""
+        authorization = request.headers.get("authorization")
+        if authorization is not None:
+            key = self.keys.identify(authorization)
+            return _not_logged_in() if key is None else (await read_body(request, self.limit), Sender.of_key(key), None)
+        reader = BodyReader(request, self.limit)
+        await reader.read_to(HEAD_BYTES)
+        named = SESSION_FIELD.findall(reader.data)
+        if not named and not reader.ended:
+            if self.late.locked():
+                return JSONResponse({"error_code": UNAVAILABLE, "message": "Bận, gửi lại sau, phiên ở đầu thân / "
+                                     "busy: retry, with the session first in the body"}, status_code=503,
+                                    headers={"Retry-After": "5"})
+            async with self.late:
+                await reader.read_all()
+            named = SESSION_FIELD.findall(reader.data)
+        account = next((a for s in named[:SESSIONS_TRIED] if (a := self.sessions.account(s.decode(), self.accounts))),
+                       None)
+        if account is None:
+            return _not_logged_in()
+        return await reader.read_all(), Sender.of_account(account), account
+
+    def owns(self, body: Any, account: PortalAccount | None) -> bool:
+        """Whether the decoded body's own session is the one admitted (not one a record quotes)."""
+        return account is None or (isinstance(body, dict) and self.sessions.account(body.get("session"),
+                                                                                    self.accounts) == account)
+
+
 def _add_login(app: FastAPI, settings: IntakeSettings, accounts: list[PortalAccount], sessions: Sessions) -> None:
     """`POST /v1/dvcqg/login`: an account's username and password for a session (docs/dvcqg.md)."""
 
@@ -279,25 +331,27 @@ def install(app: FastAPI, settings: IntakeSettings, keys: ApiKeys, publisher: Ev
     counted = Counter("intake_dvcqg_records", "Portal-format records by service and outcome", ["service", "outcome"],
                       registry=registry)
     lookups = Windows(settings.intake_dvcqg_lookups_per_minute, 60)  # per replica, on the monotonic clock
+    doorman = Doorman(keys, sessions, accounts, settings.intake_dvcqg_max_body_bytes,
+                      asyncio.Semaphore(settings.intake_dvcqg_late_sessions))
 
     _add_login(app, settings, accounts, sessions)
 
     @app.post("/v1/dvcqg", summary="DongBoHoSoMC and CapNhatTienDoHoSoMC records, as to the portal (docs/dvcqg.md)")
     async def sync(request: Request) -> JSONResponse:
         try:
-            body = await _json_body(request, settings.intake_dvcqg_max_body_bytes)
+            admitted = await doorman.admit(request)
+            if isinstance(admitted, JSONResponse):
+                return admitted
+            raw, sender, account = admitted
+            body = orjson.loads(raw)
         except BodyTooLarge as exc:
             return _answer(413, TOO_LARGE, exc.detail)
         except orjson.JSONDecodeError as exc:
             return _answer(400, BAD_REQUEST, f"JSON không hợp lệ / malformed JSON: {exc}")
-        key = keys.identify(request.headers.get("authorization"))
-        account = None if key else sessions.account(body.get("session") if isinstance(body, dict) else None, accounts)
-        if key is None and account is None:
-            return _answer(401, NOT_LOGGED_IN, "Phiên không hợp lệ hoặc đã hết hạn, đăng nhập lại / no valid "
-                           "session (log in again) or Bearer key")
+        if not doorman.owns(body, account):
+            return _not_logged_in()
         if problem := _request_problem(body, settings.intake_dvcqg_max_records, settings.intake_dvcqg_max_lookups):
             return _answer(*problem)
-        sender = Sender.of_key(key) if key else Sender.of_account(account)  # type: ignore[arg-type]
         if throttled := _throttled(lookups, body, sender):
             return throttled
         if body["service"] == LOOKUP:

@@ -43,6 +43,8 @@ class IntakeSettings(ServiceSettings):
     intake_dvcqg_sms_provinces: list[str] = []
     intake_dvcqg_max_records: int = Field(default=10_000, ge=1)
     intake_dvcqg_max_body_bytes: int = 64 * 1024 * 1024
+    # Bodies whose session is not in their first 64 KiB, read at once per replica (docs/security.md).
+    intake_dvcqg_late_sessions: int = Field(default=2, ge=1)
     # TraCuuHoSo (docs/dvcqg.md §8): MaHoSo a request, and a minute per system (source), per replica.
     intake_dvcqg_max_lookups: int = Field(default=100, ge=1, le=1000)
     intake_dvcqg_lookups_per_minute: int = Field(default=1200, ge=1)
