@@ -21,6 +21,7 @@ the edge (`shared.consumer_app`). A dossier's facts are shared.facts' dataclasse
 `python -m shared.contracts` writes their JSON Schemas into docs/schemas/.
 """
 
+import hashlib
 import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -34,7 +35,7 @@ from shared.calendar import WorkingCalendar
 from shared.dossier import Dossier, Step
 from shared.feedback import Step as FeedbackStep
 from shared.events import AnyEvent, Applicant, DossierEvent, FeedbackEvent
-from shared.facts import TIMELINE, OpenState, Received, State, Timeline, Timeliness
+from shared.facts import OpenState, Received, State, Timeline, Timeliness
 
 STATUS_CHANGED = "dossier.status_changed"
 FEEDBACK_CHANGED = "feedback.status_changed"
@@ -86,6 +87,9 @@ class StatusData(Received):
     arrivals: int = 0
     arrivals_synced: int = 0
     applicant: Applicant  # for the SMS only: never logged unmasked, never a metric label
+
+
+STATUS_DATA: TypeAdapter[StatusData] = TypeAdapter(StatusData)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -240,20 +244,27 @@ def changed(old: Status | None, new: Status) -> bool:
 
 
 def status_changed(dossier: Dossier, old: Status | None, new: Status, timeline: Timeline, events: int,
-                   cause: Step | None = None, timeline_json: list[dict[str, Any]] | None = None) -> StatusChanged:
-    """The change `cause` (default: the dossier's last event) made; `timeline` and `events` are the
-    dossier's whole, also when the change is an earlier step of a batch (`timeline_json`: the timeline
-    as JSON, if the caller has it already)."""
+                   cause: Step | None = None) -> StatusChanged:
+    """The change `cause` (default: the dossier's last event) made (`status_record`)."""
+    return status_record(dossier, old, new, timeline, events, cause)[0]
+
+
+def status_record(dossier: Dossier, old: Status | None, new: Status, timeline: Timeline, events: int,
+                  cause: Step | None = None) -> tuple[StatusChanged, bytes]:
+    """The change `cause` (default: the dossier's last event) made, and its bytes on Kafka; `timeline`
+    and `events` are the dossier's whole, also when the change is an earlier step of a batch. The data is
+    encoded once: the record's id is made of that encoding (every fact it carries), and its bytes are the
+    envelope around it (the model's own JSON: `data` is the envelope's last field)."""
     last = cause or dossier.history[-1]
     data = StatusData(
         **received_of(dossier.received), ended_at=dossier.ended_at, withdrawn_at=dossier.withdrawn_at,
         missing=dossier.missing, cause=Cause(id=last.id, type=last.type), old=old, new=new, events=events,
         timeline=timeline, applicant=dossier.applicant, arrivals=dossier.arrivals,
         arrivals_synced=dossier.arrivals_synced)
-    change = record_id(dossier.code, events, last.id, new.model_dump_json(),
-                       orjson.dumps(timeline_json if timeline_json is not None
-                                    else TIMELINE.dump_python(timeline, mode="json")).decode())
-    return StatusChanged(id=change, subject=dossier.code, time=last.time, data=data)
+    data_json = STATUS_DATA.dump_json(data)
+    record = StatusChanged(id=record_id(dossier.code, events, last.id, hashlib.sha256(data_json).hexdigest()),
+                           subject=dossier.code, time=last.time, data=data)
+    return record, record.model_dump_json(exclude={"data"}).encode()[:-1] + b',"data":' + data_json + b"}"
 
 
 def clock_changed(received: Received, status: Status, at: datetime, to: OpenState, events: int) -> ClockChanged:

@@ -14,7 +14,7 @@ from shared.dossier import FOREIGN_SOURCE, Dossier, Folded, fold
 from shared.events import Applicant, DossierEvent, parse_event_json
 from shared.lookup import last4
 from shared.privacy import mask_phone
-from shared.contracts import Status, changed, status_changed, status_of
+from shared.contracts import Status, changed, status_record, status_of
 from shared.facts import TIMELINE
 
 
@@ -231,13 +231,13 @@ def _announce(folded: Folded, stored: StoredDossier, added: set[str], calendar: 
     for step, dossier in folded.steps[first:] if first is not None else ():
         now = status_of(dossier, calendar, step.time)
         if changed(status, now):
-            record = status_changed(dossier, status, now, folded.timeline, events, cause=step, timeline_json=timeline)
-            outbox.append(Outgoing("status", stored.code, record.to_bytes()))
+            _, record = status_record(dossier, status, now, folded.timeline, events, cause=step)
+            outbox.append(Outgoing("status", stored.code, record))
             status = now
     if status is before and timeline != stored.timeline:
         final = status_of(folded.dossier, calendar)
-        record = status_changed(folded.dossier, status, final, folded.timeline, events, timeline_json=timeline)
-        outbox.append(Outgoing("status", stored.code, record.to_bytes()))
+        _, record = status_record(folded.dossier, status, final, folded.timeline, events)
+        outbox.append(Outgoing("status", stored.code, record))
         status = final
     return status
 

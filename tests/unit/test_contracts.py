@@ -12,10 +12,10 @@ from services.metrics.figures import Counted
 from services.metrics.store import COUNTED, KEPT
 from shared.contracts import (
     ClockChanged, DeadLetter, SignatureVerified, Status, StatusChanged, StatusRecord, clock_changed,
-    json_schemas, SCHEMAS, status_changed, status_of,
+    json_schemas, SCHEMAS, status_changed, status_of, status_record,
 )
 from shared.dossier import fold
-from shared.facts import TIMELINE, Received
+from shared.facts import Received
 from tests.unit.test_dossier import CAL, LIFE, at
 
 RECORDS = TypeAdapter(StatusRecord)
@@ -53,8 +53,16 @@ def test_the_same_change_has_the_same_id_and_another_change_another():
     first = status_changed(folded.dossier, None, status, entries, len(LIFE))
     assert first.id == status_changed(folded.dossier, None, status, entries, len(LIFE)).id
     assert first.id != status_changed(folded.dossier, None, status, entries[:-1], len(LIFE)).id
-    as_json = TIMELINE.dump_python(entries, mode="json")  # what processing has at hand
-    assert first.id == status_changed(folded.dossier, None, status, entries, len(LIFE), timeline_json=as_json).id
+    renamed = dataclasses.replace(folded.dossier, applicant=folded.dossier.applicant.model_copy(update={"name": "B"}))
+    assert first.id != status_changed(renamed, None, status, entries, len(LIFE)).id  # any fact it carries
+
+
+def test_a_status_record_is_its_datas_one_encoding_in_the_envelope():
+    """The record's bytes are spliced from the encoding its id was made of: the model's own JSON."""
+    folded = fold(LIFE, CAL)
+    record, written = status_record(folded.dossier, None, status_of(folded.dossier, CAL), folded.timeline, len(LIFE))
+    assert written == record.to_bytes() == record.model_dump_json().encode()
+    assert RECORDS.validate_json(written) == record
 
 
 def test_a_clock_record_says_where_the_dossier_moved_and_carries_no_personal_data():
