@@ -9,14 +9,18 @@ takes minutes). Then, with services of its own started fresh (nothing cached, as
 - the end-to-end p99 at 500 events/s (bench-e2e's pipeline) while 50 clients look dossiers up;
 - processing restarted with the province stored, replaying events it already applied, beside the
   same processing on new dossiers;
-- peak RSS of each service.
+- peak RSS of each service;
+- the lookups at full scale once more with the services of a baseline commit (bench-e2e's,
+  `BENCH_E2E_BASELINE`), side by side, on other random dossiers never looked up.
 """
 
 import asyncio
+import contextlib
 import random
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -28,6 +32,8 @@ import aiohttp
 import orjson
 from pymongo import AsyncMongoClient
 
+from bench.cpu import tree_of
+from bench.end_to_end import BASELINE
 from bench.end_to_end import PORTS as E2E_PORTS
 from bench.end_to_end import WARM_UP, reported, step, usage
 from bench.harness import KAFKA_ADMIN, KEY, ROOT, STACK_DIR, bench_settings, knob, percentile, port, sample_events, start_service
@@ -193,13 +199,16 @@ async def look_up(kind: str, clients: int, dossiers: list[int], seconds: float =
     return Lookups(percentile(times, 50), percentile(times, 99), done)
 
 
-def start_lookups(settings: ServiceSettings) -> dict[str, subprocess.Popen]:
-    return {
-        "processing": start_service("processing", settings, PORTS["processing"], DOSSIER_PROCESSING_OPERATOR_KEYS=KEYS),
-        "notifications": start_service("notifications", settings, PORTS["notifications"],
-                                        DOSSIER_NOTIFICATIONS_API_KEYS=KEYS),
-        "signature": start_service("signature", settings, PORTS["signature"], DOSSIER_SIGNATURE_API_KEYS=KEYS),
-    }
+def start_lookups(settings: ServiceSettings, tree: Path = ROOT) -> dict[str, subprocess.Popen]:
+    """The three lookup services, started from `tree`'s files (`python -m` imports from the working directory)."""
+    with contextlib.chdir(tree):
+        return {
+            "processing": start_service("processing", settings, PORTS["processing"],
+                                        DOSSIER_PROCESSING_OPERATOR_KEYS=KEYS),
+            "notifications": start_service("notifications", settings, PORTS["notifications"],
+                                            DOSSIER_NOTIFICATIONS_API_KEYS=KEYS),
+            "signature": start_service("signature", settings, PORTS["signature"], DOSSIER_SIGNATURE_API_KEYS=KEYS),
+        }
 
 
 def stop(processes: dict[str, subprocess.Popen]) -> dict[str, float]:
@@ -214,11 +223,12 @@ def stop(processes: dict[str, subprocess.Popen]) -> dict[str, float]:
 Measured = dict[tuple[str, int, str], Lookups]  # (lookup, clients, "first" or "again")
 
 
-async def measure(settings: ServiceSettings, stored: int) -> tuple[Measured, dict[str, float]]:
+async def measure(settings: ServiceSettings, stored: int, tree: Path = ROOT,
+                  seed: int = 0) -> tuple[Measured, dict[str, float]]:
     """Each lookup at 1 and 50 clients: of dossiers never looked up before, then of the same again
     (a lookup leaves a summary of the SMS and signature chains it read, as operators poll a few)."""
-    processes = start_lookups(settings)
-    rng = random.Random(stored)
+    processes = start_lookups(settings, tree)
+    rng = random.Random(stored + seed)
     try:
         results = {}
         for kind in ("dossier", "sms", "documents"):
@@ -363,6 +373,20 @@ def report(small: dict, large: dict, released: dict, peaks: dict, took: float, f
     )
 
 
+def side_by_side(now: Measured, base: Measured) -> str:
+    """The lookups at full scale, this tree's services beside the baseline commit's (other random dossiers)."""
+    if not base:
+        return ""
+    rows = [[kind, clients, when, ms(now[kind, clients, when].p50), ms(now[kind, clients, when].p99),
+             ms(base[kind, clients, when].p50), ms(base[kind, clients, when].p99),
+             f"{now[kind, clients, when].p99 / base[kind, clients, when].p99:.2f}"]
+            for kind in ("dossier", "sms", "documents") for clients in (1, 50) for when in ("first", "again")]
+    return (f"\nThe same lookups at {TOTAL:,} dossiers with the services of commit {BASELINE} (bench-e2e's "
+            "baseline), started after this tree's, on other random dossiers never looked up:\n\n"
+            + table(["lookup", "clients", "dossiers", "p50 ms now", "p99 ms now", f"p50 ms at {BASELINE}",
+                     f"p99 ms at {BASELINE}", "p99 now / baseline"], rows) + "\n")
+
+
 async def main() -> None:
     settings = ServiceSettings(environment="local", mongo_database=DATABASE, topic_events=f"bench-reads-{uuid.uuid4().hex[:6]}-events",
                                topic_status="bench-reads-status", topic_dlq="bench-reads-dlq", **KAFKA_ADMIN)
@@ -381,6 +405,11 @@ async def main() -> None:
         took += await store_province(db, TOTAL)
         print(f"lookups with {TOTAL:,} dossiers stored, services just started:", flush=True)
         large, peaks = await measure(settings, TOTAL)
+        base: Measured = {}
+        if BASELINE:
+            print(f"the same lookups with the services of {BASELINE}, on other dossiers:", flush=True)
+            with tempfile.TemporaryDirectory() as scratch:
+                base, _ = await measure(settings, TOTAL, tree_of(BASELINE, Path(scratch)), seed=1)
         print(f"end to end at {RATE} events/s while 50 clients look up …", flush=True)
         e2e_p50, e2e_p99 = await while_looking_up(settings, TOTAL)
         print(f"  p50 {e2e_p50 * 1000:,.0f} ms, p99 {e2e_p99 * 1000:,.0f} ms", flush=True)
@@ -398,7 +427,7 @@ async def main() -> None:
         await client.close()
 
     body = report(small, large, released, peaks, took, first, (e2e_p50, e2e_p99), (again, new, replay_rss),
-                  len(replayed))
+                  len(replayed)) + side_by_side(large, base)
     print(body)
     write_section("reads", "Reads at province scale", "make bench-reads", body)
 
