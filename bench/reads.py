@@ -43,7 +43,7 @@ from tests.fixtures.sample import VN, dossier_code, event
 from services.processing.history import StoredDossier, integrate
 from services.notifications import triggers
 from services.notifications.store import MESSAGE_FIELDS, move_id
-from services.processing.store import link_to, summary_doc
+from services.processing.store import link_to, published_docs
 from shared.auth import key_hash
 from shared.calendar import WorkingCalendar
 from shared.events import parse_event_json
@@ -87,7 +87,7 @@ def template_documents() -> dict[str, list[dict[str, Any]]]:
     new = [(parse_event_json(orjson.dumps(e)), orjson.dumps(e)) for e in events]
     stored = integrate(StoredDossier(TEMPLATE), new, calendar, FIRST_DAY).stored
     link = link_to(StoredDossier(TEMPLATE), stored).to_doc()
-    summary = summary_doc(replace(stored, version=1, outbox=[]))
+    history, summary = published_docs(replace(stored, version=1, outbox=[]))
     iso = datetime(2025, 7, 1, 1, tzinfo=UTC).isoformat()  # instants in blobs are text
 
     at = datetime(2025, 7, 1, 1, tzinfo=UTC)
@@ -118,7 +118,7 @@ def template_documents() -> dict[str, list[dict[str, Any]]]:
     ]
     signed = [{"records": [r]} for r in records]
     return {
-        "dossier_links": [link], "dossiers": [summary], "notifications_messages": messages,
+        "dossier_links": [link], "dossiers": [summary], "dossier_histories": [history], "notifications_messages": messages,
         "notifications_bodies": bodies, "notifications_moves": moves,
         "notifications_dossiers": [Chain.link(TEMPLATE, n, doc) for n, doc in enumerate(chain)],
         "signature_dossiers": [Chain.link(TEMPLATE, n, doc) for n, doc in enumerate(signed)],

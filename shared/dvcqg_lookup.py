@@ -38,13 +38,15 @@ class Held:
 
 
 def held_of(code: str, summary: dict[str, Any]) -> Held:
-    """The lookup's part of processing's summary (its unpacked blob: services/processing/store.py:summary_doc)."""
-    receipt, sources = None, set()
-    for raw in summary.get("events") or []:
-        event = orjson.loads(raw)
-        sources.add(event.get("source"))
-        if receipt is None and event.get("type") == RECEIVED:
-            receipt = event
+    """The lookup's part of processing's summary (its unpacked blob: services/processing/store.py:summary_doc;
+    a summary written before histories existed has every event instead of the receipt and the sources)."""
+    if "events" in summary:
+        events = [orjson.loads(raw) for raw in summary["events"] or []]
+        receipt = next((e for e in events if e.get("type") == RECEIVED), None)
+        sources = {e.get("source") for e in events}
+    else:
+        receipt = orjson.loads(summary["receipt"]) if summary.get("receipt") else None
+        sources = set(summary.get("sources") or [])
     timeline = summary.get("timeline") or []
     return Held(code, summary.get("view"), receipt, timeline[-1].get("unit") if timeline else None,
                 list(summary.get("rejections") or []), frozenset(s for s in sources if isinstance(s, str)))

@@ -1,19 +1,25 @@
-"""Dossier histories in MongoDB: a chain of insert-only links per dossier, and a summary of it.
+"""Dossier histories in MongoDB: a chain of insert-only links per dossier, its history now and then, and
+a summary of where it stands.
 
 - `dossier_links`: `code`, `code#1`, `code#2`, ... (shared.mongo.Chain). Each link holds what one
   batch added to the dossier (events, events newly dead-lettered with their reasons, the status, the outbox to
   publish). The chain is the truth. Inserting link n is the concurrency check between replicas: if
   another replica wrote it first, the insert fails with a duplicate key, and this replica reloads
   the dossier and integrates again.
-- `dossiers`: one summary per dossier (`_id` = code): the whole history as of link `version - 1`,
-  written (replaced) after that link's outbox is published. A reader takes the summary and follows
-  the links written after it, if any: those are there when a replica stopped between its write and
-  its summary, whose outbox is then published again (consumers deduplicate by event id). Intake reads
-  the summary too, by its key, to answer the portal format's TraCuuHoSo (docs/dvcqg.md): its `view`,
-  its receipt among `events`, and `rejections` (each dead-lettered event's source, id, type, time, reason).
+- `dossier_histories`: the whole history as of link `version - 1` (`history_doc`), written (replaced) at
+  versions 1, 8, 16, 32, ... only (`is_checkpoint`), so that the bytes written for an event are the
+  change's, not the history's (histories written at doubling versions cost about twice the history once
+  over a dossier's life; a reader follows at most half the links, 6 below version 8).
+- `dossiers`: one summary per dossier (`_id` = code, `summary_doc`), replaced after each link's outbox is
+  published: where it stands (status, timeline, the lookup's `view` and factor), the version published,
+  and for intake's TraCuuHoSo (docs/dvcqg.md) its receipt as sent, the sources of its records and its
+  `rejections` (each dead-lettered event's source, id, type, time, reason); no event else. A store written
+  before histories existed has the whole history in its summaries: read as a history.
 - `dossiers_waiting`: the dossiers whose events wait for their receipt (a few: read whole by the sweep).
 
-Every read is by `_id`: one key read gives a dossier (docs/contract.md §6's lookup), however long its life.
+A reader takes the history, follows the links written after it, and republishes the last link's outbox
+unless the summary says it was published (a replica stopped between its write and its summary; consumers
+deduplicate by event id). Every read is by `_id`: a lookup is one key read, however long the dossier's life.
 """
 
 import asyncio
@@ -26,6 +32,7 @@ from pymongo import AsyncMongoClient, InsertOne
 from pymongo.errors import BulkWriteError
 
 from services.processing.history import Outgoing, StoredDossier
+from shared.events import ReceivedEvent
 from shared.mongo import DUPLICATE_KEY, Chain, insert_new, pack, replace_all, unpack
 
 
@@ -70,14 +77,38 @@ def link_to(before: StoredDossier, after: StoredDossier) -> Link:
     )
 
 
-def summary_doc(stored: StoredDossier) -> dict[str, Any]:
+def history_doc(stored: StoredDossier) -> dict[str, Any]:
+    """The dossier's whole history as of its version (`dossier_histories`)."""
     return {"_id": stored.code, "blob": pack({
         "version": stored.version, "events": stored.events, "dead_lettered": stored.dead_lettered,
-        "rejections": stored.rejections, "status": stored.status, "timeline": stored.timeline, "waiting_since": stored.waiting_since,
-        "view": stored.view, "phone4": stored.phone4})}
+        "rejections": stored.rejections, "status": stored.status, "timeline": stored.timeline,
+        "waiting_since": stored.waiting_since, "view": stored.view, "phone4": stored.phone4})}
 
 
-def from_summary(code: str, doc: dict[str, Any]) -> StoredDossier:
+def summary_doc(stored: StoredDossier) -> dict[str, Any]:
+    """Where the dossier stands once its version's outbox is published (`dossiers`): no event but its
+    receipt, so its size follows its state, not its history."""
+    parsed = stored.parsed()
+    receipt = next((raw for event, raw in zip(parsed, stored.events, strict=True) if isinstance(event, ReceivedEvent)), None)
+    return {"_id": stored.code, "blob": pack({
+        "version": stored.version, "rejections": stored.rejections, "status": stored.status,
+        "timeline": stored.timeline, "waiting_since": stored.waiting_since, "view": stored.view,
+        "phone4": stored.phone4, "receipt": receipt, "sources": sorted({e.source for e in parsed})})}
+
+
+def is_checkpoint(version: int) -> bool:
+    """Whether the history is written at this version: 1, then the powers of two from 8 (8, 16, 32, ...)."""
+    return version == 1 or (version >= 8 and version & (version - 1) == 0)
+
+
+def published_docs(stored: StoredDossier) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """What the store writes once a version's outbox is published: its history at a checkpoint (else
+    None), and its summary."""
+    return (history_doc(stored) if is_checkpoint(stored.version) else None), summary_doc(stored)
+
+
+def from_history(code: str, doc: dict[str, Any]) -> StoredDossier:
+    """A dossier from its history document (or a summary written before histories existed)."""
     summary = unpack(doc["blob"])
     return StoredDossier(code=code, version=summary["version"], events=summary["events"],
                          dead_lettered=summary["dead_lettered"], rejections=summary.get("rejections", []),
@@ -91,7 +122,7 @@ def _instant(value: str | None) -> datetime | None:
 
 
 def follow(stored: StoredDossier, links: list[dict[str, Any]]) -> StoredDossier:
-    """A summary with the links written after it; the last link's outbox may not be published."""
+    """A history with the links written after it; the last link's outbox may not be published."""
     if not links:
         return stored
     last = links[-1]
@@ -113,15 +144,24 @@ class DossierStore:
         db = client[database]
         self._links = Chain(db["dossier_links"])
         self._summaries = db["dossiers"]
+        self._histories = db["dossier_histories"]
         self._waiting = db["dossiers_waiting"]
         self._cache: OrderedDict[str, StoredDossier] = OrderedDict()
         self._cache_size = cache_size
 
     async def read(self, code: str) -> StoredDossier | None:
-        """A dossier as stored now (never from the cache): its summary, then any later links."""
-        summary = await self._summaries.find_one({"_id": str(code)})
-        stored = from_summary(str(code), summary) if summary else StoredDossier(str(code))
-        stored = follow(stored, await self._links.read(stored.code, stored.version))
+        """A dossier as stored now (never from the cache): its history, the links after it, and whether the
+        last one's outbox was published (its summary's version)."""
+        code = str(code)
+        history, summary = await asyncio.gather(self._histories.find_one({"_id": code}),
+                                                self._summaries.find_one({"_id": code}))
+        published = unpack(summary["blob"]) if summary else None
+        if history is None and published is not None and "events" in published:
+            history = summary  # written before histories existed: the summary is the whole
+        stored = from_history(code, history) if history else StoredDossier(code)
+        stored = follow(stored, await self._links.read(code, stored.version))
+        if published is not None and published["version"] >= stored.version:
+            stored = replace(stored, outbox=[])
         return stored if stored.version else None
 
     async def view(self, code: str) -> tuple[dict[str, Any], str | None] | None:
@@ -185,9 +225,12 @@ class DossierStore:
         await asyncio.gather(*(self._waiting.delete_one({"_id": code}) for code in ended))
 
     async def mark_sent(self, published: list[StoredDossier]) -> None:
-        """These dossiers' latest links are written and their outboxes published: their summaries
-        now say so (an unconditional replace: a summary older than its chain is caught by `read`)."""
-        await replace_all(self._summaries, [summary_doc(d) for d in published])
+        """These dossiers' latest links are written and their outboxes published: their summaries now say
+        so, and at a checkpoint their histories are written first (unconditional replaces: a history or a
+        summary older than its chain costs `read` a few more links, or one outbox published again)."""
+        docs = [published_docs(d) for d in published]
+        await replace_all(self._histories, [history for history, _ in docs if history is not None])
+        await replace_all(self._summaries, [summary for _, summary in docs])
         for d in published:
             if d.code in self._cache:
                 self._cache[d.code] = replace(self._cache[d.code], outbox=[])

@@ -1,6 +1,7 @@
 """Two replicas racing on one dossier, on the real FerretDB: the insert of each link decides."""
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime
 
 import orjson
@@ -8,13 +9,17 @@ from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
 from tests.fixtures.sample import VN, event
-from services.processing.history import Outgoing
+from tests.unit import test_processing_summaries as summaries
+from services.intake.held import HeldDossiers
+from services.processing.history import Outgoing, StoredDossier
 from services.processing.processor import ProcessingMetrics, Processor
 from services.processing.settings import ProcessingSettings
-from services.processing.store import DossierStore
+from services.processing.store import DossierStore, history_doc, summary_doc
 from shared.calendar import WorkingCalendar
 from shared.dossier import fold
+from shared.dvcqg_lookup import Held
 from shared.events import parse_event_json
+from shared.mongo import unpack
 from shared.consumer_app import Record
 from tests.integration.conftest import namespace
 
@@ -62,3 +67,82 @@ def test_replicas_racing_on_a_dossier_lose_nothing_and_apply_nothing_twice(stack
     states = [orjson.loads(o.value)["data"]["new"]["state"] for o in published if o.kind == "status"]
     assert states[0] == "processing" and states[-1] == "returned"
     assert "resolved" in states
+
+
+# -- the history, the summary and the links (services/processing/store.py) -----------------------------
+
+
+def lived(events: int) -> list[tuple[StoredDossier, StoredDossier]]:
+    """(before, after) of each event of a dossier, each event its own batch (tests/unit/test_processing_summaries)."""
+    kept = summaries.lived(events)
+    return list(zip([StoredDossier(summaries.CODE), *(replace(k, outbox=[]) for k in kept)],
+                    [replace(k, version=k.version - 1) for k in kept], strict=False))
+
+
+def test_a_dossier_read_back_is_the_one_written_whatever_link_its_history_stopped_at(stack):
+    settings = ProcessingSettings(**namespace(stack).model_dump())
+
+    async def scenario() -> tuple[list[tuple[int, StoredDossier, StoredDossier | None]], int]:
+        client: AsyncMongoClient = AsyncMongoClient(settings.mongo_url)
+        store, seen = DossierStore(client, settings.mongo_database), []
+        for before, after in lived(14):
+            [written], lost = await store.save([(before, after)])
+            assert not lost
+            await store.mark_sent([written])
+            fresh = DossierStore(client, settings.mongo_database)  # a replica that never saw it
+            seen.append((written.version, replace(written, outbox=[]), await fresh.read(summaries.CODE)))
+        histories = await client[settings.mongo_database]["dossier_histories"].find_one({"_id": summaries.CODE})
+        await client.close()
+        return seen, unpack(histories["blob"])["version"]
+
+    seen, history = asyncio.run(scenario())
+    assert history == 8  # the last checkpoint: versions 9 to 14 are read from their links
+    for version, written, read in seen:
+        assert read == written, version
+
+
+def test_a_write_whose_outbox_was_not_published_is_read_with_it_and_one_published_without(stack):
+    settings = ProcessingSettings(**namespace(stack).model_dump())
+
+    async def scenario() -> tuple[StoredDossier, StoredDossier]:
+        client: AsyncMongoClient = AsyncMongoClient(settings.mongo_url)
+        store = DossierStore(client, settings.mongo_database)
+        changes = lived(6)
+        for before, after in changes[:5]:
+            [written], _ = await store.save([(before, after)])
+            await store.mark_sent([written])
+        before, after = changes[5]
+        after = replace(after, outbox=[Outgoing("status", summaries.CODE, b'{"a": "record"}')])
+        await store.save([(before, after)])  # stopped before its outbox was published
+        unpublished = await DossierStore(client, settings.mongo_database).read(summaries.CODE)
+        await store.mark_sent([replace(after, version=after.version + 1)])
+        published = await DossierStore(client, settings.mongo_database).read(summaries.CODE)
+        await client.close()
+        return unpublished, published
+
+    unpublished, published = asyncio.run(scenario())
+    assert unpublished.version == published.version == 6
+    assert unpublished.outbox == [Outgoing("status", summaries.CODE, b'{"a": "record"}')]  # to publish again
+    assert published.outbox == []
+
+
+def test_a_store_written_before_histories_is_read_and_looked_up_as_before(stack):
+    """Its summaries hold the whole history (no `dossier_histories`): processing and intake read them."""
+    settings = ProcessingSettings(**namespace(stack).model_dump())
+    _, last = lived(5)[-1]
+    last = replace(last, version=5, outbox=[])
+
+    async def scenario() -> tuple[StoredDossier | None, Held, Held]:
+        client: AsyncMongoClient = AsyncMongoClient(settings.mongo_url)
+        database = client[settings.mongo_database]
+        await database["dossiers"].insert_one(history_doc(last))  # the summary as it was written then
+        old = await DossierStore(client, settings.mongo_database).read(summaries.CODE)
+        [held_before] = (await HeldDossiers(database).read([summaries.CODE])).values()
+        await database["dossiers"].replace_one({"_id": summaries.CODE}, summary_doc(last))
+        [held_now] = (await HeldDossiers(database).read([summaries.CODE])).values()
+        await client.close()
+        return old, held_before, held_now
+
+    old, held_before, held_now = asyncio.run(scenario())
+    assert old == last
+    assert held_before == held_now and held_now.receipt is not None
