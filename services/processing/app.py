@@ -80,7 +80,7 @@ def build(settings: ProcessingSettings) -> tuple[ConsumerApp, Processor]:
     units = Reloading(settings.processing_units_file, load_units)
     feedback = FeedbackProcessor(FeedbackStore(database), calendar,
                                  lambda: lambda unit: (found.commune if (found := units.current().find(unit)) else None),
-                                 publish, FeedbackMetrics(runtime.registry),
+                                 publish, FeedbackMetrics(runtime.registry, metrics.foreign),
                                  max_events=settings.processing_max_events_per_dossier)
     subscriber = runtime.consume(settings.topic_events, settings.processing_group_id, AnyEvent,
                                  partial(handlers.on_dossier_events, processor=processor, feedback=feedback),

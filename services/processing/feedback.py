@@ -22,7 +22,7 @@ from services.processing.history import Outgoing
 from shared.calendar import WorkingCalendar
 from shared.contracts import Cause, FeedbackChanged, FeedbackData, record_id
 from shared.events import FeedbackEvent, parse_feedback_json
-from shared.feedback import Feedback, Folded, fold, owned, step_of
+from shared.feedback import FOREIGN_SOURCE, Feedback, Folded, fold, owned, step_of
 from shared.mongo import Chain
 from shared.consumer_app import Record
 
@@ -58,6 +58,7 @@ class Integrated:
     duplicates: int
     dead_lettered: int
     waiting: int  # events of a PAKN whose receipt has not come
+    foreign: int = 0  # of those dead-lettered, events from a source that did not receive the PAKN
 
 
 def _key(event: FeedbackEvent) -> str:
@@ -101,8 +102,9 @@ def integrate(stored: StoredFeedback, new: list[tuple[FeedbackEvent, bytes]], co
     link = {"events": added, "dead_lettered": dead, "outbox": [o.to_doc() for o in outbox], "announced": announced}
     after = StoredFeedback(stored.code, stored.links, events, stored.dead_lettered + dead, outbox, announced)
     waiting = len(added) if folded.feedback is None else 0
+    foreign_now = sum(reasons[k].startswith(FOREIGN_SOURCE) for k in dead)
     return Integrated(after, link, max(0, len(added) - len(dead) - waiting), len(new) - len(added) - len(over),
-                      len(dead) + len(over), waiting)
+                      len(dead) + len(over), waiting, foreign_now)
 
 
 def status_record(f: Feedback, folded: Folded, events: int, calendar: WorkingCalendar,
@@ -135,9 +137,10 @@ class FeedbackStore:
 
 
 class FeedbackMetrics:
-    def __init__(self, registry: CollectorRegistry):
+    def __init__(self, registry: CollectorRegistry, foreign: Counter):
         self.events = Counter("processing_feedback_events", "PAKN events consumed, by outcome: applied, duplicate, "
                               "dead_lettered, waiting (for their receipt)", ["outcome"], registry=registry)
+        self.foreign = foreign  # the dossiers' `processing_foreign_events` (alerted: ForeignSourceEvents)
 
 
 Publish = Callable[[list[Outgoing]], Awaitable[None]]
@@ -170,6 +173,9 @@ class FeedbackProcessor:
                 log.debug("PAKN written by another replica meanwhile, reading it again", feedback=code)
         for outcome in ("applied", "duplicates", "dead_lettered", "waiting"):
             self.metrics.events.labels(outcome.removesuffix("s")).inc(getattr(result, outcome))
+        if result.foreign:
+            self.metrics.foreign.inc(result.foreign)
+            log.warning("events from a source that did not receive the PAKN", feedback=code, events=result.foreign)
         for o in result.stored.outbox:
             if o.kind == "dlq":
                 log.warning("PAKN event sent to the dead-letter topic", feedback=code, reason=o.reason)

@@ -48,7 +48,7 @@ class ProcessingMetrics:
             registry=registry, buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
         )
         self.foreign = Counter(
-            "processing_foreign_events", "Events of a dossier from a source that did not receive it, "
+            "processing_foreign_events", "Events of a dossier or a PAKN from a source that did not receive it, "
             "dead-lettered (docs/security.md)", registry=registry)
         self.assigned = Gauge("processing_assigned_partitions", "Partitions this replica consumes now",
                               registry=registry)

@@ -3,18 +3,22 @@ their reason, foreign sources, the record announced once), the metrics service's
 kept, 5.2/5.3 through `Figures.feedback`, the operators' lists) and the page's view. The same against the
 real stack is tests/integration/test_feedback.py."""
 
+import asyncio
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import orjson
+from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter
 
 from services.metrics.feedback import FeedbackBook
 from services.metrics.feedback_views import answer_of, feedback_table, page
 from services.metrics.figures import Figures
-from services.processing.feedback import StoredFeedback, integrate
+from services.processing.feedback import FeedbackMetrics, FeedbackProcessor, StoredFeedback, integrate
+from services.processing.processor import ProcessingMetrics
 from shared.calendar import WorkingCalendar
 from shared.communes import commune
+from shared.consumer_app import Record
 from shared.contracts import FeedbackChanged, StatusRecord
 from shared.events import parse_events
 from shared.feedback import FeedbackCounts
@@ -73,11 +77,41 @@ def test_what_cannot_apply_and_a_foreign_source_are_dead_lettered_with_their_rea
     reasons = sorted(o.reason for o in stored.outbox if o.kind == "dlq")
     assert reasons == ["foreign source: urn:other did not receive the PAKN (urn:pakn:38 did)",
                        "published before it was answered"]
-    assert (result.applied, result.dead_lettered) == (1, 2)
+    assert (result.applied, result.dead_lettered, result.foreign) == (1, 2, 1)
     # once dead-lettered, not again; a step that changes nothing announced is not announced again
     stored2, [_, again] = run([RECEIVED, published, foreign], [ev("4", "feedback.rated", "2025-07-03T09:00",
                                                                   rating="like")])
     assert [o.reason for o in again.stored.outbox] == ["rated before it was answered"]
+
+
+def test_a_foreign_sources_pakn_events_are_counted_where_the_foreign_source_alert_reads():
+    """A system that claimed a PAKN code first (its receipt arrived first) makes the real receiver's
+    events foreign: they are dead-lettered, and `processing_foreign_events_total` (alerted) counts them."""
+    registry = CollectorRegistry()
+    metrics = ProcessingMetrics(registry)
+    sent: list = []
+
+    async def publish(outgoing: list) -> None:
+        sent.extend(outgoing)
+
+    class Store:  # one PAKN's chain in memory
+        links: list = []
+
+        async def read(self, code: str) -> StoredFeedback:
+            return StoredFeedback.of_links(code, self.links)
+
+        async def write(self, stored: StoredFeedback, link: dict) -> bool:
+            self.links.append(link)
+            return True
+
+    squatter = ev("0", "feedback.received", "2025-07-01T08:00", source="urn:squatter", unit="923.14.00.H38",
+                  commune_code="14923", channel="portal")
+    processor = FeedbackProcessor(Store(), CAL, lambda: UNITS.get, publish, FeedbackMetrics(registry, metrics.foreign))
+    records_ = [Record(event, raw, b"PAKN-1", "t", 0, n, 0) for n, (event, raw) in enumerate([squatter, RECEIVED])]
+    asyncio.run(processor.handle(records_))
+    assert [o.reason for o in sent if o.kind == "dlq"] == [
+        "foreign source: urn:pakn:38 did not receive the PAKN (urn:squatter did)"]
+    assert registry.get_sample_value("processing_foreign_events_total") == 1
 
 
 def test_a_contributors_rating_counts_and_a_forwarding_moves_the_pakn():
