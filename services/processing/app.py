@@ -64,7 +64,7 @@ def shown_applicant(view: dict[str, Any], key: bytes | None) -> dict[str, Any]:
 
 def build(settings: ProcessingSettings) -> tuple[ConsumerApp, Processor]:
     runtime = ConsumerApp("processing", settings, CollectorRegistry())
-    store = DossierStore(runtime.mongo, runtime.database, cache_size=settings.processing_cache_dossiers)
+    store = DossierStore(runtime.mongo, runtime.database, cache_mib=settings.processing_cache_mib)
     metrics = ProcessingMetrics(runtime.registry)
     database = runtime.mongo[runtime.database]
     retention = Retention(database, DossierKeys(database), settings.personal_retention_days, settings.clock)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import IPvAnyNetwork
+from pydantic import Field, IPvAnyNetwork
 
 from shared.auth import ApiKey
 from shared.settings import ServiceSettings
@@ -13,8 +13,9 @@ class ProcessingSettings(ServiceSettings):
     processing_port: int = 8002
     processing_group_id: str = "processing"
     processing_max_batch: int = 500
-    # Dossiers a replica keeps in memory (a few KB each); a dossier not kept costs a read when it next changes.
-    processing_cache_dossiers: int = 20_000
+    # The memory a replica keeps dossiers in (services/processing/store.py: a seven-step dossier holds about
+    # 32 KB, so 128 MiB keep about 4,000); a dossier not kept costs a few key reads when it next changes.
+    processing_cache_mib: float = Field(default=128, gt=0)
     # Events of a dossier whose `received` never comes go to the dead-letter topic after this.
     processing_waiting_limit_hours: float = 168
     # Events a dossier keeps (a real one has a few dozen): further ones go to the dead-letter topic,

@@ -2,33 +2,44 @@
 of where it stands, and its whole history only at checkpoints, so that the bytes written for an event
 follow the change, not the dossier's history (issue 26, item 5)."""
 
+import gc
+import tracemalloc
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 import bson
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pymongo import AsyncMongoClient
 
 from services.processing.history import StoredDossier, integrate
-from services.processing.store import from_history, history_doc, is_checkpoint, link_to, summary_doc
+from services.processing.store import (
+    DossierStore, cached_bytes, from_history, history_doc, is_checkpoint, link_to, summary_doc,
+)
 from shared.calendar import WorkingCalendar
 from shared.dvcqg_lookup import held_of
 from shared.events import parse_event_json
 from shared.mongo import unpack
-from tests.fixtures.sample import VN, dossier_code, event
+from tests.fixtures.sample import VN, dossier_code, dossier_history, event
 
 CAL = WorkingCalendar.load()
 START = datetime(2025, 7, 7, 9, tzinfo=VN)
 CODE = dossier_code(START, sequence=1)
 
 
-def lived(events: int) -> list[StoredDossier]:
-    """A dossier received, then given a supplement again and again: each event its own batch, published."""
+def digitized(events: int) -> list[dict]:
+    """A dossier received, then digitized again and again."""
     sent = [event("dossier.received", CODE, START)]
-    sent += [event("dossier.digitized", CODE, START + timedelta(minutes=10 * n), id_=f"d{n}") for n in range(1, events)]
+    return sent + [event("dossier.digitized", CODE, START + timedelta(minutes=10 * n), id_=f"d{n}")
+                   for n in range(1, events)]
+
+
+def lived(events: int) -> list[StoredDossier]:
+    """`digitized`, each event its own batch, published."""
     stored, kept = StoredDossier(CODE), []
-    for one in sent:
+    for one in digitized(events):
         raw = orjson.dumps(one)
         after = integrate(stored, [(parse_event_json(raw), raw)], CAL, START + timedelta(days=1)).stored
         kept.append(replace(after, version=stored.version + 1))
@@ -79,3 +90,46 @@ def test_the_lookup_reads_the_same_from_a_summary_and_from_one_written_before_hi
 def test_a_history_reads_back_as_the_dossier_it_was_written_from():
     last = replace(lived(7)[-1], outbox=[])
     assert from_history(CODE, history_doc(last)) == last
+
+
+# -- the replica's cache of dossiers ------------------------------------------------------------------
+
+
+def cached(lives: list[list[bytes]]) -> list[StoredDossier]:
+    """Dossiers as a replica caches them after integrating their events one by one."""
+    kept = []
+    for raws in lives:
+        stored = StoredDossier(parse_event_json(raws[0]).subject)
+        for raw in raws:
+            stored = replace(integrate(stored, [(parse_event_json(raw), raw)], CAL, START).stored, outbox=[])
+        kept.append(stored)
+    return kept
+
+
+def sample_lives(dossiers: int) -> list[list[bytes]]:
+    """Whole seven-step lives (as bench-e2e sends them)."""
+    return [[orjson.dumps(e) for e in dossier_history(dossier_code(START, sequence=n + 1), START)]
+            for n in range(dossiers)]
+
+
+@pytest.mark.parametrize("lives", [sample_lives(300), [[orjson.dumps(e) for e in digitized(12)]] * 300],
+                         ids=["seven-step lives", "twelve small steps"])
+def test_the_caches_estimate_of_a_dossier_is_within_half_of_what_it_holds(lives):
+    gc.collect()
+    tracemalloc.start()
+    kept = cached(lives)
+    gc.collect()
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    estimated = sum(map(cached_bytes, kept))
+    assert 2 / 3 < estimated / held < 3 / 2
+
+
+def test_the_cache_keeps_the_dossiers_last_used_within_its_budget():
+    store = DossierStore(AsyncMongoClient("mongodb://127.0.0.1:1", connect=False), "unused", cache_mib=1)
+    kept = cached(sample_lives(200))
+    for stored in kept:
+        store._remember(stored)
+    assert sum(map(cached_bytes, store._cache.values())) <= 1 << 20
+    assert list(store._cache) == [s.code for s in kept[-len(store._cache):]]  # the last used, in order
+    assert 10 < len(store._cache) < 200
