@@ -1,5 +1,5 @@
-"""The dossiers that ended before the horizon leave memory for the archive (docs/domain.md §5,
-services/metrics/store.py); what they counted stays counted."""
+"""The dossiers and the PAKN that ended before the horizon leave memory for the archive (docs/domain.md §5,
+services/metrics/store.py, services/metrics/feedback.py); what they counted stays counted."""
 
 from datetime import datetime
 from datetime import time as dt_time
@@ -20,12 +20,17 @@ def horizon_of(replica: Replica, now: datetime) -> str:
 
 
 async def compact(replica: Replica, now: datetime) -> int:
-    """Move the dossiers that ended before the horizon to the archive; returns how many left memory."""
+    """Move the dossiers and the PAKN that ended before the horizon to the archive; returns how many
+    dossiers left memory."""
     figures = replica.figures
     horizon = horizon_of(replica, now)
     start = datetime.combine(first_day(horizon), dt_time(), figures.calendar.timezone)
     async with replica.writing:
-        ended = figures.ended_before(start)
+        ended, ended_feedback = figures.ended_before(start), figures.feedback_book.ended_before(start)
+        if ended_feedback:
+            await replica.store.feedback_store().archive(ended_feedback)
+            figures.feedback_book.forget({d.feedback_code for d in ended_feedback})
+            log.info("ended PAKN moved to the archive", feedback=len(ended_feedback), horizon=horizon)
         if not ended and replica.horizon == horizon:
             return 0
         gone = {t.code for t in ended}

@@ -94,14 +94,15 @@ class MetricsCore:
 
     async def figures_for(self, communes: list[str], start: date, end: date) -> Figures:
         """The figures a report of these communes' dossiers received in [start, end] reads: those in
-        memory, with the archive's when the period reaches before the horizon."""
+        memory, with the archive's (dossiers and PAKN) when the period reaches before the horizon."""
         horizon = self.replica.horizon
         if horizon is None or quarter(start) >= horizon:
             return self.figures
         last = min(end, first_day(horizon) - timedelta(days=1))
         months = sorted({(start + timedelta(days=n)).replace(day=1) for n in range((last - start).days + 1)})
         archived = await self.store.archived([archive_key(c, m) for c in communes for m in months])
-        return self.figures.including((a.counted, a.verdicts) for a in archived)
+        feedback = await self.store.feedback_store().archived(communes)
+        return self.figures.including(((a.counted, a.verdicts) for a in archived), feedback)
 
     def timed(self, kind: str, compute: Callable[[], Any]) -> Any:
         with self.metrics.report_seconds.labels(kind).time():

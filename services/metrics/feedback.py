@@ -7,6 +7,11 @@ A report folds each PAKN's steps as of its cut (shared/feedback.py): 5.2, 5.3 an
 (`FeedbackBook.counts`), and, for the operators, the open PAKN with their due and the late ones
 (`FeedbackBook.listing`). A PAKN is indexed under every commune its steps name (it received it, or a
 unit of it was forwarded it), since as of an earlier instant it may have been held there.
+
+PAKN published or rejected before the horizon leave memory and the collection for an archive, as ended
+dossiers do (services/metrics/compaction.py); a report whose period reaches before the horizon reads the
+archive of its communes back (`FeedbackBook.including`). A commune's counts depend on its own PAKN only
+(shared/feedback.py:feedback_counts), so its archive is all such a report needs.
 """
 
 from collections.abc import Iterable
@@ -18,12 +23,15 @@ from pydantic import TypeAdapter
 from pymongo import ReplaceOne
 
 from services.metrics.shard import Shard
+from shared.mongo import Chain
 from shared.calendar import WorkingCalendar
 from shared.contracts import FeedbackChanged, FeedbackData
 from shared.feedback import Feedback, FeedbackCounts, Period, Step, as_of, feedback_counts, judged
 from shared.consumer_app import Record
 
 DATA: TypeAdapter[FeedbackData] = TypeAdapter(FeedbackData)
+ENDED = ("published", "rejected")
+ARCHIVE_CHUNK = 500  # PAKN a link of the archive holds
 
 
 class FeedbackBook:
@@ -47,6 +55,35 @@ class FeedbackBook:
         if data.dossier_code:
             self._by_dossier.setdefault(data.dossier_code, set()).add(data.feedback_code)
         return True
+
+    def ended_before(self, instant: datetime) -> list[FeedbackData]:
+        """The PAKN published or rejected before `instant` (their last step before it), by code."""
+        return [data for code, data in sorted(self.kept.items()) if data.state in ENDED and data.steps
+                and max(step.time for step in data.steps) < instant]
+
+    def forget(self, codes: set[str]) -> None:
+        """These PAKN leave the book (for the archive: services/metrics/compaction.py)."""
+        for code in codes:
+            data = self.kept.pop(code, None)
+            if data is None:
+                continue
+            for commune_code in communes_of(data):
+                self._by_commune.get(commune_code, set()).discard(code)
+            if data.dossier_code:
+                self._by_dossier.get(data.dossier_code, set()).discard(code)
+        self.changes += 1
+
+    def including(self, archived: Iterable[FeedbackData]) -> "FeedbackBook":
+        """This book for one report, with PAKN read back from the archive (a PAKN in both counts once, as the
+        record with more events); the book itself stays as it is."""
+        view = FeedbackBook()
+        view.kept = dict(self.kept)
+        view._by_commune = {c: set(codes) for c, codes in self._by_commune.items()}
+        view._by_dossier = {d: set(codes) for d, codes in self._by_dossier.items()}
+        for data in archived:
+            view.apply(data)
+        view.changes = self.changes
+        return view
 
     def _relevant(self, commune_code: str) -> list[tuple[str, list[Step]]]:
         """The commune's PAKN and every PAKN naming a dossier one of them names (a follow-up)."""
@@ -103,10 +140,36 @@ def row(f: Feedback, due: datetime) -> dict[str, Any]:
 
 class FeedbackStore:
     """A replica's PAKN records, one document per PAKN (`_id` = its code): written by this replica alone
-    (its own consumer group and collection), so a replace is safe."""
+    (its own consumer group and collection), so a replace is safe. Those that ended before the horizon
+    move to `<prefix>_feedback_archive`, a chain per commune they name (a commune's PAKN are few)."""
 
     def __init__(self, database: Any, prefix: str):
         self.collection = database[f"{prefix}_feedback"]
+        self._archive = Chain(database[f"{prefix}_feedback_archive"])
+
+    async def archive(self, ended: list[FeedbackData]) -> None:
+        """Append these PAKN to the archive of each commune they name, then delete their records (a crash
+        between leaves a PAKN in both: read back, it counts once)."""
+        by_commune: dict[str, list[Any]] = {}
+        for data in ended:
+            for commune_code in sorted(communes_of(data)):
+                by_commune.setdefault(commune_code, []).append(DATA.dump_python(data, mode="json"))
+        for commune_code, docs in by_commune.items():
+            for start in range(0, len(docs), ARCHIVE_CHUNK):
+                await self._archive.append(commune_code, {"feedback": docs[start:start + ARCHIVE_CHUNK]})
+        for data in ended:
+            await self.collection.delete_one({"_id": data.feedback_code})
+
+    async def archived(self, communes: Iterable[str]) -> list[FeedbackData]:
+        """The archived PAKN these communes name, each once (the record with the most events)."""
+        found: dict[str, FeedbackData] = {}
+        for commune_code in communes:
+            for link in await self._archive.read(commune_code, window=2):
+                for doc in link["feedback"]:
+                    data = DATA.validate_python(doc)
+                    if data.feedback_code not in found or found[data.feedback_code].events < data.events:
+                        found[data.feedback_code] = data
+        return list(found.values())
 
     async def save(self, records: Iterable[FeedbackData]) -> None:
         docs = [{"_id": r.feedback_code, "events": r.events, "blob": Binary(DATA.dump_json(r))} for r in records]

@@ -66,7 +66,8 @@ def install(app: FastAPI, settings: Any, core: Any, scope: Any, parse_period: Ca
                        as_of: str | None = None, output: export.Format = "json") -> Any:
         first, last, instant = parse_period(start, end, as_of, settings.clock)
         scope.commune(commune_code, operator)
-        figures, calendar = core.figures, core.figures.calendar
+        figures = await core.figures_for([commune_code], first, last)  # with the archive's before the horizon
+        calendar = figures.calendar
         counts = core.timed("feedback", lambda: figures.feedback(commune_code, first, last, instant))
         listing = figures.feedback_book.listing(commune_code, first, last, instant, calendar)
         return export.respond(answer_of(commune_code, first, last, instant, counts, listing), output, feedback_table)

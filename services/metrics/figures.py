@@ -28,7 +28,7 @@ from services.metrics.feedback import FeedbackBook
 from services.metrics.queries import ReportQueries
 from shared.calendar import WorkingCalendar
 from shared.catalogue import DEFAULT_CATALOGUE, Catalogue, load_catalogue
-from shared.contracts import SignatureData, Status, StatusData, received_of
+from shared.contracts import FeedbackData, SignatureData, Status, StatusData, received_of
 from shared.facts import OPEN, Facts, OpenState, Received, Timeline, open_state_changes
 from shared.reloading import Reloading
 
@@ -230,12 +230,13 @@ class Figures(ReportQueries):
             self._by_commune[commune_code] = [t for t in self._by_commune[commune_code] if t.code not in codes]
             self.changes[commune_code] += 1
 
-    def including(self, archived: Iterable[tuple[Counted, list[Verdict]]]) -> "Figures":
-        """These figures for reports, with dossiers read back from the archive beside those in memory
-        (a dossier in both counts once, as the one with more events). Counts and clock stay behind."""
+    def including(self, archived: Iterable[tuple[Counted, list[Verdict]]],
+                  feedback: list[FeedbackData] | None = None) -> "Figures":
+        """These figures for reports, with dossiers (and PAKN) read back from the archive beside those in
+        memory (one in both counts once, as the one with more events). Counts and clock stay behind."""
         view = Figures(self.calendar, self.catalogue)
         view.dossiers = self.dossiers
-        view.feedback_book = self.feedback_book
+        view.feedback_book = self.feedback_book.including(feedback) if feedback else self.feedback_book
         view._by_commune = dict(self._by_commune)
         # The archive's verdicts in front of ours, which stay as they are (not copied: a request's work).
         view._signatures, view._documents = ChainMap({}, self._signatures), ChainMap({}, self._documents)

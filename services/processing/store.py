@@ -236,11 +236,12 @@ class DossierStore:
 
     async def mark_sent(self, published: list[StoredDossier]) -> None:
         """These dossiers' latest links are written and their outboxes published: their summaries now say
-        so, and at a checkpoint their histories are written first (unconditional replaces: a history or a
-        summary older than its chain costs `read` a few more links, or one outbox published again)."""
+        so, and at a checkpoint their histories are written too, side by side (unconditional replaces: a
+        history or a summary older than its chain costs `read` a few more links, or one outbox published
+        again)."""
         docs = [published_docs(d) for d in published]
-        await replace_all(self._histories, [history for history, _ in docs if history is not None])
-        await replace_all(self._summaries, [summary for _, summary in docs])
+        await asyncio.gather(replace_all(self._histories, [history for history, _ in docs if history is not None]),
+                             replace_all(self._summaries, [summary for _, summary in docs]))
         for d in published:
             if d.code in self._cache:
                 self._cache[d.code] = replace(self._cache[d.code], outbox=[])

@@ -1,6 +1,6 @@
 """Metrics beyond one process, on the real Kafka and FerretDB: replicas owning different provinces give
-together what one replica of every province gives, and the dossiers that ended before the horizon leave
-memory without changing a figure or a report."""
+together what one replica of every province gives, and the dossiers and the PAKN that ended before the
+horizon leave memory without changing a figure or a report."""
 
 import asyncio
 import subprocess
@@ -18,6 +18,7 @@ from shared.dossier import fold
 from shared.events import parse_event
 from tests.fixtures.sample import VN, event
 from tests.integration.conftest import OPERATOR, ROOT, service, wait_until
+from tests.integration.test_feedback import EVENTS as PAKN
 from tests.integration.test_metrics import FAST, business, counted
 from tests.integration.test_processing import histories
 
@@ -45,6 +46,30 @@ def reports(metrics, commune: str) -> list[dict]:
                 assert answer.status_code == 200, answer.text
                 out.append(answer.json())
     return out
+
+
+def feedback_reports(metrics, commune: str) -> list[dict]:
+    out = []
+    for start, end in PERIODS:
+        for as_of in AS_OF:
+            query = {"from": start.isoformat(), "to": end.isoformat(), "as_of": as_of.isoformat()}
+            answer = httpx.get(f"{metrics.url}/v1/reports/communes/{commune}/feedback", params=query, timeout=30,
+                               headers=OPERATOR)
+            assert answer.status_code == 200, answer.text
+            out.append(answer.json())
+    return out
+
+
+def feedback_held(pipeline, replica_name: str) -> set[str]:
+    """The PAKN a replica keeps in its collection (not archived)."""
+    async def ids() -> set[str]:
+        client: AsyncMongoClient = AsyncMongoClient(pipeline.settings.mongo_url)
+        try:
+            collection = client[pipeline.settings.mongo_database][f"metrics_{replica_name}_feedback"]
+            return {doc["_id"] async for doc in collection.find({}, {"_id": 1})}
+        finally:
+            await client.close()
+    return asyncio.run(ids())
 
 
 def scorecard(metrics, province: str) -> dict:
@@ -98,7 +123,7 @@ def test_replicas_of_different_provinces_give_together_what_one_replica_gives(pi
 
 def test_dossiers_that_ended_before_the_horizon_leave_memory_and_every_report_stays_the_same(pipeline):
     """`bounded` keeps no quarter before the current one (its horizon); `kept` keeps everything. The
-    2025 dossiers that ended leave `bounded`'s memory for the archive; those still open stay."""
+    2025 dossiers and PAKN that ended leave `bounded`'s memory for the archive; those still open stay."""
     pipeline.add_processing().start()
     kept = replica(pipeline, "kept", DOSSIER_METRICS_HORIZON_QUARTERS="1000")
     bounded = replica(pipeline, "bounded", DOSSIER_METRICS_HORIZON_QUARTERS="0",
@@ -106,17 +131,21 @@ def test_dossiers_that_ended_before_the_horizon_leave_memory_and_every_report_st
     try:
         lives = histories(40, seed=23)
         opened = sum(len(events) == 2 for events in lives.values())  # received and digitized, never ended
-        pipeline.post([e for events in lives.values() for e in events])
+        pipeline.post([e for events in lives.values() for e in events] + PAKN)
         wait_until(lambda: counted(kept) == len(lives) and counted(bounded) == opened, timeout=90,
                    message="kept holds every dossier, bounded only the open ones")
+        wait_until(lambda: feedback_held(pipeline, "kept") == {"PAKN-A", "PAKN-B", "PAKN-C", "PAKN-D", "PAKN-E"}
+                   and feedback_held(pipeline, "bounded") == {"PAKN-B", "PAKN-C", "PAKN-D"}, timeout=60,
+                   message="kept holds every PAKN, bounded only the open ones (A published, E rejected)")
         wait_until(lambda: business(bounded) == business(kept), message="the same figures")
-        expected = reports(kept, BA_THUOC), scorecard(kept, "38")
-        assert (reports(bounded, BA_THUOC), scorecard(bounded, "38")) == expected
+        expected = reports(kept, BA_THUOC), scorecard(kept, "38"), feedback_reports(kept, BA_THUOC)
+        assert expected[2][0]["counts"]["taken"] > 0  # July's PAKN counted
+        assert (reports(bounded, BA_THUOC), scorecard(bounded, "38"), feedback_reports(bounded, BA_THUOC)) == expected
 
         bounded.stop()
         bounded.start()  # loads the state, the carried dossiers and no log before the horizon
         assert counted(bounded) == opened and business(bounded) == business(kept)
-        assert (reports(bounded, BA_THUOC), scorecard(bounded, "38")) == expected
+        assert (reports(bounded, BA_THUOC), scorecard(bounded, "38"), feedback_reports(bounded, BA_THUOC)) == expected
 
         # An archived dossier rated a year on counts once, from memory, and goes back at the next compaction.
         code, events = next((c, e) for c, e in lives.items() if e[-1]["type"] == "dossier.rated")

@@ -157,6 +157,32 @@ def test_figures_answer_the_scorecards_feedback_query_from_the_book_also_with_th
     assert figures.feedback("08152", date(2025, 7, 1), date(2025, 7, 31), as_of) == FeedbackCounts()
 
 
+def test_pakn_ended_before_an_instant_leave_the_book_and_read_back_count_as_before():
+    """Security review: the book kept every PAKN for ever. Those ended (published, rejected) before the
+    horizon leave it, as dossiers do; a report reaching before the horizon reads them back."""
+    figures = Figures(CAL)
+    ended = announced(RECEIVED, ev("2", "feedback.answered", "2025-07-03T09:00"),
+                      ev("3", "feedback.published", "2025-07-04T09:00"))
+    still_open = announced(ev("1", "feedback.received", "2025-07-10T09:00", code="PAKN-2", unit="923.14.00.H38",
+                              commune_code="14923", dossier_code=DOSSIER, channel="portal"), code="PAKN-2")
+    answered = announced(ev("1", "feedback.received", "2025-07-02T09:00", code="PAKN-3", unit="923.14.00.H38",
+                            commune_code="14923", channel="portal"),
+                         ev("2", "feedback.answered", "2025-07-03T09:00", code="PAKN-3"), code="PAKN-3")
+    for data in (ended, still_open, answered):
+        figures.feedback_book.apply(data)
+    period = (date(2025, 7, 1), date(2025, 7, 31), datetime(2025, 7, 20, tzinfo=VN))
+    before = figures.feedback("14923", *period)
+    gone = figures.feedback_book.ended_before(datetime(2025, 10, 1, tzinfo=VN))
+    assert [d.feedback_code for d in gone] == ["PAKN-1"]  # answered but not published: not ended
+    assert figures.feedback_book.ended_before(datetime(2025, 7, 4, 9, tzinfo=VN)) == []  # ended at 09:00
+    figures.feedback_book.forget({d.feedback_code for d in gone})
+    assert sorted(figures.feedback_book.kept) == ["PAKN-2", "PAKN-3"]
+    assert figures.feedback("14923", *period) != before
+    assert figures.including([], gone).feedback("14923", *period) == before
+    assert figures.including([], gone + [ended]).feedback("14923", *period) == before  # read twice: once
+    assert sorted(figures.feedback_book.kept) == ["PAKN-2", "PAKN-3"]  # the view left the book as it was
+
+
 def test_the_operators_lists_hold_the_open_with_their_due_and_the_late():
     book = FeedbackBook()
     book.apply(announced(RECEIVED))  # due 22/7 09:00
