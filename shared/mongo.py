@@ -8,7 +8,7 @@ processes write goes into insert-only documents, whose unique `_id` decides betw
 """
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -138,3 +138,11 @@ class Chain:
             except DuplicateKeyError:
                 pass
         return known + later
+
+
+async def archived_entries(chain: Chain, keys: Iterable[str], field: str) -> AsyncIterator[Any]:
+    """Each entry listed under `field` in the links of these keys' chains (an archive's), key by key."""
+    for key in keys:
+        for link in await chain.read(key, window=2):
+            for entry in link[field]:
+                yield entry

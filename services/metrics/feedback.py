@@ -23,7 +23,7 @@ from pydantic import TypeAdapter
 from pymongo import ReplaceOne
 
 from services.metrics.shard import Shard
-from shared.mongo import Chain
+from shared.mongo import Chain, archived_entries
 from shared.calendar import WorkingCalendar
 from shared.contracts import FeedbackChanged, FeedbackData
 from shared.feedback import Feedback, FeedbackCounts, Period, Step, as_of, feedback_counts, judged
@@ -163,12 +163,10 @@ class FeedbackStore:
     async def archived(self, communes: Iterable[str]) -> list[FeedbackData]:
         """The archived PAKN these communes name, each once (the record with the most events)."""
         found: dict[str, FeedbackData] = {}
-        for commune_code in communes:
-            for link in await self._archive.read(commune_code, window=2):
-                for doc in link["feedback"]:
-                    data = DATA.validate_python(doc)
-                    if data.feedback_code not in found or found[data.feedback_code].events < data.events:
-                        found[data.feedback_code] = data
+        async for doc in archived_entries(self._archive, communes, "feedback"):
+            data = DATA.validate_python(doc)
+            if data.feedback_code not in found or found[data.feedback_code].events < data.events:
+                found[data.feedback_code] = data
         return list(found.values())
 
     async def save(self, records: Iterable[FeedbackData]) -> None:

@@ -43,7 +43,7 @@ from pymongo import AsyncMongoClient
 
 from services.metrics.feedback import FeedbackStore
 from services.metrics.figures import Counted, Key, Tracked, Verdict
-from shared.mongo import Chain, insert_new
+from shared.mongo import Chain, archived_entries, insert_new
 
 # What the figures take of a status record (shared.contracts.StatusData), as stored: the applicant and
 # the rest stay on the topic. The same dataclasses as in memory, through pydantic's codec.
@@ -207,13 +207,11 @@ class FiguresStore:
     async def archived(self, keys: Iterable[str]) -> list[Archived]:
         """The archived dossiers of these commune-months (`14923:2025-07`), one status per dossier."""
         found: dict[str, Archived] = {}
-        for key in keys:
-            for link in await self._archive.read(key, window=2):
-                for doc in link["statuses"]:
-                    counted = COUNTED.validate_python(doc)
-                    code = counted.dossier_code
-                    if code not in found or counted.events > found[code].counted.events:
-                        found[code] = Archived(counted, [from_verdict_doc(v) for v in doc["verdicts"]])
+        async for doc in archived_entries(self._archive, keys, "statuses"):
+            counted = COUNTED.validate_python(doc)
+            code = counted.dossier_code
+            if code not in found or counted.events > found[code].counted.events:
+                found[code] = Archived(counted, [from_verdict_doc(v) for v in doc["verdicts"]])
         return list(found.values())
 
     async def drop(self) -> None:

@@ -35,12 +35,13 @@ def replica(pipeline, name: str, **env: str):
                    DOSSIER_METRICS_GROUP_ID=f"metrics-{name}", **env).start()
 
 
-def reports(metrics, commune: str) -> list[dict]:
+def reports(metrics, commune: str, paths: tuple[str, ...] = ("", "/at-risk", "/units")) -> list[dict]:
+    """Every period and instant of the test, for each of the commune's report paths."""
     out = []
     for start, end in PERIODS:
         for as_of in AS_OF:
             query = {"from": start.isoformat(), "to": end.isoformat(), "as_of": as_of.isoformat()}
-            for path in ("", "/at-risk", "/units"):
+            for path in paths:
                 answer = httpx.get(f"{metrics.url}/v1/reports/communes/{commune}{path}", params=query, timeout=30,
                                    headers=OPERATOR)
                 assert answer.status_code == 200, answer.text
@@ -49,15 +50,7 @@ def reports(metrics, commune: str) -> list[dict]:
 
 
 def feedback_reports(metrics, commune: str) -> list[dict]:
-    out = []
-    for start, end in PERIODS:
-        for as_of in AS_OF:
-            query = {"from": start.isoformat(), "to": end.isoformat(), "as_of": as_of.isoformat()}
-            answer = httpx.get(f"{metrics.url}/v1/reports/communes/{commune}/feedback", params=query, timeout=30,
-                               headers=OPERATOR)
-            assert answer.status_code == 200, answer.text
-            out.append(answer.json())
-    return out
+    return reports(metrics, commune, ("/feedback",))
 
 
 def feedback_held(pipeline, replica_name: str) -> set[str]:
