@@ -37,12 +37,14 @@ class DeliveryReports:
         not keep the citizen's SMS from being sent."""
         if not to.reported:
             return False
-        message = await self.store.message(message_id)
+        message = self.sender.handed(message_id)  # this replica handed it over: no read needed
         if message is None:
-            return False  # not ours (a report for a message of another deployment, or a forged id)
-        if not await self.store.handed_over(message_id):
-            self.metrics.reports_ignored.labels("not_sent").inc()
-            log.warning("delivery report for a message not sent, ignored", message=message_id, status=to)
-            return False
+            message = await self.store.message(message_id)
+            if message is None:
+                return False  # not ours (a report for a message of another deployment, or a forged id)
+            if not await self.store.handed_over(message_id):
+                self.metrics.reports_ignored.labels("not_sent").inc()
+                log.warning("delivery report for a message not sent, ignored", message=message_id, status=to)
+                return False
         self.sender.forget(message_id)  # the gateway has it: never sent again
         return await self.sender.record(message, Move(message_id, to, self.clock()))

@@ -11,6 +11,7 @@ and every reload interval (messages another replica left behind).
 
 import asyncio
 import heapq
+from collections import OrderedDict
 import time as clock_time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from shared.consumer_app import until_done
 log = structlog.get_logger()
 
 Day = tuple[str, str]  # (recipient, local date): what the daily limit counts
+HANDED_KEPT = 10_000  # messages handed over remembered for their delivery reports (a minute's burst)
 
 
 @dataclass
@@ -57,6 +59,9 @@ class Sender:
         # (not before, the step's time, message id): a dossier's messages go in the order of its steps.
         self._queue: list[tuple[datetime, datetime, str]] = []  # stale entries are skipped
         self._slots: dict[Day, int] = {}  # the next free daily slot of each number's day
+        # The messages this replica claimed an attempt of and the gateway did not refuse, lately: a
+        # delivery report on one needs no read to know a gateway may have it (reports.py).
+        self._handed: OrderedDict[str, Message] = OrderedDict()
         self.loaded = False
 
     @property
@@ -93,6 +98,16 @@ class Sender:
             if d.body:
                 self._queue_up(Pending(d.message, d.body, 0, d.message.not_before or d.message.created_at))
         return created
+
+    def handed(self, message_id: str) -> Message | None:
+        """The message, if this replica lately handed it to the gateway (its attempt recorded, not refused)."""
+        return self._handed.get(message_id)
+
+    def _handing(self, message: Message) -> None:
+        self._handed[message.id] = message
+        self._handed.move_to_end(message.id)
+        while len(self._handed) > HANDED_KEPT:
+            self._handed.popitem(last=False)
 
     def forget(self, message_id: str) -> None:
         """Never hand this message over again: the gateway has it, or it ended."""
@@ -185,6 +200,7 @@ class Sender:
             self.forget(message.id)
             return False
         pending.attempts += 1
+        self._handing(message)
         self._later(pending, now + timedelta(seconds=self.settings.notifications_sending_timeout_seconds))
         return True
 
@@ -209,6 +225,7 @@ class Sender:
         """The gateway did not take the message: it fails if the refusal is permanent (the provider
         says so) or its attempts are spent, and is tried again after a doubling backoff otherwise."""
         s, message = self.settings, pending.message
+        self._handed.pop(message.id, None)
         await self.store.record(message, Move(message.id, MessageStatus.REFUSED, now, pending.attempts, str(exc)))
         if exc.permanent or pending.attempts >= s.notifications_max_attempts:
             await self.record(message, Move(message.id, MessageStatus.FAILED, now, error=str(exc)))

@@ -263,6 +263,30 @@ def test_a_report_on_an_attempt_in_flight_stops_the_message_being_sent_again():
     assert n.send_at(NOON + timedelta(minutes=5)) == 0 and n.gateway.given == []
 
 
+def test_a_report_on_a_message_this_replica_handed_over_reads_neither_it_nor_its_attempts_back():
+    """Issue 26, item 3: each delivery report read the message and, when it came before the `sent` was
+    recorded (Kannel reports at once), every move of it (about ten key reads): a third of the service's
+    time in a burst. The replica that handed the message over knows it; another replica still reads."""
+    n = Notifications()
+    n.take(received(code(22)))
+    [message_id] = n.messages()
+    assert n.send_at(NOON) == 1
+    reads = {"notifications_messages": 0, "notifications_moves": 0}
+    for name in reads:
+        collection, find_one = n.mongo.collection(name), n.mongo.collection(name).find_one
+
+        async def counted(query, name=name, find_one=find_one):
+            reads[name] += 1
+            return await find_one(query)
+
+        collection.find_one = counted
+    assert n.report(message_id, MessageStatus.DELIVERED) is True
+    assert reads == {"notifications_messages": 0, "notifications_moves": 1}  # the move itself, recorded once
+    other = Notifications(mongo=n.mongo)  # a replica that did not send it
+    assert asyncio.run(other.core.reports.reached(message_id, MessageStatus.DELIVERED)) is False  # repeated
+    assert reads["notifications_messages"] == 1
+
+
 # -- the purge ---------------------------------------------------------------------------------------
 
 
