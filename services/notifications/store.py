@@ -16,8 +16,10 @@ delivery reports write side by side, and FerretDB's updates could lose one of tw
   reload (the messages another replica left behind); a message leaves it once sent or ended.
 - `notifications_daily`: per number and local day, slots 0 … limit − 1; taking one is a claim, so
   the daily limit holds across replicas. The number appears only as a keyed hash.
-- `notifications_purge`: per UTC day, a chain of the bodies and slots written that day: the purge
-  deletes them by key after the retention.
+- `notifications_purge`: per UTC day, PURGE_CHAINS chains (`2026-12-05|0` …) of the bodies and slots
+  written that day, a note going to the chain of its first id, so that senders side by side seldom
+  claim the same link: the purge deletes them by key after the retention (and reads the one chain a
+  day, `2026-12-05`, the service wrote before).
 - `notifications_citizens`: per dossier, where it stands (state, appointment) and a keyed hash of the
   phone given at receipt, to answer the SMS a citizen sends (MO) only to that phone. Replaced by the
   consumer of the dossier's partition; the number itself is not kept.
@@ -37,6 +39,7 @@ from services.notifications.messages import ATTEMPTS, STOPS, Body, Decision, Lis
     move_id
 from shared.mongo import Chain, as_utc, get_many, insert_new, replace_all
 
+PURGE_CHAINS = 16  # a day's purge notes are spread over this many chains
 MESSAGE_FIELDS = ("_id", "dossier", "trigger", "status", "created_at", "parts", "coding")  # the lookup's (Listed)
 Stored = tuple[Message, Body | None, list[Move]]  # a message, its number and text unless purged, its moves
 
@@ -193,7 +196,20 @@ class MessageStore:
 
     async def _forget_later(self, collection: str, ids: list[str], at: datetime) -> None:
         day = as_utc(at).date().isoformat()
-        await self._append(self._purge, day, {"collection": collection, "ids": ids, "at": at})
+        chain = int(hashlib.sha256(ids[0].encode()).hexdigest()[:8], 16) % PURGE_CHAINS
+        await self._append(self._purge, f"{day}|{chain}", {"collection": collection, "ids": ids, "at": at})
+
+    async def _purge_chain(self, key: str, before: datetime, pending: set[str]) -> int:
+        """Delete what a purge chain notes, written before `before`, except what is still to send."""
+        deleted = 0
+        for link in await self._purge.read(key):
+            if datetime.fromisoformat(link["at"]) >= as_utc(before):
+                continue
+            target = self._bodies if link["collection"] == "bodies" else self._daily
+            for i in link["ids"]:
+                if i not in pending:
+                    deleted += (await target.delete_one({"_id": i})).deleted_count
+        return deleted
 
     async def purge(self, before: datetime, pending: set[str]) -> int:
         """Delete the numbers and texts (and daily slots) written before `before`, except those still to
@@ -203,13 +219,8 @@ class MessageStore:
         last = as_utc(before).date().isoformat()
         deleted = 0
         while day <= last:
-            for link in await self._purge.read(day):
-                if datetime.fromisoformat(link["at"]) >= as_utc(before):
-                    continue
-                target = self._bodies if link["collection"] == "bodies" else self._daily
-                for i in link["ids"]:
-                    if i not in pending:
-                        deleted += (await target.delete_one({"_id": i})).deleted_count
+            for key in (day, *(f"{day}|{n}" for n in range(PURGE_CHAINS))):  # the day's chains, the one of before too
+                deleted += await self._purge_chain(key, before, pending)
             if day < last:
                 day = (datetime.fromisoformat(day) + timedelta(days=1)).date().isoformat()
                 await self._state.replace_one({"_id": "purge"}, {"next_day": day}, upsert=True)
