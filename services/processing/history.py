@@ -50,6 +50,8 @@ class StoredDossier:
     # The dossier as its lookup shows it (docs/contract.md §6 but the open state, which moves with time).
     view: dict[str, Any] | None = field(default=None, compare=False)
     phone4: str | None = field(default=None, compare=False)  # the citizens' lookup factor, never shown
+    # Read from a summary written before histories (services/processing/store.py): write one at the next write.
+    history_missing: bool = field(default=False, compare=False)
 
     # The events parsed, kept beside their JSON while the dossier is cached: integrating a batch
     # parses only its new events.
@@ -129,6 +131,7 @@ def integrate(
         waiting_since=waiting_since,
         view=view(folded.dossier) if folded.dossier else None,
         phone4=last4(folded.dossier.applicant.phone) if folded.dossier else None,
+        history_missing=stored.history_missing,
         _parsed=history,
     )
     waiting = kept if folded.dossier is None else 0

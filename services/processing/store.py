@@ -104,7 +104,8 @@ def is_checkpoint(version: int) -> bool:
 def published_docs(stored: StoredDossier) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """What the store writes once a version's outbox is published: its history at a checkpoint (else
     None), and its summary."""
-    return (history_doc(stored) if is_checkpoint(stored.version) else None), summary_doc(stored)
+    written = is_checkpoint(stored.version) or stored.history_missing
+    return (history_doc(stored) if written else None), summary_doc(stored)
 
 
 def from_history(code: str, doc: dict[str, Any]) -> StoredDossier:
@@ -166,9 +167,11 @@ class DossierStore:
         history, summary = await asyncio.gather(self._histories.find_one({"_id": code}),
                                                 self._summaries.find_one({"_id": code}))
         published = unpack(summary["blob"]) if summary else None
-        if history is None and published is not None and "events" in published:
+        legacy = history is None and published is not None and "events" in published
+        if legacy:
             history = summary  # written before histories existed: the summary is the whole
         stored = from_history(code, history) if history else StoredDossier(code)
+        stored = replace(stored, history_missing=legacy)
         stored = follow(stored, await self._links.read(code, stored.version))
         if published is not None and published["version"] >= stored.version:
             stored = replace(stored, outbox=[])
@@ -244,7 +247,7 @@ class DossierStore:
                              replace_all(self._summaries, [summary for _, summary in docs]))
         for d in published:
             if d.code in self._cache:
-                self._cache[d.code] = replace(self._cache[d.code], outbox=[])
+                self._cache[d.code] = replace(self._cache[d.code], outbox=[], history_missing=False)
 
     async def count_waiting(self) -> int:
         return await self._waiting.count_documents({})

@@ -14,7 +14,8 @@ from services.intake.held import HeldDossiers
 from services.processing.history import Outgoing, StoredDossier
 from services.processing.processor import ProcessingMetrics, Processor
 from services.processing.settings import ProcessingSettings
-from services.processing.store import DossierStore, history_doc, summary_doc
+from services.processing.history import integrate
+from services.processing.store import DossierStore, history_doc, link_to
 from shared.calendar import WorkingCalendar
 from shared.dossier import fold
 from shared.dvcqg_lookup import Held
@@ -127,22 +128,34 @@ def test_a_write_whose_outbox_was_not_published_is_read_with_it_and_one_publishe
 
 
 def test_a_store_written_before_histories_is_read_and_looked_up_as_before(stack):
-    """Its summaries hold the whole history (no `dossier_histories`): processing and intake read them."""
+    """Its summaries hold the whole history (no `dossier_histories`): processing and intake read them, and
+    the next write of such a dossier writes its history, whatever its version."""
     settings = ProcessingSettings(**namespace(stack).model_dump())
-    _, last = lived(5)[-1]
+    changes = lived(6)
+    _, last = changes[4]
     last = replace(last, version=5, outbox=[])
 
-    async def scenario() -> tuple[StoredDossier | None, Held, Held]:
+    async def scenario() -> tuple[StoredDossier | None, Held, Held, int | None, StoredDossier | None]:
         client: AsyncMongoClient = AsyncMongoClient(settings.mongo_url)
         database = client[settings.mongo_database]
+        await database["dossier_links"].insert_many([link_to(b, replace(a, version=n)).to_doc()
+                                                     for n, (b, a) in enumerate(changes[:5])])
         await database["dossiers"].insert_one(history_doc(last))  # the summary as it was written then
-        old = await DossierStore(client, settings.mongo_database).read(summaries.CODE)
+        store = DossierStore(client, settings.mongo_database)
+        old = await store.read(summaries.CODE)
         [held_before] = (await HeldDossiers(database).read([summaries.CODE])).values()
-        await database["dossiers"].replace_one({"_id": summaries.CODE}, summary_doc(last))
+        [loaded] = (await store.load([summaries.CODE], from_database=True)).values()
+        after = integrate(loaded, [(parse_event_json(raw), raw) for raw in [orjson.dumps(summaries.digitized(7)[-1])]],
+                          WorkingCalendar.load(), datetime(2025, 7, 8, tzinfo=VN)).stored
+        [written], _ = await store.save([(loaded, after)])
+        await store.mark_sent([written])  # version 6: no checkpoint, but the history was in the old summary
         [held_now] = (await HeldDossiers(database).read([summaries.CODE])).values()
+        history = await database["dossier_histories"].find_one({"_id": summaries.CODE})
+        again = await DossierStore(client, settings.mongo_database).read(summaries.CODE)
         await client.close()
-        return old, held_before, held_now
+        return old, held_before, held_now, history and unpack(history["blob"])["version"], again
 
-    old, held_before, held_now = asyncio.run(scenario())
+    old, held_before, held_now, history, again = asyncio.run(scenario())
     assert old == last
-    assert held_before == held_now and held_now.receipt is not None
+    assert held_before.receipt == held_now.receipt and held_now.receipt is not None
+    assert history == 6 and again is not None and again.version == 6 and len(again.events) == 6
