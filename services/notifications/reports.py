@@ -1,14 +1,20 @@
 """The delivery-report reader: a gateway's report on a message (Kannel's `GET /v1/dlr`, an HTTP
 provider's `POST /v1/dlr/http`, each mapped to a status by its provider) moves the message forward,
-once. The signature of the report's URL is checked before (app.py)."""
+once. The signature of the report's URL is checked before (app.py).
 
+Reports come one per request, two per message from Kannel: they are recorded together, those that
+came while the previous ones were being written in one write (a group commit), and each request is
+answered once its own report is recorded.
+"""
+
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
 import structlog
 
 from services.notifications.instruments import NotificationMetrics
-from services.notifications.messages import MessageStatus, Move
+from services.notifications.messages import Message, MessageStatus, Move
 from services.notifications.providers import Kannel
 from services.notifications.sender import Sender
 from services.notifications.store import MessageStore
@@ -23,6 +29,8 @@ class DeliveryReports:
         self.sender = sender
         self.metrics = metrics
         self.clock = clock
+        self._waiting: list[tuple[Message, Move, asyncio.Future[bool]]] = []
+        self._writing: asyncio.Task[None] | None = None
 
     async def from_kannel(self, message_id: str, kind: int) -> bool:
         """A Kannel delivery report (its dlr-mask type); repeating one changes nothing."""
@@ -47,4 +55,29 @@ class DeliveryReports:
                 log.warning("delivery report for a message not sent, ignored", message=message_id, status=to)
                 return False
         self.sender.forget(message_id)  # the gateway has it: never sent again
-        return await self.sender.record(message, Move(message_id, to, self.clock()))
+        return await self._recorded(message, Move(message_id, to, self.clock()))
+
+    async def _recorded(self, message: Message, move: Move) -> bool:
+        """The move recorded with the reports waiting beside it; whether it was recorded now."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((message, move, done))
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.create_task(self._write())
+        return await done
+
+    async def _write(self) -> None:
+        """The reports waiting, written together, until none waits; a failed write fails its reports'
+        requests (the gateway reports again)."""
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                recorded = await self.sender.record_many([(message, move) for message, move, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - each request answers with it
+                for *_, done in batch:
+                    if not done.done():  # its request may be gone
+                        done.set_exception(exc)
+                continue
+            for _, move, done in batch:  # a report twice in the batch: recorded by the first
+                if not done.done():
+                    done.set_result(move.id in recorded)
+                recorded.discard(move.id)

@@ -1,4 +1,6 @@
-"""The sender: the messages still to send, queued in memory by when they may go, handed to the gateway.
+"""The sender: the messages still to send, queued in memory by when they may go, handed to the gateway
+in batches: for up to BATCH messages due, one write of their daily slots (and one purge note), one
+of their sending attempts, the gateway's calls side by side, one write of their `sent`.
 
 Each sending attempt is recorded before the gateway gets the message (inserting the attempt is the
 claim: a replica that loses the race does not send), so a crash repeats no send. A message left
@@ -6,7 +8,7 @@ claim: a replica that loses the race does not send), so a crash repeats no send.
 timeout, unless its delivery report moved it meanwhile. Quiet hours, the daily limit per number
 (slots counted in MongoDB, across replicas), the gateway's refusals (temporary ones with a doubling
 backoff) and expiry all decide here when a message goes. The queue is reloaded from MongoDB at start
-and every reload interval (messages another replica left behind).
+and every reload interval (messages another replica left behind; those held here are not read again).
 """
 
 import asyncio
@@ -25,14 +27,16 @@ from services.notifications.messages import Body, Decision, Message, MessageStat
 from services.notifications.providers import Provider, ProviderError
 from services.notifications.quiet import QuietHours
 from services.notifications.settings import NotificationsSettings
-from services.notifications.store import MessageStore
+from services.notifications.store import MessageStore, Moved
 from shared.privacy import mask_phone
 from shared.consumer_app import until_done
 
 log = structlog.get_logger()
 
 Day = tuple[str, str]  # (recipient, local date): what the daily limit counts
-HANDED_KEPT = 10_000  # messages handed over remembered for their delivery reports (a minute's burst)
+HANDED_KEPT = 50_000  # messages handed over remembered for their delivery reports (a burst's worth)
+BATCH = 500  # messages due claimed and handed over together
+CONCURRENCY = 50  # of them with the gateway at once
 
 
 @dataclass
@@ -72,7 +76,8 @@ class Sender:
     async def load(self) -> int:
         """The messages still to send, from MongoDB's pending list."""
         timeout = timedelta(seconds=self.settings.notifications_sending_timeout_seconds)
-        for message, body, moves in await self.store.pending():
+        # Those held here (to send, or lately handed over) are not read again.
+        for message, body, moves in await self.store.pending(lambda i: i in self._pending or i in self._handed):
             if not furthest(message.status, moves).still_to_send or body is None or message.id in self._pending:
                 continue
             # The last attempt's number (an attempt whose record failed left a gap), from the move's id.
@@ -115,9 +120,14 @@ class Sender:
 
     async def record(self, message: Message, move: Move) -> bool:
         """Record a status the message reached, and count it once recorded."""
-        recorded = await self.store.record(message, move)
-        if recorded:
-            self.metrics.messages.labels(move.status, message.provider or self.provider.name).inc()
+        return move.id in await self.record_many([(message, move)])
+
+    async def record_many(self, moved: list[Moved]) -> set[str]:
+        """Record statuses messages reached, each counted once recorded."""
+        recorded = await self.store.record_many(moved)
+        for message, move in {move.id: (message, move) for message, move in moved}.values():
+            if move.id in recorded:
+                self.metrics.messages.labels(move.status, message.provider or self.provider.name).inc()
         return recorded
 
     def _queue_up(self, pending: Pending) -> None:
@@ -130,9 +140,9 @@ class Sender:
 
     # -- the sending loop --------------------------------------------------------------------------
 
-    async def send_due(self, concurrency: int = 20) -> int:
-        """Hand the messages due by now to the gateway, up to `concurrency` at once; a dossier's
-        messages one after the other, in the order of its steps."""
+    async def send_due(self) -> int:
+        """Hand the messages due by now to the gateway, BATCH at a time: a dossier's messages one batch
+        after the other, in the order of its steps."""
         now = self.clock()
         due: dict[str, list[Pending]] = {}
         while self._queue and self._queue[0][0] <= now:
@@ -141,70 +151,90 @@ class Sender:
             if pending is None or pending.not_before != at:
                 continue  # done, or queued again for later
             due.setdefault(pending.message.dossier, []).append(pending)
-        gate = asyncio.Semaphore(concurrency)
-
-        async def in_order(messages: list[Pending]) -> int:
-            async with gate:
-                sent = 0
-                for n, pending in enumerate(messages):
-                    try:
-                        sent += await self._send(pending, now)
-                    except PyMongoError as exc:
-                        # The database went away: this message and the dossier's next ones are tried
-                        # again shortly (one the gateway may already have waits for the sending timeout).
-                        for later in messages[n:]:
-                            if later.not_before <= now:
-                                self._later(later, now + timedelta(seconds=1))
-                        log.warning("database unavailable, messages will be sent later", error=str(exc))
-                        break
-                return sent
-
-        sent = sum(await asyncio.gather(*(in_order(m) for m in due.values())))
+        # Wave k: each dossier's k-th message due.
+        waves = [[mine[k] for mine in due.values() if k < len(mine)] for k in range(max(map(len, due.values()), default=0))]
+        batches = [wave[n:n + BATCH] for wave in waves for n in range(0, len(wave), BATCH)]
+        sent = 0
+        for n, batch in enumerate(batches):
+            try:
+                sent += await self._send_batch(batch, now)
+            except PyMongoError as exc:
+                # The database went away: these messages and the next ones are tried again shortly
+                # (one the gateway may already have waits for the sending timeout).
+                for later in (p for b in batches[n:] for p in b if p.not_before <= now):
+                    self._later(later, now + timedelta(seconds=1))
+                log.warning("database unavailable, messages will be sent later", error=str(exc))
+                break
         oldest = min((p.message.created_at for p in self._pending.values()), default=None)
         self.metrics.queue_age.set((now - oldest).total_seconds() if oldest else 0)
         return sent
 
-    async def _send(self, pending: Pending, now: datetime) -> bool:
-        """One message due: expired, or waiting for the number's next day, or claimed and handed over."""
-        message = pending.message
-        if message.stale(now, timedelta(hours=self.settings.notifications_expire_hours)):
-            await self.record(message, Move(message.id, MessageStatus.EXPIRED, now))
-            self.forget(message.id)
-            return False
-        day = (pending.body.recipient, self.quiet.calendar.local(now).date().isoformat())
-        slot = await self._take_slot(day, now)
-        if slot is None:  # the number's daily limit, counted across replicas
-            self._later(pending, self.quiet.next_morning(now))
-            return False
-        if not await self._claim(pending, day, slot, now):
-            return False
-        return await self._hand_over(pending, day, slot, now)
+    async def _send_batch(self, batch: list[Pending], now: datetime) -> int:
+        """Messages due, of distinct dossiers: expired, or waiting for the number's next day, or claimed
+        and handed over; how many the gateway took."""
+        expire = timedelta(hours=self.settings.notifications_expire_hours)
+        stale = [p for p in batch if p.message.stale(now, expire)]
+        if stale:
+            await self.record_many([(p.message, Move(p.message.id, MessageStatus.EXPIRED, now)) for p in stale])
+            for p in stale:
+                self.forget(p.message.id)
+        slotted = await self._take_slots([p for p in batch if not p.message.stale(now, expire)], now)
+        claimed = await self._claim(slotted, now)
+        gate = asyncio.Semaphore(CONCURRENCY)
 
-    async def _take_slot(self, day: Day, now: datetime) -> int | None:
+        async def hand_over(pending: Pending, day: Day, slot: int) -> Moved | None:
+            async with gate:
+                return await self._hand_over(pending, day, slot, now)
+
+        handed = [m for m in await asyncio.gather(*(hand_over(*c) for c in claimed)) if m]
+        await until_done(lambda: self.record_many(handed), "recording sent SMS")
+        return len(handed)
+
+    async def _take_slots(self, batch: list[Pending], now: datetime) -> list[tuple[Pending, Day, int]]:
+        """A daily slot for each message (slots counted in MongoDB, across replicas); one whose number's
+        day is full waits for the next morning."""
         limit = self.settings.notifications_daily_limit
-        slot = await self.store.take_slot(*day, limit, now, self._slots.get(day, 0))
-        self._slots[day] = limit if slot is None else slot + 1
-        return slot
+        local_day = self.quiet.calendar.local(now).date().isoformat()
+        days = [(p.body.recipient, local_day) for p in batch]
+        expected: dict[Day, int] = {}
+        wanted = []
+        for day in days:  # one number's messages in the batch: the next slots after each other
+            expected[day] = expected.get(day, self._slots.get(day, 0))
+            wanted.append((*day, expected[day]))
+            expected[day] += 1
+        slotted = []
+        for pending, day, slot in zip(batch, days, await self.store.take_slots(wanted, limit, now), strict=True):
+            self._slots[day] = limit if slot is None else max(self._slots.get(day, 0), slot + 1)
+            if slot is None:  # the number's daily limit
+                self._later(pending, self.quiet.next_morning(now))
+            else:
+                slotted.append((pending, day, slot))
+        return slotted
 
     async def _give_back(self, day: Day, slot: int) -> None:
         await self.store.give_back_slot(*day, slot)
         self._slots[day] = min(self._slots.get(day, 0), slot)
 
-    async def _claim(self, pending: Pending, day: Day, slot: int, now: datetime) -> bool:
-        """Record the next sending attempt; False if another replica claimed it. Counted once recorded: a
-        write the database refused leaves no gap in the attempts, which the store reads up to the first
-        missing one (a delivery report is taken only for a message with a recorded attempt)."""
-        message = pending.message
-        if not await self.store.record(message, Move(message.id, MessageStatus.SENDING, now, pending.attempts + 1)):
-            await self._give_back(day, slot)
-            self.forget(message.id)
-            return False
-        pending.attempts += 1
-        self._handing(message)
-        self._later(pending, now + timedelta(seconds=self.settings.notifications_sending_timeout_seconds))
-        return True
+    async def _claim(self, slotted: list[tuple[Pending, Day, int]], now: datetime) -> list[tuple[Pending, Day, int]]:
+        """Record each message's next sending attempt; those another replica claimed give their slot back.
+        A write the database refused leaves no gap in the attempts, which the store reads up to the
+        first missing one (a delivery report is taken only for a message with a recorded attempt)."""
+        claims = [(p.message, Move(p.message.id, MessageStatus.SENDING, now, p.attempts + 1)) for p, _, _ in slotted]
+        recorded = await self.store.record_many(claims)
+        claimed = []
+        for (pending, day, slot), (_, move) in zip(slotted, claims, strict=True):
+            if move.id not in recorded:
+                await self._give_back(day, slot)
+                self.forget(pending.message.id)
+                continue
+            pending.attempts += 1
+            self._handing(pending.message)
+            self._later(pending, now + timedelta(seconds=self.settings.notifications_sending_timeout_seconds))
+            claimed.append((pending, day, slot))
+        return claimed
 
-    async def _hand_over(self, pending: Pending, day: Day, slot: int, now: datetime) -> bool:
+    async def _hand_over(self, pending: Pending, day: Day, slot: int, now: datetime) -> Moved | None:
+        """The message to the gateway; its `sent`, to record, if the gateway took it."""
         message = pending.message
         started = clock_time.perf_counter()
         try:
@@ -212,14 +242,12 @@ class Sender:
         except ProviderError as exc:
             await self._give_back(day, slot)
             await self._refused(pending, exc, now)
-            return False
+            return None
         self.metrics.send_seconds.observe(clock_time.perf_counter() - started)
         self.forget(message.id)  # the gateway has it: never handed over again, even if the record waits
-        sent = Move(message.id, MessageStatus.SENT, self.clock(), provider_id=provider_id)
-        await until_done(lambda: self.record(message, sent), "recording a sent SMS")
         log.info("sms sent", message=message.id, dossier=message.dossier, trigger=message.trigger,
                  to=mask_phone(pending.body.recipient), parts=message.parts)
-        return True
+        return message, Move(message.id, MessageStatus.SENT, self.clock(), provider_id=provider_id)
 
     async def _refused(self, pending: Pending, exc: ProviderError, now: datetime) -> None:
         """The gateway did not take the message: it fails if the refusal is permanent (the provider

@@ -11,9 +11,11 @@ delivery reports write side by side, and FerretDB's updates could lose one of tw
   moves and delivery reports come in, and recording one twice changes nothing.
 - `notifications_dossiers`: what the lookup shows, per dossier: a chain of the messages decided and
   the moves recorded (written before the documents above, so a crash leaves nothing out of it), and
-  in `notifications_views` a summary of that chain, which the lookup writes when it read new links.
+  in `notifications_views` a summary of that chain, which the lookup writes when it read new links
+  (written when a message ended, it cost a dozen key reads a message: a third of a burst's time).
 - `notifications_pending`: the ids of the messages still to send, read whole at start and at each
-  reload (the messages another replica left behind); a message leaves it once sent or ended.
+  reload (the messages another replica left behind: only those the sender does not hold are read
+  further); a message leaves it once sent or ended.
 - `notifications_daily`: per number and local day, slots 0 … limit − 1; taking one is a claim, so
   the daily limit holds across replicas. The number appears only as a keyed hash.
 - `notifications_purge`: per UTC day, PURGE_CHAINS chains (`2026-12-05|0` …) of the bodies and slots
@@ -29,25 +31,35 @@ import asyncio
 import hashlib
 import hmac
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import AsyncMongoClient
-from pymongo.errors import DuplicateKeyError
+from pymongo import AsyncMongoClient, DeleteOne
+from pymongo.asynchronous.collection import AsyncCollection
 
 from services.notifications.messages import ATTEMPTS, STOPS, Body, Decision, Listed, Message, MessageStatus, Move, \
     move_id
-from shared.mongo import Chain, as_utc, get_many, insert_new, replace_all
+from shared.mongo import Chain, as_utc, get_many, insert_new, link_id, replace_all
 
 PURGE_CHAINS = 16  # a day's purge notes are spread over this many chains
 MESSAGE_FIELDS = ("_id", "dossier", "trigger", "status", "created_at", "parts", "coding")  # the lookup's (Listed)
 Stored = tuple[Message, Body | None, list[Move]]  # a message, its number and text unless purged, its moves
+Moved = tuple[Message, Move]  # a status a message reached, or one sending attempt
+Wanted = tuple[str, str, int]  # a daily slot wanted: (number, local day, the first one that may be free)
+KNOWN = 50_000  # chain ends and moves recorded, remembered by this process (a burst's worth)
+
+
+async def delete_all(collection: AsyncCollection, ids: list[str]) -> None:
+    """Delete these documents (those that exist), each by its `_id`, in one command."""
+    if ids:
+        await collection.bulk_write([DeleteOne({"_id": i}) for i in ids], ordered=False)
 
 
 class _Hints:
     """The length of chains this process wrote lately: the next append starts there."""
 
-    def __init__(self, size: int = 10_000):
+    def __init__(self, size: int = KNOWN):
         self._known: OrderedDict[str, int] = OrderedDict()
         self._size = size
 
@@ -59,6 +71,24 @@ class _Hints:
         self._known.move_to_end(key)
         while len(self._known) > self._size:
             self._known.popitem(last=False)
+
+
+class _Seen:
+    """The moves this process recorded (or found recorded) lately: recording one again needs no read."""
+
+    def __init__(self, size: int = KNOWN):
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def __contains__(self, move_id: str) -> bool:
+        return move_id in self._ids
+
+    def add(self, ids: list[str]) -> None:
+        for i in ids:
+            self._ids[i] = None
+            self._ids.move_to_end(i)
+        while len(self._ids) > self._size:
+            self._ids.popitem(last=False)
 
 
 class MessageStore:
@@ -75,9 +105,23 @@ class MessageStore:
         self._citizens = db["notifications_citizens"]
         self._number_key = number_key.encode()
         self._hints = _Hints()
+        self._seen = _Seen()
 
     async def _append(self, chain: Chain, key: str, doc: dict[str, Any]) -> None:
         self._hints.wrote(key, await chain.append(key, doc, self._hints.get(key)))
+
+    async def _append_many(self, chain: Chain, docs: dict[str, dict[str, Any]]) -> None:
+        """Append one document to each key's chain: one insert of every link where this process saw
+        its chain end, then one append each for the links another writer took meanwhile."""
+        at = {key: self._hints.get(key) for key in docs}
+        taken = await insert_new(chain.collection, [Chain.link(key, n, docs[key]) for key, n in at.items()])
+        late = []
+        for key, n in at.items():
+            if link_id(key, n) in taken:
+                self._hints.wrote(key, n)
+            else:
+                late.append(key)
+        await asyncio.gather(*(self._append(chain, key, docs[key]) for key in late))
 
     async def create(self, decided: list[Decision]) -> set[str]:
         """Store the messages not stored yet (a redelivered status event asks for them again), with the
@@ -87,8 +131,7 @@ class MessageStore:
         by_dossier: dict[str, list[dict[str, Any]]] = {}
         for d in decided:
             by_dossier.setdefault(d.message.dossier, []).append(Listed.of(d.message).to_entry())
-        await asyncio.gather(*(self._append(self._dossiers, code, {"messages": mine})
-                               for code, mine in by_dossier.items()))
+        await self._append_many(self._dossiers, {code: {"messages": mine} for code, mine in by_dossier.items()})
         bodies = [d.body for d in decided if d.body]
         await insert_new(self._pending, [{"_id": b.id} for b in bodies])
         if bodies:
@@ -97,23 +140,27 @@ class MessageStore:
         return await insert_new(self._messages, [d.message.to_doc() for d in decided])
 
     async def record(self, message: Message, move: Move) -> bool:
-        """Record that a message reached a status (or attempt n of sending); False if already recorded.
-        A message reaching a status that stops its sending leaves the pending list."""
-        if await self._moves.find_one({"_id": move.id}) is not None:
-            return False  # e.g. the gateway's report that the SMSC has it, after our own `sent`
-        doc = move.to_doc()
-        # The lookup's chain first: a retry after a failure between the two writes completes both
-        # (the lookup shows a move once, by its id).
-        await self._append(self._dossiers, message.dossier, {"moves": [doc]})
-        try:
-            await self._moves.insert_one(doc)
-        except DuplicateKeyError:
-            return False
-        if move.status.stops_sending:
-            await self._pending.delete_one({"_id": message.id})
-        if move.status.settled:  # the message's end: its lookup will read one summary
-            await self._dossiers.entries(message.dossier)
-        return True
+        """Record that a message reached a status (or attempt n of sending); False if already recorded."""
+        return move.id in await self.record_many([(message, move)])
+
+    async def record_many(self, moved: list[Moved]) -> set[str]:
+        """Record the moves not recorded yet; returns the ids of those recorded now. A message reaching
+        a status that stops its sending leaves the pending list. Written in this order, which a retry
+        after a failure completes: the lookup's chain (one entry per dossier), the moves, the pending
+        list. Nothing is read first: a move this process recorded lately is known, and another (a
+        report repeated, a claim another replica won) is refused by its `_id`, its lookup entry
+        written twice (the lookup shows a move once, by its id)."""
+        fresh = {move.id: (message, move) for message, move in moved if move.id not in self._seen}
+        if not fresh:
+            return set()
+        by_dossier: dict[str, list[dict[str, Any]]] = {}
+        for message, move in fresh.values():
+            by_dossier.setdefault(message.dossier, []).append(move.to_doc())
+        await self._append_many(self._dossiers, {code: {"moves": docs} for code, docs in by_dossier.items()})
+        recorded = await insert_new(self._moves, [move.to_doc() for _, move in fresh.values()])
+        self._seen.add(list(fresh))
+        await delete_all(self._pending, list({m.id for m, move in fresh.values() if move.status.stops_sending}))
+        return recorded
 
     async def message(self, message_id: str) -> Message | None:
         doc = await self._messages.find_one({"_id": str(message_id)})
@@ -129,9 +176,10 @@ class MessageStore:
         refused = {m.attempt for m in moves if m.status is MessageStatus.REFUSED}
         return bool(tried - refused)
 
-    async def pending(self) -> list[Stored]:
-        """The messages still to send, with their bodies and moves (the pending list is short)."""
-        ids = [doc["_id"] async for doc in self._pending.find({})]
+    async def pending(self, held: Callable[[str], bool] = lambda _: False) -> list[Stored]:
+        """The messages still to send but those the caller `held` already, with their bodies and moves
+        (the pending list is short: its ids only are read whole)."""
+        ids = [doc["_id"] async for doc in self._pending.find({}) if not held(doc["_id"])]
         messages, bodies = await asyncio.gather(get_many(self._messages, ids), get_many(self._bodies, ids))
         moves = await asyncio.gather(*(self.moves_of(i) for i in messages))
         return [(Message.from_doc(messages[i]), Body.from_doc(bodies[i]) if i in bodies else None, mine)
@@ -186,10 +234,23 @@ class MessageStore:
         """The first free slot of the number's day from `start`, taken; None once `limit` are taken."""
         for n in range(start, limit):
             slot = self._slot(recipient, day, n)
+            await self._forget_later("daily", [slot], at)  # noted before: never a slot the purge misses
             if await insert_new(self._daily, [{"_id": slot}]):
-                await self._forget_later("daily", [slot], at)
                 return n
         return None
+
+    async def take_slots(self, wanted: list[Wanted], limit: int, at: datetime) -> list[int | None]:
+        """A slot for each (number, day, start): `take_slot`'s, with one purge note and one insert for
+        those free where the caller expects (it gives one number's wants distinct starts); a slot
+        another replica took meanwhile is looked for one by one from the next."""
+        tried = {n: self._slot(r, d, s) for n, (r, d, s) in enumerate(wanted) if s < limit}
+        if tried:
+            await self._forget_later("daily", list(tried.values()), at)
+        taken = await insert_new(self._daily, [{"_id": slot} for slot in tried.values()])
+        later = {n: self.take_slot(r, d, limit, at, s + 1) for n, (r, d, s) in enumerate(wanted)
+                 if n in tried and tried[n] not in taken}
+        found = dict(zip(later, await asyncio.gather(*later.values()), strict=True))
+        return [wanted[n][2] if n in tried and tried[n] in taken else found.get(n) for n in range(len(wanted))]
 
     async def give_back_slot(self, recipient: str, day: str, n: int) -> None:
         await self._daily.delete_one({"_id": self._slot(recipient, day, n)})

@@ -3,6 +3,7 @@ sender, the delivery-report reader and the purge on the real `MessageStore` over
 that keeps what it is handed (tests/fixtures/sms.py), and a clock the test moves."""
 
 import asyncio
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from services.notifications.core import Core
 from services.notifications.handlers import on_status
 from services.notifications.messages import Body, Message, MessageStatus, Move, furthest
 from services.notifications.settings import NotificationsSettings
-from services.notifications.store import PURGE_CHAINS
+from services.notifications.sender import BATCH
 from services.notifications.templates import Templates
 from shared.calendar import WorkingCalendar
 from shared.contracts import StatusRecord
@@ -236,6 +237,43 @@ def test_two_replicas_with_the_same_message_send_it_once():
     assert len(one.gateway.given) + len(two.gateway.given) == 1
 
 
+def sent_in_one_batch(n: int) -> tuple[Notifications, Counter]:
+    """n citizens' receipts sent in one batch: the notifications, and the store commands of the sending."""
+    notifications = Notifications(notifications_daily_limit=1000)
+    notifications.take(*(received(code(400 + i), phone=f"09{i:08d}") for i in range(n)))
+    before = notifications.mongo.commands()
+    assert notifications.send_at(NOON) == n
+    return notifications, notifications.mongo.commands() - before
+
+
+def test_a_batch_of_messages_costs_the_store_the_same_few_commands_however_many_it_holds():
+    """Issue 26, item 3: each message cost the store 20-25 round trips (its slot, the slot's purge note,
+    its attempt, its `sent`, each with a lookup entry, each read first), 68 SMS/s in a burst. A batch
+    writes each kind of document once for all its messages."""
+    few, many = sent_in_one_batch(3)[1], sent_in_one_batch(BATCH)[1]
+    assert few == many and sum(many.values()) <= 8, many
+    assert not any(kind.endswith(("find_one", "insert_one")) for kind in many if "purge" not in kind), many
+
+
+def test_a_batch_takes_distinct_daily_slots_for_one_number_and_the_rest_waits_for_the_next_morning():
+    n = Notifications(notifications_daily_limit=2)
+    n.take(*(received(code(500 + i)) for i in range(3)))  # one citizen's three dossiers
+    assert n.send_at(NOON) == 2 and len(n.mongo.collection("notifications_daily").docs) == 2
+    assert n.send_at(datetime(2026, 3, 3, 7, 0, tzinfo=VN)) == 1
+
+
+def test_a_reload_reads_only_the_messages_this_replica_does_not_hold():
+    """The reload read every pending message, its text and its moves again (a dozen key reads each) to
+    find the few another replica left; those it holds are skipped."""
+    n = Notifications()
+    n.take(*(received(code(600 + i), phone=f"09{i:08d}") for i in range(20)))
+    before = n.mongo.commands()
+    assert asyncio.run(n.core.sender.load()) == 20
+    assert n.mongo.commands() - before == Counter({"notifications_pending.find": 1})
+    other = Notifications(mongo=n.mongo)  # a replica that holds none reads them
+    assert asyncio.run(other.core.sender.load()) == 20
+
+
 # -- the delivery-report reader ---------------------------------------------------------------------
 
 
@@ -265,6 +303,25 @@ def test_a_report_on_an_attempt_in_flight_stops_the_message_being_sent_again():
     assert n.send_at(NOON + timedelta(minutes=5)) == 0 and n.gateway.given == []
 
 
+def test_reports_arriving_together_are_recorded_in_one_write_each_answered_for_its_own():
+    """Kannel reports twice per message, one request each: the reports that come while the previous
+    ones are written are recorded together (issue 26, item 3)."""
+    n, _ = sent_in_one_batch(40)
+    ids = list(n.messages())
+    before = n.mongo.commands()
+
+    async def reports() -> list[bool]:
+        reached = n.core.reports.reached
+        return await asyncio.gather(*(reached(i, MessageStatus.DELIVERED) for i in ids + ids[:5]))
+
+    answers = asyncio.run(reports())
+    assert answers == [True] * 40 + [False] * 5  # a report repeated records nothing
+    moves = {kind: k for kind, k in (n.mongo.commands() - before).items() if kind.startswith("notifications_moves.")}
+    assert sum(moves.values()) <= 2, moves  # the first report's write, then the others' together
+    assert n.counted("delivered") == 40 and all(n.status(i) == MessageStatus.DELIVERED for i in ids)
+    assert n.mongo.collection("notifications_pending").docs == {}
+
+
 def test_a_report_on_a_message_this_replica_handed_over_reads_neither_it_nor_its_attempts_back():
     """Issue 26, item 3: each delivery report read the message and, when it came before the `sent` was
     recorded (Kannel reports at once), every move of it (about ten key reads): a third of the service's
@@ -283,7 +340,7 @@ def test_a_report_on_a_message_this_replica_handed_over_reads_neither_it_nor_its
 
         collection.find_one = counted
     assert n.report(message_id, MessageStatus.DELIVERED) is True
-    assert reads == {"notifications_messages": 0, "notifications_moves": 1}  # the move itself, recorded once
+    assert reads == {"notifications_messages": 0, "notifications_moves": 0}  # the move's _id refuses a second
     other = Notifications(mongo=n.mongo)  # a replica that did not send it
     assert asyncio.run(other.core.reports.reached(message_id, MessageStatus.DELIVERED)) is False  # repeated
     assert reads["notifications_messages"] == 1
@@ -303,16 +360,15 @@ def test_the_purge_forgets_numbers_and_texts_after_the_retention_but_not_of_a_me
     assert n.status(sent) == MessageStatus.SENT and len(n.messages()) == 2
 
 
-def test_a_days_purge_notes_are_spread_over_chains_and_all_purged_with_those_written_before():
-    """Each message sent notes its daily slot for the purge. On one chain per day, the senders side by side
-    all claimed its next link and re-read it after each loss: with 100 at once the service sent 21 SMS/s
-    instead of 69 (issue 26, item 3). The notes go to PURGE_CHAINS chains a day, by message."""
+def test_a_batch_notes_its_bodies_and_its_slots_for_the_purge_once_and_all_are_purged_with_older_notes():
+    """Each message sent noted its daily slot for the purge in a note of its own, 20 senders side by
+    side racing for a day's next link (issue 26, item 3). A batch writes one note for all its slots,
+    as one for all its bodies; the purge still reads the 16 chains a day and the one chain of before."""
     n = Notifications(notifications_daily_limit=1000, notifications_retention_days=1)
     n.take(*(received(code(300 + i), phone=f"09{i:08d}") for i in range(60)))
     assert n.send_at(NOON) == 60
     purge = n.mongo.collection("notifications_purge")
-    chains = {doc_id.split("#")[0] for doc_id in purge.docs}
-    assert len(chains) >= PURGE_CHAINS // 2 and all(c.startswith(f"{NOON.date()}|") for c in chains)
+    assert len(purge.docs) == 2 and all(doc_id.startswith(f"{NOON.date()}|") for doc_id in purge.docs)
     day = NOON.date().isoformat()  # a note as the service wrote it before: one chain a day
     purge.docs[day] = Chain.link(day, 0, {"collection": "daily", "ids": ["old-slot"], "at": NOON})
     n.mongo.collection("notifications_daily").docs["old-slot"] = {"_id": "old-slot"}
