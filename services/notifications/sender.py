@@ -1,6 +1,7 @@
 """The sender: the messages still to send, queued in memory by when they may go, handed to the gateway
 in batches: for up to BATCH messages due, one write of their daily slots (and one purge note), one
-of their sending attempts, the gateway's calls side by side, one write of their `sent`.
+of their sending attempts, the gateway's calls side by side, one write of their `sent`; a few
+batches at once, so that the database and the gateway both keep busy.
 
 Each sending attempt is recorded before the gateway gets the message (inserting the attempt is the
 claim: a replica that loses the race does not send), so a crash repeats no send. A message left
@@ -35,8 +36,8 @@ log = structlog.get_logger()
 
 Day = tuple[str, str]  # (recipient, local date): what the daily limit counts
 HANDED_KEPT = 50_000  # messages handed over remembered for their delivery reports (a burst's worth)
-BATCH = 500  # messages due claimed and handed over together
-CONCURRENCY = 50  # of them with the gateway at once
+BATCH = 100  # messages due claimed and handed over together
+BATCHES_AT_ONCE = 4
 
 
 @dataclass
@@ -141,8 +142,9 @@ class Sender:
     # -- the sending loop --------------------------------------------------------------------------
 
     async def send_due(self) -> int:
-        """Hand the messages due by now to the gateway, BATCH at a time: a dossier's messages one batch
-        after the other, in the order of its steps."""
+        """Hand the messages due by now to the gateway in batches, BATCHES_AT_ONCE side by side (while one
+        waits for the gateway, the next writes its claims); a dossier's messages one batch after the
+        other, in the order of its steps."""
         now = self.clock()
         due: dict[str, list[Pending]] = {}
         while self._queue and self._queue[0][0] <= now:
@@ -153,25 +155,39 @@ class Sender:
             due.setdefault(pending.message.dossier, []).append(pending)
         # Wave k: each dossier's k-th message due.
         waves = [[mine[k] for mine in due.values() if k < len(mine)] for k in range(max(map(len, due.values()), default=0))]
-        batches = [wave[n:n + BATCH] for wave in waves for n in range(0, len(wave), BATCH)]
+        gates = asyncio.Semaphore(BATCHES_AT_ONCE), asyncio.Semaphore(self.settings.notifications_gateway_concurrency)
         sent = 0
-        for n, batch in enumerate(batches):
-            try:
-                sent += await self._send_batch(batch, now)
-            except PyMongoError as exc:
-                # The database went away: these messages and the next ones are tried again shortly
-                # (one the gateway may already have waits for the sending timeout).
-                for later in (p for b in batches[n:] for p in b if p.not_before <= now):
-                    self._later(later, now + timedelta(seconds=1))
-                log.warning("database unavailable, messages will be sent later", error=str(exc))
+        for k, wave in enumerate(waves):
+            done = await asyncio.gather(*(self._try_batch(wave[n:n + BATCH], now, *gates)
+                                          for n in range(0, len(wave), BATCH)))
+            sent += sum(d or 0 for d in done)
+            if None in done:  # the database went away: the dossiers' next messages wait too
+                self._again_soon([p for later in waves[k + 1:] for p in later], now)
                 break
         oldest = min((p.message.created_at for p in self._pending.values()), default=None)
         self.metrics.queue_age.set((now - oldest).total_seconds() if oldest else 0)
         return sent
 
-    async def _send_batch(self, batch: list[Pending], now: datetime) -> int:
+    def _again_soon(self, messages: list[Pending], now: datetime) -> None:
+        """Messages due, tried again shortly (one the gateway may already have waits for the sending timeout)."""
+        for pending in messages:
+            if pending.not_before <= now:
+                self._later(pending, now + timedelta(seconds=1))
+
+    async def _try_batch(self, batch: list[Pending], now: datetime, turn: asyncio.Semaphore,
+                         gate: asyncio.Semaphore) -> int | None:
+        """`_send_batch` in its turn; None if the database went away (the batch is tried again shortly)."""
+        async with turn:
+            try:
+                return await self._send_batch(batch, now, gate)
+            except PyMongoError as exc:
+                self._again_soon(batch, now)
+                log.warning("database unavailable, messages will be sent later", error=str(exc))
+                return None
+
+    async def _send_batch(self, batch: list[Pending], now: datetime, gate: asyncio.Semaphore) -> int:
         """Messages due, of distinct dossiers: expired, or waiting for the number's next day, or claimed
-        and handed over; how many the gateway took."""
+        and handed over (`gate` bounds the calls to the gateway at once); how many the gateway took."""
         expire = timedelta(hours=self.settings.notifications_expire_hours)
         stale = [p for p in batch if p.message.stale(now, expire)]
         if stale:
@@ -180,7 +196,6 @@ class Sender:
                 self.forget(p.message.id)
         slotted = await self._take_slots([p for p in batch if not p.message.stale(now, expire)], now)
         claimed = await self._claim(slotted, now)
-        gate = asyncio.Semaphore(CONCURRENCY)
 
         async def hand_over(pending: Pending, day: Day, slot: int) -> Moved | None:
             async with gate:

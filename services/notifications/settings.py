@@ -49,6 +49,8 @@ class NotificationsSettings(ServiceSettings):
     # A message about a step older than this is expired, not sent (a replay, a long outage).
     notifications_expire_hours: float = 48
     notifications_send_interval_seconds: float = 1
+    # Messages with the gateway at once, spread over one HTTP client per 5 (providers.Clients).
+    notifications_gateway_concurrency: int = 40
     # How often the messages still to send are read again from MongoDB (those another replica left).
     notifications_reload_interval_seconds: float = 300
     # The gateway passes the SMS citizens send to the brandname number (MO) to /v1/mo with this token,

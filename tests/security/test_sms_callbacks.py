@@ -204,8 +204,8 @@ def handed_urls(provider_name: str, message_ids: list[str]) -> list[str]:
         seen.append(request)
         return httpx.Response(200, json={"id": "agg-1"})
 
-    sender = Kannel(settings) if provider_name == "kannel" else HttpJson(settings)
-    sender._http = httpx.AsyncClient(transport=httpx.MockTransport(gateway))
+    transport = httpx.MockTransport(gateway)
+    sender = Kannel(settings, transport) if provider_name == "kannel" else HttpJson(settings, transport)
 
     async def send_all() -> None:
         for i in message_ids:

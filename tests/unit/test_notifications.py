@@ -121,8 +121,8 @@ def test_kannel_is_asked_only_for_the_reports_that_move_a_message():
     """Each report Kannel makes is a request to the service: with every type asked for (dlr-mask 31) a
     message cost three (submitted, buffered, delivered), a fifth of the service's time in a burst."""
     asked: list[httpx.Request] = []
-    kannel = Kannel(NotificationsSettings(environment="local"))
-    kannel._http = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: asked.append(r) or httpx.Response(202)))
+    kannel = Kannel(NotificationsSettings(environment="local"),
+                    httpx.MockTransport(lambda r: asked.append(r) or httpx.Response(202)))
     at = datetime(2026, 3, 2, 12, tzinfo=VN)
     message = Message("a" * 32, "step", "code", "14923", "received", at, at, "kannel")
     asyncio.run(kannel.send(message, Body(message.id, "+84912345678", "Ho so", at), "UBND-XA"))
