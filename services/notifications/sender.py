@@ -201,8 +201,12 @@ class Sender:
             async with gate:
                 return await self._hand_over(pending, day, slot, now)
 
-        handed = [m for m in await asyncio.gather(*(hand_over(*c) for c in claimed)) if m]
+        outcomes = await asyncio.gather(*(hand_over(*c) for c in claimed), return_exceptions=True)
+        handed = [o for o in outcomes if isinstance(o, tuple)]
+        # What the gateway took is recorded `sent` before any failure (a refusal's record) goes up.
         await until_done(lambda: self.record_many(handed), "recording sent SMS")
+        for failure in (o for o in outcomes if isinstance(o, BaseException)):
+            raise failure
         return len(handed)
 
     async def _take_slots(self, batch: list[Pending], now: datetime) -> list[tuple[Pending, Day, int]]:

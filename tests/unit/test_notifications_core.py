@@ -11,6 +11,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter
+from pymongo.errors import AutoReconnect
 
 from services.notifications.core import Core
 from services.notifications.handlers import on_status
@@ -260,6 +261,25 @@ def test_a_batch_takes_distinct_daily_slots_for_one_number_and_the_rest_waits_fo
     n.take(*(received(code(500 + i)) for i in range(3)))  # one citizen's three dossiers
     assert n.send_at(NOON) == 2 and len(n.mongo.collection("notifications_daily").docs) == 2
     assert n.send_at(datetime(2026, 3, 3, 7, 0, tzinfo=VN)) == 1
+
+
+def test_a_database_failure_beside_a_batch_still_records_what_the_gateway_took():
+    """A batch's calls go to the gateway side by side: if recording one's refusal fails (the database went
+    away), those the gateway took are recorded `sent` all the same, never handed over again."""
+    n = Notifications(notifications_sending_timeout_seconds=60)
+    n.take(received(code(700)), received(code(701), phone="0988000111"))
+    n.gateway.refuse = 1
+
+    async def database_away(*_: Any) -> None:
+        raise AutoReconnect("database away")
+
+    n.core.sender._refused = database_away
+    assert n.send_at(NOON) == 0
+    [taken] = n.gateway.given
+    [refused] = set(n.messages()) - {taken.id}
+    assert n.status(taken.id) == MessageStatus.SENT and n.status(refused) == MessageStatus.SENDING
+    assert n.send_at(NOON + timedelta(seconds=60)) == 1  # the refused one, after the sending timeout
+    assert [m.id for m in n.gateway.given] == [taken.id, refused]
 
 
 def test_a_reload_reads_only_the_messages_this_replica_does_not_hold():
