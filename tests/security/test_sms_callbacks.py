@@ -305,14 +305,14 @@ def test_a_report_still_counts_after_the_database_refused_an_earlier_attempts_re
     notifications = Notifications(monkeypatch)
     message_id = notifications.receipt(sequence=505)
     moves = notifications.mongo.collection("notifications_moves")
-    insert, refusals = moves.insert_one, [AutoReconnect("connection refused")]
+    insert, refusals = moves.insert_many, [AutoReconnect("connection refused")]
 
-    async def refused_once(doc: dict[str, Any]) -> None:
-        if refusals and doc["status"] == "sending":
+    async def refused_once(docs: list[dict[str, Any]], ordered: bool = True) -> None:
+        if refusals and any(doc["status"] == "sending" for doc in docs):  # the attempts, written together
             raise refusals.pop()
-        await insert(doc)
+        await insert(docs, ordered)
 
-    moves.insert_one = refused_once
+    moves.insert_many = refused_once
     assert notifications.send_due() == 0 and notifications.gateway.given == []
     later = notifications.core.clock() + timedelta(seconds=2)
     notifications.core.sender.clock = lambda: later  # tried again a second after the database came back
