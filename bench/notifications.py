@@ -10,9 +10,10 @@ message meanwhile (the service, FerretDB, Kannel's two boxes): where the time we
 import asyncio
 import contextlib
 import os
+import subprocess
 import tempfile
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -33,6 +34,7 @@ from tests.fixtures.sample import VN, dossier_code, event
 
 MESSAGES = knob("BENCH_SMS", 10_000, 20)  # a morning's burst: 1,000 went out in under 2 s, too short to measure
 DEADLINE = knob("BENCH_SMS_DEADLINE", 600.0, 60.0)  # seconds for every message to be delivered
+QUIET_LEAD = knob("BENCH_SMS_QUIET_LEAD", 40.0, 10.0)  # seconds of quiet hours to decide every message in
 CAL = WorkingCalendar.load()
 # Kannel's sendsms port as deploy/local/common.sh reads it, its user and password as the service reads them
 # (the stack's generated secret).
@@ -96,18 +98,31 @@ def status_record(n: int) -> tuple[bytes, bytes]:
     return code.encode(), record.to_bytes()
 
 
-async def ours(n: int, tree: Path = ROOT) -> tuple[float, dict, dict[str, float]]:
-    """The notifications service of `tree`'s files, from the first status event to the last `delivered`:
-    messages per second, messages by status, CPU milliseconds per message by process."""
+def burst_clock(lead: float) -> dict[str, str]:
+    """The service's clock moved to `lead` seconds before 07:00 local, the end of the default quiet
+    hours: the messages it decides meanwhile all fall due at once, as after a night."""
+    now = datetime.now(VN)
+    seven = now.replace(hour=7, minute=0, second=0, microsecond=0)
+    seven += timedelta(days=1) if seven <= now else timedelta(0)
+    offset = (seven - timedelta(seconds=lead) - now).total_seconds()
+    return {"DOSSIER_CLOCK_OFFSET_SECONDS": f"{offset:.3f}"}
+
+
+async def ours(n: int, tree: Path = ROOT, burst: bool = False) -> tuple[float, dict, dict[str, float]]:
+    """The notifications service of `tree`'s files, from the first status event to the last `delivered`
+    (`burst`: from the end of the quiet hours, every message decided before): messages per second,
+    messages by status, CPU milliseconds per message by process."""
     settings = bench_settings("notifications")
     await prepare(settings)
+    quiet = burst_clock(QUIET_LEAD) if burst else {"DOSSIER_NOTIFICATIONS_QUIET_START": "00:00",
+                                                   "DOSSIER_NOTIFICATIONS_QUIET_END": "00:00"}
+    quiet_ends = time.perf_counter() + QUIET_LEAD
     with contextlib.chdir(tree):  # `python -m` imports from the working directory
         process = start_service("notifications", settings, PORT, DOSSIER_NOTIFICATIONS_PROVIDER="kannel",
                                 DOSSIER_NOTIFICATIONS_KANNEL_URL=KANNEL,
                                 DOSSIER_NOTIFICATIONS_DLR_BASE_URL=f"http://127.0.0.1:{PORT}",
-                                DOSSIER_NOTIFICATIONS_QUIET_START="00:00", DOSSIER_NOTIFICATIONS_QUIET_END="00:00",
                                 DOSSIER_NOTIFICATIONS_DAILY_LIMIT="1000000",
-                                DOSSIER_NOTIFICATIONS_SEND_INTERVAL_SECONDS="0.05")
+                                DOSSIER_NOTIFICATIONS_SEND_INTERVAL_SECONDS="0.05", **quiet)
     producer = AIOKafkaProducer(**client_options(settings), linger_ms=5)
     await producer.start()
     try:
@@ -117,12 +132,9 @@ async def ours(n: int, tree: Path = ROOT) -> tuple[float, dict, dict[str, float]
         for key, value in records:
             await producer.send(settings.topic_status, value, key=key, headers=STRUCTURED_HEADERS)
         await producer.flush()
-        # The service's own counters: a count over its moves would make FerretDB scan them, beside the service.
-        while (done := (await reached()).get("delivered", 0)) < n:
-            await asyncio.sleep(0.5)
-            if time.perf_counter() - started > DEADLINE or process.poll() is not None:
-                raise SystemExit(f"only {done:.0f} of {n} delivered in {time.perf_counter() - started:.0f} s")
-        elapsed = time.perf_counter() - started
+        if burst:
+            started, cpu_before = await quiet_night(n, quiet_ends, process)
+        elapsed = await delivered(n, started, process)
         cpu_after = stack_cpu() | {"service": cpu_seconds(process.pid)}
         statuses = await reached()
     finally:
@@ -130,6 +142,29 @@ async def ours(n: int, tree: Path = ROOT) -> tuple[float, dict, dict[str, float]
         process.terminate()
         process.wait()
     return n / elapsed, statuses, {k: 1000 * (cpu_after[k] - cpu_before[k]) / n for k in cpu_before if k in cpu_after}
+
+
+async def quiet_night(n: int, quiet_ends: float, process: subprocess.Popen) -> tuple[float, dict[str, float]]:
+    """Every message decided and waiting before the quiet hours end; then the instant they end and the
+    CPU spent so far."""
+    while (await reached()).get("created", 0) < n:
+        await asyncio.sleep(0.2)
+        if time.perf_counter() > quiet_ends:
+            raise SystemExit(f"{n} messages not all decided within the quiet hours: raise BENCH_SMS_QUIET_LEAD")
+    if (await reached()).get("sent", 0):
+        raise SystemExit("messages were sent during the quiet hours")
+    await asyncio.sleep(quiet_ends - time.perf_counter())
+    return time.perf_counter(), stack_cpu() | {"service": cpu_seconds(process.pid)}
+
+
+async def delivered(n: int, started: float, process: subprocess.Popen) -> float:
+    """Seconds from `started` until the service counts n messages delivered (its own counters: a count
+    over its moves would make FerretDB scan them, beside the service)."""
+    while (done := (await reached()).get("delivered", 0)) < n:
+        await asyncio.sleep(0.2)
+        if time.perf_counter() - started > DEADLINE or process.poll() is not None:
+            raise SystemExit(f"only {done:.0f} of {n} delivered in {time.perf_counter() - started:.0f} s")
+    return time.perf_counter() - started
 
 
 async def reached() -> dict[str, float]:
@@ -148,27 +183,41 @@ def cpu_cells(cpu: dict[str, float]) -> list[str]:
     return [f"{cpu[k]:.2f}" if k in cpu else "?" for k in ("service", "FerretDB", "Kannel")]
 
 
+PATHS = {False: "status event → message written → Kannel → fake SMSC → delivery report → delivered",
+         True: "morning burst: every message decided in the quiet hours, from 07:00 to the last delivered"}
+
+
+async def rows_of(tree: Path, name: str, direct: float,
+                  now: dict[bool, float] | None = None) -> tuple[dict[bool, float], list[list]]:
+    """The service of `tree` streamed and in a burst: its rates and the table's rows (with `now`, this
+    tree's rates, each beside them)."""
+    rates, rows = {}, []
+    for burst in (False, True):
+        rate, statuses, cpu = await ours(MESSAGES, tree, burst)
+        print(f"{name}, {PATHS[burst]}: {rate:,.0f} messages/s ({statuses}), CPU ms per message {cpu}")
+        ratio = f"{rate / direct:.1%}" + (f" (now / then: {now[burst] / rate:.2f}×)" if now else "")
+        rates[burst] = rate
+        rows.append([f"{name}: {PATHS[burst]}", MESSAGES, f"{rate:,.1f}", ratio, *cpu_cells(cpu)])
+    return rates, rows
+
+
 async def main() -> None:
     direct = await kannel_direct(MESSAGES)
     print(f"Kannel sendsms directly: {direct:,.0f} messages/s")
-    rate, statuses, cpu = await ours(MESSAGES)
-    print(f"notifications through Kannel, delivery reports included: {rate:,.0f} messages/s ({statuses}), "
-          f"CPU ms per message {cpu}")
     rows = [["Kannel sendsms driven directly (20 in flight, no delivery report)", MESSAGES, f"{direct:,.0f}", "1",
-             "", "", ""],
-            ["notifications: status event → message written → Kannel → fake SMSC → delivery report → delivered",
-             MESSAGES, f"{rate:,.1f}", f"{rate / direct:.1%}", *cpu_cells(cpu)]]
+             "", "", ""]]
+    rates, mine = await rows_of(ROOT, "notifications", direct)
+    rows += mine
     if BASELINE:
         with tempfile.TemporaryDirectory() as scratch:
-            before, _, cpu_then = await ours(MESSAGES, tree_of(BASELINE, Path(scratch)))
-        print(f"the same with the service of {BASELINE}: {before:,.0f} messages/s, CPU ms per message {cpu_then}")
-        rows.append([f"the same, the service of commit {BASELINE}", MESSAGES, f"{before:,.1f}",
-                     f"{before / direct:.1%} (now / then: {rate / before:.2f}×)", *cpu_cells(cpu_then)])
+            rows += (await rows_of(tree_of(BASELINE, Path(scratch)), f"the service of commit {BASELINE}", direct,
+                                   rates))[1]
     write_section(
         "notifications", "Notifications: SMS through Kannel", "make bench-notifications",
         table(["path", "messages", "messages/s", "ratio", "CPU ms/message: service", "FerretDB", "Kannel"], rows)
-        + "\n\nCPU is each process's user and system time from the first status event to the last `delivered`, "
-        "divided by the messages: the service's own, FerretDB's (the store's side of every write) and Kannel's "
+        + "\n\nCPU is each process's user and system time from the first status event (in the morning burst, "
+        "from 07:00) to the last `delivered`, divided by the messages: the service's own, FerretDB's (the "
+        "store's side of every write) and Kannel's "
         "(bearerbox and smsbox). Figures swing by a fifth from run to run on this shared machine; the CPU per "
         "message holds better.\n\n"
         "What changed (issue 26, item 3): the service sends in batches of 100 messages due, four side by side: "
@@ -182,11 +231,11 @@ async def main() -> None:
         "(40 at once) are spread over httpx clients of 5 each: httpx's CPU per call grows with the calls in "
         "flight on one client (0.5 ms with up to 5, 1.3 ms with 20).\n\n"
         "Where the time goes now: HTTP, mostly. In a py-spy profile of the service during a run of this bench "
-        "(2026-12-05, not measured by it), the calls to Kannel through httpx take the largest share and the delivery reports' requests through FastAPI the "
-        "next; the Kafka consumer (decoding, deciding, storing the messages) and the store's writes come after. "
-        "The same service with aiohttp (a test-only dependency today) for the calls to Kannel sent 1.36× as "
-        "many in a run side by side (once, 2026-12-05). A commune centre sends a few hundred SMS a day, a province's peak hour a "
-        "few thousand.",
+        "(2026-12-05, not measured by it), the calls to Kannel through httpx take the largest share and the "
+        "delivery reports' requests through FastAPI the next; the Kafka consumer (decoding, deciding, storing "
+        "the messages) and the store's writes come after. The same service with aiohttp (a test-only "
+        "dependency today) for the calls to Kannel sent 1.36× as many in a run side by side (once, "
+        "2026-12-05). A commune centre sends a few hundred SMS a day, a province's peak hour a few thousand.",
     )
 
 

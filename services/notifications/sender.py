@@ -154,7 +154,8 @@ class Sender:
                 continue  # done, or queued again for later
             due.setdefault(pending.message.dossier, []).append(pending)
         # Wave k: each dossier's k-th message due.
-        waves = [[mine[k] for mine in due.values() if k < len(mine)] for k in range(max(map(len, due.values()), default=0))]
+        waves = [[mine[k] for mine in due.values() if k < len(mine)]
+                 for k in range(max(map(len, due.values()), default=0))]
         gates = asyncio.Semaphore(BATCHES_AT_ONCE), asyncio.Semaphore(self.settings.notifications_gateway_concurrency)
         sent = 0
         for k, wave in enumerate(waves):
