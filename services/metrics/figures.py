@@ -16,20 +16,22 @@ start, then from `dossier-status`); every replica fed the same timelines holds t
 """
 
 import heapq
+from sys import intern
 from collections import ChainMap, Counter
 from collections.abc import Callable, Iterable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AliasChoices, AliasPath, AwareDatetime, Field
 
+from services.metrics import compact
 from services.metrics.feedback import FeedbackBook
 from services.metrics.queries import ReportQueries
 from shared.calendar import WorkingCalendar
 from shared.catalogue import DEFAULT_CATALOGUE, Catalogue, load_catalogue
 from shared.contracts import FeedbackData, SignatureData, Status, StatusData, received_of
-from shared.facts import OPEN, Facts, OpenState, Received, Timeline, open_state_changes
+from shared.facts import OPEN, Facts, OpenState, Received, Timeline, facts_as_of, open_state_changes
 from shared.reloading import Reloading
 
 if TYPE_CHECKING:
@@ -97,10 +99,16 @@ def verdict_of(verified: SignatureData, at: datetime) -> Verdict | None:
 
 @dataclass(slots=True)
 class Tracked:
-    """One dossier as the metrics service keeps it: what was last announced, and what the clock did."""
+    """One dossier as the metrics service keeps it: what was last announced, and what the clock did.
 
-    counted: Counted
+    Held by the hundred thousand (about 0.8 KiB each, docs/benchmarks.md): the announcement without its
+    timeline (`receipt`), its last Facts (`now`), and the whole timeline packed (services/metrics/compact.py),
+    unpacked when a report asks for the dossier as of an earlier instant."""
+
+    receipt: Counted  # what processing last announced, its timeline left out (`timeline` has it)
     received_date: date  # local date: the report cohort (docs/domain.md §5)
+    now: Facts  # the last Facts of its timeline: what it counts as now
+    steps: bytes  # its whole timeline, packed
     open_counted: OpenState | None = None  # what `dossier_open` counts it as now
     announced_until: datetime | None = None  # the clock's changes up to here are announced
     # Its last change (its last Facts' `since`, its verdicts' instants) in Unix seconds (a float compares ten times
@@ -112,17 +120,60 @@ class Tracked:
     packed: int = field(default=0, compare=False)
     packed_with: Catalogue | None = field(default=None, compare=False)
 
+    @classmethod
+    def of(cls, counted: Counted, received_date: date) -> "Tracked":
+        receipt = receipt_of(counted)
+        return cls(receipt, received_date, last_of(counted.timeline, receipt), compact.pack(counted.timeline),
+                   announced_until=counted.announced_until)
+
+    def take(self, counted: Counted) -> None:
+        """A newer announcement of the dossier: what the clock announced starts over."""
+        self.receipt = receipt_of(counted)
+        self.now, self.steps = last_of(counted.timeline, self.receipt), compact.pack(counted.timeline)
+        self.announced_until = None
+
     @property
     def code(self) -> str:
-        return self.counted.dossier_code
+        return self.receipt.dossier_code
 
     @property
     def timeline(self) -> Timeline:
-        return self.counted.timeline
+        return compact.unpack(self.steps)
 
     @property
-    def now(self) -> Facts:
-        return self.counted.timeline[-1]
+    def counted(self) -> Counted:
+        """The announcement whole, timeline included."""
+        return replace(self.receipt, timeline=self.timeline)
+
+    def facts_at(self, at: datetime) -> Facts | None:
+        """Its Facts in force at instant `at` (None before its receipt); most reports need only `now`."""
+        return self.now if self.now.since <= at else facts_as_of(self.timeline, at)
+
+
+def receipt_of(counted: Counted) -> Counted:
+    """An announcement as `Tracked` keeps it: without its timeline, its repeated strings shared with every
+    other dossier's, its datetimes sharing one tzinfo per UTC offset (and the appointment the receipt's due)."""
+    due = compact.shared_zone(counted.receipt_due_at)
+    appointment = due if _same(counted.appointment_at, due) else compact.shared_zone(counted.appointment_at)
+    return replace(counted, timeline=(), commune_code=intern(counted.commune_code), sector=intern(counted.sector),
+                   procedure_code=intern(counted.procedure_code), received_at=compact.shared_zone(counted.received_at),
+                   receipt_due_at=due, appointment_at=appointment, announced_until=None,
+                   received_by_unit=counted.received_by_unit and intern(counted.received_by_unit))
+
+
+def last_of(timeline: Timeline, receipt: Counted) -> Facts:
+    """A timeline's last Facts as `Tracked` keeps it: its datetimes as `receipt_of` keeps them."""
+    f = timeline[-1]
+    due = receipt.receipt_due_at if _same(f.due_at, receipt.receipt_due_at) else compact.shared_zone(f.due_at)
+    return Facts(compact.shared_zone(f.since), f.state, due, f.timeliness, f.payment_method, f.digitized,  # type: ignore[arg-type]
+                 f.rating, f.apologies_compliant, f.apologies_non_compliant, f.unit and intern(f.unit),
+                 compact.shared_zone(f.step_due_at), f.payment_gateway, f.result_issued,
+                 f.result_sent_to_personal_store)
+
+
+def _same(one: datetime | None, other: datetime | None) -> bool:
+    """Equal and written alike (the same UTC offset)."""
+    return one is not None and other is not None and one == other and one.utcoffset() == other.utcoffset()
 
 
 @dataclass(frozen=True)
@@ -137,7 +188,7 @@ class Transition:
     def status(self, open_state: OpenState) -> Status:
         facts = self.dossier.now
         return Status(state=facts.state, due_at=facts.due_at, timeliness=facts.timeliness,
-                      appointment_at=self.dossier.counted.appointment_at, open_state=open_state)
+                      appointment_at=self.dossier.receipt.appointment_at, open_state=open_state)
 
 
 class Figures(ReportQueries):
@@ -158,19 +209,20 @@ class Figures(ReportQueries):
         self._cards: dict[tuple, tuple] = {}  # scorecard rows as last computed (services/metrics/queries.py)
         self._packings: dict[int, int] = {}  # each distinct packed contribution once (services/metrics/queries.py)
         self._catalogue_seen: Catalogue | None = None  # the catalogue the last query read
+        self._days: dict[date, date] = {}  # each day of receipt once, shared by its dossiers
 
     # -- feeding -----------------------------------------------------------------------------
 
     def is_newer(self, code: str, events: int) -> bool:
         """Whether an announcement of a dossier with this many events is newer than what is counted."""
         tracked = self.dossiers.get(code)
-        return tracked is None or events > tracked.counted.events
+        return tracked is None or events > tracked.receipt.events
 
     def apply(self, counted: Counted, now: datetime) -> bool:
         """Take what processing announced of a dossier; False if an announcement with as many events
         was seen."""
         tracked = self.dossiers.get(counted.dossier_code)
-        if tracked is not None and counted.events <= tracked.counted.events:
+        if tracked is not None and counted.events <= tracked.receipt.events:
             return False
         if tracked is None:
             tracked = self.tracked_of(counted)
@@ -178,11 +230,11 @@ class Figures(ReportQueries):
             self._by_commune.setdefault(counted.commune_code, []).append(tracked)
         else:
             self._count(tracked, -1)
-            tracked.counted, tracked.announced_until = counted, None
+            tracked.take(counted)
         self._count(tracked, +1)
         self._recount_open(tracked, now)
         self._schedule(tracked)
-        self.settle(tracked)
+        self.settle(tracked, counted.timeline)
         self.changes[counted.commune_code] += 1
         return True
 
@@ -203,8 +255,8 @@ class Figures(ReportQueries):
         return True
 
     def tracked_of(self, counted: Counted) -> Tracked:
-        return Tracked(counted, self.calendar.local(counted.received_at).date(),
-                       announced_until=counted.announced_until)
+        received = self.calendar.local(counted.received_at).date()
+        return Tracked.of(counted, self._days.setdefault(received, received))
 
     def verdicts_of(self, code: str) -> list[Verdict]:
         return [self._signatures[code, doc] for doc in sorted(self._documents.get(code, ()))]
@@ -216,7 +268,7 @@ class Figures(ReportQueries):
         return [t for t in self.dossiers.values() if t.now.state not in OPEN and t.now.since < instant]
 
     def received_before(self, instant: datetime) -> list[Tracked]:
-        return [t for t in self.dossiers.values() if t.counted.received_at < instant]
+        return [t for t in self.dossiers.values() if t.receipt.received_at < instant]
 
     def forget(self, codes: set[str]) -> None:
         """Drop these dossiers' timelines and verdicts; what they counted stays counted (the counters
@@ -243,7 +295,7 @@ class Figures(ReportQueries):
         added: dict[str, list[Tracked]] = {}
         for counted, verdicts in archived:
             here = self.dossiers.get(counted.dossier_code)
-            if here is not None and here.counted.events >= counted.events:
+            if here is not None and here.receipt.events >= counted.events:
                 continue
             added.setdefault(counted.commune_code, []).append(self.tracked_of(counted))
             for verdict in verdicts:
@@ -268,7 +320,7 @@ class Figures(ReportQueries):
         return counts
 
     def _count(self, tracked: Tracked, sign: int, counts: Counter[Key] | None = None) -> None:
-        c, f = tracked.counted, tracked.now
+        c, f = tracked.receipt, tracked.now
         where = (c.commune_code, c.sector)
         counts = self.counts if counts is None else counts
         counts["received", *where, c.channel, c.online_level or "none"] += sign
@@ -288,7 +340,7 @@ class Figures(ReportQueries):
     def _recount_open(self, tracked: Tracked, now: datetime) -> OpenState | None:
         """Count the dossier under its open state at `now`; returns the state it was counted under."""
         before = tracked.open_counted
-        c, f = tracked.counted, tracked.now
+        c, f = tracked.receipt, tracked.now
         tracked.open_counted = f.open_state(now, self.calendar)
         if before != tracked.open_counted:
             if before:

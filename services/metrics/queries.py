@@ -25,7 +25,7 @@ from services.metrics import scoring
 from shared.calendar import WorkingCalendar
 from shared.catalogue import Catalogue
 from shared.communes import Commune
-from shared.facts import OPEN, Facts, facts_as_of
+from shared.facts import OPEN, Facts, Timeline
 from shared.feedback import FeedbackCounts
 from shared.on_time import cut_of, disagreement, judge_decree, judge_portal
 from shared.report import report_from, score
@@ -70,8 +70,8 @@ class ReportQueries:
     def cohort(self, commune_code: str, start: date, end: date, as_of: datetime) -> Iterable[tuple[Tracked, Facts]]:
         """The dossiers of a commune received (local date) in [start, end], with their Facts at `as_of`."""
         for tracked in self._by_commune.get(commune_code, ()):
-            if start <= tracked.received_date <= end and tracked.counted.received_at <= as_of:
-                facts = facts_as_of(tracked.timeline, as_of)
+            if start <= tracked.received_date <= end and tracked.receipt.received_at <= as_of:
+                facts = tracked.facts_at(as_of)
                 if facts is not None:
                     yield tracked, facts
 
@@ -97,31 +97,34 @@ class ReportQueries:
 
     # -- the cohort's sums: settled dossiers packed once, the others judged -------------------------------
 
-    def settle(self, tracked: Tracked) -> None:
+    def settle(self, tracked: Tracked, timeline: Timeline | None = None) -> None:
         """After a dossier's announcement or verdict: whether it is settled (ended; or open, only ever being
         processed, with an appointment on its receipt) and since when; if so, what it adds to its cohort's
         counts from then on, packed: a report whose cut is at or after that instant sums it instead of judging
-        it again (an open one's part that moves with time read off `open_times`)."""
+        it again (an open one's part that moves with time read off `open_times`). `timeline`: the dossier's,
+        when at hand (else unpacked)."""
+        timeline = timeline or tracked.timeline
         tracked.packed, tracked.packed_with, tracked.quiet_since, tracked.open_times = 0, None, None, None
         last = tracked.now
         if last.state in OPEN:
-            tracked.open_times = scoring.open_times(tracked.timeline, tracked.counted.receipt_due_at, self.calendar)
+            tracked.open_times = scoring.open_times(timeline, tracked.receipt.receipt_due_at, self.calendar)
             if tracked.open_times is None:
                 return
-        code = tracked.counted.dossier_code
+        code = tracked.receipt.dossier_code
         signed = [self._signatures[code, doc].signed_at for doc in self._documents.get(code, ())]
-        quiet = max([last.since, tracked.counted.received_at, *signed])
+        quiet = max([last.since, tracked.receipt.received_at, *signed])
         tracked.quiet_since = quiet.timestamp()
         if self._catalogue_seen is None:
             self._catalogue_seen = self.catalogue()
-        self._pack(tracked, self._catalogue_seen, quiet)
+        self._pack(tracked, self._catalogue_seen, quiet, timeline)
 
-    def _pack(self, tracked: Tracked, catalogue: Catalogue, at: datetime | None = None) -> None:
+    def _pack(self, tracked: Tracked, catalogue: Catalogue, at: datetime | None = None,
+              timeline: Timeline | None = None) -> None:
         assert tracked.quiet_since is not None
         since, calendar = tracked.quiet_since, self.calendar
         at = at or datetime.fromtimestamp(since, calendar.timezone)
-        judged = scoring.Judgement(tracked, tracked.now, judge_portal(tracked.timeline, at, calendar,
-                                                                      tracked.counted.receipt_due_at),
+        judged = scoring.Judgement(tracked, tracked.now, judge_portal(timeline or tracked.timeline, at, calendar,
+                                                                      tracked.receipt.receipt_due_at),
                                    judge_decree(tracked.now, at, calendar))
         packed = scoring.contribution(judged, tracked.now.open_state(at, calendar), catalogue,
                                       lambda code: self._signed_valid(code, at), at, calendar)
@@ -156,8 +159,8 @@ class ReportQueries:
                         flagged.append(t)
                 else:
                     unsettled.append(t)
-        judged = scoring.judgements(((t, f) for t in unsettled if t.counted.received_at <= as_of
-                                     if (f := facts_as_of(t.timeline, as_of)) is not None), cut, as_of, calendar)
+        judged = scoring.judgements(((t, f) for t in unsettled if t.receipt.received_at <= as_of
+                                     if (f := t.facts_at(as_of)) is not None), cut, as_of, calendar)
         signed_valid = partial(self._signed_valid, as_of=as_of)
         for j in judged:
             total += scoring.contribution(j, j.facts.open_state(as_of, calendar), catalogue, signed_valid, cut, calendar)
@@ -168,9 +171,9 @@ class ReportQueries:
         """5.4: the cohort's dossiers named by a PAKN and not rated unsatisfied (those are counted already)."""
         if not complained:
             return 0
-        named = (t for t in self._by_commune.get(commune_code, ()) if t.counted.dossier_code in complained)
-        return sum(start <= t.received_date <= end and t.counted.received_at <= as_of
-                   and (f := facts_as_of(t.timeline, as_of)) is not None and f.rating != "unsatisfied" for t in named)
+        named = (t for t in self._by_commune.get(commune_code, ()) if t.receipt.dossier_code in complained)
+        return sum(start <= t.received_date <= end and t.receipt.received_at <= as_of
+                   and (f := t.facts_at(as_of)) is not None and f.rating != "unsatisfied" for t in named)
 
     def _synced_earlier(self, earlier: list[Tracked], start: date, end: date, as_of: datetime) -> Tally:
         """DOSSIER_SYNC (§6) of the commune's dossiers received before the period and open at its opening
@@ -180,11 +183,12 @@ class ReportQueries:
         closing = cut_of(end, as_of, self.calendar)
         synced = total = 0
         for tracked in earlier:
-            c = tracked.counted
+            c = tracked.receipt
             if c.received_at > closing or not c.arrivals:
                 continue
-            at_opening = facts_as_of(tracked.timeline, opening)
-            returned = any(f.state == "returned" and opening <= f.since <= closing for f in tracked.timeline)
+            at_opening = tracked.facts_at(opening)
+            returned = tracked.now.since >= opening and any(
+                f.state == "returned" and opening <= f.since <= closing for f in tracked.timeline)
             if not returned and (at_opening is None or at_opening.state not in OPEN):
                 continue
             total += 1
@@ -227,7 +231,7 @@ class ReportQueries:
             return kept[1]
         tallied = self._tally(commune_code, start, end, as_of)
         report, counts, _ = self._counts(tallied, commune_code, start, end, as_of)
-        missing = scoring.missing_procedures((t.counted.procedure_code for t, _ in self.cohort(
+        missing = scoring.missing_procedures((t.receipt.procedure_code for t, _ in self.cohort(
             commune_code, start, end, as_of)), catalogue) if tallied.n["missing_procedure"] else []
         card = (score(report)  # v1's approximation, its fields beside
                 | scorecard(counts, not_applicable)

@@ -38,7 +38,7 @@ class Judgement:
 def judgements(members: Iterable[tuple[Tracked, Facts]], cut: datetime, as_of: datetime,
                calendar: WorkingCalendar) -> list[Judgement]:
     """The cohort judged: by the portal at the cut, by the decree as of `as_of` (its §5 report)."""
-    return [Judgement(t, f, judge_portal(t.timeline, cut, calendar, t.counted.receipt_due_at),
+    return [Judgement(t, f, judge_portal(t.timeline, cut, calendar, t.receipt.receipt_due_at),
                       judge_decree(f, as_of, calendar)) for t, f in members]
 
 
@@ -71,7 +71,7 @@ def contribution(j: Judgement, open_now: str | None, catalogue: Catalogue, signe
     denominator, both on-time views, DOSSIER_SYNC), packed (`FIELDS`); `open_now` is its open state as of
     the report. A procedure missing from the catalogue counts as not eligible, paper result, fee-bearing.
     5.4's complaints depend on the PAKN and are not in it: the caller adds them."""
-    r, f, procedure = j.tracked.counted, j.facts, catalogue.get(j.tracked.counted.procedure_code)
+    r, f, procedure = j.tracked.receipt, j.facts, catalogue.get(j.tracked.receipt.procedure_code)
     paper = procedure is None or procedure.paper_result
     signed = signed_valid(r.dossier_code)
     bits = BIT["received"] + BIT[r.channel] + BIT["online_full"] * (r.channel == "online" and r.online_level == "full")

@@ -64,7 +64,7 @@ def first_day(name: str) -> date:
 
 def kept_of(tracked: Tracked) -> Counted:
     """A dossier in memory as the store keeps it, with how far the clock announced it."""
-    return replace(tracked.counted, announced_until=tracked.announced_until)
+    return replace(tracked.receipt, timeline=tracked.timeline, announced_until=tracked.announced_until)
 
 
 def verdict_doc(verdict: Verdict) -> dict[str, Any]:
@@ -180,7 +180,7 @@ class FiguresStore:
         in memory, and switch the state to them (the module's docstring gives the order)."""
         months: dict[str, list[dict[str, Any]]] = {}
         for tracked in archived:
-            key = archive_key(tracked.counted.commune_code, tracked.received_date)
+            key = archive_key(tracked.receipt.commune_code, tracked.received_date)
             doc = COUNTED.dump_python(kept_of(tracked), mode="json") | {
                 "verdicts": [verdict_doc(v) for v in verdicts.get(tracked.code, ())]}
             months.setdefault(key, []).append(doc)

@@ -15,8 +15,8 @@ async def move_clock(replica: Replica, now: datetime, publish: Publish) -> list[
     """Announce the open dossiers that turned due soon or overdue since the last tick; returns what
     was published."""
     moved = [(t, event) for t in replica.figures.tick(now)
-             if (event := clock_changed(t.dossier.counted, t.status(t.old), t.at, t.new,
-                                        t.dossier.counted.events)).id not in replica.sent]
+             if (event := clock_changed(t.dossier.receipt, t.status(t.old), t.at, t.new,
+                                        t.dossier.receipt.events)).id not in replica.sent]
     events = [event for _, event in moved]
     if events:
         await publish(events)

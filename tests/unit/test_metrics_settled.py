@@ -13,7 +13,7 @@ from services.metrics import scoring
 from services.metrics.figures import Figures, Tracked, Verdict
 from shared.catalogue import Catalogue, Procedure
 from shared.communes import communes_of_province
-from shared.facts import facts_as_of
+from shared.facts import Timeline, facts_as_of
 from shared.feedback import FeedbackCounts
 from shared.on_time import cut_of, disagreement, judge_decree, judge_portal
 from tests.unit.test_metrics_figures import CAL, COMMUNE, HOURS, MONDAY, life, status_data
@@ -37,9 +37,9 @@ class Settable(Figures):
         super().__init__(CAL, lambda: self.catalogue_now)
         self.settling, self.complained = settling, complained
 
-    def settle(self, tracked: Tracked) -> None:
+    def settle(self, tracked: Tracked, timeline: Timeline | None = None) -> None:
         if self.settling:
-            super().settle(tracked)
+            super().settle(tracked, timeline)
 
     def feedback(self, commune_code: str, start: date, end: date, as_of: datetime) -> FeedbackCounts:
         return FeedbackCounts(complained=self.complained)

@@ -1,0 +1,106 @@
+"""The timelines the metrics service holds packed (services/metrics/compact.py): read back equal, written
+alike, and what a dossier costs in memory (issue 26: at most 1 KiB a dossier held)."""
+
+import gc
+import tracemalloc
+from datetime import UTC, datetime, timedelta, timezone
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.metrics import compact
+from services.metrics.figures import Counted, Figures, Tracked
+from services.metrics.store import KEPT
+from shared.calendar import WorkingCalendar
+from shared.contracts import status_changed, status_of
+from shared.dossier import fold
+from shared.events import parse_event
+from shared.facts import Facts, facts_as_of
+from tests.fixtures.sample import VN, dossier_code, dossier_history
+
+CAL = WorkingCalendar.load()
+START = datetime(2025, 7, 7, 8, 30, tzinfo=VN)
+
+OFFSETS = st.sampled_from([VN, UTC, timezone(timedelta(hours=-3, minutes=-30)), timezone(timedelta(hours=14))])
+INSTANTS = st.builds(lambda d, tz: d.replace(tzinfo=tz),
+                     st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1)), OFFSETS)
+MAYBE_INSTANT = st.none() | INSTANTS
+
+
+def facts_list(draw_instant=INSTANTS):
+    one = st.builds(
+        Facts, since=draw_instant, state=st.sampled_from(compact.STATES), due_at=MAYBE_INSTANT,
+        timeliness=st.sampled_from(compact.TIMELINESS), payment_method=st.sampled_from(compact.METHODS),
+        digitized=st.booleans(), rating=st.sampled_from(compact.RATINGS),
+        apologies_compliant=st.integers(0, 2**32 - 1) | st.just(0), apologies_non_compliant=st.integers(0, 3),
+        unit=st.none() | st.sampled_from(["Phòng Tư pháp", "UBND xã", "x" * 300]), step_due_at=MAYBE_INSTANT,
+        payment_gateway=st.sampled_from(compact.GATEWAYS), result_issued=st.booleans(),
+        result_sent_to_personal_store=st.booleans())
+    return st.lists(one, max_size=12)
+
+
+def written(timeline) -> list:
+    """What a report prints of a timeline: every value, datetimes as ISO 8601 (their offsets)."""
+    return [[v.isoformat() if isinstance(v, datetime) else v for v in (getattr(f, n) for n in Facts.__slots__)]
+            for f in timeline]
+
+
+@given(facts_list())
+def test_a_packed_timeline_reads_back_equal_and_written_alike(timeline):
+    timeline = tuple(timeline)
+    back = compact.unpack(compact.pack(timeline))
+    assert back == timeline
+    assert written(back) == written(timeline)
+
+
+@given(facts_list(), st.sampled_from([0, 1, 2]))
+def test_repeated_dues_and_units_are_written_once(timeline, repeats):
+    """A due, a step's due or a unit the previous Facts had costs nothing more."""
+    if not timeline:
+        return
+    first = timeline[0]
+    again = [Facts(first.since + timedelta(minutes=n + 1), first.state, first.due_at, None, None, False, None, 0, 0,
+                   first.unit, first.step_due_at) for n in range(repeats)]
+    longer = (first, *again)
+    assert compact.unpack(compact.pack(longer)) == longer
+    assert len(compact.pack(longer)) - len(compact.pack((first,))) == 13 * repeats  # each its head only
+
+
+def stored(dossiers: int, first: int = 0) -> bytes:
+    """Seven-step lives (as bench-e2e sends them), announced as processing does, as the store keeps them."""
+    found = []
+    for n in range(first, first + dossiers):
+        events = [parse_event(e) for e in dossier_history(dossier_code(START, sequence=n + 1), START)]
+        folded = fold(events, CAL)
+        data = status_changed(folded.dossier, None, status_of(folded.dossier, CAL), folded.timeline, len(events)).data
+        found.append(Counted.of(data))
+    return orjson.dumps(KEPT.dump_python(found, mode="json"))
+
+
+def test_a_dossier_held_costs_at_most_1_kib():
+    """Measured on 400 seven-step lives read as the store gives them, after 100 others (what every Figures
+    holds once, its catalogue and calendar, is not a dossier's)."""
+    first, more = stored(100), stored(400, first=100)
+    figures = Figures(CAL)
+    for counted in KEPT.validate_json(first):
+        figures.apply(counted, START + timedelta(days=30))
+    gc.collect()
+    tracemalloc.start()
+    for counted in KEPT.validate_json(more):  # parsed as the service parses the store's blobs
+        figures.apply(counted, START + timedelta(days=30))
+    del counted
+    gc.collect()
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert held / 400 < 1024, f"{held / 400:.0f} bytes a dossier"
+
+
+def test_a_tracked_dossier_gives_its_announcement_and_its_facts_at_any_instant_back():
+    [counted] = KEPT.validate_json(stored(1))
+    tracked = Tracked.of(counted, START.date())
+    assert tracked.counted == counted and tracked.timeline == counted.timeline
+    assert tracked.now == counted.timeline[-1] and tracked.receipt.timeline == ()
+    for f in counted.timeline:
+        for at in (f.since - timedelta(microseconds=1), f.since, f.since + timedelta(hours=1)):
+            assert tracked.facts_at(at) == facts_as_of(counted.timeline, at)
