@@ -11,7 +11,10 @@
 """
 
 import asyncio
+import contextlib
 import gc
+import hashlib
+import itertools
 import json
 import os
 import statistics
@@ -20,20 +23,23 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 
 import httpx
+import orjson
 from pymongo import AsyncMongoClient
 
+from bench.cpu import tree_of
+from bench.end_to_end import usage
 from bench.harness import AUTH, bench_settings, knob, percentile, port, start_service
 from bench.report import table, write_section
 from tests.fixtures.sample import VN, event
 from services.metrics.exposition import render
 from services.metrics.figures import Counted, Figures
-from services.metrics.store import COUNTED, Batch, FiguresStore, quarter
+from services.metrics.store import CHUNK, COUNTED, KEPT, Batch, FiguresStore, quarter
 from shared.calendar import WorkingCalendar
 from shared.communes import communes_of_province
 from shared.dossier import fold
@@ -48,6 +54,7 @@ BUSY = "14923"  # Xã Bá Thước
 DOSSIERS = knob("BENCH_METRICS_DOSSIERS", 500_000, 2_000)
 BUSY_PER_QUARTER = knob("BENCH_METRICS_BUSY", 13_000, 100)
 OPEN_DOSSIERS = knob("BENCH_METRICS_OPEN", 100_000, 500)
+RESTART_DOSSIERS = knob("BENCH_METRICS_RESTART", 500_000, 2_000)  # stored, then the service restarted on them
 # The service loaded from FerretDB: a dossier in every commune (of so many) × sector × channel × kind.
 SERVICE_COMMUNES = knob("BENCH_METRICS_SERVICE_COMMUNES", 166, 3)
 REQUESTS = knob("BENCH_METRICS_REQUESTS", 50, 5)
@@ -55,7 +62,10 @@ SECTORS = [f"S{n:02d}" for n in range(25)]
 KINDS = ("plain", "supplement", "withdrawn", "open")
 METRICS_PORT = port(8103)
 ROOT = Path(__file__).resolve().parents[1]
-SCORECARD_BASELINE = "6a84a34"  # the last commit before settled dossiers were packed (issue 25)
+# The tree the province-year is loaded and queried with beside this one, in the same run: by default the last
+# commit before a dossier's timeline was held packed (issue 26, item 4).
+BASELINE = os.environ.get("BENCH_METRICS_BASELINE", "ef4bd70")
+AS_OF = datetime(2025, 12, 31, 17, tzinfo=VN)  # the load's now
 
 
 def life(code: str, received: datetime, kind: str, channel: str, days: float = 3) -> list:
@@ -104,19 +114,59 @@ class Templates:
         return self.events[key], self.data[key]
 
 
-def province_dossiers(templates: Templates, total: int) -> list[tuple[dict, tuple]]:
+def province_dossiers(templates: Templates, total: int) -> Iterator[tuple[dict, tuple]]:
     """(status data, template key) for a province-year; the busy commune gets 13,000 a quarter."""
     communes = [c.code for c in communes_of_province(PROVINCE) if c.code != BUSY]
     busy = 4 * BUSY_PER_QUARTER
-    out = []
     for n in range(total):
         commune = BUSY if n < busy else communes[n % len(communes)]
         day = (n * 7) % 365
         key = (day, KINDS[n % 4] if n % 10 < 4 else "plain", ("direct", "online", "postal")[n % 3])
         _, data = templates.get(*key)
         code = f"000.00.38.H{n % 100:02d}-{n:08d}"
-        out.append(({**data, "dossier_code": code, "commune_code": commune, "sector": SECTORS[n % 25]}, key))
-    return out
+        yield {**data, "dossier_code": code, "commune_code": commune, "sector": SECTORS[n % 25]}, key
+
+
+def stored_blobs(templates: Templates, total: int) -> Iterator[bytes]:
+    """The province-year as the service's store keeps it (services/metrics/store.py): JSON blobs of CHUNK statuses."""
+    dossiers = province_dossiers(templates, total)
+    while chunk := [d for d, _ in itertools.islice(dossiers, CHUNK)]:
+        yield orjson.dumps(chunk)
+
+
+def load_province(figures: Figures, total: int) -> dict[str, float]:
+    """The province-year read into `figures` as a start reads the store's blobs: wall and CPU seconds of the
+    parsing and applying (the blobs' making apart), and the RSS it added (MiB). The collector is paused as
+    services/metrics/loader.py pauses it (since issue 26's item 4; the baseline tree's service did not)."""
+    templates = Templates()
+    blobs = stored_blobs(templates, total)
+    for _ in province_dossiers(templates, total):  # every template folded before measuring
+        pass
+    gc.collect()
+    gc.disable()
+    before, wall, cpu = rss_mib(), 0.0, 0.0
+    for blob in blobs:
+        started, started_cpu = time.perf_counter(), time.process_time()
+        for counted in KEPT.validate_json(blob):
+            figures.apply(counted, AS_OF)
+        wall, cpu = wall + time.perf_counter() - started, cpu + time.process_time() - started_cpu
+    del blob, counted
+    gc.enable()
+    gc.collect()
+    return {"load_s": wall, "load_cpu": cpu, "memory_mib": rss_mib() - before}
+
+
+def answers_digest(figures: Figures) -> str:
+    """SHA-256 of what the province-year answers: the Prometheus counts, the scorecard as of two instants, and
+    for the busy commune's quarter its report, both on-time views, where dossiers waited and the overdue steps."""
+    province, year = communes_of_province(PROVINCE), (date(2025, 1, 1), date(2025, 12, 31))
+    quarter, as_of = (date(2025, 7, 1), date(2025, 9, 30)), datetime(2025, 10, 1, 8, tzinfo=VN)
+    answers = [sorted(map(list, figures.counts.items())),
+               figures.scorecard(province, *year, datetime(2026, 1, 1, tzinfo=VN)),
+               figures.scorecard(province, *year, AS_OF),
+               figures.report(BUSY, *quarter, as_of), figures.on_time_views(BUSY, *quarter, as_of),
+               figures.units(BUSY, *quarter, as_of), figures.overdue_steps(BUSY, *quarter, as_of)]
+    return hashlib.sha256(orjson.dumps(answers, default=str, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def timed(work: Callable[[], object], rounds: int = 1) -> tuple[float, object]:
@@ -159,25 +209,19 @@ def scorecard_timings(figures: Figures) -> dict[str, float]:
     return found
 
 
-def baseline_probe(total: int) -> dict[str, float]:
-    """In the baseline tree's process: the province-year loaded (seconds, MiB), then `scorecard_timings`."""
-    dossiers = province_dossiers(Templates(), total)
-    gc.collect()
-    before = rss_mib()
+def baseline_probe(total: int) -> dict[str, float | str]:
+    """In the baseline tree's process: the province-year loaded (`load_province`), `scorecard_timings`, and the
+    digest of its answers."""
     figures = Figures(CAL)
-    load_s, _ = timed(lambda: [figures.apply(COUNTED.validate_python(d), datetime(2025, 12, 31, 17, tzinfo=VN))
-                               for d, _ in dossiers])
-    dossiers.clear()
-    gc.collect()
-    return {"load_s": load_s, "memory_mib": rss_mib() - before} | scorecard_timings(figures)
+    loaded = load_province(figures, total)
+    return loaded | scorecard_timings(figures) | {"digest": answers_digest(figures)}
 
 
-def baseline(total: int) -> dict[str, float]:
-    """`baseline_probe` run with the services and shared packages of commit SCORECARD_BASELINE (this file loaded
-    by path: the probe is the same code)."""
+def baseline(total: int) -> dict[str, float | str]:
+    """`baseline_probe` run with the services and shared packages of commit BASELINE (this file loaded by path:
+    the probe is the same code)."""
     with tempfile.TemporaryDirectory() as scratch:
-        archive = subprocess.run(["git", "archive", SCORECARD_BASELINE], cwd=ROOT, capture_output=True,
-                                 check=True).stdout
+        archive = subprocess.run(["git", "archive", BASELINE], cwd=ROOT, capture_output=True, check=True).stdout
         with tarfile.open(fileobj=BytesIO(archive)) as tar:
             tar.extractall(scratch, filter="data")
         code = (f"import sys, json, importlib.util as u; sys.path[:0] = [{scratch!r}]; "
@@ -188,24 +232,14 @@ def baseline(total: int) -> dict[str, float]:
 
 
 def province_scale() -> list[list[object]]:
-    templates = Templates()
-    started = time.perf_counter()
-    dossiers = province_dossiers(templates, DOSSIERS)
-    print(f"{len(dossiers)} dossiers generated from {len(templates.data)} folded lives "
-          f"in {time.perf_counter() - started:.1f} s")
-    gc.collect()
-    before = rss_mib()
     figures = Figures(CAL)
-    as_of = datetime(2025, 12, 31, 17, tzinfo=VN)
-    load_s, _ = timed(lambda: [figures.apply(COUNTED.validate_python(d), as_of) for d, _ in dossiers])
-    gc.collect()
-    memory = rss_mib() - before
-    print(f"loaded in {load_s:.1f} s, {memory:.0f} MiB")
-
+    loaded = load_province(figures, DOSSIERS)
+    print(f"loaded in {loaded['load_s']:.1f} s (CPU {loaded['load_cpu']:.1f} s), {loaded['memory_mib']:.0f} MiB")
     quarter = (date(2025, 7, 1), date(2025, 9, 30))
     q_as_of = datetime(2025, 10, 1, 8, tzinfo=VN)
     report_s, report = timed(lambda: figures.report(BUSY, *quarter, q_as_of), rounds=5)
-    cohort = [templates.events[key] for d, key in dossiers
+    templates = Templates()
+    cohort = [templates.events[key] for d, key in province_dossiers(templates, DOSSIERS)
               if d["commune_code"] == BUSY and quarter[0] <= date(2025, 1, 1) + timedelta(days=key[0]) <= quarter[1]]
     fold_s, _ = timed(lambda: [fold(events, CAL, as_of=q_as_of) for events in cohort])
     print(f"commune-quarter report of {report['received']} dossiers: {1000 * report_s:.0f} ms "
@@ -213,17 +247,15 @@ def province_scale() -> list[list[object]]:
     render_s, text = timed(lambda: render(figures.counts), rounds=3)
     series = sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
     print(f"snapshot of {series} series: {render_s:.2f} s")
-    dossiers.clear()
     cohort.clear()
-    now = scorecard_timings(figures)
-    print(f"scorecard, this tree: {now}")
+    now = loaded | scorecard_timings(figures) | {"digest": answers_digest(figures)}
+    print(f"this tree: {now}")
     base = baseline(DOSSIERS)
-    print(f"scorecard, {SCORECARD_BASELINE}: {base}")
+    print(f"{BASELINE}: {base}")
+    if now["digest"] != base["digest"]:
+        raise SystemExit(f"the province-year's answers differ from {BASELINE}'s: {now['digest']} != {base['digest']}")
     return [
-        ["dossiers loaded (province-year)", f"{DOSSIERS:,}", f"{load_s:.1f} s",
-         f"{DOSSIERS / load_s:,.0f} dossiers/s; {memory:,.0f} MiB ({1024 * memory / DOSSIERS:.2f} KiB each); at "
-         f"{SCORECARD_BASELINE}: {base['load_s']:.1f} s, {base['memory_mib']:,.0f} MiB "
-         f"({1024 * base['memory_mib'] / DOSSIERS:.2f} KiB each)"],
+        *load_rows(now, base),
         [f"report: commune-quarter ({report['received']:,} dossiers)", "median of 5", f"{1000 * report_s:.0f} ms",
          f"folding each dossier as of the instant instead: {1000 * fold_s:,.0f} ms = "
          f"**{fold_s / report_s:.0f}×** slower (goal < 1 s)"],
@@ -233,11 +265,28 @@ def province_scale() -> list[list[object]]:
     ]
 
 
+def load_rows(now: dict, base: dict) -> list[list[object]]:
+    """Loading the province-year and what it holds, beside the baseline tree, and whether both answer alike."""
+    def kib(found: dict) -> str:
+        return f"{found['memory_mib']:,.0f} MiB ({1024 * found['memory_mib'] / DOSSIERS:.2f} KiB a dossier)"
+
+    return [
+        [f"memory held, province-year ({DOSSIERS:,} dossiers, RSS)", "1 run", kib(now),
+         f"at {BASELINE}: {kib(base)}; **{base['memory_mib'] / now['memory_mib']:.1f}×** less (goal ≤ 1 KiB a dossier)"],
+        ["loading them (the store's JSON blobs parsed and applied)", "1 run",
+         f"{now['load_s']:.1f} s (CPU {now['load_cpu']:.1f} s)",
+         f"at {BASELINE}: {base['load_s']:.1f} s (CPU {base['load_cpu']:.1f} s); {DOSSIERS / now['load_s']:,.0f} "
+         f"against {DOSSIERS / base['load_s']:,.0f} dossiers/s"],
+        ["answers (counts, scorecard at two instants, a commune's report, views, units, overdue steps)", "1 run",
+         f"SHA-256 {str(now['digest'])[:12]}…", f"at {BASELINE}: the same"],
+    ]
+
+
 def scorecard_rows(now: dict[str, float], base: dict[str, float]) -> list[list[object]]:
     """The scorecard's rows: this tree's figures beside the baseline tree's, with the machine's load (its
     1-minute average) when each started."""
     def ratio(key: str) -> str:
-        return f"**{base[key] / now[key]:,.1f}×** faster" if now[key] else ""
+        return f"now / then **{now[key] / base[key]:.2f}**" if base[key] else ""
 
     def cpu(found: dict[str, float], key: str) -> str:
         return f"{found[key + '_s']:.2f} s (CPU {found[key + '_cpu']:.2f} s)"
@@ -245,14 +294,14 @@ def scorecard_rows(now: dict[str, float], base: dict[str, float]) -> list[list[o
     year = f"province-year, {DOSSIERS:,} dossiers, 166 communes"
     return [
         [f"scorecard as of the period's end, first ({year}; load {now['load_1min']:.1f})", "1 run", cpu(now, "end"),
-         f"at {SCORECARD_BASELINE} (load {base['load_1min']:.1f}): {cpu(base, 'end')}; {ratio('end_s')} (goal < 1 s)"],
+         f"at {BASELINE} (load {base['load_1min']:.1f}): {cpu(base, 'end')}; {ratio('end_s')} (goal < 1 s)"],
         ["scorecard as of the period's end, again (remembered)", "median of 5", f"{1000 * now['again_s']:.1f} ms",
-         f"at {SCORECARD_BASELINE}: {1000 * base['again_s']:.1f} ms"],
+         f"at {BASELINE}: {1000 * base['again_s']:.1f} ms"],
         ["scorecard as of 2025-12-31 17:00, first", "1 run", cpu(now, "other"),
-         f"at {SCORECARD_BASELINE}: {cpu(base, 'other')}; {ratio('other_s')} (goal < 3 s)"],
+         f"at {BASELINE}: {cpu(base, 'other')}; {ratio('other_s')} (goal < 3 s)"],
         ["commune report as GET answers it (report + on_time_views, busy commune's quarter)", "median of 5",
          f"{1000 * now['commune_s']:.1f} ms",
-         f"at {SCORECARD_BASELINE}: {1000 * base['commune_s']:.1f} ms; {ratio('commune_s')} (goal < 100 ms)"],
+         f"at {BASELINE}: {1000 * base['commune_s']:.1f} ms; {ratio('commune_s')} (goal < 100 ms)"],
     ]
 
 
@@ -364,8 +413,54 @@ async def service_scale() -> list[list[object]]:
     ]
 
 
+async def store_province(settings: ServiceSettings, total: int) -> None:
+    """A province-year in a database of its own (dropped first), as the service stores what it consumes: one
+    announcement a dossier, in its quarter's log (a dossier's earlier announcements, also there in life, are
+    skipped by a start once parsed: the figure below is a floor)."""
+    mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url)
+    try:
+        await mongo.drop_database(settings.mongo_database)
+        store, batch = FiguresStore(mongo, settings.mongo_database), Batch()
+        for n, (data, _) in enumerate(province_dossiers(Templates(), total), start=1):
+            counted = COUNTED.validate_python(data)
+            batch.statuses.setdefault(quarter(CAL.local(counted.received_at).date()), []).append(counted)
+            if n % (50 * CHUNK) == 0:
+                await store.save(batch)
+                batch = Batch()
+        await store.save(batch)
+    finally:
+        await mongo.close()
+
+
+def restarted(settings: ServiceSettings, tree: Path) -> tuple[float, float]:
+    """Seconds from starting `tree`'s metrics service on the stored province to /readyz, and its peak RSS (MiB)."""
+    with contextlib.chdir(tree):
+        started = time.perf_counter()
+        process = start_service("metrics", settings, METRICS_PORT, ready_within=900)
+        ready = time.perf_counter() - started
+    peak = usage(process.pid).peak_rss_mib
+    process.terminate()
+    process.wait()
+    return ready, peak
+
+
+async def restart_scale() -> list[list[object]]:
+    """The service restarted on a stored province-year, this tree's beside the baseline tree's."""
+    settings = bench_settings("metrics").model_copy(update={"mongo_database": "bench_metrics_restart"})
+    await prepare(settings)
+    await store_province(settings, RESTART_DOSSIERS)
+    now_s, now_mib = restarted(settings, ROOT)
+    with tempfile.TemporaryDirectory() as scratch:
+        then_s, then_mib = restarted(settings, tree_of(BASELINE, Path(scratch)))
+    print(f"restart on {RESTART_DOSSIERS} dossiers: {now_s:.1f} s, {now_mib:.0f} MiB; at {BASELINE}: {then_s:.1f} s, "
+          f"{then_mib:.0f} MiB")
+    return [[f"service restart to /readyz, a province-year stored ({RESTART_DOSSIERS:,} dossiers)", "1 run",
+             f"{now_s:.1f} s; peak RSS {now_mib:,.0f} MiB",
+             f"at {BASELINE}: {then_s:.1f} s, {then_mib:,.0f} MiB (goal ≤ 10 s)"]]
+
+
 def main() -> None:
-    rows = province_scale() + clock_scale() + asyncio.run(service_scale())
+    rows = province_scale() + clock_scale() + asyncio.run(service_scale()) + asyncio.run(restart_scale())
     write_section(
         "metrics", "Metrics: reports, scrape and clock at province scale", "make bench-metrics",
         table(["what", "runs", "time", "beside"], rows) + "\n\nThe province-year is generated from folded lives "

@@ -158,7 +158,13 @@ def receipt_of(counted: Counted) -> Counted:
     return replace(counted, timeline=(), commune_code=intern(counted.commune_code), sector=intern(counted.sector),
                    procedure_code=intern(counted.procedure_code), received_at=compact.shared_zone(counted.received_at),
                    receipt_due_at=due, appointment_at=appointment, announced_until=None,
-                   received_by_unit=counted.received_by_unit and intern(counted.received_by_unit))
+                   received_by_unit=counted.received_by_unit and intern(counted.received_by_unit),
+                   fees_total=_FEES.get(counted.fees_total, counted.fees_total))
+
+
+# The usual fees' totals, one float each (24 bytes a dossier otherwise): none, and whole thousands of đồng up to
+# 10 million.
+_FEES: dict[float | None, float | None] = {float(v): float(v) for v in range(0, 10_000_001, 1_000)}
 
 
 def last_of(timeline: Timeline, receipt: Counted) -> Facts:
