@@ -11,7 +11,8 @@ them with the same codec (`RECEIVED`, `TIMELINE`). pydantic validates and serial
 where they cross a boundary; in memory they are plain slotted dataclasses (small, fast to build).
 
 Adding a fact: declare it here, derive it in shared/dossier.py, count it where it is counted
-(services/metrics/figures.py, shared/report.py), and regenerate docs/schemas (`python -m shared.contracts`).
+(services/metrics/figures.py, shared/report.py), pack it where the metrics service holds timelines
+(services/metrics/compact.py), and regenerate docs/schemas (`python -m shared.contracts`).
 """
 
 from dataclasses import dataclass

@@ -18,6 +18,11 @@ from typing import get_args
 
 from shared.facts import Facts, PaymentGateway, PaymentMethod, Rating, State, Timeline, Timeliness
 
+# Every field of Facts, as packed (tests/unit/test_metrics_compact.py checks none is missing: a new fact is packed
+# here too, or it would read back as its default).
+PACKED = ("since", "state", "due_at", "timeliness", "payment_method", "digitized", "rating", "apologies_compliant",
+          "apologies_non_compliant", "unit", "step_due_at", "payment_gateway", "result_issued",
+          "result_sent_to_personal_store")
 STATES: tuple[str, ...] = get_args(State)
 # Index 0 is None for these.
 TIMELINESS: tuple[str | None, ...] = (None, *get_args(Timeliness))

@@ -46,6 +46,10 @@ def written(timeline) -> list:
             for f in timeline]
 
 
+def test_every_fact_is_packed():
+    assert compact.PACKED == tuple(Facts.__dataclass_fields__)
+
+
 @given(facts_list())
 def test_a_packed_timeline_reads_back_equal_and_written_alike(timeline):
     timeline = tuple(timeline)
