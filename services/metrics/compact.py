@@ -33,8 +33,8 @@ GATEWAYS: tuple[str | None, ...] = (None, *get_args(PaymentGateway))
 _HEAD = struct.Struct("<10sBBB")  # since, then the three bytes below
 _INSTANT = struct.Struct("<10s")
 _OFFSET = struct.Struct("<i")  # a UTC offset in seconds
-_APOLOGIES = struct.Struct("<II")
-_LENGTH = struct.Struct("<H")
+_APOLOGIES = struct.Struct("<qq")  # what processing counts is small; a status record could say more
+_LENGTH = struct.Struct("<I")
 # Byte 1: state, timeliness, payment method, digitized. Byte 2: rating, gateway, then these flags.
 # Byte 3: how the due and the step's due follow, whose offsets are their own, whether the unit is the previous one.
 ISSUED, SENT, APOLOGIES, UNIT = 1 << 4, 1 << 5, 1 << 6, 1 << 7

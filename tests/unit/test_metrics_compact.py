@@ -33,8 +33,8 @@ def facts_list(draw_instant=INSTANTS):
         Facts, since=draw_instant, state=st.sampled_from(compact.STATES), due_at=MAYBE_INSTANT,
         timeliness=st.sampled_from(compact.TIMELINESS), payment_method=st.sampled_from(compact.METHODS),
         digitized=st.booleans(), rating=st.sampled_from(compact.RATINGS),
-        apologies_compliant=st.integers(0, 2**32 - 1) | st.just(0), apologies_non_compliant=st.integers(0, 3),
-        unit=st.none() | st.sampled_from(["Phòng Tư pháp", "UBND xã", "x" * 300]), step_due_at=MAYBE_INSTANT,
+        apologies_compliant=st.integers(-2**63, 2**63 - 1) | st.just(0), apologies_non_compliant=st.integers(0, 3),
+        unit=st.none() | st.sampled_from(["Phòng Tư pháp", "UBND xã", "x" * 70_000]), step_due_at=MAYBE_INSTANT,
         payment_gateway=st.sampled_from(compact.GATEWAYS), result_issued=st.booleans(),
         result_sent_to_personal_store=st.booleans())
     return st.lists(one, max_size=12)
