@@ -41,6 +41,11 @@ def probe(events_count: int) -> dict[str, float]:
     from shared.contracts import StatusRecord
     from shared.events import DossierEvent
 
+    import shared.http
+    from shared.settings import ServiceSettings
+
+    if hasattr(shared.http, "tune_collector"):  # the tree's services tune the garbage collector: as they run
+        shared.http.tune_collector(ServiceSettings(_env_file=None).gc_young_threshold)
     calendar, parse = WorkingCalendar.load(), TypeAdapter(DossierEvent)
     # A tree from before histories (services/processing/store.py) wrote its summary, the whole, alone.
     published_docs = getattr(store, "published_docs", lambda d: (None, store.summary_doc(d)))

@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.clock import Clock
@@ -70,6 +70,8 @@ class ServiceSettings(BaseSettings):
     bind_host: str = "127.0.0.1"
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+    # The cyclic garbage collector's young generation, in container objects allocated (shared/http.py:serve).
+    gc_young_threshold: int = Field(50_000, ge=700)
 
     # Unexpected handling failures a partition may dead-letter before it stops (shared/failures.py): so
     # many in a row, or more than this share of the last `dlq_window` records; a stopped partition is
