@@ -28,7 +28,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.cpu import tree_of
-from bench.harness import AUTH, ROOT, bench_settings, knob, percentile, port, post, sample_events, session, start_service
+from bench.harness import AUTH, ROOT, bench_settings, knob, percentile, port, post, run, sample_events, session, start_service
 from bench.processing import UPSERT_EVENTS, raw_baseline
 from bench.report import table, write_section
 from shared.kafka import STRUCTURED_HEADERS, client_options
@@ -273,4 +273,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(lambda: asyncio.run(main()))

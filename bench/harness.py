@@ -7,6 +7,7 @@ seconds (what `make test` does, tests/integration/test_benchmarks.py); BENCH_POR
 ports of the services a bench starts, so that benches on two stacks of one machine do not meet.
 """
 
+import asyncio
 import json
 import os
 import statistics
@@ -16,14 +17,18 @@ import time
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
+from collections.abc import Callable
 from typing import TypeVar
 
 
 import aiohttp
 import httpx
+from aiokafka.admin import AIOKafkaAdminClient
+from pymongo import AsyncMongoClient
 
 from tests.fixtures.sample import VN, dossier_code, dossier_history
 from shared.auth import key_hash
+from shared.kafka import client_options
 from shared.kafka_acls import ADMIN, as_user, password_file
 from shared.settings import ServiceSettings
 
@@ -67,9 +72,10 @@ def stack_settings(**update: object) -> ServiceSettings:
 
 
 def bench_settings(name: str) -> ServiceSettings:
-    """The running stack (`make up`), with topics and a database of the benchmark's own."""
+    """The running stack (`make up`), with topics and a database of the benchmark's own, dropped when the
+    bench ends (`run`)."""
     run = f"bench-{name}-{uuid.uuid4().hex[:6]}"
-    return ServiceSettings(
+    settings = ServiceSettings(
         environment="local",
         topic_events=f"{run}-events",
         topic_status=f"{run}-status",
@@ -77,6 +83,39 @@ def bench_settings(name: str) -> ServiceSettings:
         mongo_database=run.replace("-", "_"),
         **KAFKA_ADMIN,
     )
+    RUNS.append(settings)
+    return settings
+
+
+RUNS: list[ServiceSettings] = []  # what bench_settings made in this process
+
+
+def run(main: Callable[[], object]) -> None:
+    """A bench's entry point: `main`, then the databases and topics its runs made dropped, also when it failed
+    (a bench-e2e run alone left ~1.2 GB in FerretDB, and the stack's disk filled run after run)."""
+    try:
+        main()
+    finally:
+        if RUNS:
+            asyncio.run(drop_runs(RUNS))
+
+
+async def drop_runs(runs: list[ServiceSettings]) -> None:
+    """Each run's database, and the topics named after it (the services add dead-letter topics of their own)."""
+    mongo: AsyncMongoClient = AsyncMongoClient(runs[0].mongo_url)
+    try:
+        for settings in runs:
+            await mongo.drop_database(settings.mongo_database)
+    finally:
+        await mongo.close()
+    admin = AIOKafkaAdminClient(**client_options(runs[0]))
+    await admin.start()
+    try:
+        prefixes = tuple(s.topic_events.removesuffix("-events") for s in runs)
+        if doomed := [t for t in await admin.list_topics() if t.startswith(prefixes)]:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
 
 
 def start_service(name: str, settings: ServiceSettings, port: int, ready_within: float = 30,

@@ -27,7 +27,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.cpu import tree_of
-from bench.harness import (AUTH, DURATION, knob, percentile, port, post, sample_events, session,
+from bench.harness import (AUTH, DURATION, RUNS, knob, percentile, port, post, run, sample_events, session,
                            stack_settings, start_service)
 from bench.report import table, write_section
 from shared.kafka import STRUCTURED_HEADERS, client_options
@@ -306,6 +306,7 @@ def report(sides: list[str], medians: dict[str, float], latencies: dict[str, lis
 async def main() -> None:
     # A database of this run's own: the dossiers' keys and the citizens' index (shared/personal.py) start empty.
     settings = stack_settings(topic_events=TOPIC, mongo_database=f"bench_intake_{uuid.uuid4().hex[:6]}")
+    RUNS.append(settings)  # dropped at the end (bench/harness.py)
     await prepare(settings)
     events = distinct_applicants(sample_events(EVENTS))
     singles = [orjson.dumps(e) for e in events]
@@ -332,4 +333,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(lambda: asyncio.run(main()))

@@ -447,6 +447,9 @@ def restarted(settings: ServiceSettings, tree: Path) -> tuple[float, float]:
 async def restart_scale() -> list[list[object]]:
     """The service restarted on a stored province-year, this tree's beside the baseline tree's."""
     settings = bench_settings("metrics").model_copy(update={"mongo_database": "bench_metrics_restart"})
+    from bench import harness  # here: the baseline's probe loads this file beside an older bench package
+
+    harness.RUNS.append(settings)  # its database too goes at the end
     await prepare(settings)
     await store_province(settings, RESTART_DOSSIERS)
     now_s, now_mib = restarted(settings, ROOT)
@@ -494,4 +497,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from bench.harness import run  # not above: the baseline's probe loads this file beside an older bench package
+
+    run(main)

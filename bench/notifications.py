@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.cpu import tree_of
-from bench.harness import ROOT, STACK_DIR, bench_settings, knob, port, start_service
+from bench.harness import ROOT, STACK_DIR, bench_settings, knob, port, run, start_service
 from bench.report import table, write_section
 from services.notifications.settings import NotificationsSettings
 from shared.calendar import WorkingCalendar
@@ -240,4 +240,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(lambda: asyncio.run(main()))

@@ -18,7 +18,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient, InsertOne, UpdateOne
 
-from bench.harness import DURATION, bench_settings, knob, percentile, port, post, sample_events, session, start_service
+from bench.harness import DURATION, bench_settings, knob, percentile, port, post, run, sample_events, session, start_service
 from bench.report import table, write_section
 from shared.kafka import STRUCTURED_HEADERS, client_options
 from shared.kafka_acls import prepare
@@ -241,4 +241,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(lambda: asyncio.run(main()))

@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.end_to_end import PORTS, WARM_UP, reported, step
-from bench.harness import ROOT, bench_settings, knob, sample_events, start_service
+from bench.harness import ROOT, bench_settings, knob, run, sample_events, start_service
 from bench.report import OUTPUT, table, write_section
 from shared.kafka_acls import prepare
 
@@ -105,4 +105,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(lambda: asyncio.run(main()))

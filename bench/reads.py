@@ -36,7 +36,7 @@ from bench.cpu import tree_of
 from bench.end_to_end import BASELINE
 from bench.end_to_end import PORTS as E2E_PORTS
 from bench.end_to_end import WARM_UP, reported, step, usage
-from bench.harness import KAFKA_ADMIN, KEY, ROOT, STACK_DIR, bench_settings, knob, percentile, port, sample_events, start_service
+from bench.harness import KAFKA_ADMIN, KEY, ROOT, RUNS, STACK_DIR, bench_settings, knob, percentile, port, run, sample_events, start_service
 from bench.processing import consumed, prefill
 from bench.report import table, write_section
 from tests.fixtures.sample import VN, dossier_code, event
@@ -390,6 +390,8 @@ def side_by_side(now: Measured, base: Measured) -> str:
 async def main() -> None:
     settings = ServiceSettings(environment="local", mongo_database=DATABASE, topic_events=f"bench-reads-{uuid.uuid4().hex[:6]}-events",
                                topic_status="bench-reads-status", topic_dlq="bench-reads-dlq", **KAFKA_ADMIN)
+    if DATABASE.startswith("bench_reads_tiny_"):  # the province is kept between runs; a tiny run's is not
+        RUNS.append(settings)
     await prepare(settings)
     client = AsyncMongoClient(settings.mongo_url)
     db = client[DATABASE]
@@ -433,4 +435,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(lambda: asyncio.run(main()))

@@ -25,7 +25,7 @@ import orjson
 import yaml
 from aiokafka import AIOKafkaProducer
 
-from bench.harness import AUTH, bench_settings, knob, percentile, port, start_service
+from bench.harness import AUTH, bench_settings, knob, percentile, port, run, start_service
 from bench.metrics import CAL, SECTORS, life, rss_mib, status_data, status_record
 from bench.report import table, write_section
 from services.metrics.figures import Figures
@@ -260,4 +260,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
