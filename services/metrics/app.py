@@ -7,13 +7,14 @@ from functools import partial
 from typing import Annotated, Any
 
 import structlog
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from services.metrics import export, feedback_views, handlers, operators
 from services.metrics.access import Access, Operator, require_commune, require_province
 from services.metrics.figures import figures_of
-from services.metrics.core import MetricsCore
+from services.metrics.core import FiguresLoading, MetricsCore
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import FiguresStore
 from shared.auth import ApiKeys
@@ -95,7 +96,14 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     add_urgent_route(app, settings, core)
     api = add_report_api(app, settings, core, Scope(core, Annotated[Operator, Depends(access.required)]))
     operators.install(app, api, settings.clock, access)
+    app.add_exception_handler(FiguresLoading, loading)
     return app
+
+
+async def loading(request: Request, error: Exception) -> JSONResponse:
+    """A report asked while the figures load (a restart of a province-year takes about a minute)."""
+    return JSONResponse({"detail": "the figures are loading: try again in a few seconds"}, status_code=503,
+                        headers={"Retry-After": "5"})
 
 
 class Scope:

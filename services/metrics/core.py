@@ -24,6 +24,10 @@ from shared.contracts import FeedbackChanged, StatusRecord
 from shared.consumer_app import Record
 
 
+class FiguresLoading(Exception):
+    """A report asked before the store is loaded: it would count only what is loaded so far (answered 503)."""
+
+
 class ServiceMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.status_events = Counter(
@@ -61,6 +65,7 @@ class MetricsCore:
         self.metrics.snapshot_age.set_function(self.snapshot.age)
         self.metrics.render_seconds.set_function(lambda: self.snapshot.render_seconds)
         self.loaded = False  # ready: the figures, the points at risk and the snapshot all there
+        self.readable = False  # the store loaded: reports may read the figures
 
     async def load(self, compact: bool = True) -> None:
         """The figures as this replica's store has them, then (unless `compact` is False: a reader
@@ -69,6 +74,7 @@ class MetricsCore:
         await self.feedback.load()
         if compact:
             await self.compact()
+        self.readable = True
 
     async def start(self) -> None:
         """Everything /readyz waits for: the figures, the points at risk, the first snapshot."""
@@ -94,7 +100,10 @@ class MetricsCore:
 
     async def figures_for(self, communes: list[str], start: date, end: date) -> Figures:
         """The figures a report of these communes' dossiers received in [start, end] reads: those in
-        memory, with the archive's (dossiers and PAKN) when the period reaches before the horizon."""
+        memory, with the archive's (dossiers and PAKN) when the period reaches before the horizon;
+        FiguresLoading until the store is loaded."""
+        if not self.readable:
+            raise FiguresLoading("the figures are loading")
         horizon = self.replica.horizon
         if horizon is None or quarter(start) >= horizon:
             return self.figures

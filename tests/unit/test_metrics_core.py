@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from services.metrics.settings import MetricsSettings
 from services.metrics.figures import Figures
-from services.metrics.core import MetricsCore
+from services.metrics.core import FiguresLoading, MetricsCore
 from shared.calendar import WorkingCalendar
 from shared.contracts import ClockChanged, StatusRecord, status_changed, status_of
 from shared.dossier import fold
@@ -84,3 +84,21 @@ def test_time_alone_announces_due_soon_then_overdue_once_even_after_a_restart():
     asyncio.run(restarted.load(compact=False))
     assert asyncio.run(restarted.move_clock(publish)) == 0  # the ids it stored say they were sent
     assert orjson.loads(published[-1].to_bytes())["data"]["cause"]["type"] == "clock"
+
+
+def test_a_report_asked_while_the_figures_load_is_refused_not_answered_from_what_is_loaded_so_far():
+    """A restart takes a minute for a province-year: a report meanwhile would count part of its dossiers."""
+    store, now = MemoryFiguresStore(), [RECEIVED + timedelta(hours=1)]
+    first = replica(store, now)
+    asyncio.run(first.handle(statuses(3)))
+    second = replica(store, now)
+    day = RECEIVED.date()
+    try:
+        asyncio.run(second.figures_for(["14923"], day, day))
+    except FiguresLoading:
+        pass
+    else:
+        raise AssertionError("a report before the load was answered")
+    asyncio.run(second.load(compact=False))
+    figures = asyncio.run(second.figures_for(["14923"], day, day))
+    assert figures.report("14923", day, day, now[0])["received"] == 3
