@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from services.metrics import feedback_views, pages
 from services.metrics.access import SESSION_COOKIE, Access, Operator, session_cookie
+from services.metrics.core import FiguresLoading
 from services.metrics.vietnamese import VN, InvalidInput, day, moment_input, parse_day, parse_moment, shorten
 from shared.calendar import quarter_of
 from shared.communes import Commune, commune, communes, communes_of_province
@@ -146,6 +147,10 @@ async def shown(view: Callable[[], Awaitable[str]], form: Callable[[str], str]) 
         return html(form(str(unknown)), 404)
     except HTTPException as refused:  # what the API itself refuses
         return html(form("Không lập được báo cáo với các thông tin đã nhập."), refused.status_code)
+    except FiguresLoading:  # a restart: the figures are being read again
+        page = html(form("Hệ thống đang nạp lại số liệu sau khi khởi động. Vui lòng thử lại sau ít giây."), 503)
+        page.headers["retry-after"] = "5"
+        return page
 
 
 class Views:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from services.metrics import operators
 from services.metrics.access import Access, Operator
+from services.metrics.core import FiguresLoading
 from services.metrics.operators import NotFound, read_commune, read_period, read_province
 from shared.auth import ApiKey, ApiKeys, key_hash
 from services.metrics.vietnamese import VN, InvalidInput
@@ -180,6 +181,22 @@ def test_bad_input_gives_the_form_again_with_a_vietnamese_error(path, params, st
     page = client(CannedApi()).get(path, params=params)
     assert page.status_code == status and says in unescape(page.text)
     assert 'role="alert"' in page.text and "<form" in page.text
+
+
+class LoadingApi(CannedApi):
+    """The API of a metrics service that has just started: its figures are being read from the store."""
+
+    def endpoint(self, name: str):
+        async def call(code: str, operator: Operator, **params) -> dict:
+            raise FiguresLoading("the figures are loading")
+        return call
+
+
+@pytest.mark.parametrize("path, params", [("/bao-cao", {"ma": "14923"}), ("/xep-hang", {"tinh": "38"})])
+def test_while_the_figures_load_a_view_says_so_in_vietnamese_and_when_to_try_again(path, params):
+    page = client(LoadingApi()).get(path, params=params | PERIOD)
+    assert page.status_code == 503 and page.headers["retry-after"] == "5"
+    assert "đang nạp lại số liệu" in unescape(page.text) and 'role="alert"' in page.text and "<form" in page.text
 
 
 @pytest.mark.parametrize("path, field", [("/don-vi", 'name="ma"'), ("/xep-hang", 'name="tinh"')])
