@@ -174,6 +174,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class PortTaken(RuntimeError):
+    """A service could not bind the port chosen for it."""
+
+
 @dataclass
 class ServiceProcess:
     """One service run as `python -m services.<name>`, as `make up` runs it."""
@@ -184,6 +188,9 @@ class ServiceProcess:
     process: subprocess.Popen | None = None
     # What runs: the service, or a test double of it (tests/fixtures/faulty.py).
     module: list[str] = field(default_factory=list)
+    # A port `free_port` chose: between its check and the service's bind, another process may take it (an
+    # outgoing connection's ephemeral port), and the service then starts again on another.
+    movable: bool = False
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -198,6 +205,16 @@ class ServiceProcess:
         return Clock(timedelta(seconds=float(self.env.get("DOSSIER_CLOCK_OFFSET_SECONDS", 0))))
 
     def start(self, timeout: float = 30) -> "ServiceProcess":
+        for _ in range(2 if self.movable else 0):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                self.port = free_port()
+                self.env = self.env | {f"DOSSIER_{self.name.upper()}_PORT": str(self.port)}
+                self.__post_init__()
+        return self._start(timeout)
+
+    def _start(self, timeout: float) -> "ServiceProcess":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -210,7 +227,10 @@ class ServiceProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {self.log_path.read_text()[-2000:]}")
+                said = self.log_path.read_text()[-2000:]
+                if self.movable and "address already in use" in said:
+                    raise PortTaken(f"{self.name}: port {self.port} taken meanwhile")
+                raise RuntimeError(f"{self.name} exited: {said}")
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=3).status_code == 200:
                     return self
@@ -240,7 +260,7 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.2, message: s
 
 def service(name: str, settings: ServiceSettings, port: int | None = None, **env: str) -> ServiceProcess:
     """A service of the namespace `settings`, not started yet."""
-    port = port or free_port()
+    movable, port = port is None, port or free_port()
     base = settings_env(settings) | {f"DOSSIER_{name.upper()}_PORT": str(port), "DOSSIER_LOG_FORMAT": "json",
                                      "DOSSIER_SECRETS_DIR": str(SECRETS)} | as_user(name, SECRETS)
     if name == "intake":
@@ -249,7 +269,7 @@ def service(name: str, settings: ServiceSettings, port: int | None = None, **env
         base |= {"DOSSIER_PROCESSING_OPERATOR_KEYS": json.dumps(API_KEYS)}
     if name == "metrics":
         base |= {"DOSSIER_METRICS_OPERATOR_KEYS": json.dumps(API_KEYS)}
-    return ServiceProcess(name, base | env, port)
+    return ServiceProcess(name, base | env, port, movable=movable)
 
 
 class FixedPortIntake:
