@@ -106,9 +106,9 @@ class Tracked:
     unpacked when a report asks for the dossier as of an earlier instant."""
 
     receipt: Counted  # what processing last announced, its timeline left out (`timeline` has it)
-    received_date: date  # local date: the report cohort (docs/domain.md §5)
     now: Facts  # the last Facts of its timeline: what it counts as now
     steps: bytes  # its whole timeline, packed
+    received_date: date  # local date: the report cohort (docs/domain.md §5)
     open_counted: OpenState | None = None  # what `dossier_open` counts it as now
     announced_until: datetime | None = None  # the clock's changes up to here are announced
     # Its last change (its last Facts' `since`, its verdicts' instants) in Unix seconds (a float compares ten times
@@ -122,14 +122,11 @@ class Tracked:
 
     @classmethod
     def of(cls, counted: Counted, received_date: date) -> "Tracked":
-        receipt = receipt_of(counted)
-        return cls(receipt, received_date, last_of(counted.timeline, receipt), compact.pack(counted.timeline),
-                   announced_until=counted.announced_until)
+        return cls(*held(counted), received_date, announced_until=counted.announced_until)  # type: ignore[misc]
 
     def take(self, counted: Counted) -> None:
         """A newer announcement of the dossier: what the clock announced starts over."""
-        self.receipt = receipt_of(counted)
-        self.now, self.steps = last_of(counted.timeline, self.receipt), compact.pack(counted.timeline)
+        self.receipt, self.now, self.steps = held(counted)
         self.announced_until = None
 
     @property
@@ -148,6 +145,12 @@ class Tracked:
     def facts_at(self, at: datetime) -> Facts | None:
         """Its Facts in force at instant `at` (None before its receipt); most reports need only `now`."""
         return self.now if self.now.since <= at else facts_as_of(self.timeline, at)
+
+
+def held(counted: Counted) -> tuple[Counted, Facts, bytes]:
+    """What `Tracked` keeps of an announcement: its receipt, its last Facts, its timeline packed."""
+    receipt = receipt_of(counted)
+    return receipt, last_of(counted.timeline, receipt), compact.pack(counted.timeline)
 
 
 def receipt_of(counted: Counted) -> Counted:
