@@ -11,7 +11,9 @@ takes minutes). Then, with services of its own started fresh (nothing cached, as
   same processing on new dossiers;
 - peak RSS of each service;
 - the lookups at full scale once more with the services of a baseline commit (bench-e2e's,
-  `BENCH_E2E_BASELINE`), side by side, on other random dossiers never looked up.
+  `BENCH_E2E_BASELINE`), side by side, on other random dossiers never looked up;
+- the citizens' lookup (right 4 digits, the QR token, a code past its limit of wrong guesses) beside
+  the services of `BENCH_LOOKUP_BASELINE`, before its attempts were counted in the database.
 """
 
 import asyncio
@@ -46,6 +48,7 @@ from services.notifications.store import MESSAGE_FIELDS, move_id
 from services.processing.store import link_to, published_docs
 from shared.auth import key_hash
 from shared.calendar import WorkingCalendar
+from shared.lookup import lookup_token
 from shared.events import parse_event_json
 from shared.kafka_acls import prepare
 from shared.mongo import Chain, insert_new, pack
@@ -63,6 +66,14 @@ KEYS = f'[{{"name": "bench", "key_sha256": "{key_hash(KEY)}", "sources": ["*"]}}
 CHUNK = 2_000
 TEMPLATE = "999.99.99.Z99-250701-9999"
 FIRST_DAY = datetime(2025, 7, 1, 8, tzinfo=VN)
+KINDS = ("dossier", "sms", "documents")
+# The citizens' lookup: with the phone's last 4 digits, with the receipt's QR token, and wrong digits for
+# a few codes, refused (429) once each code's window of wrong guesses is full.
+CITIZEN_KINDS = ("4 digits", "QR token", "past the limit")
+LOOKUP_BASELINE = knob("BENCH_LOOKUP_BASELINE", "a587022", "")
+LOOKUP_SECRET = "bench-lookup-secret"
+PHONE4 = "5678"  # the sample applicant's (tests/fixtures/sample.py)
+LOCKED_CODES = 16
 
 
 def code_of(n: int) -> str:
@@ -160,9 +171,13 @@ async def store_province(db: Any, upto: int) -> float:
 
 def lookup_paths(n: int) -> dict[str, str]:
     code = code_of(n)
+    citizen = f"http://127.0.0.1:{PORTS['processing']}/v1/lookup/{code}"
     return {"dossier": f"http://127.0.0.1:{PORTS['processing']}/v1/dossiers/{code}",
             "sms": f"http://127.0.0.1:{PORTS['notifications']}/v1/messages?dossier={code}",
-            "documents": f"http://127.0.0.1:{PORTS['signature']}/v1/dossiers/{code}/documents"}
+            "documents": f"http://127.0.0.1:{PORTS['signature']}/v1/dossiers/{code}/documents",
+            "4 digits": f"{citizen}?phone4={PHONE4}",
+            "QR token": f"{citizen}?token={lookup_token(LOOKUP_SECRET, code)}",
+            "past the limit": f"http://127.0.0.1:{PORTS['processing']}/v1/lookup/{code_of(n % LOCKED_CODES)}?phone4=0000"}
 
 
 @dataclass
@@ -189,7 +204,7 @@ async def look_up(kind: str, clients: int, dossiers: list[int], seconds: float =
                 url = lookup_paths(n)[kind]
                 began = time.perf_counter()
                 async with client.get(url, headers=headers) as answer:
-                    if answer.status != 200:
+                    if answer.status not in ((404, 429) if kind == "past the limit" else (200,)):
                         raise SystemExit(f"{url} answered {answer.status}: {await answer.text()}")
                     await answer.read()
                 times.append(time.perf_counter() - began)
@@ -204,7 +219,9 @@ def start_lookups(settings: ServiceSettings, tree: Path = ROOT) -> dict[str, sub
     with contextlib.chdir(tree):
         return {
             "processing": start_service("processing", settings, PORTS["processing"],
-                                        DOSSIER_PROCESSING_OPERATOR_KEYS=KEYS),
+                                        DOSSIER_PROCESSING_OPERATOR_KEYS=KEYS, DOSSIER_LOOKUP_SECRET=LOOKUP_SECRET,
+                                        # one address asks for all the bench's clients
+                                        DOSSIER_PROCESSING_LOOKUP_PER_CLIENT_PER_MINUTE=str(10**9)),
             "notifications": start_service("notifications", settings, PORTS["notifications"],
                                             DOSSIER_NOTIFICATIONS_API_KEYS=KEYS),
             "signature": start_service("signature", settings, PORTS["signature"], DOSSIER_SIGNATURE_API_KEYS=KEYS),
@@ -223,15 +240,15 @@ def stop(processes: dict[str, subprocess.Popen]) -> dict[str, float]:
 Measured = dict[tuple[str, int, str], Lookups]  # (lookup, clients, "first" or "again")
 
 
-async def measure(settings: ServiceSettings, stored: int, tree: Path = ROOT,
-                  seed: int = 0) -> tuple[Measured, dict[str, float]]:
+async def measure(settings: ServiceSettings, stored: int, tree: Path = ROOT, seed: int = 0,
+                  kinds: tuple[str, ...] = KINDS) -> tuple[Measured, dict[str, float]]:
     """Each lookup at 1 and 50 clients: of dossiers never looked up before, then of the same again
     (a lookup leaves a summary of the SMS and signature chains it read, as operators poll a few)."""
     processes = start_lookups(settings, tree)
     rng = random.Random(stored + seed)
     try:
         results = {}
-        for kind in ("dossier", "sms", "documents"):
+        for kind in kinds:
             for clients in (1, 50):
                 first = await look_up(kind, clients, rng.sample(range(stored), min(stored, 100_000)))
                 again = await look_up(kind, clients, first.done)
@@ -345,7 +362,7 @@ def report(small: dict, large: dict, released: dict, peaks: dict, took: float, f
     rows = [[kind, clients, when, ms(small[kind, clients, when].p50), ms(small[kind, clients, when].p99),
              ms(large[kind, clients, when].p50), ms(large[kind, clients, when].p99),
              f"{large[kind, clients, when].p99 / small[kind, clients, when].p99:.2f}"]
-            for kind in ("dossier", "sms", "documents") for clients in (1, 50) for when in ("first", "again")]
+            for kind in KINDS for clients in (1, 50) for when in ("first", "again")]
     return (
         f"A province-year stored: {TOTAL:,} dossiers (9 events each, 2 SMS with their moves, a signed result's "
         f"records), in the documents the services write, in a database of the benchmark's own (stored in "
@@ -380,11 +397,29 @@ def side_by_side(now: Measured, base: Measured) -> str:
     rows = [[kind, clients, when, ms(now[kind, clients, when].p50), ms(now[kind, clients, when].p99),
              ms(base[kind, clients, when].p50), ms(base[kind, clients, when].p99),
              f"{now[kind, clients, when].p99 / base[kind, clients, when].p99:.2f}"]
-            for kind in ("dossier", "sms", "documents") for clients in (1, 50) for when in ("first", "again")]
+            for kind in KINDS for clients in (1, 50) for when in ("first", "again")]
     return (f"\nThe same lookups at {TOTAL:,} dossiers with the services of commit {BASELINE} (bench-e2e's "
             "baseline), started after this tree's, on other random dossiers never looked up:\n\n"
             + table(["lookup", "clients", "dossiers", "p50 ms now", "p99 ms now", f"p50 ms at {BASELINE}",
                      f"p99 ms at {BASELINE}", "p99 now / baseline"], rows) + "\n")
+
+
+def citizens_side_by_side(now: Measured, base: Measured) -> str:
+    """The citizens' lookup, this tree's processing beside LOOKUP_BASELINE's, the same run."""
+    if not base:
+        return ""
+    rows = [[kind, clients, when, ms(now[kind, clients, when].p50), ms(now[kind, clients, when].p99),
+             ms(base[kind, clients, when].p50), ms(base[kind, clients, when].p99),
+             f"{now[kind, clients, when].p50 / base[kind, clients, when].p50:.2f}",
+             f"{now[kind, clients, when].p99 / base[kind, clients, when].p99:.2f}"]
+            for kind in CITIZEN_KINDS for clients in (1, 50) for when in ("first", "again")]
+    return (f"\nThe citizens' lookup (`/v1/lookup/{{code}}`) at {TOTAL:,} dossiers, with processing of this tree "
+            f"and of commit {LOOKUP_BASELINE} (before the attempts were counted in the database, issue 23), "
+            f"one after the other: the right 4 digits, the receipt's QR token, and wrong digits on "
+            f"{LOCKED_CODES} codes (refused once a code's window is full; the first guesses of each are "
+            "404s). *again*: the same dossiers once more.\n\n"
+            + table(["lookup", "clients", "dossiers", "p50 ms now", "p99 ms now", f"p50 ms at {LOOKUP_BASELINE}",
+                     f"p99 ms at {LOOKUP_BASELINE}", "p50 now / baseline", "p99 now / baseline"], rows) + "\n")
 
 
 async def main() -> None:
@@ -412,6 +447,14 @@ async def main() -> None:
             print(f"the same lookups with the services of {BASELINE}, on other dossiers:", flush=True)
             with tempfile.TemporaryDirectory() as scratch:
                 base, _ = await measure(settings, TOTAL, tree_of(BASELINE, Path(scratch)), seed=1)
+        print("the citizens' lookup:", flush=True)
+        citizens, _ = await measure(settings, TOTAL, kinds=CITIZEN_KINDS, seed=2)
+        base_citizens: Measured = {}
+        if LOOKUP_BASELINE:
+            print(f"the citizens' lookup with the services of {LOOKUP_BASELINE}:", flush=True)
+            with tempfile.TemporaryDirectory() as scratch:
+                base_citizens, _ = await measure(settings, TOTAL, tree_of(LOOKUP_BASELINE, Path(scratch)), seed=3,
+                                                 kinds=CITIZEN_KINDS)
         print(f"end to end at {RATE} events/s while 50 clients look up …", flush=True)
         e2e_p50, e2e_p99 = await while_looking_up(settings, TOTAL)
         print(f"  p50 {e2e_p50 * 1000:,.0f} ms, p99 {e2e_p99 * 1000:,.0f} ms", flush=True)
@@ -429,7 +472,7 @@ async def main() -> None:
         await client.close()
 
     body = report(small, large, released, peaks, took, first, (e2e_p50, e2e_p99), (again, new, replay_rss),
-                  len(replayed)) + side_by_side(large, base)
+                  len(replayed)) + side_by_side(large, base) + citizens_side_by_side(citizens, base_citizens)
     print(body)
     write_section("reads", "Reads at province scale", "make bench-reads", body)
 

@@ -153,6 +153,10 @@ def add_operator_view(app: FastAPI, settings: ProcessingSettings, store: Dossier
         return with_open_state(shown, settings.clock(), calendar)
 
 
+def too_many(refused: LookupRefused) -> HTTPException:
+    return HTTPException(429, str(refused), headers={"Retry-After": str(refused.retry_after)})
+
+
 class CitizenLookup:
     """The citizens' lookup (docs/contract.md §8): 400 for what is not a code and a factor, 429 over
     the limits, the same 404 for an unknown code and a wrong factor."""
@@ -169,17 +173,23 @@ class CitizenLookup:
             self.attempts.check(client)
             # A valid token is checked without the database: others' failures never lock it out.
             token_right = token is not None and factor_matches(code, None, token, None, secret)
-            guess = [] if token_right else await self.attempts.guess(client, code, code_wide=token is None)
+            windows = [] if token_right else self.attempts.windows(client, code, code_wide=token is None)
         except LookupRefused as refused:
-            raise HTTPException(429, str(refused), headers={"Retry-After": str(refused.retry_after)}) from None
-        # The key is read whether the code is known or not: the same work for both (lookup.py).
-        found, key = await asyncio.gather(self.store.view(code), self.keys.key_of(code))
+            raise too_many(refused) from None
+        # The guess is counted and the dossier read side by side; nothing is compared before it is
+        # counted. The key is read whether the code is known or not: the same work for both (lookup.py).
+        guess, found, key = await asyncio.gather(self.attempts.take(windows), self.store.view(code),
+                                                 self.keys.key_of(code), return_exceptions=True)
+        if failed := [o for o in (guess, found, key) if isinstance(o, BaseException)]:
+            if isinstance(guess, list):
+                self.attempts.right_later(guess)  # not evaluated
+            raise too_many(failed[0]) if isinstance(failed[0], LookupRefused) else failed[0]
         view, stored4 = found if found else (None, None)
         if view and stored4 is None:  # the phone is sealed: its digits are compared opened, never stored
             stored4 = last4(opened.phone) if (opened := opened_view(view, key)) else None
         if not view or not (token_right or factor_matches(code, phone4, None, stored4, secret)):
             raise HTTPException(404, NOT_FOUND)
-        await self.attempts.right(guess)
+        self.attempts.right_later(guess)
         return citizen_view(view, self.settings.clock(), self.calendar)
 
 

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
 from starlette.requests import Request
 
 from shared.calendar import WorkingCalendar
@@ -26,8 +26,10 @@ from shared.facts import open_state
 from shared.http import Network, in_networks, ip_address_of
 from shared.labels import OPEN_STATES, STATES, STEPS
 from shared.lookup import PHONE4, TOKEN, lookup_token
+from shared.mongo import insert_new
 from shared.ratelimit import Windows
 
+log = structlog.get_logger()
 
 
 class LookupRefused(Exception):
@@ -41,46 +43,71 @@ class LookupRefused(Exception):
 class Slots:
     """Counters every replica shares: at most `limit` insert-only documents per key and fixed window.
     Claiming one is an insert whose unique `_id` decides between concurrent claimers (FerretDB's updates
-    are not atomic, shared/mongo.py); a full window is seen by reading its last slot's key."""
+    are not atomic, shared/mongo.py); a full window is seen by reading its last slot's key. A window this
+    replica saw full is refused from memory until it ends: slots are only given back by right guesses,
+    so a full window seldom frees one, and refusing it is the safe side."""
 
-    def __init__(self, collection: AsyncCollection, clock: Callable[[], float] = time.time):
+    def __init__(self, collection: AsyncCollection, clock: Callable[[], float] = time.time,
+                 remembered: int = 100_000):
         self._collection = collection
         self._clock = clock
+        self._full: dict[str, float] = {}  # "key|window" → when the window ends
+        self._remembered = remembered
 
-    async def claim(self, key: str, limit: int, seconds: int) -> str:
-        """A slot of `key` in the current window (its `_id`), or LookupRefused until the next window.
-        The first slot is tried at once (a key seldom has failures); past it, a full window costs one
-        read, not `limit` inserts."""
-        now = self._clock()
-        window = int(now // seconds)
-        ends = (window + 1) * seconds
-        base = f"{key}|{window}"
-        if limit > 0 and await self._insert(f"{base}|0", ends):
+    def window(self, key: str, seconds: int) -> tuple[str, float]:
+        """The current window of `key` ("key|window") and when it ends."""
+        window = int(self._clock() // seconds)
+        return f"{key}|{window}", float((window + 1) * seconds)
+
+    def refused(self, base: str, ends: float) -> LookupRefused | None:
+        """LookupRefused when this replica saw the window full, without the database."""
+        if base in self._full:
+            return LookupRefused(max(1, int(ends - self._clock()) + 1))
+        return None
+
+    async def claim(self, claims: list[tuple[str, int, float]]) -> list[str | LookupRefused]:
+        """A slot of each window (base, limit, when it ends), or LookupRefused until the window ends. The first slots of all windows are tried in one insert (a
+        key seldom has failures); past one, a full window costs one read, not `limit` inserts."""
+        firsts = await insert_new(self._collection, [self._slot(f"{base}|0", ends) for base, limit, ends in claims
+                                                     if limit > 0])
+        return list(await asyncio.gather(*(self._next(base, limit, ends, f"{base}|0" in firsts)
+                                           for base, limit, ends in claims)))
+
+    async def _next(self, base: str, limit: int, ends: float, first: bool) -> str | LookupRefused:
+        if first:
             return f"{base}|0"
         if limit > 1 and await self._collection.find_one({"_id": f"{base}|{limit - 1}"}) is None:
             for n in range(1, limit):
-                if await self._insert(f"{base}|{n}", ends):
+                if await insert_new(self._collection, [self._slot(f"{base}|{n}", ends)]):
                     return f"{base}|{n}"
-        raise LookupRefused(max(1, int(ends - now) + 1))
+        self._remember_full(base, ends)
+        return LookupRefused(max(1, int(ends - self._clock()) + 1))
 
-    async def _insert(self, slot: str, expires: float) -> bool:
-        try:
-            await self._collection.insert_one({"_id": slot, "expires": datetime.fromtimestamp(expires, UTC)})
-        except DuplicateKeyError:
-            return False
-        return True
+    @staticmethod
+    def _slot(slot: str, expires: float) -> dict[str, Any]:
+        return {"_id": slot, "expires": datetime.fromtimestamp(expires, UTC)}
+
+    def _remember_full(self, base: str, ends: float) -> None:
+        if len(self._full) >= self._remembered:  # bounded: forget the windows over, else keep asking the database
+            now = self._clock()
+            self._full = {k: e for k, e in self._full.items() if e > now}
+            if len(self._full) >= self._remembered:
+                return
+        self._full[base] = ends
 
     async def release(self, slot: str) -> None:
         await self._collection.delete_one({"_id": slot})
 
     async def purge(self) -> None:
         """Forget the windows that are over (a small collection: at most the limits' slots an hour)."""
-        await self._collection.delete_many({"expires": {"$lt": datetime.fromtimestamp(self._clock(), UTC)}})
+        now = self._clock()
+        self._full = {k: e for k, e in self._full.items() if e > now}
+        await self._collection.delete_many({"expires": {"$lt": datetime.fromtimestamp(now, UTC)}})
 
 
 class Attempts:
     """The lookup's limits: a client's attempts a minute (`check`, in memory), and the guesses of a
-    code's 4 digits an hour, per code and per (client, code) (`guess`, shared Slots)."""
+    code's 4 digits an hour, per code and per (client, code) (`windows` and `guess`, shared Slots)."""
 
     def __init__(self, slots: Slots, per_client_per_minute: int, failures_per_code_per_hour: int,
                  failures_per_client_code_per_hour: int, clock: Any = time.monotonic):
@@ -88,6 +115,7 @@ class Attempts:
         self._slots = slots
         self._per_code = failures_per_code_per_hour
         self._per_client_code = failures_per_client_code_per_hour
+        self._releasing: set[asyncio.Task] = set()
 
     def check(self, client: str) -> None:
         """Count an attempt of `client`, before anything is awaited; refuse it over the client's limit."""
@@ -96,22 +124,52 @@ class Attempts:
             raise LookupRefused(max(1, int(wait) + 1))
         self._clients.add(client)
 
-    async def guess(self, client: str, code: str, code_wide: bool = True) -> list[str]:
-        """Count a guess as a failure before it is evaluated (the slots to give back if it was right),
-        or LookupRefused over the code's or the client's limit on it."""
-        claims = [(f"client|{client}|{code}", self._per_client_code)] + ([(f"code|{code}", self._per_code)]
-                                                                          if code_wide else [])
-        outcomes = await asyncio.gather(*(self._slots.claim(key, limit, 3600) for key, limit in claims),
-                                        return_exceptions=True)
+    def windows(self, client: str, code: str, code_wide: bool = True) -> list[tuple[str, int, float]]:
+        """The windows a guess counts in, before anything is awaited: LookupRefused at once for one
+        this replica saw full."""
+        keys = [(f"client|{client}|{code}", self._per_client_code)] + ([(f"code|{code}", self._per_code)]
+                                                                        if code_wide else [])
+        windows = [(*self._slots.window(key, 3600), limit) for key, limit in keys]
+        for base, ends, _ in windows:
+            if refused := self._slots.refused(base, ends):
+                raise refused
+        return [(base, limit, ends) for base, ends, limit in windows]
+
+    async def take(self, windows: list[tuple[str, int, float]]) -> list[str]:
+        """Count a guess as a failure in each window before it is evaluated (the slots to give back if it
+        was right), or LookupRefused over a limit."""
+        if not windows:
+            return []
+        outcomes = await self._slots.claim(windows)
         claimed = [o for o in outcomes if isinstance(o, str)]
-        if refused := next((o for o in outcomes if isinstance(o, BaseException)), None):
+        if refused := next((o for o in outcomes if isinstance(o, LookupRefused)), None):
             await self.right(claimed)  # not counted: the guess is refused, not evaluated
             raise refused
         return claimed
 
+    async def guess(self, client: str, code: str, code_wide: bool = True) -> list[str]:
+        return await self.take(self.windows(client, code, code_wide))
+
     async def right(self, claimed: list[str]) -> None:
         """The guess was right (or not evaluated): it is not a failure."""
         await asyncio.gather(*(self._slots.release(slot) for slot in claimed))
+
+    def right_later(self, claimed: list[str]) -> None:
+        """`right`, after the answer is sent: until then the slots still count, the safe side."""
+        if claimed:
+            task = asyncio.create_task(self.right(claimed))
+            self._releasing.add(task)
+            task.add_done_callback(self._released)
+
+    def _released(self, task: asyncio.Task) -> None:
+        self._releasing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("lookup slots not given back", error=type(task.exception()).__name__)
+
+    async def settled(self) -> None:
+        """Wait for the slots given back after answers (tests)."""
+        while self._releasing:
+            await asyncio.gather(*self._releasing, return_exceptions=True)
 
 
 def client_of(request: Request, trusted: list[Network]) -> str:

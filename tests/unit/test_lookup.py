@@ -102,12 +102,49 @@ async def test_the_windows_that_are_over_are_purged():
     now = [0.0]
     collection = MemoryCollection()
     slots = Slots(collection, clock=lambda: now[0])
-    await slots.claim("code|A", 10, 3600)
+    await Attempts(slots, 100, 10, 5).guess("1.1.1.1", "A", code_wide=False)
     now[0] = 3599
     await slots.purge()
-    assert len(collection.docs) == 1
+    assert list(collection.docs) == ["client|1.1.1.1|A|0|0"]
     now[0] = 3601
     await slots.purge()
+    assert collection.docs == {}
+
+
+async def test_a_window_seen_full_is_refused_without_the_database_until_it_ends():
+    now = [100.0]
+    collection = MemoryCollection()
+    attempts = Attempts(Slots(collection, clock=lambda: now[0]), 100, 2, 2)
+    for _ in range(2):
+        await attempts.guess("1.1.1.1", "A")
+    with pytest.raises(LookupRefused):
+        await attempts.guess("2.2.2.2", "A")  # the code's window, seen full by a read
+    collection.docs.clear()  # what the database says no longer matters this hour …
+    with pytest.raises(LookupRefused) as refused:
+        attempts.windows("3.3.3.3", "A")  # … refused before anything is awaited
+    assert refused.value.retry_after == 3501
+    attempts.windows("3.3.3.3", "B")
+    now[0] = 3600  # the next window asks the database again
+    await attempts.guess("3.3.3.3", "A")
+
+
+async def test_the_windows_seen_full_are_bounded():
+    slots = Slots(MemoryCollection(), remembered=3)
+    attempts = Attempts(slots, 100, 0, 0)
+    for code in "ABCDE":
+        with pytest.raises(LookupRefused):
+            await attempts.guess("1.1.1.1", code)
+    assert len(slots._full) == 3
+    with pytest.raises(LookupRefused):
+        await attempts.guess("1.1.1.1", "E")  # not remembered: the database refuses it again
+
+
+async def test_a_right_guess_gives_its_slots_back_after_the_answer():
+    collection = MemoryCollection()
+    attempts = Attempts(Slots(collection), 100, 3, 2)
+    attempts.right_later(await attempts.guess("1.1.1.1", "A"))
+    assert len(collection.docs) == 2  # still counted while the answer is sent
+    await attempts.settled()
     assert collection.docs == {}
 
 
