@@ -118,9 +118,9 @@ async def drop_runs(runs: list[ServiceSettings]) -> None:
         await admin.close()
 
 
-def start_service(name: str, settings: ServiceSettings, port: int, ready_within: float = 30,
+def start_service(name: str, settings: ServiceSettings, port: int, ready_within: float = 30, ready: str = "/readyz",
                   **env: str) -> subprocess.Popen:
-    """`python -m services.<name>` on `settings`, returned once /readyz answers 200."""
+    """`python -m services.<name>` on `settings`, returned once `ready` (/readyz) answers 200."""
     variables = settings.environment_variables()
     variables |= {
         f"DOSSIER_{name.upper()}_PORT": str(port),
@@ -133,7 +133,7 @@ def start_service(name: str, settings: ServiceSettings, port: int, ready_within:
         if process.poll() is not None:
             raise SystemExit(f"{name} exited with {process.returncode} before it was ready")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}{ready}", timeout=1).status_code == 200:
                 return process
         except httpx.HTTPError:
             pass

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pymongo import ReplaceOne
+from pymongo import DeleteOne, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -34,6 +34,12 @@ async def insert_new(collection: AsyncCollection, docs: list[dict[str, Any]]) ->
         there = {e["index"] for e in errors}
         return {doc["_id"] for n, doc in enumerate(docs) if n not in there}
     return {doc["_id"] for doc in docs}
+
+
+async def delete_all(collection: AsyncCollection, ids: list[str]) -> None:
+    """Delete these documents (those that exist), each by its `_id`, in one command."""
+    if ids:
+        await collection.bulk_write([DeleteOne({"_id": i}) for i in ids], ordered=False)
 
 
 async def get_many(collection: AsyncCollection, ids: Iterable[str], concurrency: int = 32) -> dict[str, dict]:

@@ -35,12 +35,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import AsyncMongoClient, DeleteOne
-from pymongo.asynchronous.collection import AsyncCollection
+from pymongo import AsyncMongoClient
 
 from services.notifications.messages import ATTEMPTS, STOPS, Body, Decision, Listed, Message, MessageStatus, Move, \
     move_id
-from shared.mongo import Chain, as_utc, get_many, insert_new, link_id, replace_all
+from shared.mongo import Chain, as_utc, delete_all, get_many, insert_new, link_id, replace_all
 
 PURGE_CHAINS = 16  # a day's purge notes are spread over this many chains
 MESSAGE_FIELDS = ("_id", "dossier", "trigger", "status", "created_at", "parts", "coding")  # the lookup's (Listed)
@@ -48,12 +47,6 @@ Stored = tuple[Message, Body | None, list[Move]]  # a message, its number and te
 Moved = tuple[Message, Move]  # a status a message reached, or one sending attempt
 Wanted = tuple[str, str, int]  # a daily slot wanted: (number, local day, the first one that may be free)
 KNOWN = 50_000  # chain ends and moves recorded, remembered by this process (a burst's worth)
-
-
-async def delete_all(collection: AsyncCollection, ids: list[str]) -> None:
-    """Delete these documents (those that exist), each by its `_id`, in one command."""
-    if ids:
-        await collection.bulk_write([DeleteOne({"_id": i}) for i in ids], ordered=False)
 
 
 class _Hints:

@@ -174,10 +174,23 @@ class CitizenLookup:
             # A valid token is checked without the database: others' failures never lock it out.
             token_right = token is not None and factor_matches(code, None, token, None, secret)
             windows = [] if token_right else self.attempts.windows(client, code, code_wide=token is None)
+            if token is not None and not token_right:  # counted for its client; says nothing of the dossier
+                await self.attempts.take(windows)
         except LookupRefused as refused:
             raise too_many(refused) from None
-        # The guess is counted and the dossier read side by side; nothing is compared before it is
-        # counted. The key is read whether the code is known or not: the same work for both (lookup.py).
+        if token is not None:
+            found = await self.store.view(code) if token_right else None
+        else:
+            found = await self._guessed(code, phone4 or "", windows, secret)
+        if not found:
+            raise HTTPException(404, NOT_FOUND)
+        return citizen_view(found[0], self.settings.clock(), self.calendar)
+
+    async def _guessed(self, code: str, phone4: str, windows: list[tuple[str, int, float]],
+                       secret: str) -> tuple[dict[str, Any], str | None] | None:
+        """The dossier if these are its phone's last 4 digits. The guess is counted and the dossier read
+        side by side; nothing is compared before it is counted. The key is read whether the code is known
+        or not: the same work for both (lookup.py)."""
         guess, found, key = await asyncio.gather(self.attempts.take(windows), self.store.view(code),
                                                  self.keys.key_of(code), return_exceptions=True)
         if failed := [o for o in (guess, found, key) if isinstance(o, BaseException)]:
@@ -187,10 +200,10 @@ class CitizenLookup:
         view, stored4 = found if found else (None, None)
         if view and stored4 is None:  # the phone is sealed: its digits are compared opened, never stored
             stored4 = last4(opened.phone) if (opened := opened_view(view, key)) else None
-        if not view or not (token_right or factor_matches(code, phone4, None, stored4, secret)):
-            raise HTTPException(404, NOT_FOUND)
+        if not view or not factor_matches(code, phone4, None, stored4, secret):
+            return None
         self.attempts.right_later(guess)
-        return citizen_view(view, self.settings.clock(), self.calendar)
+        return found
 
 
 def add_citizen_routes(app: FastAPI, settings: ProcessingSettings, lookup: CitizenLookup,

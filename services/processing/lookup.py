@@ -26,7 +26,7 @@ from shared.facts import open_state
 from shared.http import Network, in_networks, ip_address_of
 from shared.labels import OPEN_STATES, STATES, STEPS
 from shared.lookup import PHONE4, TOKEN, lookup_token
-from shared.mongo import insert_new
+from shared.mongo import delete_all, insert_new
 from shared.ratelimit import Windows
 
 log = structlog.get_logger()
@@ -95,8 +95,8 @@ class Slots:
                 return
         self._full[base] = ends
 
-    async def release(self, slot: str) -> None:
-        await self._collection.delete_one({"_id": slot})
+    async def release(self, slots: list[str]) -> None:
+        await delete_all(self._collection, slots)
 
     async def purge(self) -> None:
         """Forget the windows that are over (a small collection: at most the limits' slots an hour)."""
@@ -115,7 +115,8 @@ class Attempts:
         self._slots = slots
         self._per_code = failures_per_code_per_hour
         self._per_client_code = failures_per_client_code_per_hour
-        self._releasing: set[asyncio.Task] = set()
+        self._giving_back: list[str] = []  # right guesses' slots, given back after their answers
+        self._giver: asyncio.Task | None = None
 
     def check(self, client: str) -> None:
         """Count an attempt of `client`, before anything is awaited; refuse it over the client's limit."""
@@ -152,24 +153,27 @@ class Attempts:
 
     async def right(self, claimed: list[str]) -> None:
         """The guess was right (or not evaluated): it is not a failure."""
-        await asyncio.gather(*(self._slots.release(slot) for slot in claimed))
+        await self._slots.release(claimed)
 
     def right_later(self, claimed: list[str]) -> None:
-        """`right`, after the answer is sent: until then the slots still count, the safe side."""
-        if claimed:
-            task = asyncio.create_task(self.right(claimed))
-            self._releasing.add(task)
-            task.add_done_callback(self._released)
+        """`right`, after the answer is sent: until then the slots still count, the safe side. The
+        slots of answers sent while one delete is under way go together in the next."""
+        self._giving_back += claimed
+        if self._giving_back and (self._giver is None or self._giver.done()):
+            self._giver = asyncio.create_task(self._give_back())
 
-    def _released(self, task: asyncio.Task) -> None:
-        self._releasing.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("lookup slots not given back", error=type(task.exception()).__name__)
+    async def _give_back(self) -> None:
+        while self._giving_back:
+            slots, self._giving_back = self._giving_back, []
+            try:
+                await self._slots.release(slots)
+            except Exception as error:  # they stay counted until their window ends: the safe side
+                log.warning("lookup slots not given back", slots=len(slots), error=type(error).__name__)
 
     async def settled(self) -> None:
-        """Wait for the slots given back after answers (tests)."""
-        while self._releasing:
-            await asyncio.gather(*self._releasing, return_exceptions=True)
+        """Wait until the slots given back after answers are deleted (tests)."""
+        while self._giver is not None and not self._giver.done():
+            await self._giver
 
 
 def client_of(request: Request, trusted: list[Network]) -> str:
