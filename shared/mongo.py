@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from pymongo import DeleteOne, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 DUPLICATE_KEY = 11000
@@ -53,6 +54,20 @@ async def get_many(collection: AsyncCollection, ids: Iterable[str], concurrency:
     keys = list(dict.fromkeys(ids))
     found = await asyncio.gather(*(get(k) for k in keys))
     return {k: doc for k, doc in zip(keys, found, strict=True) if doc is not None}
+
+
+async def read_ahead(cursor: AsyncCursor, batch: int) -> AsyncIterator[dict[str, Any]]:
+    """A cursor's documents, `batch` at a time, the next batch asked for before this one is handed out:
+    the database makes it ready while the caller works on this one (a start reading a store of blobs)."""
+    ahead = asyncio.ensure_future(cursor.to_list(batch))
+    try:
+        while docs := await ahead:
+            ahead = asyncio.ensure_future(cursor.to_list(batch))
+            await asyncio.sleep(0)  # the next batch's request is sent before the caller's work
+            for doc in docs:
+                yield doc
+    finally:
+        ahead.cancel()
 
 
 def pack(doc: Any) -> bytes:

@@ -43,7 +43,7 @@ from pymongo import AsyncMongoClient
 
 from services.metrics.feedback import FeedbackStore
 from services.metrics.figures import Counted, Key, Tracked, Verdict
-from shared.mongo import Chain, archived_entries, insert_new
+from shared.mongo import Chain, archived_entries, insert_new, read_ahead
 
 # What the figures take of a status record (shared.contracts.StatusData), as stored: the applicant and
 # the rest stay on the topic. The same dataclasses as in memory, through pydantic's codec.
@@ -162,7 +162,7 @@ class FiguresStore:
         for name in names:
             # A few blobs (up to ~3 MB each) a reply: FerretDB does not cut replies at 16 MB as
             # MongoDB does, and the driver refuses one over 48 MB.
-            async for doc in self._db[name].find({}, batch_size=4):
+            async for doc in read_ahead(self._db[name].find({}, batch_size=4), 4):
                 if doc["kind"] == "statuses":
                     yield "statuses", KEPT.validate_json(doc["blob"])[::-1]
                 else:

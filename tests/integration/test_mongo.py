@@ -6,7 +6,7 @@ import time
 
 from pymongo import AsyncMongoClient, ReplaceOne
 
-from shared.mongo import Chain, insert_new
+from shared.mongo import Chain, delete_all, insert_new, read_ahead
 from tests.integration.conftest import namespace
 
 
@@ -27,6 +27,31 @@ def test_insert_new_keeps_what_is_there_and_names_what_it_inserted(stack):
     first, again, nothing, stored = asyncio.run(run())
     assert (first, again, nothing) == ({"a", "b"}, {"c"}, set())
     assert [(d["_id"], d["v"]) for d in stored] == [("a", 1), ("b", 1), ("c", 2)]
+
+
+def test_reading_ahead_gives_every_document_once_in_order_and_stops_when_the_reader_does(stack):
+    settings = namespace(stack)
+
+    async def run() -> tuple[list, list, list]:
+        client = AsyncMongoClient(settings.mongo_url)
+        try:
+            collection = client[settings.mongo_database]["read_ahead"]
+            await collection.insert_many([{"_id": f"d{n:03d}"} for n in range(23)])
+            whole = [d["_id"] async for d in read_ahead(collection.find({}, batch_size=4).sort("_id", 1), 4)]
+            some = []
+            async for doc in read_ahead(collection.find({}, batch_size=4).sort("_id", 1), 4):
+                some.append(doc["_id"])
+                if len(some) == 6:  # the batch asked for ahead is given up
+                    break
+            await delete_all(collection, [f"d{n:03d}" for n in range(20)])
+            return whole, some, await collection.find().to_list()
+        finally:
+            await client.close()
+
+    whole, some, left = asyncio.run(run())
+    assert whole == [f"d{n:03d}" for n in range(23)]
+    assert some == whole[:6]
+    assert [d["_id"] for d in left] == ["d020", "d021", "d022"]
 
 
 def test_a_lookup_by_id_costs_the_same_in_a_hundred_times_larger_collection(stack):
