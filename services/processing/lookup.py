@@ -44,15 +44,17 @@ class Slots:
     """Counters every replica shares: at most `limit` insert-only documents per key and fixed window.
     Claiming one is an insert whose unique `_id` decides between concurrent claimers (FerretDB's updates
     are not atomic, shared/mongo.py); a full window is seen by reading its last slot's key. A window this
-    replica saw full is refused from memory until it ends: slots are only given back by right guesses,
-    so a full window seldom frees one, and refusing it is the safe side."""
+    replica saw full is refused from memory for `remember_full` seconds (a flood of guesses costs the
+    database one read a minute): slots are only given back by right guesses, so a full window seldom
+    frees one; when it does (a citizen's own lookups side by side held its slots), it is seen again."""
 
     def __init__(self, collection: AsyncCollection, clock: Callable[[], float] = time.time,
-                 remembered: int = 100_000):
+                 remembered: int = 100_000, remember_full: float = 60.0):
         self._collection = collection
         self._clock = clock
-        self._full: dict[str, float] = {}  # "key|window" → when the window ends
+        self._full: dict[str, float] = {}  # "key|window" → until when it is refused from memory
         self._remembered = remembered
+        self._full_for = remember_full
 
     def window(self, key: str, seconds: int) -> tuple[str, float]:
         """The current window of `key` ("key|window") and when it ends."""
@@ -60,9 +62,10 @@ class Slots:
         return f"{key}|{window}", float((window + 1) * seconds)
 
     def refused(self, base: str, ends: float) -> LookupRefused | None:
-        """LookupRefused when this replica saw the window full, without the database."""
-        if base in self._full:
-            return LookupRefused(max(1, int(ends - self._clock()) + 1))
+        """LookupRefused when this replica saw the window full lately, without the database."""
+        now = self._clock()
+        if self._full.get(base, 0.0) > now:
+            return LookupRefused(max(1, int(ends - now) + 1))
         return None
 
     async def claim(self, claims: list[tuple[str, int, float]]) -> list[str | LookupRefused]:
@@ -93,7 +96,7 @@ class Slots:
             self._full = {k: e for k, e in self._full.items() if e > now}
             if len(self._full) >= self._remembered:
                 return
-        self._full[base] = ends
+        self._full[base] = min(ends, self._clock() + self._full_for)
 
     async def release(self, slots: list[str]) -> None:
         await delete_all(self._collection, slots)

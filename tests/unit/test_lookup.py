@@ -111,7 +111,7 @@ async def test_the_windows_that_are_over_are_purged():
     assert collection.docs == {}
 
 
-async def test_a_window_seen_full_is_refused_without_the_database_until_it_ends():
+async def test_a_window_seen_full_is_refused_without_the_database_for_a_minute():
     now = [100.0]
     collection = MemoryCollection()
     attempts = Attempts(Slots(collection, clock=lambda: now[0]), 100, 2, 2)
@@ -119,13 +119,28 @@ async def test_a_window_seen_full_is_refused_without_the_database_until_it_ends(
         await attempts.guess("1.1.1.1", "A")
     with pytest.raises(LookupRefused):
         await attempts.guess("2.2.2.2", "A")  # the code's window, seen full by a read
-    collection.docs.clear()  # what the database says no longer matters this hour …
+    collection.docs.clear()  # what the database says no longer matters for a minute …
     with pytest.raises(LookupRefused) as refused:
         attempts.windows("3.3.3.3", "A")  # … refused before anything is awaited
     assert refused.value.retry_after == 3501
     attempts.windows("3.3.3.3", "B")
-    now[0] = 3600  # the next window asks the database again
+    now[0] = 159
+    with pytest.raises(LookupRefused):
+        attempts.windows("3.3.3.3", "A")
+    now[0] = 160  # then the database is asked again: slots held by right guesses were given back
     await attempts.guess("3.3.3.3", "A")
+
+
+async def test_a_citizens_own_lookups_side_by_side_lock_them_out_for_a_minute_at_most():
+    now = [100.0]
+    attempts = Attempts(Slots(MemoryCollection(), clock=lambda: now[0]), 100, 10, 2)
+    held = [await attempts.guess("1.1.1.1", "A") for _ in range(2)]  # two right lookups under way
+    with pytest.raises(LookupRefused):
+        await attempts.guess("1.1.1.1", "A")
+    for slots in held:
+        await attempts.right(slots)
+    now[0] += 61
+    await attempts.guess("1.1.1.1", "A")
 
 
 async def test_the_windows_seen_full_are_bounded():
