@@ -15,8 +15,8 @@ from services.processing import handlers
 from services.processing.feedback import FeedbackMetrics, FeedbackProcessor, FeedbackStore
 from services.processing.history import Outgoing
 from services.processing.audit import AuditLog
-from services.processing.lookup import (Attempts, LookupRefused, Slots, citizen_view, client_of, factor_matches,
-                                        well_formed_factor)
+from services.processing.lookup import (Attempts, LookupRefused, Slots, Window, citizen_view, client_of,
+                                        factor_matches, well_formed_factor)
 from services.processing.page import render
 from services.processing.processor import ProcessingMetrics, Processor
 from services.processing.settings import ProcessingSettings
@@ -186,7 +186,7 @@ class CitizenLookup:
             raise HTTPException(404, NOT_FOUND)
         return citizen_view(found[0], self.settings.clock(), self.calendar)
 
-    async def _guessed(self, code: str, phone4: str, windows: list[tuple[str, int, float]],
+    async def _guessed(self, code: str, phone4: str, windows: list[Window],
                        secret: str) -> tuple[dict[str, Any], str | None] | None:
         """The dossier if these are its phone's last 4 digits. The guess is counted and the dossier read
         side by side; nothing is compared before it is counted. The key is read whether the code is known

@@ -40,6 +40,9 @@ class LookupRefused(Exception):
         self.retry_after = retry_after
 
 
+Window = tuple[str, int, float]  # a key's current window ("key|window"), its limit, when it ends
+
+
 class Slots:
     """Counters every replica shares: at most `limit` insert-only documents per key and fixed window.
     Claiming one is an insert whose unique `_id` decides between concurrent claimers (FerretDB's updates
@@ -63,14 +66,15 @@ class Slots:
 
     def refused(self, base: str, ends: float) -> LookupRefused | None:
         """LookupRefused when this replica saw the window full lately, without the database."""
-        now = self._clock()
-        if self._full.get(base, 0.0) > now:
-            return LookupRefused(max(1, int(ends - now) + 1))
-        return None
+        return self._refusal(ends) if self._full.get(base, 0.0) > self._clock() else None
 
-    async def claim(self, claims: list[tuple[str, int, float]]) -> list[str | LookupRefused]:
-        """A slot of each window (base, limit, when it ends), or LookupRefused until the window ends. The first slots of all windows are tried in one insert (a
-        key seldom has failures); past one, a full window costs one read, not `limit` inserts."""
+    def _refusal(self, ends: float) -> LookupRefused:
+        return LookupRefused(max(1, int(ends - self._clock()) + 1))
+
+    async def claim(self, claims: list[Window]) -> list[str | LookupRefused]:
+        """A slot of each window, or LookupRefused until the window ends. The first slots of all windows
+        are tried in one insert (a key seldom has failures); past one, a full window costs one read, not
+        `limit` inserts."""
         firsts = await insert_new(self._collection, [self._slot(f"{base}|0", ends) for base, limit, ends in claims
                                                      if limit > 0])
         return list(await asyncio.gather(*(self._next(base, limit, ends, f"{base}|0" in firsts)
@@ -84,7 +88,7 @@ class Slots:
                 if await insert_new(self._collection, [self._slot(f"{base}|{n}", ends)]):
                     return f"{base}|{n}"
         self._remember_full(base, ends)
-        return LookupRefused(max(1, int(ends - self._clock()) + 1))
+        return self._refusal(ends)
 
     @staticmethod
     def _slot(slot: str, expires: float) -> dict[str, Any]:
@@ -128,18 +132,20 @@ class Attempts:
             raise LookupRefused(max(1, int(wait) + 1))
         self._clients.add(client)
 
-    def windows(self, client: str, code: str, code_wide: bool = True) -> list[tuple[str, int, float]]:
+    def windows(self, client: str, code: str, code_wide: bool = True) -> list[Window]:
         """The windows a guess counts in, before anything is awaited: LookupRefused at once for one
         this replica saw full."""
         keys = [(f"client|{client}|{code}", self._per_client_code)] + ([(f"code|{code}", self._per_code)]
                                                                         if code_wide else [])
-        windows = [(*self._slots.window(key, 3600), limit) for key, limit in keys]
-        for base, ends, _ in windows:
+        windows = []
+        for key, limit in keys:
+            base, ends = self._slots.window(key, 3600)
             if refused := self._slots.refused(base, ends):
                 raise refused
-        return [(base, limit, ends) for base, ends, limit in windows]
+            windows.append((base, limit, ends))
+        return windows
 
-    async def take(self, windows: list[tuple[str, int, float]]) -> list[str]:
+    async def take(self, windows: list[Window]) -> list[str]:
         """Count a guess as a failure in each window before it is evaluated (the slots to give back if it
         was right), or LookupRefused over a limit."""
         if not windows:
