@@ -95,6 +95,13 @@ async def until_done(work: Callable[[], Awaitable[Any]], what: str) -> Any:
             await asyncio.sleep(1)
 
 
+async def once(what: str, work: Callable[[], Awaitable[Any]]) -> None:
+    try:
+        await work()
+    except Exception:  # a bug: said loudly
+        log.exception(f"{what} failed")
+
+
 async def every(seconds: float, what: str, work: Callable[[], Awaitable[Any]], wait_first: bool = False) -> None:
     """`work` every `seconds`; a failure of the database or of Kafka is logged and tried next time."""
     if wait_first:
@@ -143,6 +150,7 @@ class ConsumerApp:
         self.stopped: dict[tuple[str, int], str] = {}  # (topic, partition) -> why it stopped
         self._subscriptions: list[_Subscription] = []
         self._before: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        self._once: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
         self._loops: list[tuple[float, str, Callable[[], Awaitable[Any]], bool, str]] = []
         self._tasks: list[asyncio.Task] = []
         self._closing: list[Callable[[], Awaitable[Any]]] = []
@@ -184,6 +192,10 @@ class ConsumerApp:
     def before_consuming(self, what: str, work: Callable[[], Awaitable[Any]]) -> None:
         """Awaited, tried again while the database is away, before the subscriptions start."""
         self._before.append((what, work))
+
+    def once_consuming(self, what: str, work: Callable[[], Awaitable[Any]]) -> None:
+        """Run once in the background when every subscription consumes (a failure is logged)."""
+        self._once.append((what, work))
 
     def every(self, seconds: float, what: str, work: Callable[[], Awaitable[Any]], wait_first: bool = False,
               start: Literal["now", "loaded", "consuming"] = "consuming") -> None:
@@ -331,6 +343,8 @@ class ConsumerApp:
         log.info("consuming", topics=[s.topic for s in self._subscriptions])
         self._started = True
         self._start_loops("consuming")
+        for what, work in self._once:
+            self._tasks.append(asyncio.create_task(once(what, work)))
 
     def app(self, title: str, description: str, not_ready: Callable[[], str | None] = lambda: None,
             exposition: Callable[[], bytes] | None = None) -> FastAPI:

@@ -271,9 +271,13 @@ def clock_changed(received: Received, status: Status, at: datetime, to: OpenStat
     """Time alone moved an open dossier to `to` at instant `at`."""
     new = status.model_copy(update={"open_state": to})
     data = ClockData(**received_of(received), cause=Cause(id=None, type="clock"), old=status, new=new, events=events)
-    return ClockChanged(id=record_id(received.dossier_code, "clock", status.due_at.isoformat() if status.due_at else None,
-                                     to),
-                        subject=received.dossier_code, time=at, data=data)
+    return ClockChanged(id=clock_record_id(received.dossier_code, status.due_at, to), subject=received.dossier_code,
+                        time=at, data=data)
+
+
+def clock_record_id(dossier_code: str, due_at: datetime | None, to: OpenState) -> str:
+    """The id of the clock record that moves a dossier with this due to `to` (the same after a restart)."""
+    return record_id(dossier_code, "clock", due_at.isoformat() if due_at else None, to)
 
 
 CONTRACTS: dict[str, Any] = {

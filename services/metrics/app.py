@@ -72,6 +72,7 @@ def build(settings: MetricsSettings) -> tuple[ConsumerApp, MetricsCore]:
         await runtime.publish(settings.topic_status, [(e.subject, e.to_bytes(), {}) for e in events])
 
     runtime.before_consuming("loading the figures", core.start)
+    runtime.once_consuming("settling the figures loaded", core.settle_loaded)
     runtime.every(settings.metrics_clock_interval_seconds, "clock", lambda: core.move_clock(publish))
     runtime.every(settings.metrics_snapshot_interval_seconds, "snapshot", core.snapshot.refresh)
     runtime.every(settings.metrics_at_risk_interval_seconds, "points at risk", core.snapshot.refresh_at_risk)
@@ -101,7 +102,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
 
 
 async def loading(request: Request, error: Exception) -> JSONResponse:
-    """A report asked while the figures load (a restart of a province-year takes about a minute)."""
+    """A report asked while the figures load (a restart of a province-year takes about half a minute)."""
     return JSONResponse({"detail": "the figures are loading: try again in a few seconds"}, status_code=503,
                         headers={"Retry-After": "5"})
 

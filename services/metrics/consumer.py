@@ -11,7 +11,7 @@ from datetime import datetime
 
 from prometheus_client import Counter
 
-from services.metrics.figures import Counted, Verdict, verdict_of
+from services.metrics.figures import Counted, Verdict, held, verdict_of
 from services.metrics.replica import Replica
 from services.metrics.store import archive_key
 from shared.contracts import ClockChanged, SignatureVerified, StatusChanged, StatusRecord
@@ -57,16 +57,16 @@ class StatusConsumer:
             replica.sent.add(clock.id)  # another replica's clock record
             self.outcomes.labels("clock").inc()
         local = replica.figures.calendar.local
-        counted = [Counted.of(status.data) for status in statuses]
+        announced = [held(Counted.of(status.data)) for status in statuses]  # packed once, stored and applied
         async with replica.writing:  # where a record goes depends on the horizon, which a compaction moves
-            await replica.store.save(replica.batch_of(counted, verdicts))
-            await self._returning([c for c in counted if c.dossier_code not in replica.figures.dossiers
-                                   and replica.where(local(c.received_at).date()) == "carried"])
+            await replica.store.save(replica.batch_of(announced, verdicts))
+            await self._returning([h.receipt for h in announced if h.receipt.dossier_code not in replica.figures.dossiers
+                                   and replica.where(local(h.receipt.received_at).date()) == "carried"])
             for verdict in verdicts:
                 replica.figures.apply_verdict(verdict)
                 self.outcomes.labels("signature").inc()
             now = self.clock()
-            for one in counted:
+            for one in announced:
                 self.outcomes.labels("applied" if replica.figures.apply(one, now) else "older").inc()
 
     async def _returning(self, counted: list[Counted]) -> None:

@@ -5,16 +5,19 @@ figures a report reads (the archive's with memory's when the period reaches befo
 A replica keeps only the provinces it owns (services/metrics/shard.py).
 """
 
+import asyncio
+import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.metrics import compaction, loader, ticker
 from services.metrics.consumer import StatusConsumer
 from services.metrics.feedback import FeedbackKeeper
-from services.metrics.figures import Figures
+from services.metrics.figures import Figures, Tracked
 from services.metrics.replica import Replica
 from services.metrics.settings import MetricsSettings
 from services.metrics.snapshot import Snapshot
@@ -22,6 +25,9 @@ from services.metrics.store import FiguresStore, archive_key, first_day, quarter
 from shared.clock import Clock
 from shared.contracts import FeedbackChanged, StatusRecord
 from shared.consumer_app import Record
+
+log = structlog.get_logger()
+SETTLED_AT_ONCE = 1000  # dossiers settled between two turns of the event loop (~30 ms)
 
 
 class FiguresLoading(Exception):
@@ -45,6 +51,9 @@ class ServiceMetrics:
         self.render_seconds = Gauge("metrics_snapshot_render_seconds", "Time the last snapshot took to render",
                                     registry=registry)
         self.dossiers = Gauge("metrics_dossiers", "Dossiers the figures count", registry=registry)
+        self.unsettled = Gauge("metrics_dossiers_unsettled",
+                               "Dossiers the start loaded that reports still judge one by one (settled in the "
+                               "background once consuming)", registry=registry)
         self.report_seconds = Histogram(
             "metrics_report_duration_seconds", "Time to compute a report", ["kind"], registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
@@ -66,6 +75,8 @@ class MetricsCore:
         self.metrics.render_seconds.set_function(lambda: self.snapshot.render_seconds)
         self.loaded = False  # ready: the figures, the points at risk and the snapshot all there
         self.readable = False  # the store loaded: reports may read the figures
+        self.unsettled: list[Tracked] = []  # loaded, not settled yet (`settle_loaded`)
+        self.metrics.unsettled.set_function(lambda: len(self.unsettled))
 
     async def load(self, compact: bool = True) -> None:
         """The figures as this replica's store has them, then (unless `compact` is False: a reader
@@ -74,6 +85,7 @@ class MetricsCore:
         await self.feedback.load()
         if compact:
             await self.compact()
+        self.unsettled = list(self.figures.dossiers.values())
         self.readable = True
 
     async def start(self) -> None:
@@ -82,6 +94,20 @@ class MetricsCore:
         await self.snapshot.refresh_at_risk()
         await self.snapshot.refresh()
         self.loaded = True
+
+    async def settle_loaded(self) -> None:
+        """What the start loaded, settled (services/metrics/queries.py `settle`) once consuming, a thousand dossiers at
+        a time, the consumer and reports going on in between: a start is ready without judging each dossier, and
+        until its dossier is settled a report judges it (the same figures, computed one by one)."""
+        started = time.perf_counter()
+        loaded = len(self.unsettled)
+        while self.unsettled:
+            for tracked in self.unsettled[-SETTLED_AT_ONCE:]:
+                if tracked.quiet_since is None:  # not settled since by a newer announcement (or never settleable)
+                    self.figures.settle(tracked)
+            del self.unsettled[-SETTLED_AT_ONCE:]
+            await asyncio.sleep(0)
+        log.info("figures settled", dossiers=loaded, seconds=round(time.perf_counter() - started, 2))
 
     async def handle(self, records: list[Record[StatusRecord]]) -> None:
         """PAKN records to the feedback keeper, the others to the dossiers' consumer."""

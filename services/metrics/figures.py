@@ -121,12 +121,13 @@ class Tracked:
     packed_with: Catalogue | None = field(default=None, compare=False)
 
     @classmethod
-    def of(cls, counted: Counted, received_date: date) -> "Tracked":
-        return cls(*held(counted), received_date, announced_until=counted.announced_until)  # type: ignore[misc]
+    def of(cls, announced: "Held", received_date: date) -> "Tracked":
+        return cls(announced.receipt, announced.now, announced.steps, received_date,
+                   announced_until=announced.announced_until)
 
-    def take(self, counted: Counted) -> None:
+    def take(self, announced: "Held") -> None:
         """A newer announcement of the dossier: what the clock announced starts over."""
-        self.receipt, self.now, self.steps = held(counted)
+        self.receipt, self.now, self.steps = announced.receipt, announced.now, announced.steps
         self.announced_until = None
 
     @property
@@ -147,10 +148,24 @@ class Tracked:
         return self.now if self.now.since <= at else facts_as_of(self.timeline, at)
 
 
-def held(counted: Counted) -> tuple[Counted, Facts, bytes]:
-    """What `Tracked` keeps of an announcement: its receipt, its last Facts, its timeline packed."""
+@dataclass(frozen=True, slots=True)
+class Held:
+    """An announcement as `Tracked` takes it: its receipt (`receipt_of`), its last Facts (`last_of`), its timeline
+    packed and, when at hand, unpacked (a start reading the store leaves it packed), with how far the clock
+    announced it (a dossier the store carried)."""
+
+    receipt: Counted
+    now: Facts
+    steps: bytes
+    timeline: Timeline | None = None
+    announced_until: datetime | None = None
+
+
+def held(counted: Counted) -> Held:
+    """What `Tracked` keeps of an announcement as processing made it."""
     receipt = receipt_of(counted)
-    return receipt, last_of(counted.timeline, receipt), compact.pack(counted.timeline)
+    return Held(receipt, last_of(counted.timeline, receipt), compact.pack(counted.timeline), counted.timeline,
+                counted.announced_until)
 
 
 def receipt_of(counted: Counted) -> Counted:
@@ -162,7 +177,11 @@ def receipt_of(counted: Counted) -> Counted:
                    procedure_code=intern(counted.procedure_code), received_at=compact.shared_zone(counted.received_at),
                    receipt_due_at=due, appointment_at=appointment, announced_until=None,
                    received_by_unit=counted.received_by_unit and intern(counted.received_by_unit),
-                   fees_total=_FEES.get(counted.fees_total, counted.fees_total))
+                   fees_total=shared_fees(counted.fees_total))
+
+
+def shared_fees(total: float | None) -> float | None:
+    return _FEES.get(total, total)
 
 
 # The usual fees' totals, one float each (24 bytes a dossier otherwise): none, and whole thousands of đồng up to
@@ -170,9 +189,9 @@ def receipt_of(counted: Counted) -> Counted:
 _FEES: dict[float | None, float | None] = {float(v): float(v) for v in range(0, 10_000_001, 1_000)}
 
 
-def last_of(timeline: Timeline, receipt: Counted) -> Facts:
-    """A timeline's last Facts as `Tracked` keeps it: its datetimes as `receipt_of` keeps them."""
-    f = timeline[-1]
+def last_of(last: Timeline | Facts, receipt: Counted) -> Facts:
+    """A timeline's last Facts (or the Facts given) as `Tracked` keeps it: its datetimes as `receipt_of` keeps them."""
+    f = last if isinstance(last, Facts) else last[-1]
     due = receipt.receipt_due_at if _same(f.due_at, receipt.receipt_due_at) else compact.shared_zone(f.due_at)
     return Facts(compact.shared_zone(f.since), f.state, due, f.timeliness, f.payment_method, f.digitized,  # type: ignore[arg-type]
                  f.rating, f.apologies_compliant, f.apologies_non_compliant, f.unit and intern(f.unit),
@@ -187,17 +206,20 @@ def _same(one: datetime | None, other: datetime | None) -> bool:
 
 @dataclass(frozen=True)
 class Transition:
-    """Time alone moved an open dossier: what the clock announces."""
+    """Time alone moved an open dossier: what the clock announces, with the dossier as it was then (a newer
+    announcement may come before the clock's record is made)."""
 
-    dossier: Tracked
+    receipt: Counted
+    facts: Facts
+    received_date: date
     at: datetime
     old: OpenState
     new: OpenState
 
     def status(self, open_state: OpenState) -> Status:
-        facts = self.dossier.now
+        facts = self.facts
         return Status(state=facts.state, due_at=facts.due_at, timeliness=facts.timeliness,
-                      appointment_at=self.dossier.receipt.appointment_at, open_state=open_state)
+                      appointment_at=self.receipt.appointment_at, open_state=open_state)
 
 
 class Figures(ReportQueries):
@@ -227,28 +249,35 @@ class Figures(ReportQueries):
         tracked = self.dossiers.get(code)
         return tracked is None or events > tracked.receipt.events
 
-    def apply(self, counted: Counted, now: datetime) -> bool:
+    def apply(self, announced: Counted | Held, now: datetime, settle: bool = True) -> bool:
         """Take what processing announced of a dossier; False if an announcement with as many events
-        was seen."""
-        tracked = self.dossiers.get(counted.dossier_code)
-        if tracked is not None and counted.events <= tracked.receipt.events:
+        was seen. `settle`: False leaves the dossier to be judged by each report until `settle` is called (a
+        start, which settles what it loaded once ready)."""
+        receipt = announced.receipt if isinstance(announced, Held) else announced
+        tracked = self.dossiers.get(receipt.dossier_code)
+        if tracked is not None and receipt.events <= tracked.receipt.events:
             return False
+        if isinstance(announced, Counted):
+            announced = held(announced)
         if tracked is None:
-            tracked = self.tracked_of(counted)
-            self.dossiers[counted.dossier_code] = tracked
-            self._by_commune.setdefault(counted.commune_code, []).append(tracked)
+            tracked = self.tracked_of(announced)
+            self.dossiers[receipt.dossier_code] = tracked
+            self._by_commune.setdefault(tracked.receipt.commune_code, []).append(tracked)
         else:
             self._count(tracked, -1)
-            tracked.take(counted)
+            tracked.take(announced)
         self._count(tracked, +1)
         self._recount_open(tracked, now)
         self._schedule(tracked)
-        self.settle(tracked, counted.timeline)
-        self.changes[counted.commune_code] += 1
+        if settle:
+            self.settle(tracked, announced.timeline)
+        else:
+            self.unsettle(tracked)
+        self.changes[receipt.commune_code] += 1
         return True
 
-    def apply_verdict(self, verdict: Verdict) -> bool:
-        """A result's verdict: each document counts once, under its latest verdict."""
+    def apply_verdict(self, verdict: Verdict, settle: bool = True) -> bool:
+        """A result's verdict: each document counts once, under its latest verdict (`settle` as `apply`'s)."""
         key = (verdict.dossier_code, verdict.document_id)
         before = self._signatures.get(key)
         if before is not None and before.at >= verdict.at:
@@ -259,13 +288,18 @@ class Figures(ReportQueries):
         self._documents.setdefault(verdict.dossier_code, set()).add(verdict.document_id)
         self.counts["signatures", verdict.commune_code, verdict.sector, verdict.verdict] += 1
         if (tracked := self.dossiers.get(verdict.dossier_code)) is not None:
-            self.settle(tracked)
+            if settle:
+                self.settle(tracked)
+            else:
+                self.unsettle(tracked)
         self.changes[verdict.commune_code] += 1
         return True
 
-    def tracked_of(self, counted: Counted) -> Tracked:
-        received = self.calendar.local(counted.received_at).date()
-        return Tracked.of(counted, self._days.setdefault(received, received))
+    def tracked_of(self, announced: Counted | Held) -> Tracked:
+        if isinstance(announced, Counted):
+            announced = held(announced)
+        received = self.calendar.local(announced.receipt.received_at).date()
+        return Tracked.of(announced, self._days.setdefault(received, received))
 
     def verdicts_of(self, code: str) -> list[Verdict]:
         return [self._signatures[code, doc] for doc in sorted(self._documents.get(code, ()))]
@@ -393,7 +427,7 @@ class Figures(ReportQueries):
                     heapq.heappush(self._clock, (at, code))
                     break
                 if previous != to and (tracked.announced_until is None or at > tracked.announced_until):
-                    moved.append(Transition(tracked, at, previous, to))
+                    moved.append(Transition(tracked.receipt, tracked.now, tracked.received_date, at, previous, to))
                 previous = to
             tracked.announced_until = now
             self._recount_open(tracked, now)

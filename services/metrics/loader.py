@@ -7,9 +7,9 @@ from typing import Any
 
 import structlog
 
-from services.metrics.figures import verdict_of
+from services.metrics.figures import held, verdict_of
 from services.metrics.replica import Replica
-from services.metrics.store import Batch, from_verdict_doc, quarter, verdict_doc
+from services.metrics.store import Batch, from_verdict_doc, held_of, quarter, verdict_doc
 from shared.contracts import SignatureData
 
 log = structlog.get_logger()
@@ -17,7 +17,9 @@ log = structlog.get_logger()
 
 async def load(replica: Replica, now: datetime) -> None:
     """Read the carried dossiers and the logs from the horizon on into the figures, as read (the
-    store's entries are never all in memory at once).
+    store's entries are never all in memory at once). A dossier is taken as stored, its timeline left packed,
+    and not settled: each report judges it until the service, once ready, settles it
+    (`MetricsCore.settle_loaded`).
 
     The cyclic garbage collector is paused meanwhile, then what was loaded is frozen out of its reach
     (`gc.freeze`): a province-year is millions of objects that live on, and the collector scanned them all
@@ -41,14 +43,18 @@ async def load(replica: Replica, now: datetime) -> None:
 
 def _apply_stored(replica: Replica, kind: str, entries: list[Any], now: datetime) -> None:
     owns, figures = replica.shard.owns_commune, replica.figures
-    if kind == "statuses":
+    if kind == "held":
+        for row in entries:  # the code, the events, the commune: an older announcement is skipped unread
+            if owns(row[2]) and figures.is_newer(row[0], row[1]):
+                figures.apply(held_of(row), now, settle=False)
+    elif kind == "statuses":  # written before v1.4
         for counted in entries:
             if owns(counted.commune_code) and figures.is_newer(counted.dossier_code, counted.events):
-                figures.apply(counted, now)
+                figures.apply(counted, now, settle=False)
     elif kind == "verdicts":
         for verdict in map(from_verdict_doc, entries):
             if owns(verdict.commune_code):
-                figures.apply_verdict(verdict)
+                figures.apply_verdict(verdict, settle=False)
     else:
         replica.sent.update(entries)
 
@@ -63,7 +69,7 @@ async def move_legacy(replica: Replica, now: datetime) -> bool:
         batch, moved = Batch(), True
         for entry in entries:
             if kind == "statuses":
-                batch.statuses.setdefault(quarter(calendar.local(entry.received_at).date()), []).append(entry)
+                batch.statuses.setdefault(quarter(calendar.local(entry.received_at).date()), []).append(held(entry))
             elif kind == "signatures" and (v := verdict_of(SignatureData.model_validate(entry["data"]),
                                                             datetime.fromisoformat(entry["time"]))):
                 batch.verdicts.setdefault(quarter(calendar.local(v.at).date()), []).append(verdict_doc(v))

@@ -104,7 +104,7 @@ class ReportQueries:
         it again (an open one's part that moves with time read off `open_times`). `timeline`: the dossier's,
         when at hand (else unpacked)."""
         timeline = timeline or tracked.timeline
-        tracked.packed, tracked.packed_with, tracked.quiet_since, tracked.open_times = 0, None, None, None
+        self.unsettle(tracked)
         last = tracked.now
         if last.state in OPEN:
             tracked.open_times = scoring.open_times(timeline, tracked.receipt.receipt_due_at, self.calendar)
@@ -117,6 +117,10 @@ class ReportQueries:
         if self._catalogue_seen is None:
             self._catalogue_seen = self.catalogue()
         self._pack(tracked, self._catalogue_seen, quiet, timeline)
+
+    def unsettle(self, tracked: Tracked) -> None:
+        """Judged by each report until settled again: what a start does while it loads (`settle` once ready)."""
+        tracked.packed, tracked.packed_with, tracked.quiet_since, tracked.open_times = 0, None, None, None
 
     def _pack(self, tracked: Tracked, catalogue: Catalogue, at: datetime | None = None,
               timeline: Timeline | None = None) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from services.metrics.figures import Counted, Figures, Key, Verdict
+from services.metrics.figures import Figures, Held, Key, Verdict
 from services.metrics.settings import MetricsSettings
 from services.metrics.shard import Shard
 from services.metrics.store import Batch, FiguresStore, quarter, verdict_doc
@@ -39,14 +39,14 @@ class Replica:
         carried dossiers when that quarter is before the horizon."""
         return "carried" if self.horizon is not None and quarter(day) < self.horizon else quarter(day)
 
-    def batch_of(self, statuses: Iterable[Counted] = (), verdicts: Iterable[Verdict] = (),
+    def batch_of(self, statuses: Iterable[Held] = (), verdicts: Iterable[Verdict] = (),
                  clock: Iterable[tuple[str, date]] = ()) -> Batch:
         """Where each record is stored: by its dossier's quarter of receipt (`where`); a verdict of a
         dossier not in memory, by its own date."""
         local = self.figures.calendar.local
         batch = Batch()
-        for counted in statuses:
-            batch.statuses.setdefault(self.where(local(counted.received_at).date()), []).append(counted)
+        for announced in statuses:
+            batch.statuses.setdefault(self.where(local(announced.receipt.received_at).date()), []).append(announced)
         for v in verdicts:
             batch.verdicts.setdefault(self.where(self.received_date(v.dossier_code, v.at)), []).append(verdict_doc(v))
         for clock_id, received in clock:

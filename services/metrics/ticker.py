@@ -2,25 +2,35 @@
 (`dossier.status_changed` from the metrics service). A clock record is published, then marked sent:
 a crash between the two publishes it again with the same id, which consumers deduplicate."""
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from services.metrics.replica import Replica
-from shared.contracts import ClockChanged, clock_changed
+from shared.contracts import ClockChanged, clock_changed, clock_record_id
 
 Publish = Callable[[list[ClockChanged]], Awaitable[None]]
+AT_ONCE = 1000  # clock records made and published between two turns of the event loop
 
 
 async def move_clock(replica: Replica, now: datetime, publish: Publish) -> list[ClockChanged]:
-    """Announce the open dossiers that turned due soon or overdue since the last tick; returns what
+    """Announce the open dossiers that turned due soon or overdue since the last tick, a thousand at a time (the
+    consumer and reports go on in between: the tick after a restart may move every open dossier); returns what
     was published."""
-    moved = [(t, event) for t in replica.figures.tick(now)
-             if (event := clock_changed(t.dossier.receipt, t.status(t.old), t.at, t.new,
-                                        t.dossier.receipt.events)).id not in replica.sent]
-    events = [event for _, event in moved]
-    if events:
-        await publish(events)
-        async with replica.writing:
-            await replica.store.save(replica.batch_of(clock=[(e.id, t.dossier.received_date) for t, e in moved]))
-        replica.sent.update(e.id for e in events)
-    return events
+    published: list[ClockChanged] = []
+    moved = replica.figures.tick(now)
+    for n in range(0, len(moved), AT_ONCE):
+        # After a restart the tick moves again every dossier since its last change of facts: those already
+        # announced are told by their id alone, before any record is made.
+        fresh = [(t, clock_changed(t.receipt, t.status(t.old), t.at, t.new, t.receipt.events))
+                 for t in moved[n:n + AT_ONCE] if clock_record_id(t.receipt.dossier_code, t.facts.due_at, t.new)
+                 not in replica.sent]
+        events = [event for _, event in fresh]
+        if events:
+            await publish(events)
+            async with replica.writing:
+                await replica.store.save(replica.batch_of(clock=[(e.id, t.received_date) for t, e in fresh]))
+            replica.sent.update(e.id for e in events)
+            published += events
+        await asyncio.sleep(0)
+    return published

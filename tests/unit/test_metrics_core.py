@@ -102,3 +102,55 @@ def test_a_report_asked_while_the_figures_load_is_refused_not_answered_from_what
     asyncio.run(second.load(compact=False))
     figures = asyncio.run(second.figures_for(["14923"], day, day))
     assert figures.report("14923", day, day, now[0])["received"] == 3
+
+
+def test_a_start_is_ready_before_it_settles_what_it_loaded_and_answers_the_same_before_and_after():
+    """A start leaves each dossier it loads to be judged by each report until it settles them, once consuming."""
+    store, now = MemoryFiguresStore(), [RECEIVED + timedelta(days=3)]
+    first = replica(store, now)
+    asyncio.run(first.handle(statuses(3) + statuses(5, resolved=True)[3:]))
+    day, as_of = RECEIVED.date(), now[0]
+
+    def answers(service: MetricsCore) -> tuple:
+        return (service.figures.counts_of("14923", day, day, as_of)[1], service.figures.on_time_views("14923", day, day, as_of),
+                service.figures.report("14923", day, day, as_of))
+
+    restarted = replica(store, now)
+    asyncio.run(restarted.load(compact=False))
+    assert len(restarted.unsettled) == 5
+    assert all(t.quiet_since is None for t in restarted.figures.dossiers.values())
+    assert answers(restarted) == answers(first)
+    asyncio.run(restarted.settle_loaded())
+    assert restarted.unsettled == []
+    assert [t.quiet_since is not None for t in restarted.figures.dossiers.values()] == [
+        t.quiet_since is not None for t in first.figures.dossiers.values()]
+    assert any(t.quiet_since is not None for t in restarted.figures.dossiers.values())
+    assert answers(restarted) == answers(first)
+
+
+def test_a_tick_that_moves_thousands_of_dossiers_lets_the_consumer_and_reports_run_in_between():
+    """The tick after a restart may move every open dossier: its records go a thousand at a time."""
+    store, now = MemoryFiguresStore(), [RECEIVED + timedelta(hours=1)]
+    service = replica(store, now)
+    asyncio.run(service.handle(statuses(2500)))
+    now[0] = datetime(2025, 7, 10, 8, 0, tzinfo=VN)
+    batches: list[int] = []
+    turns: list[int] = []
+
+    async def publish(records: list[ClockChanged]) -> None:
+        batches.append(len(records))
+
+    async def meanwhile() -> None:
+        while True:
+            turns.append(len(batches))
+            await asyncio.sleep(0)
+
+    async def tick() -> int:
+        other = asyncio.create_task(meanwhile())
+        moved = await service.move_clock(publish)
+        other.cancel()
+        return moved
+
+    assert asyncio.run(tick()) == 5000  # due soon, then overdue
+    assert max(batches) <= 1000 and sum(batches) == 5000
+    assert len(set(turns)) >= 5  # the other task ran between the batches
