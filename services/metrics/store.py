@@ -48,7 +48,7 @@ from pymongo import AsyncMongoClient
 
 from services.metrics import compact
 from services.metrics.feedback import FeedbackStore
-from services.metrics.figures import Counted, Held, Key, Tracked, Verdict, last_of, shared_fees
+from services.metrics.figures import Counted, Held, Key, Tracked, Verdict, held, last_of, shared_fees
 from shared.mongo import Chain, archived_entries, insert_new, read_ahead
 
 # What the figures take of a status record (shared.contracts.StatusData), as stored: the applicant and
@@ -273,6 +273,22 @@ class FiguresStore:
             if name.startswith(f"{self.prefix}_"):
                 await self._db.drop_collection(name)
         self._carried = None
+
+    async def rewrite_statuses(self) -> int:
+        """The blobs of whole statuses a store before v1.4 wrote in the logs and the carried collection, each
+        rewritten as a blob of rows (`row_of`), the new written before the old is deleted (a crash between leaves
+        both: a start reads the announcements twice and takes each once); how many statuses were rewritten."""
+        rewritten = 0
+        carried = [n for n in await self._db.list_collection_names() if n.startswith(f"{self.prefix}_carried_")]
+        for name in await self.logs() + carried:
+            collection = self._db[name]
+            for key in [doc["_id"] async for doc in collection.find({"kind": "statuses"}, {"_id": 1})]:
+                doc = await collection.find_one({"_id": key})
+                rows = [row_of(held(counted)) for counted in KEPT.validate_json(doc["blob"])]
+                await insert_new(collection, [self._blob("held", rows)])
+                await collection.delete_one({"_id": key})
+                rewritten += len(rows)
+        return rewritten
 
     async def legacy(self) -> AsyncIterator[tuple[str, list[Any]]]:
         """What a version before the archive stored (`metrics_status`, `metrics_signatures`,

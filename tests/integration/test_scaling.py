@@ -12,6 +12,8 @@ import orjson
 from bson import Binary
 from pymongo import AsyncMongoClient
 
+from services.metrics.figures import Counted
+from services.metrics.store import KEPT
 from shared.calendar import WorkingCalendar
 from shared.contracts import SignatureData, status_changed, status_of
 from shared.dossier import fold
@@ -209,6 +211,41 @@ def test_what_a_version_before_the_archive_stored_is_moved_once_and_counted(pipe
         assert not {"metrics_status", "metrics_signatures", "metrics_clock_sent"} & asyncio.run(collections())
         metrics.stop()
         metrics.start()
+        assert counted(metrics) == len(lives)
+    finally:
+        metrics.stop()
+
+
+def test_statuses_a_version_before_v1_4_stored_are_rewritten_as_rows_once_and_counted_the_same(pipeline):
+    """An upgrade: the logs' blobs of whole statuses become blobs of rows by `migrate`, and a start counts the same."""
+    lives = histories(12, seed=26)
+    statuses = []
+    for events in lives.values():
+        folded = fold([parse_event(e) for e in events], CAL)
+        record = status_changed(folded.dossier, None, status_of(folded.dossier, CAL), folded.timeline, len(events))
+        statuses.append(Counted.of(record.data))
+
+    async def stored(as_before: bytes | None = None) -> list[str]:
+        """The kinds of the blobs in the quarter's log, after storing `as_before` there."""
+        client = AsyncMongoClient(pipeline.settings.mongo_url)
+        try:
+            log = client[pipeline.settings.mongo_database]["metrics_log_2025q3"]
+            if as_before is not None:
+                await log.insert_one({"_id": "v1.3", "kind": "statuses", "blob": Binary(as_before)})
+            return [doc["kind"] async for doc in log.find({})]
+        finally:
+            await client.close()
+
+    assert asyncio.run(stored(KEPT.dump_json(statuses))) == ["statuses"]
+    metrics = service("metrics", pipeline.settings, **FAST)
+    command = [sys.executable, "-m", "services.metrics", "migrate"]
+    rewritten = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=metrics.env, timeout=60)
+    assert rewritten.stdout.strip() == f"rewrote {len(lives)} statuses an earlier version stored as rows", rewritten.stderr
+    assert asyncio.run(stored()) == ["held"]
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=metrics.env, timeout=60)
+    assert again.stdout.strip() == "nothing to move", again.stderr
+    metrics.start()
+    try:
         assert counted(metrics) == len(lives)
     finally:
         metrics.stop()
