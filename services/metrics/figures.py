@@ -252,7 +252,7 @@ class Figures(ReportQueries):
     def apply(self, announced: Counted | Held, now: datetime, settle: bool = True) -> bool:
         """Take what processing announced of a dossier; False if an announcement with as many events
         was seen. `settle`: False leaves the dossier to be judged by each report until `settle` is called (a
-        start, which settles what it loaded once ready)."""
+        start, which settles what it loaded once consuming)."""
         receipt = announced.receipt if isinstance(announced, Held) else announced
         tracked = self.dossiers.get(receipt.dossier_code)
         if tracked is not None and receipt.events <= tracked.receipt.events:

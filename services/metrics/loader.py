@@ -18,7 +18,7 @@ log = structlog.get_logger()
 async def load(replica: Replica, now: datetime) -> None:
     """Read the carried dossiers and the logs from the horizon on into the figures, as read (the
     store's entries are never all in memory at once). A dossier is taken as stored, its timeline left packed,
-    and not settled: each report judges it until the service, once ready, settles it
+    and not settled: each report judges it until the service, once consuming, settles it
     (`MetricsCore.settle_loaded`).
 
     The cyclic garbage collector is paused meanwhile, then what was loaded is frozen out of its reach

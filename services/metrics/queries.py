@@ -119,7 +119,7 @@ class ReportQueries:
         self._pack(tracked, self._catalogue_seen, quiet, timeline)
 
     def unsettle(self, tracked: Tracked) -> None:
-        """Judged by each report until settled again: what a start does while it loads (`settle` once ready)."""
+        """Judged by each report until settled again: what a start does while it loads (`settle` once consuming)."""
         tracked.packed, tracked.packed_with, tracked.quiet_since, tracked.open_times = 0, None, None, None
 
     def _pack(self, tracked: Tracked, catalogue: Catalogue, at: datetime | None = None,
