@@ -6,7 +6,7 @@ import time
 
 from pymongo import AsyncMongoClient, ReplaceOne
 
-from shared.mongo import Chain, delete_all, insert_new, read_ahead
+from shared.mongo import Chain, delete_all, get_many, insert_new, read_ahead
 from tests.integration.conftest import namespace
 
 
@@ -54,32 +54,55 @@ def test_reading_ahead_gives_every_document_once_in_order_and_stops_when_the_rea
     assert [d["_id"] for d in left] == ["d020", "d021", "d022"]
 
 
-def test_a_lookup_by_id_costs_the_same_in_a_hundred_times_larger_collection(stack):
-    """Our FerretDB build answers `_id` equality from the `_id` index (deploy/local/ferretdb/): a
-    scan would take ~100 times longer on 100,000 documents than on 1,000."""
+def test_a_lookup_by_id_or_of_many_ids_costs_the_same_in_a_hundred_times_larger_collection(stack):
+    """Our FerretDB build answers `_id` equality, and `$in` of up to 1,000 ids (shared.mongo.get_many),
+    from the `_id` index (deploy/local/ferretdb/): a scan would take ~100 times longer on 100,000
+    documents than on 1,000."""
     settings = namespace(stack)
 
-    async def median_lookup(collection, size: int) -> float:
+    async def median_lookups(collection, size: int) -> tuple[float, float]:
         pad = "x" * 500
         for start in range(0, size, 10_000):
             await collection.insert_many([{"_id": f"d{n}", "pad": pad} for n in range(start, min(size, start + 10_000))])
-        times = []
+        one, many = [], []
         for n in range(200):
             began = time.perf_counter()
             assert await collection.find_one({"_id": f"d{(n * 7919) % size}"}) is not None
-            times.append(time.perf_counter() - began)
-        return statistics.median(times)
+            one.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            assert len(await get_many(collection, [f"d{(n * 7919 + k * 31) % size}" for k in range(20)])) == 20
+            many.append(time.perf_counter() - began)
+        return statistics.median(one), statistics.median(many)
 
-    async def run() -> tuple[float, float]:
+    async def run() -> tuple[tuple[float, float], tuple[float, float]]:
         client = AsyncMongoClient(settings.mongo_url)
         try:
             db = client[settings.mongo_database]
-            return await median_lookup(db["small"], 1_000), await median_lookup(db["large"], 100_000)
+            return await median_lookups(db["small"], 1_000), await median_lookups(db["large"], 100_000)
         finally:
             await client.close()
 
-    small, large = asyncio.run(run())
+    (small, small_many), (large, large_many) = asyncio.run(run())
     assert large < 5 * small, f"{large * 1000:.2f} ms on 100,000 documents vs {small * 1000:.2f} ms on 1,000"
+    assert large_many < 5 * small_many, f"20 ids: {large_many * 1000:.2f} ms vs {small_many * 1000:.2f} ms"
+
+
+def test_get_many_gives_the_documents_there_in_the_order_asked_however_many(stack):
+    settings = namespace(stack)
+
+    async def run() -> tuple[list, dict]:
+        client = AsyncMongoClient(settings.mongo_url)
+        try:
+            collection = client[settings.mongo_database]["get_many"]
+            await collection.insert_many([{"_id": f"d{n}", "n": n} for n in range(3_000)])
+            asked = [f"d{n}" for n in range(2_999, -1, -2)] + ["missing", "d1", '{"$gt": ""}']  # > GET_MANY
+            return asked, await get_many(collection, asked)
+        finally:
+            await client.close()
+
+    asked, found = asyncio.run(run())
+    assert list(found) == [key for key in dict.fromkeys(asked) if key.startswith("d")]
+    assert all(found[f"d{n}"]["n"] == n for n in range(1, 3_000, 2))
 
 
 def test_writers_appending_to_one_chain_side_by_side_lose_nothing_and_readers_resume_from_the_summary(stack):
