@@ -20,11 +20,16 @@ def normalise_phone(raw: str) -> str | None:
         digits = "0" + digits[2:]
     if len(digits) == 11 and digits[:4] in OLD_PREFIXES:
         digits = OLD_PREFIXES[digits[:4]] + digits[4:]
-    try:
-        number = phonenumbers.parse(digits, "VN")
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number) or phonenumbers.number_type(number) not in (
+    if len(digits) == 10 and digits.isascii() and digits.isdigit() and digits[0] == "0" != digits[1]:
+        # How almost every number is written, and what parse makes of it in 4× its time (tests/unit/test_sms.py).
+        number = phonenumbers.PhoneNumber(country_code=84, national_number=int(digits[1:]))
+    else:
+        try:
+            number = phonenumbers.parse(digits, "VN")
+        except phonenumbers.NumberParseException:
+            return None
+    # A type other than UNKNOWN is a valid number's (phonenumbers.is_valid_number asks the same of it).
+    if phonenumbers.number_type(number) not in (
         phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE
     ):
         return None

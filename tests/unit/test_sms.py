@@ -3,6 +3,7 @@
 import unicodedata
 
 import httpx
+import phonenumbers
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -71,6 +72,33 @@ def test_parts(text, ucs2, parts, units):
 ])
 def test_phone_numbers_are_normalised_to_e164(raw, e164):
     assert normalise_phone(raw) == e164
+
+
+def _by_the_library(digits: str) -> str | None:
+    """What phonenumbers makes of a number in full (parse, validity, type): normalise_phone's short way must agree."""
+    try:
+        number = phonenumbers.parse(digits, "VN")
+    except phonenumbers.NumberParseException:
+        return None
+    mobile = phonenumbers.is_valid_number(number) and phonenumbers.number_type(number) in (
+        phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if mobile else None
+
+
+@given(st.from_regex(r"\A0[0-9]{9}\Z"))
+def test_ten_digit_numbers_are_judged_as_the_library_judges_them(digits):
+    assert normalise_phone(digits) == _by_the_library(digits)
+
+
+@pytest.mark.parametrize("prefix", [f"0{n:02d}" for n in range(100)])
+def test_every_prefix_is_judged_as_the_library_judges_it(prefix):
+    for rest in ("0000000", "1234567", "9999999", "5550123"):
+        assert normalise_phone(prefix + rest) == _by_the_library(prefix + rest)
+
+
+@pytest.mark.parametrize("raw", ["09123456７8", "0９12345678", "091234567²", "٠٩١٢٣٤٥٦٧٨"])
+def test_digits_other_than_ascii_never_raise(raw):
+    assert normalise_phone(raw) == _by_the_library("".join(c for c in raw if c.isdigit() or c == "+"))
 
 
 @pytest.mark.parametrize("text, sent", [
