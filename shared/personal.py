@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import orjson
@@ -40,6 +41,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.events import Applicant
+from shared.group_commit import GroupCommit
 from shared.mongo import Chain, get_many, insert_new, link_id
 from shared.phones import normalise_phone
 from shared.settings import ServiceSettings
@@ -137,6 +139,7 @@ class DossierKeys:
         # A process's requests for one citizen append in turn (striped by citizen), each from where the one
         # before left the chain, instead of racing for the same link and reading on after every loss.
         self._appending = [asyncio.Lock() for _ in range(256)]
+        self._gathered = {resent: GroupCommit(partial(self._keys_for_all, resent=resent)) for resent in (False, True)}
 
     async def key_of(self, code: str) -> bytes | None:
         found = await self._keys.find_one({"_id": str(code)})
@@ -146,39 +149,64 @@ class DossierKeys:
         """The keys these dossiers still have, read side by side by `_id`."""
         return {code: bytes(doc["key"]) for code, doc in (await get_many(self._keys, codes)).items()}
 
-    async def keys_for(self, owners: dict[str, str | None]) -> dict[str, bytes]:
+    async def keys_for(self, owners: dict[str, str | None], resent: bool = False) -> dict[str, bytes]:
         """The keys of these dossiers (code → the phone given at receipt, or None), made for those that
         have none; each listed once in its citizen's index, before its key is made (listed without a key
         after a crash is harmless: the next attempt finds it listed). A recent key (`RecentKeys`) costs
-        nothing; a new citizen's dossier, a share of two inserts for the whole call; a dossier sent again
-        (a portal re-sends its snapshot), a share of one failed insert and a key read. One insert of the
-        new keys decides between concurrent writers; the losers read the winners' keys."""
+        nothing. The others are read or made with those of the calls that come meanwhile (a group
+        commit): a new citizen's dossier costs a share of two inserts, a dossier sent again a share of
+        one failed insert and one read of many keys. `resent`: these receipts were most likely sent
+        before (a portal re-sends each snapshot): their keys are read first, a share of one read for a
+        dossier sent again, and of a read and two inserts for a new one (`_list_once`)."""
         recent = self._recent.get(owners)
-        citizens = {code: citizen_id(self._secret, phone) if phone else None for code, phone in owners.items()
-                    if code not in recent}
-        there = await self._list_once(citizens)
+        rest = {code: phone for code, phone in owners.items() if code not in recent}
+        return recent | (await self._gathered[resent](rest) if rest else {})
+
+    async def _keys_for_all(self, calls: list[dict[str, str | None]], resent: bool) -> list[dict[str, bytes]]:
+        """`keys_for` of calls that came together, in one go; a dossier given two phones by two of them
+        takes one go for each (its key is one, and it is listed for both)."""
+        goes: list[dict[str, str | None]] = []
+        for owners in calls:
+            go = next((go for go in goes if all(go.get(code, phone) == phone for code, phone in owners.items())), None)
+            if go is None:
+                goes.append(dict(owners))
+            else:
+                go.update(owners)
+        found: dict[str, bytes] = {}
+        for go in goes:
+            found |= await self._keys_for_one_go(go, resent)
+        return [{code: found[code] for code in owners} for owners in calls]
+
+    async def _keys_for_one_go(self, owners: dict[str, str | None], resent: bool) -> dict[str, bytes]:
+        """One insert of the new keys decides between concurrent writers; the losers read the winners'."""
+        citizens = {code: citizen_id(self._secret, phone) if phone else None for code, phone in owners.items()}
+        there = await self._list_once(citizens, resent)
         made = {code: new_key() for code in citizens if code not in there}
         inserted = await insert_new(self._keys, [{"_id": code, "key": Binary(key), "citizen": citizens[code]}
                                                  for code, key in made.items()])
         found = there | {code: key for code, key in made.items() if code in inserted}
         found |= await self.keys_of(code for code in made if code not in inserted)
         self._recent.put(found)
-        return recent | found
+        return found
 
-    async def _list_once(self, citizens: dict[str, str | None]) -> dict[str, bytes]:
+    async def _list_once(self, citizens: dict[str, str | None], resent: bool) -> dict[str, bytes]:
         """Each dossier (code → its citizen, or None) listed in its citizen's chain unless it is; returns
-        the keys those that have one have. A citizen's first link for all of them in one insert: a new
-        citizen's dossier needs no read. Where that link is taken, the dossier's key is read: a key made
-        for this citizen means the dossier is listed (listing comes first); else the citizen's chain is
-        read and only what it does not list is appended."""
+        the keys those that have one have. A key made for this citizen means the dossier is listed
+        (listing comes first). A citizen's first link for all of them in one insert: a new citizen's
+        dossier needs no read. Where that link is taken, the dossier's key is read; else the citizen's
+        chain is read and only what it does not list is appended. `resent`: the keys are read first,
+        and a dossier listed for its citizen is not inserted again (FerretDB writes a batch that fails
+        on one `_id` again one document at a time: a batch of receipts sent again cost 15 writes)."""
+        docs = await get_many(self._keys, citizens) if resent else {}
         theirs: dict[str, list[str]] = {}
         for code, citizen in citizens.items():
-            if citizen:
+            if citizen and (docs.get(code) or {}).get("citizen") != citizen:
                 theirs.setdefault(citizen, []).append(code)
         firsts = await insert_new(self._index.collection,
                                   [Chain.link(citizen, 0, {"dossier": codes[0]}) for citizen, codes in theirs.items()])
         listed_now = {codes[0] for citizen, codes in theirs.items() if link_id(citizen, 0) in firsts}
-        docs = await get_many(self._keys, [code for code in citizens if code not in listed_now])
+        if not resent:
+            docs = await get_many(self._keys, [code for code in citizens if code not in listed_now])
         unsure = {citizen: [code for code in codes if code not in listed_now
                             and (docs.get(code) or {}).get("citizen") != citizen] for citizen, codes in theirs.items()}
         await asyncio.gather(*(self._append_unlisted(citizen, codes) for citizen, codes in unsure.items() if codes))

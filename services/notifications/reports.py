@@ -7,7 +7,6 @@ came while the previous ones were being written in one write (a group commit), a
 answered once its own report is recorded.
 """
 
-import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
@@ -18,6 +17,7 @@ from services.notifications.messages import Message, MessageStatus, Move
 from services.notifications.providers import Kannel
 from services.notifications.sender import Sender
 from services.notifications.store import MessageStore
+from shared.group_commit import GroupCommit
 
 log = structlog.get_logger()
 
@@ -29,8 +29,7 @@ class DeliveryReports:
         self.sender = sender
         self.metrics = metrics
         self.clock = clock
-        self._waiting: list[tuple[Message, Move, asyncio.Future[bool]]] = []
-        self._writing: asyncio.Task[None] | None = None
+        self._recorded = GroupCommit(self._record)
 
     async def from_kannel(self, message_id: str, kind: int) -> bool:
         """A Kannel delivery report (its dlr-mask type); repeating one changes nothing."""
@@ -55,29 +54,14 @@ class DeliveryReports:
                 log.warning("delivery report for a message not sent, ignored", message=message_id, status=to)
                 return False
         self.sender.forget(message_id)  # the gateway has it: never sent again
-        return await self._recorded(message, Move(message_id, to, self.clock()))
+        return await self._recorded((message, Move(message_id, to, self.clock())))
 
-    async def _recorded(self, message: Message, move: Move) -> bool:
-        """The move recorded with the reports waiting beside it; whether it was recorded now."""
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append((message, move, done))
-        if self._writing is None or self._writing.done():
-            self._writing = asyncio.create_task(self._write())
-        return await done
-
-    async def _write(self) -> None:
-        """The reports waiting, written together, until none waits; a failed write fails its reports'
-        requests (the gateway reports again)."""
-        while self._waiting:
-            batch, self._waiting = self._waiting, []
-            try:
-                recorded = await self.sender.record_many([(message, move) for message, move, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - each request answers with it
-                for *_, done in batch:
-                    if not done.done():  # its request may be gone
-                        done.set_exception(exc)
-                continue
-            for _, move, done in batch:  # a report twice in the batch: recorded by the first
-                if not done.done():
-                    done.set_result(move.id in recorded)
-                recorded.discard(move.id)
+    async def _record(self, reports: list[tuple[Message, Move]]) -> list[bool]:
+        """The reports waiting, written together; whether each was recorded now (a report twice in them:
+        by the first). A failed write fails their requests (the gateway reports again)."""
+        recorded = await self.sender.record_many(reports)
+        now = []
+        for _, move in reports:
+            now.append(move.id in recorded)
+            recorded.discard(move.id)
+        return now
