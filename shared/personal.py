@@ -146,7 +146,7 @@ class DossierKeys:
         return bytes(found["key"]) if found else None
 
     async def keys_of(self, codes: Iterable[str]) -> dict[str, bytes]:
-        """The keys these dossiers still have, read side by side by `_id`."""
+        """The keys these dossiers still have, read by `_id` in one query."""
         return {code: bytes(doc["key"]) for code, doc in (await get_many(self._keys, codes)).items()}
 
     async def keys_for(self, owners: dict[str, str | None], resent: bool = False) -> dict[str, bytes]:

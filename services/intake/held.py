@@ -16,7 +16,7 @@ SUMMARIES = "dossiers"  # processing's collection (services/processing/store.py)
 
 
 class HeldDossiers:
-    """The summaries of dossiers by their codes, read side by side, each by its `_id`."""
+    """The summaries of dossiers by their codes, read by their `_id`s in one query."""
 
     def __init__(self, database: AsyncDatabase):
         self._summaries = database[SUMMARIES]

@@ -33,7 +33,7 @@ from pymongo.errors import BulkWriteError
 
 from services.processing.history import Outgoing, StoredDossier
 from shared.events import ReceivedEvent
-from shared.mongo import DUPLICATE_KEY, Chain, insert_new, pack, replace_all, unpack
+from shared.mongo import DUPLICATE_KEY, Chain, get_many, insert_new, pack, replace_all, unpack
 
 
 @dataclass(frozen=True)
@@ -163,9 +163,10 @@ class DossierStore:
     async def read(self, code: str) -> StoredDossier | None:
         """A dossier as stored now (never from the cache): its history, the links after it, and whether the
         last one's outbox was published (its summary's version)."""
-        code = str(code)
-        history, summary = await asyncio.gather(self._histories.find_one({"_id": code}),
-                                                self._summaries.find_one({"_id": code}))
+        return (await self.read_many([code]))[str(code)]
+
+    async def _stored(self, code: str, history: dict | None, summary: dict | None) -> StoredDossier | None:
+        """A dossier from its stored history and summary, and the links after that history."""
         published = unpack(summary["blob"]) if summary else None
         legacy = history is None and published is not None and "events" in published
         if legacy:
@@ -187,14 +188,16 @@ class DossierStore:
         return (found["view"], found.get("phone4")) if found["view"] else None
 
     async def read_many(self, codes: list[str], concurrency: int = 32) -> dict[str, StoredDossier | None]:
-        """Dossiers as stored now, read side by side, each by its keys."""
+        """Dossiers as stored now: their histories and summaries in one read each (by `_id`,
+        shared.mongo.get_many), then the links after each history, `concurrency` dossiers at a time."""
+        unique = list(dict.fromkeys(str(c) for c in codes))
+        histories, summaries = await asyncio.gather(get_many(self._histories, unique), get_many(self._summaries, unique))
         gate = asyncio.Semaphore(concurrency)
 
         async def one(code: str) -> StoredDossier | None:
             async with gate:
-                return await self.read(code)
+                return await self._stored(code, histories.get(code), summaries.get(code))
 
-        unique = list(dict.fromkeys(str(c) for c in codes))
         return dict(zip(unique, await asyncio.gather(*(one(c) for c in unique)), strict=True))
 
     async def load(self, codes: list[str], from_database: bool = False) -> dict[str, StoredDossier]:
