@@ -9,7 +9,7 @@ from tests.fixtures.pki import blank_pdf, sign
 from tests.fixtures.sample import VN, dossier_code, event
 from tests.integration.conftest import OPERATOR, service, wait_until
 from tests.integration.test_metrics import FAST, sub_indicator
-from tests.integration.test_signature import AUTH, OFFICIAL, start_signature
+from tests.integration.test_signature import AUTH, OFFICIAL, caught_up, start_signature
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=VN)  # a Monday
 PERIOD = {"from": "2026-03-02", "to": "2026-03-02"}
@@ -37,6 +37,10 @@ def test_a_signed_result_moves_the_electronic_result_points_and_the_at_risk_read
         before = wait_until(lambda: (c := card())["received"] == 2 and c, message="both dossiers counted")
         assert (sub_indicator(before, "electronic_result")["ratio"], sub_indicator(before, "electronic_result")["points"]) \
             == (0.0, 0.0)
+        # A verdict counts in the commune of the receipt the signature service has seen (figures.verdict_of):
+        # sent before it read the receipt, it counted nowhere and the test failed (fresh-clone CI, 2026-12-05).
+        wait_until(lambda: caught_up(pipeline.settings, "signature", pipeline.settings.topic_events), timeout=60,
+                   message="the receipts read by the signature service")
         answer = httpx.post(f"{signature.url}/v1/dossiers/{done}/documents/KQ-1", content=sign(blank_pdf(), OFFICIAL),
                             headers=AUTH | {"content-type": "application/pdf"})
         assert answer.status_code == 200 and answer.json()["verdict"] == "valid"
