@@ -48,7 +48,7 @@ from pymongo import AsyncMongoClient
 
 from services.metrics import compact
 from services.metrics.feedback import FeedbackStore
-from services.metrics.figures import Counted, Held, Key, Tracked, Verdict, held, last_of, shared_fees
+from services.metrics.figures import Counted, Held, Key, Tracked, Verdict, held, shared_fees
 from shared.mongo import Chain, archived_entries, insert_new, read_ahead
 
 # What the figures take of a status record (shared.contracts.StatusData), as stored: the applicant and
@@ -82,6 +82,7 @@ ROW = ("dossier_code", "events", "commune_code", "sector", "procedure_code", "ch
        "arrivals_synced", "announced_until", "now", "steps")
 FLAGS = ("component_digitized", "component_reused", "component_from_personal_store", "vneid_authenticated",
          "population_data")  # one bit each in `flags`
+_FLAGGED = [{name: bool(flags >> i & 1) for i, name in enumerate(FLAGS)} for flags in range(1 << len(FLAGS))]
 
 
 def row_of(dossier: Held | Tracked) -> list[Any]:
@@ -105,9 +106,9 @@ def held_of(row: list[Any]) -> Held:
         channel=intern(channel), online_level=level and intern(level), received_at=_instant(received_at),
         received_by_unit=unit and intern(unit), fees_total=shared_fees(fees), receipt_due_at=due_at, events=events,
         timeline=(), appointment_at=due_at if appointment == due else _instant(appointment), arrivals=arrivals,
-        arrivals_synced=synced, **{name: bool(flags >> i & 1) for i, name in enumerate(FLAGS)})
-    [last] = compact.unpack(b64decode(now))
-    return Held(receipt, last_of(last, receipt), b64decode(steps), None, _instant(until))
+        arrivals_synced=synced, **_FLAGGED[flags])
+    [last] = compact.unpack(b64decode(now), due_at)  # as `last_of` keeps it: zones shared, units interned
+    return Held(receipt, last, b64decode(steps), None, _instant(until))
 
 
 def _iso(instant: datetime | None) -> str | None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 import pytest
+from pydantic import AwareDatetime, TypeAdapter
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,6 +23,7 @@ from shared.facts import Facts, facts_as_of
 from tests.fixtures.sample import VN, dossier_code, dossier_history
 
 CAL = WorkingCalendar.load()
+COUNTED_AT: TypeAdapter[AwareDatetime] = TypeAdapter(AwareDatetime)  # a datetime as pydantic parses it
 START = datetime(2025, 7, 7, 8, 30, tzinfo=VN)
 
 OFFSETS = st.sampled_from([VN, UTC, timezone(timedelta(hours=-3, minutes=-30)), timezone(timedelta(hours=14))])
@@ -140,6 +142,25 @@ def test_a_held_dossier_stored_as_a_row_reads_back_equal_and_written_alike(count
     assert compact.unpack(back.steps) == counted.timeline
     assert row_of(back) == row_of(announced)  # every datetime with its own UTC offset
     assert Tracked.of(back, START.date()).counted == replace(counted, announced_until=None)
+    # Held as `held` holds it: one tzinfo per UTC offset, the last Facts' due the receipt's own when the same.
+    r, f = back.receipt, back.now
+    for instant in (r.received_at, r.receipt_due_at, r.appointment_at, f.since, f.due_at, f.step_due_at):
+        assert instant is None or instant.tzinfo is compact.zone(compact.offset_of(instant))
+    assert (f.due_at is r.receipt_due_at) == (announced.now.due_at is announced.receipt.receipt_due_at)
+
+
+@given(INSTANTS, st.sampled_from(["pydantic", "iso", "named", "shared"]))
+def test_an_instant_given_its_offsets_shared_tzinfo_is_the_same_instant_written_alike(instant, given_as):
+    """`shared_zone` takes what pydantic parses, what `fromisoformat` reads, a named timezone and one already shared."""
+    offset = instant.utcoffset()
+    source = {"pydantic": lambda: COUNTED_AT.validate_python(instant.isoformat()),
+              "iso": lambda: datetime.fromisoformat(instant.isoformat()),
+              "named": lambda: instant.replace(tzinfo=timezone(offset, "somewhere")),
+              "shared": lambda: instant.replace(tzinfo=compact.zone(compact.offset_of(instant)))}[given_as]()
+    shared = compact.shared_zone(source)
+    assert shared == instant and shared.isoformat() == instant.isoformat()
+    assert shared.tzinfo is compact.zone(compact.offset_of(instant))
+    assert given_as != "shared" or shared is source
 
 
 def test_a_tracked_dossier_gives_its_announcement_and_its_facts_at_any_instant_back():
