@@ -404,16 +404,21 @@ class Figures(ReportQueries):
     def _changes(self, tracked: Tracked) -> list[tuple[datetime, OpenState]]:
         """The open-state changes time alone brings after the dossier's last change of facts."""
         f = tracked.now
-        return [(at, to) for at, to in open_state_changes(f.state, f.due_at, self.calendar) if at > f.since]
+        changes = open_state_changes(f.state, f.due_at, self.calendar)
+        return [(at, to) for at, to in changes if at > f.since] if changes else changes
 
     # -- time ----------------------------------------------------------------------------------
 
-    def tick(self, now: datetime) -> list[Transition]:
+    def tick(self, now: datetime, at_most: int | None = None) -> list[Transition]:
         """Move the open dossiers whose open state changed by `now` and return the changes, in time
         order. After a restart, every change since the dossier's last change of facts is returned
-        again (also those missed while stopped): the caller skips those it already announced."""
+        again (also those missed while stopped): the caller skips those it already announced.
+        `at_most`: look at so many dossiers of the clock's queue, the next call at the next ones while
+        `due_by(now)` (a tick after a restart may move every open dossier; a dossier's changes come in one call)."""
         moved = []
-        while self._clock and self._clock[0][0] <= now:
+        looked = 0
+        while self._clock and self._clock[0][0] <= now and (at_most is None or looked < at_most):
+            looked += 1
             _, code = heapq.heappop(self._clock)
             tracked = self.dossiers.get(code)
             if tracked is None:
@@ -432,6 +437,10 @@ class Figures(ReportQueries):
             tracked.announced_until = now
             self._recount_open(tracked, now)
         return sorted(moved, key=lambda t: t.at)
+
+    def due_by(self, now: datetime) -> bool:
+        """Whether a dossier's open state may have changed by `now`: `tick` has something to look at."""
+        return bool(self._clock) and self._clock[0][0] <= now
 
     def communes(self) -> list[str]:
         return sorted(self._by_commune)

@@ -10,21 +10,23 @@ from services.metrics.replica import Replica
 from shared.contracts import ClockChanged, clock_changed, clock_record_id
 
 Publish = Callable[[list[ClockChanged]], Awaitable[None]]
-AT_ONCE = 1000  # clock records made and published between two turns of the event loop
+# Dossiers moved, their records made and published, between two turns of the event loop: at most a thousand
+# records (a dossier moves at most twice: due soon, then overdue).
+AT_ONCE = 500
 
 
 async def move_clock(replica: Replica, now: datetime, publish: Publish) -> list[ClockChanged]:
-    """Announce the open dossiers that turned due soon or overdue since the last tick, a thousand at a time (the
-    consumer and reports go on in between: the tick after a restart may move every open dossier); returns what
-    was published."""
+    """Announce the open dossiers that turned due soon or overdue since the last tick, AT_ONCE at a time (the
+    consumer, reports and /readyz go on in between: the tick after a restart may move every open dossier); returns
+    what was published."""
     published: list[ClockChanged] = []
-    moved = replica.figures.tick(now)
-    for n in range(0, len(moved), AT_ONCE):
+    figures = replica.figures
+    while figures.due_by(now):
         # After a restart the tick moves again every dossier since its last change of facts: those already
         # announced are told by their id alone, before any record is made.
         fresh = [(t, clock_changed(t.receipt, t.status(t.old), t.at, t.new, t.receipt.events))
-                 for t in moved[n:n + AT_ONCE] if clock_record_id(t.receipt.dossier_code, t.facts.due_at, t.new)
-                 not in replica.sent]
+                 for t in figures.tick(now, AT_ONCE)
+                 if clock_record_id(t.receipt.dossier_code, t.facts.due_at, t.new) not in replica.sent]
         events = [event for _, event in fresh]
         if events:
             await publish(events)

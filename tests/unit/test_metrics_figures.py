@@ -125,6 +125,31 @@ def test_after_a_restart_every_change_missed_meanwhile_is_announced():
     assert [(t.old, t.new) for t in figures.tick(later)] == [("within_deadline", "due_soon"), ("due_soon", "overdue")]
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20 * 24), st.integers(1, 60)), min_size=1, max_size=40), st.integers(1, 9),
+       st.integers(0, 40 * 24))
+def test_a_tick_taken_a_few_dossiers_at_a_time_moves_what_one_tick_moves(lives, at_most, hours_later):
+    """What a restart's first tick does, a thousand dossiers at a time (services/metrics/ticker.py): the same changes,
+    each dossier's in order, and the same counts."""
+    def loaded() -> Figures:
+        figures = Figures(CAL)
+        for n, (received, hours) in enumerate(lives):
+            code = f"000.00.38.H56-250707-{n:04d}"
+            figures.apply(status_data(one(code, hours=hours, received=MONDAY + timedelta(hours=received))), MONDAY)
+        return figures
+
+    later = MONDAY + timedelta(hours=hours_later)
+    whole, chunked = loaded(), loaded()
+    at_once = [(t.receipt.dossier_code, t.at, t.old, t.new) for t in whole.tick(later)]
+    in_steps = []
+    while chunked.due_by(later):
+        in_steps += [(t.receipt.dossier_code, t.at, t.old, t.new) for t in chunked.tick(later, at_most)]
+    assert sorted(in_steps) == sorted(at_once)
+    for code in {c for c, *_ in at_once}:
+        assert [t for t in in_steps if t[0] == code] == [t for t in at_once if t[0] == code]
+    assert +chunked.counts == +whole.counts and not chunked.due_by(later)
+
+
 def test_a_change_of_facts_reschedules_the_clock():
     figures = Figures(CAL)
     figures.apply(status_data(one(hours=16)), MONDAY)
