@@ -10,8 +10,9 @@ docs/security.md "Retention of personal data", finding 6; Nghị định 13/2023
   normalised phone number under the index secret, a chain of their dossier codes (shared.mongo.Chain),
   each listed once however often its receipt is sent (`DossierKeys.keys_for`).
 - `dossier_erasures`: per UTC day, a chain of the dossiers whose keys are erased that day (their end +
-  the retention days); `dossier_erasures_state` the next day to sweep. Processing schedules a dossier
-  when it ends and sweeps, day by day, what is due.
+  the retention days) and of the open ones reviewed that day (their receipt + the idle and retention days: an
+  abandoned dossier's key goes too); `dossier_erasures_state` the next day to sweep. Processing schedules a
+  dossier at its receipt and when it ends, and sweeps, day by day, what is due.
 
 Every read is by `_id` (shared/mongo.py); writes several processes make are insert-only links.
 
@@ -28,7 +29,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -281,12 +282,20 @@ def _listed(links: list[dict[str, Any]]) -> list[str]:
 
 
 class Retention:
-    """When each dossier's key is erased: scheduled at its end, swept day by day (the injectable clock)."""
+    """When each dossier's key is erased: scheduled at its end, swept day by day (the injectable clock).
 
-    def __init__(self, database: AsyncDatabase, keys: DossierKeys, days: float, clock: Callable[[], datetime]):
+    A dossier that never ends (abandoned, or its end never sent) would keep its key: each is also reviewed
+    `idle_days` + `days` after its receipt. A review erases the key of a dossier still open and unchanged since it
+    was scheduled (`changes` tells, for the dossiers still open, a count that grows with each change: processing
+    gives the version of its stored summary), and schedules another for one that changed meanwhile, from the review's day. So an
+    abandoned dossier's key goes between `idle_days` + `days` and twice that after its last change."""
+
+    def __init__(self, database: AsyncDatabase, keys: DossierKeys, days: float, clock: Callable[[], datetime],
+                 idle_days: float = 365, changes: Callable[[list[str]], Awaitable[dict[str, int]]] | None = None):
         self._buckets = Chain(database["dossier_erasures"])
         self._state = database["dossier_erasures_state"]
         self._keys, self._days, self._clock = keys, days, clock
+        self._idle_days, self._changes = idle_days, changes
         self._hints: dict[str, int] = {}  # the next free link of a day's chain, as this process knows it
 
     def erase_day(self, ended_at: datetime) -> date:
@@ -300,23 +309,42 @@ class Retention:
         for code, ended_at in ended.items():
             days.setdefault(self.erase_day(ended_at).isoformat(), []).append(code)
         for day, codes in sorted(days.items()):
-            n = await self._buckets.append(day, {"dossiers": sorted(codes)}, self._hints.get(day, 0))
-            self._hints[day] = n + 1
+            await self._append(day, {"dossiers": sorted(codes)})
+
+    async def review(self, opened: dict[str, int]) -> None:
+        """Review these open dossiers (code → their count of changes now) `idle_days` + `days` from now: one link."""
+        if opened:
+            day = self.erase_day(self._clock() + timedelta(days=self._idle_days))
+            await self._append(day.isoformat(), {"reviews": sorted(opened.items())})
+
+    async def _append(self, day: str, link: dict[str, Any]) -> None:
+        n = await self._buckets.append(day, link, self._hints.get(day, 0))
+        self._hints[day] = n + 1
 
     async def sweep(self) -> int:
-        """Erase the keys of every day before today not swept yet; returns how many keys."""
+        """Erase the keys of every day before today not swept yet (its reviews done); returns how many keys."""
         today = self._clock().date()
         state = await self._state.find_one({"_id": "sweep"})
         day = date.fromisoformat(state["next_day"]) if state else today
         erased = 0
         while day < today:
             for link in await self._buckets.read(day.isoformat()):
-                erased += await self._keys.erase(link["dossiers"])
+                erased += await self._keys.erase(link.get("dossiers", []))
+                erased += await self._reviewed(dict(link.get("reviews", [])))
             day += timedelta(days=1)
             await self._state.replace_one({"_id": "sweep"}, {"next_day": day.isoformat()}, upsert=True)
         if state is None:
             await self._state.replace_one({"_id": "sweep"}, {"next_day": day.isoformat()}, upsert=True)
         return erased
+
+    async def _reviewed(self, scheduled: dict[str, int]) -> int:
+        """A review: the keys of the dossiers still open and unchanged erased, the changed reviewed again later;
+        one that ended meanwhile was scheduled at its end."""
+        if not scheduled or self._changes is None:
+            return 0
+        now = await self._changes(list(scheduled))
+        await self.review({code: n for code, n in now.items() if code in scheduled and n != scheduled[code]})
+        return await self._keys.erase(code for code, n in scheduled.items() if now.get(code) == n)
 
 
 async def held_for(database: AsyncDatabase, keys: DossierKeys, phone: str) -> dict[str, Any]:

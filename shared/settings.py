@@ -59,9 +59,11 @@ class ServiceSettings(BaseSettings):
     lookup_secret: SecretStr = SecretStr("")
     # Personal data (shared/personal.py, docs/security.md "Retention of personal data"): the blind index's
     # key (a citizen's dossiers by a keyed hash of their number: intake writes, the export/erase command
-    # reads), and the days a dossier's applicant stays readable after its end, when its key is erased.
+    # reads), and the days a dossier's applicant stays readable after its end, when its key is erased; a dossier
+    # open with no change for `personal_idle_days` is abandoned: its key goes `personal_retention_days` later.
     personal_index_secret: SecretStr = SecretStr("")
     personal_retention_days: float = 90
+    personal_idle_days: float = 365
 
     # The citizens' lookup page, as the receipt and the SMS give it.
     lookup_url: str = "http://127.0.0.1:8002/tra-cuu"

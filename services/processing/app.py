@@ -67,7 +67,8 @@ def build(settings: ProcessingSettings) -> tuple[ConsumerApp, Processor]:
     store = DossierStore(runtime.mongo, runtime.database, cache_mib=settings.processing_cache_mib)
     metrics = ProcessingMetrics(runtime.registry)
     database = runtime.mongo[runtime.database]
-    retention = Retention(database, DossierKeys(database), settings.personal_retention_days, settings.clock)
+    retention = Retention(database, DossierKeys(database), settings.personal_retention_days, settings.clock,
+                          settings.personal_idle_days, store.open_versions)
 
     async def publish(outgoing: list[Outgoing]) -> None:
         await runtime.publish(settings.topic_status, [(o.key, o.value, {}) for o in outgoing if o.kind == "status"])

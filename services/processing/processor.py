@@ -126,12 +126,18 @@ class Processor:
         return done, written_codes
 
     async def _schedule_erasure(self, changed: list[tuple[StoredDossier, StoredDossier]]) -> None:
-        """Dossiers that end or are withdrawn in this batch get their personal data's erase day
-        (shared/personal.py), before they are written: a crash repeats the batch, which schedules them again."""
+        """Dossiers that end or are withdrawn in this batch get their personal data's erase day, those received
+        open a review for when they may have been abandoned (shared/personal.py `Retention`), before they are
+        written: a crash repeats the batch, which schedules them again."""
+        if self._retention is None:
+            return
         ended = {after.code: at for before, after in changed
                  if (at := left_open_at(after.view)) and not left_open_at(before.view)}
-        if ended and self._retention is not None:
+        if ended:
             await self._retention.schedule(ended)
+        # Each with the version its summary shows once written (DossierStore.save: one more).
+        await self._retention.review({after.code: after.version + 1 for before, after in changed
+                                      if after.view and not before.view and after.code not in ended})
 
     async def _publish_outboxes(self, dossiers: list[StoredDossier]) -> None:
         await self._send([o for d in dossiers for o in d.outbox])

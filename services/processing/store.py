@@ -31,7 +31,7 @@ from typing import Any
 from pymongo import AsyncMongoClient, InsertOne
 from pymongo.errors import BulkWriteError
 
-from services.processing.history import Outgoing, StoredDossier
+from services.processing.history import Outgoing, StoredDossier, left_open_at
 from shared.events import ReceivedEvent
 from shared.mongo import DUPLICATE_KEY, Chain, get_many, insert_new, pack, replace_all, unpack
 
@@ -186,6 +186,13 @@ class DossierStore:
             return None
         found = unpack(summary["blob"])
         return (found["view"], found.get("phone4")) if found["view"] else None
+
+    async def open_versions(self, codes: list[str]) -> dict[str, int]:
+        """The dossiers of `codes` still open, with the version their summary shows (it grows with each write):
+        what a review of abandoned dossiers asks (shared/personal.py `Retention`), one read of the summaries."""
+        found = await get_many(self._summaries, list(dict.fromkeys(codes)))
+        return {code: summary["version"] for code, doc in found.items()
+                if (summary := unpack(doc["blob"]))["view"] and not left_open_at(summary["view"])}
 
     async def read_many(self, codes: list[str], concurrency: int = 32) -> dict[str, StoredDossier | None]:
         """Dossiers as stored now: their histories and summaries in one read each (by `_id`,

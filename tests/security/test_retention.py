@@ -26,6 +26,7 @@ from tests.integration.conftest import ROOT, SECRETS, OPERATOR, read_topic, sett
 from tests.integration.test_notifications import messages, start_notifications
 
 RETENTION_DAYS = 90  # DOSSIER_PERSONAL_RETENTION_DAYS's default
+IDLE_DAYS = 365  # DOSSIER_PERSONAL_IDLE_DAYS's default
 
 
 def a_citizen() -> tuple[str, str, str]:
@@ -37,6 +38,7 @@ def a_citizen() -> tuple[str, str, str]:
 
 TOKEN, NAME, PHONE = a_citizen()
 TOKEN2, NAME2, PHONE2 = a_citizen()  # the export and erasure test's
+TOKEN3, NAME3, PHONE3 = a_citizen()  # the abandoned dossier's
 
 
 def readable_forms(token: str, name: str, phone: str) -> list[re.Pattern[bytes]]:
@@ -48,7 +50,8 @@ def readable_forms(token: str, name: str, phone: str) -> list[re.Pattern[bytes]]
             re.compile(re.escape(name.encode())), re.compile(re.escape(json.dumps(name).encode()))]
 
 
-FORMS = readable_forms(TOKEN, NAME, PHONE) + readable_forms(TOKEN2, NAME2, PHONE2)
+FORMS = readable_forms(TOKEN, NAME, PHONE) + readable_forms(TOKEN2, NAME2, PHONE2) + readable_forms(TOKEN3, NAME3,
+                                                                                                     PHONE3)
 
 
 def hits_in(blob: bytes) -> bool:
@@ -136,6 +139,28 @@ def test_the_phone_and_name_are_ciphertext_on_kafka_and_unreadable_anywhere_afte
     assert httpx.get(f"{later.url}/v1/lookup/{code}", params={"phone4": PHONE[-4:]}).status_code == 404
     assert_sealed_records_do_not_open(pipeline.settings, code)
     notifications.stop()
+
+
+def test_a_dossier_left_open_loses_its_personal_data_once_abandoned(stack, pipeline):
+    """A dossier that never ends (abandoned, or its end never sent) kept its key, so its applicant, forever: it
+    is now reviewed DOSSIER_PERSONAL_IDLE_DAYS + DOSSIER_PERSONAL_RETENTION_DAYS after its receipt, and its key
+    erased if it did not change since (shared/personal.py `Retention`)."""
+    processing = pipeline.add_processing().start()
+    now = datetime.now(UTC)
+    code = dossier_code(now, sequence=int(TOKEN3[:4], 16) % 10000)
+    pipeline.post(life(code, now - timedelta(hours=2), NAME3, PHONE3)[:1])  # received, then nothing
+    wait_until(lambda: httpx.get(f"{processing.url}/v1/lookup/{code}", params={"phone4": PHONE3[-4:]}
+                                 ).status_code == 200, message="the dossier processed")
+    processing.stop()
+
+    offset = timedelta(days=IDLE_DAYS + RETENTION_DAYS + 2).total_seconds()
+    later = pipeline.add_processing(DOSSIER_CLOCK_OFFSET_SECONDS=str(offset)).start()
+    wait_until(lambda: httpx.get(f"{later.url}/v1/lookup/{code}", params={"phone4": PHONE3[-4:]}
+                                 ).status_code == 404, timeout=60, message="the abandoned dossier's key erased")
+    assert httpx.get(f"{later.url}/v1/dossiers/{code}", headers=OPERATOR).json()["applicant"] == {
+        "name": None, "phone": None}
+    assert collection_hits(pipeline.settings) == {}
+    assert_sealed_records_do_not_open(pipeline.settings, code)
 
 
 def assert_sealed_records_do_not_open(settings, code: str) -> None:

@@ -226,6 +226,41 @@ def test_recent_keys_seal_a_dossier_sent_again_without_a_read_until_they_expire_
     asyncio.run(run())
 
 
+def test_a_dossier_that_never_ends_loses_its_key_once_it_went_unchanged_from_one_review_to_the_next():
+    """A dossier abandoned open kept its key forever (docs/security.md, "Retention of personal data"): it is
+    reviewed the idle and retention days after its receipt; unchanged since, its key goes; changed, it is reviewed
+    again as long after; ended meanwhile, its end scheduled its erasure and the review leaves it."""
+    now = [datetime(2026, 3, 2, 9, tzinfo=UTC)]
+    ended = "000.00.38.H56-250701-0003"
+    versions = {CODE: 2, OTHER: 2}  # the dossiers still open, as processing's summaries show them
+
+    async def changes(codes: list[str]) -> dict[str, int]:
+        return {code: versions[code] for code in codes if code in versions}
+
+    async def run():
+        database = MemoryDatabase()
+        keys = DossierKeys(database, "s")
+        retention = Retention(database, keys, 30, lambda: now[0], idle_days=100, changes=changes)
+        await retention.sweep()
+        await keys.keys_for({CODE: "0912345678", OTHER: None, ended: None})
+        await retention.review({CODE: 2, OTHER: 2, ended: 2})  # received today: reviewed on July 10th
+        versions[OTHER] = 5  # a change later on
+        now[0] += timedelta(days=130)  # July 10th, not over yet
+        assert await retention.sweep() == 0
+        now[0] += timedelta(days=1)
+        assert await retention.sweep() == 1  # CODE's: unchanged since its receipt
+        assert await keys.key_of(CODE) is None
+        assert await keys.key_of(OTHER) is not None and await keys.key_of(ended) is not None
+        assert await keys.dossiers_of("0912345678") == []
+        now[0] += timedelta(days=130)  # OTHER is reviewed again 130 days after its first review
+        assert await retention.sweep() == 0
+        now[0] += timedelta(days=1)
+        assert await retention.sweep() == 1 and await keys.key_of(OTHER) is None
+        assert await keys.key_of(ended) is not None  # its own erase day is its end's
+
+    asyncio.run(run())
+
+
 def test_the_sweep_erases_each_key_on_its_day_and_not_before():
     now = [datetime(2026, 3, 2, 9, tzinfo=UTC)]
 

@@ -130,15 +130,22 @@ def test_events_whose_receipt_never_comes_are_dead_lettered_after_the_waiting_li
     assert all(o.reason.startswith(f"no dossier.received for {code}") for o in replica.published)
 
 
-def test_a_dossier_that_ends_or_is_withdrawn_is_scheduled_for_erasure_once():
+def test_a_dossier_that_ends_or_is_withdrawn_is_scheduled_for_erasure_once_and_one_received_open_for_a_review():
     """Its personal data's keys go at its end + the retention days (docs/security.md, finding 6); a
-    withdrawn dossier has no `ended_at`, but leaves the open states all the same."""
+    withdrawn dossier has no `ended_at`, but leaves the open states all the same. One received and left open is
+    reviewed once (shared/personal.py `Retention`: an abandoned dossier's key goes too), with the version its
+    summary shows then."""
     scheduled: dict[str, datetime] = {}
+    reviewed: dict[str, int] = {}
 
     class Retention:
         async def schedule(self, ended: dict[str, datetime]) -> None:
             assert not scheduled.keys() & ended.keys()  # once each
             scheduled.update(ended)
+
+        async def review(self, opened: dict[str, int]) -> None:
+            assert not reviewed.keys() & opened.keys()
+            reviewed.update(opened)
 
     replica = Replica(MemoryDossiers())
     replica.processor._retention = Retention()
@@ -149,3 +156,9 @@ def test_a_dossier_that_ends_or_is_withdrawn_is_scheduled_for_erasure_once():
                   event("dossier.withdrawn", withdrawn, start + timedelta(hours=5), id_="w-1")])
     run(replica, [event("dossier.rated", resolved, start + timedelta(hours=50), id_="r-9", rating="satisfied")])
     assert scheduled == {resolved: start + timedelta(hours=40), withdrawn: start + timedelta(hours=5)}
+    left_open = dossier_code(NOW, 8)
+    run(replica, [event("dossier.digitized", left_open, start, id_="o-0")])  # before its receipt: nothing yet
+    assert reviewed == {}
+    run(replica, [event("dossier.received", left_open, start, id_="o-1")])
+    run(replica, [event("dossier.digitized", left_open, start + timedelta(hours=1), id_="o-2")])
+    assert reviewed == {left_open: 2} and left_open not in scheduled  # its second write: version 2
