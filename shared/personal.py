@@ -75,10 +75,12 @@ def unseal(key: bytes | None, code: str, sealed: str) -> dict[str, Any] | None:
         return None
 
 
-def sealed_applicant(key: bytes, code: str, applicant: dict[str, Any]) -> dict[str, Any]:
-    """A receipt's `applicant` as intake publishes it: `sealed` and the fields of CLEAR."""
+def sealed_applicant(key: bytes | None, code: str, applicant: dict[str, Any]) -> dict[str, Any]:
+    """A receipt's `applicant` as intake publishes it: `sealed` and the fields of CLEAR; only those when the
+    dossier's key was erased (a receipt sent again after its retention or its citizen's erasure)."""
     clear = {name: value for name, value in applicant.items() if name not in (*CLEAR, "sealed")}
-    return {"sealed": seal(key, code, clear)} | {name: applicant[name] for name in CLEAR if name in applicant}
+    kept = {name: applicant[name] for name in CLEAR if name in applicant}
+    return kept if key is None else {"sealed": seal(key, code, clear)} | kept
 
 
 def opened_applicant(key: bytes | None, code: str, applicant: Applicant) -> Applicant | None:
@@ -144,16 +146,18 @@ class DossierKeys:
 
     async def key_of(self, code: str) -> bytes | None:
         found = await self._keys.find_one({"_id": str(code)})
-        return bytes(found["key"]) if found else None
+        return bytes(found["key"]) if found and "key" in found else None
 
     async def keys_of(self, codes: Iterable[str]) -> dict[str, bytes]:
         """The keys these dossiers still have, read by `_id` in one query."""
-        return {code: bytes(doc["key"]) for code, doc in (await get_many(self._keys, codes)).items()}
+        return {code: bytes(doc["key"]) for code, doc in (await get_many(self._keys, codes)).items() if "key" in doc}
 
-    async def keys_for(self, owners: dict[str, str | None], resent: bool = False) -> dict[str, bytes]:
+    async def keys_for(self, owners: dict[str, str | None], resent: bool = False) -> dict[str, bytes | None]:
         """The keys of these dossiers (code → the phone given at receipt, or None), made for those that
         have none; each listed once in its citizen's index, before its key is made (listed without a key
-        after a crash is harmless: the next attempt finds it listed). A recent key (`RecentKeys`) costs
+        after a crash is harmless: the next attempt finds it listed). None for a dossier whose key was
+        erased (`erase`: retention, a citizen's erasure): its receipt sent again must not bring back what was
+        erased, nor its listing. A recent key (`RecentKeys`) costs
         nothing. The others are read or made with those of the calls that come meanwhile (a group
         commit): a new citizen's dossier costs a share of two inserts, a dossier sent again a share of
         one failed insert and one read of many keys. `resent`: these receipts were most likely sent
@@ -163,7 +167,7 @@ class DossierKeys:
         rest = {code: phone for code, phone in owners.items() if code not in recent}
         return recent | (await self._gathered[resent](rest) if rest else {})
 
-    async def _keys_for_all(self, calls: list[dict[str, str | None]], resent: bool) -> list[dict[str, bytes]]:
+    async def _keys_for_all(self, calls: list[dict[str, str | None]], resent: bool) -> list[dict[str, bytes | None]]:
         """`keys_for` of calls that came together, in one go; a dossier given two phones by two of them
         takes one go for each (its key is one, and it is listed for both)."""
         goes: list[dict[str, str | None]] = []
@@ -173,27 +177,42 @@ class DossierKeys:
                 goes.append(dict(owners))
             else:
                 go.update(owners)
-        found: dict[str, bytes] = {}
+        found: dict[str, bytes | None] = {}
         for go in goes:
             found |= await self._keys_for_one_go(go, resent)
         return [{code: found[code] for code in owners} for owners in calls]
 
-    async def _keys_for_one_go(self, owners: dict[str, str | None], resent: bool) -> dict[str, bytes]:
-        """One insert of the new keys decides between concurrent writers; the losers read the winners'."""
+    async def _keys_for_one_go(self, owners: dict[str, str | None], resent: bool) -> dict[str, bytes | None]:
+        """One insert of the new keys decides between concurrent writers; the losers read the winners' (or
+        find the key erased: the dossier is then taken out of its citizen's chain again)."""
         citizens = {code: citizen_id(self._secret, phone) if phone else None for code, phone in owners.items()}
         there = await self._list_once(citizens, resent)
         made = {code: new_key() for code in citizens if code not in there}
         inserted = await insert_new(self._keys, [{"_id": code, "key": Binary(key), "citizen": citizens[code]}
                                                  for code, key in made.items()])
-        found = there | {code: key for code, key in made.items() if code in inserted}
-        found |= await self.keys_of(code for code in made if code not in inserted)
-        self._recent.put(found)
-        return found
+        found: dict[str, bytes | None] = there | {code: key for code, key in made.items() if code in inserted}
+        lost = [code for code in made if code not in inserted]
+        found |= await self.keys_of(lost)
+        erased = {code: None for code in lost if code not in found}
+        await self._unlist_erased({code: citizens[code] for code in erased})
+        self._recent.put(found | erased)
+        return found | erased
 
-    async def _list_once(self, citizens: dict[str, str | None], resent: bool) -> dict[str, bytes]:
+    async def _unlist_erased(self, citizens: dict[str, str | None]) -> None:
+        """Erased dossiers (code → the citizen a receipt sent again gave) out of those citizens' chains: listed
+        before their key's insert told they were erased (a citizen's first link, which is not read first)."""
+        theirs: dict[str, set[str]] = {}
+        for code, citizen in citizens.items():
+            if citizen:
+                theirs.setdefault(citizen, set()).add(code)
+        self._chains.forget(theirs)
+        for citizen, codes in theirs.items():
+            await self._unlist(citizen, codes)
+
+    async def _list_once(self, citizens: dict[str, str | None], resent: bool) -> dict[str, bytes | None]:
         """Each dossier (code → its citizen, or None) listed in its citizen's chain unless it is; returns
-        the keys those that have one have. A key made for this citizen means the dossier is listed
-        (listing comes first). A citizen's first link for all of them in one insert: a new citizen's
+        the keys those that have one have (None: erased, not listed again). A key made for this citizen means the
+        dossier is listed (listing comes first). A citizen's first link for all of them in one insert: a new citizen's
         dossier needs no read. Where that link is taken, the dossier's key is read; else the citizen's
         chain is read and only what it does not list is appended. `resent`: the keys are read first,
         and a dossier listed for its citizen is not inserted again (FerretDB writes a batch that fails
@@ -201,17 +220,17 @@ class DossierKeys:
         docs = await get_many(self._keys, citizens) if resent else {}
         theirs: dict[str, list[str]] = {}
         for code, citizen in citizens.items():
-            if citizen and (docs.get(code) or {}).get("citizen") != citizen:
+            if citizen and (docs.get(code) or {}).get("citizen") != citizen and "erased" not in docs.get(code, {}):
                 theirs.setdefault(citizen, []).append(code)
         firsts = await insert_new(self._index.collection,
                                   [Chain.link(citizen, 0, {"dossier": codes[0]}) for citizen, codes in theirs.items()])
         listed_now = {codes[0] for citizen, codes in theirs.items() if link_id(citizen, 0) in firsts}
         if not resent:
             docs = await get_many(self._keys, [code for code in citizens if code not in listed_now])
-        unsure = {citizen: [code for code in codes if code not in listed_now
+        unsure = {citizen: [code for code in codes if code not in listed_now and "erased" not in docs.get(code, {})
                             and (docs.get(code) or {}).get("citizen") != citizen] for citizen, codes in theirs.items()}
         await asyncio.gather(*(self._append_unlisted(citizen, codes) for citizen, codes in unsure.items() if codes))
-        return {code: bytes(doc["key"]) for code, doc in docs.items()}
+        return {code: bytes(doc["key"]) if "key" in doc else None for code, doc in docs.items()}
 
     async def _append_unlisted(self, citizen: str, codes: list[str]) -> None:
         """Append to the citizen's chain each of these dossiers it does not list yet. A link claimed by
@@ -245,10 +264,11 @@ class DossierKeys:
 
     async def erase(self, codes: Iterable[str], unlist: bool = True) -> int:
         """Erase these dossiers' keys and (unless the caller drops the whole entry) their links in the
-        citizens' index, each citizen's chain read once; returns how many keys."""
+        citizens' index, each citizen's chain read once; returns how many keys. A key erased leaves its
+        `_id` behind, marked `erased`: a receipt sent again then gets no new key (`keys_for`)."""
         codes = list(codes)
         self._recent.forget(codes)
-        found = await get_many(self._keys, codes)
+        found = {code: doc for code, doc in (await get_many(self._keys, codes)).items() if "key" in doc}
         listed: dict[str, set[str]] = {}
         for code, doc in found.items():
             if doc.get("citizen"):
@@ -256,7 +276,9 @@ class DossierKeys:
         self._chains.forget(listed)
         for citizen, theirs in listed.items() if unlist else ():
             await self._unlist(citizen, theirs)
-        return sum([(await self._keys.delete_one({"_id": code})).deleted_count for code in found])
+        for code in found:
+            await self._keys.replace_one({"_id": code}, {"_id": code, "erased": True})
+        return len(found)
 
     async def forget_citizen(self, phone: str) -> int:
         """Erase a citizen's dossiers' keys and their index entry; returns how many keys."""

@@ -22,7 +22,7 @@ from pymongo import MongoClient
 
 from shared.kafka import client_options
 from tests.fixtures.sample import dossier_code, event
-from tests.integration.conftest import ROOT, SECRETS, OPERATOR, read_topic, settings_env, wait_until
+from tests.integration.conftest import ROOT, SECRETS, OPERATOR, read_topic, service, settings_env, wait_until
 from tests.integration.test_notifications import messages, start_notifications
 
 RETENTION_DAYS = 90  # DOSSIER_PERSONAL_RETENTION_DAYS's default
@@ -144,7 +144,7 @@ def test_the_phone_and_name_are_ciphertext_on_kafka_and_unreadable_anywhere_afte
 def test_a_dossier_left_open_loses_its_personal_data_once_abandoned(stack, pipeline):
     """A dossier that never ends (abandoned, or its end never sent) kept its key, so its applicant, forever: it
     is now reviewed DOSSIER_PERSONAL_IDLE_DAYS + DOSSIER_PERSONAL_RETENTION_DAYS after its receipt, and its key
-    erased if it did not change since (shared/personal.py `Retention`)."""
+    erased if it did not change since (shared/personal.py `Retention`). Its receipt sent again then gets no key."""
     processing = pipeline.add_processing().start()
     now = datetime.now(UTC)
     code = dossier_code(now, sequence=int(TOKEN3[:4], 16) % 10000)
@@ -162,6 +162,14 @@ def test_a_dossier_left_open_loses_its_personal_data_once_abandoned(stack, pipel
     assert collection_hits(pipeline.settings) == {}
     assert_sealed_records_do_not_open(pipeline.settings, code)
 
+    # Its receipt sent again (a portal's snapshot), through an intake that never held its key: before, it made a
+    # new key, which nothing erased, and sealed the name and phone under it.
+    pipeline.intake.stop()
+    pipeline.intake = service("intake", pipeline.settings).start()
+    pipeline.post(life(code, now - timedelta(hours=2), NAME3, PHONE3)[:1])
+    assert_sealed_records_do_not_open(pipeline.settings, code)
+    assert asyncio.run(topic_hits(pipeline.settings)) == {} and collection_hits(pipeline.settings) == {}
+
 
 def assert_sealed_records_do_not_open(settings, code: str) -> None:
     from shared.personal import DossierKeys, opened_applicant
@@ -169,8 +177,10 @@ def assert_sealed_records_do_not_open(settings, code: str) -> None:
 
     records = asyncio.run(read_topic(settings, settings.topic_events))
     receipts = [parse_event_json(r.value) for r in records if r.key == code.encode()]
-    sealed = [e.data.applicant for e in receipts if e.type == "dossier.received"]
-    assert sealed and all(a.sealed and a.phone is None and a.name is None for a in sealed)
+    applicants = [e.data.applicant for e in receipts if e.type == "dossier.received"]
+    assert applicants and all(a.phone is None and a.name is None for a in applicants)
+    sealed = [a for a in applicants if a.sealed]  # a receipt sent again after the erasure carries none
+    assert sealed
 
     async def opened():
         from pymongo import AsyncMongoClient

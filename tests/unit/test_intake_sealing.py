@@ -36,6 +36,26 @@ def test_the_portal_doors_records_carry_the_applicant_sealed_and_the_rest_as_wri
     assert (opened.name, opened.phone) == (NAME, PHONE)
 
 
+@pytest.mark.parametrize("door", ["cloudevents", "portal"])
+def test_a_receipt_sent_again_after_its_key_was_erased_is_published_without_its_applicant(door):
+    """Retention or the citizen's erasure took the dossier's key: its receipt sent again (a portal's snapshot)
+    must not bring the name and phone back under a new key; whether the citizen wants SMS stays."""
+    database = MemoryDatabase()
+    keys = DossierKeys(database, "index secret")
+    code = "000.00.38.H56-250701-0001"
+    receipt = event("dossier.received", code, applicant={"name": NAME, "phone": PHONE, "sms_opt_in": True})
+    asyncio.run(sealed_receipts(keys, [receipt]))
+    asyncio.run(DossierKeys(database, "index secret").erase([code]))  # processing's retention
+    if door == "portal":
+        [(_, written)] = asyncio.run(sealed_records(keys, [(code, orjson.dumps(receipt))]))
+        again = orjson.loads(written)
+    else:
+        [again] = asyncio.run(sealed_receipts(keys, [receipt]))
+    assert again["data"]["applicant"] == {"sms_opt_in": True} and again["data"] | {"applicant": None} == receipt[
+        "data"] | {"applicant": None}
+    assert asyncio.run(keys.key_of(code)) is None
+
+
 def test_records_without_a_receipt_are_left_as_they_are():
     records = [("k", orjson.dumps(event("dossier.resolved", "000.00.38.H56-250701-0002")))]
     assert asyncio.run(sealed_records(DossierKeys(MemoryDatabase(), "s"), records)) is records
