@@ -148,6 +148,15 @@ class DossierKeys:
         found = await self._keys.find_one({"_id": str(code)})
         return bytes(found["key"]) if found and "key" in found else None
 
+    async def made_for(self, code: str, phone: str) -> bool:
+        """Whether the dossier's key was made for the citizen of this number (its first receipt gave it)."""
+        found = await self._keys.find_one({"_id": str(code)})
+        return bool(found) and found.get("citizen") == citizen_id(self._secret, phone)
+
+    def same_citizen(self, phone: str, other: str) -> bool:
+        """Whether two numbers, in any written form, are one citizen's, as the index tells them."""
+        return citizen_id(self._secret, phone) == citizen_id(self._secret, other)
+
     async def keys_of(self, codes: Iterable[str]) -> dict[str, bytes]:
         """The keys these dossiers still have, read by `_id` in one query."""
         return {code: bytes(doc["key"]) for code, doc in (await get_many(self._keys, codes)).items() if "key" in doc}
@@ -264,9 +273,10 @@ class DossierKeys:
 
     async def erase(self, codes: Iterable[str], unlist: bool = True) -> int:
         """Erase these dossiers' keys and (unless the caller drops the whole entry) their links in the
-        citizens' index, each citizen's chain read once; returns how many keys. A key erased leaves its
-        `_id` behind, marked `erased`: a receipt sent again then gets no new key (`keys_for`)."""
-        codes = list(codes)
+        citizens' index, each citizen's chain read once; returns how many keys. Each code's `_id` stays
+        behind, marked `erased` (also for a dossier that had no key yet): a receipt sent again then gets no
+        new key (`keys_for`)."""
+        codes = list(dict.fromkeys(codes))
         self._recent.forget(codes)
         found = {code: doc for code, doc in (await get_many(self._keys, codes)).items() if "key" in doc}
         listed: dict[str, set[str]] = {}
@@ -276,16 +286,17 @@ class DossierKeys:
         self._chains.forget(listed)
         for citizen, theirs in listed.items() if unlist else ():
             await self._unlist(citizen, theirs)
-        for code in found:
-            await self._keys.replace_one({"_id": code}, {"_id": code, "erased": True})
+        for code in codes:  # also a dossier with no key yet: a receipt sent later must not make one
+            await self._keys.replace_one({"_id": code}, {"_id": code, "erased": True}, upsert=True)
         return len(found)
 
-    async def forget_citizen(self, phone: str) -> int:
-        """Erase a citizen's dossiers' keys and their index entry; returns how many keys."""
+    async def forget_citizen(self, phone: str, codes: list[str]) -> int:
+        """Erase the keys of these dossiers of the citizen's (`_theirs`: not those another sender listed for their
+        number) and their whole index entry; returns how many keys."""
         citizen = citizen_id(self._secret, phone)
         self._chains.forget([citizen])
         links = await self._index.read(citizen)
-        erased = await self.erase(_listed(links), unlist=False)  # the whole entry goes below
+        erased = await self.erase(codes, unlist=False)  # the whole entry goes below
         for n in range(len(links)):
             await self._index.collection.delete_one({"_id": link_id(citizen, n)})
         return erased
@@ -309,7 +320,7 @@ class Retention:
     A dossier that never ends (abandoned, or its end never sent) would keep its key: each is also reviewed
     `idle_days` + `days` after its receipt. A review erases the key of a dossier still open and unchanged since it
     was scheduled (`changes` tells, for the dossiers still open, a count that grows with each change: processing
-    gives the version of its stored summary), and schedules another for one that changed meanwhile, from the review's day. So an
+    gives the steps its stored summary shows, which a foreign sender's events do not add to), and schedules another for one that changed meanwhile, from the review's day. So an
     abandoned dossier's key goes between `idle_days` + `days` and twice that after its last change."""
 
     def __init__(self, database: AsyncDatabase, keys: DossierKeys, days: float, clock: Callable[[], datetime],
@@ -350,9 +361,11 @@ class Retention:
         day = date.fromisoformat(state["next_day"]) if state else today
         erased = 0
         while day < today:
-            for link in await self._buckets.read(day.isoformat()):
+            links = await self._buckets.read(day.isoformat())
+            for link in links:
                 erased += await self._keys.erase(link.get("dossiers", []))
-                erased += await self._reviewed(dict(link.get("reviews", [])))
+            # A day's reviews at once: one scheduled twice (two replicas' sweeps, a batch done again) is looked at once.
+            erased += await self._reviewed({code: n for link in links for code, n in link.get("reviews", [])})
             day += timedelta(days=1)
             await self._state.replace_one({"_id": "sweep"}, {"next_day": day.isoformat()}, upsert=True)
         if state is None:
@@ -373,21 +386,38 @@ async def held_for(database: AsyncDatabase, keys: DossierKeys, phone: str) -> di
     """What is held for the citizen of this number: their dossiers' applicants, opened, and their SMS."""
     # The one place that spans the services' stores: imported here, not at the top (shared sits below services).
     from services.notifications.store import MessageStore
-    from services.processing.store import DossierStore
 
-    dossiers = DossierStore(database.client, database.name)
     messages = MessageStore(database.client, database.name)
     held: dict[str, Any] = {"dossiers": [], "messages": []}
-    for code in await keys.dossiers_of(phone):
-        found = await dossiers.view(code)
-        sealed = Applicant.model_validate(found[0]["applicant"]) if found and found[0]["applicant"] else None
-        applicant = opened_applicant(await keys.key_of(code), code, sealed) if sealed else None
+    for code, applicant in (await _theirs(database, keys, phone)).items():
         held["dossiers"].append({"dossier_code": code, "applicant": applicant.model_dump(exclude_none=True)
                                  if applicant else None})
         held["messages"] += [{"dossier_code": code, "trigger": m.trigger, "created_at": m.created_at.isoformat(),
                               "to": body.recipient, "text": body.text}
                              for m, body, _ in await messages.of_dossier(code) if body]
     return held
+
+
+async def _theirs(database: AsyncDatabase, keys: DossierKeys, phone: str) -> dict[str, Applicant | None]:
+    """The dossiers the index lists for this number that are the citizen's, with their applicant opened: those
+    whose applicant, as processing accepted it, has this number (or, not processed yet, whose key was made for
+    it). A receipt anyone sends lists its dossier for the phone it gives, before processing refuses a foreign
+    one: that listing must not open, nor erase, another citizen's applicant."""
+    from services.processing.store import DossierStore  # as in held_for
+
+    dossiers = DossierStore(database.client, database.name)
+    found: dict[str, Applicant | None] = {}
+    for code in await keys.dossiers_of(phone):
+        shown = await dossiers.view(code)
+        if shown is None:  # not processed yet
+            if await keys.made_for(code, phone):
+                found[code] = None
+            continue
+        applicant = Applicant.model_validate(shown[0]["applicant"]) if shown[0]["applicant"] else None
+        opened = opened_applicant(await keys.key_of(code), code, applicant) if applicant else None
+        if opened is not None and opened.phone and keys.same_citizen(opened.phone, phone):
+            found[code] = opened
+    return found
 
 
 async def erase_citizen(database: AsyncDatabase, keys: DossierKeys, phone: str) -> dict[str, int]:
@@ -397,14 +427,14 @@ async def erase_citizen(database: AsyncDatabase, keys: DossierKeys, phone: str) 
     from services.notifications.store import MessageStore  # as in held_for
 
     messages = MessageStore(database.client, database.name)
-    codes = await keys.dossiers_of(phone)
+    codes = list(await _theirs(database, keys, phone))
     texts = 0
     for code in codes:
         for message, body, _ in await messages.of_dossier(code):
             if body:
                 texts += (await database["notifications_bodies"].delete_one({"_id": message.id})).deleted_count
         await database["notifications_citizens"].delete_one({"_id": code})
-    return {"dossiers": len(codes), "keys": await keys.forget_citizen(phone), "texts": texts}
+    return {"dossiers": len(codes), "keys": await keys.forget_citizen(phone, codes), "texts": texts}
 
 
 async def command(action: str, phone: str, settings: ServiceSettings) -> dict[str, Any]:

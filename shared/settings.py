@@ -63,7 +63,7 @@ class ServiceSettings(BaseSettings):
     # open with no change for `personal_idle_days` is abandoned: its key goes `personal_retention_days` later.
     personal_index_secret: SecretStr = SecretStr("")
     personal_retention_days: float = 90
-    personal_idle_days: float = 365
+    personal_idle_days: float = Field(365, ge=30)  # shorter would erase the key of a dossier merely slow
 
     # The citizens' lookup page, as the receipt and the SMS give it.
     lookup_url: str = "http://127.0.0.1:8002/tra-cuu"

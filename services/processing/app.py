@@ -68,7 +68,7 @@ def build(settings: ProcessingSettings) -> tuple[ConsumerApp, Processor]:
     metrics = ProcessingMetrics(runtime.registry)
     database = runtime.mongo[runtime.database]
     retention = Retention(database, DossierKeys(database), settings.personal_retention_days, settings.clock,
-                          settings.personal_idle_days, store.open_versions)
+                          settings.personal_idle_days, store.open_steps)
 
     async def publish(outgoing: list[Outgoing]) -> None:
         await runtime.publish(settings.topic_status, [(o.key, o.value, {}) for o in outgoing if o.kind == "status"])

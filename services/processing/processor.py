@@ -135,8 +135,8 @@ class Processor:
                  if (at := left_open_at(after.view)) and not left_open_at(before.view)}
         if ended:
             await self._retention.schedule(ended)
-        # Each with the version its summary shows once written (DossierStore.save: one more).
-        await self._retention.review({after.code: after.version + 1 for before, after in changed
+        # Each with its steps so far (what a foreign or refused event does not change: DossierStore.open_steps).
+        await self._retention.review({after.code: len(after.view["history"]) for before, after in changed
                                       if after.view and not before.view and after.code not in ended})
 
     async def _publish_outboxes(self, dossiers: list[StoredDossier]) -> None:

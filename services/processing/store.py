@@ -187,11 +187,12 @@ class DossierStore:
         found = unpack(summary["blob"])
         return (found["view"], found.get("phone4")) if found["view"] else None
 
-    async def open_versions(self, codes: list[str]) -> dict[str, int]:
-        """The dossiers of `codes` still open, with the version their summary shows (it grows with each write):
-        what a review of abandoned dossiers asks (shared/personal.py `Retention`), one read of the summaries."""
+    async def open_steps(self, codes: list[str]) -> dict[str, int]:
+        """The dossiers of `codes` still open, with the steps their summary shows (one more with each event
+        applied; an event refused, a foreign source's, adds none): what a review of abandoned dossiers asks
+        (shared/personal.py `Retention`), one read of the summaries."""
         found = await get_many(self._summaries, list(dict.fromkeys(codes)))
-        return {code: summary["version"] for code, doc in found.items()
+        return {code: len(summary["view"]["history"]) for code, doc in found.items()
                 if (summary := unpack(doc["blob"]))["view"] and not left_open_at(summary["view"])}
 
     async def read_many(self, codes: list[str], concurrency: int = 32) -> dict[str, StoredDossier | None]:

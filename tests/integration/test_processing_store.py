@@ -159,3 +159,33 @@ def test_a_store_written_before_histories_is_read_and_looked_up_as_before(stack)
     assert old == last
     assert held_before.receipt == held_now.receipt and held_now.receipt is not None
     assert history == 6 and again is not None and again.version == 6 and len(again.events) == 6
+
+
+def test_a_review_of_abandoned_dossiers_reads_the_steps_of_those_still_open_which_a_foreign_sender_cannot_add_to(
+        stack):
+    """What the retention's review compares (shared/personal.py `Retention`, DossierStore.open_steps): the steps
+    an open dossier's summary shows. An event of another source is dead-lettered and adds none (else any sender
+    could keep an abandoned dossier's applicant readable for ever); an event applied adds one; an ended dossier
+    is not open."""
+    settings = ProcessingSettings(**namespace(stack).model_dump())
+
+    async def scenario() -> list[dict[str, int]]:
+        client: AsyncMongoClient = AsyncMongoClient(settings.mongo_url)
+        store = DossierStore(client, settings.mongo_database)
+        processor = Processor(settings, store, WorkingCalendar.load(), lambda _: asyncio.sleep(0),
+                              ProcessingMetrics(CollectorRegistry()))
+        seen = [await store.open_steps([CODE])]
+        await processor.handle([record(1, "dossier.received", "2025-07-07T10:00:00")])
+        seen.append(await store.open_steps([CODE, "000.00.38.H56-250707-7999"]))
+        foreign = record(2, "dossier.digitized", "2025-07-07T10:05:00")
+        value = orjson.loads(foreign.raw) | {"source": "urn:motcua:40"}
+        await processor.handle([replace(foreign, value=parse_event_json(orjson.dumps(value)), raw=orjson.dumps(value))])
+        seen.append(await store.open_steps([CODE]))
+        await processor.handle([record(3, "dossier.digitized", "2025-07-07T10:10:00")])
+        seen.append(await store.open_steps([CODE]))
+        await processor.handle([record(4, "dossier.resolved", "2025-07-08T09:00:00")])
+        seen.append(await store.open_steps([CODE]))
+        await client.close()
+        return seen
+
+    assert asyncio.run(scenario()) == [{}, {CODE: 1}, {CODE: 1}, {CODE: 2}, {}]

@@ -39,6 +39,7 @@ def a_citizen() -> tuple[str, str, str]:
 TOKEN, NAME, PHONE = a_citizen()
 TOKEN2, NAME2, PHONE2 = a_citizen()  # the export and erasure test's
 TOKEN3, NAME3, PHONE3 = a_citizen()  # the abandoned dossier's
+TOKEN4, NAME4, PHONE4 = a_citizen()  # a dossier someone else sends a receipt for (not erased: not in FORMS)
 
 
 def readable_forms(token: str, name: str, phone: str) -> list[re.Pattern[bytes]]:
@@ -233,3 +234,28 @@ def test_a_citizen_exports_then_erases_what_is_held_for_their_number(stack, pipe
         assert messages(notifications, code)[0]["to"] is None
     finally:
         notifications.stop()
+
+
+def test_a_receipt_sent_for_someone_elses_dossier_gives_its_phone_neither_their_data_nor_their_erasure(stack, pipeline):
+    """Any sender's receipt lists its dossier in the citizens' index for the phone it gives, at intake, before
+    processing refuses a foreign one (finding 1): `export --phone` of that phone opened the real applicant's name
+    and phone, and `erase --phone` erased their key. Now both act only on the dossiers whose applicant, as
+    processing accepted it, has that number."""
+    processing = pipeline.add_processing().start()
+    now = datetime.now(UTC)
+    code = dossier_code(now, sequence=int(TOKEN4[:4], 16) % 10000)
+    pipeline.post(life(code, now - timedelta(hours=2), NAME4, PHONE4)[:1])
+    wait_until(lambda: httpx.get(f"{processing.url}/v1/lookup/{code}", params={"phone4": PHONE4[-4:]}
+                                 ).status_code == 200, message="the dossier processed")
+    other = "09" + "".join(secrets.choice("0123456789") for _ in range(8))
+    forged = event("dossier.received", code, now - timedelta(hours=1),
+                   applicant={"name": "Kẻ Giả Mạo", "phone": other, "sms_opt_in": False}) | {"source": "urn:motcua:40"}
+    pipeline.intake.stop()  # through another intake than the one that holds the key (or an hour later)
+    pipeline.intake = service("intake", pipeline.settings).start()
+    pipeline.post([forged])
+
+    assert personal_command(pipeline.settings, "export", other) == {"dossiers": [], "messages": []}
+    assert personal_command(pipeline.settings, "erase", other) == {"dossiers": 0, "keys": 0, "texts": 0}
+    held = personal_command(pipeline.settings, "export", PHONE4)
+    assert [(d["dossier_code"], d["applicant"]["name"]) for d in held["dossiers"]] == [(code, NAME4)]
+    assert httpx.get(f"{processing.url}/v1/lookup/{code}", params={"phone4": PHONE4[-4:]}).status_code == 200

@@ -58,7 +58,7 @@ def test_one_key_per_dossier_the_index_lists_the_citizens_dossiers_and_erasure_f
         assert await keys.dossiers_of("0912 345 678") == [CODE, OTHER]
         assert await keys.erase([CODE]) == 1 and await keys.key_of(CODE) is None
         assert await keys.dossiers_of("0912345678") == [OTHER]
-        assert await keys.forget_citizen("0912345678") == 1
+        assert await keys.forget_citizen("0912345678", [OTHER]) == 1
         assert await keys.key_of(OTHER) is None and await keys.dossiers_of("0912345678") == []
 
     asyncio.run(run())
@@ -240,7 +240,7 @@ def test_a_dossier_that_never_ends_loses_its_key_once_it_went_unchanged_from_one
     again as long after; ended meanwhile, its end scheduled its erasure and the review leaves it."""
     now = [datetime(2026, 3, 2, 9, tzinfo=UTC)]
     ended = "000.00.38.H56-250701-0003"
-    versions = {CODE: 2, OTHER: 2}  # the dossiers still open, as processing's summaries show them
+    versions = {CODE: 2, OTHER: 2}  # the dossiers still open, with their steps, as processing's summaries show them
 
     async def changes(codes: list[str]) -> dict[str, int]:
         return {code: versions[code] for code in codes if code in versions}

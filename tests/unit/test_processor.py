@@ -133,8 +133,8 @@ def test_events_whose_receipt_never_comes_are_dead_lettered_after_the_waiting_li
 def test_a_dossier_that_ends_or_is_withdrawn_is_scheduled_for_erasure_once_and_one_received_open_for_a_review():
     """Its personal data's keys go at its end + the retention days (docs/security.md, finding 6); a
     withdrawn dossier has no `ended_at`, but leaves the open states all the same. One received and left open is
-    reviewed once (shared/personal.py `Retention`: an abandoned dossier's key goes too), with the version its
-    summary shows then."""
+    reviewed once (shared/personal.py `Retention`: an abandoned dossier's key goes too), with the steps its view
+    shows then."""
     scheduled: dict[str, datetime] = {}
     reviewed: dict[str, int] = {}
 
@@ -161,4 +161,4 @@ def test_a_dossier_that_ends_or_is_withdrawn_is_scheduled_for_erasure_once_and_o
     assert reviewed == {}
     run(replica, [event("dossier.received", left_open, start, id_="o-1")])
     run(replica, [event("dossier.digitized", left_open, start + timedelta(hours=1), id_="o-2")])
-    assert reviewed == {left_open: 2} and left_open not in scheduled  # its second write: version 2
+    assert reviewed == {left_open: 2} and left_open not in scheduled  # digitized, then received
