@@ -291,3 +291,48 @@ def test_the_sweep_erases_each_key_on_its_day_and_not_before():
         assert await retention.sweep() == 0
 
     asyncio.run(run())
+
+
+def test_a_dossier_erased_before_it_had_a_key_gets_none_later():
+    """Its receipt first sent without name and phone (no key made), or a citizen's erasure between the listing and
+    the key: a receipt with them sent later must not make a key that nothing erases."""
+    async def run():
+        keys = DossierKeys(MemoryDatabase(), "s")
+        assert await keys.erase([CODE]) == 0  # no key to count
+        assert await keys.keys_for({CODE: "0912345678"}) == {CODE: None}
+        assert await keys.dossiers_of("0912345678") == []
+
+    asyncio.run(run())
+
+
+def test_a_review_scheduled_twice_is_looked_at_and_scheduled_again_once():
+    """Two replicas' sweeps, or a batch done again, schedule a dossier twice: copies must not multiply."""
+    now = [datetime(2026, 3, 2, 9, tzinfo=UTC)]
+    steps = {CODE: 3}
+
+    async def changes(codes: list[str]) -> dict[str, int]:
+        return {code: steps[code] for code in codes if code in steps}
+
+    async def run():
+        database = MemoryDatabase()
+        retention = Retention(database, DossierKeys(database, "s"), 30, lambda: now[0], idle_days=100,
+                              changes=changes)
+        await retention.sweep()
+        await retention.review({CODE: 2})
+        await retention.review({CODE: 2})
+        now[0] += timedelta(days=131)
+        assert await retention.sweep() == 0  # changed: reviewed again, 130 days from today
+        later = (now[0] + timedelta(days=130)).date().isoformat()
+        links = await retention._buckets.read(later)
+        assert [link["reviews"] for link in links] == [[[CODE, 3]]]
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("days", [0, -1, 29])
+def test_idle_days_too_short_to_tell_an_abandoned_dossier_from_a_slow_one_are_refused(days):
+    from pydantic import ValidationError
+    from shared.settings import ServiceSettings
+
+    with pytest.raises(ValidationError):
+        ServiceSettings(personal_idle_days=days)
