@@ -344,11 +344,15 @@ class Retention:
         for day, codes in sorted(days.items()):
             await self._append(day, {"dossiers": sorted(codes)})
 
-    async def review(self, opened: dict[str, int]) -> None:
-        """Review these open dossiers (code → their count of changes now) `idle_days` + `days` from now: one link."""
-        if opened:
-            day = self.erase_day(self._clock() + timedelta(days=self._idle_days))
-            await self._append(day.isoformat(), {"reviews": sorted(opened.items())})
+    async def review(self, opened: dict[str, int], since: dict[str, datetime] | None = None) -> None:
+        """Review these open dossiers (code → their count of changes now) `idle_days` + `days` after their last
+        change (`since`, by code; now unless given): one link a day."""
+        now, days = self._clock(), {}
+        for code, changes in opened.items():
+            day = self.erase_day((since or {}).get(code, now) + timedelta(days=self._idle_days)).isoformat()
+            days.setdefault(day, []).append((code, changes))
+        for day, reviews in sorted(days.items()):
+            await self._append(day, {"reviews": sorted(reviews)})
 
     async def _append(self, day: str, link: dict[str, Any]) -> None:
         n = await self._buckets.append(day, link, self._hints.get(day, 0))

@@ -24,6 +24,7 @@ deduplicate by event id). Every read is by `_id`: a lookup is one key read, howe
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -194,6 +195,21 @@ class DossierStore:
         found = await get_many(self._summaries, list(dict.fromkeys(codes)))
         return {code: len(summary["view"]["history"]) for code, doc in found.items()
                 if (summary := unpack(doc["blob"]))["view"] and not left_open_at(summary["view"])}
+
+    async def open_summaries(self, batch: int = 1000) -> AsyncIterator[dict[str, tuple[int, datetime | None]]]:
+        """Every dossier stored open, with its steps and its last step's time, `batch` at a time: a scan of the
+        summaries, for the one-off `python -m services.processing review-open`, never for serving."""
+        found: dict[str, tuple[int, datetime | None]] = {}
+        async for doc in self._summaries.find({}, batch_size=batch):
+            view = unpack(doc["blob"])["view"]
+            if view and not left_open_at(view):
+                times = [datetime.fromisoformat(step["time"]) for step in view["history"]]
+                found[doc["_id"]] = (len(view["history"]), max(times, default=None))
+            if len(found) >= batch:
+                yield found
+                found = {}
+        if found:
+            yield found
 
     async def read_many(self, codes: list[str], concurrency: int = 32) -> dict[str, StoredDossier | None]:
         """Dossiers as stored now: their histories and summaries in one read each (by `_id`,

@@ -40,6 +40,7 @@ TOKEN, NAME, PHONE = a_citizen()
 TOKEN2, NAME2, PHONE2 = a_citizen()  # the export and erasure test's
 TOKEN3, NAME3, PHONE3 = a_citizen()  # the abandoned dossier's
 TOKEN4, NAME4, PHONE4 = a_citizen()  # a dossier someone else sends a receipt for (not erased: not in FORMS)
+TOKEN5, NAME5, PHONE5 = a_citizen()  # a dossier stored open before the reviews existed
 
 
 def readable_forms(token: str, name: str, phone: str) -> list[re.Pattern[bytes]]:
@@ -51,8 +52,8 @@ def readable_forms(token: str, name: str, phone: str) -> list[re.Pattern[bytes]]
             re.compile(re.escape(name.encode())), re.compile(re.escape(json.dumps(name).encode()))]
 
 
-FORMS = readable_forms(TOKEN, NAME, PHONE) + readable_forms(TOKEN2, NAME2, PHONE2) + readable_forms(TOKEN3, NAME3,
-                                                                                                     PHONE3)
+FORMS = [form for citizen in [(TOKEN, NAME, PHONE), (TOKEN2, NAME2, PHONE2), (TOKEN3, NAME3, PHONE3),
+                               (TOKEN5, NAME5, PHONE5)] for form in readable_forms(*citizen)]
 
 
 def hits_in(blob: bytes) -> bool:
@@ -170,6 +171,32 @@ def test_a_dossier_left_open_loses_its_personal_data_once_abandoned(stack, pipel
     pipeline.post(life(code, now - timedelta(hours=2), NAME3, PHONE3)[:1])
     assert_sealed_records_do_not_open(pipeline.settings, code)
     assert asyncio.run(topic_hits(pipeline.settings)) == {} and collection_hits(pipeline.settings) == {}
+
+
+def test_a_dossier_stored_open_before_the_reviews_existed_is_reviewed_once_the_command_has_run(stack, pipeline):
+    """A store from before the reviews has open dossiers no review was scheduled for: `python -m services.processing
+    review-open`, once, puts each up for one, from its last step."""
+    processing = pipeline.add_processing().start()
+    now = datetime.now(UTC)
+    code = dossier_code(now, sequence=int(TOKEN5[:4], 16) % 10000)
+    pipeline.post(life(code, now - timedelta(hours=2), NAME5, PHONE5)[:1])
+    wait_until(lambda: httpx.get(f"{processing.url}/v1/lookup/{code}", params={"phone4": PHONE5[-4:]}
+                                 ).status_code == 200, message="the dossier processed")
+    processing.stop()
+    client = MongoClient(pipeline.settings.mongo_url)
+    client[pipeline.settings.mongo_database].drop_collection("dossier_erasures")  # as a store before the reviews
+    client.close()
+
+    env = os.environ | settings_env(pipeline.settings) | {"DOSSIER_SECRETS_DIR": str(SECRETS), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "services.processing", "review-open"], cwd=ROOT, env=env,
+                          capture_output=True, check=True, timeout=60)
+    assert json.loads(done.stdout) == {"reviewed": 1}
+
+    offset = timedelta(days=IDLE_DAYS + RETENTION_DAYS + 2).total_seconds()
+    later = pipeline.add_processing(DOSSIER_CLOCK_OFFSET_SECONDS=str(offset)).start()
+    wait_until(lambda: httpx.get(f"{later.url}/v1/lookup/{code}", params={"phone4": PHONE5[-4:]}
+                                 ).status_code == 404, timeout=60, message="the key erased at its review")
+    assert collection_hits(pipeline.settings) == {}
 
 
 def assert_sealed_records_do_not_open(settings, code: str) -> None:

@@ -336,3 +336,17 @@ def test_idle_days_too_short_to_tell_an_abandoned_dossier_from_a_slow_one_are_re
 
     with pytest.raises(ValidationError):
         ServiceSettings(personal_idle_days=days)
+
+
+def test_a_review_from_a_last_change_long_ago_is_due_tomorrow_at_the_earliest():
+    """`python -m services.processing review-open` reviews each dossier stored open from its last step."""
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+    async def run():
+        database = MemoryDatabase()
+        retention = Retention(database, DossierKeys(database, "s"), 30, lambda: now, idle_days=100)
+        await retention.review({CODE: 4, OTHER: 1}, {CODE: now - timedelta(days=1000), OTHER: now - timedelta(days=10)})
+        assert [link["reviews"] for link in await retention._buckets.read("2026-03-03")] == [[[CODE, 4]]]
+        assert [link["reviews"] for link in await retention._buckets.read("2026-06-30")] == [[[OTHER, 1]]]
+
+    asyncio.run(run())
