@@ -97,6 +97,12 @@ def summary_doc(stored: StoredDossier) -> dict[str, Any]:
         "phone4": stored.phone4, "receipt": receipt, "sources": sorted({e.source for e in parsed})})}
 
 
+def _open_view(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """A stored summary's view (docs/contract.md §6) when its dossier is received and still open; else None."""
+    view = unpack(summary["blob"])["view"]
+    return view if view and not left_open_at(view) else None
+
+
 def is_checkpoint(version: int) -> bool:
     """Whether the history is written at this version: 1, then the powers of two from 8 (8, 16, 32, ...)."""
     return version == 1 or (version >= 8 and version & (version - 1) == 0)
@@ -193,16 +199,14 @@ class DossierStore:
         applied; an event refused, a foreign source's, adds none): what a review of abandoned dossiers asks
         (shared/personal.py `Retention`), one read of the summaries."""
         found = await get_many(self._summaries, list(dict.fromkeys(codes)))
-        return {code: len(summary["view"]["history"]) for code, doc in found.items()
-                if (summary := unpack(doc["blob"]))["view"] and not left_open_at(summary["view"])}
+        return {code: len(view["history"]) for code, doc in found.items() if (view := _open_view(doc))}
 
     async def open_summaries(self, batch: int = 1000) -> AsyncIterator[dict[str, tuple[int, datetime | None]]]:
         """Every dossier stored open, with its steps and its last step's time, `batch` at a time: a scan of the
         summaries, for the one-off `python -m services.processing review-open`, never for serving."""
         found: dict[str, tuple[int, datetime | None]] = {}
         async for doc in self._summaries.find({}, batch_size=batch):
-            view = unpack(doc["blob"])["view"]
-            if view and not left_open_at(view):
+            if view := _open_view(doc):
                 times = [datetime.fromisoformat(step["time"]) for step in view["history"]]
                 found[doc["_id"]] = (len(view["history"]), max(times, default=None))
             if len(found) >= batch:
