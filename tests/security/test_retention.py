@@ -22,7 +22,8 @@ from pymongo import MongoClient
 
 from shared.kafka import client_options
 from tests.fixtures.sample import dossier_code, event
-from tests.integration.conftest import ROOT, SECRETS, OPERATOR, read_topic, service, settings_env, wait_until
+from tests.integration.conftest import (ROOT, SECRETS, OPERATOR, ServiceProcess, read_topic, service, settings_env,
+                                        wait_until)
 from tests.integration.test_notifications import messages, start_notifications
 
 RETENTION_DAYS = 90  # DOSSIER_PERSONAL_RETENTION_DAYS's default
@@ -143,22 +144,50 @@ def test_the_phone_and_name_are_ciphertext_on_kafka_and_unreadable_anywhere_afte
     notifications.stop()
 
 
+def received_open(pipeline, token: str, name: str, phone: str) -> tuple[ServiceProcess, str, datetime]:
+    """A processing of the test's, and the code of a dossier received two hours ago (then nothing), once it is
+    processed: its lookup opens with the phone's 4 digits. With the instant it was posted."""
+    processing = pipeline.add_processing().start()
+    now = datetime.now(UTC)
+    code = dossier_code(now, sequence=int(token[:4], 16) % 10000)
+    pipeline.post(life(code, now - timedelta(hours=2), name, phone)[:1])
+    wait_until(lambda: httpx.get(f"{processing.url}/v1/lookup/{code}", params={"phone4": phone[-4:]}
+                                 ).status_code == 200, message="the dossier processed")
+    return processing, code, now
+
+
+def erased_once_idle(pipeline, code: str, phone: str) -> ServiceProcess:
+    """Processing started again with its clock past the idle and retention days; returned once the dossier's
+    lookup no longer opens (its key erased by the sweep at start)."""
+    offset = timedelta(days=IDLE_DAYS + RETENTION_DAYS + 2).total_seconds()
+    later = pipeline.add_processing(DOSSIER_CLOCK_OFFSET_SECONDS=str(offset)).start()
+    wait_until(lambda: httpx.get(f"{later.url}/v1/lookup/{code}", params={"phone4": phone[-4:]}
+                                 ).status_code == 404, timeout=60, message="the idle dossier's key erased")
+    return later
+
+
+def fresh_intake(pipeline) -> None:
+    """Another intake than the one that holds the dossiers' keys in memory (as another replica, or an hour later)."""
+    pipeline.intake.stop()
+    pipeline.intake = service("intake", pipeline.settings).start()
+
+
+def run_module(settings, module: str, *args: str) -> dict:
+    """`python -m <module> <args>` on the test's namespace, as an operator runs it; its JSON answer."""
+    env = os.environ | settings_env(settings) | {"DOSSIER_SECRETS_DIR": str(SECRETS), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, check=True,
+                          timeout=60)
+    return json.loads(done.stdout)
+
+
 def test_a_dossier_left_open_loses_its_personal_data_once_abandoned(stack, pipeline):
     """A dossier that never ends (abandoned, or its end never sent) kept its key, so its applicant, forever: it
     is now reviewed DOSSIER_PERSONAL_IDLE_DAYS + DOSSIER_PERSONAL_RETENTION_DAYS after its receipt, and its key
     erased if it did not change since (shared/personal.py `Retention`). Its receipt sent again then gets no key."""
-    processing = pipeline.add_processing().start()
-    now = datetime.now(UTC)
-    code = dossier_code(now, sequence=int(TOKEN3[:4], 16) % 10000)
-    pipeline.post(life(code, now - timedelta(hours=2), NAME3, PHONE3)[:1])  # received, then nothing
-    wait_until(lambda: httpx.get(f"{processing.url}/v1/lookup/{code}", params={"phone4": PHONE3[-4:]}
-                                 ).status_code == 200, message="the dossier processed")
+    processing, code, now = received_open(pipeline, TOKEN3, NAME3, PHONE3)
     processing.stop()
 
-    offset = timedelta(days=IDLE_DAYS + RETENTION_DAYS + 2).total_seconds()
-    later = pipeline.add_processing(DOSSIER_CLOCK_OFFSET_SECONDS=str(offset)).start()
-    wait_until(lambda: httpx.get(f"{later.url}/v1/lookup/{code}", params={"phone4": PHONE3[-4:]}
-                                 ).status_code == 404, timeout=60, message="the abandoned dossier's key erased")
+    later = erased_once_idle(pipeline, code, PHONE3)
     assert httpx.get(f"{later.url}/v1/dossiers/{code}", headers=OPERATOR).json()["applicant"] == {
         "name": None, "phone": None}
     assert collection_hits(pipeline.settings) == {}
@@ -166,8 +195,7 @@ def test_a_dossier_left_open_loses_its_personal_data_once_abandoned(stack, pipel
 
     # Its receipt sent again (a portal's snapshot), through an intake that never held its key: before, it made a
     # new key, which nothing erased, and sealed the name and phone under it.
-    pipeline.intake.stop()
-    pipeline.intake = service("intake", pipeline.settings).start()
+    fresh_intake(pipeline)
     pipeline.post(life(code, now - timedelta(hours=2), NAME3, PHONE3)[:1])
     assert_sealed_records_do_not_open(pipeline.settings, code)
     assert asyncio.run(topic_hits(pipeline.settings)) == {} and collection_hits(pipeline.settings) == {}
@@ -176,26 +204,15 @@ def test_a_dossier_left_open_loses_its_personal_data_once_abandoned(stack, pipel
 def test_a_dossier_stored_open_before_the_reviews_existed_is_reviewed_once_the_command_has_run(stack, pipeline):
     """A store from before the reviews has open dossiers no review was scheduled for: `python -m services.processing
     review-open`, once, puts each up for one, from its last step."""
-    processing = pipeline.add_processing().start()
-    now = datetime.now(UTC)
-    code = dossier_code(now, sequence=int(TOKEN5[:4], 16) % 10000)
-    pipeline.post(life(code, now - timedelta(hours=2), NAME5, PHONE5)[:1])
-    wait_until(lambda: httpx.get(f"{processing.url}/v1/lookup/{code}", params={"phone4": PHONE5[-4:]}
-                                 ).status_code == 200, message="the dossier processed")
+    processing, code, _ = received_open(pipeline, TOKEN5, NAME5, PHONE5)
     processing.stop()
     client = MongoClient(pipeline.settings.mongo_url)
     client[pipeline.settings.mongo_database].drop_collection("dossier_erasures")  # as a store before the reviews
     client.close()
 
-    env = os.environ | settings_env(pipeline.settings) | {"DOSSIER_SECRETS_DIR": str(SECRETS), "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "services.processing", "review-open"], cwd=ROOT, env=env,
-                          capture_output=True, check=True, timeout=60)
-    assert json.loads(done.stdout) == {"reviewed": 1}
+    assert run_module(pipeline.settings, "services.processing", "review-open") == {"reviewed": 1}
 
-    offset = timedelta(days=IDLE_DAYS + RETENTION_DAYS + 2).total_seconds()
-    later = pipeline.add_processing(DOSSIER_CLOCK_OFFSET_SECONDS=str(offset)).start()
-    wait_until(lambda: httpx.get(f"{later.url}/v1/lookup/{code}", params={"phone4": PHONE5[-4:]}
-                                 ).status_code == 404, timeout=60, message="the key erased at its review")
+    erased_once_idle(pipeline, code, PHONE5)
     assert collection_hits(pipeline.settings) == {}
 
 
@@ -226,10 +243,7 @@ def assert_sealed_records_do_not_open(settings, code: str) -> None:
 
 def personal_command(settings, action: str, phone: str) -> dict:
     """`python -m shared.personal <action> --phone …` on the test's namespace, as an operator runs it."""
-    env = os.environ | settings_env(settings) | {"DOSSIER_SECRETS_DIR": str(SECRETS), "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "shared.personal", action, "--phone", phone], cwd=ROOT, env=env,
-                          capture_output=True, check=True, timeout=60)
-    return json.loads(done.stdout)
+    return run_module(settings, "shared.personal", action, "--phone", phone)
 
 
 def test_a_citizen_exports_then_erases_what_is_held_for_their_number(stack, pipeline):
@@ -268,17 +282,11 @@ def test_a_receipt_sent_for_someone_elses_dossier_gives_its_phone_neither_their_
     processing refuses a foreign one (finding 1): `export --phone` of that phone opened the real applicant's name
     and phone, and `erase --phone` erased their key. Now both act only on the dossiers whose applicant, as
     processing accepted it, has that number."""
-    processing = pipeline.add_processing().start()
-    now = datetime.now(UTC)
-    code = dossier_code(now, sequence=int(TOKEN4[:4], 16) % 10000)
-    pipeline.post(life(code, now - timedelta(hours=2), NAME4, PHONE4)[:1])
-    wait_until(lambda: httpx.get(f"{processing.url}/v1/lookup/{code}", params={"phone4": PHONE4[-4:]}
-                                 ).status_code == 200, message="the dossier processed")
+    processing, code, now = received_open(pipeline, TOKEN4, NAME4, PHONE4)
     other = "09" + "".join(secrets.choice("0123456789") for _ in range(8))
     forged = event("dossier.received", code, now - timedelta(hours=1),
                    applicant={"name": "Kẻ Giả Mạo", "phone": other, "sms_opt_in": False}) | {"source": "urn:motcua:40"}
-    pipeline.intake.stop()  # through another intake than the one that holds the key (or an hour later)
-    pipeline.intake = service("intake", pipeline.settings).start()
+    fresh_intake(pipeline)
     pipeline.post([forged])
 
     assert personal_command(pipeline.settings, "export", other) == {"dossiers": [], "messages": []}
