@@ -229,15 +229,15 @@ class DossierKeys:
         docs = await get_many(self._keys, citizens) if resent else {}
         theirs: dict[str, list[str]] = {}
         for code, citizen in citizens.items():
-            if citizen and (docs.get(code) or {}).get("citizen") != citizen and "erased" not in docs.get(code, {}):
+            if citizen and _to_list(docs.get(code), citizen):
                 theirs.setdefault(citizen, []).append(code)
         firsts = await insert_new(self._index.collection,
                                   [Chain.link(citizen, 0, {"dossier": codes[0]}) for citizen, codes in theirs.items()])
         listed_now = {codes[0] for citizen, codes in theirs.items() if link_id(citizen, 0) in firsts}
         if not resent:
             docs = await get_many(self._keys, [code for code in citizens if code not in listed_now])
-        unsure = {citizen: [code for code in codes if code not in listed_now and "erased" not in docs.get(code, {})
-                            and (docs.get(code) or {}).get("citizen") != citizen] for citizen, codes in theirs.items()}
+        unsure = {citizen: [code for code in codes if code not in listed_now and _to_list(docs.get(code), citizen)]
+                  for citizen, codes in theirs.items()}
         await asyncio.gather(*(self._append_unlisted(citizen, codes) for citizen, codes in unsure.items() if codes))
         return {code: bytes(doc["key"]) if "key" in doc else None for code, doc in docs.items()}
 
@@ -307,6 +307,12 @@ class DossierKeys:
             if link["dossier"] in codes:
                 await self._index.collection.replace_one({"_id": link_id(citizen, n)},
                                                          Chain.link(citizen, n, {"dossier": None}))
+
+
+def _to_list(key: dict[str, Any] | None, citizen: str) -> bool:
+    """Whether a dossier whose key document is `key` (None: none read) may need listing for this citizen: its key
+    was not made for them (listing comes first), and not erased (an erased dossier is not listed again)."""
+    return key is None or ("erased" not in key and key.get("citizen") != citizen)
 
 
 def _listed(links: list[dict[str, Any]]) -> list[str]:
