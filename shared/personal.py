@@ -9,6 +9,8 @@ docs/security.md "Retention of personal data", finding 6; Nghị định 13/2023
 - `citizen_dossiers`: the blind index, for a citizen's rights (export, erasure): per HMAC-SHA256 of the
   normalised phone number under the index secret, a chain of their dossier codes (shared.mongo.Chain),
   each listed once however often its receipt is sent (`DossierKeys.keys_for`).
+- `dossier_listings`: per dossier code, a chain of the other citizens it is listed for (a receipt sent again
+  with another number) than the one its key was made for: at its erasure, it is unlisted for each of them too.
 - `dossier_erasures`: per UTC day, a chain of the dossiers whose keys are erased that day (their end +
   the retention days) and of the open ones reviewed that day (their receipt + the idle and retention days: an
   abandoned dossier's key goes too); `dossier_erasures_state` the next day to sweep. Processing schedules a
@@ -43,7 +45,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.events import Applicant
 from shared.group_commit import GroupCommit
-from shared.mongo import Chain, get_many, insert_new, link_id
+from shared.mongo import Chain, delete_all, get_many, insert_new, link_id, unpack
 from shared.phones import normalise_phone
 from shared.settings import ServiceSettings
 
@@ -134,6 +136,7 @@ class DossierKeys:
     def __init__(self, database: AsyncDatabase, index_secret: str = "", recent: RecentKeys | None = None):
         self._keys = database["dossier_keys"]
         self._index = Chain(database["citizen_dossiers"])
+        self._listings = Chain(database["dossier_listings"])
         self._secret = index_secret
         self._recent = recent or RecentKeys()
         # Each citizen's chain as this process last saw it: where it ends, and the last CHAIN_TAIL dossiers
@@ -200,8 +203,12 @@ class DossierKeys:
         inserted = await insert_new(self._keys, [{"_id": code, "key": Binary(key), "citizen": citizens[code]}
                                                  for code, key in made.items()])
         found: dict[str, bytes | None] = there | {code: key for code, key in made.items() if code in inserted}
+        winners = await get_many(self._keys, [code for code in made if code not in inserted])
+        found |= {code: bytes(doc["key"]) for code, doc in winners.items() if "key" in doc}
+        # Listed for its citizen (listing comes first), then another's key won: that listing is recorded now.
+        await self._record_listed({code: citizens[code] for code, doc in winners.items() if _listed_for_another(
+            doc, citizens[code])})
         lost = [code for code in made if code not in inserted]
-        found |= await self.keys_of(lost)
         erased = {code: None for code in lost if code not in found}
         await self._unlist_erased({code: citizens[code] for code in erased})
         self._recent.put(found | erased)
@@ -231,6 +238,8 @@ class DossierKeys:
         for code, citizen in citizens.items():
             if citizen and _to_list(docs.get(code), citizen):
                 theirs.setdefault(citizen, []).append(code)
+        await self._record_listed({code: citizen for citizen, codes in theirs.items() for code in codes
+                                   if _listed_for_another(docs.get(code), citizen)})
         firsts = await insert_new(self._index.collection,
                                   [Chain.link(citizen, 0, {"dossier": codes[0]}) for citizen, codes in theirs.items()])
         listed_now = {codes[0] for citizen, codes in theirs.items() if link_id(citizen, 0) in firsts}
@@ -238,6 +247,9 @@ class DossierKeys:
             docs = await get_many(self._keys, [code for code in citizens if code not in listed_now])
         unsure = {citizen: [code for code in codes if code not in listed_now and _to_list(docs.get(code), citizen)]
                   for citizen, codes in theirs.items()}
+        if not resent:  # the keys read only now
+            await self._record_listed({code: citizen for citizen, codes in unsure.items() for code in codes
+                                       if _listed_for_another(docs.get(code), citizen)})
         await asyncio.gather(*(self._append_unlisted(citizen, codes) for citizen, codes in unsure.items() if codes))
         return {code: bytes(doc["key"]) if "key" in doc else None for code, doc in docs.items()}
 
@@ -267,27 +279,46 @@ class DossierKeys:
                 unlisted, n = unlisted[1:], n + 1
         self._chains.put({citizen: (n, tuple(seen[-CHAIN_TAIL:]))})
 
+    async def _record_listed(self, citizens: dict[str, str]) -> None:
+        """Record that each dossier (code → a citizen its key was not made for) is listed for that citizen too,
+        before it is (or, when another's key won the race, just after), unless it is recorded already."""
+        for code, citizen in citizens.items():
+            links = await self._listings.read(code)
+            if citizen not in (link["citizen"] for link in links):
+                await self._listings.append(code, {"citizen": citizen}, hint=len(links))
+
+    async def _listed_with(self, codes: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """The citizens other than their keys' each of these dossiers is recorded as listed for (few have any:
+        one read of their first links)."""
+        firsts = await get_many(self._listings.collection, codes)
+        return {code: [unpack(firsts[code]["blob"]), *await self._listings.read(code, 1)] for code in firsts}
+
     async def dossiers_of(self, phone: str) -> list[str]:
         """The dossier codes the index lists for this number (the citizen's rights), once each."""
         return _listed(await self._index.read(citizen_id(self._secret, phone)))
 
-    async def erase(self, codes: Iterable[str], unlist: bool = True) -> int:
-        """Erase these dossiers' keys and (unless the caller drops the whole entry) their links in the
-        citizens' index, each citizen's chain read once; returns how many keys. Each code's `_id` stays
-        behind, marked `erased` (also for a dossier that had no key yet): a receipt sent again then gets no
-        new key (`keys_for`)."""
+    async def erase(self, codes: Iterable[str], dropping: str | None = None) -> int:
+        """Erase these dossiers' keys and their links in the citizens' index, for the citizen each key was
+        made for and the others each was listed for (but `dropping`, whose whole entry the caller deletes),
+        each citizen's chain read once; returns how many keys. Each code's `_id` stays behind, marked
+        `erased` (also for a dossier that had no key yet): a receipt sent again then gets no new key
+        (`keys_for`)."""
         codes = list(dict.fromkeys(codes))
         self._recent.forget(codes)
         found = {code: doc for code, doc in (await get_many(self._keys, codes)).items() if "key" in doc}
+        others = await self._listed_with(codes)
         listed: dict[str, set[str]] = {}
-        for code, doc in found.items():
-            if doc.get("citizen"):
-                listed.setdefault(doc["citizen"], set()).add(code)
-        self._chains.forget(listed)
-        for citizen, theirs in listed.items() if unlist else ():
+        for code in codes:
+            for citizen in [found.get(code, {}).get("citizen"), *(link["citizen"] for link in others.get(code, []))]:
+                if citizen and citizen != dropping:
+                    listed.setdefault(citizen, set()).add(code)
+        self._chains.forget([*listed, dropping])
+        for citizen, theirs in listed.items():
             await self._unlist(citizen, theirs)
         for code in codes:  # also a dossier with no key yet: a receipt sent later must not make one
             await self._keys.replace_one({"_id": code}, {"_id": code, "erased": True}, upsert=True)
+        await delete_all(self._listings.collection, [link_id(code, n) for code, links in others.items()
+                                                     for n in range(len(links))])
         return len(found)
 
     async def forget_citizen(self, phone: str, codes: list[str]) -> int:
@@ -296,7 +327,14 @@ class DossierKeys:
         citizen = citizen_id(self._secret, phone)
         self._chains.forget([citizen])
         links = await self._index.read(citizen)
-        erased = await self.erase(codes, unlist=False)  # the whole entry goes below
+        erased = await self.erase(codes, dropping=citizen)  # the whole entry goes below
+        # Where another citizen's dossier is listed for them (a receipt gave their number), that record goes too.
+        others = await self._listed_with([code for code in _listed(links) if code not in codes])
+        for code, recorded in others.items():
+            for n, link in enumerate(recorded):
+                if link["citizen"] == citizen:
+                    await self._listings.collection.replace_one({"_id": link_id(code, n)},
+                                                                Chain.link(code, n, {"citizen": None}))
         for n in range(len(links)):
             await self._index.collection.delete_one({"_id": link_id(citizen, n)})
         return erased
@@ -313,6 +351,11 @@ def _to_list(key: dict[str, Any] | None, citizen: str) -> bool:
     """Whether a dossier whose key document is `key` (None: none read) may need listing for this citizen: its key
     was not made for them (listing comes first), and not erased (an erased dossier is not listed again)."""
     return key is None or ("erased" not in key and key.get("citizen") != citizen)
+
+
+def _listed_for_another(key: dict[str, Any] | None, citizen: str | None) -> bool:
+    """Whether a dossier whose key document is `key` is listed for `citizen`, not the citizen its key was made for."""
+    return bool(key and citizen and "key" in key and key.get("citizen") != citizen)
 
 
 def _listed(links: list[dict[str, Any]]) -> list[str]:

@@ -294,3 +294,21 @@ def test_a_receipt_sent_for_someone_elses_dossier_gives_its_phone_neither_their_
     held = personal_command(pipeline.settings, "export", PHONE4)
     assert [(d["dossier_code"], d["applicant"]["name"]) for d in held["dossiers"]] == [(code, NAME4)]
     assert httpx.get(f"{processing.url}/v1/lookup/{code}", params={"phone4": PHONE4[-4:]}).status_code == 200
+
+    # Its citizen erased: it is listed for neither number. Before, only the first number's listing went, and the
+    # index still told which dossier the other number was given for.
+    fresh_intake(pipeline)
+    pipeline.post([forged])  # listed for that number again (its erasure above dropped its whole entry)
+    assert listings_of(pipeline.settings, code) == 2
+    assert personal_command(pipeline.settings, "erase", PHONE4) == {"dossiers": 1, "keys": 1, "texts": 0}
+    assert listings_of(pipeline.settings, code) == 0
+
+
+def listings_of(settings, code: str) -> int:
+    """The links of the citizens' index that list this dossier (their blobs are JSON: shared.mongo.pack)."""
+    client = MongoClient(settings.mongo_url)
+    try:
+        links = client[settings.mongo_database]["citizen_dossiers"].find()
+        return sum(json.loads(link["blob"]).get("dossier") == code for link in links)
+    finally:
+        client.close()

@@ -190,6 +190,57 @@ def test_a_dossier_erased_and_received_again_gets_no_key_and_is_not_listed_again
     asyncio.run(run())
 
 
+SECOND = "0987654321"  # a number a receipt sent again gave the dossier (a corrected number, another sender's)
+
+
+async def listed_for_two(database: MemoryDatabase, resent: bool, race: bool) -> DossierKeys:
+    """CODE's key made for 0912345678 and the dossier listed for SECOND as well: by a receipt sent again with it
+    through another process, or (`race`) by a process whose insert of the new dossier's key lost to the first's."""
+    keys = DossierKeys(database, "s")
+    await keys.keys_for({CODE: "0912345678", OTHER: "0912345678"}, resent)
+    stored = database["dossier_keys"]
+    if race:  # the other process read no key of CODE's, then the first inserted it, then its own insert lost
+        key, insert = stored.docs.pop(CODE), stored.insert_many
+
+        def first_key_inserted_meanwhile(*args, **kwargs):
+            stored.docs[CODE], stored.insert_many = key, insert
+            return insert(*args, **kwargs)
+        stored.insert_many = first_key_inserted_meanwhile
+    await DossierKeys(database, "s").keys_for({CODE: SECOND}, resent)
+    assert CODE in await keys.dossiers_of(SECOND) and CODE in await keys.dossiers_of("0912345678")
+    return keys
+
+
+@pytest.mark.parametrize("race", [False, True], ids=["sent again", "keys raced"])
+@pytest.mark.parametrize("resent", [False, True], ids=["cloudevents", "portal"])
+def test_a_dossier_listed_for_a_second_number_is_unlisted_for_both_at_its_erasure(resent, race):
+    """Only the number the key was made for was unlisted at erasure: the dossier stayed listed for the other
+    (docs/security.md, "Retention of personal data")."""
+    async def run():
+        database = MemoryDatabase()
+        keys = await listed_for_two(database, resent, race)
+        assert await keys.erase([CODE]) == 1
+        assert await keys.dossiers_of(SECOND) == [] and await keys.dossiers_of("0912345678") == [OTHER]
+        assert database["dossier_listings"].docs == {}  # which numbers listed it: gone with it
+
+    asyncio.run(run())
+
+
+def test_a_citizens_erasure_unlists_their_dossier_for_a_second_number_and_forgets_their_other_listings():
+    async def run():
+        database = MemoryDatabase()
+        keys = await listed_for_two(database, False, False)
+        # The second number's citizen erased: the dossier is not theirs (its key stays), their listing of it goes.
+        assert await keys.forget_citizen(SECOND, []) == 0 and await keys.key_of(CODE) is not None
+        assert [link["blob"] for link in database["dossier_listings"].docs.values()] == [b'{"citizen":null}']
+        # The dossier's own citizen erased: it is listed for nobody.
+        await keys.keys_for({CODE: SECOND})
+        assert await keys.forget_citizen("0912345678", [CODE, OTHER]) == 2
+        assert await keys.dossiers_of(SECOND) == [] and database["dossier_listings"].docs == {}
+
+    asyncio.run(run())
+
+
 def count_calls(database: MemoryDatabase, *methods: str) -> list[str]:
     """The names of the collections these methods are called on, once a call (a query, an insert)."""
     calls: list[str] = []
