@@ -18,6 +18,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from shared.group_commit import GroupCommit
+
 DUPLICATE_KEY = 11000
 GET_MANY = 1000  # keys a query: at most what our FerretDB reads by its `_id` index at once (id-in.patch)
 
@@ -25,8 +27,14 @@ GET_MANY = 1000  # keys a query: at most what our FerretDB reads by its `_id` in
 async def insert_new(collection: AsyncCollection, docs: list[dict[str, Any]]) -> set[Any]:
     """Insert documents whose `_id` may already be there (written by an earlier attempt or another
     replica): those are left as they are. Any other error is raised. Returns the `_id`s inserted now."""
+    return {doc["_id"] for doc, new in zip(docs, await inserted(collection, docs), strict=True) if new}
+
+
+async def inserted(collection: AsyncCollection, docs: list[dict[str, Any]]) -> list[bool]:
+    """`insert_new` told document by document: whether each was inserted now (of two with one `_id` in
+    `docs`, only the first)."""
     if not docs:
-        return set()
+        return []
     try:
         await collection.insert_many(docs, ordered=False)
     except BulkWriteError as exc:
@@ -34,8 +42,8 @@ async def insert_new(collection: AsyncCollection, docs: list[dict[str, Any]]) ->
         if any(e["code"] != DUPLICATE_KEY for e in errors):
             raise
         there = {e["index"] for e in errors}
-        return {doc["_id"] for n, doc in enumerate(docs) if n not in there}
-    return {doc["_id"] for doc in docs}
+        return [n not in there for n in range(len(docs))]
+    return [True] * len(docs)
 
 
 async def delete_all(collection: AsyncCollection, ids: list[str]) -> None:
@@ -47,14 +55,33 @@ async def delete_all(collection: AsyncCollection, ids: list[str]) -> None:
 async def get_many(collection: AsyncCollection, ids: Iterable[str]) -> dict[str, dict]:
     """The documents of these `_id`s that exist, read by their keys in one query per GET_MANY of them
     (`{"_id": {"$in": [...]}}`: MongoDB's `_id` index, and our FerretDB's since its id-in patch,
-    deploy/local/ferretdb/id-in.patch; a key read each cost a round trip before)."""
+    deploy/local/ferretdb/id-in.patch; a key read each cost a round trip before). The limit closes the
+    cursor with its first batch: without it, a getMore followed to learn that it was over (twice the
+    client's CPU for a read of one key)."""
     keys = [str(k) for k in dict.fromkeys(ids)]  # plain values, never operators
     found: dict[str, dict] = {}
     for start in range(0, len(keys), GET_MANY):
         chunk = keys[start : start + GET_MANY]
-        async for doc in collection.find({"_id": {"$in": chunk}}, batch_size=len(chunk)):
+        async for doc in collection.find({"_id": {"$in": chunk}}, batch_size=len(chunk), limit=len(chunk)):
             found[doc["_id"]] = doc
     return {key: found[key] for key in keys if key in found}  # in the order asked
+
+
+class KeyReads:
+    """Reads of one collection's documents by `_id`, those asked for while one is under way made together
+    in one query (`get_many`, a group commit): alone, a read goes at once; under load, one round trip
+    serves many callers. Callers asking for one `_id` at once share its document: none may change it."""
+
+    def __init__(self, collection: AsyncCollection):
+        self._collection = collection
+        self._together: GroupCommit[str, dict | None] = GroupCommit(self._read)
+
+    async def __call__(self, key: str) -> dict | None:
+        return await self._together(str(key))
+
+    async def _read(self, keys: list[str]) -> list[dict | None]:
+        found = await get_many(self._collection, keys)
+        return [found.get(key) for key in keys]
 
 
 async def read_ahead(cursor: AsyncCursor, batch: int) -> AsyncIterator[dict[str, Any]]:

@@ -45,7 +45,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.events import Applicant
 from shared.group_commit import GroupCommit
-from shared.mongo import Chain, delete_all, get_many, insert_new, link_id, unpack
+from shared.mongo import Chain, KeyReads, delete_all, get_many, insert_new, link_id, unpack
 from shared.phones import normalise_phone
 from shared.settings import ServiceSettings
 
@@ -135,6 +135,7 @@ class DossierKeys:
 
     def __init__(self, database: AsyncDatabase, index_secret: str = "", recent: RecentKeys | None = None):
         self._keys = database["dossier_keys"]
+        self._key_of = KeyReads(self._keys)  # the lookups': many at once are read together
         self._index = Chain(database["citizen_dossiers"])
         self._listings = Chain(database["dossier_listings"])
         self._secret = index_secret
@@ -148,7 +149,7 @@ class DossierKeys:
         self._gathered = {resent: GroupCommit(partial(self._keys_for_all, resent=resent)) for resent in (False, True)}
 
     async def key_of(self, code: str) -> bytes | None:
-        found = await self._keys.find_one({"_id": str(code)})
+        found = await self._key_of(code)
         return bytes(found["key"]) if found and "key" in found else None
 
     async def made_for(self, code: str, phone: str) -> bool:

@@ -26,7 +26,8 @@ from shared.facts import open_state
 from shared.http import Network, in_networks, ip_address_of
 from shared.labels import OPEN_STATES, STATES, STEPS
 from shared.lookup import PHONE4, TOKEN, lookup_token
-from shared.mongo import delete_all, insert_new
+from shared.group_commit import GroupCommit
+from shared.mongo import delete_all, insert_new, inserted
 from shared.ratelimit import Windows
 
 log = structlog.get_logger()
@@ -58,6 +59,7 @@ class Slots:
         self._full: dict[str, float] = {}  # "key|window" → until when it is refused from memory
         self._remembered = remembered
         self._full_for = remember_full
+        self._claim_firsts = GroupCommit(self._insert_firsts)  # many guesses at once: one insert
 
     def window(self, key: str, seconds: int) -> tuple[str, float]:
         """The current window of `key` ("key|window") and when it ends."""
@@ -75,10 +77,15 @@ class Slots:
         """A slot of each window, or LookupRefused until the window ends. The first slots of all windows
         are tried in one insert (a key seldom has failures); past one, a full window costs one read, not
         `limit` inserts."""
-        firsts = await insert_new(self._collection, [self._slot(f"{base}|0", ends) for base, limit, ends in claims
-                                                     if limit > 0])
+        firsts = await self._claim_firsts([self._slot(f"{base}|0", ends) for base, limit, ends in claims if limit > 0])
         return list(await asyncio.gather(*(self._next(base, limit, ends, f"{base}|0" in firsts)
                                            for base, limit, ends in claims)))
+
+    async def _insert_firsts(self, calls: list[list[dict[str, Any]]]) -> list[set[str]]:
+        """The first slots of guesses that came together, in one insert: each guess's that it took (of two
+        guesses for one slot, the first)."""
+        taken = iter(await inserted(self._collection, [slot for slots in calls for slot in slots]))
+        return [{slot["_id"] for slot in slots if next(taken)} for slots in calls]
 
     async def _next(self, base: str, limit: int, ends: float, first: bool) -> str | LookupRefused:
         if first:

@@ -34,7 +34,7 @@ from pymongo.errors import BulkWriteError
 
 from services.processing.history import Outgoing, StoredDossier, left_open_at
 from shared.events import ReceivedEvent
-from shared.mongo import DUPLICATE_KEY, Chain, get_many, insert_new, pack, replace_all, unpack
+from shared.mongo import DUPLICATE_KEY, Chain, KeyReads, get_many, insert_new, pack, replace_all, unpack
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,7 @@ class DossierStore:
         db = client[database]
         self._links = Chain(db["dossier_links"])
         self._summaries = db["dossiers"]
+        self._summary_of = KeyReads(self._summaries)  # the lookups': many at once are read together
         self._histories = db["dossier_histories"]
         self._waiting = db["dossiers_waiting"]
         self._cache: OrderedDict[str, StoredDossier] = OrderedDict()  # the dossiers last used, last at the end
@@ -188,7 +189,7 @@ class DossierStore:
     async def view(self, code: str) -> tuple[dict[str, Any], str | None] | None:
         """The dossier as its lookups show it, and its lookup factor, from its summary: one key read. A
         replica that stopped between a write and its summary leaves it a batch behind until it is redone."""
-        summary = await self._summaries.find_one({"_id": str(code)})
+        summary = await self._summary_of(code)
         if summary is None:
             return None
         found = unpack(summary["blob"])

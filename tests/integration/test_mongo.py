@@ -4,9 +4,9 @@ import asyncio
 import statistics
 import time
 
-from pymongo import AsyncMongoClient, ReplaceOne
+from pymongo import AsyncMongoClient, ReplaceOne, monitoring
 
-from shared.mongo import Chain, delete_all, get_many, insert_new, read_ahead
+from shared.mongo import Chain, KeyReads, delete_all, get_many, insert_new, inserted, read_ahead
 from tests.integration.conftest import namespace
 
 
@@ -27,6 +27,69 @@ def test_insert_new_keeps_what_is_there_and_names_what_it_inserted(stack):
     first, again, nothing, stored = asyncio.run(run())
     assert (first, again, nothing) == ({"a", "b"}, {"c"}, set())
     assert [(d["_id"], d["v"]) for d in stored] == [("a", 1), ("b", 1), ("c", 2)]
+
+
+def test_inserted_tells_each_document_and_of_two_with_one_id_only_the_first_is_inserted(stack):
+    settings = namespace(stack)
+
+    async def run() -> tuple[list[bool], list]:
+        client = AsyncMongoClient(settings.mongo_url)
+        try:
+            collection = client[settings.mongo_database]["inserted"]
+            await collection.insert_one({"_id": "there", "v": 0})
+            done = await inserted(collection, [{"_id": "a", "v": 1}, {"_id": "there", "v": 2}, {"_id": "a", "v": 3},
+                                               {"_id": "b", "v": 4}])
+            return done, await collection.find().sort("_id", 1).to_list()
+        finally:
+            await client.close()
+
+    done, stored = asyncio.run(run())
+    assert done == [True, False, False, True]
+    assert [(d["_id"], d["v"]) for d in stored] == [("a", 1), ("b", 4), ("there", 0)]
+
+
+class Commands(monitoring.CommandListener):
+    """The commands a client sent, by name."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.sent.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def test_reads_of_many_keys_at_once_are_one_query_and_a_read_never_asks_for_more(stack):
+    """The citizens' lookups read a summary and a key each (services/processing/app.py): read one query each,
+    50 clients' lookups cost 100 round trips where a few serve them (KeyReads). And get_many's cursor stayed
+    open after its only batch: a getMore followed to learn it was over, twice a read's CPU for one key."""
+    settings = namespace(stack)
+    commands = Commands()
+
+    async def run() -> tuple[dict, list, list[str], list[str]]:
+        client = AsyncMongoClient(settings.mongo_url, event_listeners=[commands])
+        try:
+            collection = client[settings.mongo_database]["key_reads"]
+            await collection.insert_many([{"_id": f"d{n}", "n": n} for n in range(40)])
+            commands.sent.clear()
+            one = await get_many(collection, ["d1"])
+            alone = list(commands.sent)
+            reads = KeyReads(collection)
+            commands.sent.clear()
+            together = await asyncio.gather(*(reads(f"d{n}") for n in range(0, 60, 2)))
+            return one, together, alone, list(commands.sent)
+        finally:
+            await client.close()
+
+    one, together, alone, sent = asyncio.run(run())
+    assert [d["n"] for d in one.values()] == [1] and alone == ["find"]
+    assert [d and d["n"] for d in together] == [*range(0, 40, 2), *[None] * 10]
+    assert sent.count("find") <= 2 and "getMore" not in sent, sent
 
 
 def test_reading_ahead_gives_every_document_once_in_order_and_stops_when_the_reader_does(stack):

@@ -98,6 +98,20 @@ async def test_a_burst_of_concurrent_guesses_is_counted_before_any_is_evaluated(
     assert sum(not isinstance(o, LookupRefused) for o in outcomes) == 10
 
 
+async def test_guesses_at_once_take_their_first_slots_in_one_insert_and_one_slot_goes_to_one_guess():
+    """50 clients' lookups cost an insert each before (services/processing/lookup.py `Slots.claim`)."""
+    collection = MemoryCollection()
+    inserts = []
+    insert_many = collection.insert_many
+    collection.insert_many = lambda docs, **kw: inserts.append(len(docs)) or insert_many(docs, **kw)
+    attempts = Attempts(Slots(collection), 10_000, 10, 1)
+    await asyncio.gather(*(attempts.guess(f"10.0.0.{n}", f"code{n}") for n in range(20)))
+    assert inserts == [40]  # each guess's window per code and per (client, code), in one insert
+    outcomes = await asyncio.gather(*(attempts.guess("10.0.0.99", "code0", code_wide=False) for _ in range(3)),
+                                    return_exceptions=True)
+    assert sum(not isinstance(o, LookupRefused) for o in outcomes) == 1  # its one slot, to one of them
+
+
 async def test_the_windows_that_are_over_are_purged():
     now = [0.0]
     collection = MemoryCollection()
