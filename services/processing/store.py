@@ -34,7 +34,7 @@ from pymongo.errors import BulkWriteError
 
 from services.processing.history import Outgoing, StoredDossier, left_open_at
 from shared.events import ReceivedEvent
-from shared.mongo import DUPLICATE_KEY, Chain, KeyReads, get_many, insert_new, pack, replace_all, unpack
+from shared.mongo import DUPLICATE_KEY, Chain, KeyReads, get_many, insert_new, link_id, pack, replace_all, unpack
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,8 @@ def summary_doc(stored: StoredDossier) -> dict[str, Any]:
 
 
 def _open_view(summary: dict[str, Any]) -> dict[str, Any] | None:
-    """A stored summary's view (docs/contract.md §6) when its dossier is received and still open; else None."""
-    view = unpack(summary["blob"])["view"]
+    """A summary's view (docs/contract.md §6, its blob unpacked) when its dossier is received and still open."""
+    view = summary["view"]
     return view if view and not left_open_at(view) else None
 
 
@@ -198,16 +198,28 @@ class DossierStore:
     async def open_steps(self, codes: list[str]) -> dict[str, int]:
         """The dossiers of `codes` still open, with the steps their summary shows (one more with each event
         applied; an event refused, a foreign source's, adds none): what a review of abandoned dossiers asks
-        (shared/personal.py `Retention`), one read of the summaries."""
+        (shared/personal.py `Retention`), one read of the summaries, one of the links after them.
+
+        A summary behind its chain (a link past its version: written late by a replica that had lost its
+        partitions, or its write cut short) shows an earlier state: such a dossier counts minus its chain's length
+        instead, which no count of steps equals, and which stays the same only while nothing is written to it."""
         found = await get_many(self._summaries, list(dict.fromkeys(codes)))
-        return {code: len(view["history"]) for code, doc in found.items() if (view := _open_view(doc))}
+        opened = {code: (summary["version"], view) for code, doc in found.items()
+                  if (view := _open_view(summary := unpack(doc["blob"])))}
+        later = await get_many(self._links.collection, [link_id(code, version) for code, (version, _) in opened.items()])
+        steps = {}
+        for code, (version, view) in opened.items():
+            behind = link_id(code, version) in later
+            steps[code] = -(version + 1 + len(await self._links.read(code, version + 1))) if behind else len(
+                view["history"])
+        return steps
 
     async def open_summaries(self, batch: int = 1000) -> AsyncIterator[dict[str, tuple[int, datetime | None]]]:
         """Every dossier stored open, with its steps and its last step's time, `batch` at a time: a scan of the
         summaries, for the one-off `python -m services.processing review-open`, never for serving."""
         found: dict[str, tuple[int, datetime | None]] = {}
         async for doc in self._summaries.find({}, batch_size=batch):
-            if view := _open_view(doc):
+            if view := _open_view(unpack(doc["blob"])):
                 times = [datetime.fromisoformat(step["time"]) for step in view["history"]]
                 found[doc["_id"]] = (len(view["history"]), max(times, default=None))
             if len(found) >= batch:

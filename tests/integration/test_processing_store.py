@@ -181,11 +181,19 @@ def test_a_review_of_abandoned_dossiers_reads_the_steps_of_those_still_open_whic
         value = orjson.loads(foreign.raw) | {"source": "urn:motcua:40"}
         await processor.handle([replace(foreign, value=parse_event_json(orjson.dumps(value)), raw=orjson.dumps(value))])
         seen.append(await store.open_steps([CODE]))
+        summaries = client[settings.mongo_database]["dossiers"]
+        late = await summaries.find_one({"_id": CODE})
         await processor.handle([record(3, "dossier.digitized", "2025-07-07T10:10:00")])
         seen.append(await store.open_steps([CODE]))
-        await processor.handle([record(4, "dossier.resolved", "2025-07-08T09:00:00")])
+        # A summary written late by a replica that had lost its partitions: the state of one step before, when the
+        # review may have been scheduled. It told the review the dossier was unchanged, and its key was erased.
+        await summaries.replace_one({"_id": CODE}, late)
+        seen += [await store.open_steps([CODE]), await store.open_steps([CODE])]
+        await processor.handle([record(4, "dossier.transferred", "2025-07-07T11:00:00")])
+        seen.append(await store.open_steps([CODE]))
+        await processor.handle([record(5, "dossier.resolved", "2025-07-08T09:00:00")])
         seen.append(await store.open_steps([CODE]))
         await client.close()
         return seen
 
-    assert asyncio.run(scenario()) == [{}, {CODE: 1}, {CODE: 1}, {CODE: 2}, {}]
+    assert asyncio.run(scenario()) == [{}, {CODE: 1}, {CODE: 1}, {CODE: 2}, {CODE: -3}, {CODE: -3}, {CODE: 3}, {}]
