@@ -33,7 +33,6 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import date, datetime, timedelta
-from functools import partial
 from typing import Any
 
 import orjson
@@ -146,7 +145,7 @@ class DossierKeys:
         # A process's requests for one citizen append in turn (striped by citizen), each from where the one
         # before left the chain, instead of racing for the same link and reading on after every loss.
         self._appending = [asyncio.Lock() for _ in range(256)]
-        self._gathered = {resent: GroupCommit(partial(self._keys_for_all, resent=resent)) for resent in (False, True)}
+        self._gathered = GroupCommit(self._keys_for_all)
 
     async def key_of(self, code: str) -> bytes | None:
         found = await self._key_of(code)
@@ -165,22 +164,20 @@ class DossierKeys:
         """The keys these dossiers still have, read by `_id` in one query."""
         return {code: bytes(doc["key"]) for code, doc in (await get_many(self._keys, codes)).items() if "key" in doc}
 
-    async def keys_for(self, owners: dict[str, str | None], resent: bool = False) -> dict[str, bytes | None]:
+    async def keys_for(self, owners: dict[str, str | None]) -> dict[str, bytes | None]:
         """The keys of these dossiers (code → the phone given at receipt, or None), made for those that
         have none; each listed once in its citizen's index, before its key is made (listed without a key
         after a crash is harmless: the next attempt finds it listed). None for a dossier whose key was
         erased (`erase`: retention, a citizen's erasure): its receipt sent again must not bring back what was
         erased, nor its listing. A recent key (`RecentKeys`) costs
         nothing. The others are read or made with those of the calls that come meanwhile (a group
-        commit): a new citizen's dossier costs a share of two inserts, a dossier sent again a share of
-        one failed insert and one read of many keys. `resent`: these receipts were most likely sent
-        before (a portal re-sends each snapshot): their keys are read first, a share of one read for a
-        dossier sent again, and of a read and two inserts for a new one (`_list_once`)."""
+        commit): a dossier sent again costs a share of one read of many keys, a new citizen's dossier a
+        share of that read and two inserts (`_list_once`)."""
         recent = self._recent.get(owners)
         rest = {code: phone for code, phone in owners.items() if code not in recent}
-        return recent | (await self._gathered[resent](rest) if rest else {})
+        return recent | (await self._gathered(rest) if rest else {})
 
-    async def _keys_for_all(self, calls: list[dict[str, str | None]], resent: bool) -> list[dict[str, bytes | None]]:
+    async def _keys_for_all(self, calls: list[dict[str, str | None]]) -> list[dict[str, bytes | None]]:
         """`keys_for` of calls that came together, in one go; a dossier given two phones by two of them
         takes one go for each (its key is one, and it is listed for both)."""
         goes: list[dict[str, str | None]] = []
@@ -192,14 +189,14 @@ class DossierKeys:
                 go.update(owners)
         found: dict[str, bytes | None] = {}
         for go in goes:
-            found |= await self._keys_for_one_go(go, resent)
+            found |= await self._keys_for_one_go(go)
         return [{code: found[code] for code in owners} for owners in calls]
 
-    async def _keys_for_one_go(self, owners: dict[str, str | None], resent: bool) -> dict[str, bytes | None]:
+    async def _keys_for_one_go(self, owners: dict[str, str | None]) -> dict[str, bytes | None]:
         """One insert of the new keys decides between concurrent writers; the losers read the winners' (or
         find the key erased: the dossier is then taken out of its citizen's chain again)."""
         citizens = {code: citizen_id(self._secret, phone) if phone else None for code, phone in owners.items()}
-        there = await self._list_once(citizens, resent)
+        there = await self._list_once(citizens)
         made = {code: new_key() for code in citizens if code not in there}
         inserted = await insert_new(self._keys, [{"_id": code, "key": Binary(key), "citizen": citizens[code]}
                                                  for code, key in made.items()])
@@ -217,7 +214,7 @@ class DossierKeys:
 
     async def _unlist_erased(self, citizens: dict[str, str | None]) -> None:
         """Erased dossiers (code → the citizen a receipt sent again gave) out of those citizens' chains: listed
-        before their key's insert told they were erased (a citizen's first link, which is not read first)."""
+        before their key's insert told they were erased (erased after their keys were read)."""
         theirs: dict[str, set[str]] = {}
         for code, citizen in citizens.items():
             if citizen:
@@ -226,15 +223,17 @@ class DossierKeys:
         for citizen, codes in theirs.items():
             await self._unlist(citizen, codes)
 
-    async def _list_once(self, citizens: dict[str, str | None], resent: bool) -> dict[str, bytes | None]:
+    async def _list_once(self, citizens: dict[str, str | None]) -> dict[str, bytes | None]:
         """Each dossier (code → its citizen, or None) listed in its citizen's chain unless it is; returns
-        the keys those that have one have (None: erased, not listed again). A key made for this citizen means the
-        dossier is listed (listing comes first). A citizen's first link for all of them in one insert: a new citizen's
-        dossier needs no read. Where that link is taken, the dossier's key is read; else the citizen's
-        chain is read and only what it does not list is appended. `resent`: the keys are read first,
-        and a dossier listed for its citizen is not inserted again (FerretDB writes a batch that fails
-        on one `_id` again one document at a time: a batch of receipts sent again cost 15 writes)."""
-        docs = await get_many(self._keys, citizens) if resent else {}
+        the keys those that have one have (None: erased, not listed again). The keys are read first, in
+        one query: a key made for this citizen means the dossier is listed (listing comes first), so a
+        dossier sent again costs that read alone. (Trying the citizens' first links first spared a new
+        dossier the read, but a batch of links already there fails, and FerretDB writes it again one
+        document at a time: receipts sent again after a restart went through the CloudEvents door at
+        62-72 % of c965cb6's speed, against 95 % read first; docs/benchmarks.md.) A citizen's first link for
+        all of their dossiers in one insert: a new citizen's dossier needs no read of the index. Where
+        that link is taken, the citizen's chain is read and only what it does not list is appended."""
+        docs = await get_many(self._keys, citizens)
         theirs: dict[str, list[str]] = {}
         for code, citizen in citizens.items():
             if citizen and _to_list(docs.get(code), citizen):
@@ -243,14 +242,7 @@ class DossierKeys:
                                    if _listed_for_another(docs.get(code), citizen)})
         firsts = await insert_new(self._index.collection,
                                   [Chain.link(citizen, 0, {"dossier": codes[0]}) for citizen, codes in theirs.items()])
-        listed_now = {codes[0] for citizen, codes in theirs.items() if link_id(citizen, 0) in firsts}
-        if not resent:
-            docs = await get_many(self._keys, [code for code in citizens if code not in listed_now])
-        unsure = {citizen: [code for code in codes if code not in listed_now and _to_list(docs.get(code), citizen)]
-                  for citizen, codes in theirs.items()}
-        if not resent:  # the keys read only now
-            await self._record_listed({code: citizen for citizen, codes in unsure.items() for code in codes
-                                       if _listed_for_another(docs.get(code), citizen)})
+        unsure = {citizen: codes[1:] if link_id(citizen, 0) in firsts else codes for citizen, codes in theirs.items()}
         await asyncio.gather(*(self._append_unlisted(citizen, codes) for citizen, codes in unsure.items() if codes))
         return {code: bytes(doc["key"]) if "key" in doc else None for code, doc in docs.items()}
 

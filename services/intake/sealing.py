@@ -34,15 +34,15 @@ def _personal(obj: Any) -> dict[str, Any] | None:
     return applicant if isinstance(applicant, dict) and set(applicant) - set(CLEAR) else None
 
 
-async def sealed_receipts(personal: DossierKeys, objects: list[Any], resent: bool = False) -> list[Any]:
+async def sealed_receipts(personal: DossierKeys, objects: list[Any]) -> list[Any]:
     """The events' JSON objects (validated), every receipt's applicant sealed under its dossier's key,
-    made if it has none. `resent`: the receipts were most likely sent before (DossierKeys.keys_for)."""
+    made if it has none."""
     applicants = [_personal(obj) for obj in objects]
     owners = {obj["subject"]: applicant.get("phone") for obj, applicant in zip(objects, applicants) if applicant}
     if not owners:
         return objects
     try:
-        keys = await personal.keys_for(owners, resent)
+        keys = await personal.keys_for(owners)
     except PyMongoError as exc:
         raise KeysUnavailable(str(exc)) from exc
     return [obj | {"data": obj["data"] | {"applicant": sealed_applicant(keys[obj["subject"]], obj["subject"], applicant)}}
@@ -56,6 +56,6 @@ async def sealed_records(personal: DossierKeys, records: list[tuple[str, bytes]]
     receipts = [obj for obj in objects if obj is not None]
     if not receipts:
         return records
-    sealed = iter(await sealed_receipts(personal, receipts, resent=True))
+    sealed = iter(await sealed_receipts(personal, receipts))
     return [(key, orjson.dumps(next(sealed)) if obj is not None else value)
             for (key, value), obj in zip(records, objects, strict=True)]

@@ -69,6 +69,13 @@ class AwayCollection:
             raise ServerSelectionTimeoutError("mongodb unreachable")
         return away
 
+    def find(self, *_args, **_kwargs):
+        """A cursor, which fails once read (as PyMongo's)."""
+        async def away():
+            raise ServerSelectionTimeoutError("mongodb unreachable")
+            yield
+        return away()
+
 
 class AwayDatabase:
     def __getitem__(self, _name: str) -> AwayCollection:
