@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -51,20 +52,35 @@ SNAPSHOTS = knob("BENCH_INTAKE_SNAPSHOTS", 6_000, 600)  # DongBoHoSoMC records, 
 STATUSES = (2, 4, 5, 9, 10, 10)  # a busy centre's syncs: new, in progress, awaiting a supplement, ended
 
 
-def distinct_applicants(events: list[dict]) -> list[dict]:
-    """The sample's receipts, each its own applicant's phone, as at a real centre (shared/personal.py indexes
-    dossiers by citizen: one phone for every receipt would make one citizen of thousands of dossiers)."""
-    for n, event in enumerate(e for e in events if e["type"] == "dossier.received"):
+def distinct_applicants(events: list[dict], first: int = 0) -> list[dict]:
+    """The sample's receipts, each its own applicant's phone (from number `first` on), as at a real centre
+    (shared/personal.py indexes dossiers by citizen: one phone for every receipt would make one citizen of
+    thousands of dossiers)."""
+    for n, event in enumerate((e for e in events if e["type"] == "dossier.received"), start=first):
         event["data"]["applicant"] = event["data"]["applicant"] | {"phone": f"09{n:08d}"}
     return events
 
 
-def portal_snapshots(n: int) -> list[dict]:
-    """n DongBoHoSoMC records of distinct dossiers of Bá Thước's centre, at the statuses a sync carries; each its
-    own applicant (one phone for all would make one citizen of thousands of dossiers: shared/personal.py), none
-    the CloudEvents receipts' (08…, theirs 09…: a citizen's second dossier costs more than a first)."""
+def portal_snapshots(n: int, first: int = 0) -> list[dict]:
+    """n DongBoHoSoMC records of distinct dossiers of Bá Thước's centre (from number `first` on), at the statuses
+    a sync carries; each its own applicant (one phone for all would make one citizen of thousands of dossiers:
+    shared/personal.py), none the CloudEvents receipts' (08…, theirs 09…: a citizen's second dossier costs more
+    than a first)."""
     return [snapshot(STATUSES[i % len(STATUSES)], f"{UNIT}-{250701 + i // 9000 % 28}-{i % 9000 + 1:04d}",
-                     SoDienThoai=f"08{i:08d}") for i in range(n)]
+                     SoDienThoai=f"08{i:08d}") for i in range(first, first + n)]
+
+
+def bodies(round_: int) -> dict[str, Any]:
+    """The bodies sent: round 0's are the rounds' below too; each first-send round after it has dossiers and
+    applicants of its own, new to the database."""
+    events = distinct_applicants(sample_events(EVENTS, first_sequence=round_ * 100_000), first=round_ * 10**6)
+    singles = [orjson.dumps(e) for e in events]
+    snapshots = portal_snapshots(SNAPSHOTS, first=round_ * SNAPSHOTS)
+    return {"events": events, "snapshots": snapshots, "singles": singles,
+            "batches": [orjson.dumps(events[i : i + 100]) for i in range(0, len(events), 100)],
+            "records": [(e["subject"].encode(), s) for e, s in zip(events, singles, strict=True)],
+            "portal": [orjson.dumps({"madonvi": UNIT, "service": "DongBoHoSoMC", "isUpdating": "False",
+                                     "data": snapshots[i : i + 100]}) for i in range(0, len(snapshots), 100)]}
 
 
 def steps_per_record(records: list[dict], ref: Reference) -> float:
@@ -220,19 +236,24 @@ def intakes(settings: ServiceSettings) -> Iterator[Intakes]:
                 started.stop(side)
 
 
-async def first_sends(started: Intakes, load: dict[str, list]) -> dict[str, float]:
+async def first_sends(started: Intakes, loads: list[dict[str, list]]) -> dict[str, float]:
     """Each body sent once, 4 in flight, on each side: the dossiers new to this tree's intake, then the same again
-    after a restart of both sides (keys in the database, none in memory). Events or portal records a second."""
-    measured: dict[str, float] = {}
+    after a restart of both sides (keys in the database, none in memory); a round of each load, the sides taking
+    turns. Events or portal records a second, the median of the rounds (one pass is a couple of seconds: a
+    single one swung by a third from run to run)."""
+    measured: dict[str, list[float]] = {}
     batch = partial(post, content_type="application/cloudevents-batch+json")
-    for regime in ("new", "again"):
-        for side in started.ports if regime == "again" else ():
-            started.restart(side)
-        for side, at in started.ports.items():
-            print(f"each body once ({regime}), intake ({side}) …", flush=True)
-            measured[f"batched {regime} {side}"] = await throughput(at, load["batches"], batch, 100, 4, once=True)
-            measured[f"portal {regime} {side}"] = await throughput(at, load["portal"], portal_post, 100, 4, once=True)
-    return measured
+    for n, load in enumerate(loads, start=1):
+        for regime in ("new", "again"):
+            for side in started.ports if regime == "again" else ():
+                started.restart(side)
+            for side, at in started.ports.items():
+                print(f"round {n}/{len(loads)}: each body once ({regime}), intake ({side}) …", flush=True)
+                measured.setdefault(f"batched {regime} {side}", []).append(
+                    await throughput(at, load["batches"], batch, 100, 4, once=True))
+                measured.setdefault(f"portal {regime} {side}", []).append(
+                    await throughput(at, load["portal"], portal_post, 100, 4, once=True))
+    return {name: statistics.median(values) for name, values in measured.items()}
 
 
 def first_sends_text(sides: list[str], measured: dict[str, float], events: int, receipts: int, records: int) -> str:
@@ -249,7 +270,8 @@ def first_sends_text(sides: list[str], measured: dict[str, float], events: int, 
         f"Each body sent once, 4 requests in flight, before the rounds below: {events:,} CloudEvents ({receipts:,} "
         f"receipts) and {records:,} portal records, every dossier new to the database; then the same again after "
         "both intakes restarted, the keys in the database and none in memory (a dossier a portal syncs again hours "
-        "later). Both sides freshly started each time. Events or portal records a second.\n\n"
+        f"later). Medians of {ROUNDS} rounds, each of dossiers and applicants of its own, the sides taking turns. "
+        "Events or portal records a second.\n\n"
         + table(["load", *(f"intake {side}" for side in sides), *(["now / baseline"] if base else [])], rows)
         + "\n\n"
         "What a first send costs (issue 23, finding 6): each receipt's dossier key, read or made in the database "
@@ -317,17 +339,13 @@ async def main() -> None:
     settings = stack_settings(topic_events=TOPIC, mongo_database=f"bench_intake_{uuid.uuid4().hex[:6]}")
     RUNS.append(settings)  # dropped at the end (bench/harness.py)
     await prepare(settings)
-    events = distinct_applicants(sample_events(EVENTS))
-    singles = [orjson.dumps(e) for e in events]
-    snapshots = portal_snapshots(SNAPSHOTS)
-    load = {"singles": singles, "batches": [orjson.dumps(events[i : i + 100]) for i in range(0, len(events), 100)],
-            "records": [(e["subject"].encode(), s) for e, s in zip(events, singles, strict=True)],
-            "portal": [orjson.dumps({"madonvi": UNIT, "service": "DongBoHoSoMC", "isUpdating": "False",
-                                     "data": snapshots[i : i + 100]}) for i in range(0, len(snapshots), 100)]}
+    loads = [bodies(n) for n in range(ROUNDS)]
+    load = loads[0]
+    events, singles, snapshots = load["events"], load["singles"], load["snapshots"]
     steps = steps_per_record(snapshots, Reference(load_units(), load_catalogue(), WorkingCalendar.load()))
     with intakes(settings) as started:
         sides = started.ports
-        once = await first_sends(started, load)
+        once = await first_sends(started, loads)
         measured = await rounds(settings, sides, load)
         latencies = {}
         for side, at in sides.items():
