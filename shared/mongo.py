@@ -8,7 +8,7 @@ processes write goes into insert-only documents, whose unique `_id` decides betw
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Container, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -163,6 +163,13 @@ class Chain:
         except DuplicateKeyError:
             return False
         return True
+
+    async def blank(self, key: str, field: str, values: Container[Any], links: list[dict[str, Any]] | None = None) -> None:
+        """Set `field` to None in the links of `key`'s chain whose `field` is one of `values` (the chain stays
+        unbroken: a reader follows it past them). `links`: the chain as just read, else it is read."""
+        for n, link in enumerate(await self.read(key) if links is None else links):
+            if link[field] in values:
+                await self.collection.replace_one({"_id": link_id(key, n)}, self.link(key, n, link | {field: None}))
 
     async def append(self, key: str, doc: dict[str, Any], hint: int = 0) -> int:
         """Insert `doc` as the first free link from number `hint` on; returns its number."""

@@ -201,12 +201,12 @@ class DossierKeys:
         inserted = await insert_new(self._keys, [{"_id": code, "key": Binary(key), "citizen": citizens[code]}
                                                  for code, key in made.items()])
         found: dict[str, bytes | None] = there | {code: key for code, key in made.items() if code in inserted}
-        winners = await get_many(self._keys, [code for code in made if code not in inserted])
+        lost = [code for code in made if code not in inserted]
+        winners = await get_many(self._keys, lost)
         found |= {code: bytes(doc["key"]) for code, doc in winners.items() if "key" in doc}
         # Listed for its citizen (listing comes first), then another's key won: that listing is recorded now.
         await self._record_listed({code: citizens[code] for code, doc in winners.items() if _listed_for_another(
             doc, citizens[code])})
-        lost = [code for code in made if code not in inserted]
         erased = {code: None for code in lost if code not in found}
         await self._unlist_erased({code: citizens[code] for code in erased})
         self._recent.put(found | erased)
@@ -221,7 +221,7 @@ class DossierKeys:
                 theirs.setdefault(citizen, set()).add(code)
         self._chains.forget(theirs)
         for citizen, codes in theirs.items():
-            await self._unlist(citizen, codes)
+            await self._index.blank(citizen, "dossier", codes)
 
     async def _list_once(self, citizens: dict[str, str | None]) -> dict[str, bytes | None]:
         """Each dossier (code → its citizen, or None) listed in its citizen's chain unless it is; returns
@@ -305,9 +305,9 @@ class DossierKeys:
             for citizen in [found.get(code, {}).get("citizen"), *(link["citizen"] for link in others.get(code, []))]:
                 if citizen and citizen != dropping:
                     listed.setdefault(citizen, set()).add(code)
-        self._chains.forget([*listed, dropping])
+        self._chains.forget(listed)
         for citizen, theirs in listed.items():
-            await self._unlist(citizen, theirs)
+            await self._index.blank(citizen, "dossier", theirs)
         for code in codes:  # also a dossier with no key yet: a receipt sent later must not make one
             await self._keys.replace_one({"_id": code}, {"_id": code, "erased": True}, upsert=True)
         await delete_all(self._listings.collection, [link_id(code, n) for code, links in others.items()
@@ -324,21 +324,10 @@ class DossierKeys:
         # Where another citizen's dossier is listed for them (a receipt gave their number), that record goes too.
         others = await self._listed_with([code for code in _listed(links) if code not in codes])
         for code, recorded in others.items():
-            for n, link in enumerate(recorded):
-                if link["citizen"] == citizen:
-                    await self._listings.collection.replace_one({"_id": link_id(code, n)},
-                                                                Chain.link(code, n, {"citizen": None}))
+            await self._listings.blank(code, "citizen", {citizen}, recorded)
         for n in range(len(links)):
             await self._index.collection.delete_one({"_id": link_id(citizen, n)})
         return erased
-
-    async def _unlist(self, citizen: str, codes: set[str]) -> None:
-        """Blank the links of the citizen's chain that list these dossiers (a chain stays unbroken)."""
-        for n, link in enumerate(await self._index.read(citizen)):
-            if link["dossier"] in codes:
-                await self._index.collection.replace_one({"_id": link_id(citizen, n)},
-                                                         Chain.link(citizen, n, {"dossier": None}))
-
 
 def _to_list(key: dict[str, Any] | None, citizen: str) -> bool:
     """Whether a dossier whose key document is `key` (None: none read) may need listing for this citizen: its key
