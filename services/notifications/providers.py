@@ -3,12 +3,13 @@ log for development; each message's delivery-report URL signed for that message 
 owns what its answers mean: which refusals are temporary (tried again) and which permanent (the
 message fails at once), and which status each of its delivery reports gives (GOV.UK Notify's way)."""
 
+import asyncio
 import hashlib
 import hmac
-import itertools
 from typing import Any, Protocol
 
-import httpx
+import aiohttp
+import orjson
 import structlog
 
 from services.notifications.messages import Body, Message, MessageStatus
@@ -27,24 +28,31 @@ class ProviderError(Exception):
         self.permanent = permanent
 
 
-class Clients:
-    """httpx clients to one gateway, taken in turn: httpx's CPU per call grows with the calls in flight on
-    one client (here 0.5 ms each with up to 5, 1.3 ms with 20), so the sender's calls at once
-    (`notifications_gateway_concurrency`) are spread over one client per PER_CLIENT of them."""
+class Gateway:
+    """One aiohttp session to a gateway, its connections kept alive, as many as the sender's calls at once
+    (`notifications_gateway_concurrency`). Not httpx: its calls took more than half the service's CPU in a
+    burst (a py-spy profile of bench-notifications, 2026-12-06), and httpx's CPU per call grows with the calls
+    in flight on one client (docs/benchmarks.md). Made at the first call: an aiohttp session belongs to the
+    event loop it was made in."""
 
-    PER_CLIENT = 5
+    def __init__(self, concurrency: int, headers: dict[str, str] | None = None):
+        self._concurrency, self._headers = concurrency, headers or {}
+        self._session: aiohttp.ClientSession | None = None
 
-    def __init__(self, concurrency: int, transport: httpx.AsyncBaseTransport | None = None, **options: Any):
-        count = max(1, -(-concurrency // self.PER_CLIENT))
-        self._all = [httpx.AsyncClient(timeout=10, transport=transport, **options) for _ in range(count)]
-        self._turn = itertools.cycle(self._all)
-
-    def next(self) -> httpx.AsyncClient:
-        return next(self._turn)
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._concurrency), headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=10))
+        return self._session
 
     async def close(self) -> None:
-        for client in self._all:
-            await client.aclose()
+        if self._session is not None:
+            await self._session.close()
+
+
+# What a gateway's call may fail with before any answer: refused, reset, timed out.
+UNREACHABLE = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
 # HTTP answers that refuse the message itself, not the moment or our credentials: 400 a malformed
@@ -52,9 +60,8 @@ class Clients:
 PERMANENT = frozenset({400, 404, 410, 413, 422})
 
 
-def refused(gateway: str, answer: httpx.Response) -> ProviderError:
-    return ProviderError(f"{gateway} answered {answer.status_code}: {answer.text.strip()[:200]}",
-                         permanent=answer.status_code in PERMANENT)
+def refused(gateway: str, status: int, text: str) -> ProviderError:
+    return ProviderError(f"{gateway} answered {status}: {text.strip()[:200]}", permanent=status in PERMANENT)
 
 
 class Provider(Protocol):
@@ -98,9 +105,9 @@ class Kannel:
     # and with all five a burst made three per message (issue 26, item 3).
     MASK = 1 | 2 | 16
 
-    def __init__(self, settings: NotificationsSettings, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, settings: NotificationsSettings):
         self._settings = settings
-        self._http = Clients(settings.notifications_gateway_concurrency, transport)
+        self._http = Gateway(settings.notifications_gateway_concurrency)
 
     async def send(self, message: Message, body: Body, brandname: str) -> str | None:
         s = self._settings
@@ -116,11 +123,12 @@ class Kannel:
             "dlr-url": dlr_url(s, "/v1/dlr", message.id) + "&type=%d",
         }
         try:
-            answer = await self._http.next().get(s.notifications_kannel_url, params=params)
-        except httpx.HTTPError as exc:
-            raise ProviderError(f"kannel unreachable: {exc}") from exc
-        if answer.status_code not in (200, 202):
-            raise refused("kannel", answer)
+            async with self._http.session().get(s.notifications_kannel_url, params=params) as answer:
+                if answer.status not in (200, 202):
+                    raise refused("kannel", answer.status, await answer.text(errors="replace"))
+                await answer.read()  # the connection is kept for the next call
+        except UNREACHABLE as exc:
+            raise ProviderError(f"kannel unreachable: {exc!r}") from exc
         return None
 
     @classmethod
@@ -138,7 +146,7 @@ class HttpJson:
 
     name = "http"
 
-    def __init__(self, settings: NotificationsSettings, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, settings: NotificationsSettings):
         self._settings = settings
         if not any("{dlr_url}" in template for template in settings.notifications_http_body.values()):
             log.warning("the HTTP provider's body has no {dlr_url}: its delivery reports cannot be verified "
@@ -147,7 +155,7 @@ class HttpJson:
         if header := settings.notifications_http_auth_header.get_secret_value():
             name, _, value = header.partition(":")
             headers[name.strip()] = value.strip()
-        self._http = Clients(settings.notifications_gateway_concurrency, transport, headers=headers)
+        self._http = Gateway(settings.notifications_gateway_concurrency, headers)
 
     async def send(self, message: Message, body: Body, brandname: str) -> str | None:
         s = self._settings
@@ -155,15 +163,18 @@ class HttpJson:
                   "coding": message.coding, "dlr_url": dlr_url(s, "/v1/dlr/http", message.id)}
         body = {field: template.format(**values) for field, template in s.notifications_http_body.items()}
         try:
-            answer = await self._http.next().post(s.notifications_http_url, json=body)
-        except httpx.HTTPError as exc:
-            raise ProviderError(f"provider unreachable: {exc}") from exc
-        if answer.status_code >= 300:
-            raise refused("provider", answer)
+            async with self._http.session().post(s.notifications_http_url, json=body) as answer:
+                if answer.status >= 300:
+                    raise refused("provider", answer.status, await answer.text(errors="replace"))
+                content = await answer.read()
+        except UNREACHABLE as exc:
+            raise ProviderError(f"provider unreachable: {exc!r}") from exc
         try:
-            return str(answer.json().get(s.notifications_http_id_field) or "") or None
-        except ValueError:
-            return None
+            found = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            found = None
+        named = found.get(s.notifications_http_id_field) if isinstance(found, dict) else None
+        return str(named) if named else None
 
     @staticmethod
     def report_status(settings: NotificationsSettings, value: Any) -> MessageStatus | None:

@@ -29,6 +29,7 @@ from services.notifications.replies import NEUTRAL
 from services.notifications.settings import NotificationsSettings
 from shared.contracts import StatusRecord
 from shared.consumer_app import Record
+from tests.fixtures.gateway import Asked, recording_gateway
 from tests.fixtures.sample import VN, dossier_code
 from tests.fixtures.sms import Gateway, MemoryMongo, memory_store
 
@@ -194,30 +195,26 @@ def test_an_empty_key_signs_no_delivery_report():
 
 def handed_urls(provider_name: str, message_ids: list[str]) -> list[str]:
     """The delivery-report URL each message went to the gateway with (Kannel's dlr-url, the HTTP body's
-    `{dlr_url}`), read off the requests the real provider makes."""
-    settings = notifications_settings(
-        notifications_provider=provider_name,
-        notifications_http_body={"to": "{to}", "text": "{text}", "ref": "{id}", "callback": "{dlr_url}"})
-    seen: list[httpx.Request] = []
+    `{dlr_url}`), read off the requests the real provider makes to a gateway that records them."""
 
-    def gateway(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json={"id": "agg-1"})
+    async def send_all() -> list[Asked]:
+        async with recording_gateway(200, {"id": "agg-1"}) as gateway:
+            settings = notifications_settings(
+                notifications_provider=provider_name, notifications_kannel_url=f"{gateway.url}/cgi-bin/sendsms",
+                notifications_http_url=f"{gateway.url}/sms",
+                notifications_http_body={"to": "{to}", "text": "{text}", "ref": "{id}", "callback": "{dlr_url}"})
+            sender = Kannel(settings) if provider_name == "kannel" else HttpJson(settings)
+            for i in message_ids:
+                message = Message(i, "step", "000.00.38.H56-250701-0001", "14923", "received", datetime.now(VN),
+                                  datetime.now(VN), provider_name, coding="gsm7", parts=1)
+                await sender.send(message, Body(i, "+84912345678", "x", datetime.now(VN)), "UBND-XA")
+            await sender.close()
+            return gateway.asked
 
-    transport = httpx.MockTransport(gateway)
-    sender = Kannel(settings, transport) if provider_name == "kannel" else HttpJson(settings, transport)
-
-    async def send_all() -> None:
-        for i in message_ids:
-            message = Message(i, "step", "000.00.38.H56-250701-0001", "14923", "received", datetime.now(VN),
-                              datetime.now(VN), provider_name, coding="gsm7", parts=1)
-            await sender.send(message, Body(i, "+84912345678", "x", datetime.now(VN)), "UBND-XA")
-        await sender.close()
-
-    asyncio.run(send_all())
+    seen = asyncio.run(send_all())
     if provider_name == "kannel":
-        return [parse_qs(urlsplit(str(r.url)).query)["dlr-url"][0] for r in seen]
-    return [orjson.loads(r.content)["callback"] for r in seen]
+        return [r.query["dlr-url"] for r in seen]
+    return [orjson.loads(r.body)["callback"] for r in seen]
 
 
 @pytest.mark.parametrize("provider_name, path", [("kannel", "/v1/dlr"), ("http", "/v1/dlr/http")])

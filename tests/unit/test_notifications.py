@@ -4,13 +4,13 @@ import asyncio
 from datetime import datetime, time
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 from pydantic import TypeAdapter
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.fixtures.gateway import Asked, recording_gateway
 from tests.fixtures.sample import VN
 from services.notifications.messages import Body, Message, MessageStatus
 from services.notifications.providers import Kannel
@@ -120,12 +120,16 @@ def test_any_unicode_in_a_reason_renders_within_the_parts_checked(missing, trigg
 def test_kannel_is_asked_only_for_the_reports_that_move_a_message():
     """Each report Kannel makes is a request to the service: with every type asked for (dlr-mask 31) a
     message cost three (submitted, buffered, delivered), a fifth of the service's time in a burst."""
-    asked: list[httpx.Request] = []
-    kannel = Kannel(NotificationsSettings(environment="local"),
-                    httpx.MockTransport(lambda r: asked.append(r) or httpx.Response(202)))
     at = datetime(2026, 3, 2, 12, tzinfo=VN)
     message = Message("a" * 32, "step", "code", "14923", "received", at, at, "kannel")
-    asyncio.run(kannel.send(message, Body(message.id, "+84912345678", "Ho so", at), "UBND-XA"))
-    mask = int(asked[0].url.params["dlr-mask"])
+
+    async def sent() -> list[Asked]:
+        async with recording_gateway(202) as gateway:
+            kannel = Kannel(NotificationsSettings(environment="local", notifications_kannel_url=gateway.url))
+            await kannel.send(message, Body(message.id, "+84912345678", "Ho so", at), "UBND-XA")
+            await kannel.close()
+            return gateway.asked
+
+    mask = int(asyncio.run(sent())[0].query["dlr-mask"])
     assert [bit for bit in (1, 2, 4, 8, 16) if mask & bit] == [1, 2, 16]
     assert {Kannel.report_status(bit) for bit in (1, 2, 16)} == {MessageStatus.DELIVERED, MessageStatus.FAILED}

@@ -1,0 +1,82 @@
+"""What the SMS gateways' answers mean to the providers (services/notifications/providers.py), over real HTTP
+to a local gateway that answers as told: taken, refused for now (tried again), refused for good."""
+
+import asyncio
+import socket
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from services.notifications.messages import Body, Message
+from services.notifications.providers import HttpJson, Kannel, ProviderError
+from services.notifications.settings import NotificationsSettings
+from tests.fixtures.gateway import recording_gateway
+from tests.fixtures.sample import VN
+
+AT = datetime(2026, 3, 2, 12, tzinfo=VN)
+MESSAGE = Message("a" * 32, "step", "000.00.38.H56-250701-0001", "14923", "received", AT, AT, "kannel")
+BODY = Body(MESSAGE.id, "+84912345678", "Hồ sơ 000.00.38.H56-250701-0001 đã được tiếp nhận. Tra cứu: a&b=c", AT)
+
+
+def provider_at(name: str, url: str) -> Kannel | HttpJson:
+    settings = NotificationsSettings(environment="local", notifications_provider=name, notifications_kannel_url=url,
+                                     notifications_http_url=url)
+    return Kannel(settings) if name == "kannel" else HttpJson(settings)
+
+
+def send(name: str, status: int, answer: Any = None) -> tuple[str | None, list]:
+    """The provider's send to a gateway answering `status` (and `answer`): what it returned, what it asked."""
+    async def go() -> tuple[str | None, list]:
+        async with recording_gateway(status, answer) as gateway:
+            provider = provider_at(name, gateway.url)
+            try:
+                return await provider.send(MESSAGE, BODY, "UBND-XA"), gateway.asked
+            finally:
+                await provider.close()
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("name", ["kannel", "http"])
+@pytest.mark.parametrize("status, permanent", [(400, True), (404, True), (410, True), (413, True), (422, True),
+                                               (401, False), (429, False), (500, False), (503, False)])
+def test_a_refusal_is_permanent_only_for_the_message_itself(name, status, permanent):
+    with pytest.raises(ProviderError) as refused:
+        send(name, status, {"error": "no"})
+    assert refused.value.permanent is permanent
+    assert str(status) in str(refused.value)
+
+
+@pytest.mark.parametrize("name", ["kannel", "http"])
+def test_a_gateway_away_is_tried_again(name):
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}/"
+
+    async def go() -> None:
+        provider = provider_at(name, url)
+        try:
+            await provider.send(MESSAGE, BODY, "UBND-XA")
+        finally:
+            await provider.close()
+
+    with pytest.raises(ProviderError) as away:
+        asyncio.run(go())
+    assert not away.value.permanent and "unreachable" in str(away.value)
+
+
+def test_kannel_gets_the_number_text_and_report_url_whole():
+    """`+`, `&`, `=` and `%d` in the values arrive as written: a `+` read as a space would change the number."""
+    returned, [asked] = send("kannel", 202)
+    assert returned is None
+    assert asked.query["to"] == "+84912345678" and asked.query["text"] == BODY.text
+    assert asked.query["from"] == "UBND-XA" and asked.query["coding"] == "0"
+    assert asked.query["dlr-url"].endswith("&type=%d") and f"id={MESSAGE.id}&" in asked.query["dlr-url"]
+
+
+@pytest.mark.parametrize("answer, returned", [({"id": "agg-1"}, "agg-1"), ({"id": 7}, "7"), ({"id": ""}, None),
+                                              ({}, None), (["agg-1"], None), ("agg-1", None),
+                                              (None, None)])
+def test_the_aggregators_id_is_read_from_its_json_answer(answer, returned):  # None: an empty body
+    assert send("http", 200, answer)[0] == returned
