@@ -3,6 +3,7 @@
 Pure: no I/O.
 """
 
+import functools
 import unicodedata
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ GSM7_BASIC = frozenset(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+_GSM7 = GSM7_BASIC | GSM7_EXTENSION
 
 # Letters that do not decompose into a base letter and combining marks.
 _LETTERS = {"đ": "d", "Đ": "D", "ơ": "o", "Ơ": "O", "ư": "u", "Ư": "U"}
@@ -28,15 +30,19 @@ def transliterate(text: str) -> str:
     Vietnamese first, complete: every letter without its diacritics (ệ → e, đ → d, Đ → D), never
     '?'. Then any other character outside GSM-7 by its closest ASCII (anyascii: '•' → '*',
     '≥' → '>=', '中文' → 'ZhongWen', an emoji → ':name:'); invisible ones (format and control
-    characters, lone combining marks) are dropped; what is still outside GSM-7 becomes PLACEHOLDER."""
-    out = []
-    for ch in text:
-        ch = _LETTERS.get(ch, ch)
-        base = unicodedata.normalize("NFD", ch)
-        stripped = "".join(c for c in base if not unicodedata.combining(c))
-        stripped = _LETTERS.get(stripped, stripped)
-        out.append(stripped if is_gsm7(stripped) else _fallback(ch))
-    return "".join(out)
+    characters, lone combining marks) are dropped; what is still outside GSM-7 becomes PLACEHOLDER.
+    Character by character, each one's spelling remembered (`_spelt`): every message's text comes here."""
+    return "".join(map(_spelt, text))
+
+
+@functools.lru_cache(maxsize=4096)  # bounded: a reason may hold any of Unicode's characters
+def _spelt(ch: str) -> str:
+    """One character as `transliterate` spells it."""
+    ch = _LETTERS.get(ch, ch)
+    base = unicodedata.normalize("NFD", ch)
+    stripped = "".join(c for c in base if not unicodedata.combining(c))
+    stripped = _LETTERS.get(stripped, stripped)
+    return stripped if is_gsm7(stripped) else _fallback(ch)
 
 
 def _fallback(ch: str) -> str:
@@ -49,7 +55,7 @@ def _fallback(ch: str) -> str:
 
 
 def is_gsm7(text: str) -> bool:
-    return all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text)
+    return _GSM7.issuperset(text)
 
 
 def septets(text: str) -> int:

@@ -39,9 +39,9 @@ def send(name: str, status: int, answer: Any = None) -> tuple[str | None, list]:
 
 
 @pytest.mark.parametrize("name", ["kannel", "http"])
-@pytest.mark.parametrize("status, permanent", [(400, True), (404, True), (410, True), (413, True), (422, True),
-                                               (401, False), (429, False), (500, False), (503, False)])
+@pytest.mark.parametrize("status, permanent", [(404, True), (422, True), (401, False), (503, False)])
 def test_a_refusal_is_permanent_only_for_the_message_itself(name, status, permanent):
+    """As `refused` tells them apart (tests/unit/test_sms.py), over HTTP."""
     with pytest.raises(ProviderError) as refused:
         send(name, status, {"error": "no"})
     assert refused.value.permanent is permanent

@@ -2,7 +2,6 @@
 
 import unicodedata
 
-import httpx
 import phonenumbers
 import pytest
 from hypothesis import given
@@ -131,7 +130,7 @@ def test_a_cut_field_never_takes_more_than_its_limit(text, limit, ucs2):
     (401, False), (403, False), (408, False), (429, False), (500, False), (503, False),  # the moment, or our setup
 ])
 def test_a_gateway_refusal_is_permanent_only_when_it_is_about_the_message(status, permanent):
-    error = refused("provider", httpx.Response(status, text="nope"))
+    error = refused("provider", status, "nope")
     assert error.permanent is permanent and str(error) == f"provider answered {status}: nope"
 
 
