@@ -25,6 +25,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -102,7 +103,11 @@ class ClockData(Received):
 
 def received_of(data: Received) -> dict[str, Any]:
     """The `Received` part of a record, as keyword arguments for another record that carries it."""
-    return {f.name: getattr(data, f.name) for f in fields(Received)}
+    return dict(zip(_RECEIVED, _RECEIVED_OF(data)))
+
+
+_RECEIVED = tuple(f.name for f in fields(Received))
+_RECEIVED_OF = attrgetter(*_RECEIVED)
 
 
 class SignatureCheck(_Model):
@@ -240,7 +245,10 @@ def status_of(dossier: Dossier, calendar: WorkingCalendar, at: datetime | None =
 
 def changed(old: Status | None, new: Status) -> bool:
     """A change worth announcing; `open_state` alone moves with time and is the clock's to announce."""
-    return old is None or old.model_dump(exclude={"open_state"}) != new.model_dump(exclude={"open_state"})
+    return old is None or _ANNOUNCED(old) != _ANNOUNCED(new)
+
+
+_ANNOUNCED = attrgetter(*(name for name in Status.model_fields if name != "open_state"))
 
 
 def status_changed(dossier: Dossier, old: Status | None, new: Status, timeline: Timeline, events: int,
