@@ -48,8 +48,13 @@ _IDS = uuid.UUID("6f1d7c8e-3b4a-4c1e-9d2f-0a5b6c7d8e9f")
 
 
 def record_id(*parts: object) -> str:
-    """Deterministic: publishing the same change again after a crash repeats the same id."""
-    return str(uuid.uuid5(_IDS, "|".join(str(p) for p in parts)))
+    """Deterministic: publishing the same change again after a crash repeats the same id. The UUID of version 5
+    `uuid.uuid5(_IDS, name)` makes, written without its objects (a record's CPU is mostly such ids and encoding)."""
+    digest = bytearray(hashlib.sha1(_IDS.bytes + "|".join(map(str, parts)).encode()).digest()[:16])
+    digest[6] = digest[6] & 0x0F | 0x50  # version 5
+    digest[8] = digest[8] & 0x3F | 0x80  # RFC 4122's variant
+    x = digest.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 class _Model(BaseModel):
@@ -258,21 +263,29 @@ def status_changed(dossier: Dossier, old: Status | None, new: Status, timeline: 
 
 
 def status_record(dossier: Dossier, old: Status | None, new: Status, timeline: Timeline, events: int,
-                  cause: Step | None = None) -> tuple[StatusChanged, bytes]:
+                  cause: Step | None = None, timeline_json: bytes | None = None) -> tuple[StatusChanged, bytes]:
     """The change `cause` (default: the dossier's last event) made, and its bytes on Kafka; `timeline`
     and `events` are the dossier's whole, also when the change is an earlier step of a batch. The data is
     encoded once: the record's id is made of that encoding (every fact it carries), and its bytes are the
-    envelope around it (the model's own JSON: `data` is the envelope's last field)."""
+    envelope around it (the model's own JSON: `data` is the envelope's last field). `timeline_json`: the
+    timeline as `TIMELINE.dump_json` writes it, encoded once for the records of a batch, put in its place."""
     last = cause or dossier.history[-1]
     data = StatusData(
         **received_of(dossier.received), ended_at=dossier.ended_at, withdrawn_at=dossier.withdrawn_at,
         missing=dossier.missing, cause=Cause(id=last.id, type=last.type), old=old, new=new, events=events,
         timeline=timeline, applicant=dossier.applicant, arrivals=dossier.arrivals,
         arrivals_synced=dossier.arrivals_synced)
-    data_json = STATUS_DATA.dump_json(data)
+    if timeline_json is None:
+        data_json = STATUS_DATA.dump_json(data)
+    else:  # byte for byte the whole's: the timeline is written between `events` and `arrivals`
+        head, arrivals, tail = STATUS_DATA.dump_json(data, exclude=_TIMELINE).partition(b',"arrivals":')
+        data_json = head + b',"timeline":' + timeline_json + arrivals + tail
     record = StatusChanged(id=record_id(dossier.code, events, last.id, hashlib.sha256(data_json).hexdigest()),
                            subject=dossier.code, time=last.time, data=data)
     return record, record.model_dump_json(exclude={"data"}).encode()[:-1] + b',"data":' + data_json + b"}"
+
+
+_TIMELINE = {"timeline"}
 
 
 def clock_changed(received: Received, status: Status, at: datetime, to: OpenState, events: int) -> ClockChanged:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from shared.calendar import WorkingCalendar
 from shared.dossier import FOREIGN_SOURCE, Dossier, Folded, fold
 from shared.events import Applicant, DossierEvent, parse_event_json
@@ -231,15 +233,16 @@ def _announce(folded: Folded, stored: StoredDossier, added: set[str], calendar: 
     alone is announced once. Returns the status last announced."""
     before = status = Status.model_validate(stored.status) if stored.status else None
     first = next((n for n, (step, _) in enumerate(folded.steps) if step.id in added), None)
+    written = orjson.dumps(timeline)  # the timeline's JSON, once for all the records (TIMELINE.dump_json's bytes)
     for step, dossier in folded.steps[first:] if first is not None else ():
         now = status_of(dossier, calendar, step.time)
         if changed(status, now):
-            _, record = status_record(dossier, status, now, folded.timeline, events, cause=step)
+            _, record = status_record(dossier, status, now, folded.timeline, events, cause=step, timeline_json=written)
             outbox.append(Outgoing("status", stored.code, record))
             status = now
     if status is before and timeline != stored.timeline:
         final = status_of(folded.dossier, calendar)
-        _, record = status_record(folded.dossier, status, final, folded.timeline, events)
+        _, record = status_record(folded.dossier, status, final, folded.timeline, events, timeline_json=written)
         outbox.append(Outgoing("status", stored.code, record))
         status = final
     return status

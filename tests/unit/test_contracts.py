@@ -3,19 +3,23 @@
 import dataclasses
 import importlib
 import json
+import uuid
 from datetime import timedelta
 
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from services.metrics.figures import Counted
 from services.metrics.store import COUNTED, KEPT
 from shared.contracts import (
     ClockChanged, DeadLetter, SignatureVerified, Status, StatusChanged, StatusRecord, clock_changed,
-    json_schemas, SCHEMAS, status_changed, status_of, status_record,
+    json_schemas, record_id, SCHEMAS, status_changed, status_of, status_record,
 )
 from shared.dossier import fold
-from shared.facts import Received
+from shared.facts import TIMELINE, Received
 from tests.unit.test_dossier import CAL, LIFE, at
 
 RECORDS = TypeAdapter(StatusRecord)
@@ -119,3 +123,30 @@ def test_the_asyncapi_documents_in_docs_are_current_and_show_real_payloads(servi
     assert committed == generated, f"docs/asyncapi/{service}.json is not current: run make docs"
     text = json.dumps(generated)
     assert "EmptyPayload" not in text and ("StatusChanged" in text or "ReceivedEvent" in text)
+
+
+@given(st.lists(st.one_of(st.text(), st.integers(), st.none()), max_size=5))
+def test_a_record_id_is_the_version_5_uuid_of_its_parts(parts):
+    assert record_id(*parts) == str(uuid.uuid5(uuid.UUID("6f1d7c8e-3b4a-4c1e-9d2f-0a5b6c7d8e9f"),
+                                                 "|".join(str(p) for p in parts)))
+
+
+@pytest.mark.parametrize("length", range(1, len(LIFE) + 1))
+def test_a_record_with_its_timeline_encoded_once_is_the_same_bytes(length):
+    """The timeline's JSON made once for a batch's records (services/processing/history.py) and put in its place
+    gives the bytes, and so the id, of the record encoded whole: a record published again keeps its id."""
+    events = LIFE[:length]
+    folded = fold(events, CAL)
+    status = status_of(folded.dossier, CAL)
+    whole = status_record(folded.dossier, None, status, folded.timeline, length)
+    once = orjson.dumps(TIMELINE.dump_python(folded.timeline, mode="json"))
+    assert once == TIMELINE.dump_json(folded.timeline)
+    spliced = status_record(folded.dossier, None, status, folded.timeline, length, timeline_json=once)
+    assert spliced[1] == whole[1] and spliced[0].id == whole[0].id
+
+
+@given(st.text())
+def test_a_timeline_written_by_orjson_from_its_json_values_is_pydantics_bytes(unit):
+    """Whatever text a transfer's unit holds (the one free text of Facts)."""
+    timeline = tuple(dataclasses.replace(f, unit=unit) for f in fold(LIFE, CAL).timeline)
+    assert orjson.dumps(TIMELINE.dump_python(timeline, mode="json")) == TIMELINE.dump_json(timeline)
