@@ -84,7 +84,8 @@ def _metrics_cpu(published: list[bytes], records: Any, calendar: Any, now: datet
         statuses = [records.validate_json(raw) for raw in published[n:n + 1000]]
         if hasattr(module, "Held"):  # stored as held (issue 26, item 4)
             from services.metrics.store import row_of
-            counted = [module.held(module.Counted.of(s.data)) for s in statuses]
+            held = getattr(module, "held_from", lambda data: module.held(module.Counted.of(data)))
+            counted = [held(s.data) for s in statuses]
             orjson.dumps([row_of(h) for h in counted])
         elif hasattr(module.Counted, "of"):  # one facts model (issue 22)
             from services.metrics.store import KEPT

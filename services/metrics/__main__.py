@@ -17,7 +17,7 @@ from pymongo import AsyncMongoClient
 
 from services.metrics.app import create_app
 from services.metrics.consumer import sorted_out
-from services.metrics.figures import Counted, figures_of, held
+from services.metrics.figures import figures_of, held_from
 from services.metrics.loader import move_legacy
 from services.metrics.core import MetricsCore
 from services.metrics.settings import MetricsSettings
@@ -85,7 +85,7 @@ async def rebuild(settings: MetricsSettings) -> dict[str, int]:
             await core.feedback.store.save(pakn)
             counts["feedback"] += len(pakn)
             clock = [(c.id, core.figures.calendar.local(c.data.received_at).date()) for c in clocks]
-            await core.store.save(core.replica.batch_of([held(Counted.of(s.data)) for s in statuses], verdicts, clock))
+            await core.store.save(core.replica.batch_of([held_from(s.data) for s in statuses], verdicts, clock))
             counts["statuses"] += len(statuses)
             counts["signatures"] += len(verdicts)
             counts["clock"] += len(clocks)

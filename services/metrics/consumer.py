@@ -11,7 +11,7 @@ from datetime import datetime
 
 from prometheus_client import Counter
 
-from services.metrics.figures import Counted, Verdict, held, verdict_of
+from services.metrics.figures import Counted, Verdict, held_from, verdict_of
 from services.metrics.replica import Replica
 from services.metrics.store import archive_key
 from shared.contracts import ClockChanged, SignatureVerified, StatusChanged, StatusRecord
@@ -57,7 +57,7 @@ class StatusConsumer:
             replica.sent.add(clock.id)  # another replica's clock record
             self.outcomes.labels("clock").inc()
         local = replica.figures.calendar.local
-        announced = [held(Counted.of(status.data)) for status in statuses]  # packed once, stored and applied
+        announced = [held_from(status.data) for status in statuses]  # packed once, stored and applied
         async with replica.writing:  # where a record goes depends on the horizon, which a compaction moves
             await replica.store.save(replica.batch_of(announced, verdicts))
             await self._returning([h.receipt for h in announced if h.receipt.dossier_code not in replica.figures.dossiers

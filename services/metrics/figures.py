@@ -168,16 +168,29 @@ def held(counted: Counted) -> Held:
                 counted.announced_until)
 
 
+def held_from(data: StatusData) -> Held:
+    """`held(Counted.of(data))`, its receipt made once: processing's status record as `Tracked` takes it."""
+    receipt = _receipt(data, data.events, data.new.appointment_at, data.arrivals, data.arrivals_synced)
+    return Held(receipt, last_of(data.timeline, receipt), compact.pack(data.timeline), data.timeline)
+
+
 def receipt_of(counted: Counted) -> Counted:
     """An announcement as `Tracked` keeps it: without its timeline, its repeated strings shared with every
     other dossier's, its datetimes sharing one tzinfo per UTC offset (and the appointment the receipt's due)."""
-    due = compact.shared_zone(counted.receipt_due_at)
-    appointment = due if _same(counted.appointment_at, due) else compact.shared_zone(counted.appointment_at)
-    return replace(counted, timeline=(), commune_code=intern(counted.commune_code), sector=intern(counted.sector),
-                   procedure_code=intern(counted.procedure_code), received_at=compact.shared_zone(counted.received_at),
-                   receipt_due_at=due, appointment_at=appointment, announced_until=None,
-                   received_by_unit=counted.received_by_unit and intern(counted.received_by_unit),
-                   fees_total=shared_fees(counted.fees_total))
+    return _receipt(counted, counted.events, counted.appointment_at, counted.arrivals, counted.arrivals_synced)
+
+
+def _receipt(received: Received, events: int, appointment_at: datetime | None, arrivals: int,
+             arrivals_synced: int) -> Counted:
+    """`receipt_of` of what a receipt said and these, made at once (`replace` of a Counted costs twice as much)."""
+    due = compact.shared_zone(received.receipt_due_at)
+    appointment = due if _same(appointment_at, due) else compact.shared_zone(appointment_at)
+    return Counted(**received_of(received) | {
+        "commune_code": intern(received.commune_code), "sector": intern(received.sector),
+        "procedure_code": intern(received.procedure_code), "received_at": compact.shared_zone(received.received_at),
+        "receipt_due_at": due, "fees_total": shared_fees(received.fees_total),
+        "received_by_unit": received.received_by_unit and intern(received.received_by_unit)},
+        events=events, timeline=(), appointment_at=appointment, arrivals=arrivals, arrivals_synced=arrivals_synced)
 
 
 def shared_fees(total: float | None) -> float | None:

@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.sample import VN, event
 from services.metrics.exposition import render
-from services.metrics.figures import Counted, Figures, verdict_of
+from services.metrics.figures import Counted, Figures, held, held_from, verdict_of
 from shared.calendar import WorkingCalendar
 from shared.contracts import SignatureData, status_changed, status_of
 from shared.dossier import fold
@@ -266,3 +266,16 @@ def test_a_dossier_read_back_from_the_archive_counts_once_beside_a_newer_one_in_
     view = figures.including([(archived, [])])
     report = view.report(COMMUNE, date(2025, 7, 7), date(2025, 7, 7), MONDAY + timedelta(days=401))
     assert report["received"] == 1 and report["ratings"]["unsatisfied"] == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(DOSSIERS)
+def test_a_status_record_is_held_as_its_counted_announcement_is(dossiers):
+    """`held_from` makes the receipt once; what it holds is what `held(Counted.of(...))` held."""
+    for n, (after, receipt, hours, steps) in enumerate(dossiers):
+        code = f"000.00.38.H56-250707-{n:04d}"
+        events = life(code, MONDAY + after, [(t, offset, data) for (t, data), offset in steps],
+                      processing_time={"value": hours, "unit": "working_hours"}, **receipt)
+        folded = fold(events, CAL)
+        data = status_changed(folded.dossier, None, status_of(folded.dossier, CAL), folded.timeline, len(events)).data
+        assert held_from(data) == held(Counted.of(data))
