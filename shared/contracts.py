@@ -242,12 +242,11 @@ def status_of(dossier: Dossier, calendar: WorkingCalendar, at: datetime | None =
                   appointment_at=dossier.appointment_at, open_state=dossier.open_state(at, calendar))
 
 
-def changed(old: Status | None, new: Status) -> bool:
-    """A change worth announcing; `open_state` alone moves with time and is the clock's to announce."""
-    return old is None or _ANNOUNCED(old) != _ANNOUNCED(new)
-
-
-_ANNOUNCED = attrgetter(*(name for name in Status.model_fields if name != "open_state"))
+def changed(old: Status | None, dossier: Dossier) -> bool:
+    """Whether the dossier stands otherwise than `old` told: a change worth announcing (its `status_of`);
+    `open_state` alone moves with time and is the clock's to announce."""
+    return old is None or (old.state, old.due_at, old.timeliness, old.appointment_at) != (
+        dossier.state, dossier.due_at, dossier.timeliness, dossier.appointment_at)
 
 
 def status_changed(dossier: Dossier, old: Status | None, new: Status, timeline: Timeline, events: int,

@@ -235,8 +235,8 @@ def _announce(folded: Folded, stored: StoredDossier, added: set[str], calendar: 
     first = next((n for n, (step, _) in enumerate(folded.steps) if step.id in added), None)
     written = orjson.dumps(timeline)  # the timeline's JSON, once for all the records (TIMELINE.dump_json's bytes)
     for step, dossier in folded.steps[first:] if first is not None else ():
-        now = status_of(dossier, calendar, step.time)
-        if changed(status, now):
+        if changed(status, dossier):
+            now = status_of(dossier, calendar, step.time)
             _, record = status_record(dossier, status, now, folded.timeline, events, cause=step, timeline_json=written)
             outbox.append(Outgoing("status", stored.code, record))
             status = now
