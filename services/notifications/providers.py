@@ -33,7 +33,8 @@ class Gateway:
     (`notifications_gateway_concurrency`). Not httpx: its calls took more than half the service's CPU in a
     burst (a py-spy profile of bench-notifications, 2026-12-06), and httpx's CPU per call grows with the calls
     in flight on one client (docs/benchmarks.md). Made at the first call: an aiohttp session belongs to the
-    event loop it was made in."""
+    event loop it was made in. As httpx did: redirects are not followed (a gateway's redirect would take the
+    message, and Kannel's password in its URL, elsewhere: `call`), proxies come from the environment."""
 
     def __init__(self, concurrency: int, headers: dict[str, str] | None = None):
         self._concurrency, self._headers = concurrency, headers or {}
@@ -43,8 +44,12 @@ class Gateway:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._concurrency), headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=10))
+                timeout=aiohttp.ClientTimeout(total=10), trust_env=True)
         return self._session
+
+    def call(self, method: str, url: str, **options: Any) -> Any:
+        """A request to the gateway (`async with`), its redirects not followed: answered as refused."""
+        return self.session().request(method, url, allow_redirects=False, **options)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -123,7 +128,7 @@ class Kannel:
             "dlr-url": dlr_url(s, "/v1/dlr", message.id) + "&type=%d",
         }
         try:
-            async with self._http.session().get(s.notifications_kannel_url, params=params) as answer:
+            async with self._http.call("GET", s.notifications_kannel_url, params=params) as answer:
                 if answer.status not in (200, 202):
                     raise refused("kannel", answer.status, await answer.text(errors="replace"))
                 await answer.read()  # the connection is kept for the next call
@@ -163,7 +168,7 @@ class HttpJson:
                   "coding": message.coding, "dlr_url": dlr_url(s, "/v1/dlr/http", message.id)}
         body = {field: template.format(**values) for field, template in s.notifications_http_body.items()}
         try:
-            async with self._http.session().post(s.notifications_http_url, json=body) as answer:
+            async with self._http.call("POST", s.notifications_http_url, json=body) as answer:
                 if answer.status >= 300:
                     raise refused("provider", answer.status, await answer.text(errors="replace"))
                 content = await answer.read()

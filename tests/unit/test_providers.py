@@ -66,6 +66,25 @@ def test_a_gateway_away_is_tried_again(name):
     assert not away.value.permanent and "unreachable" in str(away.value)
 
 
+@pytest.mark.parametrize("name", ["kannel", "http"])
+def test_a_gateways_redirect_is_not_followed(name):
+    """Followed, it would take the message, and Kannel's password in its URL, wherever the answer says: it is
+    refused for now instead, as httpx refused it."""
+    async def go() -> tuple[ProviderError, list]:
+        async with recording_gateway(202) as elsewhere:
+            async with recording_gateway(302, headers={"Location": f"{elsewhere.url}/taken"}) as gateway:
+                provider = provider_at(name, gateway.url)
+                try:
+                    with pytest.raises(ProviderError) as refused:
+                        await provider.send(MESSAGE, BODY, "UBND-XA")
+                finally:
+                    await provider.close()
+                return refused.value, elsewhere.asked
+
+    refused, asked = asyncio.run(go())
+    assert asked == [] and "302" in str(refused) and not refused.permanent
+
+
 def test_kannel_gets_the_number_text_and_report_url_whole():
     """`+`, `&`, `=` and `%d` in the values arrive as written: a `+` read as a space would change the number."""
     returned, [asked] = send("kannel", 202)
