@@ -272,6 +272,7 @@ def status_record(dossier: Dossier, old: Status | None, new: Status, timeline: T
         data_json = STATUS_DATA.dump_json(data)
     else:  # byte for byte the whole's: the timeline is written between `events` and `arrivals`
         head, arrivals, tail = STATUS_DATA.dump_json(data, exclude=_TIMELINE).partition(b',"arrivals":')
+        assert arrivals, "StatusData writes `arrivals` right after `timeline`"
         data_json = head + b',"timeline":' + timeline_json + arrivals + tail
     record = StatusChanged(id=record_id(dossier.code, events, last.id, hashlib.sha256(data_json).hexdigest()),
                            subject=dossier.code, time=last.time, data=data)

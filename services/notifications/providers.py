@@ -33,8 +33,11 @@ class Gateway:
     (`notifications_gateway_concurrency`). Not httpx: its calls took more than half the service's CPU in a
     burst (a py-spy profile of bench-notifications, 2026-12-06), and httpx's CPU per call grows with the calls
     in flight on one client (docs/benchmarks.md). Made at the first call: an aiohttp session belongs to the
-    event loop it was made in. As httpx did: redirects are not followed (a gateway's redirect would take the
-    message, and Kannel's password in its URL, elsewhere: `call`), proxies come from the environment."""
+    event loop it was made in. Redirects are not followed (a gateway's redirect would take the message, and
+    Kannel's password in its URL, elsewhere: `call`), and nothing comes from the environment: no proxy, no
+    netrc credentials (as the signature service's fetch). A kept-alive connection the gateway closed is tried
+    once more at once by aiohttp (RFC 9112 lets a client retry a GET): like any call that fails after the
+    gateway took the message, and is tried again later, it may then send that message twice."""
 
     def __init__(self, concurrency: int, headers: dict[str, str] | None = None):
         self._concurrency, self._headers = concurrency, headers or {}
@@ -44,7 +47,7 @@ class Gateway:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._concurrency), headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=10), trust_env=True)
+                timeout=aiohttp.ClientTimeout(total=10))
         return self._session
 
     def call(self, method: str, url: str, **options: Any) -> Any:
@@ -56,8 +59,16 @@ class Gateway:
             await self._session.close()
 
 
-# What a gateway's call may fail with before any answer: refused, reset, timed out.
+# What a gateway's call may fail with before any answer: refused, reset, timed out, an answer that is no HTTP.
 UNREACHABLE = (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+def failure(exc: BaseException) -> str:
+    """What went wrong with a call, as a message's error says it (stored, logged, shown by /v1/messages): the
+    error's kind, and an answer's status, never the error's text: aiohttp's holds the request's URL and headers
+    (Kannel's password, the citizen's number, the aggregator's token)."""
+    status = f" {exc.status}" if isinstance(exc, aiohttp.ClientResponseError) else ""
+    return f"{type(exc).__name__}{status}"
 
 
 # HTTP answers that refuse the message itself, not the moment or our credentials: 400 a malformed
@@ -133,7 +144,7 @@ class Kannel:
                     raise refused("kannel", answer.status, await answer.text(errors="replace"))
                 await answer.read()  # the connection is kept for the next call
         except UNREACHABLE as exc:
-            raise ProviderError(f"kannel unreachable: {exc!r}") from exc
+            raise ProviderError(f"kannel unreachable: {failure(exc)}") from None
         return None
 
     @classmethod
@@ -173,7 +184,7 @@ class HttpJson:
                     raise refused("provider", answer.status, await answer.text(errors="replace"))
                 content = await answer.read()
         except UNREACHABLE as exc:
-            raise ProviderError(f"provider unreachable: {exc!r}") from exc
+            raise ProviderError(f"provider unreachable: {failure(exc)}") from None
         try:
             found = orjson.loads(content)
         except orjson.JSONDecodeError:

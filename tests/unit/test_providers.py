@@ -85,6 +85,38 @@ def test_a_gateways_redirect_is_not_followed(name):
     assert asked == [] and "302" in str(refused) and not refused.permanent
 
 
+@pytest.mark.parametrize("name", ["kannel", "http"])
+@pytest.mark.parametrize("answer", [b"garbage\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", b""])
+def test_a_gateway_answering_no_http_gets_an_error_that_tells_no_secret(name, answer):
+    """aiohttp's errors hold the request's URL and headers: the message's error (stored, logged, shown by
+    /v1/messages) names the error's kind, without Kannel's password, the number or the aggregator's token."""
+    async def go() -> ProviderError:
+        async def answer_so(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(answer)
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer_so, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/cgi-bin/sendsms"
+        settings = NotificationsSettings(
+            environment="local", notifications_provider=name, notifications_kannel_url=url,
+            notifications_http_url=url, notifications_kannel_password="kannel-secret-password",
+            notifications_http_auth_header="Authorization: Bearer aggregator-secret-token")
+        provider = Kannel(settings) if name == "kannel" else HttpJson(settings)
+        try:
+            with pytest.raises(ProviderError) as refused:
+                await provider.send(MESSAGE, BODY, "UBND-XA")
+            return refused.value
+        finally:
+            await provider.close()
+            server.close()
+
+    said = str(asyncio.run(go()))
+    assert "unreachable" in said
+    for secret in ("kannel-secret-password", "aggregator-secret-token", "84912345678", "912345678", "127.0.0.1"):
+        assert secret not in said
+
+
 def test_kannel_gets_the_number_text_and_report_url_whole():
     """`+`, `&`, `=` and `%d` in the values arrive as written: a `+` read as a space would change the number."""
     returned, [asked] = send("kannel", 202)
