@@ -6,6 +6,7 @@ message fails at once), and which status each of its delivery reports gives (GOV
 import asyncio
 import hashlib
 import hmac
+from collections.abc import Container
 from typing import Any, Protocol
 
 import aiohttp
@@ -50,9 +51,16 @@ class Gateway:
                 timeout=aiohttp.ClientTimeout(total=10))
         return self._session
 
-    def call(self, method: str, url: str, **options: Any) -> Any:
-        """A request to the gateway (`async with`), its redirects not followed: answered as refused."""
-        return self.session().request(method, url, allow_redirects=False, **options)
+    async def exchange(self, gateway: str, method: str, url: str, taken: Container[int], **options: Any) -> bytes:
+        """A request to `gateway` whose answer's status is in `taken` (a redirect never is: not followed): the
+        answer's body. Any other answer is `refused`, no answer unreachable (said by its `failure`)."""
+        try:
+            async with self.session().request(method, url, allow_redirects=False, **options) as answer:
+                if answer.status not in taken:
+                    raise refused(gateway, answer.status, await answer.text(errors="replace"))
+                return await answer.read()  # read whole: the connection is kept for the next call
+        except UNREACHABLE as exc:
+            raise ProviderError(f"{gateway} unreachable: {failure(exc)}") from None
 
     async def close(self) -> None:
         if self._session is not None:
@@ -138,13 +146,7 @@ class Kannel:
             "dlr-mask": str(self.MASK),
             "dlr-url": dlr_url(s, "/v1/dlr", message.id) + "&type=%d",
         }
-        try:
-            async with self._http.call("GET", s.notifications_kannel_url, params=params) as answer:
-                if answer.status not in (200, 202):
-                    raise refused("kannel", answer.status, await answer.text(errors="replace"))
-                await answer.read()  # the connection is kept for the next call
-        except UNREACHABLE as exc:
-            raise ProviderError(f"kannel unreachable: {failure(exc)}") from None
+        await self._http.exchange("kannel", "GET", s.notifications_kannel_url, (200, 202), params=params)
         return None
 
     @classmethod
@@ -178,13 +180,7 @@ class HttpJson:
         values = {"to": body.recipient, "sender": brandname, "text": body.text, "id": message.id,
                   "coding": message.coding, "dlr_url": dlr_url(s, "/v1/dlr/http", message.id)}
         body = {field: template.format(**values) for field, template in s.notifications_http_body.items()}
-        try:
-            async with self._http.call("POST", s.notifications_http_url, json=body) as answer:
-                if answer.status >= 300:
-                    raise refused("provider", answer.status, await answer.text(errors="replace"))
-                content = await answer.read()
-        except UNREACHABLE as exc:
-            raise ProviderError(f"provider unreachable: {failure(exc)}") from None
+        content = await self._http.exchange("provider", "POST", s.notifications_http_url, range(300), json=body)
         try:
             found = orjson.loads(content)
         except orjson.JSONDecodeError:

@@ -21,10 +21,11 @@ from pydantic import TypeAdapter, ValidationError
 from pymongo.errors import AutoReconnect
 
 from services.notifications import app as notifications_app
+from services.notifications import providers
 from services.notifications.core import Core
 from services.notifications.handlers import on_status
 from services.notifications.messages import Body, Message, MessageStatus, furthest
-from services.notifications.providers import HttpJson, Kannel, dlr_token, dlr_token_ok
+from services.notifications.providers import dlr_token, dlr_token_ok
 from services.notifications.replies import NEUTRAL
 from services.notifications.settings import NotificationsSettings
 from shared.contracts import StatusRecord
@@ -203,7 +204,7 @@ def handed_urls(provider_name: str, message_ids: list[str]) -> list[str]:
                 notifications_provider=provider_name, notifications_kannel_url=f"{gateway.url}/cgi-bin/sendsms",
                 notifications_http_url=f"{gateway.url}/sms",
                 notifications_http_body={"to": "{to}", "text": "{text}", "ref": "{id}", "callback": "{dlr_url}"})
-            sender = Kannel(settings) if provider_name == "kannel" else HttpJson(settings)
+            sender = providers.provider(settings)
             for i in message_ids:
                 message = Message(i, "step", "000.00.38.H56-250701-0001", "14923", "received", datetime.now(VN),
                                   datetime.now(VN), provider_name, coding="gsm7", parts=1)

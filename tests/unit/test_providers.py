@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.notifications.messages import Body, Message
-from services.notifications.providers import HttpJson, Kannel, ProviderError
+from services.notifications.providers import Provider, ProviderError, provider
 from services.notifications.settings import NotificationsSettings
 from tests.fixtures.gateway import recording_gateway
 from tests.fixtures.sample import VN
@@ -19,21 +19,21 @@ MESSAGE = Message("a" * 32, "step", "000.00.38.H56-250701-0001", "14923", "recei
 BODY = Body(MESSAGE.id, "+84912345678", "Hồ sơ 000.00.38.H56-250701-0001 đã được tiếp nhận. Tra cứu: a&b=c", AT)
 
 
-def provider_at(name: str, url: str) -> Kannel | HttpJson:
-    settings = NotificationsSettings(environment="local", notifications_provider=name, notifications_kannel_url=url,
-                                     notifications_http_url=url)
-    return Kannel(settings) if name == "kannel" else HttpJson(settings)
+def provider_at(name: str, url: str, **values: Any) -> Provider:
+    """The provider `name` of the local settings (and these), its gateway at `url`."""
+    return provider(NotificationsSettings(environment="local", notifications_provider=name,
+                                          notifications_kannel_url=url, notifications_http_url=url, **values))
 
 
 def send(name: str, status: int, answer: Any = None) -> tuple[str | None, list]:
     """The provider's send to a gateway answering `status` (and `answer`): what it returned, what it asked."""
     async def go() -> tuple[str | None, list]:
         async with recording_gateway(status, answer) as gateway:
-            provider = provider_at(name, gateway.url)
+            sender = provider_at(name, gateway.url)
             try:
-                return await provider.send(MESSAGE, BODY, "UBND-XA"), gateway.asked
+                return await sender.send(MESSAGE, BODY, "UBND-XA"), gateway.asked
             finally:
-                await provider.close()
+                await sender.close()
 
     return asyncio.run(go())
 
@@ -55,11 +55,11 @@ def test_a_gateway_away_is_tried_again(name):
         url = f"http://127.0.0.1:{unused.getsockname()[1]}/"
 
     async def go() -> None:
-        provider = provider_at(name, url)
+        sender = provider_at(name, url)
         try:
-            await provider.send(MESSAGE, BODY, "UBND-XA")
+            await sender.send(MESSAGE, BODY, "UBND-XA")
         finally:
-            await provider.close()
+            await sender.close()
 
     with pytest.raises(ProviderError) as away:
         asyncio.run(go())
@@ -73,12 +73,12 @@ def test_a_gateways_redirect_is_not_followed(name):
     async def go() -> tuple[ProviderError, list]:
         async with recording_gateway(202) as elsewhere:
             async with recording_gateway(302, headers={"Location": f"{elsewhere.url}/taken"}) as gateway:
-                provider = provider_at(name, gateway.url)
+                sender = provider_at(name, gateway.url)
                 try:
                     with pytest.raises(ProviderError) as refused:
-                        await provider.send(MESSAGE, BODY, "UBND-XA")
+                        await sender.send(MESSAGE, BODY, "UBND-XA")
                 finally:
-                    await provider.close()
+                    await sender.close()
                 return refused.value, elsewhere.asked
 
     refused, asked = asyncio.run(go())
@@ -98,17 +98,14 @@ def test_a_gateway_answering_no_http_gets_an_error_that_tells_no_secret(name, an
 
         server = await asyncio.start_server(answer_so, "127.0.0.1", 0)
         url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/cgi-bin/sendsms"
-        settings = NotificationsSettings(
-            environment="local", notifications_provider=name, notifications_kannel_url=url,
-            notifications_http_url=url, notifications_kannel_password="kannel-secret-password",
-            notifications_http_auth_header="Authorization: Bearer aggregator-secret-token")
-        provider = Kannel(settings) if name == "kannel" else HttpJson(settings)
+        sender = provider_at(name, url, notifications_kannel_password="kannel-secret-password",
+                             notifications_http_auth_header="Authorization: Bearer aggregator-secret-token")
         try:
             with pytest.raises(ProviderError) as refused:
-                await provider.send(MESSAGE, BODY, "UBND-XA")
+                await sender.send(MESSAGE, BODY, "UBND-XA")
             return refused.value
         finally:
-            await provider.close()
+            await sender.close()
             server.close()
 
     said = str(asyncio.run(go()))
