@@ -31,12 +31,13 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from typing_extensions import TypedDict  # pydantic reads typing's TypedDict from Python 3.12 on
 
 from shared.calendar import WorkingCalendar
 from shared.dossier import Dossier, Step
 from shared.feedback import Step as FeedbackStep
 from shared.events import AnyEvent, Applicant, DossierEvent, FeedbackEvent
-from shared.facts import OpenState, Received, State, Timeline, Timeliness
+from shared.facts import RECEIVED, TIMELINE, OpenState, Received, State, Timeline, Timeliness
 
 STATUS_CHANGED = "dossier.status_changed"
 FEEDBACK_CHANGED = "feedback.status_changed"
@@ -251,35 +252,78 @@ def changed(old: Status | None, dossier: Dossier) -> bool:
 
 def status_changed(dossier: Dossier, old: Status | None, new: Status, timeline: Timeline, events: int,
                    cause: Step | None = None) -> StatusChanged:
-    """The change `cause` (default: the dossier's last event) made (`status_record`)."""
-    return status_record(dossier, old, new, timeline, events, cause)[0]
+    """The change `cause` (default: the dossier's last event) made, as its model (benches and tests; processing
+    writes the bytes alone: `StatusWriter`)."""
+    return StatusChanged.model_validate_json(StatusWriter(TIMELINE.dump_json(timeline), events).record(
+        dossier, old, new, cause))
 
 
-def status_record(dossier: Dossier, old: Status | None, new: Status, timeline: Timeline, events: int,
-                  cause: Step | None = None, timeline_json: bytes | None = None) -> tuple[StatusChanged, bytes]:
-    """The change `cause` (default: the dossier's last event) made, and its bytes on Kafka; `timeline`
-    and `events` are the dossier's whole, also when the change is an earlier step of a batch. The data is
-    encoded once: the record's id is made of that encoding (every fact it carries), and its bytes are the
-    envelope around it (the model's own JSON: `data` is the envelope's last field). `timeline_json`: the
-    timeline as `TIMELINE.dump_json` writes it, encoded once for the records of a batch, put in its place."""
-    last = cause or dossier.history[-1]
-    data = StatusData(
-        **received_of(dossier.received), ended_at=dossier.ended_at, withdrawn_at=dossier.withdrawn_at,
-        missing=dossier.missing, cause=Cause(id=last.id, type=last.type), old=old, new=new, events=events,
-        timeline=timeline, applicant=dossier.applicant, arrivals=dossier.arrivals,
-        arrivals_synced=dossier.arrivals_synced)
-    if timeline_json is None:
-        data_json = STATUS_DATA.dump_json(data)
-    else:  # byte for byte the whole's: the timeline is written between `events` and `arrivals`
-        head, arrivals, tail = STATUS_DATA.dump_json(data, exclude=_TIMELINE).partition(b',"arrivals":')
-        assert arrivals, "StatusData writes `arrivals` right after `timeline`"
-        data_json = head + b',"timeline":' + timeline_json + arrivals + tail
-    record = StatusChanged(id=record_id(dossier.code, events, last.id, hashlib.sha256(data_json).hexdigest()),
-                           subject=dossier.code, time=last.time, data=data)
-    return record, record.model_dump_json(exclude={"data"}).encode()[:-1] + b',"data":' + data_json + b"}"
+class _Cause(TypedDict):
+    id: str | None
+    type: str
 
 
-_TIMELINE = {"timeline"}
+class _Change(TypedDict):
+    """StatusData's fields between the receipt's and the timeline: what differs from one record to the next."""
+
+    ended_at: AwareDatetime | None
+    withdrawn_at: AwareDatetime | None
+    missing: str | None
+    cause: _Cause
+    old: Status | None
+    new: Status
+    events: int
+
+
+class _Head(TypedDict):
+    """StatusChanged's fields before its data, in their order."""
+
+    specversion: str
+    id: str
+    subject: str
+    time: AwareDatetime
+    datacontenttype: str
+    type: str
+    source: str
+
+
+_CHANGE, _HEAD = TypeAdapter(_Change), TypeAdapter(_Head)
+
+
+class StatusWriter:
+    """The bytes on Kafka of one dossier's status records in a batch: `timeline_json` (its timeline as
+    `TIMELINE.dump_json` writes it) and `events` are the dossier's whole, also in a record of an earlier step.
+
+    A record is pydantic's JSON of the whole `StatusChanged`, byte for byte (a property test,
+    tests/unit/test_contracts.py), made of parts that pydantic writes: the receipt's values, the applicant
+    and the timeline, which a batch's records share, once; the rest for each. Nothing is built to be
+    validated: the values are the fold's. The record's id is made of its data's bytes (every fact it carries):
+    publishing the same change again after a crash repeats the same id."""
+
+    def __init__(self, timeline_json: bytes, events: int):
+        self._timeline, self._events = timeline_json, events
+        self._received: Received | None = None
+        self._applicant: Applicant | None = None
+        self._received_json = self._applicant_json = b""
+
+    def record(self, dossier: Dossier, old: Status | None, new: Status, cause: Step | None = None) -> bytes:
+        """The change `cause` (default: the dossier's last event) made."""
+        last = cause or dossier.history[-1]
+        if dossier.received is not self._received:
+            self._received, self._received_json = dossier.received, RECEIVED.dump_json(dossier.received)[:-1]
+        if dossier.applicant is not self._applicant:
+            self._applicant, self._applicant_json = dossier.applicant, dossier.applicant.model_dump_json().encode()
+        change = _CHANGE.dump_json({
+            "ended_at": dossier.ended_at, "withdrawn_at": dossier.withdrawn_at, "missing": dossier.missing,
+            "cause": {"id": last.id, "type": last.type}, "old": old, "new": new, "events": self._events})
+        data = b"".join((self._received_json, b",", change[1:-1], b',"timeline":', self._timeline,
+                         b',"arrivals":%d,"arrivals_synced":%d,"applicant":' % (dossier.arrivals, dossier.arrivals_synced),
+                         self._applicant_json, b"}"))
+        head = _HEAD.dump_json({
+            "specversion": "1.0", "id": record_id(dossier.code, self._events, last.id, hashlib.sha256(data).hexdigest()),
+            "subject": dossier.code, "time": last.time, "datacontenttype": "application/json", "type": STATUS_CHANGED,
+            "source": PROCESSING_SOURCE})
+        return head[:-1] + b',"data":' + data + b"}"
 
 
 def clock_changed(received: Received, status: Status, at: datetime, to: OpenState, events: int) -> ClockChanged:

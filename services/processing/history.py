@@ -16,7 +16,7 @@ from shared.dossier import FOREIGN_SOURCE, Dossier, Folded, fold
 from shared.events import Applicant, DossierEvent, parse_event_json
 from shared.lookup import last4
 from shared.privacy import mask_phone
-from shared.contracts import Status, changed, status_record, status_of
+from shared.contracts import Status, StatusWriter, changed, status_of
 from shared.facts import TIMELINE
 
 
@@ -233,19 +233,24 @@ def _announce(folded: Folded, stored: StoredDossier, added: set[str], calendar: 
     alone is announced once. Returns the status last announced."""
     before = status = Status.model_validate(stored.status) if stored.status else None
     first = next((n for n, (step, _) in enumerate(folded.steps) if step.id in added), None)
-    written = orjson.dumps(timeline)  # the timeline's JSON, once for all the records (TIMELINE.dump_json's bytes)
+    writer: StatusWriter | None = None  # made once something is announced
     for step, dossier in folded.steps[first:] if first is not None else ():
         if changed(status, dossier):
             now = status_of(dossier, calendar, step.time)
-            _, record = status_record(dossier, status, now, folded.timeline, events, cause=step, timeline_json=written)
-            outbox.append(Outgoing("status", stored.code, record))
+            writer = writer or _writer(timeline, events)
+            outbox.append(Outgoing("status", stored.code, writer.record(dossier, status, now, cause=step)))
             status = now
     if status is before and timeline != stored.timeline:
         final = status_of(folded.dossier, calendar)
-        _, record = status_record(folded.dossier, status, final, folded.timeline, events, timeline_json=written)
-        outbox.append(Outgoing("status", stored.code, record))
+        writer = writer or _writer(timeline, events)
+        outbox.append(Outgoing("status", stored.code, writer.record(folded.dossier, status, final)))
         status = final
     return status
+
+
+def _writer(timeline: list[dict[str, Any]], events: int) -> StatusWriter:
+    """The batch's status records' writer: the timeline's JSON written once (TIMELINE.dump_json's bytes)."""
+    return StatusWriter(orjson.dumps(timeline), events)
 
 
 def give_up_waiting(stored: StoredDossier, limit_description: str) -> StoredDossier:
