@@ -128,7 +128,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=knob("BENCH_CPU_EVENTS", 14_000, 140))
     parser.add_argument("--rounds", type=int, default=knob("BENCH_CPU_ROUNDS", 3, 1))
     args = parser.parse_args()
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    from bench.report import measured_commit
+    head = measured_commit()
     with tempfile.TemporaryDirectory() as scratch:
         base_tree = tree_of(args.baseline, Path(scratch) / "baseline")
         runs: dict[str, list[dict[str, float]]] = {"baseline": [], "now": []}
@@ -153,7 +154,7 @@ def write(args: argparse.Namespace, head: str, runs: dict[str, list[dict[str, fl
     body = (f"{args.events:,} events of whole dossier lives (7 each) through processing's core, then the "
             f"{runs['now'][0]['records']:,} status records it published through metrics' core, in process, "
             f"CPU time; median of {args.rounds} rounds alternating between the trees. Baseline: commit "
-            f"{args.baseline} (before one facts model), now: {head}.\n\n"
+            f"{args.baseline}{' (before one facts model)' if args.baseline == BASELINE else ''}, now: {head}.\n\n"
             + table(["path", f"CPU µs at {args.baseline}", f"CPU µs at {head}", "now / baseline"], rows) + "\n")
     print(body)
     write_section("cpu", "CPU per event, processing and metrics", "make bench-cpu", body)

@@ -59,14 +59,22 @@ def destination() -> Path:
 OUTPUT = destination()  # at import: a tiny run without a destination stops before it measures anything
 
 
+def measured_commit() -> str:
+    """The commit this tree is (short), "with changes" when its tracked files differ from it: a figure of a
+    tree being changed says so."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD") or "-"
+    return f"{commit} with changes" if git("status", "--porcelain", "--untracked-files=no") else commit
+
+
 def write_section(name: str, title: str, command: str, body: str) -> None:
     """The bench's section, dated, with the commit and the machine; its baselines come from the same run."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
+    commit = measured_commit()
     size = "" if SIZE == "full" else f" (BENCH_SIZE={SIZE}: a check that the bench runs, not a measure)"
     section = (
         f"<!-- bench:{name} -->\n## {title}\n\n"
-        f"`{command}`{size} on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit or '-'}; {machine()}. "
+        f"`{command}`{size} on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}; {machine()}. "
         "Every baseline below was measured in this same run.\n\n"
         f"{body.strip()}\n<!-- /bench:{name} -->\n"
     )

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import get_args
 
 from shared.facts import Facts, PaymentGateway, PaymentMethod, Rating, State, Timeline, Timeliness
+from shared.instants import offset_of, zone
 
 # Every field of Facts, as packed (tests/unit/test_metrics_compact.py checks none is missing: a new fact is packed
 # here too, or it would read back as its default).
@@ -42,37 +43,8 @@ ABSENT, SAME, FOLLOWS = 0, 1, 2  # a due: None, the previous Facts' own, or its 
 SINCE_OFFSET, DUE_OFFSET, STEP_OFFSET, UNIT_SAME = 1 << 4, 1 << 5, 1 << 6, 1 << 7
 
 # A datetime is written as its local date and time: the 10 bytes of its pickled state (year to
-# microsecond, and `fold`), which `datetime(state, tzinfo)` reads back; its UTC offset apart.
-_ZONES: dict[int, timezone] = {}  # one tzinfo per UTC offset, shared by every datetime read back
-_SHARED: dict[timezone, timezone] = {}  # the same, by a tzinfo of that offset (equal to it)
-
-
-def zone(seconds: int) -> timezone:
-    found = _ZONES.get(seconds)
-    if found is None:
-        found = _ZONES[seconds] = timezone(timedelta(seconds=seconds))
-    return found
-
-
-def offset_of(instant: datetime) -> int:
-    offset = instant.utcoffset()
-    assert offset is not None, "an aware datetime"
-    return offset.days * 86400 + offset.seconds
-
-
-def shared_zone(instant: datetime | None) -> datetime | None:
-    """The same instant with the tzinfo every datetime of its UTC offset shares (pydantic and `fromisoformat` give
-    each datetime a tzinfo of its own: 40 bytes a datetime). Made from the datetime's pickled state: `replace` costs
-    five times as much, and a start shares a few million datetimes."""
-    if instant is None:
-        return None
-    tz = instant.tzinfo
-    found = _SHARED.get(tz) if type(tz) is timezone else None
-    if found is None:
-        found = zone(offset_of(instant))
-        if type(tz) is timezone:
-            _SHARED[tz] = found
-    return instant if tz is found else datetime(instant.__reduce__()[1][0], found)  # type: ignore[call-overload]
+# microsecond, and `fold`), which `datetime(state, tzinfo)` reads back; its UTC offset apart, its tzinfo
+# shared (shared/instants.py).
 
 
 def pack(timeline: Timeline) -> bytes:

@@ -32,6 +32,7 @@ from shared.calendar import WorkingCalendar
 from shared.catalogue import DEFAULT_CATALOGUE, Catalogue, load_catalogue
 from shared.contracts import FeedbackData, SignatureData, Status, StatusData, received_of
 from shared.facts import OPEN, Facts, OpenState, Received, Timeline, facts_as_of, open_state_changes
+from shared.instants import shared_zone
 from shared.reloading import Reloading
 
 if TYPE_CHECKING:
@@ -183,11 +184,11 @@ def receipt_of(counted: Counted) -> Counted:
 def _receipt(received: Received, events: int, appointment_at: datetime | None, arrivals: int,
              arrivals_synced: int) -> Counted:
     """`receipt_of` of what a receipt said and these, made at once (`replace` of a Counted costs twice as much)."""
-    due = compact.shared_zone(received.receipt_due_at)
-    appointment = due if _same(appointment_at, due) else compact.shared_zone(appointment_at)
+    due = shared_zone(received.receipt_due_at)
+    appointment = due if _same(appointment_at, due) else shared_zone(appointment_at)
     return Counted(**received_of(received) | {
         "commune_code": intern(received.commune_code), "sector": intern(received.sector),
-        "procedure_code": intern(received.procedure_code), "received_at": compact.shared_zone(received.received_at),
+        "procedure_code": intern(received.procedure_code), "received_at": shared_zone(received.received_at),
         "receipt_due_at": due, "fees_total": shared_fees(received.fees_total),
         "received_by_unit": received.received_by_unit and intern(received.received_by_unit)},
         events=events, timeline=(), appointment_at=appointment, arrivals=arrivals, arrivals_synced=arrivals_synced)
@@ -205,10 +206,10 @@ _FEES: dict[float | None, float | None] = {float(v): float(v) for v in range(0, 
 def last_of(last: Timeline | Facts, receipt: Counted) -> Facts:
     """A timeline's last Facts (or the Facts given) as `Tracked` keeps it: its datetimes as `receipt_of` keeps them."""
     f = last if isinstance(last, Facts) else last[-1]
-    due = receipt.receipt_due_at if _same(f.due_at, receipt.receipt_due_at) else compact.shared_zone(f.due_at)
-    return Facts(compact.shared_zone(f.since), f.state, due, f.timeliness, f.payment_method, f.digitized,  # type: ignore[arg-type]
+    due = receipt.receipt_due_at if _same(f.due_at, receipt.receipt_due_at) else shared_zone(f.due_at)
+    return Facts(shared_zone(f.since), f.state, due, f.timeliness, f.payment_method, f.digitized,  # type: ignore[arg-type]
                  f.rating, f.apologies_compliant, f.apologies_non_compliant, f.unit and intern(f.unit),
-                 compact.shared_zone(f.step_due_at), f.payment_gateway, f.result_issued,
+                 shared_zone(f.step_due_at), f.payment_gateway, f.result_issued,
                  f.result_sent_to_personal_store)
 
 

@@ -49,6 +49,7 @@ from pymongo import AsyncMongoClient
 from services.metrics import compact
 from services.metrics.feedback import FeedbackStore
 from services.metrics.figures import Counted, Held, Key, Tracked, Verdict, held, shared_fees
+from shared.instants import shared_zone
 from shared.mongo import Chain, archived_entries, insert_new, read_ahead
 
 # What the figures take of a status record (shared.contracts.StatusData), as stored: the applicant and
@@ -116,7 +117,7 @@ def _iso(instant: datetime | None) -> str | None:
 
 
 def _instant(written: str | None) -> datetime | None:
-    return None if written is None else compact.shared_zone(datetime.fromisoformat(written))
+    return None if written is None else shared_zone(datetime.fromisoformat(written))
 
 
 def verdict_doc(verdict: Verdict) -> dict[str, Any]:

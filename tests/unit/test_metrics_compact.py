@@ -20,6 +20,7 @@ from shared.contracts import status_changed, status_of
 from shared.dossier import fold
 from shared.events import parse_event
 from shared.facts import Facts, facts_as_of
+from shared.instants import shared_zone
 from tests.fixtures.sample import VN, dossier_code, dossier_history
 
 CAL = WorkingCalendar.load()
@@ -157,7 +158,7 @@ def test_an_instant_given_its_offsets_shared_tzinfo_is_the_same_instant_written_
               "iso": lambda: datetime.fromisoformat(instant.isoformat()),
               "named": lambda: instant.replace(tzinfo=timezone(offset, "somewhere")),
               "shared": lambda: instant.replace(tzinfo=compact.zone(compact.offset_of(instant)))}[given_as]()
-    shared = compact.shared_zone(source)
+    shared = shared_zone(source)
     assert shared == instant and shared.isoformat() == instant.isoformat()
     assert shared.tzinfo is compact.zone(compact.offset_of(instant))
     assert given_as != "shared" or shared is source
