@@ -109,6 +109,7 @@ def test_a_status_record_is_pydantics_json_whatever_text_it_carries(name, extra,
               ev("dossier.supplement_received", "2025-07-08 09:00")]
     for written, whole in writers_and_pydantics(events):
         assert written == whole
+        assert orjson.dumps(orjson.loads(written)) == written  # as processing's links keep it (history.Outgoing)
 
 
 def test_a_clock_record_says_where_the_dossier_moved_and_carries_no_personal_data():

@@ -8,9 +8,10 @@ import orjson
 import pytest
 
 from tests.fixtures.sample import event
-from services.processing.history import StoredDossier, give_up_waiting, integrate
+from services.processing.history import Outgoing, StoredDossier, give_up_waiting, integrate
 from shared.calendar import WorkingCalendar
 from shared.events import EventErrors, parse_event
+from shared.mongo import pack, unpack
 
 CAL = WorkingCalendar.load()
 NOW = datetime(2025, 7, 7, 3, 0, tzinfo=UTC)
@@ -67,6 +68,20 @@ def test_the_outbox_survives_until_it_is_published():
     unpublished = integrate(StoredDossier(CODE), [RECEIVED], CAL, NOW).stored
     redelivered = integrate(unpublished, [RECEIVED], CAL, NOW).stored
     assert len(redelivered.outbox) == 1
+
+
+def test_an_outbox_kept_in_a_link_is_read_back_as_the_same_bytes():
+    """A status record is kept as JSON, an event for the dead-letter topic as its text (history.Outgoing); a link
+    written before kept every value as text."""
+    history = published(integrate(StoredDossier(CODE), [RECEIVED, WITHDRAWN], CAL, NOW).stored)
+    outbox = [*integrate(StoredDossier(CODE), [RECEIVED], CAL, NOW).stored.outbox,
+              *integrate(history, [RESOLVED], CAL, NOW).stored.outbox]
+    assert [o.kind for o in outbox] == ["status", "dlq"]
+    kept = unpack(pack({"outbox": [o.to_doc() for o in outbox]}))["outbox"]
+    assert isinstance(kept[0]["value"], dict) and isinstance(kept[1]["value"], str)
+    assert [Outgoing.from_doc(doc) for doc in kept] == outbox
+    before = [{"kind": o.kind, "key": o.key, "value": o.value.decode(), "reason": o.reason} for o in outbox]
+    assert [Outgoing.from_doc(doc) for doc in unpack(pack({"outbox": before}))["outbox"]] == outbox
 
 
 def test_an_impossible_transition_is_dead_lettered_once_with_its_reason():
