@@ -28,7 +28,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.cpu import tree_of
-from bench.harness import AUTH, ROOT, bench_settings, knob, percentile, port, post, run, sample_events, session, start_service
+from bench.harness import AUTH, ROOT, STACK_DIR, bench_settings, knob, percentile, port, post, run, sample_events, session, start_service
 from bench.processing import UPSERT_EVENTS, raw_baseline
 from bench.report import table, write_section
 from shared.kafka import STRUCTURED_HEADERS, client_options
@@ -62,6 +62,15 @@ def usage(pid: int) -> Usage:
     peak = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
                 if line.startswith("VmHWM:"))
     return Usage(cpu, peak / 1024)
+
+
+# What shares the machine with the services, measured the same way: where the cores went at each step.
+OTHERS = ("kafka", "ferretdb", "load")
+
+
+def the_rest() -> dict[str, int]:
+    """The pids of the stack's Kafka and FerretDB (DOSSIER_STACK_DIR/run) and of this process, the load."""
+    return {name: int((STACK_DIR / "run" / f"{name}.pid").read_text()) for name in OTHERS[:2]} | {"load": os.getpid()}
 
 
 def consumer_lag() -> int:
@@ -177,7 +186,8 @@ def report(steps: list[Step], kafka: float, inserts: float, upserts: float) -> s
     sustained = max((s.reached for s in good), default=0.0)
     at_500 = next((s for s in steps if s.rate == 500), None)
     rows = [[f"{s.rate:,}", f"{s.reached:,.0f}", f"{s.p50 * 1000:,.0f}", f"{s.p99 * 1000:,.0f}", s.lag,
-             " / ".join(f"{s.cpu[n]:.0%}" for n in PORTS), " / ".join(f"{s.rss[n]:.0f}" for n in PORTS)]
+             " / ".join(f"{s.cpu[n]:.0%}" for n in PORTS), " / ".join(f"{s.cpu[n]:.0%}" for n in OTHERS),
+             " / ".join(f"{s.rss[n]:.0f}" for n in PORTS)]
             for s in steps]
     return (
         f"Whole dossier lives (7 events each) posted through intake in an open loop, one batch every "
@@ -185,10 +195,13 @@ def report(steps: list[Step], kafka: float, inserts: float, upserts: float) -> s
         "API counting the dossier passes 2 s. intake, processing and metrics (one instance each) share the "
         "machine with Kafka, FerretDB and the load generator.\n\n"
         + table(["target events/s", "reached", "p50 ms", "p99 ms", "lag at end",
-                 "CPU (intake / processing / metrics)", "peak RSS MiB (same order)"], rows)
+                 "CPU (intake / processing / metrics)", "CPU (Kafka / FerretDB / load generator)",
+                 "peak RSS MiB (intake / processing / metrics)"], rows)
         + f"\n\nSustained end to end (p99 ≤ 2 s, rate reached): **{sustained:,.0f} events/s** (goal ≥ 2,000)"
         + (f"; at 500 events/s p99 {at_500.p99 * 1000:,.0f} ms (goal ≤ 1 s)" if at_500 else "")
-        + f"; highest peak RSS {max(max(s.rss.values()) for s in steps):,.0f} MiB (goal < 500 MiB per service).\n\n"
+        + f"; highest peak RSS {max(s.rss[n] for s in steps for n in PORTS):,.0f} MiB (goal < 500 MiB per service). "
+        "CPU is each process's share of one core over the step (the machine has "
+        f"{os.cpu_count()}).\n\n"
         + "Baselines in the same run, same stack, same events:\n\n"
         + table(["baseline", "events/s", "end to end / baseline"], [
             [f"aiokafka produce (acks=all) + consume, {BASELINE_EVENTS:,} events", f"{kafka:,.0f}",
@@ -227,7 +240,7 @@ async def pipeline(tree: Path, name: str) -> list[Step]:
     await prepare(settings)
     with contextlib.chdir(tree):  # `python -m` imports from the working directory
         processes = {service: start_service(service, settings, PORTS[service]) for service in PORTS}
-    pids = {service: p.pid for service, p in processes.items()}
+    pids = {service: p.pid for service, p in processes.items()} | the_rest()
     steps: list[Step] = []
     try:
         print(f"{tree}: warming up, 100 events/s for {WARM_UP / 100:.1f} s (not reported) …", flush=True)
