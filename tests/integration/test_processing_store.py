@@ -113,7 +113,7 @@ def test_a_write_whose_outbox_was_not_published_is_read_with_it_and_one_publishe
             [written], _ = await store.save([(before, after)])
             await store.mark_sent([written])
         before, after = changes[5]
-        after = replace(after, outbox=[Outgoing("status", summaries.CODE, b'{"a": "record"}')])
+        after = replace(after, outbox=[Outgoing("status", summaries.CODE, b'{"a":"record"}')])  # compact, as records are
         await store.save([(before, after)])  # stopped before its outbox was published
         unpublished = await DossierStore(client, settings.mongo_database).read(summaries.CODE)
         await store.mark_sent([replace(after, version=after.version + 1)])
@@ -123,8 +123,33 @@ def test_a_write_whose_outbox_was_not_published_is_read_with_it_and_one_publishe
 
     unpublished, published = asyncio.run(scenario())
     assert unpublished.version == published.version == 6
-    assert unpublished.outbox == [Outgoing("status", summaries.CODE, b'{"a": "record"}')]  # to publish again
+    assert unpublished.outbox == [Outgoing("status", summaries.CODE, b'{"a":"record"}')]  # to publish again
     assert published.outbox == []
+
+
+def test_a_first_links_summary_and_history_are_inserted_or_replace_what_is_there(stack):
+    """After a dossier's first link, its summary and history are inserted (store.py `_written`); one there after
+    all (another replica's, written since) is replaced, as every later write replaces them."""
+    settings = ProcessingSettings(**namespace(stack).model_dump())
+
+    async def scenario() -> tuple[dict, dict, StoredDossier | None]:
+        client: AsyncMongoClient = AsyncMongoClient(settings.mongo_url)
+        store, database = DossierStore(client, settings.mongo_database), client[settings.mongo_database]
+        (before, after), _ = lived(2)
+        [written], _ = await store.save([(before, after)])
+        assert written.version == 1
+        planted = {"_id": summaries.CODE, "blob": b"another replica's"}
+        await database["dossiers"].insert_one(planted)
+        await store.mark_sent([written])
+        summary = await database["dossiers"].find_one({"_id": summaries.CODE})
+        history = await database["dossier_histories"].find_one({"_id": summaries.CODE})
+        read = await DossierStore(client, settings.mongo_database).read(summaries.CODE)
+        await client.close()
+        return unpack(summary["blob"]), unpack(history["blob"]), read
+
+    summary, history, read = asyncio.run(scenario())
+    assert summary["version"] == history["version"] == 1
+    assert read is not None and read.version == 1 and read.outbox == []
 
 
 def test_a_store_written_before_histories_is_read_and_looked_up_as_before(stack):
