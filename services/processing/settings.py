@@ -12,7 +12,9 @@ from shared.units import DEFAULT_UNITS
 class ProcessingSettings(ServiceSettings):
     processing_port: int = 8002
     processing_group_id: str = "processing"
-    processing_max_batch: int = 500
+    # Events a batch takes at most. A batch's writes and acknowledgements are waited for in turn: under load a
+    # larger batch carries more events a round (bench-e2e, 30 s at 2,500 events/s: p99 489 ms, 4.4 s with 500).
+    processing_max_batch: int = 2000
     # The memory a replica keeps dossiers in (services/processing/store.py: a seven-step dossier holds about
     # 32 KB, so 128 MiB keep about 4,000); a dossier not kept costs a few key reads when it next changes.
     processing_cache_mib: float = Field(default=128, gt=0)
