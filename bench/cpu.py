@@ -102,7 +102,10 @@ def _metrics_cpu(published: list[bytes], records: Any, calendar: Any, now: datet
 
 def tree_of(rev: str, into: Path) -> Path:
     """The files of commit `rev`, unpacked (no work tree of git's)."""
-    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
+    found = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True)
+    if found.returncode:
+        raise SystemExit(f"no commit {rev}: {found.stderr.decode().strip()}")
+    archive = found.stdout
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     return into

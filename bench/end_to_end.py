@@ -265,11 +265,10 @@ async def pipeline(tree: Path, name: str) -> list[Step]:
 
 
 async def main() -> None:
-    steps = await pipeline(ROOT, "e2e")
-    before: list[Step] = []
-    if BASELINE:
-        with tempfile.TemporaryDirectory() as scratch:
-            before = await pipeline(tree_of(BASELINE, Path(scratch)), "e2e-base")
+    with tempfile.TemporaryDirectory() as scratch:
+        base_tree = tree_of(BASELINE, Path(scratch)) if BASELINE else None  # a wrong commit stops the bench at once
+        steps = await pipeline(ROOT, "e2e")
+        before = await pipeline(base_tree, "e2e-base") if base_tree else []
 
     baseline = bench_settings("e2e-raw")
     await prepare(baseline)
