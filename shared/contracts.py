@@ -288,6 +288,7 @@ class _Head(TypedDict):
 
 
 _CHANGE, _HEAD = TypeAdapter(_Change), TypeAdapter(_Head)
+_UNWRITTEN = object()  # is no receipt nor applicant
 
 
 class StatusWriter:
@@ -302,8 +303,8 @@ class StatusWriter:
 
     def __init__(self, timeline_json: bytes, events: int):
         self._timeline, self._events = timeline_json, events
-        self._received: Received | None = None
-        self._applicant: Applicant | None = None
+        self._received: object = _UNWRITTEN  # the receipt and the applicant last written, and their JSON
+        self._applicant: object = _UNWRITTEN
         self._received_json = self._applicant_json = b""
 
     def record(self, dossier: Dossier, old: Status | None, new: Status, cause: Step | None = None) -> bytes:

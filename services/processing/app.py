@@ -64,7 +64,8 @@ def shown_applicant(view: dict[str, Any], key: bytes | None) -> dict[str, Any]:
 
 def build(settings: ProcessingSettings) -> tuple[ConsumerApp, Processor]:
     runtime = ConsumerApp("processing", settings, CollectorRegistry())
-    store = DossierStore(runtime.mongo, runtime.database, cache_mib=settings.processing_cache_mib)
+    store = DossierStore(runtime.mongo, runtime.database, cache_mib=settings.processing_cache_mib,
+                         records_as_json=settings.processing_link_records_as_json)
     metrics = ProcessingMetrics(runtime.registry)
     database = runtime.mongo[runtime.database]
     retention = Retention(database, DossierKeys(database), settings.personal_retention_days, settings.clock,

@@ -15,6 +15,10 @@ class ProcessingSettings(ServiceSettings):
     # Events a batch takes at most. A batch's writes and acknowledgements are waited for in turn: under load a
     # larger batch carries more events a round (bench-e2e, 30 s at 2,500 events/s: p99 489 ms, 4.4 s with 500).
     processing_max_batch: int = 2000
+    # Links keep their status records as JSON instead of text: faster and smaller (services/processing/history.py
+    # `Outgoing.to_doc`), read by this version on, not by one before 2026-12-06: turned on once every replica runs
+    # this version (a rolling update, or a rollback, would otherwise have an older replica fail on them).
+    processing_link_records_as_json: bool = False
     # The memory a replica keeps dossiers in (services/processing/store.py: a seven-step dossier holds about
     # 32 KB, so 128 MiB keep about 4,000); a dossier not kept costs a few key reads when it next changes.
     processing_cache_mib: float = Field(default=128, gt=0)

@@ -52,12 +52,12 @@ class Link:
     timeline: list[dict[str, Any]] | None
     waiting_since: datetime | None
 
-    def to_doc(self) -> dict[str, Any]:
+    def to_doc(self, records_as_json: bool = False) -> dict[str, Any]:
         return Chain.link(self.code, self.n, {
             "events": self.events,
             "dead_lettered": self.dead_lettered,
             "rejections": self.rejections,
-            "outbox": [o.to_doc() for o in self.outbox],
+            "outbox": [o.to_doc(records_as_json) for o in self.outbox],
             "status": self.status,
             "timeline": self.timeline,
             "waiting_since": self.waiting_since,
@@ -169,8 +169,9 @@ async def _written(collection: AsyncCollection, docs: list[dict[str, Any]], firs
 
 
 class DossierStore:
-    def __init__(self, client: AsyncMongoClient, database: str, cache_mib: float = 128):
+    def __init__(self, client: AsyncMongoClient, database: str, cache_mib: float = 128, records_as_json: bool = False):
         db = client[database]
+        self._records_as_json = records_as_json  # how links keep their status records (history.Outgoing.to_doc)
         self._links = Chain(db["dossier_links"])
         self._summaries = db["dossiers"]
         self._summary_of = KeyReads(self._summaries)  # the lookups': many at once are read together
@@ -272,7 +273,7 @@ class DossierStore:
         lost: set[str] = set()
         if links:
             try:
-                await self._links.collection.bulk_write([InsertOne(link.to_doc()) for link in links], ordered=False)
+                await self._links.collection.bulk_write([InsertOne(link.to_doc(self._records_as_json)) for link in links], ordered=False)
             except BulkWriteError as exc:
                 failed = {links[e["index"]].code for e in exc.details["writeErrors"] if e["code"] == DUPLICATE_KEY}
                 if len(failed) != len(exc.details["writeErrors"]):

@@ -5,6 +5,7 @@ from dataclasses import replace
 from datetime import datetime
 
 import orjson
+import pytest
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
@@ -102,12 +103,13 @@ def test_a_dossier_read_back_is_the_one_written_whatever_link_its_history_stoppe
         assert read == written, version
 
 
-def test_a_write_whose_outbox_was_not_published_is_read_with_it_and_one_published_without(stack):
+@pytest.mark.parametrize("records_as_json", [False, True])
+def test_a_write_whose_outbox_was_not_published_is_read_with_it_and_one_published_without(stack, records_as_json):
     settings = ProcessingSettings(**namespace(stack).model_dump())
 
     async def scenario() -> tuple[StoredDossier, StoredDossier]:
         client: AsyncMongoClient = AsyncMongoClient(settings.mongo_url)
-        store = DossierStore(client, settings.mongo_database)
+        store = DossierStore(client, settings.mongo_database, records_as_json=records_as_json)
         changes = lived(6)
         for before, after in changes[:5]:
             [written], _ = await store.save([(before, after)])

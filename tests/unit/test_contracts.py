@@ -100,10 +100,13 @@ def test_a_status_record_is_pydantics_json_of_the_whole_model(length):
 
 
 @given(st.text(max_size=300), st.text(max_size=300), st.text(min_size=1, max_size=300),
-       st.text(min_size=1, max_size=300), st.sampled_from([None, "0912345678", "+84 91 234 5678"]))
-def test_a_status_record_is_pydantics_json_whatever_text_it_carries(name, extra, reason, unit, phone):
-    """The free texts a record carries: the applicant's (a field of its own too), a supplement's reason, a unit."""
-    receipt = received(hours=16, applicant={"name": name, "phone": phone, "sms_opt_in": True, "note": extra})
+       st.text(min_size=1, max_size=300), st.sampled_from([None, "0912345678", "+84 91 234 5678"]),
+       st.floats(min_value=0, allow_nan=False, allow_infinity=False))
+def test_a_status_record_is_pydantics_json_whatever_text_it_carries(name, extra, reason, unit, phone, fee):
+    """The free texts a record carries: the applicant's (a field of its own too), a supplement's reason, a unit;
+    and the one number from outside, the fees (1e+16 as pydantic writes it)."""
+    receipt = received(hours=16, applicant={"name": name, "phone": phone, "sms_opt_in": True, "note": extra},
+                       fee={"amount": fee})
     events = [receipt, ev("dossier.transferred", "2025-07-07 10:30", from_unit="Một cửa", to_unit=unit),
               ev("dossier.supplement_requested", "2025-07-07 15:00", reason=reason),
               ev("dossier.supplement_received", "2025-07-08 09:00")]

@@ -2,13 +2,13 @@
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 
 from tests.fixtures.sample import event
-from services.processing.history import Outgoing, StoredDossier, give_up_waiting, integrate
+from services.processing.history import MAX_ANNOUNCED, Outgoing, StoredDossier, give_up_waiting, integrate
 from shared.calendar import WorkingCalendar
 from shared.events import EventErrors, parse_event
 from shared.mongo import pack, unpack
@@ -71,17 +71,18 @@ def test_the_outbox_survives_until_it_is_published():
 
 
 def test_an_outbox_kept_in_a_link_is_read_back_as_the_same_bytes():
-    """A status record is kept as JSON, an event for the dead-letter topic as its text (history.Outgoing); a link
-    written before kept every value as text."""
+    """Each value kept as its text (the default, what versions before read), or a status record as JSON and an event
+    for the dead-letter topic as its text (DOSSIER_PROCESSING_LINK_RECORDS_AS_JSON): either reads back."""
     history = published(integrate(StoredDossier(CODE), [RECEIVED, WITHDRAWN], CAL, NOW).stored)
     outbox = [*integrate(StoredDossier(CODE), [RECEIVED], CAL, NOW).stored.outbox,
               *integrate(history, [RESOLVED], CAL, NOW).stored.outbox]
     assert [o.kind for o in outbox] == ["status", "dlq"]
-    kept = unpack(pack({"outbox": [o.to_doc() for o in outbox]}))["outbox"]
+    kept = unpack(pack({"outbox": [o.to_doc(records_as_json=True) for o in outbox]}))["outbox"]
     assert isinstance(kept[0]["value"], dict) and isinstance(kept[1]["value"], str)
     assert [Outgoing.from_doc(doc) for doc in kept] == outbox
-    before = [{"kind": o.kind, "key": o.key, "value": o.value.decode(), "reason": o.reason} for o in outbox]
-    assert [Outgoing.from_doc(doc) for doc in unpack(pack({"outbox": before}))["outbox"]] == outbox
+    as_text = unpack(pack({"outbox": [o.to_doc() for o in outbox]}))["outbox"]  # the default, as before
+    assert as_text == [{"kind": o.kind, "key": o.key, "value": o.value.decode(), "reason": o.reason} for o in outbox]
+    assert [Outgoing.from_doc(doc) for doc in as_text] == outbox
 
 
 def test_an_impossible_transition_is_dead_lettered_once_with_its_reason():
@@ -148,6 +149,24 @@ def test_a_batch_with_several_steps_announces_each_in_time_order_with_the_whole_
     assert [e["data"]["cause"]["id"] for e in events if e["type"] == "dossier.status_changed"] == ["r", "sr"]
     assert len({json.dumps(e["data"]["timeline"]) for e in events if "timeline" in e["data"]}) == 1
     assert len({e["id"] for e in events}) == len(events)
+
+
+def test_a_flood_of_changes_to_one_dossier_in_one_batch_announces_the_first_then_where_it_ends():
+    """Each record carries the whole timeline: past MAX_ANNOUNCED changes of one dossier in one batch, the rest
+    are announced by the last one (a sender's flood would otherwise hold their number times the timeline)."""
+    cycles = MAX_ANNOUNCED  # each a request for a supplement and its receipt: two changes
+    steps = [RECEIVED]
+    for n in range(cycles):
+        hour = datetime(2025, 7, 7, 11, tzinfo=UTC) + timedelta(hours=n)
+        steps += [raw("dossier.supplement_requested", hour.isoformat(), f"sr{n}", reason="x"),
+                  raw("dossier.supplement_received", (hour + timedelta(minutes=30)).isoformat(), f"sv{n}")]
+    records = [json.loads(o.value)["data"] for o in integrate(StoredDossier(CODE), steps, CAL, NOW).stored.outbox]
+    assert len(records) == MAX_ANNOUNCED
+    assert records[0]["old"] is None and records[-1]["cause"]["id"] == f"sv{cycles - 1}"
+    assert all(later["old"] == earlier["new"] for earlier, later in zip(records, records[1:]))  # a chain, none lost
+    assert [r["cause"]["id"] for r in records[:3]] == ["r", "sr0", "sv0"]
+    below = integrate(StoredDossier(CODE), steps[:MAX_ANNOUNCED], CAL, NOW).stored.outbox
+    assert len(below) == MAX_ANNOUNCED  # up to it, every change
 
 
 def test_a_stored_history_is_not_checked_again_against_todays_commune_list():
