@@ -227,7 +227,7 @@ def side_by_side(steps: list[Step], before: list[Step]) -> str:
 
     rows = [[f"{s.rate:,}", *cells(s), *cells(at.get(s.rate))] for s in steps]
     rows += [[f"{s.rate:,}", *cells(None), *cells(s)] for s in before if s.rate not in {t.rate for t in steps}]
-    return ("\nThe same steps with the services of commit " + BASELINE + " (before this session's changes), "
+    return ("\nThe same steps with the services of commit " + BASELINE + " (BENCH_E2E_BASELINE), "
             "started after this tree's on the same stack:\n\n"
             + table(["target events/s", "reached", "p99 ms", "CPU (intake / processing / metrics)",
                      f"reached at {BASELINE}", f"p99 ms at {BASELINE}", f"CPU at {BASELINE}"], rows) + "\n")
