@@ -28,7 +28,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.cpu import tree_of
-from bench.harness import AUTH, ROOT, STACK_DIR, bench_settings, knob, percentile, port, post, run, sample_events, session, start_service
+from bench.harness import AUTH, ROOT, bench_settings, knob, percentile, port, post, run, sample_events, session, stack_pid, start_service
 from bench.processing import UPSERT_EVENTS, raw_baseline
 from bench.report import table, write_section
 from shared.kafka import STRUCTURED_HEADERS, client_options
@@ -70,7 +70,7 @@ OTHERS = ("kafka", "ferretdb", "load")
 
 def the_rest() -> dict[str, int]:
     """The pids of the stack's Kafka and FerretDB (DOSSIER_STACK_DIR/run) and of this process, the load."""
-    return {name: int((STACK_DIR / "run" / f"{name}.pid").read_text()) for name in OTHERS[:2]} | {"load": os.getpid()}
+    return {"kafka": stack_pid("kafka"), "ferretdb": stack_pid("ferretdb"), "load": os.getpid()}
 
 
 def consumer_lag() -> int:

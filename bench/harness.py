@@ -38,6 +38,12 @@ STACK_DIR = Path(os.environ.get("DOSSIER_STACK_DIR") or ROOT / ".local")
 os.environ.setdefault("DOSSIER_SECRETS_DIR", str(STACK_DIR / "secrets"))
 os.environ.setdefault("DOSSIER_ENVIRONMENT", "local")
 
+
+def stack_pid(name: str) -> int:
+    """The pid of a process of the running stack (`kafka`, `ferretdb`, `kannel-bearerbox`, …), from its pid file."""
+    return int((STACK_DIR / "run" / f"{name}.pid").read_text())
+
+
 SIZE = os.environ.get("BENCH_SIZE", "full")
 if SIZE not in ("full", "tiny"):
     raise SystemExit(f"BENCH_SIZE={SIZE}: full (the default) or tiny")

@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.cpu import tree_of
-from bench.harness import ROOT, STACK_DIR, bench_settings, knob, port, run, start_service
+from bench.harness import ROOT, bench_settings, knob, port, run, stack_pid, start_service
 from bench.report import table, write_section
 from services.notifications.settings import NotificationsSettings
 from shared.calendar import WorkingCalendar
@@ -59,7 +59,7 @@ def stack_cpu() -> dict[str, float]:
     spent: dict[str, float] = {}
     for name, processes in STACK_PROCESSES.items():
         try:
-            spent[name] = sum(cpu_seconds(int((STACK_DIR / "run" / f"{p}.pid").read_text())) for p in processes)
+            spent[name] = sum(cpu_seconds(stack_pid(p)) for p in processes)
         except (OSError, ValueError):
             pass
     return spent
