@@ -41,7 +41,7 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WT
 from shared.contracts import DeadLetter, dead_letter_topic
 from shared.failures import FailureLimit, PartitionHealth
 from shared.http import NotReady, add_operational_routes
-from shared.kafka import CLOUDEVENTS_CONTENT_TYPE, MAX_MESSAGE_BYTES, broker_security, client_options, ensure_topic
+from shared.kafka import CLOUDEVENTS_CONTENT_TYPE, MAX_MESSAGE_BYTES, PRODUCER_BATCH_BYTES, broker_security, client_options, ensure_topic
 from shared.privacy import scrub
 from shared.settings import ServiceSettings
 
@@ -135,7 +135,8 @@ class ConsumerApp:
         # service logs in as its Kafka user, which may not create the topics it reads: the admin does.
         self.broker = KafkaBroker(settings.kafka_bootstrap_servers, security=broker_security(settings), acks="all",
                                   enable_idempotence=True, allow_auto_create_topics=False, client_id=name, apply_types=False, logger=logging.getLogger(f"{name}.kafka"),
-                                  log_level=logging.DEBUG, max_request_size=MAX_MESSAGE_BYTES)
+                                  log_level=logging.DEBUG, max_request_size=MAX_MESSAGE_BYTES,
+                                  max_batch_size=PRODUCER_BATCH_BYTES)
         self.mongo: AsyncMongoClient | None = (
             AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000) if database else None)
         self.lag = Gauge(f"{name}_consumer_lag", "Records not yet consumed on the assigned partitions",

@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import InvalidProducerEpoch, KafkaError, OutOfOrderSequenceNumber, UnknownProducerId
 
 from services.intake.settings import IntakeSettings
-from shared.kafka import MAX_MESSAGE_BYTES, STRUCTURED_HEADERS, client_options
+from shared.kafka import MAX_MESSAGE_BYTES, PRODUCER_BATCH_BYTES, STRUCTURED_HEADERS, client_options
 
 log = structlog.get_logger()
 
@@ -50,7 +50,7 @@ class EventPublisher:
                 enable_idempotence=True,
                 linger_ms=self._settings.intake_linger_ms,
                 request_timeout_ms=self._settings.intake_kafka_timeout_ms,
-                max_batch_size=256 * 1024,
+                max_batch_size=PRODUCER_BATCH_BYTES,
                 max_request_size=MAX_MESSAGE_BYTES,  # a record over it is refused (413) before it gets here
                 client_id="intake",
             )
