@@ -19,7 +19,6 @@ again one by one after the batch failed is harmless.
 import asyncio
 import collections
 import contextlib
-import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 import structlog
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from fastapi import FastAPI
@@ -41,7 +41,7 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WT
 from shared.contracts import DeadLetter, dead_letter_topic
 from shared.failures import FailureLimit, PartitionHealth
 from shared.http import NotReady, add_operational_routes
-from shared.kafka import CLOUDEVENTS_CONTENT_TYPE, MAX_MESSAGE_BYTES, PRODUCER_BATCH_BYTES, broker_security, client_options, ensure_topic
+from shared.kafka import CLOUDEVENTS_CONTENT_TYPE, STRUCTURED_HEADERS, broker_security, client_options, ensure_topic, started_producer
 from shared.privacy import scrub
 from shared.settings import ServiceSettings
 
@@ -135,8 +135,8 @@ class ConsumerApp:
         # service logs in as its Kafka user, which may not create the topics it reads: the admin does.
         self.broker = KafkaBroker(settings.kafka_bootstrap_servers, security=broker_security(settings), acks="all",
                                   enable_idempotence=True, allow_auto_create_topics=False, client_id=name, apply_types=False, logger=logging.getLogger(f"{name}.kafka"),
-                                  log_level=logging.DEBUG, max_request_size=MAX_MESSAGE_BYTES,
-                                  max_batch_size=PRODUCER_BATCH_BYTES)
+                                  log_level=logging.DEBUG)
+        self._producer: AIOKafkaProducer | None = None  # what `publish` sends with, once started
         self.mongo: AsyncMongoClient | None = (
             AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000) if database else None)
         self.lag = Gauge(f"{name}_consumer_lag", "Records not yet consumed on the assigned partitions",
@@ -217,10 +217,15 @@ class ConsumerApp:
     async def publish(self, topic: str, records: Sequence[tuple[str, bytes, dict[str, str]]]) -> None:
         """(key, value, extra headers) records, CloudEvents structured mode; returns once all are
         acknowledged (acks=all)."""
-        sent = [await self.broker.publish(value, topic, key=key.encode(), no_confirm=True,
+        if self._producer is None:  # not started: FastStream's in-memory broker (tests/unit), which confirms at once
+            for key, value, headers in records:
+                await self.broker.publish(value, topic, key=key.encode(),
                                           headers={"content-type": CLOUDEVENTS_CONTENT_TYPE, **headers})
+            return
+        sent = [await self._producer.send(topic, value, key=key.encode(),
+                                          headers=[*STRUCTURED_HEADERS, *((n, v.encode()) for n, v in headers.items())])
                 for key, value, headers in records]
-        await asyncio.gather(*(s for s in sent if inspect.isawaitable(s)))  # the in-memory broker confirms at once
+        await asyncio.gather(*sent)
 
     async def consumer_lag(self) -> int:
         """Records not yet consumed on the partitions this replica has."""
@@ -332,6 +337,7 @@ class ConsumerApp:
         self._start_loops("loaded")
         for s in self._subscriptions:
             await ensure_topic(self.settings, dead_letter_topic(s.topic, s.group))
+        self._producer = await started_producer(self.settings, self.name)  # before anything is consumed
         while True:
             try:
                 await self.broker.start()
@@ -361,6 +367,8 @@ class ConsumerApp:
             for task in self._tasks:
                 task.cancel()
             await self.broker.stop()
+            if self._producer is not None:
+                await self._producer.stop()
             for close in self._closing:
                 await close()
             if self.mongo is not None:

@@ -5,9 +5,9 @@ import asyncio
 from typing import Any
 
 import structlog
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
 from shared.settings import ServiceSettings
@@ -42,6 +42,24 @@ def client_options(settings: ServiceSettings) -> dict[str, Any]:
         return options
     return options | {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": settings.kafka_sasl_mechanism,
                       "sasl_plain_username": settings.kafka_username, "sasl_plain_password": settings.kafka_secret()}
+
+
+async def started_producer(settings: ServiceSettings, client_id: str, **options: Any) -> AIOKafkaProducer:
+    """A producer every service publishes with (acks=all, idempotent, `PRODUCER_BATCH_BYTES` a partition),
+    started, tried again every second while Kafka cannot be reached. aiokafka's own, not FastStream's
+    publish: that costs twice its CPU a record (30 µs against 55-80 for a 3-KB record, by hand on 2026-12-06)."""
+    while True:
+        producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True,
+                                    max_batch_size=PRODUCER_BATCH_BYTES, max_request_size=MAX_MESSAGE_BYTES,
+                                    client_id=client_id, **options)
+        try:
+            await producer.start()
+        except (KafkaError, OSError) as exc:
+            await producer.stop()
+            log.warning("kafka not reachable, retrying", error=str(exc))
+            await asyncio.sleep(1)
+            continue
+        return producer
 
 
 def broker_security(settings: ServiceSettings) -> BaseSecurity | None:

@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import InvalidProducerEpoch, KafkaError, OutOfOrderSequenceNumber, UnknownProducerId
 
 from services.intake.settings import IntakeSettings
-from shared.kafka import MAX_MESSAGE_BYTES, PRODUCER_BATCH_BYTES, STRUCTURED_HEADERS, client_options
+from shared.kafka import STRUCTURED_HEADERS, client_options, started_producer
 
 log = structlog.get_logger()
 
@@ -43,27 +43,10 @@ class EventPublisher:
             await self._producer.stop()
 
     async def _connect(self) -> None:
-        while True:
-            producer = AIOKafkaProducer(
-                **client_options(self._settings),
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=self._settings.intake_linger_ms,
-                request_timeout_ms=self._settings.intake_kafka_timeout_ms,
-                max_batch_size=PRODUCER_BATCH_BYTES,
-                max_request_size=MAX_MESSAGE_BYTES,  # a record over it is refused (413) before it gets here
-                client_id="intake",
-            )
-            try:
-                await producer.start()
-            except KafkaError as exc:
-                await producer.stop()
-                log.warning("kafka not reachable, retrying", error=str(exc))
-                await asyncio.sleep(1)
-                continue
-            self._producer = producer
-            log.info("connected to kafka")
-            return
+        # A record over MAX_MESSAGE_BYTES is refused (413) before it gets here.
+        self._producer = await started_producer(self._settings, "intake", linger_ms=self._settings.intake_linger_ms,
+                                                request_timeout_ms=self._settings.intake_kafka_timeout_ms)
+        log.info("connected to kafka")
 
     async def publish(self, records: list[tuple[str, bytes]]) -> None:
         """Publish (dossier code, CloudEvent JSON) pairs; return once Kafka acknowledged all of them."""
