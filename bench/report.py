@@ -61,11 +61,12 @@ OUTPUT = destination()  # at import: a tiny run without a destination stops befo
 
 def measured_commit() -> str:
     """The commit this tree is (short), "with changes" when its tracked files differ from it: a figure of a
-    tree being changed says so."""
+    tree being changed says so. Not docs/: what benches write there (make profile's flame graphs before its
+    table) changes no figure."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     commit = git("rev-parse", "--short", "HEAD") or "-"
-    return f"{commit} with changes" if git("status", "--porcelain", "--untracked-files=no") else commit
+    return f"{commit} with changes" if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs") else commit
 
 
 def write_section(name: str, title: str, command: str, body: str) -> None:
