@@ -59,6 +59,9 @@ async def started_producer(settings: ServiceSettings, client_id: str, **options:
             log.warning("kafka not reachable, retrying", error=str(exc))
             await asyncio.sleep(1)
             continue
+        except BaseException:  # cancelled (the service stopping): nothing left open
+            await producer.stop()
+            raise
         return producer
 
 
