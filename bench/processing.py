@@ -23,6 +23,7 @@ from bench.report import table, write_section
 from shared.kafka import STRUCTURED_HEADERS, client_options
 from shared.kafka_acls import prepare
 from services.processing.history import StoredDossier, integrate
+from services.processing.settings import ProcessingSettings
 from services.processing.store import history_doc, link_to, published_docs
 from shared.calendar import WorkingCalendar
 from shared.events import parse_event_json
@@ -35,7 +36,7 @@ REPLAY_EVENTS = knob("BENCH_REPLAY_EVENTS", 21_000, 700)
 # FerretDB's SQLite backend scans the collection on every update: the upsert baseline gets a subset.
 UPSERT_EVENTS = knob("BENCH_UPSERT_EVENTS", 3_500, 140)
 RATE = knob("BENCH_PROCESSING_RATE", 500, 200)  # events a second, end to end
-BATCH = 500
+BATCH = ProcessingSettings.model_fields["processing_max_batch"].default  # as the service batches by default
 
 
 async def prefill(settings: ServiceSettings, events: list[dict]) -> None:
@@ -217,7 +218,7 @@ async def main() -> None:
     p50, p99 = percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000
     body = (
         f"Replay: {len(events):,} events of whole dossier lives (7 events each) pre-filled on a 6-partition topic, "
-        f"folded and written by one processing instance (batches of up to {BATCH}) into FerretDB (SQLite). "
+        f"folded and written by one processing instance (batches of up to {BATCH:,}) into FerretDB (SQLite). "
         "Baselines, batched the same way with plain PyMongo bulk writes into the same database: one inserted "
         "document per dossier and batch (the operation processing's store is built on), and upserts by `_id` "
         f"pushing the events (first {UPSERT_EVENTS:,} events only: FerretDB's SQLite backend scans the whole "
