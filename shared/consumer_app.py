@@ -41,12 +41,13 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WT
 from shared.contracts import DeadLetter, dead_letter_topic
 from shared.failures import FailureLimit, PartitionHealth
 from shared.http import NotReady, add_operational_routes
-from shared.kafka import CLOUDEVENTS_CONTENT_TYPE, STRUCTURED_HEADERS, broker_security, client_options, ensure_topic, started_producer
+from shared.kafka import CLOUDEVENTS_CONTENT_TYPE, LOST_IDEMPOTENCE, STRUCTURED_HEADERS, broker_security, client_options, ensure_topic, started_producer
 from shared.privacy import scrub
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger()
 T = TypeVar("T")
+PUBLISH_SECONDS = 60.0  # a publish Kafka has not acknowledged by then is Kafka away: the batch is tried again
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,31 @@ async def until_done(work: Callable[[], Awaitable[Any]], what: str) -> Any:
             await asyncio.sleep(1)
 
 
+async def until_reached(work: Callable[[], Awaitable[Any]], what: str,
+                        undo: Callable[[], Awaitable[Any]] | None = None) -> Any:
+    """`work`, tried again every second while Kafka cannot be reached (`undo` between tries)."""
+    while True:
+        try:
+            return await work()
+        except (KafkaError, OSError) as exc:
+            log.warning(f"{what}: kafka not reachable, retrying", error=repr(exc))
+            if undo is not None:
+                with contextlib.suppress(Exception):
+                    await undo()
+            await asyncio.sleep(1)
+
+
+def _read(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _said_if_failed(task: asyncio.Task[Any]) -> None:
+    """A service's start that failed is logged (its /readyz goes on saying it does not consume)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the service did not start consuming", exc_info=task.exception())
+
+
 async def once(what: str, work: Callable[[], Awaitable[Any]]) -> None:
     try:
         await work()
@@ -126,16 +152,20 @@ class _Subscription:
 class ConsumerApp:
     """A service's Kafka and MongoDB wiring. Build it, `consume` its topics, then serve `app()`."""
 
-    def __init__(self, name: str, settings: ServiceSettings, registry: CollectorRegistry, database: bool = True):
+    def __init__(self, name: str, settings: ServiceSettings, registry: CollectorRegistry, database: bool = True,
+                 in_memory: bool = False):
         self.name = name
         self.settings = settings
         self.registry = registry
         # Records reach the handlers undecoded (apply_types=False): they are parsed one by one, so
         # that one bad record is dead-lettered alone; the declared types document the payloads. The
         # service logs in as its Kafka user, which may not create the topics it reads: the admin does.
-        self.broker = KafkaBroker(settings.kafka_bootstrap_servers, security=broker_security(settings), acks="all",
-                                  enable_idempotence=True, allow_auto_create_topics=False, client_id=name, apply_types=False, logger=logging.getLogger(f"{name}.kafka"),
-                                  log_level=logging.DEBUG)
+        # FastStream consumes; `publish` sends with a producer of its own (`started_producer`), except on
+        # FastStream's in-memory broker (`in_memory`: TestKafkaBroker, tests/unit), which publishes and confirms.
+        self.broker = KafkaBroker(settings.kafka_bootstrap_servers, security=broker_security(settings),
+                                  consumer_only=not in_memory, allow_auto_create_topics=False, client_id=name,
+                                  apply_types=False, logger=logging.getLogger(f"{name}.kafka"), log_level=logging.DEBUG)
+        self._in_memory = in_memory
         self._producer: AIOKafkaProducer | None = None  # what `publish` sends with, once started
         self.mongo: AsyncMongoClient | None = (
             AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000) if database else None)
@@ -216,16 +246,45 @@ class ConsumerApp:
 
     async def publish(self, topic: str, records: Sequence[tuple[str, bytes, dict[str, str]]]) -> None:
         """(key, value, extra headers) records, CloudEvents structured mode; returns once all are
-        acknowledged (acks=all)."""
-        if self._producer is None:  # not started: FastStream's in-memory broker (tests/unit), which confirms at once
+        acknowledged (acks=all). Kafka away (no producer yet, no answer within PUBLISH_SECONDS, a producer whose
+        idempotence the broker lost, replaced meanwhile) raises what `infrastructure_away` tells: the batch is
+        tried again, nothing is dead-lettered."""
+        if self._in_memory:
             for key, value, headers in records:
                 await self.broker.publish(value, topic, key=key.encode(),
                                           headers={"content-type": CLOUDEVENTS_CONTENT_TYPE, **headers})
             return
-        sent = [await self._producer.send(topic, value, key=key.encode(),
-                                          headers=[*STRUCTURED_HEADERS, *((n, v.encode()) for n, v in headers.items())])
-                for key, value, headers in records]
-        await asyncio.gather(*sent)
+        producer = self._producer
+        if producer is None:
+            raise KafkaConnectionError("not connected to Kafka yet")
+        sent: list[asyncio.Future[Any]] = []
+        try:
+            async with asyncio.timeout(PUBLISH_SECONDS):
+                for key, value, headers in records:
+                    sent.append(await producer.send(topic, value, key=key.encode(), headers=[
+                        *STRUCTURED_HEADERS, *((n, v.encode()) for n, v in headers.items())]))
+                results = await asyncio.gather(*sent, return_exceptions=True)
+        finally:
+            for future in sent:  # what failed after this stopped waiting is read, not logged as never retrieved
+                future.add_done_callback(_read)
+        if failures := [r for r in results if isinstance(r, BaseException)]:
+            if any(isinstance(f, LOST_IDEMPOTENCE) for f in failures):
+                self._renew(producer)
+                raise KafkaConnectionError(f"the producer lost its idempotence ({type(failures[0]).__name__}): "
+                                           "a new one is started")
+            raise failures[0]
+
+    def _renew(self, lost: AIOKafkaProducer) -> None:
+        """A new producer instead of `lost` (the broker no longer knows its sequence); publishing waits for it."""
+        if self._producer is not lost:
+            return  # renewed already
+        log.warning("kafka lost the producer's sequence state: starting a new producer")
+        self._producer = None
+        self._tasks.append(asyncio.create_task(lost.stop()))
+
+        async def renewed() -> None:
+            self._producer = await started_producer(self.settings, self.name)
+        self._tasks.append(asyncio.create_task(renewed()))
 
     async def consumer_lag(self) -> int:
         """Records not yet consumed on the partitions this replica has."""
@@ -336,17 +395,11 @@ class ConsumerApp:
             await until_done(work, what)
         self._start_loops("loaded")
         for s in self._subscriptions:
-            await ensure_topic(self.settings, dead_letter_topic(s.topic, s.group))
-        self._producer = await started_producer(self.settings, self.name)  # before anything is consumed
-        while True:
-            try:
-                await self.broker.start()
-                break
-            except (KafkaError, OSError) as exc:
-                log.warning("kafka not reachable, retrying", error=str(exc))
-                with contextlib.suppress(Exception):
-                    await self.broker.stop()
-                await asyncio.sleep(1)
+            topic = dead_letter_topic(s.topic, s.group)
+            await until_reached(lambda: ensure_topic(self.settings, topic), f"creating {topic}")
+        if not self._in_memory:
+            self._producer = await started_producer(self.settings, self.name)  # before anything is consumed
+        await until_reached(self.broker.start, "consuming", undo=self.broker.stop)
         log.info("consuming", topics=[s.topic for s in self._subscriptions])
         self._started = True
         self._start_loops("consuming")
@@ -361,14 +414,19 @@ class ConsumerApp:
         @asynccontextmanager
         async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
             client_options(self.settings)  # no Kafka user outside the local stack: refuse to start
-            self._tasks.append(asyncio.create_task(self._start()))
+            starting = asyncio.create_task(self._start())
+            starting.add_done_callback(_said_if_failed)
+            self._tasks.append(starting)
             self._start_loops("now")
             yield
             for task in self._tasks:
                 task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             await self.broker.stop()
-            if self._producer is not None:
-                await self._producer.stop()
+            if self._producer is not None:  # what Kafka has not taken within the limit is redelivered at the next start
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(PUBLISH_SECONDS):
+                        await self._producer.stop()
             for close in self._closing:
                 await close()
             if self.mongo is not None:

@@ -7,7 +7,8 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (InvalidProducerEpoch, KafkaConnectionError, KafkaError, OutOfOrderSequenceNumber,
+                             ProducerFenced, TopicAlreadyExistsError, UnknownProducerId)
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
 from shared.settings import ServiceSettings
@@ -27,6 +28,9 @@ TOPIC_CONFIG = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
 # A producer has one request to a broker in flight at a time, so with 3-KB status records the default carried
 # about five records per partition and round trip: a batch of 2,000 took some 70 round trips (bench-e2e).
 PRODUCER_BATCH_BYTES = 256 * 1024
+# The broker no longer agrees with a producer's idempotence state (a broker restarted while batches were in
+# flight): aiokafka does not recover from these (an epoch refused comes as ProducerFenced), a new producer does.
+LOST_IDEMPOTENCE = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch, ProducerFenced)
 
 log = structlog.get_logger()
 
@@ -56,7 +60,10 @@ async def started_producer(settings: ServiceSettings, client_id: str, **options:
             await producer.start()
         except (KafkaError, OSError) as exc:
             await producer.stop()
-            log.warning("kafka not reachable, retrying", error=str(exc))
+            refused = isinstance(exc, KafkaError) and not (exc.retriable or isinstance(exc, KafkaConnectionError))
+            (log.error if refused else log.warning)(  # a login or a permission refused is said as such
+                "kafka refused the producer, retrying" if refused else "kafka not reachable, retrying",
+                error=repr(exc))
             await asyncio.sleep(1)
             continue
         except BaseException:  # cancelled (the service stopping): nothing left open

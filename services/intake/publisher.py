@@ -5,16 +5,13 @@ import contextlib
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import InvalidProducerEpoch, KafkaError, OutOfOrderSequenceNumber, UnknownProducerId
+from aiokafka.errors import KafkaError
 
 from services.intake.settings import IntakeSettings
-from shared.kafka import STRUCTURED_HEADERS, client_options, started_producer
+from shared.kafka import LOST_IDEMPOTENCE, STRUCTURED_HEADERS, client_options, started_producer
 
 log = structlog.get_logger()
 
-# The broker no longer agrees with the producer's idempotence state (a broker restarted while
-# batches were in flight): aiokafka does not recover from these, a new producer (new id) does.
-LOST_IDEMPOTENCE = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
 
 
 class KafkaUnavailable(Exception):

@@ -1,15 +1,18 @@
 """The consumer skeleton (shared.consumer_app) on FastStream's in-memory broker: what it parses, what it
 dead-letters, what it retries."""
 
+import asyncio
+
 import pytest
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError, OutOfOrderSequenceNumber, ProducerFenced
 from faststream.kafka import TestKafkaBroker
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from pymongo.errors import AutoReconnect, DocumentTooLarge
 
 from shared.contracts import DeadLetter
-from shared.consumer_app import ConsumerApp, PartitionStopped, Record, infrastructure_away
+import shared.consumer_app
+from shared.consumer_app import ConsumerApp, PartitionStopped, Record, infrastructure_away, until_reached
 from shared.settings import ServiceSettings
 
 
@@ -22,7 +25,7 @@ async def _raw(message, _original):
 
 
 def service_with(handle, **settings) -> tuple[ConsumerApp, list]:
-    runtime = ConsumerApp("test", ServiceSettings(**settings), CollectorRegistry(), database=False)
+    runtime = ConsumerApp("test", ServiceSettings(**settings), CollectorRegistry(), database=False, in_memory=True)
     runtime.consume("items", "g", Item, handle, max_batch=10)
     letters: list = []
 
@@ -121,3 +124,91 @@ async def test_bad_records_never_count_toward_the_limit():
 ])
 def test_what_counts_as_the_infrastructure_being_away(error, away):
     assert infrastructure_away(error) is away
+
+
+class Producer:
+    """What `ConsumerApp.publish` sends with, answering each record with `answer` (an exception, or None: taken;
+    "never": not answered)."""
+
+    def __init__(self, answer=None):
+        self.answer, self.sent, self.stopped = answer, [], False
+
+    async def send(self, topic, value, key=None, headers=None) -> asyncio.Future:
+        self.sent.append((topic, key, value, headers))
+        future = asyncio.get_running_loop().create_future()
+        if isinstance(self.answer, BaseException):
+            future.set_exception(self.answer)
+        elif self.answer is None:
+            future.set_result(None)
+        return future
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+def started(producer) -> ConsumerApp:
+    runtime = ConsumerApp("test", ServiceSettings(environment="local", kafka_bootstrap_servers="127.0.0.1:9"),
+                          CollectorRegistry(), database=False)
+    runtime._producer = producer
+    return runtime
+
+
+async def test_records_are_published_keyed_with_their_headers():
+    producer = Producer()
+    await started(producer).publish("t", [("k1", b"v1", {}), ("k2", b"v2", {"dlq-reason": "r"})])
+    assert producer.sent == [
+        ("t", b"k1", b"v1", [("content-type", b"application/cloudevents+json")]),
+        ("t", b"k2", b"v2", [("content-type", b"application/cloudevents+json"), ("dlq-reason", b"r")])]
+
+
+async def test_publishing_before_kafka_is_reached_is_kafka_away():
+    runtime = started(None)
+    with pytest.raises(KafkaConnectionError) as raised:
+        await runtime.publish("t", [("k", b"v", {})])
+    assert infrastructure_away(raised.value)
+
+
+@pytest.mark.parametrize("lost", [OutOfOrderSequenceNumber(), ProducerFenced()])
+async def test_a_producer_the_broker_forgot_is_replaced_and_the_batch_tried_again(lost):
+    """aiokafka does not recover from these: the same producer would fail every record, each dead-lettered."""
+    forgotten = Producer(lost)
+    runtime = started(forgotten)
+    with pytest.raises(KafkaConnectionError) as raised:
+        await runtime.publish("t", [("k", b"v", {})])
+    assert infrastructure_away(raised.value)  # tried again, nothing dead-lettered
+    await asyncio.sleep(0)
+    assert forgotten.stopped and runtime._producer is None  # publishing waits for the new producer
+    with pytest.raises(KafkaConnectionError):
+        await runtime.publish("t", [("k", b"v", {})])
+    for task in runtime._tasks:  # the new producer keeps trying 127.0.0.1:9
+        task.cancel()
+    await asyncio.gather(*runtime._tasks, return_exceptions=True)
+
+
+async def test_a_record_kafka_refuses_for_itself_is_its_fault():
+    runtime = started(Producer(MessageSizeTooLargeError()))
+    with pytest.raises(MessageSizeTooLargeError) as raised:
+        await runtime.publish("t", [("k", b"v", {})])
+    assert not infrastructure_away(raised.value)  # the record is dead-lettered alone
+    assert runtime._producer is not None
+
+
+async def test_a_publish_kafka_does_not_acknowledge_is_kafka_away(monkeypatch):
+    monkeypatch.setattr(shared.consumer_app, "PUBLISH_SECONDS", 0.05)
+    with pytest.raises(TimeoutError) as raised:
+        await started(Producer("never")).publish("t", [("k", b"v", {})])
+    assert infrastructure_away(raised.value)
+
+
+async def test_kafka_out_of_reach_is_tried_again(monkeypatch):
+    pause = asyncio.sleep
+    monkeypatch.setattr(shared.consumer_app.asyncio, "sleep", lambda _seconds: pause(0))
+    tries = []
+
+    async def work():
+        tries.append(1)
+        if len(tries) < 3:
+            raise KafkaConnectionError("away")
+        return "done"
+
+    assert await until_reached(work, "test") == "done" and len(tries) == 3
