@@ -19,7 +19,7 @@ from services.processing.settings import ProcessingSettings
 from services.processing.store import DossierStore
 from shared.clock import Clock
 from shared.calendar import WorkingCalendar
-from shared.events import DossierEvent
+from shared.events import DossierEvent, ReceivedEvent
 from shared.personal import Retention
 from shared.consumer_app import Record
 
@@ -50,6 +50,9 @@ class ProcessingMetrics:
         self.foreign = Counter(
             "processing_foreign_events", "Events of a dossier or a PAKN from a source that did not receive it, "
             "dead-lettered (docs/security.md)", registry=registry)
+        self.reloaded = Counter(
+            "processing_dossiers_reloaded", "Dossiers read again because their next link was there already: "
+            "another replica wrote it, or this one took the dossier for new", registry=registry)
         self.assigned = Gauge("processing_assigned_partitions", "Partitions this replica consumes now",
                               registry=registry)
         self.waiting = Gauge("processing_waiting_dossiers", "Dossiers whose events wait for their receipt",
@@ -105,8 +108,9 @@ class Processor:
         written_codes: set[str] = set()
         pending = grouped
         first_attempt = True
+        unseen = [code for code, events in grouped.items() if not any(isinstance(e, ReceivedEvent) for e, _ in events)]
         while pending:
-            loaded = await self.store.load(list(pending), from_database=not first_attempt)
+            loaded = await self.store.load(list(pending), from_database=not first_attempt, read_unseen=unseen)
             first_attempt = False
             now = self._clock()
             cap = self._settings.processing_max_events_per_dossier
@@ -121,6 +125,7 @@ class Processor:
                 replace(r, stored=as_written.get(code, r.stored)) for code, r in results.items() if code not in lost
             ]
             pending = {code: pending[code] for code in lost}
+            self._metrics.reloaded.inc(len(lost))
             if lost:
                 log.debug("dossiers written elsewhere or not cached here, reading them", count=len(lost))
         return done, written_codes

@@ -24,7 +24,7 @@ deduplicate by event id). Every read is by `_id`: a lookup is one key read, howe
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -253,18 +253,22 @@ class DossierStore:
 
         return dict(zip(unique, await asyncio.gather(*(one(c) for c in unique)), strict=True))
 
-    async def load(self, codes: list[str], from_database: bool = False) -> dict[str, StoredDossier]:
+    async def load(self, codes: list[str], from_database: bool = False,
+                   read_unseen: Collection[str] = ()) -> dict[str, StoredDossier]:
         """The dossiers to integrate into. From this replica's cache; a dossier it has not seen is
-        assumed new, without a read: if it is not, writing its first link fails and the caller
-        loads it again `from_database`. A dossier's events all come through one partition, so the
-        replica that owns it has it cached, and a new dossier costs no read."""
-        if from_database:
-            read = await self.read_many(codes)
-            found = {code: read[str(code)] or StoredDossier(code) for code in codes}
-            for stored in found.values():
-                self._remember(stored)
-            return found
-        return {c: self._cache.get(c) or StoredDossier(c) for c in codes}
+        assumed new, without a read, unless it is in `read_unseen` (its events bring no receipt: it is
+        most likely stored, after a restart or a rebalance). One assumed new that is not fails to write its
+        first link, and the caller loads it again `from_database`: a failed batch of links costs FerretDB
+        one insert a link, so a dossier most likely stored is read first. A dossier's events all come
+        through one partition, so the replica that owns it has it cached, and a new dossier costs no read."""
+        found = {c: self._cache.get(c) or StoredDossier(c) for c in codes}
+        unread = codes if from_database else [c for c in read_unseen if c not in self._cache]
+        if unread:
+            read = await self.read_many(unread)
+            for code in unread:
+                found[code] = read[str(code)] or StoredDossier(code)
+                self._remember(found[code])
+        return found
 
     async def save(self, changes: list[tuple[StoredDossier, StoredDossier]]) -> tuple[list[StoredDossier], set[str]]:
         """Append one link per (before, after) change. Returns the dossiers as written (with their new

@@ -50,7 +50,7 @@ def test_replicas_racing_on_a_dossier_lose_nothing_and_apply_nothing_twice(stack
 
         a, b = replica(), replica()
         await a.handle([record(1, "dossier.received", "2025-07-07T10:00:00")])
-        await b.handle([record(2, "dossier.digitized", "2025-07-07T10:05:00")])  # b thinks it is new
+        await b.handle([record(2, "dossier.digitized", "2025-07-07T10:05:00")])  # b reads it first: no receipt
         await a.handle([record(3, "dossier.resolved", "2025-07-08T09:00:00")])  # a's cache is stale
         await b.handle([record(2, "dossier.digitized", "2025-07-07T10:05:00"),  # redelivered to b
                         record(4, "dossier.returned", "2025-07-08T10:00:00")])
@@ -69,6 +69,37 @@ def test_replicas_racing_on_a_dossier_lose_nothing_and_apply_nothing_twice(stack
     states = [orjson.loads(o.value)["data"]["new"]["state"] for o in published if o.kind == "status"]
     assert states[0] == "processing" and states[-1] == "returned"
     assert "resolved" in states
+
+
+def test_a_replica_that_never_saw_a_dossier_reads_it_first_when_its_events_bring_no_receipt(stack):
+    """After a restart or a rebalance: taken for new, its link's insert would fail (FerretDB then inserts the batch's
+    links one at a time) and the dossier be read anyway. A receipt is taken for new: most dossiers it opens are."""
+    settings = ProcessingSettings(**namespace(stack).model_dump())
+
+    async def scenario() -> tuple[float, float, list[str]]:
+        client: AsyncMongoClient = AsyncMongoClient(settings.mongo_url)
+
+        async def publish(outgoing: list[Outgoing]) -> None:
+            pass
+
+        def replica() -> Processor:
+            return Processor(settings, DossierStore(client, settings.mongo_database), WorkingCalendar.load(), publish,
+                             ProcessingMetrics(CollectorRegistry()))
+
+        await replica().handle([record(11, "dossier.received", "2025-07-07T10:00:00")])
+        restarted = replica()
+        await restarted.handle([record(12, "dossier.digitized", "2025-07-07T10:05:00")])
+        read_first = restarted._metrics.reloaded._value.get()
+        again = replica()
+        await again.handle([record(11, "dossier.received", "2025-07-07T10:00:00")])  # a receipt redelivered
+        taken_for_new = again._metrics.reloaded._value.get()
+        stored = await DossierStore(client, settings.mongo_database).read(CODE)
+        await client.close()
+        return read_first, taken_for_new, sorted(e.id for e in stored.parsed())
+
+    read_first, taken_for_new, events = asyncio.run(scenario())
+    assert read_first == 0 and taken_for_new == 1
+    assert events == ["e11", "e12"]
 
 
 # -- the history, the summary and the links (services/processing/store.py) -----------------------------

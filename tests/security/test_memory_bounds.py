@@ -12,7 +12,7 @@ MongoDB replaced by dict-backed collections (tests/fixtures/sms.py).
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -257,7 +257,8 @@ class Store:
     def __init__(self, stored: StoredDossier):
         self.dossiers = {stored.code: stored}
 
-    async def load(self, codes: list[str], from_database: bool = False) -> dict[str, StoredDossier]:
+    async def load(self, codes: list[str], from_database: bool = False,
+                   read_unseen: Collection[str] = ()) -> dict[str, StoredDossier]:
         return {code: self.dossiers.get(code, StoredDossier(code)) for code in codes}
 
     async def save(self, changes: list[tuple[StoredDossier, StoredDossier]]) -> tuple[list[StoredDossier], set[str]]:
