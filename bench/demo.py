@@ -467,7 +467,7 @@ def main() -> None:
           f"(all: {PROMETHEUS}/consoles/index.html)")
     print(f"  alerts:         {ALERTMANAGER}   (officers' SMS: docs/alerts.md)")
     print(f"  SMS log:        {STACK / 'logs' / 'kannel-fakesmsc.log'}   (messages: {NOTIFICATIONS}/v1/messages?dossier=…)")
-    print("  command line:   .local/venv/bin/python -m services.metrics report --commune 14923 "
+    print("  command line:   deploy/local/run.sh metrics -m services.metrics report --commune 14923 "
           "--from 2025-07-01 --to 2025-11-11 --as-of 2025-11-11T23:59:59+07:00")
     print("  stack:          make status   (logs: make logs, stop: make down, data gone: make reset)")
     if not good:

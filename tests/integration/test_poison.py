@@ -289,3 +289,31 @@ async def _fails_every_record_then_passes(settings_) -> None:
         await until(lambda: len(handled) == len(sent), "every record handled")
         assert handled == [e["id"] for e in sent] and runtime.stopped == {}
         assert (await client.get("/readyz")).status_code == 200
+
+
+def test_the_readmes_commands_run_against_a_stack_through_run_sh(stack):
+    """README's `deploy/local/run.sh USER -m …`, from a shell that has nothing set but where the stack is. Typed
+    as the README gave them before (`.local/venv/bin/python -m …`), they failed on the local stack: no Kafka
+    user, and the services' secrets refused outside DOSSIER_ENVIRONMENT=local."""
+    import subprocess
+
+    from tests.integration.conftest import ROOT, STACK_ENV
+
+    settings = namespace(stack)
+    shell = {**STACK_ENV, "PATH": "/usr/bin:/bin", "DOSSIER_MONGO_DATABASE": settings.mongo_database}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["deploy/local/run.sh", *args], cwd=ROOT, env=shell, capture_output=True, text=True,
+                              timeout=120)
+
+    answers = []  # a topic just created may be missing from Kafka's metadata for a moment
+    wait_until(lambda: answers.append(run("admin", "-m", "shared.dlq", "list", settings.topic_dlq))
+               or answers[-1].returncode == 0, timeout=60, message="the dead-letter topic listed")
+    listed = answers[-1]
+    assert f"0 records in {settings.topic_dlq}" in listed.stdout
+    report = run("metrics", "-m", "services.metrics", "report", "--commune", "14923", "--from", "2025-07-01",
+                 "--to", "2025-07-31", "--json")
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)["received"] == 0
+    unknown = run("nobody", "-m", "shared.dlq", "list", settings.topic_dlq)
+    assert unknown.returncode == 2 and "no Kafka user nobody" in unknown.stderr
