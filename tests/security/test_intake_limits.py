@@ -26,7 +26,6 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 import services.intake.app as intake_app
-import services.intake.publisher as intake_publisher
 import shared.kafka
 from services.intake.app import _as_recorded, create_app
 from services.intake.publisher import EventPublisher
@@ -216,11 +215,12 @@ async def test_intakes_producer_takes_the_largest_record(monkeypatch):
         async def stop(self) -> None:
             pass
 
-    monkeypatch.setattr(intake_publisher, "AIOKafkaProducer", Producer)
+    monkeypatch.setattr(shared.kafka, "AIOKafkaProducer", Producer)  # every service's (shared.kafka.started_producer)
     publisher = EventPublisher(DEFAULTS)
     await publisher.start()
-    while not made:
-        await asyncio.sleep(0)
+    async with asyncio.timeout(10):
+        while not made:
+            await asyncio.sleep(0)
     await publisher.stop()
     assert made[0].get("max_request_size", 1024 * 1024) >= largest_record()  # aiokafka's default: 1 MiB
 
