@@ -41,7 +41,7 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WT
 from shared.contracts import DeadLetter, dead_letter_topic
 from shared.failures import FailureLimit, PartitionHealth
 from shared.http import NotReady, add_operational_routes
-from shared.kafka import CLOUDEVENTS_CONTENT_TYPE, LOST_IDEMPOTENCE, STRUCTURED_HEADERS, broker_security, client_options, ensure_topic, started_producer
+from shared.kafka import CLOUDEVENTS_CONTENT_TYPE, LOST_IDEMPOTENCE, STRUCTURED_HEADERS, broker_security, client_options, ensure_topic, started_producer, until_reached
 from shared.privacy import scrub
 from shared.settings import ServiceSettings
 
@@ -93,20 +93,6 @@ async def until_done(work: Callable[[], Awaitable[Any]], what: str) -> Any:
             return await work()
         except PyMongoError as exc:
             log.warning(f"{what}: mongodb not reachable, retrying", error=str(exc))
-            await asyncio.sleep(1)
-
-
-async def until_reached(work: Callable[[], Awaitable[Any]], what: str,
-                        undo: Callable[[], Awaitable[Any]] | None = None) -> Any:
-    """`work`, tried again every second while Kafka cannot be reached (`undo` between tries)."""
-    while True:
-        try:
-            return await work()
-        except (KafkaError, OSError) as exc:
-            log.warning(f"{what}: kafka not reachable, retrying", error=repr(exc))
-            if undo is not None:
-                with contextlib.suppress(Exception):
-                    await undo()
             await asyncio.sleep(1)
 
 
@@ -399,12 +385,20 @@ class ConsumerApp:
             await until_reached(lambda: ensure_topic(self.settings, topic), f"creating {topic}")
         if not self._in_memory:
             self._producer = await started_producer(self.settings, self.name)  # before anything is consumed
-        await until_reached(self.broker.start, "consuming", undo=self.broker.stop)
+        await until_reached(self._start_broker, "consuming")
         log.info("consuming", topics=[s.topic for s in self._subscriptions])
         self._started = True
         self._start_loops("consuming")
         for what, work in self._once:
             self._tasks.append(asyncio.create_task(once(what, work)))
+
+    async def _start_broker(self) -> None:
+        try:
+            await self.broker.start()
+        except (KafkaError, OSError):  # tried again: what this try opened is closed first
+            with contextlib.suppress(Exception):
+                await self.broker.stop()
+            raise
 
     def app(self, title: str, description: str, not_ready: Callable[[], str | None] = lambda: None,
             exposition: Callable[[], bytes] | None = None) -> FastAPI:

@@ -12,7 +12,7 @@ from pymongo.errors import AutoReconnect, DocumentTooLarge
 
 from shared.contracts import DeadLetter
 import shared.consumer_app
-from shared.consumer_app import ConsumerApp, PartitionStopped, Record, infrastructure_away, until_reached
+from shared.consumer_app import ConsumerApp, PartitionStopped, Record, infrastructure_away
 from shared.settings import ServiceSettings
 
 
@@ -198,17 +198,3 @@ async def test_a_publish_kafka_does_not_acknowledge_is_kafka_away(monkeypatch):
     with pytest.raises(TimeoutError) as raised:
         await started(Producer("never")).publish("t", [("k", b"v", {})])
     assert infrastructure_away(raised.value)
-
-
-async def test_kafka_out_of_reach_is_tried_again(monkeypatch):
-    pause = asyncio.sleep
-    monkeypatch.setattr(shared.consumer_app.asyncio, "sleep", lambda _seconds: pause(0))
-    tries = []
-
-    async def work():
-        tries.append(1)
-        if len(tries) < 3:
-            raise KafkaConnectionError("away")
-        return "done"
-
-    assert await until_reached(work, "test") == "done" and len(tries) == 3
