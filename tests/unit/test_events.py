@@ -36,6 +36,11 @@ def test_every_type_with_required_data_rejects_an_empty_data(type_):
     assert fields and all(f.startswith("data.") for f in fields)
 
 
+@pytest.mark.parametrize("type_", ["dossier.received", "dossier.transferred", "dossier.payment_completed", "dossier.rated"])
+def test_a_type_with_required_data_refuses_null_data(type_):
+    assert [field for field, _ in errors_of(event(type_) | {"data": None})] == ["data"]
+
+
 @pytest.mark.parametrize("type_", ["dossier.supplement_received", "dossier.obligation_fulfilled", "dossier.resolved"])
 def test_types_without_required_data_accept_null_or_missing_data(type_):
     assert parse_event(event(type_) | {"data": None}).type == type_
