@@ -41,7 +41,7 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WT
 from shared.contracts import DeadLetter, dead_letter_topic
 from shared.failures import FailureLimit, PartitionHealth
 from shared.http import NotReady, add_operational_routes
-from shared.kafka import CLOUDEVENTS_CONTENT_TYPE, LOST_IDEMPOTENCE, STRUCTURED_HEADERS, broker_security, client_options, ensure_topic, started_producer, until_reached
+from shared.kafka import CLOUDEVENTS_CONTENT_TYPE, LOST_IDEMPOTENCE, STRUCTURED_HEADERS, broker_security, client_options, ensure_topic, kafka_away, started_producer, until_reached
 from shared.privacy import scrub
 from shared.settings import ServiceSettings
 
@@ -82,7 +82,7 @@ def infrastructure_away(exc: BaseException) -> bool:
     if isinstance(exc, PyMongoError):
         return exc.has_error_label("RetryableWriteError") or exc.timeout
     if isinstance(exc, KafkaError):
-        return isinstance(exc, KafkaConnectionError) or exc.retriable
+        return kafka_away(exc)
     return isinstance(exc, ConnectionError | TimeoutError)
 
 

@@ -49,6 +49,11 @@ def client_options(settings: ServiceSettings) -> dict[str, Any]:
                       "sasl_plain_username": settings.kafka_username, "sasl_plain_password": settings.kafka_secret()}
 
 
+def kafka_away(exc: KafkaError) -> bool:
+    """Kafka cannot be reached now, or asks to be tried again; otherwise it refused (a login, a permission)."""
+    return isinstance(exc, KafkaConnectionError) or exc.retriable
+
+
 async def until_reached(work: Callable[[], Awaitable[Any]], what: str) -> Any:
     """`work`, tried again every second while Kafka cannot be reached or refuses it (a login or a permission
     refused is logged as an error, Kafka away as a warning)."""
@@ -56,7 +61,7 @@ async def until_reached(work: Callable[[], Awaitable[Any]], what: str) -> Any:
         try:
             return await work()
         except (KafkaError, OSError) as exc:
-            refused = isinstance(exc, KafkaError) and not (exc.retriable or isinstance(exc, KafkaConnectionError))
+            refused = isinstance(exc, KafkaError) and not kafka_away(exc)
             (log.error if refused else log.warning)(
                 f"{what}: kafka refused it, retrying" if refused else f"{what}: kafka not reachable, retrying",
                 error=repr(exc))
