@@ -131,12 +131,14 @@ def _instant(value: str | None) -> datetime | None:
 
 
 def follow(stored: StoredDossier, links: list[dict[str, Any]]) -> StoredDossier:
-    """A history with the links written after it; the last link's outbox may not be published."""
+    """A history with the links written after it; the last link's outbox may not be published, and its view is
+    the history's (links keep none) until its summary says more (`published`)."""
     if not links:
         return stored
     last = links[-1]
     return replace(
         stored,
+        view_stale=True,
         version=stored.version + len(links),
         events=[*stored.events, *(e for d in links for e in d["events"])],
         dead_lettered=[*stored.dead_lettered, *(k for d in links for k in d.get("dead_lettered", []))],
@@ -146,6 +148,14 @@ def follow(stored: StoredDossier, links: list[dict[str, Any]]) -> StoredDossier:
         timeline=last.get("timeline"),
         waiting_since=_instant(last.get("waiting_since")),
     )
+
+
+def published_as(stored: StoredDossier, summary: dict[str, Any] | None) -> StoredDossier:
+    """A dossier read back, with its summary (unpacked): one at its version says its last outbox is published, and
+    holds its view; one behind it (a replica stopped between its write and its summary) says neither."""
+    if summary is None or summary["version"] < stored.version:
+        return stored
+    return replace(stored, outbox=[], view=summary["view"], phone4=summary.get("phone4"), view_stale=False)
 
 
 # What a cached dossier holds, about: its events parsed beside their JSON, its timeline and view as Python
@@ -193,9 +203,7 @@ class DossierStore:
             history = summary  # written before histories existed: the summary is the whole
         stored = from_history(code, history) if history else StoredDossier(code)
         stored = replace(stored, history_missing=legacy)
-        stored = follow(stored, await self._links.read(code, stored.version))
-        if published is not None and published["version"] >= stored.version:
-            stored = replace(stored, outbox=[])
+        stored = published_as(follow(stored, await self._links.read(code, stored.version)), published)
         return stored if stored.version else None
 
     async def view(self, code: str) -> tuple[dict[str, Any], str | None] | None:
