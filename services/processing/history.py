@@ -64,9 +64,10 @@ class StoredDossier:
     phone4: str | None = field(default=None, compare=False)  # the citizens' lookup factor, never shown
     # Read from a summary written before histories (services/processing/store.py): write one at the next write.
     history_missing: bool = field(default=False, compare=False)
-    # Its view and phone4 are older than its events: read back from links past its summary (links keep no view).
-    # `integrate` folds it even for a batch that adds nothing.
-    view_stale: bool = field(default=False, compare=False)
+    # Read back ahead of its summary (a replica stopped between its link and its summary): its view may be older
+    # than its events (links keep none). `integrate` folds it even for a batch that adds nothing, and the
+    # processor writes its summary (services/processing/store.py `published_as`).
+    summary_behind: bool = field(default=False, compare=False)
 
     # The events parsed, kept beside their JSON while the dossier is cached: integrating a batch
     # parses only its new events.
@@ -115,14 +116,14 @@ def integrate(
 ) -> Integrated:
     """Merge new (event, raw JSON) pairs into a dossier's history; fold; extend its outbox. A batch that adds no
     event (duplicates, events past the cap) is not folded: a fold costs the whole history (~20 ms for 1,000 events)
-    and would say again what the dossier says, unless its view is behind its events (`view_stale`).
+    and would say again what the dossier says, unless its summary is behind its events (`summary_behind`).
 
     A dossier keeps at most `max_events` events (None: no cap): a new event past it goes to the
     dead-letter topic, neither stored nor folded, and is not remembered (what would remember it would
     grow again), so a redelivered batch dead-letters it again. An event already stored is a duplicate,
     however full the dossier."""
     history, events, outbox, added, refused = _merged(stored, new, max_events)
-    if not added and not stored.view_stale:
+    if not added and not stored.summary_behind:
         return Integrated(replace(stored, outbox=outbox), None, applied=0, waiting=0, dead_lettered=refused,
                           duplicates=len(new) - refused, over_cap=refused)
     kept = len(events) - len(stored.events)
@@ -152,6 +153,7 @@ def integrate(
         view=view(folded.dossier) if folded.dossier else None,
         phone4=last4(folded.dossier.applicant.phone) if folded.dossier else None,
         history_missing=stored.history_missing,
+        summary_behind=stored.summary_behind,
         _parsed=history,
     )
     waiting = kept if folded.dossier is None else 0

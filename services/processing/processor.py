@@ -95,8 +95,9 @@ class Processor:
         done, written = await self._integrate_all(grouped)
         for result in done:
             self._count(result)
-        # What changed, and what a stopped replica left unpublished (an outbox found in the database).
-        await self._publish_outboxes([r.stored for r in done if r.stored.code in written or r.stored.outbox])
+        # What changed, and what a stopped replica left unpublished (an outbox, a summary behind its chain).
+        await self._publish_outboxes([r.stored for r in done
+                                      if r.stored.code in written or r.stored.outbox or r.stored.summary_behind])
 
     async def _integrate_all(
         self, grouped: dict[str, list[tuple[DossierEvent, bytes]]]

@@ -132,13 +132,12 @@ def _instant(value: str | None) -> datetime | None:
 
 def follow(stored: StoredDossier, links: list[dict[str, Any]]) -> StoredDossier:
     """A history with the links written after it; the last link's outbox may not be published, and its view is
-    the history's (links keep none) until its summary says more (`published`)."""
+    the history's (links keep none) until its summary says more (`published_as`)."""
     if not links:
         return stored
     last = links[-1]
     return replace(
         stored,
-        view_stale=True,
         version=stored.version + len(links),
         events=[*stored.events, *(e for d in links for e in d["events"])],
         dead_lettered=[*stored.dead_lettered, *(k for d in links for k in d.get("dead_lettered", []))],
@@ -152,10 +151,11 @@ def follow(stored: StoredDossier, links: list[dict[str, Any]]) -> StoredDossier:
 
 def published_as(stored: StoredDossier, summary: dict[str, Any] | None) -> StoredDossier:
     """A dossier read back, with its summary (unpacked): one at its version says its last outbox is published, and
-    holds its view; one behind it (a replica stopped between its write and its summary) says neither."""
+    holds its view; one behind it (a replica stopped between its link and its summary) says neither: the dossier is
+    folded at its next batch and its summary written again."""
     if summary is None or summary["version"] < stored.version:
-        return stored
-    return replace(stored, outbox=[], view=summary["view"], phone4=summary.get("phone4"), view_stale=False)
+        return replace(stored, summary_behind=True)
+    return replace(stored, outbox=[], view=summary["view"], phone4=summary.get("phone4"), summary_behind=False)
 
 
 # What a cached dossier holds, about: its events parsed beside their JSON, its timeline and view as Python
@@ -314,9 +314,9 @@ class DossierStore:
         firsts = {d.code for d in published if d.version == 1}
         await asyncio.gather(_written(self._histories, [history for history, _ in docs if history is not None], firsts),
                              _written(self._summaries, [summary for _, summary in docs], firsts))
-        for d in published:
-            if d.code in self._cache:
-                self._cache[d.code] = replace(self._cache[d.code], outbox=[], history_missing=False)
+        for d in published:  # the cache keeps what was published: a summary behind is now written
+            if (cached := self._cache.get(d.code)) is not None and cached.version == d.version:
+                self._cache[d.code] = replace(d, outbox=[], history_missing=False, summary_behind=False)
 
     async def count_waiting(self) -> int:
         return await self._waiting.count_documents({})

@@ -132,7 +132,7 @@ def test_a_dossier_read_back_is_the_one_written_whatever_link_its_history_stoppe
     assert history == 8  # the last checkpoint: versions 9 to 14 are read from their links
     for version, written, read in seen:
         assert read == written, version
-        assert (read.view, read.phone4, read.view_stale) == (written.view, written.phone4, False), version
+        assert (read.view, read.phone4, read.summary_behind) == (written.view, written.phone4, False), version
 
 
 @pytest.mark.parametrize("records_as_json", [False, True])
@@ -158,8 +158,8 @@ def test_a_write_whose_outbox_was_not_published_is_read_with_it_and_one_publishe
     unpublished, published = asyncio.run(scenario())
     assert unpublished.version == published.version == 6
     assert unpublished.outbox == [Outgoing("status", summaries.CODE, b'{"a":"record"}')]  # to publish again
-    assert unpublished.view_stale  # links keep no view: the next batch folds it, even one of duplicates
-    assert published.outbox == [] and not published.view_stale
+    assert unpublished.summary_behind  # links keep no view: the next batch folds it, even one of duplicates
+    assert published.outbox == [] and not published.summary_behind
 
 
 def test_a_first_links_summary_and_history_are_inserted_or_replace_what_is_there(stack):

@@ -254,9 +254,9 @@ def test_a_dossier_whose_view_is_behind_its_events_is_folded_even_for_duplicates
     """Read back from links past its summary (a replica stopped between its write and its summary: links keep no
     view), a dossier shows an older state: the batch that brings its events again folds it, once."""
     full = full_dossier()
-    behind = replace(full, view=None, phone4=None, view_stale=True)
+    behind = replace(full, view=None, phone4=None, summary_behind=True)
     result = integrate(behind, [step("dossier.digitized", 7)], CAL, NOW, max_events=CAP)
-    assert (result.stored.view, result.stored.view_stale) == (full.view, False)
+    assert result.stored.view == full.view and result.stored.summary_behind  # its summary is written next
 
 
 def test_a_full_dossier_still_knows_its_own_events_as_duplicates():

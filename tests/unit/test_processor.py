@@ -11,6 +11,7 @@ import pytest
 from pydantic import TypeAdapter
 from prometheus_client import CollectorRegistry
 
+from services.processing import history
 from services.processing.history import Outgoing, view
 from services.processing.processor import ProcessingMetrics, Processor
 from services.processing.settings import ProcessingSettings
@@ -119,6 +120,35 @@ def test_an_outbox_a_failed_publish_left_is_published_by_the_next_batch():
     assert [o.value for o in restarted.published] == [o.value for o in never_crashed.published] != []
     # The links keep no view: the restarted replica's batch adds no event, yet the lookup shows what they fold to.
     assert asyncio.run(restarted.store.view(code)) == asyncio.run(never_crashed.store.view(code)) != None
+
+
+@pytest.mark.parametrize("last", ["dossier.signed", "dossier.resolved"])
+def test_a_summary_a_stopped_replica_left_behind_is_written_again_by_the_next_batch_and_folded_once(monkeypatch, last):
+    """Killed between its link and its summary: the next replica, given the same events again (duplicates), writes
+    the summary the events fold to, whether the link announced something (resolved) or not (signed: a step, no
+    change of status), and folds the dossier once, not at every batch of duplicates (found in review, 2026-12-06)."""
+    code = dossier_code(NOW, 5)
+    start = datetime(2025, 7, 7, 8, tzinfo=VN)
+    events = life(code, start)[:2] + [event(last, code, start + timedelta(hours=3), id_=f"{code}-last")]
+    database = MemoryDossiers()
+    stopped = Replica(database)
+    run(stopped, events[:2])
+
+    async def killed(published: list) -> None:
+        raise ConnectionError("stopped before its summary")
+
+    monkeypatch.setattr(stopped.store, "mark_sent", killed)
+    with pytest.raises(ConnectionError):
+        run(stopped, events[2:])
+    folds = []
+    monkeypatch.setattr(history, "fold", lambda *args: folds.append(args) or fold(*args))
+    restarted = Replica(database)
+    for _ in range(3):  # redelivered, then sent again by a portal re-sending its snapshots
+        run(restarted, events[2:])
+    assert len(folds) == 1
+    never_stopped = Replica(MemoryDossiers())
+    run(never_stopped, events)
+    assert asyncio.run(restarted.store.view(code)) == asyncio.run(never_stopped.store.view(code))
 
 
 def test_events_whose_receipt_never_comes_are_dead_lettered_after_the_waiting_limit():
