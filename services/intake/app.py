@@ -1,5 +1,6 @@
 """The intake HTTP API (docs/contract.md §1): POST /v1/events, health, readiness, metrics, OpenAPI."""
 
+import collections
 import time
 from functools import partial
 from collections.abc import AsyncIterator
@@ -139,11 +140,13 @@ def _deeper_than(value: Any, levels: int) -> bool:
 def _check_depth(objects: list[Any], max_depth: int) -> None:
     """422 for an event nesting deeper than `max_depth` (the event itself is the first level), before
     validation: the consumers' JSON parser stops near 200 levels and orjson's encoder at 254, so what
-    intake accepted deeper was dead-lettered by every consumer, or not written at all (docs/security.md)."""
+    intake accepted deeper was dead-lettered by every consumer, or not written at all (docs/security.md).
+    Each event is walked once; its fields are looked at one by one only when it is too deep, to name them
+    (a walk a field cost 3 µs of the ~40 µs of CPU intake spends an event of bench-intake's batches)."""
     errors = [FieldError(index=index, field=name,
                          message=f"nested deeper than {max_depth} levels of objects and arrays (the event itself "
                                  "is the first)")
-              for index, obj in enumerate(objects) if isinstance(obj, dict)
+              for index, obj in enumerate(objects) if isinstance(obj, dict) and _deeper_than(obj, max_depth)
               for name, value in obj.items() if _deeper_than(value, max_depth - 1)]
     if errors:
         raise _invalid(errors)
@@ -312,8 +315,8 @@ class Intake:
         self.metrics.kafka_available.set(1)
 
     def _count(self, events: list[AnyEvent], outcome: str) -> None:
-        for event in events:
-            self.metrics.events.labels(event.type, outcome).inc()
+        for type_, count in collections.Counter(event.type for event in events).items():
+            self.metrics.events.labels(type_, outcome).inc(count)
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
