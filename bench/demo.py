@@ -305,7 +305,9 @@ def wait(dossiers: int) -> None:
         time.sleep(2)
     print()
     if (done := counted()) != dossiers:
-        raise SystemExit(f"the report API counts {done:,} dossiers of {dossiers:,}: see `make logs`")
+        more = (" (more than the demo sent: dossiers posted by hand in its communes and periods? `make reset` "
+                "empties the stack)" if done > dossiers else "")
+        raise SystemExit(f"the report API counts {done:,} dossiers of {dossiers:,}{more}: see `make logs`")
 
 
 def report(code: str) -> dict:

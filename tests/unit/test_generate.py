@@ -1,5 +1,9 @@
 """The demo's generator: deterministic, and the fold of what it generates says what the articles say."""
 
+import re
+from datetime import datetime
+from pathlib import Path
+
 from bench.articles import CLAIMS, percent
 from bench.generate import CAL, SEEDS, commune_histories
 from shared.dossier import fold
@@ -47,3 +51,14 @@ def test_an_article_rate_holds_when_rounding_or_truncating_gives_it():
     assert holds(5929 / 5932) and not holds(5928 / 5932)  # rounded
     holds, _ = percent("100")
     assert holds(1.0) and not holds(0.99)
+
+
+def test_the_readmes_example_receipt_changes_none_of_the_figures_the_demo_reproduces():
+    """README's "Sending an event" posts a receipt to the demo's stack: dated within a seed commune's period, it
+    was one dossier more in the demo's counts and figures, and `make demo` run again failed (found 2026-12-06)."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    example = readme.split("## Sending an event", 1)[1].split("```", 2)[1]
+    received = datetime.fromisoformat(re.search(r'"time": "([^"]+)"', example)[1]).date()
+    code = re.search(r'"subject": "([^"]+)"', example)[1]
+    assert code.endswith(f"-{received:%y%m%d}-0001")  # its code says the day it was received (TT 01/2018)
+    assert all(not profile.start <= received <= profile.end for profile in SEEDS.values())
