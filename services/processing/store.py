@@ -158,6 +158,15 @@ def published_as(stored: StoredDossier, summary: dict[str, Any] | None) -> Store
     return replace(stored, outbox=[], view=summary["view"], phone4=summary.get("phone4"), summary_behind=False)
 
 
+def cached_once_published(cached: StoredDossier | None, published: StoredDossier) -> StoredDossier | None:
+    """What a replica's cache keeps of a dossier once its outbox and summary are written (`mark_sent`): the dossier
+    as published, nothing left to publish, its summary no longer behind; None when the cache holds no dossier of
+    that version."""
+    if cached is None or cached.version != published.version:
+        return None
+    return replace(published, outbox=[], history_missing=False, summary_behind=False)
+
+
 # What a cached dossier holds, about: its events parsed beside their JSON, its timeline and view as Python
 # objects; 14 bytes a byte of its events' JSON (a seven-step dossier: 2.1 KB of JSON, 32 KB cached).
 CACHED_BASE, CACHED_PER_JSON_BYTE = 2048, 14
@@ -314,9 +323,9 @@ class DossierStore:
         firsts = {d.code for d in published if d.version == 1}
         await asyncio.gather(_written(self._histories, [history for history, _ in docs if history is not None], firsts),
                              _written(self._summaries, [summary for _, summary in docs], firsts))
-        for d in published:  # the cache keeps what was published: a summary behind is now written
-            if (cached := self._cache.get(d.code)) is not None and cached.version == d.version:
-                self._cache[d.code] = replace(d, outbox=[], history_missing=False, summary_behind=False)
+        for d in published:
+            if (kept := cached_once_published(self._cache.get(d.code), d)) is not None:
+                self._cache[d.code] = kept
 
     async def count_waiting(self) -> int:
         return await self._waiting.count_documents({})
