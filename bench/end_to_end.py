@@ -28,7 +28,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.cpu import tree_of
-from bench.harness import AUTH, ROOT, bench_settings, knob, percentile, port, post, run, sample_events, session, stack_pid, start_service
+from bench.harness import AUTH, BENCH_NOW, ROOT, bench_settings, knob, percentile, port, post, run, sample_events, session, stack_pid, start_service
 from bench.processing import UPSERT_EVENTS, raw_baseline
 from bench.report import table, write_section
 from shared.kafka import STRUCTURED_HEADERS, client_options
@@ -239,7 +239,7 @@ async def pipeline(tree: Path, name: str) -> list[Step]:
     settings = bench_settings(name)
     await prepare(settings)
     with contextlib.chdir(tree):  # `python -m` imports from the working directory
-        processes = {service: start_service(service, settings, PORTS[service]) for service in PORTS}
+        processes = {service: start_service(service, settings, PORTS[service], now=BENCH_NOW) for service in PORTS}
     pids = {service: p.pid for service, p in processes.items()} | the_rest()
     steps: list[Step] = []
     try:

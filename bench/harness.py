@@ -39,6 +39,20 @@ os.environ.setdefault("DOSSIER_SECRETS_DIR", str(STACK_DIR / "secrets"))
 os.environ.setdefault("DOSSIER_ENVIRONMENT", "local")
 
 
+# The instant the services of a bench whose data is dated in 2025 take for now, whatever the day it runs
+# (`start_service`): just after that year, so their metrics horizon (8 quarters back), the quarter whose points at
+# risk a start computes, the clock's changes and processing's retention are the same in every run. On the real
+# clock such a bench measured another thing once the year fell behind the horizon, and bench-scaling's check of
+# the dossiers held would have failed from 2027-04-01 (in `make test` too).
+BENCH_NOW = datetime(2026, 1, 1, tzinfo=VN)
+
+
+def clock_at(instant: datetime) -> dict[str, str]:
+    """The variables that make a service's clock read `instant` now (an offset from the wall clock, which goes on
+    ticking: the local stack's DOSSIER_CLOCK_OFFSET_SECONDS)."""
+    return {"DOSSIER_CLOCK_OFFSET_SECONDS": f"{(instant - datetime.now(instant.tzinfo)).total_seconds():.3f}"}
+
+
 def stack_pid(name: str) -> int:
     """The pid of a process of the running stack (`kafka`, `ferretdb`, `kannel-bearerbox`, …), from its pid file."""
     return int((STACK_DIR / "run" / f"{name}.pid").read_text())
@@ -124,9 +138,12 @@ async def drop_runs(runs: list[ServiceSettings]) -> None:
         await admin.close()
 
 
-def start_service(name: str, settings: ServiceSettings, port: int, ready_within: float = 30, ready: str = "/readyz",
-                  **env: str) -> subprocess.Popen:
-    """`python -m services.<name>` on `settings`, returned once `ready` (/readyz) answers 200."""
+def start_service(name: str, settings: ServiceSettings, port: int, *, now: datetime | None,
+                  ready_within: float = 30, ready: str = "/readyz", **env: str) -> subprocess.Popen:
+    """`python -m services.<name>` on `settings`, returned once `ready` (/readyz) answers 200. `now`: the instant its
+    clock reads at the start (`clock_at`), or None for the wall clock, which each caller decides (a bench's data
+    dated at fixed instants takes a fixed now: BENCH_NOW)."""
+    env = (clock_at(now) if now is not None else {}) | env
     variables = settings.environment_variables()
     variables |= {
         f"DOSSIER_{name.upper()}_PORT": str(port),

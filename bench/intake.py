@@ -28,7 +28,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.cpu import tree_of
-from bench.harness import (AUTH, DURATION, RUNS, knob, percentile, port, post, run, sample_events, session,
+from bench.harness import (BENCH_NOW, AUTH, DURATION, RUNS, knob, percentile, port, post, run, sample_events, session,
                            stack_settings, start_service)
 from bench.report import table, write_section
 from shared.kafka import STRUCTURED_HEADERS, client_options
@@ -211,7 +211,7 @@ class Intakes:
 
     def start(self, side: str) -> None:
         with contextlib.chdir(self.trees[side]):  # `python -m` imports from the working directory
-            self.processes[side] = start_service("intake", self.settings, self.ports[side])
+            self.processes[side] = start_service("intake", self.settings, self.ports[side], now=BENCH_NOW)
 
     def stop(self, side: str) -> None:
         self.processes[side].terminate()

@@ -404,7 +404,7 @@ async def service_scale() -> list[list[object]]:
     communes = [c.code for c in communes_of_province(PROVINCE)][:SERVICE_COMMUNES]
     docs = await store_everywhere(settings, communes)
     started = time.perf_counter()
-    process = start_service("metrics", settings, METRICS_PORT)
+    process = start_service("metrics", settings, METRICS_PORT, now=AS_OF)
     startup = time.perf_counter() - started
     try:
         url = f"http://127.0.0.1:{METRICS_PORT}"
@@ -423,7 +423,7 @@ async def service_scale() -> list[list[object]]:
         series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
         figures = Figures(CAL)
         for d in docs:
-            figures.apply(COUNTED.validate_python(d), datetime.now(VN))
+            figures.apply(COUNTED.validate_python(d), AS_OF)
         live_s, _ = timed(lambda: render(figures.counts), rounds=3)
     finally:
         process.terminate()
@@ -478,10 +478,12 @@ async def _save_before_v14(mongo: AsyncMongoClient, settings: ServiceSettings, b
 def restarted(settings: ServiceSettings, tree: Path) -> tuple[float, float, float]:
     """Seconds from starting `tree`'s metrics service on the stored province to /readyz, its peak RSS (MiB), and
     the seconds after that until every dossier loaded is settled (`metrics_dossiers_unsettled` 0; a tree without
-    that gauge settles before it is ready: 0)."""
+    that gauge settles before it is ready: 0). Its clock reads AS_OF, the province-year's last evening, whatever the
+    day the bench runs: its horizon, the quarter whose points at risk the start computes and its clock's changes are
+    those of the year's end."""
     with contextlib.chdir(tree):
         started = time.perf_counter()
-        process = start_service("metrics", settings, METRICS_PORT, ready_within=900)
+        process = start_service("metrics", settings, METRICS_PORT, now=AS_OF, ready_within=900)
         ready = time.perf_counter() - started
     while (unsettled := _gauge(f"http://127.0.0.1:{METRICS_PORT}/metrics", "metrics_dossiers_unsettled")):
         time.sleep(0.1)
@@ -551,6 +553,17 @@ HOW = (
     "statuses. The goal of 10 s is not met: what is left is the objects themselves (a Counted of 21 frozen fields is "
     "3.7 µs to make, its last Facts 2.2 µs), and keeping a row as read until something needs it costs more memory "
     "than the objects (1,013 against 897 bytes a dossier, measured): that needs another representation, not built."
+    "\n\n"
+    "The restarts' clock (since 2026-12-07): the service restarted above reads AS_OF (2025-12-31 17:00, the "
+    "province-year's last evening) whatever the day the bench runs, and so does each baseline's. Before, it ran on "
+    "the wall clock: in December 2026 its current quarter held none of the year's dossiers, so the start computed "
+    "no points at risk, and from 2027-04-01 it would have archived the year's first quarters at start instead of "
+    "loading them. At the year's end the start judges the last quarter's dossiers (a quarter of the province, not "
+    "settled yet) for the points at risk before it is ready: by hand on the same stored province, 21.4 s against "
+    "16.3 s on the wall clock, py-spy putting a fifth of the start in `refresh_at_risk`, most of it unpacking "
+    "timelines to judge them. What would take that away: the packed contributions stored with each row, so a "
+    "start loads its dossiers settled (not built: a verdict or a new catalogue after the row was written must "
+    "unsettle it)."
     "\n\n"
     "How the scorecard became fast (issue 25; services/metrics/queries.py, scoring.py): a dossier settled at the "
     "cut adds to its cohort's counts what it added when it settled, packed in one int, so a commune's total is "

@@ -120,7 +120,8 @@ async def ours(n: int, tree: Path = ROOT, burst: bool = False) -> tuple[float, d
                                                    "DOSSIER_NOTIFICATIONS_QUIET_END": "00:00"}
     quiet_ends = time.perf_counter() + QUIET_LEAD
     with contextlib.chdir(tree):  # `python -m` imports from the working directory
-        process = start_service("notifications", settings, PORT, DOSSIER_NOTIFICATIONS_PROVIDER="kannel",
+        process = start_service("notifications", settings, PORT, now=None,  # its messages dated now (or burst_clock's)
+                                DOSSIER_NOTIFICATIONS_PROVIDER="kannel",
                                 DOSSIER_NOTIFICATIONS_KANNEL_URL=KANNEL,
                                 DOSSIER_NOTIFICATIONS_DLR_BASE_URL=f"http://127.0.0.1:{PORT}",
                                 DOSSIER_NOTIFICATIONS_DAILY_LIMIT="1000000",

@@ -18,7 +18,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient, InsertOne, UpdateOne
 
-from bench.harness import DURATION, bench_settings, knob, percentile, port, post, run, sample_events, session, start_service
+from bench.harness import BENCH_NOW, DURATION, bench_settings, knob, percentile, port, post, run, sample_events, session, start_service
 from bench.report import table, write_section
 from shared.kafka import STRUCTURED_HEADERS, client_options
 from shared.kafka_acls import prepare
@@ -64,7 +64,7 @@ def consumed(port: int) -> float:
 
 def replay(settings: ServiceSettings, count: int) -> float:
     """Events per second processing folds and writes, from a topic filled beforehand."""
-    process = start_service("processing", settings, PROCESSING_PORT)
+    process = start_service("processing", settings, PROCESSING_PORT, now=BENCH_NOW)
     try:
         started = time.perf_counter()
         while consumed(PROCESSING_PORT) < count:
@@ -205,8 +205,8 @@ async def main() -> None:
 
     latency_settings = bench_settings("latency")
     await prepare(latency_settings)
-    processing = start_service("processing", latency_settings, PROCESSING_PORT)
-    intake = start_service("intake", latency_settings, INTAKE_PORT)
+    processing = start_service("processing", latency_settings, PROCESSING_PORT, now=BENCH_NOW)
+    intake = start_service("intake", latency_settings, INTAKE_PORT, now=BENCH_NOW)
     try:
         print(f"end to end at {RATE} events/s …", flush=True)
         latencies = await end_to_end(latency_settings, RATE)

@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.end_to_end import PORTS, WARM_UP, reported, step
-from bench.harness import ROOT, bench_settings, knob, run, sample_events, start_service
+from bench.harness import BENCH_NOW, ROOT, bench_settings, knob, run, sample_events, start_service
 from bench.report import OUTPUT, table, write_section
 from shared.kafka_acls import prepare
 
@@ -85,7 +85,7 @@ async def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     settings = bench_settings("profile")
     await prepare(settings)
-    processes = {name: start_service(name, settings, PORTS[name]) for name in SERVICES}
+    processes = {name: start_service(name, settings, PORTS[name], now=BENCH_NOW) for name in SERVICES}
     pids = {name: p.pid for name, p in processes.items()}
     try:
         print(f"warming up: 100 events/s for {WARM_UP / 100:.1f} s …", flush=True)

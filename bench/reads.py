@@ -38,7 +38,7 @@ from bench.cpu import tree_of
 from bench.end_to_end import BASELINE
 from bench.end_to_end import PORTS as E2E_PORTS
 from bench.end_to_end import WARM_UP, reported, step, usage
-from bench.harness import KAFKA_ADMIN, KEY, ROOT, RUNS, STACK_DIR, bench_settings, knob, percentile, port, run, sample_events, start_service
+from bench.harness import BENCH_NOW, KAFKA_ADMIN, KEY, ROOT, RUNS, STACK_DIR, bench_settings, knob, percentile, port, run, sample_events, start_service
 from bench.processing import consumed, prefill
 from bench.report import table, write_section
 from tests.fixtures.sample import VN, dossier_code, event
@@ -219,13 +219,13 @@ def start_lookups(settings: ServiceSettings, tree: Path = ROOT, ready: str = "/r
     returned once `ready` answers."""
     with contextlib.chdir(tree):
         return {
-            "processing": start_service("processing", settings, PORTS["processing"], ready=ready,
+            "processing": start_service("processing", settings, PORTS["processing"], now=BENCH_NOW, ready=ready,
                                         DOSSIER_PROCESSING_OPERATOR_KEYS=KEYS, DOSSIER_LOOKUP_SECRET=LOOKUP_SECRET,
                                         # one address asks for all the bench's clients
                                         DOSSIER_PROCESSING_LOOKUP_PER_CLIENT_PER_MINUTE=str(10**9)),
-            "notifications": start_service("notifications", settings, PORTS["notifications"], ready=ready,
+            "notifications": start_service("notifications", settings, PORTS["notifications"], now=BENCH_NOW, ready=ready,
                                             DOSSIER_NOTIFICATIONS_API_KEYS=KEYS),
-            "signature": start_service("signature", settings, PORTS["signature"], ready=ready,
+            "signature": start_service("signature", settings, PORTS["signature"], now=BENCH_NOW, ready=ready,
                                        DOSSIER_SIGNATURE_API_KEYS=KEYS),
         }
 
@@ -315,7 +315,7 @@ async def replay_rate(settings: ServiceSettings, events: list[dict]) -> tuple[fl
                                       "topic_dlq": topics.topic_dlq})
     await prepare(run)
     await prefill(run, events)
-    process = start_service("processing", run, PORTS["processing"])
+    process = start_service("processing", run, PORTS["processing"], now=BENCH_NOW)
     try:
         while consumed(PORTS["processing"]) == 0:  # joining the group is not processing
             await asyncio.sleep(0.05)
@@ -332,9 +332,9 @@ async def while_looking_up(settings: ServiceSettings, stored: int) -> tuple[floa
     """bench-e2e's pipeline at RATE events/s for SECONDS while 50 clients look dossiers up: its p50/p99."""
     pipeline = bench_settings("reads-e2e")
     await prepare(pipeline)
-    processes = {"processing": start_service("processing", pipeline, E2E_PORTS["processing"]),
-                 "metrics": start_service("metrics", pipeline, E2E_PORTS["metrics"]),
-                 "intake": start_service("intake", pipeline, E2E_PORTS["intake"])}
+    processes = {"processing": start_service("processing", pipeline, E2E_PORTS["processing"], now=BENCH_NOW),
+                 "metrics": start_service("metrics", pipeline, E2E_PORTS["metrics"], now=BENCH_NOW),
+                 "intake": start_service("intake", pipeline, E2E_PORTS["intake"], now=BENCH_NOW)}
     lookups = start_lookups(settings)
     try:
         pids = {name: p.pid for name, p in processes.items()}

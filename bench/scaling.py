@@ -25,7 +25,7 @@ import orjson
 import yaml
 from aiokafka import AIOKafkaProducer
 
-from bench.harness import AUTH, bench_settings, knob, percentile, port, run, start_service
+from bench.harness import AUTH, BENCH_NOW, bench_settings, knob, percentile, port, run, start_service
 from bench.metrics import CAL, SECTORS, life, rss_mib, status_data, status_record
 from bench.report import table, write_section
 from services.metrics.figures import Figures
@@ -181,7 +181,7 @@ def replica_figures(settings, name: str, provinces: list[str], records: int, own
            "DOSSIER_METRICS_PROVINCES": ",".join(provinces), "DOSSIER_METRICS_SECTOR_LABEL": "false",
            "DOSSIER_METRICS_AT_RISK_INTERVAL_SECONDS": "3600"}
     url = f"http://127.0.0.1:{PORT}"
-    process = start_service("metrics", settings, PORT, ready_within=600, **env)
+    process = start_service("metrics", settings, PORT, now=BENCH_NOW, ready_within=600, **env)
     started = time.perf_counter()
     try:
         while not caught_up(scrape(url), records):  # one scrape a pass: the replica is being timed
@@ -191,14 +191,14 @@ def replica_figures(settings, name: str, provinces: list[str], records: int, own
         process.terminate()
         process.wait()
     started = time.perf_counter()
-    process = start_service("metrics", settings, PORT, ready_within=600, **env)
+    process = start_service("metrics", settings, PORT, now=BENCH_NOW, ready_within=600, **env)
     load_s = time.perf_counter() - started
     try:
         held = gauge(scrape(url), "metrics_dossiers ")
         memory = rss_of(process.pid)
         province = provinces[0] if provinces else "01"
         commune = communes_of_province(province)[0].code
-        year = {"from": "2025-01-01", "to": "2025-12-31", "as_of": "2026-01-01T00:00:00+07:00"}
+        year = {"from": "2025-01-01", "to": "2025-12-31", "as_of": BENCH_NOW.isoformat()}
         with httpx.Client(base_url=url, timeout=120, headers=AUTH) as client:
             reports = [timed_get(client, f"/v1/reports/communes/{commune}", year) for _ in range(20)]
             cards = [timed_get(client, f"/v1/reports/provinces/{province}/scorecard", year) for _ in range(5)]
