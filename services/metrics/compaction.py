@@ -14,9 +14,12 @@ log = structlog.get_logger()
 
 
 def horizon_of(replica: Replica, now: datetime) -> str:
-    """The quarter `metrics_horizon_quarters` before the current one."""
+    """The quarter `metrics_horizon_quarters` before the current one, or the replica's horizon when that is later:
+    a horizon never goes back. What a compaction archived stays in the archive, where reports read the periods
+    before the horizon; a horizon moved back (the setting raised, or a clock back from a jump ahead) made reports
+    read those periods from memory, without the archived dossiers."""
     local = replica.figures.calendar.local(now).date()
-    return quarter(quarters_before(local, replica.settings.metrics_horizon_quarters))
+    return max(quarter(quarters_before(local, replica.settings.metrics_horizon_quarters)), replica.horizon or "")
 
 
 async def compact(replica: Replica, now: datetime) -> int:
