@@ -26,6 +26,7 @@ import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
+from bench.clock import BENCH_NOW, clock_at  # noqa: F401 (the benches' instants, here for every bench)
 from tests.fixtures.sample import VN, dossier_code, dossier_history
 from shared.auth import key_hash
 from shared.kafka import client_options
@@ -37,20 +38,6 @@ STACK_DIR = Path(os.environ.get("DOSSIER_STACK_DIR") or ROOT / ".local")
 # As services.sh starts the services: the local stack's own secrets (made by `make up`), none left empty.
 os.environ.setdefault("DOSSIER_SECRETS_DIR", str(STACK_DIR / "secrets"))
 os.environ.setdefault("DOSSIER_ENVIRONMENT", "local")
-
-
-# The instant the services of a bench whose data is dated in 2025 take for now, whatever the day it runs
-# (`start_service`): just after that year, so their metrics horizon (8 quarters back), the quarter whose points at
-# risk a start computes, the clock's changes and processing's retention are the same in every run. On the real
-# clock such a bench measured another thing once the year fell behind the horizon, and bench-scaling's check of
-# the dossiers held would have failed from 2027-04-01 (in `make test` too).
-BENCH_NOW = datetime(2026, 1, 1, tzinfo=VN)
-
-
-def clock_at(instant: datetime) -> dict[str, str]:
-    """The variables that make a service's clock read `instant` now (an offset from the wall clock, which goes on
-    ticking: the local stack's DOSSIER_CLOCK_OFFSET_SECONDS)."""
-    return {"DOSSIER_CLOCK_OFFSET_SECONDS": f"{(instant - datetime.now(instant.tzinfo)).total_seconds():.3f}"}
 
 
 def stack_pid(name: str) -> int:
