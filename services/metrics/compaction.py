@@ -14,22 +14,30 @@ log = structlog.get_logger()
 
 
 def horizon_of(replica: Replica, now: datetime) -> str:
-    """The quarter `metrics_horizon_quarters` before the current one, or the replica's horizon when that is later:
-    a horizon never goes back. What a compaction archived stays in the archive, where reports read the periods
-    before the horizon; a horizon moved back (the setting raised, or a clock back from a jump ahead) made reports
-    read those periods from memory, without the archived dossiers."""
+    """The quarter `metrics_horizon_quarters` before the current one: what ended before it leaves memory."""
     local = replica.figures.calendar.local(now).date()
-    return max(quarter(quarters_before(local, replica.settings.metrics_horizon_quarters)), replica.horizon or "")
+    return quarter(quarters_before(local, replica.settings.metrics_horizon_quarters))
 
 
 async def compact(replica: Replica, now: datetime) -> int:
     """Move the dossiers and the PAKN that ended before the horizon to the archive; returns how many
-    dossiers left memory."""
-    figures = replica.figures
-    horizon = horizon_of(replica, now)
-    start = datetime.combine(first_day(horizon), dt_time(), figures.calendar.timezone)
+    dossiers left memory.
+
+    The store's horizon never goes back (the setting raised, a clock back from a jump ahead): what was archived
+    stays in the archive, where reports read the periods before the store's horizon, and the dossiers received
+    before it stay carried. It went back before, and reports read those periods from memory alone, without the
+    archived dossiers; the carried collection then left out those received between the two horizons, whose
+    quarters' logs an earlier compaction had dropped, and a restart lost them. What leaves memory follows the
+    clock all the same: only what ended before the horizon the clock gives."""
+    figures, zone = replica.figures, replica.figures.calendar.timezone
+    wanted = horizon_of(replica, now)
+    horizon = max(wanted, replica.horizon or "")
+    if horizon != wanted:
+        log.info("the horizon stays where the archive begins", horizon=horizon, by_the_clock=wanted)
+    leaving = datetime.combine(first_day(wanted), dt_time(), zone)
+    start = datetime.combine(first_day(horizon), dt_time(), zone)
     async with replica.writing:
-        ended, ended_feedback = figures.ended_before(start), figures.feedback_book.ended_before(start)
+        ended, ended_feedback = figures.ended_before(leaving), figures.feedback_book.ended_before(leaving)
         if ended_feedback:
             await replica.store.feedback_store().archive(ended_feedback)
             figures.feedback_book.forget({d.feedback_code for d in ended_feedback})

@@ -69,7 +69,7 @@ class MetricsCore:
         self.metrics = ServiceMetrics(registry)
         self.consumer = StatusConsumer(self.replica, self.metrics.status_events, clock)
         self.feedback = FeedbackKeeper(figures.feedback_book, store.feedback_store(), self.shard)
-        self.snapshot = Snapshot(settings, figures, clock)
+        self.snapshot = Snapshot(settings, figures, clock, self.figures_for)
         self.metrics.dossiers.set_function(lambda: len(figures.dossiers))
         self.metrics.snapshot_age.set_function(self.snapshot.age)
         self.metrics.render_seconds.set_function(lambda: self.snapshot.render_seconds)

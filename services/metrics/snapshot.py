@@ -4,8 +4,8 @@ is about to lose this quarter (the `dossier_points_at_risk` gauge)."""
 
 import asyncio
 import time
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
 
 from services.metrics.exposition import render, render_urgent
 from services.metrics.figures import Figures
@@ -13,11 +13,18 @@ from services.metrics.settings import MetricsSettings
 from shared.calendar import quarter_of
 
 
+# The figures a report of these communes' dossiers received in [start, end] reads (MetricsCore.figures_for).
+Reading = Callable[[list[str], date, date], Awaitable[Figures]]
+
+
 class Snapshot:
-    def __init__(self, settings: MetricsSettings, figures: Figures, clock: Callable[[], datetime]):
+    def __init__(self, settings: MetricsSettings, figures: Figures, clock: Callable[[], datetime], reading: Reading):
         self.settings = settings
         self.figures = figures
         self.clock = clock
+        # The current quarter is read as a report reads it: from memory, and from the archive too when the store's
+        # horizon is later than the quarter (services/metrics/compaction.py: a horizon never goes back).
+        self.reading = reading
         self.text = b""  # the business metrics, Prometheus' text format
         self.urgent = b""  # the urgent dossiers' codes
         self.at_risk: dict[str, float] = {}  # commune -> points at risk in the current quarter
@@ -43,7 +50,8 @@ class Snapshot:
         not_applicable = frozenset(self.settings.metrics_not_applicable)
         found = {}
         for code in self.figures.communes():
-            found[code] = self.figures.at_risk(code, first, last, now, horizon, not_applicable)["points_at_risk"]
+            figures = await self.reading([code], first, last)
+            found[code] = figures.at_risk(code, first, last, now, horizon, not_applicable)["points_at_risk"]
             await asyncio.sleep(0)  # a province's communes, one at a time: the consumer goes on meanwhile
         self.at_risk = found
 

@@ -154,11 +154,25 @@ def test_dossiers_that_ended_before_the_horizon_leave_memory_and_every_report_st
         wait_until(lambda: counted(bounded) == opened, message="the rated dossier back in the archive")
         assert reports(bounded, BA_THUOC) == reports(kept, BA_THUOC)
 
-        # Its horizon raised (or its clock back from a jump ahead): the horizon stays where the archive
-        # begins. It went back before, and reports no longer read the archived dossiers (found by hand:
-        # the demo's stack restarted with its clock in 2028, then in 2026).
+        # Its horizon raised: the horizon stays where the archive begins. It went back before, and reports no
+        # longer read the archived dossiers (found by hand: the demo's stack restarted with its clock in 2028,
+        # then in 2026).
         bounded.stop()
         bounded = replica(pipeline, "bounded", DOSSIER_METRICS_HORIZON_QUARTERS="1000")
+        assert counted(bounded) == opened and business(bounded) == business(kept)
+        assert (reports(bounded, BA_THUOC), scorecard(bounded, "38")) == (reports(kept, BA_THUOC),
+                                                                          scorecard(kept, "38"))
+
+        # Both clocks back in the lives' quarter, long before bounded's horizon: the points at risk of the
+        # quarter read the archived dossiers too, as its reports do (they read memory alone before, a review found).
+        summer = {"DOSSIER_CLOCK_OFFSET_SECONDS": str((datetime(2025, 7, 9, 12, tzinfo=VN)
+                                                       - datetime.now(VN)).total_seconds())}
+        kept.stop()
+        bounded.stop()
+        kept = replica(pipeline, "kept", DOSSIER_METRICS_HORIZON_QUARTERS="1000", **summer)
+        bounded = replica(pipeline, "bounded", DOSSIER_METRICS_HORIZON_QUARTERS="0", **summer)
+        at_risk = [sample for sample in business(kept) if sample[0] == "dossier_points_at_risk"]
+        assert at_risk and any(business(kept)[sample] for sample in at_risk), "the quarter has points at risk"
         assert counted(bounded) == opened and business(bounded) == business(kept)
         assert (reports(bounded, BA_THUOC), scorecard(bounded, "38")) == (reports(kept, BA_THUOC),
                                                                           scorecard(kept, "38"))
