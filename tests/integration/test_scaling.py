@@ -5,6 +5,7 @@ horizon leave memory without changing a figure or a report."""
 import asyncio
 import subprocess
 import sys
+import time
 from datetime import date, datetime, timedelta
 
 import httpx
@@ -170,12 +171,21 @@ def test_dossiers_that_ended_before_the_horizon_leave_memory_and_every_report_st
         kept.stop()
         bounded.stop()
         kept = replica(pipeline, "kept", DOSSIER_METRICS_HORIZON_QUARTERS="1000", **summer)
-        bounded = replica(pipeline, "bounded", DOSSIER_METRICS_HORIZON_QUARTERS="0", **summer)
+        bounded = replica(pipeline, "bounded", DOSSIER_METRICS_HORIZON_QUARTERS="0",
+                          DOSSIER_METRICS_COMPACT_INTERVAL_SECONDS="1", **summer)
         at_risk = [sample for sample in business(kept) if sample[0] == "dossier_points_at_risk"]
         assert at_risk and any(business(kept)[sample] for sample in at_risk), "the quarter has points at risk"
         assert counted(bounded) == opened and business(bounded) == business(kept)
         assert (reports(bounded, BA_THUOC), scorecard(bounded, "38")) == (reports(kept, BA_THUOC),
                                                                           scorecard(kept, "38"))
+        # A dossier that ends now stays in memory: what leaves it follows the clock, not the store's horizon.
+        code = next(c for c, events in lives.items() if len(events) == 2)
+        before = business(kept)
+        pipeline.post([event("dossier.resolved", code, datetime(2025, 7, 9, 11, tzinfo=VN), id_=f"{code}-end")])
+        wait_until(lambda: business(bounded) == business(kept) and business(kept) != before, timeout=60,
+                   message="the end counted by both")
+        time.sleep(3)  # compactions every second
+        assert counted(bounded) == opened
     finally:
         kept.stop()
         bounded.stop()
