@@ -57,7 +57,6 @@ from shared.mongo import Chain, archived_entries, insert_new, read_ahead
 COUNTED: TypeAdapter[Counted] = TypeAdapter(Counted)
 KEPT: TypeAdapter[list[Counted]] = TypeAdapter(list[Counted])
 CHUNK = 1000  # entries per document: ~1.5 MB of statuses, far below MongoDB's 16 MB
-_LOG = re.compile(r"_log_(\d{4})q([1-4])$")
 
 
 def quarter(day: date) -> str:
@@ -159,10 +158,35 @@ def archive_key(commune_code: str, received: date) -> str:
     return f"{commune_code}:{received:%Y-%m}"
 
 
+@dataclass(frozen=True)
+class Collections:
+    """A replica's collections: `<prefix>_` and one of the names the module's docstring lists. Replicas may share a
+    database, and a prefix may begin another's (`metrics` and `metrics_north`): a name is a replica's only when
+    what follows its prefix is one of its own names. Before, `rebuild` of the replica without a name dropped every
+    named replica's store in its database, and a replica named `log…` had its logs read by it."""
+
+    prefix: str
+
+    @classmethod
+    def of(cls, replica: str) -> "Collections":
+        return cls("metrics" if not replica else "metrics_" + re.sub(r"[^A-Za-z0-9_]", "_", replica))
+
+    def owns(self, name: str) -> bool:
+        return re.fullmatch(rf"{self.prefix}_(state|archive|feedback|feedback_archive|log_\d{{4}}q[1-4]|carried_\d+)",
+                            name) is not None
+
+    def is_log(self, name: str) -> bool:
+        return re.fullmatch(rf"{self.prefix}_log_\d{{4}}q[1-4]", name) is not None
+
+    def is_carried(self, name: str) -> bool:
+        return re.fullmatch(rf"{self.prefix}_carried_\d+", name) is not None
+
+
 class FiguresStore:
     def __init__(self, client: AsyncMongoClient, database: str, replica: str = ""):
         self._db = client[database]
-        self.prefix = "metrics" if not replica else "metrics_" + re.sub(r"[^A-Za-z0-9_]", "_", replica)
+        self.names = Collections.of(replica)
+        self.prefix = self.names.prefix
         self._state = self._db[f"{self.prefix}_state"]
         self._archive = Chain(self._db[f"{self.prefix}_archive"])
         self._carried: str | None = None  # the carried collection in use
@@ -225,8 +249,7 @@ class FiguresStore:
                     yield doc["kind"], orjson.loads(doc["blob"])
 
     async def logs(self) -> list[str]:
-        return [n for n in await self._db.list_collection_names()
-                if n.startswith(f"{self.prefix}_log_") and _LOG.search(n)]
+        return [n for n in await self._db.list_collection_names() if self.names.is_log(n)]
 
     # -- compaction ------------------------------------------------------------------------------
 
@@ -256,7 +279,7 @@ class FiguresStore:
         logs = await self.logs()
         for old in await self._db.list_collection_names():
             stale_log = old in logs and old[-6:] < horizon
-            stale_carried = old.startswith(f"{self.prefix}_carried_") and old != name
+            stale_carried = self.names.is_carried(old) and old != name
             if stale_log or stale_carried:
                 await self._db.drop_collection(old)
 
@@ -272,7 +295,7 @@ class FiguresStore:
 
     async def drop(self) -> None:
         for name in await self._db.list_collection_names():
-            if name.startswith(f"{self.prefix}_"):
+            if self.names.owns(name):
                 await self._db.drop_collection(name)
         self._carried = None
 
@@ -281,7 +304,7 @@ class FiguresStore:
         rewritten as a blob of rows (`row_of`), the new written before the old is deleted (a crash between leaves
         both: a start reads the announcements twice and takes each once); how many statuses were rewritten."""
         rewritten = 0
-        carried = [n for n in await self._db.list_collection_names() if n.startswith(f"{self.prefix}_carried_")]
+        carried = [n for n in await self._db.list_collection_names() if self.names.is_carried(n)]
         for name in await self.logs() + carried:
             collection = self._db[name]
             for key in [doc["_id"] async for doc in collection.find({"kind": "statuses"}, {"_id": 1})]:
