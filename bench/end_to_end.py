@@ -27,8 +27,9 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench.clock import BENCH_NOW
 from bench.cpu import tree_of
-from bench.harness import AUTH, BENCH_NOW, ROOT, bench_settings, knob, percentile, port, post, run, sample_events, session, stack_pid, start_service
+from bench.harness import AUTH, ROOT, bench_settings, knob, percentile, port, post, run, sample_events, session, stack_pid, start_service
 from bench.processing import UPSERT_EVENTS, raw_baseline
 from bench.report import table, write_section
 from shared.kafka import STRUCTURED_HEADERS, client_options

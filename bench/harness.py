@@ -26,7 +26,7 @@ import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
-from bench.clock import BENCH_NOW, clock_at  # noqa: F401 (the benches' instants, here for every bench)
+from bench.clock import clock_at
 from tests.fixtures.sample import VN, dossier_code, dossier_history
 from shared.auth import key_hash
 from shared.kafka import client_options
@@ -129,7 +129,7 @@ def start_service(name: str, settings: ServiceSettings, port: int, *, now: datet
                   ready_within: float = 30, ready: str = "/readyz", **env: str) -> subprocess.Popen:
     """`python -m services.<name>` on `settings`, returned once `ready` (/readyz) answers 200. `now`: the instant its
     clock reads at the start (`clock_at`), or None for the wall clock, which each caller decides (a bench's data
-    dated at fixed instants takes a fixed now: BENCH_NOW)."""
+    dated at fixed instants takes a fixed now: bench/clock.py)."""
     env = (clock_at(now) if now is not None else {}) | env
     variables = settings.environment_variables()
     variables |= {

@@ -27,8 +27,9 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from bench.clock import BENCH_NOW
 from bench.cpu import tree_of
-from bench.harness import (BENCH_NOW, AUTH, DURATION, RUNS, knob, percentile, port, post, run, sample_events, session,
+from bench.harness import (AUTH, DURATION, RUNS, knob, percentile, port, post, run, sample_events, session,
                            stack_settings, start_service)
 from bench.report import table, write_section
 from shared.kafka import STRUCTURED_HEADERS, client_options

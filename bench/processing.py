@@ -18,7 +18,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient, InsertOne, UpdateOne
 
-from bench.harness import BENCH_NOW, DURATION, bench_settings, knob, percentile, port, post, run, sample_events, session, start_service
+from bench.clock import BENCH_NOW
+from bench.harness import DURATION, bench_settings, knob, percentile, port, post, run, sample_events, session, start_service
 from bench.report import table, write_section
 from shared.kafka import STRUCTURED_HEADERS, client_options
 from shared.kafka_acls import prepare

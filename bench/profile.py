@@ -16,8 +16,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from bench.clock import BENCH_NOW
 from bench.end_to_end import PORTS, WARM_UP, reported, step
-from bench.harness import BENCH_NOW, ROOT, bench_settings, knob, run, sample_events, start_service
+from bench.harness import ROOT, bench_settings, knob, run, sample_events, start_service
 from bench.report import OUTPUT, table, write_section
 from shared.kafka_acls import prepare
 

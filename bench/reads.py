@@ -34,11 +34,12 @@ import aiohttp
 import orjson
 from pymongo import AsyncMongoClient
 
+from bench.clock import BENCH_NOW
 from bench.cpu import tree_of
 from bench.end_to_end import BASELINE
 from bench.end_to_end import PORTS as E2E_PORTS
 from bench.end_to_end import WARM_UP, reported, step, usage
-from bench.harness import BENCH_NOW, KAFKA_ADMIN, KEY, ROOT, RUNS, STACK_DIR, bench_settings, knob, percentile, port, run, sample_events, start_service
+from bench.harness import KAFKA_ADMIN, KEY, ROOT, RUNS, STACK_DIR, bench_settings, knob, percentile, port, run, sample_events, start_service
 from bench.processing import consumed, prefill
 from bench.report import table, write_section
 from tests.fixtures.sample import VN, dossier_code, event

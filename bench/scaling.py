@@ -25,7 +25,8 @@ import orjson
 import yaml
 from aiokafka import AIOKafkaProducer
 
-from bench.harness import AUTH, BENCH_NOW, bench_settings, knob, percentile, port, run, start_service
+from bench.clock import BENCH_NOW
+from bench.harness import AUTH, bench_settings, knob, percentile, port, run, start_service
 from bench.metrics import CAL, SECTORS, life, rss_mib, status_data, status_record
 from bench.report import table, write_section
 from services.metrics.figures import Figures

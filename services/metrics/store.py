@@ -172,8 +172,8 @@ class Collections:
         return cls("metrics" if not replica else "metrics_" + re.sub(r"[^A-Za-z0-9_]", "_", replica))
 
     def owns(self, name: str) -> bool:
-        return re.fullmatch(rf"{self.prefix}_(state|archive|feedback|feedback_archive|log_\d{{4}}q[1-4]|carried_\d+)",
-                            name) is not None
+        return name in {f"{self.prefix}_{own}" for own in ("state", "archive", "feedback", "feedback_archive")} or (
+            self.is_log(name) or self.is_carried(name))
 
     def is_log(self, name: str) -> bool:
         return re.fullmatch(rf"{self.prefix}_log_\d{{4}}q[1-4]", name) is not None
