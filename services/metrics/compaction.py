@@ -48,8 +48,10 @@ async def compact(replica: Replica, now: datetime) -> int:
         carried = [t for t in figures.received_before(start) if t.code not in gone]
         verdicts = {t.code: figures.verdicts_of(t.code) for t in ended + carried}
         counts = replica.archived_counts + figures.counted_by((t, verdicts[t.code]) for t in ended)
-        await replica.store.compact(horizon, ended, verdicts, carried, counts)
+        # Verdicts of dossiers not in memory (given after their dossier was archived) are carried too: they were
+        # lost with their quarter's log before.
+        await replica.store.compact(horizon, ended, verdicts, carried, counts, figures.loose_verdicts())
         figures.forget(gone)
-        replica.archived_counts, replica.horizon = counts, horizon
+        replica.archived_counts, replica.horizon, replica.returned = counts, horizon, set()
     log.info("ended dossiers moved to the archive", dossiers=len(gone), carried=len(carried), horizon=horizon)
     return len(gone)

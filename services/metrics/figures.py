@@ -318,6 +318,10 @@ class Figures(ReportQueries):
     def verdicts_of(self, code: str) -> list[Verdict]:
         return [self._signatures[code, doc] for doc in sorted(self._documents.get(code, ()))]
 
+    def loose_verdicts(self) -> list[Verdict]:
+        """The verdicts of dossiers not in memory."""
+        return [v for (code, _), v in self._signatures.items() if code not in self.dossiers]
+
     # -- leaving memory (the horizon, docs/domain.md §5) ------------------------------------------
 
     def ended_before(self, instant: datetime) -> list[Tracked]:

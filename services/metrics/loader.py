@@ -34,7 +34,7 @@ async def load(replica: Replica, now: datetime) -> None:
     finally:
         gc.enable()
     gc.freeze()
-    replica.archived_counts = state.archived_counts
+    replica.archived_counts, replica.returned = state.archived_counts, state.returned
     replica.figures.counts.update(state.archived_counts)
     replica.horizon = state.horizon
     log.info("figures loaded", dossiers=len(replica.figures.dossiers), horizon=replica.horizon,

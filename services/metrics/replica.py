@@ -27,6 +27,7 @@ class Replica:
     shard: Shard
     horizon: str | None = None  # the quarter of the last compaction (services/metrics/store.py)
     archived_counts: Counter[Key] = field(default_factory=Counter)  # what the archived dossiers counted
+    returned: set[str] = field(default_factory=set)  # archived dossiers back in memory since the last compaction
     writing: asyncio.Lock = field(default_factory=asyncio.Lock)  # a batch's writes and a compaction's, one at a time
     sent: set[str] = field(default_factory=set)  # the ids of the clock records published (by any replica)
 

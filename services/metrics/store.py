@@ -18,8 +18,12 @@ stores only theirs.
   reaching before the horizon reads the months it covers, by key.
 - `…_state`: the document `horizon`: the horizon quarter, the carried collection in use, and the
   counts of the archived dossiers (Prometheus' counters must not go back when they leave memory).
+- `…_returned`: the archived dossiers that changed again since the last compaction, each with what the archive
+  counted of it (`_id` the dossier's code, and the compaction's generation): those counts leave the archived counts
+  at a start, until the next compaction writes them net. Written before the dossier's new row, so that a start
+  never counts a dossier both in the archive's counts and from memory (a review found it did).
 
-Load reads the state, the carried collection, and the logs of the quarters from the horizon on: a
+Load reads the state (with what returned), the carried collection, and the logs of the quarters from the horizon on: a
 replica's start reads about `horizon` quarters of dossiers, however long it has run. Compaction writes
 the archive, then the new carried collection, then switches the state, then drops what the switch
 left behind: a crash at any point loads the old state, whose collections are still there, and the
@@ -50,7 +54,7 @@ from services.metrics import compact
 from services.metrics.feedback import FeedbackStore
 from services.metrics.figures import Counted, Held, Key, Tracked, Verdict, held, shared_fees
 from shared.instants import shared_zone
-from shared.mongo import Chain, archived_entries, insert_new, read_ahead
+from shared.mongo import Chain, archived_entries, insert_new, read_ahead, replace_all
 
 # What the figures take of a status record (shared.contracts.StatusData), as stored: the applicant and
 # the rest stay on the topic. The same dataclasses as in memory, through pydantic's codec.
@@ -111,6 +115,14 @@ def held_of(row: list[Any]) -> Held:
     return Held(receipt, last, b64decode(steps), None, _instant(until))
 
 
+def _packed(counts: Counter[Key]) -> Binary:
+    return Binary(orjson.dumps([[list(k), v] for k, v in counts.items() if v]))
+
+
+def _unpacked(blob: bytes) -> Counter[Key]:
+    return Counter({tuple(k): v for k, v in orjson.loads(blob)})
+
+
 def _iso(instant: datetime | None) -> str | None:
     return None if instant is None else instant.isoformat()
 
@@ -142,7 +154,8 @@ class Batch:
 @dataclass
 class State:
     horizon: str | None  # the horizon quarter of the last compaction; None before the first
-    archived_counts: Counter[Key]  # what the archived dossiers counted
+    archived_counts: Counter[Key]  # what the archived dossiers counted, less what those back in memory counted
+    returned: set[str] = field(default_factory=set)  # the archived dossiers back in memory since the last compaction
 
 
 @dataclass
@@ -172,7 +185,8 @@ class Collections:
         return cls("metrics" if not replica else "metrics_" + re.sub(r"[^A-Za-z0-9_]", "_", replica))
 
     def owns(self, name: str) -> bool:
-        return name in {f"{self.prefix}_{own}" for own in ("state", "archive", "feedback", "feedback_archive")} or (
+        return name in {f"{self.prefix}_{own}" for own in ("state", "returned", "archive", "feedback",
+                                                           "feedback_archive")} or (
             self.is_log(name) or self.is_carried(name))
 
     def is_log(self, name: str) -> bool:
@@ -188,8 +202,10 @@ class FiguresStore:
         self.names = Collections.of(replica)
         self.prefix = self.names.prefix
         self._state = self._db[f"{self.prefix}_state"]
+        self._returned = self._db[f"{self.prefix}_returned"]
         self._archive = Chain(self._db[f"{self.prefix}_archive"])
         self._carried: str | None = None  # the carried collection in use
+        self._generation = 0  # the compaction that wrote it
 
     def feedback_store(self) -> FeedbackStore:
         """This replica's PAKN records, beside its figures (services/metrics/feedback.py)."""
@@ -198,10 +214,12 @@ class FiguresStore:
     # -- writing what comes ------------------------------------------------------------------------
 
     async def save(self, batch: Batch) -> None:
-        for where, entries in batch.statuses.items():
-            await self._insert(where, "held", [row_of(h) for h in entries])
+        """The verdicts first: a dossier back from the archive is counted from memory once its row is stored, and its
+        archived verdicts, written with it, must be there by then."""
         for where, entries in batch.verdicts.items():
             await self._insert(where, "verdicts", entries)
+        for where, entries in batch.statuses.items():
+            await self._insert(where, "held", [row_of(h) for h in entries])
         for where, ids in batch.clock.items():
             await self._insert(where, "clock", ids)
 
@@ -223,13 +241,26 @@ class FiguresStore:
 
     # -- loading -------------------------------------------------------------------------------------
 
+    async def note_returned(self, counted: dict[str, Counter[Key]]) -> None:
+        """These archived dossiers are back in memory: what the archive counted of each (the module's docstring)."""
+        await replace_all(self._returned, [{"_id": code, "generation": self._generation, "counts": _packed(counts)}
+                                           for code, counts in counted.items()])
+
     async def state(self) -> State:
-        """Where the last compaction left the store (nothing before the first)."""
+        """Where the last compaction left the store (nothing before the first), what returned since taken out of the
+        archived counts. The returned collection holds a few dossiers: read whole (those of an earlier generation
+        are what a compaction that stopped before dropping them left)."""
         state = await self._state.find_one({"_id": "horizon"})
         self._carried = state["carried"] if state else None
+        self._generation = state["generation"] if state else 0
         if state is None:
             return State(None, Counter())
-        return State(state["quarter"], Counter({tuple(k): v for k, v in orjson.loads(state["counts"])}))
+        counts, returned = _unpacked(state["counts"]), set()
+        async for doc in self._returned.find({}):
+            if doc["generation"] == self._generation:
+                counts.subtract(_unpacked(doc["counts"]))
+                returned.add(doc["_id"])
+        return State(state["quarter"], +counts, returned)
 
     async def entries(self, horizon: str | None) -> AsyncIterator[tuple[str, list[Any]]]:
         """What the carried collection and the logs from the horizon on hold, a blob at a time, as
@@ -254,9 +285,10 @@ class FiguresStore:
     # -- compaction ------------------------------------------------------------------------------
 
     async def compact(self, horizon: str, archived: list[Tracked], verdicts: dict[str, list[Verdict]],
-                      carried: list[Tracked], counts: Counter[Key]) -> None:
+                      carried: list[Tracked], counts: Counter[Key], loose: Iterable[Verdict] = ()) -> None:
         """Archive the dossiers ended before `horizon`, carry those received before it that are still
-        in memory, and switch the state to them (the module's docstring gives the order)."""
+        in memory, with the `loose` verdicts (of dossiers not in memory), and switch the state to them (the module's
+        docstring gives the order)."""
         months: dict[str, list[dict[str, Any]]] = {}
         for tracked in archived:
             key = archive_key(tracked.receipt.commune_code, tracked.received_date)
@@ -271,11 +303,12 @@ class FiguresStore:
         name = f"{self.prefix}_carried_{generation}"
         await self._db.drop_collection(name)  # what a compaction that crashed began
         await self._write(name, "held", [row_of(t) for t in carried])
-        await self._write(name, "verdicts", [verdict_doc(v) for t in carried for v in verdicts.get(t.code, ())])
+        await self._write(name, "verdicts", [verdict_doc(v) for t in carried for v in verdicts.get(t.code, ())]
+                          + [verdict_doc(v) for v in loose])
         await self._state.replace_one({"_id": "horizon"}, {
-            "quarter": horizon, "generation": generation, "carried": name,
-            "counts": Binary(orjson.dumps([[list(k), v] for k, v in counts.items() if v]))}, upsert=True)
-        self._carried = name
+            "quarter": horizon, "generation": generation, "carried": name, "counts": _packed(counts)}, upsert=True)
+        self._carried, self._generation = name, generation
+        await self._db.drop_collection(self._returned.name)  # the counts just written are net of them
         logs = await self.logs()
         for old in await self._db.list_collection_names():
             stale_log = old in logs and old[-6:] < horizon

@@ -5,14 +5,14 @@ import pytest
 
 from services.metrics.store import Collections
 
-NAMES = ["state", "archive", "feedback", "feedback_archive", "log_2025q3", "carried_12"]
+NAMES = ["state", "returned", "archive", "feedback", "feedback_archive", "log_2025q3", "carried_12"]
 
 
 def store(replica: str) -> Collections:
     return Collections.of(replica)
 
 
-@pytest.mark.parametrize("replica, other", [("", "north"), ("", "log"), ("", "carried"), ("north", "north_2"),
+@pytest.mark.parametrize("replica, other", [("", "north"), ("", "log"), ("", "carried"), ("", "returned"), ("north", "north_2"),
                                             ("log", "log_2025q3"), ("a", "a_b")])
 def test_a_replica_owns_its_own_collections_and_none_of_another(replica: str, other: str) -> None:
     mine, theirs = store(replica), store(other)
