@@ -34,8 +34,15 @@ async def load(replica: Replica, now: datetime) -> None:
     finally:
         gc.enable()
     gc.freeze()
-    replica.archived_counts, replica.returned = state.archived_counts, state.returned
-    replica.figures.counts.update(state.archived_counts)
+    # What the archive counted of a dossier back in memory leaves the archived counts; of one noted but not loaded
+    # (its row never stored: a crash between the two, or its record dead-lettered), it stays: the record consumed
+    # again notes it anew (a review found that subtracting every note lost those counts for good).
+    back = {code: counts for code, counts in state.returned.items() if code in replica.figures.dossiers}
+    counts = state.archived_counts.copy()
+    for counted in back.values():
+        counts.subtract(counted)
+    replica.archived_counts, replica.returned = +counts, set(back)
+    replica.figures.counts.update(replica.archived_counts)
     replica.horizon = state.horizon
     log.info("figures loaded", dossiers=len(replica.figures.dossiers), horizon=replica.horizon,
              clock_events_sent=len(replica.sent), seconds=round(time.perf_counter() - started, 2))

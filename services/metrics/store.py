@@ -19,9 +19,10 @@ stores only theirs.
 - `…_state`: the document `horizon`: the horizon quarter, the carried collection in use, and the
   counts of the archived dossiers (Prometheus' counters must not go back when they leave memory).
 - `…_returned`: the archived dossiers that changed again since the last compaction, each with what the archive
-  counted of it (`_id` the dossier's code, and the compaction's generation): those counts leave the archived counts
-  at a start, until the next compaction writes them net. Written before the dossier's new row, so that a start
-  never counts a dossier both in the archive's counts and from memory (a review found it did).
+  counted of it (`_id` the dossier's code, and the compaction's generation): a start takes them out of the archived
+  counts for the dossiers it loads, until the next compaction writes the counts net. Written before the dossier's
+  new row, so that a start never counts a dossier both in the archive's counts and from memory (a review found it
+  did); a note whose row was never stored is left alone (services/metrics/loader.py).
 
 Load reads the state (with what returned), the carried collection, and the logs of the quarters from the horizon on: a
 replica's start reads about `horizon` quarters of dossiers, however long it has run. Compaction writes
@@ -154,8 +155,9 @@ class Batch:
 @dataclass
 class State:
     horizon: str | None  # the horizon quarter of the last compaction; None before the first
-    archived_counts: Counter[Key]  # what the archived dossiers counted, less what those back in memory counted
-    returned: set[str] = field(default_factory=set)  # the archived dossiers back in memory since the last compaction
+    archived_counts: Counter[Key]  # what the archived dossiers counted
+    # The archived dossiers noted back in memory since the last compaction, with what the archive counted of each
+    returned: dict[str, Counter[Key]] = field(default_factory=dict)
 
 
 @dataclass
@@ -247,20 +249,17 @@ class FiguresStore:
                                            for code, counts in counted.items()])
 
     async def state(self) -> State:
-        """Where the last compaction left the store (nothing before the first), what returned since taken out of the
-        archived counts. The returned collection holds a few dossiers: read whole (those of an earlier generation
-        are what a compaction that stopped before dropping them left)."""
+        """Where the last compaction left the store (nothing before the first), with the dossiers noted returned
+        since. The returned collection holds a few dossiers: read whole (those of an earlier generation are what a
+        compaction that stopped before dropping them left)."""
         state = await self._state.find_one({"_id": "horizon"})
         self._carried = state["carried"] if state else None
         self._generation = state["generation"] if state else 0
         if state is None:
             return State(None, Counter())
-        counts, returned = _unpacked(state["counts"]), set()
-        async for doc in self._returned.find({}):
-            if doc["generation"] == self._generation:
-                counts.subtract(_unpacked(doc["counts"]))
-                returned.add(doc["_id"])
-        return State(state["quarter"], +counts, returned)
+        returned = {doc["_id"]: _unpacked(doc["counts"]) async for doc in self._returned.find({})
+                    if doc["generation"] == self._generation}
+        return State(state["quarter"], _unpacked(state["counts"]), returned)
 
     async def entries(self, horizon: str | None) -> AsyncIterator[tuple[str, list[Any]]]:
         """What the carried collection and the logs from the horizon on hold, a blob at a time, as

@@ -157,12 +157,13 @@ def test_dossiers_that_ended_before_the_horizon_leave_memory_and_every_report_st
                      id_=f"{code}-late", rating="unsatisfied")
         first = fold([parse_event(e) for e in lives[rated[1]][:1]], CAL)
         older = status_changed(first.dossier, None, status_of(first.dossier, CAL), first.timeline, 1)
-        before = business(kept)
         asyncio.run(publish_status(pipeline, verified(rated[2], "KQ-2", "invalid", datetime(2025, 7, 25, tzinfo=VN))))
         asyncio.run(publish_status(pipeline, older))
         pipeline.post([late])
-        wait_until(lambda: business(kept) != before and business(bounded) == business(kept),
-                   timeout=60, message="the late rating and the verdict counted once by both")
+        wait_until(lambda: sample(kept, "dossier_ratings", rating="unsatisfied") == 1
+                   and sample(kept, "dossier_signatures", verdict="invalid") == 1,
+                   timeout=60, message="the late rating and the verdict counted by kept")
+        wait_until(lambda: business(bounded) == business(kept), message="and by bounded, once")
         assert reports(bounded, BA_THUOC) == reports(kept, BA_THUOC)
         for _ in range(2):  # the first start archives the rated dossier again, the second loads what it wrote
             bounded.stop()
@@ -205,6 +206,12 @@ def test_dossiers_that_ended_before_the_horizon_leave_memory_and_every_report_st
     finally:
         kept.stop()
         bounded.stop()
+
+
+def sample(metrics, name: str, **labels: str) -> float:
+    """The sum of a business figure's samples with these labels."""
+    return sum(value for (n, sample_labels), value in business(metrics).items()
+               if n == name and labels.items() <= dict(sample_labels).items())
 
 
 def verified(code: str, document: str, verdict: str, at: datetime) -> SignatureVerified:

@@ -3,6 +3,7 @@
 an in-memory store; the integration tests run the same parts on the real Kafka and FerretDB."""
 
 import asyncio
+from collections import Counter
 from datetime import datetime, timedelta
 
 import orjson
@@ -12,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from services.metrics.settings import MetricsSettings
 from services.metrics.figures import Figures
 from services.metrics.core import FiguresLoading, MetricsCore
+from services.metrics.store import State
 from shared.calendar import WorkingCalendar
 from shared.contracts import ClockChanged, StatusRecord, status_changed, status_of
 from shared.dossier import fold
@@ -84,6 +86,23 @@ def test_time_alone_announces_due_soon_then_overdue_once_even_after_a_restart():
     asyncio.run(restarted.load(compact=False))
     assert asyncio.run(restarted.move_clock(publish)) == 0  # the ids it stored say they were sent
     assert orjson.loads(published[-1].to_bytes())["data"]["cause"]["type"] == "clock"
+
+
+def test_a_start_takes_out_of_the_archived_counts_only_the_returned_dossiers_it_loads():
+    """A dossier noted back from the archive whose row was never stored (a crash between the two, or its record
+    dead-lettered) is not in memory: what the archive counted of it stays counted (it was lost for good before)."""
+    store, now = MemoryFiguresStore(), [RECEIVED + timedelta(hours=1)]
+    asyncio.run(replica(store, now).handle(statuses(1, resolved=True)))  # the first dossier's row, stored
+    received = ("received", "14923", "HT", "online", "full")
+    archived = Counter({received: 10, ("completed", "14923", "HT", "early"): 10})
+    one = Counter({received: 1, ("completed", "14923", "HT", "early"): 1})
+    loaded, not_loaded = dossier_code(RECEIVED, 1), dossier_code(RECEIVED, 2)
+    store.kept_state = State("2025q3", archived, {loaded: one, not_loaded: one})
+    restarted = replica(store, now)
+    asyncio.run(restarted.load(compact=False))
+    assert restarted.replica.returned == {loaded}
+    assert restarted.replica.archived_counts == Counter({received: 9, ("completed", "14923", "HT", "early"): 9})
+    assert counted(restarted)[received] == 10  # nine archived, one in memory
 
 
 def test_a_report_asked_while_the_figures_load_is_refused_not_answered_from_what_is_loaded_so_far():
