@@ -229,6 +229,7 @@ class Transition:
     at: datetime
     old: OpenState
     new: OpenState
+    announced_before: datetime | None  # the dossier's `announced_until` before this tick
 
     def status(self, open_state: OpenState) -> Status:
         facts = self.facts
@@ -450,11 +451,21 @@ class Figures(ReportQueries):
                     heapq.heappush(self._clock, (at, code))
                     break
                 if previous != to and (tracked.announced_until is None or at > tracked.announced_until):
-                    moved.append(Transition(tracked.receipt, tracked.now, tracked.received_date, at, previous, to))
+                    moved.append(Transition(tracked.receipt, tracked.now, tracked.received_date, at, previous, to,
+                                            tracked.announced_until))
                 previous = to
             tracked.announced_until = now
             self._recount_open(tracked, now)
         return sorted(moved, key=lambda t: t.at)
+
+    def unannounced(self, moved: list[Transition]) -> None:
+        """These moves were not announced after all (their records were not published): the next tick returns them
+        again."""
+        for t in moved:
+            tracked = self.dossiers.get(t.receipt.dossier_code)
+            if tracked is not None:
+                tracked.announced_until = t.announced_before
+                heapq.heappush(self._clock, (t.at, tracked.code))
 
     def due_by(self, now: datetime) -> bool:
         """Whether a dossier's open state may have changed by `now`: `tick` has something to look at."""

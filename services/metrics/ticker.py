@@ -29,7 +29,11 @@ async def move_clock(replica: Replica, now: datetime, publish: Publish) -> list[
                  if clock_record_id(t.receipt.dossier_code, t.facts.due_at, t.new) not in replica.sent]
         events = [event for _, event in fresh]
         if events:
-            await publish(events)
+            try:
+                await publish(events)
+            except BaseException:  # the tick marked them announced: Kafka down lost them until a restart before
+                figures.unannounced([t for t, _ in fresh])
+                raise
             async with replica.writing:
                 await replica.store.save(replica.batch_of(clock=[(e.id, t.received_date) for t, e in fresh]))
             replica.sent.update(e.id for e in events)

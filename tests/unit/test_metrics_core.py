@@ -7,6 +7,8 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 import orjson
+import pytest
+from aiokafka.errors import KafkaConnectionError
 from pydantic import TypeAdapter
 from prometheus_client import CollectorRegistry
 
@@ -103,6 +105,28 @@ def test_a_start_takes_out_of_the_archived_counts_only_the_returned_dossiers_it_
     assert restarted.replica.returned == {loaded}
     assert restarted.replica.archived_counts == Counter({received: 9, ("completed", "14923", "HT", "early"): 9})
     assert counted(restarted)[received] == 10  # nine archived, one in memory
+
+
+def test_a_clock_move_kafka_refused_is_published_at_the_next_tick():
+    """The tick marked the dossiers announced before publishing: a publish that failed (Kafka down) lost the moves
+    until a restart (found by reading the ticker)."""
+    store, now = MemoryFiguresStore(), [RECEIVED + timedelta(hours=1)]
+    published: list[ClockChanged] = []
+
+    async def refused(records: list[ClockChanged]) -> None:
+        raise KafkaConnectionError("the broker is down")
+
+    async def publish(records: list[ClockChanged]) -> None:
+        published.extend(records)
+
+    service = replica(store, now)
+    asyncio.run(service.handle(statuses(3)))
+    now[0] = datetime(2025, 7, 10, 8, 0, tzinfo=VN)
+    with pytest.raises(KafkaConnectionError):
+        asyncio.run(service.move_clock(refused))
+    assert asyncio.run(service.move_clock(publish)) == 6
+    assert sorted(r.data.new.open_state for r in published) == ["due_soon"] * 3 + ["overdue"] * 3
+    assert asyncio.run(service.move_clock(publish)) == 0
 
 
 def test_a_report_asked_while_the_figures_load_is_refused_not_answered_from_what_is_loaded_so_far():
