@@ -84,7 +84,8 @@ class MetricsCore:
         await loader.load(self.replica, self.clock())
         await self.feedback.load()
         if compact:
-            await self.compact()
+            async with self.replica.compacting:
+                await compaction.compact(self.replica, self.clock())
         self.unsettled = list(self.figures.dossiers.values())
         self.readable = True
 
@@ -108,6 +109,7 @@ class MetricsCore:
             del self.unsettled[-SETTLED_AT_ONCE:]
             await asyncio.sleep(0)
         log.info("figures settled", dossiers=loaded, seconds=round(time.perf_counter() - started, 2))
+        await self.consolidate()  # the next start reads full blobs, not the last run's small ones
 
     async def handle(self, records: list[Record[StatusRecord]]) -> None:
         """PAKN records to the feedback keeper, the others to the dossiers' consumer."""
@@ -117,7 +119,15 @@ class MetricsCore:
         await self.consumer.handle([r for r in records if not isinstance(r.value, FeedbackChanged)])
 
     async def compact(self) -> int:
-        return await compaction.compact(self.replica, self.clock())
+        """Ended dossiers to the archive, then the logs written a few rows at a time rewritten (`compaction.py`)."""
+        async with self.replica.compacting:
+            moved = await compaction.compact(self.replica, self.clock())
+            await compaction.consolidate(self.replica)
+        return moved
+
+    async def consolidate(self) -> int:
+        async with self.replica.compacting:
+            return await compaction.consolidate(self.replica)
 
     async def move_clock(self, publish: ticker.Publish) -> int:
         published = await ticker.move_clock(self.replica, self.clock(), publish)

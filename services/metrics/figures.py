@@ -319,6 +319,9 @@ class Figures(ReportQueries):
     def verdicts_of(self, code: str) -> list[Verdict]:
         return [self._signatures[code, doc] for doc in sorted(self._documents.get(code, ()))]
 
+    def all_verdicts(self) -> Iterable[Verdict]:
+        return self._signatures.values()
+
     def loose_verdicts(self) -> list[Verdict]:
         """The verdicts of dossiers not in memory."""
         return [v for (code, _), v in self._signatures.items() if code not in self.dossiers]

@@ -52,7 +52,9 @@ def _apply_stored(replica: Replica, kind: str, entries: list[Any], now: datetime
     owns, figures = replica.shard.owns_commune, replica.figures
     if kind == "held":
         for row in entries:  # the code, the events, the commune: an older announcement is skipped unread
-            if owns(row[2]) and figures.is_newer(row[0], row[1]):
+            if not owns(row[2]):
+                replica.foreign_rows = True
+            elif figures.is_newer(row[0], row[1]):
                 figures.apply(held_of(row), now, settle=False)
     elif kind == "statuses":  # written before v1.4
         for counted in entries:
@@ -62,6 +64,8 @@ def _apply_stored(replica: Replica, kind: str, entries: list[Any], now: datetime
         for verdict in map(from_verdict_doc, entries):
             if owns(verdict.commune_code):
                 figures.apply_verdict(verdict, settle=False)
+            else:
+                replica.foreign_rows = True
     else:
         replica.sent.update(entries)
 

@@ -28,6 +28,8 @@ class Replica:
     horizon: str | None = None  # the quarter of the last compaction (services/metrics/store.py)
     archived_counts: Counter[Key] = field(default_factory=Counter)  # what the archived dossiers counted
     returned: set[str] = field(default_factory=set)  # archived dossiers back in memory since the last compaction
+    foreign_rows: bool = False  # a start found rows of provinces it does not own (services/metrics/compaction.py)
+    compacting: asyncio.Lock = field(default_factory=asyncio.Lock)  # a compaction and a consolidation, one at a time
     writing: asyncio.Lock = field(default_factory=asyncio.Lock)  # a batch's writes and a compaction's, one at a time
     sent: set[str] = field(default_factory=set)  # the ids of the clock records published (by any replica)
 

@@ -32,15 +32,20 @@ next compaction does it again (a link written twice is read once: `archived` kee
 dossier).
 
 FerretDB's SQLite backend reads a document field by field, ~2,000 small documents a second, but a
-blob of a thousand statuses as fast as the bytes come: hence the blobs. A start reads a blob of held dossiers
+blob of a thousand statuses as fast as the bytes come: hence the blobs. A live service stores a blob per consumed
+batch, often of a few records (a verdict comes alone): a quarter's log then holds many small blobs, and its
+dossiers' older rows beside the newest. The store knows which blobs of rows and of verdicts each log holds (read at
+a start, written since), and `rewrite` writes them anew as full blobs, as memory holds them, then deletes the old
+(services/metrics/compaction.py `consolidate` says when). A start reads a blob of held dossiers
 without pydantic and without packing their timelines again: ~300 bytes a dossier instead of ~2.4 KB.
 """
 
+import asyncio
 import hashlib
 import re
 from base64 import b64decode, b64encode
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from sys import intern
@@ -55,13 +60,14 @@ from services.metrics import compact
 from services.metrics.feedback import FeedbackStore
 from services.metrics.figures import Counted, Held, Key, Tracked, Verdict, held, shared_fees
 from shared.instants import shared_zone
-from shared.mongo import Chain, archived_entries, insert_new, read_ahead, replace_all
+from shared.mongo import GET_MANY, Chain, archived_entries, delete_all, insert_new, read_ahead, replace_all
 
 # What the figures take of a status record (shared.contracts.StatusData), as stored: the applicant and
 # the rest stay on the topic. The same dataclasses as in memory, through pydantic's codec.
 COUNTED: TypeAdapter[Counted] = TypeAdapter(Counted)
 KEPT: TypeAdapter[list[Counted]] = TypeAdapter(list[Counted])
 CHUNK = 1000  # entries per document: ~1.5 MB of statuses, far below MongoDB's 16 MB
+REWRITTEN = ("held", "verdicts")  # the kinds of blobs `rewrite` writes anew (the clock's ids are few)
 
 
 def quarter(day: date) -> str:
@@ -208,6 +214,8 @@ class FiguresStore:
         self._archive = Chain(self._db[f"{self.prefix}_archive"])
         self._carried: str | None = None  # the carried collection in use
         self._generation = 0  # the compaction that wrote it
+        # Per kind (REWRITTEN) and quarter's log (`2025q3`), the `_id`s of the blobs it holds (read at a start, written since)
+        self.blobs: dict[str, dict[str, set[str]]] = {kind: {} for kind in REWRITTEN}
 
     def feedback_store(self) -> FeedbackStore:
         """This replica's PAKN records, beside its figures (services/metrics/feedback.py)."""
@@ -232,9 +240,14 @@ class FiguresStore:
         assert name is not None, "nothing is carried before the first compaction"
         await self._write(name, kind, entries)
 
-    async def _write(self, name: str, kind: str, entries: list[Any]) -> None:
-        """Entries into a collection as blobs of CHUNK each."""
-        await insert_new(self._db[name], [self._blob(kind, entries[i:i + CHUNK]) for i in range(0, len(entries), CHUNK)])
+    async def _write(self, name: str, kind: str, entries: list[Any]) -> set[str]:
+        """Entries into a collection as blobs of CHUNK each; their `_id`s (some may have been there)."""
+        blobs = [self._blob(kind, entries[i:i + CHUNK]) for i in range(0, len(entries), CHUNK)]
+        await insert_new(self._db[name], blobs)
+        ids = {blob["_id"] for blob in blobs}
+        if kind in REWRITTEN and self.names.is_log(name):
+            self.blobs[kind].setdefault(name[-6:], set()).update(ids)
+        return ids
 
     @staticmethod
     def _blob(kind: str, entries: list[Any]) -> dict[str, Any]:
@@ -270,7 +283,10 @@ class FiguresStore:
         for name in names:
             # A few blobs (up to ~3 MB each) a reply: FerretDB does not cut replies at 16 MB as
             # MongoDB does, and the driver refuses one over 48 MB.
+            log = self.names.is_log(name)
             async for doc in read_ahead(self._db[name].find({}, batch_size=4), 4):
+                if log and doc["kind"] in REWRITTEN:
+                    self.blobs[doc["kind"]].setdefault(name[-6:], set()).add(doc["_id"])
                 if doc["kind"] == "statuses":
                     yield "statuses", KEPT.validate_json(doc["blob"])[::-1]
                 elif doc["kind"] == "held":
@@ -314,6 +330,32 @@ class FiguresStore:
             stale_carried = self.names.is_carried(old) and old != name
             if stale_log or stale_carried:
                 await self._db.drop_collection(old)
+                for blobs in self.blobs.values() if stale_log else ():
+                    blobs.pop(old[-6:], None)
+
+    async def rewrite(self, kind: str, homes: dict[str, list[Any]], entry: Callable[[Any], Any],
+                      replaced: Iterable[str]) -> int:
+        """Entries of a kind written anew where they belong (`homes`: a quarter's log or `carried`, each with its
+        objects, made entries by `entry` CHUNK at a time, the event loop turning in between), then the blobs of that
+        kind the logs `replaced` held before deleted; how many. New blobs the consumer writes meanwhile stay, and so
+        does a blob written anew as it was (the same bytes, the same `_id`). A crash between leaves both: a start
+        reads an entry twice and takes it once."""
+        before = {where: set(self.blobs[kind].get(where, ())) for where in replaced}
+        written: set[str] = set()
+        for where, objects in homes.items():
+            name = self._carried if where == "carried" else f"{self.prefix}_log_{where}"
+            assert name is not None, "nothing is carried before the first compaction"
+            for i in range(0, len(objects), CHUNK):
+                written |= await self._write(name, kind, [entry(o) for o in objects[i:i + CHUNK]])
+                await asyncio.sleep(0)
+        deleted = 0
+        for where, ids in before.items():
+            stale = sorted(ids - written)
+            for i in range(0, len(stale), GET_MANY):
+                await delete_all(self._db[f"{self.prefix}_log_{where}"], stale[i:i + GET_MANY])
+            self.blobs[kind][where] -= set(stale)
+            deleted += len(stale)
+        return deleted
 
     async def archived(self, keys: Iterable[str]) -> list[Archived]:
         """The archived dossiers of these commune-months (`14923:2025-07`), one status per dossier."""

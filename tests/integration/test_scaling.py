@@ -10,17 +10,19 @@ from datetime import date, datetime, timedelta
 
 import httpx
 import orjson
+from aiokafka import AIOKafkaProducer
 from bson import Binary
 from pymongo import AsyncMongoClient
 
 from services.metrics.figures import Counted
 from services.metrics.store import KEPT
 from shared.calendar import WorkingCalendar
-from shared.contracts import SignatureData, SignatureVerified, status_changed, status_of
+from shared.contracts import PROCESSING_SOURCE, SignatureData, SignatureVerified, status_changed, status_of
 from shared.dossier import fold
+from shared.kafka import client_options
 from shared.events import parse_event
 from tests.fixtures.sample import VN, event
-from tests.integration.conftest import OPERATOR, ROOT, service, wait_until
+from tests.integration.conftest import OPERATOR, ROOT, read_topic, service, wait_until
 from tests.integration.test_feedback import EVENTS as PAKN
 from tests.integration.test_metrics import FAST, business, counted, publish_status
 from tests.integration.test_processing import histories
@@ -312,3 +314,63 @@ def test_statuses_a_version_before_v1_4_stored_are_rewritten_as_rows_once_and_co
         assert counted(metrics) == len(lives)
     finally:
         metrics.stop()
+
+
+def test_a_log_written_a_few_rows_at_a_time_is_rewritten_in_full_blobs_and_loads_the_same(pipeline):
+    """A live service stores a blob per batch: consumed one record at a time, a quarter's log holds a blob per
+    status record and per verdict. Once a start has settled what it loaded, the log is written anew from memory in
+    full blobs (services/metrics/compaction.py `consolidate`): the next start reads a blob of each, and counts the
+    same."""
+    pipeline.add_processing().start()
+    lives = histories(40, seed=25)
+    small = replica(pipeline, "small", DOSSIER_METRICS_MAX_BATCH="1", DOSSIER_METRICS_HORIZON_QUARTERS="1000")
+    try:
+        pipeline.post([e for events in lives.values() for e in events])
+        asyncio.run(publish_each(pipeline, [verified(code, "KQ-1", "valid", datetime(2025, 7, 20, tzinfo=VN))
+                                            for code in list(lives)[:20]]))
+        wait_until(lambda: counted(small) == len(lives) and held_blobs(pipeline, "small") == statuses_of(pipeline)
+                   and held_blobs(pipeline, "small", "verdicts") == 20, timeout=90, message="a blob per record")
+        assert held_blobs(pipeline, "small") > 100
+        wait_until(lambda: sample(small, "dossier_received_total") == len(lives)
+                   and sample(small, "dossier_signatures") == 20, message="the snapshot up to date")
+        before = business(small), reports(small, BA_THUOC)
+        small.stop()
+        small.start()
+        wait_until(lambda: held_blobs(pipeline, "small") == held_blobs(pipeline, "small", "verdicts") == 1,
+                   message="the quarter's log in a blob of rows and one of verdicts")
+        assert (business(small), reports(small, BA_THUOC)) == before
+        small.stop()
+        small.start()
+        assert (business(small), reports(small, BA_THUOC)) == before
+        assert held_blobs(pipeline, "small") == held_blobs(pipeline, "small", "verdicts") == 1
+    finally:
+        small.stop()
+
+
+async def publish_each(pipeline, records: list) -> None:
+    """Records on dossier-status, one at a time."""
+    producer = AIOKafkaProducer(**client_options(pipeline.settings))
+    await producer.start()
+    try:
+        for record in records:
+            await producer.send_and_wait(pipeline.settings.topic_status, record.to_bytes(), key=record.subject.encode())
+    finally:
+        await producer.stop()
+
+
+def statuses_of(pipeline) -> int:
+    """Processing's status records on the topic."""
+    records = asyncio.run(read_topic(pipeline.settings, pipeline.settings.topic_status))
+    return sum(orjson.loads(r.value)["source"] == PROCESSING_SOURCE for r in records)
+
+
+def held_blobs(pipeline, replica_name: str, kind: str = "held") -> int:
+    """The blobs of rows (or of another kind) in a replica's log of the lives' quarter."""
+    async def count() -> int:
+        client: AsyncMongoClient = AsyncMongoClient(pipeline.settings.mongo_url)
+        try:
+            log = client[pipeline.settings.mongo_database][f"metrics_{replica_name}_log_2025q3"]
+            return len([doc async for doc in log.find({}, {"kind": 1}) if doc["kind"] == kind])
+        finally:
+            await client.close()
+    return asyncio.run(count())
