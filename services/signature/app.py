@@ -40,6 +40,7 @@ def build(settings: SignatureSettings) -> tuple[ConsumerApp, SignatureCore]:
                     partial(handlers.on_dossier_events, core=core), max_batch=500)
     runtime.publishes(settings.topic_status, SignatureVerified, "A result's digital signature, verified")
     runtime.every(60, "resuming pending document fetches", core.resume)
+    runtime.every(1, "counting pending document fetches", core.count_pending)
     runtime.on_close(core.close)
     return runtime, core
 

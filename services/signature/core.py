@@ -3,6 +3,7 @@
 import asyncio
 import hashlib
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,8 +24,7 @@ log = structlog.get_logger()
 VERDICT_CACHE_SECONDS = 300  # a verdict depends on time too (expiry, revocation): kept a few minutes only
 FETCH_FAILED = "fetch failed"  # all a verdict says: what the target answered would make us its probe
 FETCHES_AT_ONCE = 16
-FETCHES_QUEUED = 10_000  # tasks of a few KB each; beyond, a fetch waits in the store for `resume`
-RESUME_AFTER_SECONDS = 120  # a pending fetch this old is no replica's any more (a fetch lasts seconds)
+RESUME_AFTER_SECONDS = 120  # another replica's pending fetch this old is no replica's any more (a fetch lasts seconds)
 
 Publish = Callable[[SignatureVerified], Awaitable[None]]
 
@@ -61,8 +61,15 @@ class SignatureCore:
                                        settings.signature_fetch_timeout_seconds)
         self._gate = asyncio.Semaphore(FETCHES_AT_ONCE)
         self._fetching: dict[str, asyncio.Task] = {}  # "code|document_id" -> its fetch, in this process
+        self._token = uuid.uuid4().hex  # this process, in the fetches it stores (`by`)
+        self._waiting = False  # fetches of this process wait in the store (its queue was full)
+        self._taking_up: asyncio.Task | None = None
+        self.pending = 0  # fetches stored and not done, by any replica: counted (`count_pending`), then kept
+        self._pending_changed = 0  # how often this process changed them (a count read meanwhile is stale)
         Gauge("signature_fetches_under_way", "Documents being fetched and verified after their batch was committed",
               registry=registry).set_function(lambda: len(self._fetching))
+        Gauge("signature_fetches_pending", "Documents to fetch and verify, under way or waiting (every replica's)",
+              registry=registry).set_function(lambda: self.pending)
         self._verdicts: dict[str, tuple[float, Verdict]] = {}  # sha-256 -> (when, verdict), for a few minutes
 
     async def handle(self, records: list[Record[DossierEvent]]) -> None:
@@ -89,17 +96,31 @@ class SignatureCore:
                 if data.document_url:
                     fetches.append({"_id": f"{code}|{data.document_id}", "code": code,
                                     "document_id": data.document_id, "url": str(data.document_url),
-                                    "since": time.time()})
+                                    "since": time.time(), "by": self._token})
         await self.store.add(rows)
-        await self.store.remember_fetches(fetches)
+        self._pending_by(await self.store.remember_fetches(fetches))
         for fetch in fetches:
             self._fetch_later(fetch)
 
     async def resume(self) -> None:
-        """Start the pending fetches no process is making: cut by a stop, or left when too many were queued."""
+        """Start the pending fetches no process is making: this process's (left when its queue was full, or failed),
+        and another's stored long ago (cut by a stop)."""
         for fetch in await self.store.pending_fetches():
-            if time.time() - fetch["since"] >= RESUME_AFTER_SECONDS:
+            if fetch["_id"] not in self._fetching and (
+                    fetch.get("by") == self._token or time.time() - fetch["since"] >= RESUME_AFTER_SECONDS):
                 self._fetch_later(fetch)
+
+    async def count_pending(self) -> None:
+        """The pending fetches counted in the store (other replicas change them too), unless this process changed
+        them while the count was read: a count read before fetches were stored said 0 after (found by a test)."""
+        changed = self._pending_changed
+        count = await self.store.pending_count()
+        if changed == self._pending_changed:
+            self.pending = count
+
+    def _pending_by(self, change: int) -> None:
+        self.pending = max(0, self.pending + change)
+        self._pending_changed += 1
 
     def _fetch_later(self, fetch: dict[str, Any]) -> None:
         if (under_way := self._fetching.get(fetch["_id"])) is not None:
@@ -107,11 +128,30 @@ class SignatureCore:
             # at once more when it ends (judged by then: forgotten, not fetched again).
             under_way.add_done_callback(lambda _: self._fetch_later(fetch))
             return
-        if len(self._fetching) >= FETCHES_QUEUED:
-            return  # left pending for `resume`
+        if len(self._fetching) >= self.settings.signature_fetches_queued:
+            self._waiting = True  # taken up from the store as the queue empties (`_done`)
+            return
         task = asyncio.create_task(self._fetch_and_check(fetch["code"], fetch["document_id"], fetch["url"]))
         self._fetching[fetch["_id"]] = task
-        task.add_done_callback(lambda _: self._fetching.pop(fetch["_id"], None))
+        task.add_done_callback(lambda _: self._done(fetch["_id"]))
+
+    def _done(self, fetch_id: str) -> None:
+        """A fetch ended: with the queue half empty, those waiting in the store are taken up (they waited for the
+        next `resume` of a fetch two minutes old before: `make demo` stopped its results' server meanwhile)."""
+        self._fetching.pop(fetch_id, None)
+        queued = self.settings.signature_fetches_queued
+        if self._waiting and len(self._fetching) <= queued // 2 and self._taking_up is None:
+            self._waiting = False
+            self._taking_up = asyncio.create_task(self._take_up())
+
+    async def _take_up(self) -> None:
+        try:
+            await self.resume()
+        except Exception:  # the next `resume` tries again
+            self._waiting = True
+            log.exception("taking up the waiting document fetches failed")
+        finally:
+            self._taking_up = None
 
     async def _fetch_and_check(self, code: str, document_id: str, url: str) -> None:
         try:
@@ -122,7 +162,7 @@ class SignatureCore:
                         await self.check(code, document_id, pdf, records)
                     else:  # nothing to judge: ETSI's SIGNED_DATA_NOT_FOUND (a redelivery fetches it again)
                         await self.record(code, document_id, Verdict("indeterminate", (FETCH_FAILED,)), "", records)
-                await self.store.forget_fetch(code, document_id)
+                self._pending_by(-await self.store.forget_fetch(code, document_id))
         except Exception:  # left pending: `resume` tries it again
             log.exception("document fetch and verification failed", dossier=code, document=document_id)
 

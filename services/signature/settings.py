@@ -20,6 +20,9 @@ class SignatureSettings(ServiceSettings):
     # link-local addresses: a one-stop system's internal document store. Any other host must resolve to
     # public addresses only (SSRF: docs/security.md).
     signature_fetch_allowed_hosts: list[str] = []
+    # Fetches queued in memory (tasks of a few KB each); beyond, a fetch waits in the store, taken up as the queue
+    # empties.
+    signature_fetches_queued: int = 10_000
     # The agency's seal (optional): a PKCS#12 file, or a PKCS#11 library with a token, a key label and
     # the seal's certificate (PEM, then its CA chain). The password is the file's or the token PIN.
     signature_seal_pkcs12: Path | None = None

@@ -40,13 +40,16 @@ class SignatureStore:
                 unique.setdefault(record["_id"], record)
         return list(unique.values())
 
-    async def remember_fetches(self, fetches: list[dict[str, Any]]) -> None:
+    async def remember_fetches(self, fetches: list[dict[str, Any]]) -> int:
         """Documents to fetch (`_id` "code|document_id"), kept until `forget_fetch`: a fetch cut by a restart
-        is resumed. One already pending stays as it was."""
-        await insert_new(self._fetches, fetches)
+        is resumed. One already pending stays as it was. Returns how many are new."""
+        return len(await insert_new(self._fetches, fetches))
 
-    async def forget_fetch(self, code: str, document_id: str) -> None:
-        await self._fetches.delete_one({"_id": f"{code}|{document_id}"})
+    async def forget_fetch(self, code: str, document_id: str) -> int:
+        return (await self._fetches.delete_one({"_id": f"{code}|{document_id}"})).deleted_count
+
+    async def pending_count(self) -> int:
+        return await self._fetches.count_documents({})
 
     async def pending_fetches(self) -> list[dict[str, Any]]:
         """Every fetch not done yet: a few at a time (each lasts seconds), so read whole."""

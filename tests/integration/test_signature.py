@@ -5,6 +5,7 @@ import asyncio
 import hashlib
 import json
 import threading
+import time
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -32,7 +33,7 @@ SEAL = {"authorization": f"Bearer {SEAL_KEY}"}
 START = datetime(2026, 3, 2, 9, 0, tzinfo=VN)
 
 
-def start_signature(pipeline, tmp_path, port: int | None = None):
+def start_signature(pipeline, tmp_path, port: int | None = None, **env: str):
     roots = tmp_path / "roots"
     roots.mkdir()
     (roots / "root.pem").write_bytes(ROOT.cert.public_bytes(serialization.Encoding.PEM))
@@ -44,7 +45,7 @@ def start_signature(pipeline, tmp_path, port: int | None = None):
                    DOSSIER_SIGNATURE_SEAL_KEYS=json.dumps([{"name": "seal", "key_sha256": key_hash(SEAL_KEY),
                                                             "sources": ["*"]}]),
                    DOSSIER_SIGNATURE_SEAL_PKCS12=str(seal), DOSSIER_SIGNATURE_SEAL_PASSWORD="secret",
-                   DOSSIER_SIGNATURE_FETCH_ALLOWED_HOSTS=json.dumps(["127.0.0.1"])).start()
+                   DOSSIER_SIGNATURE_FETCH_ALLOWED_HOSTS=json.dumps(["127.0.0.1"]), **env).start()
 
 
 def documents(signature, code: str) -> list[dict]:
@@ -189,6 +190,45 @@ def test_a_signed_event_with_a_url_is_fetched_and_verified_and_bad_documents_get
         wait_until(lambda: caught_up(pipeline.settings, "signature", pipeline.settings.topic_events), timeout=60,
                    message="the third telling consumed")
         assert links(pipeline, code) == before
+    finally:
+        signature.stop()
+        server.shutdown()
+
+
+class SlowDocuments(Documents):
+    def do_GET(self) -> None:  # noqa: N802
+        time.sleep(0.3)
+        super().do_GET()
+
+
+def fetches_pending(signature) -> float | None:
+    for line in httpx.get(f"{signature.url}/metrics").text.splitlines():
+        if line.startswith("signature_fetches_pending "):
+            return float(line.split()[1])
+    return None
+
+
+def test_fetches_beyond_the_queue_wait_in_the_store_are_counted_and_done_soon(pipeline, tmp_path):
+    """Past its queue a fetch waits in the store. The gauge a caller waits on counted only the queued ones, and the
+    waiting were taken up two minutes later: `make demo` read 0, stopped its results' server, and 9,959 results
+    became 'fetch failed' (found by running it). The gauge counts every pending fetch, and the waiting are taken up
+    as the queue empties."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowDocuments)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    signature = start_signature(pipeline, tmp_path, DOSSIER_SIGNATURE_FETCHES_QUEUED="2")
+    try:
+        good = sign(blank_pdf(), OFFICIAL)
+        Documents.served["/slow.pdf"] = good
+        code = dossier_code(START, sequence=203)
+        signed = [event("dossier.signed", code, START + timedelta(hours=1), document_id=f"KQ-{n}",
+                        document_sha256=hashlib.sha256(good).hexdigest(),
+                        document_url=f"http://127.0.0.1:{server.server_port}/slow.pdf") for n in range(8)]
+        pipeline.post([event("dossier.received", code, START)] + signed)
+        wait_until(lambda: caught_up(pipeline.settings, "signature", pipeline.settings.topic_events), timeout=60,
+                   message="the events consumed")
+        wait_until(lambda: fetches_pending(signature) == 0, timeout=30, message="no fetch pending")
+        assert {d["document_id"]: d["status"] for d in documents(signature, code)} == {
+            f"KQ-{n}": "valid" for n in range(8)}
     finally:
         signature.stop()
         server.shutdown()
