@@ -65,32 +65,37 @@ async def compact(replica: Replica, now: datetime) -> int:
 
 
 async def consolidate(replica: Replica) -> int:
-    """The quarters' logs written anew from memory where their blobs are more than SPREAD times what they hold needs
-    (services/metrics/store.py `rewrite`): a live service stores a blob per batch, and a start read the demo's 35,294
-    dossiers from 14,498 small blobs (11,086 of them of verdicts, given one by one) in 6.2-7.9 s, ~200 µs a dossier
-    against 28 from full blobs. Rows by quarter, each log whose rows are spread; the verdicts of every log at once,
-    each written where the consumer would store it now (a verdict given before its dossier came may have its home
-    elsewhere since). Not when a start found entries of provinces the replica does not own (its provinces changed:
-    memory does not hold them). Returns how many blobs were deleted."""
+    """The quarters' logs (and the carried collection) written anew from memory where their blobs are more than SPREAD
+    times what they hold needs (services/metrics/store.py `rewrite`): a live service stores a blob per batch, and a
+    start read the demo's 35,294 dossiers from 14,498 small blobs (11,088 of them of verdicts, given one by one) in
+    6.2-7.9 s, ~200 µs a dossier against 28 from full blobs. Rows by quarter, each log whose rows are spread; the
+    verdicts of every log at once, each written where the consumer would store it now (a verdict given before its
+    dossier came may have its home elsewhere since). What memory holds and which blobs hold it are taken together,
+    between two batches (`replica.writing`): a batch stored and not yet counted would have lost its blobs (a review
+    found it). Not when a start found entries of provinces the replica does not own (its provinces changed: memory
+    does not hold them). Returns how many blobs were deleted."""
     if replica.foreign_rows:
         return 0
     store, figures = replica.store, replica.figures
-    dossiers: dict[str, list[Tracked]] = {}
-    for tracked in figures.dossiers.values():
-        dossiers.setdefault(replica.where(tracked.received_date), []).append(tracked)
+    async with replica.writing:
+        dossiers: dict[str, list[Tracked]] = {}
+        for tracked in figures.dossiers.values():
+            dossiers.setdefault(replica.where(tracked.received_date), []).append(tracked)
+        rows = [({where: dossiers.get(where, [])}, {where: set(blobs)}) for where, blobs in store.blobs["held"].items()
+                if _spread(len(blobs), len(dossiers.get(where, ())))]
+        verdicts: dict[str, list[Verdict]] = {}
+        if _spread(sum(map(len, store.blobs["verdicts"].values())), len(figures.all_verdicts())):
+            for verdict in figures.all_verdicts():
+                home = replica.where(replica.received_date(verdict.dossier_code, verdict.at))
+                verdicts.setdefault(home, []).append(verdict)
+        stored_verdicts = {where: set(blobs) for where, blobs in store.blobs["verdicts"].items()}
     deleted = 0
-    for where, blobs in list(store.blobs["held"].items()):
-        if _spread(len(blobs), len(dossiers.get(where, ()))):
-            deleted += await _rewrite(replica, "held", {where: dossiers.get(where, [])}, row_of, [where])
-    verdicts: dict[str, list[Verdict]] = {}
-    for verdict in figures.all_verdicts():
-        verdicts.setdefault(replica.where(replica.received_date(verdict.dossier_code, verdict.at)), []).append(verdict)
-    logs = list(store.blobs["verdicts"])
-    in_logs = sum(len(v) for where, v in verdicts.items() if where != "carried")
-    if _spread(sum(len(store.blobs["verdicts"][where]) for where in logs), in_logs):
+    for homes, before in rows:
+        deleted += await _rewrite(replica, "held", homes, row_of, before)
+    if verdicts:
         for home in verdicts.values():  # in a fixed order: written again unchanged, a blob is stored once
             home.sort(key=lambda v: (v.dossier_code, v.document_id))
-        deleted += await _rewrite(replica, "verdicts", verdicts, verdict_doc, logs)
+        deleted += await _rewrite(replica, "verdicts", verdicts, verdict_doc, stored_verdicts)
     return deleted
 
 
@@ -99,9 +104,9 @@ def _spread(blobs: int, entries: int) -> bool:
 
 
 async def _rewrite(replica: Replica, kind: str, homes: dict[str, list[Any]], entry: Callable[[Any], Any],
-                   replaced: list[str]) -> int:
+                   before: dict[str, set[str]]) -> int:
     started = time.perf_counter()
-    deleted = await replica.store.rewrite(kind, homes, entry, replaced)
-    log.info("the quarters' logs rewritten in full blobs", kind=kind, quarters=replaced,
+    deleted = await replica.store.rewrite(kind, homes, entry, before, replica.writing)
+    log.info("the quarters' logs rewritten in full blobs", kind=kind, quarters=sorted(before),
              entries=sum(map(len, homes.values())), blobs_deleted=deleted, seconds=round(time.perf_counter() - started, 2))
     return deleted

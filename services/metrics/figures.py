@@ -18,7 +18,7 @@ start, then from `dossier-status`); every replica fed the same timelines holds t
 import heapq
 from sys import intern
 from collections import ChainMap, Counter
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Collection, Iterable, MutableMapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated
@@ -319,7 +319,7 @@ class Figures(ReportQueries):
     def verdicts_of(self, code: str) -> list[Verdict]:
         return [self._signatures[code, doc] for doc in sorted(self._documents.get(code, ()))]
 
-    def all_verdicts(self) -> Iterable[Verdict]:
+    def all_verdicts(self) -> Collection[Verdict]:
         return self._signatures.values()
 
     def loose_verdicts(self) -> list[Verdict]:

@@ -236,21 +236,30 @@ class FiguresStore:
     async def _insert(self, where: str, kind: str, entries: list[Any]) -> None:
         if not entries:
             return
+        await self._write(self._name(where), kind, entries)
+
+    def _name(self, where: str) -> str:
+        """The collection of a quarter's log (`2025q3`) or of the carried dossiers (`carried`)."""
         name = self._carried if where == "carried" else f"{self.prefix}_log_{where}"
         assert name is not None, "nothing is carried before the first compaction"
-        await self._write(name, kind, entries)
+        return name
+
+    def _where(self, name: str) -> str | None:
+        """`_name`'s inverse for the logs and the carried collection in use (REWRITTEN's blobs are kept by it)."""
+        return name[-6:] if self.names.is_log(name) else "carried" if name == self._carried else None
 
     async def _write(self, name: str, kind: str, entries: list[Any]) -> set[str]:
         """Entries into a collection as blobs of CHUNK each; their `_id`s (some may have been there)."""
-        blobs = [self._blob(kind, entries[i:i + CHUNK]) for i in range(0, len(entries), CHUNK)]
+        blobs = [self.blob(kind, entries[i:i + CHUNK]) for i in range(0, len(entries), CHUNK)]
         await insert_new(self._db[name], blobs)
         ids = {blob["_id"] for blob in blobs}
-        if kind in REWRITTEN and self.names.is_log(name):
-            self.blobs[kind].setdefault(name[-6:], set()).update(ids)
+        if kind in REWRITTEN and (where := self._where(name)):
+            self.blobs[kind].setdefault(where, set()).update(ids)
         return ids
 
     @staticmethod
-    def _blob(kind: str, entries: list[Any]) -> dict[str, Any]:
+    def blob(kind: str, entries: list[Any]) -> dict[str, Any]:
+        """A blob of entries as the store writes it, its `_id` its content's."""
         blob = orjson.dumps(entries)
         return {"_id": hashlib.sha256(kind.encode() + blob).hexdigest(), "kind": kind, "blob": Binary(blob)}
 
@@ -283,10 +292,10 @@ class FiguresStore:
         for name in names:
             # A few blobs (up to ~3 MB each) a reply: FerretDB does not cut replies at 16 MB as
             # MongoDB does, and the driver refuses one over 48 MB.
-            log = self.names.is_log(name)
+            where = self._where(name)
             async for doc in read_ahead(self._db[name].find({}, batch_size=4), 4):
-                if log and doc["kind"] in REWRITTEN:
-                    self.blobs[doc["kind"]].setdefault(name[-6:], set()).add(doc["_id"])
+                if doc["kind"] in REWRITTEN:
+                    self.blobs[doc["kind"]].setdefault(where, set()).add(doc["_id"])  # type: ignore[arg-type]
                 if doc["kind"] == "statuses":
                     yield "statuses", KEPT.validate_json(doc["blob"])[::-1]
                 elif doc["kind"] == "held":
@@ -317,12 +326,15 @@ class FiguresStore:
         generation = (state["generation"] + 1) if state else 1
         name = f"{self.prefix}_carried_{generation}"
         await self._db.drop_collection(name)  # what a compaction that crashed began
-        await self._write(name, "held", [row_of(t) for t in carried])
-        await self._write(name, "verdicts", [verdict_doc(v) for t in carried for v in verdicts.get(t.code, ())]
-                          + [verdict_doc(v) for v in loose])
+        written = {"held": await self._write(name, "held", [row_of(t) for t in carried]),
+                   "verdicts": await self._write(name, "verdicts", [verdict_doc(v) for t in carried
+                                                                    for v in verdicts.get(t.code, ())]
+                                                 + [verdict_doc(v) for v in loose])}
         await self._state.replace_one({"_id": "horizon"}, {
             "quarter": horizon, "generation": generation, "carried": name, "counts": _packed(counts)}, upsert=True)
         self._carried, self._generation = name, generation
+        for kind, ids in written.items():
+            self.blobs[kind]["carried"] = ids
         await self._db.drop_collection(self._returned.name)  # the counts just written are net of them
         logs = await self.logs()
         for old in await self._db.list_collection_names():
@@ -334,25 +346,24 @@ class FiguresStore:
                     blobs.pop(old[-6:], None)
 
     async def rewrite(self, kind: str, homes: dict[str, list[Any]], entry: Callable[[Any], Any],
-                      replaced: Iterable[str]) -> int:
+                      before: dict[str, set[str]], between: asyncio.Lock) -> int:
         """Entries of a kind written anew where they belong (`homes`: a quarter's log or `carried`, each with its
-        objects, made entries by `entry` CHUNK at a time, the event loop turning in between), then the blobs of that
-        kind the logs `replaced` held before deleted; how many. New blobs the consumer writes meanwhile stay, and so
-        does a blob written anew as it was (the same bytes, the same `_id`). A crash between leaves both: a start
-        reads an entry twice and takes it once."""
-        before = {where: set(self.blobs[kind].get(where, ())) for where in replaced}
+        objects, made entries by `entry` CHUNK at a time holding `between`, the replica's lock of batches and clock
+        ticks: an entry is what they left, not what one of them is midway through), then the blobs of that kind
+        `before` names (by log or `carried`: what held them when `homes` was taken) deleted; how many. New blobs
+        the consumer writes meanwhile stay, and so does a blob written anew as it was (the same bytes, the same `_id`).
+        A crash between leaves both: a start reads an entry twice and takes it once."""
         written: set[str] = set()
         for where, objects in homes.items():
-            name = self._carried if where == "carried" else f"{self.prefix}_log_{where}"
-            assert name is not None, "nothing is carried before the first compaction"
             for i in range(0, len(objects), CHUNK):
-                written |= await self._write(name, kind, [entry(o) for o in objects[i:i + CHUNK]])
-                await asyncio.sleep(0)
+                async with between:
+                    entries = [entry(o) for o in objects[i:i + CHUNK]]
+                written |= await self._write(self._name(where), kind, entries)
         deleted = 0
         for where, ids in before.items():
             stale = sorted(ids - written)
             for i in range(0, len(stale), GET_MANY):
-                await delete_all(self._db[f"{self.prefix}_log_{where}"], stale[i:i + GET_MANY])
+                await delete_all(self._db[self._name(where)], stale[i:i + GET_MANY])
             self.blobs[kind][where] -= set(stale)
             deleted += len(stale)
         return deleted
@@ -384,7 +395,7 @@ class FiguresStore:
             for key in [doc["_id"] async for doc in collection.find({"kind": "statuses"}, {"_id": 1})]:
                 doc = await collection.find_one({"_id": key})
                 rows = [row_of(held(counted)) for counted in KEPT.validate_json(doc["blob"])]
-                await insert_new(collection, [self._blob("held", rows)])
+                await insert_new(collection, [self.blob("held", rows)])
                 await collection.delete_one({"_id": key})
                 rewritten += len(rows)
         return rewritten

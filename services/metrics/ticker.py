@@ -22,21 +22,23 @@ async def move_clock(replica: Replica, now: datetime, publish: Publish) -> list[
     published: list[ClockChanged] = []
     figures = replica.figures
     while figures.due_by(now):
-        # After a restart the tick moves again every dossier since its last change of facts: those already
-        # announced are told by their id alone, before any record is made.
-        fresh = [(t, clock_changed(t.receipt, t.status(t.old), t.at, t.new, t.receipt.events))
-                 for t in figures.tick(now, AT_ONCE)
-                 if clock_record_id(t.receipt.dossier_code, t.facts.due_at, t.new) not in replica.sent]
-        events = [event for _, event in fresh]
-        if events:
-            try:
-                await publish(events)
-            except BaseException:  # the tick marked them announced: Kafka down lost them until a restart before
-                figures.unannounced([t for t, _ in fresh])
-                raise
-            async with replica.writing:
+        # The tick marks the dossiers announced before their records are published: `replica.writing` is held until
+        # they are, so that no row is written with them marked meanwhile (services/metrics/store.py `rewrite`).
+        async with replica.writing:
+            # After a restart the tick moves again every dossier since its last change of facts: those already
+            # announced are told by their id alone, before any record is made.
+            fresh = [(t, clock_changed(t.receipt, t.status(t.old), t.at, t.new, t.receipt.events))
+                     for t in figures.tick(now, AT_ONCE)
+                     if clock_record_id(t.receipt.dossier_code, t.facts.due_at, t.new) not in replica.sent]
+            events = [event for _, event in fresh]
+            if events:
+                try:
+                    await publish(events)
+                except BaseException:  # marked announced: Kafka down lost them until a restart before
+                    figures.unannounced([t for t, _ in fresh])
+                    raise
                 await replica.store.save(replica.batch_of(clock=[(e.id, t.received_date) for t, e in fresh]))
-            replica.sent.update(e.id for e in events)
-            published += events
+                replica.sent.update(e.id for e in events)
+                published += events
         await asyncio.sleep(0)
     return published
