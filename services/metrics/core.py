@@ -54,6 +54,10 @@ class ServiceMetrics:
         self.unsettled = Gauge("metrics_dossiers_unsettled",
                                "Dossiers the start loaded that reports still judge one by one (settled in the "
                                "background once consuming)", registry=registry)
+        self.store_blobs = Gauge("metrics_store_blobs",
+                                 "Blobs of rows and verdicts in the quarters' logs (a store written a few records at "
+                                 "a time holds many: rewritten in full blobs after a start and at each compaction)",
+                                 registry=registry)
         self.report_seconds = Histogram(
             "metrics_report_duration_seconds", "Time to compute a report", ["kind"], registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
@@ -77,6 +81,8 @@ class MetricsCore:
         self.readable = False  # the store loaded: reports may read the figures
         self.unsettled: list[Tracked] = []  # loaded, not settled yet (`settle_loaded`)
         self.metrics.unsettled.set_function(lambda: len(self.unsettled))
+        self.metrics.store_blobs.set_function(
+            lambda: sum(len(ids) for logs in store.blobs.values() for ids in logs.values()))
 
     async def load(self, compact: bool = True) -> None:
         """The figures as this replica's store has them, then (unless `compact` is False: a reader
