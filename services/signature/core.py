@@ -1,6 +1,7 @@
 """Signature's work apart from HTTP: records from `dossier-events`, verifications, verdict events."""
 
 import asyncio
+import contextlib
 import hashlib
 import time
 import uuid
@@ -65,7 +66,8 @@ class SignatureCore:
         self._waiting = False  # fetches of this process wait in the store (its queue was full)
         self._taking_up: asyncio.Task | None = None
         self.pending = 0  # fetches stored and not done, by any replica: counted (`count_pending`), then kept
-        self._pending_changed = 0  # how often this process changed them (a count read meanwhile is stale)
+        self._stored = 0  # fetches this process stored (`count_pending`)
+        self._resuming = asyncio.Lock()
         Gauge("signature_fetches_under_way", "Documents being fetched and verified after their batch was committed",
               registry=registry).set_function(lambda: len(self._fetching))
         Gauge("signature_fetches_pending", "Documents to fetch and verify, under way or waiting (every replica's)",
@@ -102,25 +104,31 @@ class SignatureCore:
         for fetch in fetches:
             self._fetch_later(fetch)
 
-    async def resume(self) -> None:
-        """Start the pending fetches no process is making: this process's (left when its queue was full, or failed),
-        and another's stored long ago (cut by a stop)."""
-        for fetch in await self.store.pending_fetches():
-            if fetch["_id"] not in self._fetching and (
-                    fetch.get("by") == self._token or time.time() - fetch["since"] >= RESUME_AFTER_SECONDS):
-                self._fetch_later(fetch)
+    async def resume(self) -> bool:
+        """Start the pending fetches no process is making: this process's left waiting when its queue was full, and
+        those stored long ago by a process that stopped, or that failed (`_fetch_and_check` releases them). One read
+        of the pending fetches at a time: the periodic one and a take-up (`_done`) do not both hold them. False when
+        one was under way."""
+        if self._resuming.locked():
+            return False
+        async with self._resuming:
+            for fetch in await self.store.pending_fetches():
+                if fetch["_id"] not in self._fetching and (
+                        fetch.get("by") == self._token or time.time() - fetch["since"] >= RESUME_AFTER_SECONDS):
+                    self._fetch_later(fetch)
+        return True
 
     async def count_pending(self) -> None:
-        """The pending fetches counted in the store (other replicas change them too), unless this process changed
-        them while the count was read: a count read before fetches were stored said 0 after (found by a test)."""
-        changed = self._pending_changed
+        """The pending fetches counted in the store (other replicas change them too), and those this process stored
+        while the count was read (a count read before they were stored said 0 after: found by a test). Its deletions
+        meanwhile are left out: the gauge may say a few too many until the next count, never 0 too early."""
+        stored = self._stored
         count = await self.store.pending_count()
-        if changed == self._pending_changed:
-            self.pending = count
+        self.pending = count + self._stored - stored
 
     def _pending_by(self, change: int) -> None:
         self.pending = max(0, self.pending + change)
-        self._pending_changed += 1
+        self._stored += max(0, change)
 
     def _fetch_later(self, fetch: dict[str, Any]) -> None:
         if (under_way := self._fetching.get(fetch["_id"])) is not None:
@@ -146,7 +154,8 @@ class SignatureCore:
 
     async def _take_up(self) -> None:
         try:
-            await self.resume()
+            if not await self.resume():
+                self._waiting = True  # the resume under way may have read the pending fetches before the last waited
         except Exception:  # the next `resume` tries again
             self._waiting = True
             log.exception("taking up the waiting document fetches failed")
@@ -163,8 +172,10 @@ class SignatureCore:
                     else:  # nothing to judge: ETSI's SIGNED_DATA_NOT_FOUND (a redelivery fetches it again)
                         await self.record(code, document_id, Verdict("indeterminate", (FETCH_FAILED,)), "", records)
                 self._pending_by(-await self.store.forget_fetch(code, document_id))
-        except Exception:  # left pending: `resume` tries it again
+        except Exception:  # left pending, released: `resume` tries it again in RESUME_AFTER_SECONDS
             log.exception("document fetch and verification failed", dossier=code, document=document_id)
+            with contextlib.suppress(Exception):  # else the next start's resume takes it up
+                await self.store.release_fetch(code, document_id)
 
     async def close(self) -> None:
         under_way = list(self._fetching.values())  # left pending in the store, resumed at the next start

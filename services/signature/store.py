@@ -1,6 +1,7 @@
 """Signature's records in MongoDB, insert-only and read by key (shared.mongo)."""
 
 import asyncio
+import time
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -47,6 +48,10 @@ class SignatureStore:
 
     async def forget_fetch(self, code: str, document_id: str) -> int:
         return (await self._fetches.delete_one({"_id": f"{code}|{document_id}"})).deleted_count
+
+    async def release_fetch(self, code: str, document_id: str) -> None:
+        """A fetch that failed: no process's, taken up again by age (not at once, as a waiting one is)."""
+        await self._fetches.update_one({"_id": f"{code}|{document_id}"}, {"$set": {"by": None, "since": time.time()}})
 
     async def pending_count(self) -> int:
         return await self._fetches.count_documents({})

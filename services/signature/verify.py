@@ -25,7 +25,6 @@ from datetime import datetime
 from asn1crypto import x509 as asn1_x509
 from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
-from pyhanko.pdf_utils.misc import PdfReadError
 from pyhanko.pdf_utils.decode_limits import DecodePurpose
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.general import NonexistentAttributeError, find_unique_cms_attribute
@@ -71,8 +70,8 @@ def verify(pdf: bytes, trust_roots: list[asn1_x509.Certificate]) -> Verdict:
             return Verdict("invalid", ("encrypted PDF: cannot be verified",))
         embedded = list(reader.embedded_signatures)
         stored = _document_revocation(reader)
-    except (PdfReadError, ValueError, KeyError, IndexError) as exc:
-        return Verdict("invalid", (f"unreadable PDF: {exc}",))
+    except Exception as exc:  # a hostile document raises what it can (PdfReadError, RecursionError, ...): a verdict
+        return Verdict("invalid", (f"unreadable PDF: {type(exc).__name__}",))
     if not embedded:
         return Verdict("invalid", ("no signature in the document",))
     checks = [_check(sig, trust_roots, stored, last=n == len(embedded) - 1) for n, sig in enumerate(embedded)]

@@ -463,3 +463,25 @@ async def test_a_fetch_cut_by_a_restart_is_resumed(signatures, monkeypatch):
         await after.core.resume()
         assert (await after.verdict()).reasons == ["not a PDF"]
         assert after.store.pending == {}
+
+
+async def test_a_fetch_that_fails_is_released_not_taken_up_again_at_once(signatures, monkeypatch):
+    """Fetches beyond the queue are taken up as it empties (those stored with this process's token). One that failed
+    kept that token: every take-up started it again at once, a loop a hostile document could drive (found by a
+    review). A failed fetch is released: taken up by age only, as before."""
+    signature = signatures(signature_fetches_queued=1)
+    attempts: list[str] = []
+
+    async def failing(code: str, document_id: str, pdf: bytes, records: Any = None) -> Any:
+        attempts.append(document_id)
+        raise RuntimeError("the parser broke")
+
+    async def fetched(url: str) -> bytes:
+        return b"%PDF-1.7 whatever"
+
+    monkeypatch.setattr(signature.core, "check", failing)
+    monkeypatch.setattr(signature.core.fetcher, "fetch", fetched)
+    await signature.core.handle([signed("http://docs.example.test/kq.pdf", document_id=f"KQ-{n}") for n in range(4)])
+    await asyncio.sleep(1)
+    assert sorted(attempts) == ["KQ-0", "KQ-1", "KQ-2", "KQ-3"]  # each once: the waiting taken up, none again
+    assert all(fetch["by"] is None for fetch in signature.store.pending.values())

@@ -108,3 +108,23 @@ def test_two_signatures_with_an_incremental_update():
 def test_bad_input_gets_an_invalid_verdict_with_its_reason(data, reason):
     result = verify(data, TRUSTED)
     assert result.verdict == "invalid" and reason in result.reasons[0]
+
+
+def nested_pdf(depth: int = 100_000) -> bytes:
+    """A PDF whose catalogue holds arrays nested `depth` deep: its parser recurses past Python's limit."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R /X " + b"[" * depth + b"]" * depth + b" >>",
+               b"<< /Type /Pages /Kids [] /Count 0 >>"]
+    out, offsets = b"%PDF-1.7\n", []
+    for n, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 3\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    return out + b"trailer\n<< /Size 3 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
+
+
+def test_a_document_the_parser_cannot_read_for_any_reason_gets_an_invalid_verdict():
+    """RecursionError escaped the verdict (only PdfReadError, ValueError, KeyError and IndexError were caught): the
+    fetch stayed pending and was retried without end (found by a review)."""
+    result = verify(nested_pdf(), TRUSTED)
+    assert result.verdict == "invalid" and result.reasons[0].startswith("unreadable PDF")
