@@ -205,20 +205,23 @@ class SignatureCore:
 
     async def record(self, code: str, document_id: str, verdict: Verdict, sha: str,
                      records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """Record a verdict and announce it; `records` are the dossier's, if already read."""
+        """Announce a verdict and record it; `records` are the dossier's, if already read. Announced first: recorded,
+        a document is judged and its fetch not tried again, so a verdict recorded and not announced (Kafka refused it)
+        was never announced (a review found it); announced and not recorded, the next try announces it again, with
+        the same record id."""
         records = await self.store.of_dossier(code) if records is None else records
         result = verdict_json(verdict, sha)
         now = self.settings.clock()
-        await self.store.add([{"_id": f"{code}|{document_id}|verified|{sha}", "code": code, "kind": "verified",
-                               "document_id": document_id, "recorded_at": now, "time": now, "verdict": result}])
-        await self.store.of_dossier(code)  # a verdict ends a document's records: summarised for the lookup
-        self.verdicts.labels(verdict.verdict).inc()
         dossier = next((r for r in records if r["kind"] == "dossier"), {})
         signed = next((r for r in records if r["kind"] == "signed" and r["document_id"] == document_id), None)
         data = SignatureData(dossier_code=code, commune_code=dossier.get("commune_code"), sector=dossier.get("sector"),
                              document_id=document_id, signed_at=signed["time"] if signed else None, **result)
         await self.publish(SignatureVerified(id=record_id(code, document_id, sha, verdict.verdict), subject=code,
                                              time=now, data=data))
+        await self.store.add([{"_id": f"{code}|{document_id}|verified|{sha}", "code": code, "kind": "verified",
+                               "document_id": document_id, "recorded_at": now, "time": now, "verdict": result}])
+        await self.store.of_dossier(code)  # a verdict ends a document's records: summarised for the lookup
+        self.verdicts.labels(verdict.verdict).inc()
         log.info("document verified", dossier=code, document=document_id, verdict=verdict.verdict)
         return result
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -29,6 +30,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter
 from structlog.testing import capture_logs
 
+from services.signature import core as signature_core
 from services.signature.fetch import Refused, permitted
 from services.signature.core import SignatureCore
 from services.signature.settings import SignatureSettings
@@ -485,3 +487,29 @@ async def test_a_fetch_that_fails_is_released_not_taken_up_again_at_once(signatu
     await asyncio.sleep(1)
     assert sorted(attempts) == ["KQ-0", "KQ-1", "KQ-2", "KQ-3"]  # each once: the waiting taken up, none again
     assert all(fetch["by"] is None for fetch in signature.store.pending.values())
+
+
+async def test_a_verdict_kafka_refused_is_announced_when_the_fetch_is_tried_again(signatures, monkeypatch):
+    """The verdict was recorded before it was announced: Kafka refusing the announcement left the fetch pending, and
+    its next try found the document judged and forgot it, announced never (found by a review). Announced first,
+    recorded then: a try that fails before the record fetches and announces again (the same record id)."""
+    signature = signatures()
+    refusals = [KafkaConnectionError("the broker is down")]
+
+    async def publish(verdict: Any) -> None:
+        if refusals:
+            raise refusals.pop()
+        signature.published.append(verdict)
+
+    async def fetched(url: str) -> bytes:
+        return b"hello"  # not a PDF: an invalid verdict, quickly
+
+    monkeypatch.setattr(signature.core, "publish", publish)
+    monkeypatch.setattr(signature.core.fetcher, "fetch", fetched)
+    monkeypatch.setattr(signature_core, "RESUME_AFTER_SECONDS", 0)
+    await signature.core.handle([signed("http://docs.example.test/kq.pdf", b"hello")])
+    await asyncio.sleep(0.2)
+    assert signature.published == [] and signature.store.pending  # refused: still to do
+    await signature.core.resume()
+    data = await signature.verdict()
+    assert (data.document_id, data.verdict) == ("KQ-1", "invalid") and not signature.store.pending
