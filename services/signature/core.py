@@ -112,7 +112,10 @@ class SignatureCore:
         if self._resuming.locked():
             return False
         async with self._resuming:
-            for fetch in await self.store.pending_fetches():
+            async for fetch in self.store.pending_fetches():
+                if len(self._fetching) >= self.settings.signature_fetches_queued:
+                    self._waiting = True  # the rest when the queue empties (`_done`): read only until it is full
+                    break
                 if fetch["_id"] not in self._fetching and (
                         fetch.get("by") == self._token or time.time() - fetch["since"] >= RESUME_AFTER_SECONDS):
                     self._fetch_later(fetch)

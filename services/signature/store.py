@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -56,6 +57,8 @@ class SignatureStore:
     async def pending_count(self) -> int:
         return await self._fetches.count_documents({})
 
-    async def pending_fetches(self) -> list[dict[str, Any]]:
-        """Every fetch not done yet: a few at a time (each lasts seconds), so read whole."""
-        return await self._fetches.find({}).to_list()
+    async def pending_fetches(self) -> AsyncIterator[dict[str, Any]]:
+        """Every fetch not done yet, as read: a few in the usual case (each lasts seconds), a flood's never all in
+        memory at once."""
+        async for fetch in self._fetches.find({}, batch_size=1000):
+            yield fetch

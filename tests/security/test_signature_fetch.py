@@ -513,3 +513,21 @@ async def test_a_verdict_kafka_refused_is_announced_when_the_fetch_is_tried_agai
     await signature.core.resume()
     data = await signature.verdict()
     assert (data.document_id, data.verdict) == ("KQ-1", "invalid") and not signature.store.pending
+
+
+async def test_a_resume_reads_the_pending_fetches_only_until_its_queue_is_full(signatures, monkeypatch):
+    """A resume read every pending fetch into memory at once, and a take-up beside it read them again: a flood of
+    signed events with URLs held twice its size (found by a review). It reads them as they come and stops once its
+    queue is full."""
+    signature = signatures(signature_fetches_queued=2)
+    never = asyncio.Event()
+
+    async def stalled(url: str) -> bytes:
+        await never.wait()
+        return b""
+
+    monkeypatch.setattr(signature.core.fetcher, "fetch", stalled)
+    await signature.core.handle([signed("http://docs.example.test/kq.pdf", document_id=f"KQ-{n}") for n in range(50)])
+    signature.store.read = 0
+    await signature.core.resume()
+    assert len(signature.store.pending) == 50 and signature.store.read <= 3
