@@ -342,8 +342,9 @@ class FiguresStore:
             stale_carried = self.names.is_carried(old) and old != name
             if stale_log or stale_carried:
                 await self._db.drop_collection(old)
-                for blobs in self.blobs.values() if stale_log else ():
-                    blobs.pop(old[-6:], None)
+                if stale_log:
+                    for blobs in self.blobs.values():
+                        blobs.pop(old[-6:], None)
 
     async def rewrite(self, kind: str, homes: dict[str, list[Any]], entry: Callable[[Any], Any],
                       before: dict[str, set[str]], between: asyncio.Lock) -> int:
