@@ -72,12 +72,12 @@ def build(settings: MetricsSettings) -> tuple[ConsumerApp, MetricsCore]:
         await runtime.publish(settings.topic_status, [(e.subject, e.to_bytes(), {}) for e in events])
 
     runtime.before_consuming("loading the figures", core.start)
+    runtime.once_consuming("working out the points at risk served as stored", core.at_risk_anew)
     runtime.once_consuming("settling the figures loaded", core.settle_loaded)
     runtime.every(settings.metrics_clock_interval_seconds, "clock", lambda: core.move_clock(publish))
     # `core.start` did each of these once before consuming: the next, one interval later.
     runtime.every(settings.metrics_snapshot_interval_seconds, "snapshot", core.snapshot.refresh, wait_first=True)
-    runtime.every(settings.metrics_at_risk_interval_seconds, "points at risk", core.snapshot.refresh_at_risk,
-                  wait_first=True)
+    runtime.every(settings.metrics_at_risk_interval_seconds, "points at risk", core.refresh_at_risk, wait_first=True)
     runtime.every(settings.metrics_compact_interval_seconds, "compaction", core.compact, wait_first=True)
     return runtime, core
 

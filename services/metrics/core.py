@@ -28,6 +28,9 @@ from shared.consumer_app import Record
 
 log = structlog.get_logger()
 SETTLED_AT_ONCE = 1000  # dossiers settled between two turns of the event loop (~30 ms)
+# A start serves the points at risk stored this long ago at most, until it has worked them out again: they move as
+# dossiers change and time goes on, so after a longer stop it works them out before it is ready.
+AT_RISK_SERVED_FOR = timedelta(hours=1)
 
 
 class FiguresLoading(Exception):
@@ -80,6 +83,7 @@ class MetricsCore:
         self.loaded = False  # ready: the figures, the points at risk and the snapshot all there
         self.readable = False  # the store loaded: reports may read the figures
         self.unsettled: list[Tracked] = []  # loaded, not settled yet (`settle_loaded`)
+        self.at_risk_stored = False  # the points at risk served are those stored before the start (`start`)
         self.metrics.unsettled.set_function(lambda: len(self.unsettled))
         self.metrics.store_blobs.set_function(
             lambda: sum(len(ids) for logs in store.blobs.values() for ids in logs.values()))
@@ -96,11 +100,39 @@ class MetricsCore:
         self.readable = True
 
     async def start(self) -> None:
-        """Everything /readyz waits for: the figures, the points at risk, the first snapshot."""
+        """Everything /readyz waits for: the figures, the points at risk (as stored, or worked out), the first
+        snapshot."""
         await self.load()
-        await self.snapshot.refresh_at_risk()
+        if not await self._serve_stored_at_risk():
+            await self.refresh_at_risk()
         await self.snapshot.refresh()
         self.loaded = True
+
+    async def refresh_at_risk(self) -> None:
+        """The points at risk worked out, served, and stored for the next start."""
+        at = await self.snapshot.refresh_at_risk()
+        await self.store.save_at_risk(at, self.snapshot.at_risk)
+
+    async def _serve_stored_at_risk(self) -> bool:
+        """Serve the points at risk as the service last stored them, if worked out in this quarter and within the
+        hour (`at_risk_anew` works them out again once consuming); False if not. Working them out judges each
+        dossier of the quarter not settled yet, which a start has not: a fifth of a province-year's start."""
+        stored, now = await self.store.at_risk(), self.clock()
+        local = self.figures.calendar.local
+        if stored is None or not now - AT_RISK_SERVED_FOR <= stored[0] <= now or (
+                quarter(local(stored[0]).date()) != quarter(local(now).date())):
+            return False
+        self.snapshot.at_risk = {code: points for code, points in stored[1].items() if self.shard.owns_commune(code)}
+        self.at_risk_stored = True
+        return True
+
+    async def at_risk_anew(self) -> None:
+        """Once consuming: the points at risk a start served as stored, worked out and served anew."""
+        if self.at_risk_stored:
+            self.at_risk_stored = False
+            at = await self.snapshot.refresh_at_risk()
+            await self.snapshot.refresh()
+            await self.store.save_at_risk(at, self.snapshot.at_risk)
 
     async def settle_loaded(self) -> None:
         """What the start loaded, settled (services/metrics/queries.py `settle`) once consuming, a thousand dossiers at

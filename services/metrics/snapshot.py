@@ -40,9 +40,10 @@ class Snapshot:
         self.rendered_at = time.monotonic()
         self.render_seconds = time.perf_counter() - started
 
-    async def refresh_at_risk(self) -> None:
+    async def refresh_at_risk(self) -> datetime:
         """The points each commune is about to lose in the current quarter: its score if every open
-        dossier ends in time, minus its score if those due by the quarter's end turn late."""
+        dossier ends in time, minus its score if those due by the quarter's end turn late; returns the instant they
+        were worked out as of."""
         now = self.clock()
         calendar = self.figures.calendar
         first, last = quarter_of(calendar.local(now).date())
@@ -54,6 +55,7 @@ class Snapshot:
             found[code] = figures.at_risk(code, first, last, now, horizon, not_applicable)["points_at_risk"]
             await asyncio.sleep(0)  # a province's communes, one at a time: the consumer goes on meanwhile
         self.at_risk = found
+        return now
 
     def age(self) -> float:
         return time.monotonic() - self.rendered_at if self.rendered_at is not None else float("inf")

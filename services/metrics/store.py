@@ -17,7 +17,9 @@ stores only theirs.
   of receipt (`14923:2025-07`), each link a batch of kept statuses with their verdicts. A report
   reaching before the horizon reads the months it covers, by key.
 - `…_state`: the document `horizon`: the horizon quarter, the carried collection in use, and the
-  counts of the archived dossiers (Prometheus' counters must not go back when they leave memory).
+  counts of the archived dossiers (Prometheus' counters must not go back when they leave memory); the document
+  `at_risk`: the points at risk as last worked out, with the instant, which a start serves until it has worked
+  them out again.
 - `…_returned`: the archived dossiers that changed again since the last compaction, each with what the archive
   counted of it (`_id` the dossier's code, and the compaction's generation): a start takes them out of the archived
   counts for the dossiers it loads, until the next compaction writes the counts net. Written before the dossier's
@@ -269,6 +271,15 @@ class FiguresStore:
         """These archived dossiers are back in memory: what the archive counted of each (the module's docstring)."""
         await replace_all(self._returned, [{"_id": code, "generation": self._generation, "counts": _packed(counts)}
                                            for code, counts in counted.items()])
+
+    async def save_at_risk(self, at: datetime, points: dict[str, float]) -> None:
+        """The points at risk as worked out as of `at`, which the next start serves until it has worked them out
+        again (services/metrics/core.py `start`)."""
+        await self._state.replace_one({"_id": "at_risk"}, {"at": at.isoformat(), "points": points}, upsert=True)
+
+    async def at_risk(self) -> tuple[datetime, dict[str, float]] | None:
+        doc = await self._state.find_one({"_id": "at_risk"})
+        return (datetime.fromisoformat(doc["at"]), doc["points"]) if doc else None
 
     async def state(self) -> State:
         """Where the last compaction left the store (nothing before the first), with the dossiers noted returned

@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaConnectionError
 from pydantic import TypeAdapter
 from prometheus_client import CollectorRegistry
 
+from services.metrics import compaction
 from services.metrics.settings import MetricsSettings
 from services.metrics.figures import Figures
 from services.metrics.core import FiguresLoading, MetricsCore
@@ -169,6 +170,45 @@ def test_a_start_is_ready_before_it_settles_what_it_loaded_and_answers_the_same_
         t.quiet_since is not None for t in first.figures.dossiers.values()]
     assert any(t.quiet_since is not None for t in restarted.figures.dossiers.values())
     assert answers(restarted) == answers(first)
+
+
+def test_a_restart_serves_the_points_at_risk_last_worked_out_and_works_them_out_again_once_consuming():
+    """Working out the points at risk judges each dossier of the quarter not settled yet, which a start has not: a
+    fifth of a province-year's start (docs/benchmarks.md). A restart within the hour and the quarter serves what the
+    service stored when it last worked them out, and works them out again once consuming; a first start, a start in
+    another quarter or more than an hour later works them out before it is ready."""
+    store, now = MemoryFiguresStore(), [RECEIVED + timedelta(hours=1)]
+    first = replica(store, now)
+    store.kept_state = State(compaction.horizon_of(first.replica, now[0]), Counter())  # nothing to compact
+    asyncio.run(first.handle(statuses(3)))
+    asyncio.run(first.start())
+    worked_out = first.snapshot.at_risk
+    assert worked_out["14923"] > 0 and store.points_at_risk == (now[0], worked_out)
+
+    def restarted_at(instant: datetime) -> MetricsCore:
+        now[0] = instant
+        store.points_at_risk = RECEIVED + timedelta(hours=1), {"14923": 99.0, "08152": 1.0}  # 08152: Phú Thọ's
+        service = replica(store, now)
+        asyncio.run(service.start())
+        return service
+
+    served = restarted_at(RECEIVED + timedelta(hours=1, minutes=59))
+    assert served.snapshot.at_risk == {"14923": 99.0}, "as stored, for the communes it owns"
+    assert 'dossier_points_at_risk{commune="14923"} 99.0' in served.snapshot.text.decode()
+    asyncio.run(served.at_risk_anew())
+    assert served.snapshot.at_risk == worked_out and store.points_at_risk == (now[0], worked_out)
+    assert f'dossier_points_at_risk{{commune="14923"}} {worked_out["14923"]}' in served.snapshot.text.decode()
+
+    quarter_end = datetime(2025, 9, 30, 23, 30, tzinfo=VN)
+    for late, why in ((RECEIVED + timedelta(hours=2, minutes=1), "an hour later"),
+                      (RECEIVED - timedelta(minutes=1), "stored after now: the clock went back")):
+        assert restarted_at(late).snapshot.at_risk["14923"] != 99.0, why
+    store.kept_state = State(compaction.horizon_of(first.replica, quarter_end + timedelta(hours=1)), Counter())
+    now[0] = quarter_end + timedelta(minutes=40)
+    store.points_at_risk = quarter_end, {"14923": 99.0}
+    next_quarter = replica(store, now)
+    asyncio.run(next_quarter.start())
+    assert next_quarter.snapshot.at_risk.get("14923") != 99.0, "another quarter"
 
 
 def test_a_tick_that_moves_thousands_of_dossiers_lets_the_consumer_and_reports_run_in_between():
