@@ -502,17 +502,21 @@ async def store_live(settings: ServiceSettings, total: int) -> int:
         await mongo.close()
 
 
-def restarted(settings: ServiceSettings, tree: Path, blobs_below: int | None = None
+def restarted(settings: ServiceSettings, tree: Path, blobs_below: int | None = None, again: bool = False
               ) -> tuple[float, float, float]:
     """Seconds from starting `tree`'s metrics service on the stored province to /readyz, its peak RSS (MiB), and
     the seconds after that until every dossier loaded is settled (`metrics_dossiers_unsettled` 0; a tree without
     that gauge settles before it is ready: 0), or with `blobs_below`, until the logs it rewrites once settled hold
     fewer blobs (`metrics_store_blobs`). Its clock reads AS_OF, the province-year's last evening, whatever the
     day the bench runs: its horizon, the quarter whose points at risk the start computes and its clock's changes are
-    those of the year's end."""
+    those of the year's end; `again`: five minutes later (a restart after a start of this tree on the same store,
+    which serves the points at risk that start stored: services/metrics/core.py). It consumes in a group of its own,
+    as each replica does: in the stack's group `metrics` it waited ~2 s for the stack's service to join again, and
+    moved that service's partitions each time (until 2026-12-07)."""
     with contextlib.chdir(tree):
         started = time.perf_counter()
-        process = start_service("metrics", settings, METRICS_PORT, now=AS_OF, ready_within=900)
+        process = start_service("metrics", settings, METRICS_PORT, now=AS_OF + timedelta(minutes=5 if again else 0),
+                                ready_within=900, DOSSIER_METRICS_GROUP_ID="metrics-bench-restart")
         ready = time.perf_counter() - started
     url = f"http://127.0.0.1:{METRICS_PORT}/metrics"
     while (unsettled := _gauge(url, "metrics_dossiers_unsettled")) or (
@@ -547,19 +551,22 @@ async def restart_scale() -> list[list[object]]:
     await store_province(settings, RESTART_DOSSIERS)
     with tempfile.TemporaryDirectory() as scratch:
         before_s, before_mib, before_settled = restarted(settings, tree_of(RESTART_BEFORE, Path(scratch)))
-    now_s, now_mib, settled = restarted(settings, ROOT)
+    first_s, first_mib, _ = restarted(settings, ROOT)
+    now_s, now_mib, settled = restarted(settings, ROOT, again=True)
     blobs = await store_live(settings, RESTART_DOSSIERS)
     full = 2 * (RESTART_DOSSIERS // CHUNK + 4) + 8 * 4  # compaction.py `_spread` of its four quarters
     live_s, live_mib, rewritten_after = restarted(settings, ROOT, blobs_below=full)
-    rewritten_s, rewritten_mib, _ = restarted(settings, ROOT)
+    rewritten_s, rewritten_mib, _ = restarted(settings, ROOT, again=True)
     print(f"restart on {RESTART_DOSSIERS} dossiers: {now_s:.1f} s, {now_mib:.0f} MiB (settled {settled:.1f} s later); "
-          f"at {RESTART_BEFORE}: {before_s:.1f} s; on a store before v1.4 {upgraded_s:.1f} s, {upgraded_mib:.0f} MiB; "
-          f"at {BASELINE}: {then_s:.1f} s, {then_mib:.0f} MiB; written live ({blobs} blobs) {live_s:.1f} s, then "
-          f"rewritten {rewritten_after:.1f} s later, then {rewritten_s:.1f} s")
+          f"its first start {first_s:.1f} s; at {RESTART_BEFORE}: {before_s:.1f} s; on a store before v1.4 "
+          f"{upgraded_s:.1f} s, {upgraded_mib:.0f} MiB; at {BASELINE}: {then_s:.1f} s, {then_mib:.0f} MiB; written live "
+          f"({blobs} blobs) {live_s:.1f} s, then rewritten {rewritten_after:.1f} s later, then {rewritten_s:.1f} s")
     return [[f"service restart to /readyz, a province-year stored ({RESTART_DOSSIERS:,} dossiers)", "1 run",
              f"{now_s:.1f} s; peak RSS {now_mib:,.0f} MiB; every dossier settled {settled:.1f} s after",
              f"at {RESTART_BEFORE}: {before_s:.1f} s ({now_s / before_s:.0%}), {before_mib:,.0f} MiB, settled "
              f"{before_settled:.1f} s after; at {BASELINE}: {then_s:.1f} s, {then_mib:,.0f} MiB (goal ≤ 10 s)"],
+            ["the same, the first start of this tree on that store (no points at risk stored: worked out before it is "
+             "ready)", "1 run", f"{first_s:.1f} s; peak RSS {first_mib:,.0f} MiB", ""],
             ["the same, the first start after upgrading (the store written before v1.4)", "1 run",
              f"{upgraded_s:.1f} s; peak RSS {upgraded_mib:,.0f} MiB; settled {upgraded_settled:.1f} s after", ""],
             [f"the same province stored as written live ({LIVE_ROWS} announcements a blob, {blobs:,} blobs): the start "
@@ -603,9 +610,16 @@ HOW = (
     "settled yet) for the points at risk before it is ready: by hand on 2026-12-07, one stored province restarted "
     "in turns, 19.2 and 21.0 s at AS_OF against 15.1 and 14.6 s on the wall clock (starts swing by a fifth from "
     "run to run), py-spy putting a fifth of the start in `refresh_at_risk`, most of it unpacking timelines to judge "
-    "them. What would take that away: the packed contributions stored with each row, so a "
-    "start loads its dossiers settled (not built: a verdict or a new catalogue after the row was written must "
-    "unsettle it)."
+    "them."
+    "\n\n"
+    "Since 2026-12-07 (later that day) a restart serves the points at risk as the service stored them when it last "
+    "worked them out, if in the same quarter and within the hour, and works them out again once consuming "
+    "(docs/scaling.md): the restart above comes after a first start of this tree on the same store, its clock five "
+    "minutes later; the first start, which works them out before it is ready, is its own row. By hand on the same "
+    "day, one stored province, the service's log: ~0.6 s importing, the load 7.2-8.5 s, the points at risk 2.5-2.7 "
+    "s, the snapshot 0.1 s, Kafka 0.05 s; restarted after a first start (12.6 s): 9.1, 11.3 and 10.2 s. The bench's "
+    "service consumed in the stack's group `metrics` before, so each start waited ~1.9 s for the stack's service to "
+    "join the group again (and took its partitions): a replica has a group of its own, and so has the bench's now."
     "\n\n"
     "A store written live (since 2026-12-07, the last row): the service writes a blob per consumed batch, and a "
     "verdict mostly comes alone, so a live province's logs hold many small blobs, which FerretDB serves one by one "
