@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import orjson
 import pytest
 from aiokafka.errors import KafkaConnectionError
+from pymongo.errors import AutoReconnect
 from pydantic import TypeAdapter
 from prometheus_client import CollectorRegistry
 
@@ -21,7 +22,7 @@ from shared.calendar import WorkingCalendar
 from shared.contracts import ClockChanged, StatusRecord, status_changed, status_of
 from shared.dossier import fold
 from shared.events import parse_event
-from shared.consumer_app import Record
+from shared.consumer_app import Record, until_done
 from tests.fixtures.memory_figures import MemoryFiguresStore
 from tests.fixtures.sample import VN, dossier_code, event
 
@@ -209,6 +210,28 @@ def test_a_restart_serves_the_points_at_risk_last_worked_out_and_works_them_out_
     next_quarter = replica(store, now)
     asyncio.run(next_quarter.start())
     assert next_quarter.snapshot.at_risk.get("14923") != 99.0, "another quarter"
+
+
+def test_a_start_tried_again_after_the_database_went_away_counts_the_archived_figures_once():
+    """A start is tried again from its beginning while MongoDB is away (`until_done`): one that went away after the
+    figures were loaded (here as the stored points at risk are read) counted the archived dossiers twice until the
+    next restart (found by re-reading the start)."""
+    store, now = MemoryFiguresStore(), [RECEIVED + timedelta(hours=1)]
+    first = replica(store, now)
+    asyncio.run(first.handle(statuses(2)))
+    received = ("received", "14923", "HT", "online", "full")
+    store.kept_state = State(compaction.horizon_of(first.replica, now[0]), Counter({received: 10}))
+    reads = []
+
+    async def away_once() -> None:
+        reads.append(now[0])
+        if len(reads) == 1:
+            raise AutoReconnect("FerretDB restarting")
+
+    store.at_risk = away_once
+    restarted = replica(store, now)
+    asyncio.run(until_done(restarted.start, "loading the figures"))
+    assert len(reads) == 2 and counted(restarted)[received] == 12
 
 
 def test_a_tick_that_moves_thousands_of_dossiers_lets_the_consumer_and_reports_run_in_between():
