@@ -20,10 +20,14 @@ from shared.mongo import as_utc
 
 
 def trust_roots(folder: Path | None) -> list[asn1_x509.Certificate]:
+    """The trust roots, each parsed whole (`native`): documents are verified in threads side by side, and asn1crypto
+    parses a field on first use, not safely from two threads (a valid document was judged invalid now and then)."""
     roots = []
     for path in sorted(folder.glob("*.pem")) if folder else ():
         for _, _, der in pem.unarmor(path.read_bytes(), multiple=True):
-            roots.append(asn1_x509.Certificate.load(der))
+            root = asn1_x509.Certificate.load(der)
+            root.native  # noqa: B018 (parsed now, before any thread reads it)
+            roots.append(root)
     return roots
 
 

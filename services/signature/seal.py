@@ -2,6 +2,7 @@
 (an HSM; SoftHSM2 in the tests). Optional: without a configured key the service seals nothing."""
 
 import io
+import threading
 from pathlib import Path
 
 from asn1crypto import pem
@@ -20,9 +21,14 @@ def _certificates(path: Path | None) -> list[asn1_x509.Certificate]:
 
 
 class Sealer:
+    """One seal at a time (requests seal in threads): pyHanko's signer reads its certificate through asn1crypto, which
+    parses a field on first use, not safely from two threads (seals side by side failed now and then), and a PKCS#11
+    session takes one signing operation at a time."""
+
     def __init__(self, signer: signers.Signer, session=None):
         self._signer = signer
         self._session = session
+        self._one_at_a_time = threading.Lock()
 
     @classmethod
     def from_settings(cls, s: SignatureSettings) -> "Sealer | None":
@@ -43,7 +49,8 @@ class Sealer:
     def seal(self, pdf: bytes, field: str = "AgencySeal") -> bytes:
         meta = signers.PdfSignatureMetadata(field_name=field, subfilter=fields.SigSeedSubFilter.PADES,
                                             reason="Đóng dấu kết quả giải quyết thủ tục hành chính")
-        return signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), meta, signer=self._signer).getvalue()
+        with self._one_at_a_time:
+            return signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), meta, signer=self._signer).getvalue()
 
     def close(self) -> None:
         if self._session is not None:

@@ -1,9 +1,15 @@
 """Verifying signed results with pyHanko against a test PKI (issue 7's verdicts)."""
 
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
+from services.signature.documents import trust_roots
 from services.signature.verify import verify
 from tests.fixtures.pki import NOW, Party, blank_pdf, sign, with_stored_crls
 
@@ -128,3 +134,29 @@ def test_a_document_the_parser_cannot_read_for_any_reason_gets_an_invalid_verdic
     fetch stayed pending and was retried without end (found by a review)."""
     result = verify(nested_pdf(), TRUSTED)
     assert result.verdict == "invalid" and result.reasons[0].startswith("unreadable PDF")
+
+
+@contextmanager
+def threads_switching_often() -> Iterator[None]:
+    """The interpreter switches threads every microsecond: what two threads share is interleaved as it is under load."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+def test_documents_verified_side_by_side_on_trust_roots_just_read_are_judged_as_one_alone(tmp_path):
+    """The service verifies fetched documents in threads, on the trust roots it read at start. asn1crypto parses a
+    certificate's fields on first use, not safely from two threads: a valid document verified beside others was
+    judged invalid ("signature cannot be read: list index out of range") or not chained to a trusted CA, now and
+    then (a flaky integration test, then reproduced here: 11 of 320). `trust_roots` parses them whole."""
+    (tmp_path / "root.pem").write_bytes(ROOT.cert.public_bytes(serialization.Encoding.PEM))
+    good = sign(blank_pdf(), OFFICIAL)
+    with threads_switching_often():
+        for _ in range(20):
+            roots = trust_roots(tmp_path)
+            with ThreadPoolExecutor(8) as pool:
+                verdicts = list(pool.map(lambda _: verify(good, roots), range(8)))
+            assert {(v.verdict, v.reasons) for v in verdicts} == {("valid", ())}
