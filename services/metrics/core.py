@@ -83,15 +83,22 @@ class MetricsCore:
         self.loaded = False  # ready: the figures, the points at risk and the snapshot all there
         self.readable = False  # the store loaded: reports may read the figures
         self.unsettled: list[Tracked] = []  # loaded, not settled yet (`settle_loaded`)
-        self.at_risk_stored = False  # the points at risk served are those stored before the start (`start`)
+        self.store_read = False  # the start read the store (`load`)
+        self.at_risk_worked_out = False  # by the start, which then leaves the loop's first turn (`refresh_at_risk`)
         self.metrics.unsettled.set_function(lambda: len(self.unsettled))
         self.metrics.store_blobs.set_function(
             lambda: sum(len(ids) for logs in store.blobs.values() for ids in logs.values()))
 
     async def load(self, compact: bool = True) -> None:
         """The figures as this replica's store has them, then (unless `compact` is False: a reader
-        beside the running service must not write) the dossiers ended before the horizon leave memory."""
-        await loader.load(self.replica, self.clock())
+        beside the running service must not write) the dossiers ended before the horizon leave memory.
+
+        Tried again (MongoDB went away: `until_done`), it goes on from the step that failed: the store is read once. Read
+        again after a compaction had written its state, it counted the archive beside the same dossiers still in memory
+        (a review found it); a compaction tried again is one more compaction, as each periodic one."""
+        if not self.store_read:
+            await loader.load(self.replica, self.clock())
+            self.store_read = True
         await self.feedback.load()
         if compact:
             async with self.replica.compacting:
@@ -104,18 +111,27 @@ class MetricsCore:
         snapshot."""
         await self.load()
         if not await self._serve_stored_at_risk():
-            await self.refresh_at_risk()
+            await self._work_out_at_risk()
+            self.at_risk_worked_out = True
         await self.snapshot.refresh()
         self.loaded = True
 
     async def refresh_at_risk(self) -> None:
-        """The points at risk worked out, served, and stored for the next start."""
+        """The loop's turn, once consuming: the points at risk worked out, served and stored; at once after a start that
+        served them as stored, one interval after a start that worked them out."""
+        if self.at_risk_worked_out:
+            self.at_risk_worked_out = False
+            return
+        await self._work_out_at_risk()
+        await self.snapshot.refresh()
+
+    async def _work_out_at_risk(self) -> None:
         at = await self.snapshot.refresh_at_risk()
         await self.store.save_at_risk(at, self.snapshot.at_risk)
 
     async def _serve_stored_at_risk(self) -> bool:
         """Serve the points at risk as the service last stored them, if worked out in this quarter and within the
-        hour (`at_risk_anew` works them out again once consuming); False if not. Working them out judges each
+        hour (the loop works them out again at once: `refresh_at_risk`); False if not. Working them out judges each
         dossier of the quarter not settled yet, which a start has not: a fifth of a province-year's start."""
         stored, now = await self.store.at_risk(), self.clock()
         local = self.figures.calendar.local
@@ -123,16 +139,7 @@ class MetricsCore:
                 quarter(local(stored[0]).date()) != quarter(local(now).date())):
             return False
         self.snapshot.at_risk = {code: points for code, points in stored[1].items() if self.shard.owns_commune(code)}
-        self.at_risk_stored = True
         return True
-
-    async def at_risk_anew(self) -> None:
-        """Once consuming: the points at risk a start served as stored, worked out and served anew."""
-        if self.at_risk_stored:
-            self.at_risk_stored = False
-            at = await self.snapshot.refresh_at_risk()
-            await self.snapshot.refresh()
-            await self.store.save_at_risk(at, self.snapshot.at_risk)
 
     async def settle_loaded(self) -> None:
         """What the start loaded, settled (services/metrics/queries.py `settle`) once consuming, a thousand dossiers at

@@ -41,9 +41,6 @@ async def load(replica: Replica, now: datetime) -> None:
     counts = state.archived_counts.copy()
     for counted in back.values():
         counts.subtract(counted)
-    # A start tried again (MongoDB went away after this load: `until_done`) loads nothing twice, and counts the
-    # archive once: what the first try added goes first (it was counted twice, found by re-reading the start).
-    replica.figures.counts.subtract(replica.archived_counts)
     replica.archived_counts, replica.returned = +counts, set(back)
     replica.figures.counts.update(replica.archived_counts)
     replica.horizon = state.horizon

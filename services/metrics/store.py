@@ -44,6 +44,7 @@ without pydantic and without packing their timelines again: ~300 bytes a dossier
 
 import asyncio
 import hashlib
+import math
 import re
 from base64 import b64decode, b64encode
 from collections import Counter
@@ -122,6 +123,20 @@ def held_of(row: list[Any]) -> Held:
         arrivals_synced=synced, **_FLAGGED[flags])
     [last] = compact.unpack(b64decode(now), due_at)  # as `last_of` keeps it: zones shared, units interned
     return Held(receipt, last, b64decode(steps), None, _instant(until))
+
+
+def stored_at_risk(doc: dict[str, Any] | None) -> tuple[datetime, dict[str, float]] | None:
+    """The points at risk as `save_at_risk` stored them, with the instant; None when there are none, or none this
+    version reads (an instant without its offset, a point that is not a finite number): they only save a start the
+    working out, which it then does (a review found a malformed document kept the service from ever being ready)."""
+    try:
+        at = datetime.fromisoformat(doc["at"])  # type: ignore[index]
+        points = {str(code): float(value) for code, value in doc["points"].items()}  # type: ignore[index]
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return None
+    if at.tzinfo is None or not all(math.isfinite(value) for value in points.values()):
+        return None
+    return at, points
 
 
 def _packed(counts: Counter[Key]) -> Binary:
@@ -278,8 +293,7 @@ class FiguresStore:
         await self._state.replace_one({"_id": "at_risk"}, {"at": at.isoformat(), "points": points}, upsert=True)
 
     async def at_risk(self) -> tuple[datetime, dict[str, float]] | None:
-        doc = await self._state.find_one({"_id": "at_risk"})
-        return (datetime.fromisoformat(doc["at"]), doc["points"]) if doc else None
+        return stored_at_risk(await self._state.find_one({"_id": "at_risk"}))
 
     async def state(self) -> State:
         """Where the last compaction left the store (nothing before the first), with the dossiers noted returned

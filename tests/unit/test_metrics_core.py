@@ -17,7 +17,7 @@ from services.metrics import compaction
 from services.metrics.settings import MetricsSettings
 from services.metrics.figures import Figures
 from services.metrics.core import FiguresLoading, MetricsCore
-from services.metrics.store import State
+from services.metrics.store import State, stored_at_risk
 from shared.calendar import WorkingCalendar
 from shared.contracts import ClockChanged, StatusRecord, status_changed, status_of
 from shared.dossier import fold
@@ -185,6 +185,11 @@ def test_a_restart_serves_the_points_at_risk_last_worked_out_and_works_them_out_
     asyncio.run(first.start())
     worked_out = first.snapshot.at_risk
     assert worked_out["14923"] > 0 and store.points_at_risk == (now[0], worked_out)
+    stored, now[0] = store.points_at_risk, now[0] + timedelta(minutes=1)
+    asyncio.run(first.refresh_at_risk())
+    assert store.points_at_risk == stored, "the loop's first turn after a start that worked them out: nothing"
+    asyncio.run(first.refresh_at_risk())
+    assert store.points_at_risk == (now[0], worked_out), "the next: worked out again"
 
     def restarted_at(instant: datetime) -> MetricsCore:
         now[0] = instant
@@ -196,7 +201,7 @@ def test_a_restart_serves_the_points_at_risk_last_worked_out_and_works_them_out_
     served = restarted_at(RECEIVED + timedelta(hours=1, minutes=59))
     assert served.snapshot.at_risk == {"14923": 99.0}, "as stored, for the communes it owns"
     assert 'dossier_points_at_risk{commune="14923"} 99.0' in served.snapshot.text.decode()
-    asyncio.run(served.at_risk_anew())
+    asyncio.run(served.refresh_at_risk())  # the loop's first turn, at once
     assert served.snapshot.at_risk == worked_out and store.points_at_risk == (now[0], worked_out)
     assert f'dossier_points_at_risk{{commune="14923"}} {worked_out["14923"]}' in served.snapshot.text.decode()
 
@@ -232,6 +237,56 @@ def test_a_start_tried_again_after_the_database_went_away_counts_the_archived_fi
     restarted = replica(store, now)
     asyncio.run(until_done(restarted.start, "loading the figures"))
     assert len(reads) == 2 and counted(restarted)[received] == 12
+
+
+@pytest.mark.parametrize("doc", [
+    None, {}, {"at": "2025-07-07T11:00:00+07:00"}, {"points": {"14923": 1.0}},
+    {"at": "2025-07-07T11:00:00", "points": {"14923": 1.0}},  # no offset: which instant?
+    {"at": "yesterday", "points": {"14923": 1.0}}, {"at": 1751860800, "points": {"14923": 1.0}},
+    {"at": "2025-07-07T11:00:00+07:00", "points": {"14923": "many"}},
+    {"at": "2025-07-07T11:00:00+07:00", "points": {"14923": float("nan")}},
+    {"at": "2025-07-07T11:00:00+07:00", "points": {"14923": float("inf")}},
+    {"at": "2025-07-07T11:00:00+07:00", "points": ["14923", 1.0]},
+    {"at": "2025-07-07T11:00:00+07:00", "points": {"14923": None}},
+])
+def test_stored_points_at_risk_a_start_cannot_read_are_worked_out_again(doc):
+    """A review found a malformed stored document kept the service from ever being ready (TypeError, KeyError and
+    ValueError are not the database going away: the start was not tried again)."""
+    assert stored_at_risk(doc) is None
+
+
+def test_stored_points_at_risk_read_back():
+    assert stored_at_risk({"at": "2025-07-07T11:00:00+07:00", "points": {"14923": 72.5, "14924": 0}}) == (
+        datetime(2025, 7, 7, 11, tzinfo=VN), {"14923": 72.5, "14924": 0.0})
+
+
+class StoreAwayMidCompaction(MemoryFiguresStore):
+    """A store whose first compaction writes its new state, then MongoDB goes away (before the stale collections are
+    dropped)."""
+
+    away = True
+
+    async def compact(self, horizon, ended, verdicts, carried, counts, loose=()) -> None:  # noqa: ANN001
+        self.kept_state = State(horizon, Counter(counts))
+        for where in [w for w in self.logs if w < horizon]:
+            del self.logs[where]
+        if self.away:
+            self.away = False
+            raise AutoReconnect("FerretDB restarting")
+
+
+def test_a_start_tried_again_after_the_database_went_away_mid_compaction_counts_each_dossier_once():
+    """The start's compaction wrote the state (the ended dossiers now in its archived counts), then MongoDB went away:
+    the start tried again from its beginning loaded those counts beside the same dossiers still in memory, served 6 for
+    3 and stored 6 (a second review found it). A start tried again now goes on from the step that failed."""
+    store, now = StoreAwayMidCompaction(), [RECEIVED + timedelta(hours=1)]
+    asyncio.run(replica(store, now).handle(statuses(3, resolved=True)))
+    now[0] = datetime(2027, 11, 1, 9, 0, tzinfo=VN)  # the horizon after 2025q3: its dossiers leave memory
+    restarted = replica(store, now)
+    asyncio.run(until_done(restarted.start, "loading the figures"))
+    received = ("received", "14923", "HT", "online", "full")
+    assert not store.away and counted(restarted)[received] == 3 and restarted.figures.dossiers == {}
+    assert store.kept_state.archived_counts[received] == 3
 
 
 def test_a_tick_that_moves_thousands_of_dossiers_lets_the_consumer_and_reports_run_in_between():
