@@ -133,7 +133,7 @@ def add_seal_route(app: FastAPI, settings: SignatureSettings, core: SignatureCor
             refuse_seal(422, f"these bytes (SHA-256 {sent}) are not the document verified valid (SHA-256 {sha})",
                         code, document_id, key)
         try:
-            sealed = await asyncio.to_thread(sealer.seal, pdf)
+            sealed = await sealer.seal_in_turn(pdf)
         except Exception as exc:  # pyHanko refuses what it cannot sign: not a PDF, encrypted, ...
             raise HTTPException(422, f"cannot seal this document: {exc}") from exc
         log.info("result sealed", dossier=code, document=document_id, key=key.name, sha256=sha,

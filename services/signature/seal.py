@@ -1,8 +1,8 @@
 """The agency's PAdES seal on a result, with its key in a PKCS#12 file or on a PKCS#11 token
 (an HSM; SoftHSM2 in the tests). Optional: without a configured key the service seals nothing."""
 
+import asyncio
 import io
-import threading
 from pathlib import Path
 
 from asn1crypto import pem
@@ -21,14 +21,14 @@ def _certificates(path: Path | None) -> list[asn1_x509.Certificate]:
 
 
 class Sealer:
-    """One seal at a time (requests seal in threads): pyHanko's signer reads its certificate through asn1crypto, which
-    parses a field on first use, not safely from two threads (seals side by side failed now and then), and a PKCS#11
-    session takes one signing operation at a time."""
+    """One seal at a time (`seal_in_turn`): pyHanko's signer reads its certificate through asn1crypto, which parses a
+    field on first use, not safely from two threads (seals side by side failed now and then), and a PKCS#11 session
+    takes one signing operation at a time."""
 
     def __init__(self, signer: signers.Signer, session=None):
         self._signer = signer
         self._session = session
-        self._one_at_a_time = threading.Lock()
+        self._turn = asyncio.Lock()
 
     @classmethod
     def from_settings(cls, s: SignatureSettings) -> "Sealer | None":
@@ -46,11 +46,17 @@ class Sealer:
                                         ca_chain=chain, use_raw_mechanism=raw), session)
         return None
 
+    async def seal_in_turn(self, pdf: bytes) -> bytes:
+        """`seal` in a thread, after those asked before: a request waiting its turn holds no thread (the verification's
+        share them)."""
+        async with self._turn:
+            return await asyncio.to_thread(self.seal, pdf)
+
     def seal(self, pdf: bytes, field: str = "AgencySeal") -> bytes:
+        """The document sealed; one caller at a time (`seal_in_turn`)."""
         meta = signers.PdfSignatureMetadata(field_name=field, subfilter=fields.SigSeedSubFilter.PADES,
                                             reason="Đóng dấu kết quả giải quyết thủ tục hành chính")
-        with self._one_at_a_time:
-            return signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), meta, signer=self._signer).getvalue()
+        return signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), meta, signer=self._signer).getvalue()
 
     def close(self) -> None:
         if self._session is not None:
