@@ -49,8 +49,11 @@ class NotificationsSettings(ServiceSettings):
     # A message about a step older than this is expired, not sent (a replay, a long outage).
     notifications_expire_hours: float = 48
     notifications_send_interval_seconds: float = 1
-    # Messages with the gateway at once, spread over one HTTP client per 5 (providers.Clients).
-    notifications_gateway_concurrency: int = 40
+    # Messages with the gateway at once (one aiohttp session, providers.Gateway). In a morning burst a call
+    # takes ~35 ms (Kannel, busy with the delivery reports too, answered an outside call in ~20 ms, against
+    # ~2.5 ms idle): 40 at once held a burst to ~1,050 SMS/s, 100 let it reach ~1,400 (docs/benchmarks.md).
+    # Lower it to a provider's limit on connections.
+    notifications_gateway_concurrency: int = 100
     # How often the messages still to send are read again from MongoDB (those another replica left).
     notifications_reload_interval_seconds: float = 300
     # The gateway passes the SMS citizens send to the brandname number (MO) to /v1/mo with this token,
