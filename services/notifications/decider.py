@@ -45,11 +45,13 @@ def _opened(event: StatusRecord, keys: dict[str, bytes]) -> StatusRecord:
 
 @dataclass(frozen=True)
 class Decided:
-    """What a batch of status records asks for: its messages, each once, and where each dossier stands
-    now (its latest status in the batch, for the SMS lookup)."""
+    """What a batch of status records asks for: its messages, each once, where each dossier stands now (its
+    latest status in the batch, for the SMS lookup), and the dossiers whose first status record (a receipt's,
+    no status before it) is in the batch: where they stand is not stored yet."""
 
     messages: list[Decision]
     standing: dict[str, dict[str, Any]]
+    firsts: set[str]
 
 
 class Decider:
@@ -69,6 +71,7 @@ class Decider:
         """The messages each status change asks for; signature verdicts and PAKN records ask for none."""
         decided: dict[str, Decision] = {}
         standing: dict[str, dict[str, Any]] = {}
+        firsts: set[str] = set()
         now = self.clock()
         keys = await self._keys_of(records)
         for record in records:
@@ -78,12 +81,14 @@ class Decider:
             self.metrics.status_events.labels("read").inc()
             if isinstance(event, StatusChanged):
                 standing[event.data.dossier_code] = self._standing(event)
+                if event.data.old is None:
+                    firsts.add(event.data.dossier_code)
             for w in wanted(event, self.settings.notifications_due_soon):
                 decision = await self._decide(w, event.time, now)
                 # A status event delivered twice in one batch (published again after a failure) asks
                 # for the same messages twice: each is decided once.
                 decided.setdefault(decision.message.id, decision)
-        return Decided(self._remembered(list(decided.values()), now), standing)
+        return Decided(self._remembered(list(decided.values()), now), standing, firsts)
 
     async def _keys_of(self, records: list[Record[StatusRecord]]) -> dict[str, bytes]:
         """The keys of the batch's dossiers whose applicant is sealed, read side by side by `_id`."""

@@ -10,5 +10,5 @@ async def on_status(records: list[Record[StatusRecord]], core: Core) -> None:
     supplement requested, result ready, returned, apology; due soon if the deployment wants it) are
     stored before the offsets are committed, then sent; signature verdicts ask for none."""
     decided = await core.decider.decide(records)
-    await core.store.keep_citizens(decided.standing)
+    await core.store.keep_citizens(decided.standing, decided.firsts)
     await core.sender.queue(decided.messages)

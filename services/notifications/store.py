@@ -39,7 +39,7 @@ from pymongo import AsyncMongoClient
 
 from services.notifications.messages import ATTEMPTS, STOPS, Body, Decision, Listed, Message, MessageStatus, Move, \
     move_id
-from shared.mongo import Chain, as_utc, delete_all, get_many, insert_new, link_id, replace_all
+from shared.mongo import Chain, as_utc, delete_all, get_many, insert_new, link_id, written
 
 PURGE_CHAINS = 16  # a day's purge notes are spread over this many chains
 MESSAGE_FIELDS = ("_id", "dossier", "trigger", "status", "created_at", "parts", "coding")  # the lookup's (Listed)
@@ -216,9 +216,10 @@ class MessageStore:
     def _slot(self, recipient: str, day: str, n: int) -> str:
         return f"{day}|{self.number_hash(recipient)}|{n}"
 
-    async def keep_citizens(self, standing: dict[str, dict[str, Any]]) -> None:
-        """Where each dossier stands now (its latest status in a batch), for the SMS lookup."""
-        await replace_all(self._citizens, [{"_id": code, **doc} for code, doc in standing.items()])
+    async def keep_citizens(self, standing: dict[str, dict[str, Any]], firsts: set[str]) -> None:
+        """Where each dossier stands now (its latest status in a batch), for the SMS lookup; inserted for the
+        dossiers of `firsts` (their first status record is in the batch), replaced for the others."""
+        await written(self._citizens, [{"_id": code, **doc} for code, doc in standing.items()], firsts)
 
     async def citizen(self, code: str) -> dict[str, Any] | None:
         return await self._citizens.find_one({"_id": str(code)})

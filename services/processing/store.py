@@ -30,12 +30,11 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import AsyncMongoClient, InsertOne
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from services.processing.history import Outgoing, StoredDossier, left_open_at
 from shared.events import ReceivedEvent
-from shared.mongo import DUPLICATE_KEY, Chain, KeyReads, get_many, insert_new, link_id, pack, replace_all, unpack
+from shared.mongo import DUPLICATE_KEY, Chain, KeyReads, get_many, insert_new, link_id, pack, unpack, written
 
 
 @dataclass(frozen=True)
@@ -177,16 +176,6 @@ def cached_bytes(stored: StoredDossier) -> int:
     return CACHED_BASE + CACHED_PER_JSON_BYTE * sum(len(raw) for raw in stored.events)
 
 
-async def _written(collection: AsyncCollection, docs: list[dict[str, Any]], firsts: set[str]) -> None:
-    """Each document replaced by its `_id`, or inserted when its dossier's first link was just written (`firsts`):
-    its summary and history cannot be there yet, and FerretDB inserts a document in a quarter of the time it
-    replaces one (bench-e2e's baselines). One that is there after all (another replica's, written since) is
-    replaced, as any other."""
-    new = [doc for doc in docs if doc["_id"] in firsts]
-    inserted = await insert_new(collection, new)
-    await replace_all(collection, [doc for doc in docs if doc["_id"] not in inserted])
-
-
 class DossierStore:
     def __init__(self, client: AsyncMongoClient, database: str, cache_mib: float = 128, records_as_json: bool = False):
         db = client[database]
@@ -321,8 +310,8 @@ class DossierStore:
         again)."""
         docs = [published_docs(d) for d in published]
         firsts = {d.code for d in published if d.version == 1}
-        await asyncio.gather(_written(self._histories, [history for history, _ in docs if history is not None], firsts),
-                             _written(self._summaries, [summary for _, summary in docs], firsts))
+        await asyncio.gather(written(self._histories, [history for history, _ in docs if history is not None], firsts),
+                             written(self._summaries, [summary for _, summary in docs], firsts))
         for d in published:
             if (kept := cached_once_published(self._cache.get(d.code), d)) is not None:
                 self._cache[d.code] = kept

@@ -154,6 +154,24 @@ def test_a_dossier_life_asks_for_its_messages_in_the_order_of_its_steps():
     assert standing["state"] == "resolved" and standing["phone"] == n.core.store.number_hash("+84912345678")
 
 
+def test_a_receipt_inserts_where_its_dossier_stands_and_a_later_change_replaces_it():
+    """Where each dossier stands was replaced by an upsert per status record: FerretDB runs each as a query and
+    a transaction of its own, ~115 µs of its CPU against ~13 for a document inserted in a batch (by hand). A
+    receipt's record (no status before it) is the dossier's first: its standing is inserted, and replaced
+    only if it is there already (the record delivered again)."""
+    n = Notifications()
+    first, second = code(30), code(31)
+    before = n.mongo.commands()
+    n.take(received(first, at=NOON), received(second, at=NOON))
+    assert "notifications_citizens.bulk_write" not in n.mongo.commands() - before
+    n.take(received(first, at=NOON))  # delivered again
+    n.take(changed(first, PROCESSING, PROCESSING | {"state": "resolved"}, "dossier.resolved",
+                   NOON + timedelta(minutes=2)))
+    citizens = n.mongo.collection("notifications_citizens").docs
+    assert citizens[first]["state"] == "resolved" and citizens[second]["state"] == "processing"
+    assert citizens[second]["phone"] == n.core.store.number_hash("+84912345678")
+
+
 # -- the sender ----------------------------------------------------------------------------------
 
 
