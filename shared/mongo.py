@@ -1,8 +1,8 @@
 """MongoDB conventions shared by the services' stores (FerretDB 1.24 and MongoDB alike).
 
-Every read is by exact `_id`: the only filter FerretDB's SQLite backend pushes down, and which our
-build of it answers from the `_id` index (deploy/local/ferretdb/, README "Decisions"). Any other
-filter, `$in` included, reads the whole collection there. Updates are read-modify-write without a
+Every read is by `_id`: exact, or `{_id: {$in: [...]}}` of up to 1,000 strings, the only filters our
+build of FerretDB's SQLite backend answers from the `_id` index (deploy/local/ferretdb/, README
+"Decisions"). Any other filter reads the whole collection there. Updates are read-modify-write without a
 transaction on FerretDB, so two writers of one document can lose one's change: what several
 processes write goes into insert-only documents, whose unique `_id` decides between them.
 """
@@ -49,8 +49,8 @@ async def inserted(collection: AsyncCollection, docs: list[dict[str, Any]]) -> l
 async def delete_all(collection: AsyncCollection, ids: list[str]) -> None:
     """Delete these documents (those that exist) by their `_id`s, one statement per GET_MANY of them
     (`{"_id": {"$in": [...]}}`, from the `_id` index as `get_many`'s): our FerretDB ran a statement per
-    key as a query and a transaction of its own, three times its CPU a document (tests/integration/test_mongo.py)."""
-    keys = list(dict.fromkeys(ids))
+    key as a query and a transaction of its own, three times its CPU a document deleted (by hand)."""
+    keys = [str(k) for k in dict.fromkeys(ids)]  # plain values, never operators nor patterns
     for start in range(0, len(keys), GET_MANY):
         await collection.delete_many({"_id": {"$in": keys[start : start + GET_MANY]}})
 
@@ -120,8 +120,8 @@ async def replace_all(collection: AsyncCollection, docs: list[dict[str, Any]]) -
 
 async def written(collection: AsyncCollection, docs: list[dict[str, Any]], firsts: Container[Any]) -> None:
     """Each document replaced by its `_id`, or inserted if its `_id` is in `firsts` (the caller knows it new: a
-    dossier's first link, its first status record). FerretDB inserts a batch's documents in one transaction, and
-    runs each replacement as a query and a transaction of its own: ~13 against ~115 µs of its CPU a small
+    dossier's first link, its first status record). FerretDB inserts a batch's documents in one transaction
+    (when none is there: else one by one), and runs each replacement as a query and a transaction of its own: ~13 against ~115 µs of its CPU a small
     document (by hand), a quarter of the time for processing's summaries (bench-e2e's baselines). One that is
     there after all (written by another replica since, or by an earlier attempt) is replaced, as any other."""
     inserted = await insert_new(collection, [doc for doc in docs if doc["_id"] in firsts])

@@ -47,7 +47,8 @@ def _opened(event: StatusRecord, keys: dict[str, bytes]) -> StatusRecord:
 class Decided:
     """What a batch of status records asks for: its messages, each once, where each dossier stands now (its
     latest status in the batch, for the SMS lookup), and the dossiers whose first status record (a receipt's,
-    no status before it) is in the batch: where they stand is not stored yet."""
+    no status before it) is in the batch: where they stand is usually not stored yet (it is, when the record
+    comes again)."""
 
     messages: list[Decision]
     standing: dict[str, dict[str, Any]]

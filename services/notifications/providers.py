@@ -31,7 +31,7 @@ class ProviderError(Exception):
 
 class Gateway:
     """One aiohttp session to a gateway, its connections kept alive, as many as the sender's calls at once
-    (`notifications_gateway_concurrency`). Not httpx: its calls took more than half the service's CPU in a
+    (`NotificationsSettings.gateway_concurrency`). Not httpx: its calls took more than half the service's CPU in a
     burst (a py-spy profile of bench-notifications, 2026-12-06), and httpx's CPU per call grows with the calls
     in flight on one client (docs/benchmarks.md). Made at the first call: an aiohttp session belongs to the
     event loop it was made in. Redirects are not followed (a gateway's redirect would take the message, and
@@ -131,7 +131,7 @@ class Kannel:
 
     def __init__(self, settings: NotificationsSettings):
         self._settings = settings
-        self._http = Gateway(settings.notifications_gateway_concurrency)
+        self._http = Gateway(settings.gateway_concurrency())
 
     async def send(self, message: Message, body: Body, brandname: str) -> str | None:
         s = self._settings
@@ -173,7 +173,7 @@ class HttpJson:
         if header := settings.notifications_http_auth_header.get_secret_value():
             name, _, value = header.partition(":")
             headers[name.strip()] = value.strip()
-        self._http = Gateway(settings.notifications_gateway_concurrency, headers)
+        self._http = Gateway(settings.gateway_concurrency(), headers)
 
     async def send(self, message: Message, body: Body, brandname: str) -> str | None:
         s = self._settings

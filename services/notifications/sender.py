@@ -156,7 +156,7 @@ class Sender:
         # Wave k: each dossier's k-th message due.
         waves = [[mine[k] for mine in due.values() if k < len(mine)]
                  for k in range(max(map(len, due.values()), default=0))]
-        gates = asyncio.Semaphore(BATCHES_AT_ONCE), asyncio.Semaphore(self.settings.notifications_gateway_concurrency)
+        gates = asyncio.Semaphore(BATCHES_AT_ONCE), asyncio.Semaphore(self.settings.gateway_concurrency())
         sent = 0
         for k, wave in enumerate(waves):
             done = await asyncio.gather(*(self._try_batch(wave[n:n + BATCH], now, *gates)

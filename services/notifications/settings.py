@@ -4,7 +4,7 @@ retention, the callbacks' secrets and the officers' numbers."""
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from services.notifications.messages import MessageStatus
 from shared.auth import ApiKey
@@ -49,11 +49,9 @@ class NotificationsSettings(ServiceSettings):
     # A message about a step older than this is expired, not sent (a replay, a long outage).
     notifications_expire_hours: float = 48
     notifications_send_interval_seconds: float = 1
-    # Messages with the gateway at once (one aiohttp session, providers.Gateway). In a morning burst a call
-    # takes ~35 ms (Kannel, busy with the delivery reports too, answered an outside call in ~20 ms, against
-    # ~2.5 ms idle): 40 at once held a burst to ~1,050 SMS/s, 100 let it reach ~1,400 (docs/benchmarks.md).
-    # Lower it to a provider's limit on connections.
-    notifications_gateway_concurrency: int = 100
+    # Messages with the gateway at once (one aiohttp session, providers.Gateway); unset, the provider's
+    # default (`gateway_concurrency`). A limit on calls in flight, not a rate.
+    notifications_gateway_concurrency: int | None = Field(default=None, ge=1)
     # How often the messages still to send are read again from MongoDB (those another replica left).
     notifications_reload_interval_seconds: float = 300
     # The gateway passes the SMS citizens send to the brandname number (MO) to /v1/mo with this token,
@@ -69,6 +67,15 @@ class NotificationsSettings(ServiceSettings):
     notifications_alert_repeat_hours: float = 4
     notifications_api_keys: list[ApiKey] = []
     notifications_api_keys_file: Path | None = None
+
+    def gateway_concurrency(self) -> int:
+        """Messages with the gateway at once: the setting, else 100 with Kannel and 40 with an aggregator's HTTP
+        API (whose limits on connections are its own). In a morning burst a call to Kannel takes ~35 ms (busy
+        with the delivery reports too, it answered an outside call in ~20 ms, against ~2.5 ms idle): 40 at once
+        held a burst to ~1,050 SMS/s, 100 let it reach ~1,400-1,500 (docs/benchmarks.md)."""
+        if self.notifications_gateway_concurrency is not None:
+            return self.notifications_gateway_concurrency
+        return 100 if self.notifications_provider == "kannel" else 40
 
     def secrets_needed(self) -> list[str]:
         needed = ["notifications_dlr_secret", "notifications_mo_secret", "lookup_secret"]

@@ -133,3 +133,19 @@ def test_kannel_is_asked_only_for_the_reports_that_move_a_message():
     mask = int(asyncio.run(sent())[0].query["dlr-mask"])
     assert [bit for bit in (1, 2, 4, 8, 16) if mask & bit] == [1, 2, 16]
     assert {Kannel.report_status(bit) for bit in (1, 2, 16)} == {MessageStatus.DELIVERED, MessageStatus.FAILED}
+
+
+@pytest.mark.parametrize(("provider", "set_to", "calls"), [("kannel", None, 100), ("http", None, 40), ("log", None, 40),
+                                                            ("kannel", 12, 12), ("http", 150, 150)])
+def test_the_calls_at_once_to_the_gateway_are_the_providers_unless_set(provider, set_to, calls):
+    """100 at once let a morning burst through Kannel reach ~1,500 SMS/s (40: ~1,050); an aggregator's API,
+    whose limits on connections are its own, keeps the 40 it had."""
+    settings = NotificationsSettings(environment="local", notifications_provider=provider,
+                                     notifications_gateway_concurrency=set_to)
+    assert settings.gateway_concurrency() == calls
+
+
+def test_no_calls_at_once_to_the_gateway_is_refused_at_start():
+    """0 made a semaphore no send ever passed."""
+    with pytest.raises(ValueError):
+        NotificationsSettings(environment="local", notifications_gateway_concurrency=0)
