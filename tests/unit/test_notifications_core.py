@@ -44,6 +44,11 @@ class Now:
         return self.at
 
 
+def as_records(*events: dict) -> list[Record]:
+    return [Record(TypeAdapter(StatusRecord).validate_python(e), orjson.dumps(e), e["subject"].encode(),
+                   "dossier-status", 0, n, 0) for n, e in enumerate(events)]
+
+
 class Notifications:
     """One replica's core on a shared in-memory database."""
 
@@ -58,9 +63,7 @@ class Notifications:
 
     def take(self, *events: dict) -> None:
         """Status records as the consumer's handler gets them, in one batch."""
-        records = [Record(TypeAdapter(StatusRecord).validate_python(e), orjson.dumps(e), e["subject"].encode(),
-                          "dossier-status", 0, n, 0) for n, e in enumerate(events)]
-        asyncio.run(on_status(records, self.core))
+        asyncio.run(on_status(as_records(*events), self.core))
 
     def send_at(self, at: datetime) -> int:
         self.now.at = at
@@ -272,6 +275,25 @@ def test_a_batch_of_messages_costs_the_store_the_same_few_commands_however_many_
     few, many = sent_in_one_batch(3)[1], sent_in_one_batch(BATCH)[1]
     assert few == many and sum(many.values()) <= 8, many
     assert not any(kind.endswith(("find_one", "insert_one")) for kind in many if "purge" not in kind), many
+
+
+def test_when_the_database_goes_away_a_dossiers_next_message_waits_for_the_one_before():
+    """The batch of a dossier's receipt fails: its next message, due after it, is held back with it, never sent
+    first (it fails without the sender's re-queueing of the later waves)."""
+    n = Notifications()
+    c = code(810)
+    n.take(received(c, at=NOON), changed(c, PROCESSING, PROCESSING | {"state": "resolved"}, "dossier.resolved",
+                                         NOON + timedelta(minutes=1)))
+    slots = n.core.store.take_slots
+
+    async def away_once(*args: Any) -> Any:
+        n.core.store.take_slots = slots
+        raise AutoReconnect("database away")
+
+    n.core.store.take_slots = away_once
+    assert n.send_at(NOON + timedelta(minutes=2)) == 0
+    assert n.send_at(NOON + timedelta(minutes=2, seconds=1)) == 2
+    assert [m.trigger for m in n.gateway.given] == ["received", "resolved"]  # held back with the receipt's
 
 
 def test_a_batch_takes_distinct_daily_slots_for_one_number_and_the_rest_waits_for_the_next_morning():
