@@ -63,7 +63,7 @@ from services.metrics import compact
 from services.metrics.feedback import FeedbackStore
 from services.metrics.figures import Counted, Held, Key, Tracked, Verdict, held, shared_fees
 from shared.instants import shared_zone
-from shared.mongo import GET_MANY, Chain, archived_entries, delete_all, insert_new, read_ahead, replace_all
+from shared.mongo import Chain, archived_entries, delete_all, insert_new, read_ahead, replace_all
 
 # What the figures take of a status record (shared.contracts.StatusData), as stored: the applicant and
 # the rest stay on the topic. The same dataclasses as in memory, through pydantic's codec.
@@ -388,8 +388,7 @@ class FiguresStore:
         deleted = 0
         for where, ids in before.items():
             stale = sorted(ids - written)
-            for i in range(0, len(stale), GET_MANY):
-                await delete_all(self._db[self._name(where)], stale[i:i + GET_MANY])
+            await delete_all(self._db[self._name(where)], stale)
             self.blobs[kind][where] -= set(stale)
             deleted += len(stale)
         return deleted
