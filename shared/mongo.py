@@ -121,9 +121,10 @@ async def replace_all(collection: AsyncCollection, docs: list[dict[str, Any]]) -
 async def written(collection: AsyncCollection, docs: list[dict[str, Any]], firsts: Container[Any]) -> None:
     """Each document replaced by its `_id`, or inserted if its `_id` is in `firsts` (the caller knows it new: a
     dossier's first link, its first status record). FerretDB inserts a batch's documents in one transaction
-    (when none is there: else one by one), and runs each replacement as a query and a transaction of its own: ~13 against ~115 µs of its CPU a small
-    document (by hand), a quarter of the time for processing's summaries (bench-e2e's baselines). One that is
-    there after all (written by another replica since, or by an earlier attempt) is replaced, as any other."""
+    (when none is there: else one by one), and runs each replacement as a query and a transaction of its own:
+    ~13 against ~115 µs of its CPU a small document (by hand), a quarter of the time for processing's summaries
+    (bench-e2e's baselines). One that is there after all (written by another replica since, or by an earlier
+    attempt) is replaced, as any other."""
     inserted = await insert_new(collection, [doc for doc in docs if doc["_id"] in firsts])
     await replace_all(collection, [doc for doc in docs if doc["_id"] not in inserted])
 
