@@ -32,6 +32,10 @@ from shared.ratelimit import Windows
 
 log = structlog.get_logger()
 
+# Right guesses' slots are given back together, this long after the first answer: a client polling back
+# to back gave each back alone, a delete of FerretDB's beside each next guess's insert (bench-reads).
+GIVE_BACK_AFTER = 0.05
+
 
 class LookupRefused(Exception):
     """Too many attempts: the answer is 429, with the seconds to wait."""
@@ -172,13 +176,14 @@ class Attempts:
         await self._slots.release(claimed)
 
     def right_later(self, claimed: list[str]) -> None:
-        """`right`, after the answer is sent: until then the slots still count, the safe side. The
-        slots of answers sent while one delete is under way go together in the next."""
+        """`right`, after the answer is sent: until then the slots still count, the safe side. The slots
+        of the answers sent within GIVE_BACK_AFTER, and while one delete is under way, go together."""
         self._giving_back += claimed
         if self._giving_back and (self._giver is None or self._giver.done()):
             self._giver = asyncio.create_task(self._give_back())
 
     async def _give_back(self) -> None:
+        await asyncio.sleep(GIVE_BACK_AFTER)
         while self._giving_back:
             slots, self._giving_back = self._giving_back, []
             try:

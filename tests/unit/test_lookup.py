@@ -177,6 +177,19 @@ async def test_a_right_guess_gives_its_slots_back_after_the_answer():
     assert collection.docs == {}
 
 
+async def test_right_guesses_answered_together_give_their_slots_back_in_one_delete():
+    collection = MemoryCollection()
+    deletes = []
+    delete_many = collection.delete_many
+    collection.delete_many = lambda query: deletes.append(query) or delete_many(query)
+    attempts = Attempts(Slots(collection), 100, 3, 2)
+    for code in "ABC":  # one client's lookups back to back, each answered before the next
+        attempts.right_later(await attempts.guess("1.1.1.1", code))
+        await asyncio.sleep(0)
+    await attempts.settled()
+    assert collection.docs == {} and len(deletes) == 1
+
+
 def request_from(peer: str, forwarded: str | None = None) -> Request:
     headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded is not None else []
     return Request({"type": "http", "client": (peer, 1234), "headers": headers})
