@@ -283,7 +283,13 @@ def first_sends_text(sides: list[str], measured: dict[str, float], events: int, 
         "dossier the read, and FerretDB wrote a batch of links already there again one document at a time: "
         "receipts sent again after a restart at 62-72 % of c965cb6 (runs of 95d0176 and 8f6ee5d). Before "
         "2026-12-05 (a query a key, phone numbers parsed in full, each request on its own), in the run of "
-        "0c6ce55: 89 %, 50 %, 112 % and 61 % of c965cb6.\n\n")
+        "0c6ce55: 89 %, 50 %, 112 % and 61 % of c965cb6. Where the difference goes (by hand, 2026-12-07, a "
+        "pass of new dossiers): intake's CPU is either side's limit (c965cb6's intake was busy ~95 % of the "
+        "pass). A go of keys costs intake ~0.75 ms of CPU (its three statements, ~250 µs of PyMongo's each: "
+        "the read, the citizens' first links, the keys) and ~24 µs a receipt, and the requests wait for it: "
+        "at 4 in flight, this tree's intake was busy 75-80 % of the pass. With more requests in flight the "
+        "waits overlap: at 8, 86 % of c965cb6; at 16, 112 %. Two goes at once gained nothing, nor would "
+        "PyMongo's `find` command in place of a cursor (the same CPU, by hand).\n\n")
 
 
 async def rounds(settings: ServiceSettings, sides: dict[str, int], load: dict[str, list]) -> dict[str, list[float]]:
