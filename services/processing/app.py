@@ -131,6 +131,7 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
     attempts = Attempts(slots, settings.processing_lookup_per_client_per_minute,
                         settings.processing_lookup_failures_per_code_per_hour,
                         settings.processing_lookup_failures_per_client_code_per_hour)
+    runtime.on_close(attempts.close)
     add_citizen_routes(app, settings, CitizenLookup(processor.store, keys, attempts, settings, calendar), calendar)
     return app
 

@@ -11,6 +11,7 @@ too, per replica: against floods, not guessing.
 """
 
 import asyncio
+import contextlib
 import hmac
 import time
 from collections.abc import Callable
@@ -32,8 +33,8 @@ from shared.ratelimit import Windows
 
 log = structlog.get_logger()
 
-# Right guesses' slots are given back together, this long after the first answer: a client polling back
-# to back gave each back alone, a delete of FerretDB's beside each next guess's insert (bench-reads).
+# Right guesses' slots are given back together, this long after the first: a client looking up one dossier
+# after another gave each back alone, a delete of FerretDB's beside each next guess's insert (bench-reads).
 GIVE_BACK_AFTER = 0.05
 
 
@@ -135,6 +136,7 @@ class Attempts:
         self._per_client_code = failures_per_client_code_per_hour
         self._giving_back: list[str] = []  # right guesses' slots, given back after their answers
         self._giver: asyncio.Task | None = None
+        self._at_once = asyncio.Event()  # the slots waiting are given back without waiting longer
 
     def check(self, client: str) -> None:
         """Count an attempt of `client`, before anything is awaited; refuse it over the client's limit."""
@@ -176,14 +178,21 @@ class Attempts:
         await self._slots.release(claimed)
 
     def right_later(self, claimed: list[str]) -> None:
-        """`right`, after the answer is sent: until then the slots still count, the safe side. The slots
-        of the answers sent within GIVE_BACK_AFTER, and while one delete is under way, go together."""
+        """`right`, in the background: meanwhile the slots still count, the safe side. Those of the guesses
+        that come within GIVE_BACK_AFTER of the first waiting go together, and those that come during a
+        delete go in the next; but a window that would hold two of them (one client polling one dossier)
+        is given back at once, so that a citizen's own right guesses never fill it."""
+        waiting = {_window_of(slot) for slot in self._giving_back}
+        if any(_window_of(slot) in waiting for slot in claimed):
+            self._at_once.set()
         self._giving_back += claimed
         if self._giving_back and (self._giver is None or self._giver.done()):
             self._giver = asyncio.create_task(self._give_back())
 
     async def _give_back(self) -> None:
-        await asyncio.sleep(GIVE_BACK_AFTER)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._at_once.wait(), GIVE_BACK_AFTER)
+        self._at_once.clear()
         while self._giving_back:
             slots, self._giving_back = self._giving_back, []
             try:
@@ -195,6 +204,16 @@ class Attempts:
         """Wait until the slots given back after answers are deleted (tests)."""
         while self._giver is not None and not self._giver.done():
             await self._giver
+
+    async def close(self) -> None:
+        """Give the slots waiting back now (at a stop, before the database is closed)."""
+        self._at_once.set()
+        await self.settled()
+
+
+def _window_of(slot: str) -> str:
+    """The window ("key|window") a slot ("key|window|n") is of."""
+    return slot.rsplit("|", 1)[0]
 
 
 def client_of(request: Request, trusted: list[Network]) -> str:

@@ -116,7 +116,7 @@ class Stack:
     def ensure(self, component: str) -> None:
         if not self.running(component):
             if component == "prometheus":  # Prometheus writes no staleness markers when it stops: an earlier
-                # run's targets (a second metrics replica) would be scraped "up" for 5 minutes after a restart.
+                # run's targets (a second metrics replica) would still read "up" for 5 minutes after a restart.
                 shutil.rmtree(STACK_DIR / "data" / "prometheus", ignore_errors=True)
             self.run(component, "start")
             self.started.append(component)

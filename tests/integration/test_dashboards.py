@@ -138,15 +138,18 @@ def test_with_two_metrics_replicas_the_panels_rules_and_reports_give_the_numbers
 
 
 def held_since(instant: float, metrics: ServiceProcess) -> None:
-    """Prometheus scraped this metrics replica after `instant`, then evaluated its rules (every 15 s). Each of
-    its jobs: the urgent dossiers' scrape alone said so before its figures' scrape (the test then failed)."""
-    def scrapes_since() -> list[float]:
-        times = [float(r["value"][1]) for r in query(f'timestamp(up{{instance="127.0.0.1:{metrics.port}"}})')]
-        return times if times and min(times) > instant else []
+    """Prometheus scraped this metrics replica after `instant`, each of its jobs with success (the urgent
+    dossiers' scrape alone said so before its figures' scrape: the test then failed), then evaluated its
+    rules (every 15 s). A sample is stamped with its scrape's start and stored at its end: the rules are
+    waited for from when the scrapes were seen stored."""
+    def scrapes_since() -> bool:
+        times = [float(r["value"][1]) for r in query(f'timestamp(up{{instance="127.0.0.1:{metrics.port}"}} == 1)')]
+        return bool(times) and min(times) > instant
 
-    scraped = max(wait_until(scrapes_since, timeout=60, interval=1, message="a scrape of each job since"))
-    wait_until(lambda: query(f"timestamp(commune:dossier_on_time:ratio) > {scraped}"), timeout=60, interval=1,
-               message="the rules evaluated since that scrape")
+    wait_until(scrapes_since, timeout=60, interval=1, message="a scrape of each job since")
+    seen = time.time()
+    wait_until(lambda: query(f"timestamp(commune:dossier_on_time:ratio) > {seen}"), timeout=60, interval=1,
+               message="the rules evaluated since those scrapes")
 
 
 def first_figures(metrics) -> dict:

@@ -190,6 +190,23 @@ async def test_right_guesses_answered_together_give_their_slots_back_in_one_dele
     assert collection.docs == {} and len(deletes) == 1
 
 
+async def test_a_citizen_polling_the_right_digits_back_to_back_is_never_refused():
+    # Their slots waiting to be given back together would fill their window (found by a review).
+    attempts = Attempts(Slots(MemoryCollection()), 100, 3, 2)
+    for _ in range(6):
+        attempts.right_later(await attempts.guess("1.1.1.1", "A"))
+        await asyncio.sleep(0)  # the answer is sent
+    await attempts.settled()
+
+
+async def test_at_close_the_slots_waiting_are_given_back_at_once():
+    collection = MemoryCollection()
+    attempts = Attempts(Slots(collection), 100, 3, 2)
+    attempts.right_later(await attempts.guess("1.1.1.1", "A"))
+    await asyncio.wait_for(attempts.close(), 0.01)
+    assert collection.docs == {}
+
+
 def request_from(peer: str, forwarded: str | None = None) -> Request:
     headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded is not None else []
     return Request({"type": "http", "client": (peer, 1234), "headers": headers})
