@@ -112,10 +112,9 @@ def test_with_two_metrics_replicas_the_panels_rules_and_reports_give_the_numbers
     steady = [(name, expr) for name, expr in panel_queries() if "increase(" not in expr and "rate(" not in expr
               and "dossier_" in expr]
     steady.append(("rule", "commune:dossier_on_time:ratio"))
-    # What Prometheus holds of the first replica now: the fixture waited for its /metrics, not for a scrape
-    # (taken at once, the figures lacked the signed result, a series the second replica then added).
-    held_since(time.time(), first)
-    alone = {name: instant_values(expr) for name, expr in steady}
+    # The figures of one replica as Prometheus holds them, once they stand still: the fixture waited for its
+    # /metrics, not for Prometheus (taken at once, they lacked the signed result, 1 instant in 4 run alone).
+    alone = settled(steady, first)
     second = service("metrics", settings, free_port(), DOSSIER_METRICS_GROUP_ID="metrics-replica-2", **FAST).start()
     targets = STACK_DIR / "prometheus" / "targets.yml"
     original = targets.read_text()
@@ -150,6 +149,18 @@ def held_since(instant: float, metrics: ServiceProcess) -> None:
     seen = time.time()
     wait_until(lambda: query(f"timestamp(commune:dossier_on_time:ratio) > {seen}"), timeout=60, interval=1,
                message="the rules evaluated since those scrapes")
+
+
+def settled(steady: list[tuple[str, str]], metrics: ServiceProcess) -> dict[str, dict[tuple, float]]:
+    """The values of these queries once two evaluations, a scrape and a rule evaluation apart, agree."""
+    def agreed() -> dict[str, dict[tuple, float]] | None:
+        held_since(time.time(), metrics)
+        before = {name: instant_values(expr) for name, expr in steady}
+        held_since(time.time(), metrics)
+        after = {name: instant_values(expr) for name, expr in steady}
+        return after if after == before else None
+
+    return wait_until(agreed, timeout=120, interval=0, message="the figures of one replica settled in Prometheus")
 
 
 def first_figures(metrics) -> dict:
