@@ -153,11 +153,12 @@ def held_since(instant: float, metrics: ServiceProcess) -> None:
 
 def settled(steady: list[tuple[str, str]], metrics: ServiceProcess) -> dict[str, dict[tuple, float]]:
     """The values of these queries once two evaluations, a scrape and a rule evaluation apart, agree."""
+    def values() -> dict[str, dict[tuple, float]]:
+        held_since(time.time(), metrics)
+        return {name: instant_values(expr) for name, expr in steady}
+
     def agreed() -> dict[str, dict[tuple, float]] | None:
-        held_since(time.time(), metrics)
-        before = {name: instant_values(expr) for name, expr in steady}
-        held_since(time.time(), metrics)
-        after = {name: instant_values(expr) for name, expr in steady}
+        before, after = values(), values()
         return after if after == before else None
 
     return wait_until(agreed, timeout=120, interval=0, message="the figures of one replica settled in Prometheus")
