@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from services.signature import handlers
 from services.signature.documents import NotSealable, receipt, sealable, trust_roots
 from services.signature.seal import Sealer
-from services.signature.core import SignatureCore
+from services.signature.core import RESUME_EVERY_SECONDS, SignatureCore
 from services.signature.settings import SignatureSettings
 from services.signature.store import SignatureStore
 from shared.auth import ApiKey, ApiKeys, may_send, require_dossier_code, require_key
@@ -39,7 +39,7 @@ def build(settings: SignatureSettings) -> tuple[ConsumerApp, SignatureCore]:
     runtime.consume(settings.topic_events, settings.signature_group_id, AnyEvent,
                     partial(handlers.on_dossier_events, core=core), max_batch=500)
     runtime.publishes(settings.topic_status, SignatureVerified, "A result's digital signature, verified")
-    runtime.every(60, "resuming pending document fetches", core.resume)
+    runtime.every(RESUME_EVERY_SECONDS, "resuming pending document fetches", core.resume)
     runtime.every(1, "counting pending document fetches", core.count_pending)
     runtime.on_close(core.close)
     return runtime, core

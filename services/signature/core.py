@@ -26,6 +26,8 @@ VERDICT_CACHE_SECONDS = 300  # a verdict depends on time too (expiry, revocation
 FETCH_FAILED = "fetch failed"  # all a verdict says: what the target answered would make us its probe
 FETCHES_AT_ONCE = 16
 RESUME_AFTER_SECONDS = 120  # another replica's pending fetch this old is no replica's any more (a fetch lasts seconds)
+WAITING = {"by": None, "since": 0.0}  # a fetch no replica has started: any replica's next resume takes it
+RESUME_EVERY_SECONDS = 10  # so a replica with room takes up a busy one's waiting fetches within this
 
 Publish = Callable[[SignatureVerified], Awaitable[None]]
 
@@ -68,6 +70,7 @@ class SignatureCore:
         self.pending = 0  # fetches stored and not done, by any replica: counted (`count_pending`), then kept
         self._stored = 0  # fetches this process stored (`count_pending`)
         self._resuming = asyncio.Lock()
+        self._closing = False
         Gauge("signature_fetches_under_way", "Documents being fetched and verified after their batch was committed",
               registry=registry).set_function(lambda: len(self._fetching))
         Gauge("signature_fetches_pending", "Documents to fetch and verify, under way or waiting (every replica's)",
@@ -99,26 +102,35 @@ class SignatureCore:
                     fetches.append({"_id": f"{code}|{data.document_id}", "code": code,
                                     "document_id": data.document_id, "url": str(data.document_url),
                                     "since": time.time(), "by": self._token})
+        # Those beyond this process's queue wait in the store as nobody's: any replica with room takes them up.
+        room = max(0, self.settings.signature_fetches_queued - len(self._fetching))
+        waiting = [fetch | WAITING for fetch in fetches[room:]]
         await self.store.add(rows)
-        self._pending_by(await self.store.remember_fetches(fetches))
-        for fetch in fetches:
+        self._pending_by(await self.store.remember_fetches(fetches[:room] + waiting))
+        self._waiting = self._waiting or bool(waiting)
+        for fetch in fetches[:room]:
             self._fetch_later(fetch)
 
     async def resume(self) -> bool:
-        """Start the pending fetches no process is making: this process's left waiting when its queue was full, and
-        those stored long ago by a process that stopped, or that failed (`_fetch_and_check` releases them). One read
-        of the pending fetches at a time: the periodic one and a take-up (`_done`) do not both hold them. False when
-        one was under way."""
+        """Start the pending fetches no process is making: those waiting (any replica's queue was full), those
+        stored long ago by a process that stopped, or that failed (`_fetch_and_check` releases them). Those taken
+        are claimed first, so that another replica's resume leaves them. One read of the pending fetches at a
+        time: the periodic one and a take-up (`_done`) do not both hold them. False when one was under way."""
         if self._resuming.locked():
             return False
         async with self._resuming:
+            room = self.settings.signature_fetches_queued - len(self._fetching)
+            taken: list[dict[str, Any]] = []
             async for fetch in self.store.pending_fetches():
-                if len(self._fetching) >= self.settings.signature_fetches_queued:
+                if len(taken) >= room:
                     self._waiting = True  # the rest when the queue empties (`_done`): read only until it is full
                     break
                 if fetch["_id"] not in self._fetching and (
                         fetch.get("by") == self._token or time.time() - fetch["since"] >= RESUME_AFTER_SECONDS):
-                    self._fetch_later(fetch)
+                    taken.append(fetch)
+            await self.store.claim_fetches([fetch["_id"] for fetch in taken], self._token)
+            for fetch in taken:
+                self._fetch_later(fetch)
         return True
 
     async def count_pending(self) -> None:
@@ -151,7 +163,7 @@ class SignatureCore:
         next `resume` of a fetch two minutes old before: `make demo` stopped its results' server meanwhile)."""
         self._fetching.pop(fetch_id, None)
         queued = self.settings.signature_fetches_queued
-        if self._waiting and len(self._fetching) <= queued // 2 and self._taking_up is None:
+        if self._waiting and len(self._fetching) <= queued // 2 and self._taking_up is None and not self._closing:
             self._waiting = False
             self._taking_up = asyncio.create_task(self._take_up())
 
@@ -181,6 +193,7 @@ class SignatureCore:
                 await self.store.release_fetch(code, document_id)
 
     async def close(self) -> None:
+        self._closing = True  # the fetches cancelled here take none up as they end
         under_way = list(self._fetching.values())  # left pending in the store, resumed at the next start
         for task in under_way:
             task.cancel()

@@ -50,6 +50,11 @@ class SignatureStore:
     async def forget_fetch(self, code: str, document_id: str) -> int:
         return (await self._fetches.delete_one({"_id": f"{code}|{document_id}"})).deleted_count
 
+    async def claim_fetches(self, fetch_ids: list[str], by: str) -> None:
+        """These fetches are now `by`'s, from now: another replica takes them up only if it stops (by age)."""
+        if fetch_ids:
+            await self._fetches.update_many({"_id": {"$in": fetch_ids}}, {"$set": {"by": by, "since": time.time()}})
+
     async def release_fetch(self, code: str, document_id: str) -> None:
         """A fetch that failed: no process's, taken up again by age (not at once, as a waiting one is)."""
         await self._fetches.update_one({"_id": f"{code}|{document_id}"}, {"$set": {"by": None, "since": time.time()}})
