@@ -114,8 +114,10 @@ class SignatureCore:
     async def resume(self) -> bool:
         """Start the pending fetches no process is making: those waiting (any replica's queue was full), those
         stored long ago by a process that stopped, or that failed (`_fetch_and_check` releases them). Those taken
-        are claimed first, so that another replica's resume leaves them. One read of the pending fetches at a
-        time: the periodic one and a take-up (`_done`) do not both hold them. False when one was under way."""
+        are claimed first, so that another replica's resume leaves them (a claim is not atomic on FerretDB: two
+        resumes at one instant may both take one, fetched twice, recorded once, announced under one id). One read
+        of the pending fetches at a time: the periodic one and a take-up (`_done`) do not both hold them. False
+        when one was under way."""
         if self._resuming.locked():
             return False
         async with self._resuming:
