@@ -112,7 +112,7 @@ class SignatureCore:
             self._fetch_later(fetch)
 
     async def resume(self) -> bool:
-        """Start the pending fetches no process is making: those waiting (any replica's queue was full), those
+        """Start the pending fetches no process is making: those waiting (beyond what a replica holds), those
         stored long ago by a process that stopped, or that failed (`_fetch_and_check` releases them). Those taken
         are claimed first, so that another replica's resume leaves them (a claim is not atomic on FerretDB: two
         resumes at one instant may both take one, fetched twice, recorded once, announced under one id). One read
@@ -122,17 +122,20 @@ class SignatureCore:
             return False
         async with self._resuming:
             room = self.settings.signature_fetches_queued - len(self._fetching)
+            abandoned_before = time.time() - RESUME_AFTER_SECONDS
             taken: list[dict[str, Any]] = []
-            async for fetch in self.store.pending_fetches():
+            # A batch of as many as it holds (those it makes are read too) and one more, which says some are left.
+            batch = self.settings.signature_fetches_queued + 1
+            async for fetch in self.store.pending_fetches(self._token, abandoned_before, batch):
                 if len(taken) >= room:
                     self._waiting = True  # the rest when the queue empties (`_done`): read only until it is full
                     break
-                if fetch["_id"] not in self._fetching and (
-                        fetch.get("by") == self._token or time.time() - fetch["since"] >= RESUME_AFTER_SECONDS):
+                if fetch["_id"] not in self._fetching:
                     taken.append(fetch)
-            await self.store.claim_fetches([fetch["_id"] for fetch in taken], self._token)
+            won = await self.store.claim_fetches([fetch["_id"] for fetch in taken], self._token, abandoned_before)
             for fetch in taken:
-                self._fetch_later(fetch)
+                if fetch["_id"] in won:
+                    self._fetch_later(fetch)
         return True
 
     async def count_pending(self) -> None:
@@ -148,6 +151,8 @@ class SignatureCore:
         self._stored += max(0, change)
 
     def _fetch_later(self, fetch: dict[str, Any]) -> None:
+        if self._closing:  # left pending in the store, resumed at the next start
+            return
         if (under_way := self._fetching.get(fetch["_id"])) is not None:
             # A redelivery while its fetch ends: stored as pending again after that fetch forgot it, so looked
             # at once more when it ends (judged by then: forgotten, not fetched again).
@@ -195,7 +200,10 @@ class SignatureCore:
                 await self.store.release_fetch(code, document_id)
 
     async def close(self) -> None:
-        self._closing = True  # the fetches cancelled here take none up as they end
+        self._closing = True  # nothing more is started: neither a take-up nor a fetch
+        if self._taking_up is not None:
+            self._taking_up.cancel()
+            await asyncio.gather(self._taking_up, return_exceptions=True)
         under_way = list(self._fetching.values())  # left pending in the store, resumed at the next start
         for task in under_way:
             task.cancel()

@@ -7,7 +7,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from shared.mongo import Chain, insert_new
+from shared.mongo import Chain, get_many, insert_new
 
 
 class SignatureStore:
@@ -50,10 +50,15 @@ class SignatureStore:
     async def forget_fetch(self, code: str, document_id: str) -> int:
         return (await self._fetches.delete_one({"_id": f"{code}|{document_id}"})).deleted_count
 
-    async def claim_fetches(self, fetch_ids: list[str], by: str) -> None:
-        """These fetches are now `by`'s, from now: another replica takes them up only if it stops (by age)."""
-        if fetch_ids:
-            await self._fetches.update_many({"_id": {"$in": fetch_ids}}, {"$set": {"by": by, "since": time.time()}})
+    async def claim_fetches(self, fetch_ids: list[str], by: str, abandoned_before: float) -> set[str]:
+        """Those of these fetches `by` may still take (`free`) made `by`'s from now; returns those `by` holds then. A
+        claim another replica made meanwhile is kept: it no longer matches (not atomic on FerretDB, but the window is
+        one update's, not a read of the pending fetches')."""
+        if not fetch_ids:
+            return set()
+        await self._fetches.update_many({"_id": {"$in": fetch_ids}} | free(by, abandoned_before),
+                                        {"$set": {"by": by, "since": time.time()}})
+        return {fetch_id for fetch_id, fetch in (await get_many(self._fetches, fetch_ids)).items() if fetch["by"] == by}
 
     async def release_fetch(self, code: str, document_id: str) -> None:
         """A fetch that failed: no process's, taken up again by age (not at once, as a waiting one is)."""
@@ -62,8 +67,14 @@ class SignatureStore:
     async def pending_count(self) -> int:
         return await self._fetches.count_documents({})
 
-    async def pending_fetches(self) -> AsyncIterator[dict[str, Any]]:
-        """Every fetch not done yet, as read: a few in the usual case (each lasts seconds), a flood's never all in
-        memory at once."""
-        async for fetch in self._fetches.find({}, batch_size=1000):
+    async def pending_fetches(self, by: str, abandoned_before: float, batch: int) -> AsyncIterator[dict[str, Any]]:
+        """The fetches not done yet that `by` may take (`free`), as read, `batch` at a time: a few in the usual case
+        (each lasts seconds), a flood's never all in memory at once, and none of those other replicas are making."""
+        async for fetch in self._fetches.find(free(by, abandoned_before), batch_size=batch):
             yield fetch
+
+
+def free(by: str, abandoned_before: float) -> dict[str, Any]:
+    """The pending fetches `by` may take: its own, and those no replica has touched since `abandoned_before` (a
+    waiting one's `since` is 0; a failed one is released with the time it failed)."""
+    return {"$or": [{"by": by}, {"since": {"$lte": abandoned_before}}]}

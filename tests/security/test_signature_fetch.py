@@ -566,3 +566,87 @@ async def test_a_busy_replicas_waiting_fetches_are_taken_up_by_another_at_once(s
     await busy.core.resume()
     await asyncio.sleep(0.1)
     assert fetched["busy"] == ["http://docs.example.test/0.pdf"] and busy.store.pending == {}
+
+
+def sharing(*replicas: Signature) -> None:
+    """Replicas on the first's store, as on one database."""
+    for replica in replicas[1:]:
+        replica.store = replica.core.store = replicas[0].store
+
+
+async def test_a_replica_claims_only_the_fetches_it_can_start(signatures, monkeypatch):
+    """A replica claimed up to its whole queue (10,000) while it ran 16 at once: a fetch claimed and still queued
+    looked abandoned two minutes on, and another replica fetched it too (found by a review). It holds what it runs;
+    the rest wait as anyone's."""
+    first, other = signatures(), signatures()
+    sharing(first, other)
+    never = asyncio.Event()
+
+    async def stalled(url: str) -> bytes:
+        await never.wait()
+        return b""
+
+    monkeypatch.setattr(first.core.fetcher, "fetch", stalled)
+    await first.core.handle([signed("http://docs.example.test/kq.pdf", document_id=f"KQ-{n}") for n in range(50)])
+    held = [f for f in first.store.pending.values() if f["by"] is not None]
+    assert len(held) == signature_core.FETCHES_AT_ONCE
+    assert sum(f["by"] is None and f["since"] == 0.0 for f in first.store.pending.values()) == 50 - len(held)
+
+
+async def test_a_claim_keeps_the_other_replicas_off(signatures, monkeypatch):
+    """Two replicas resuming read the same waiting fetches: the claim only takes those still waiting, and a replica
+    starts only those it won (a claim overwrote another's before: found by a review)."""
+    busy, idle, third = signatures(signature_fetches_queued=1), signatures(), signatures()
+    sharing(busy, idle, third)
+    stall, fetched = asyncio.Event(), {"busy": [], "idle": [], "third": []}
+
+    def fetching(name: str) -> Callable[[str], Awaitable[bytes]]:
+        async def fetch(url: str) -> bytes:
+            fetched[name].append(url)
+            await stall.wait()
+            return b"hello"
+        return fetch
+
+    for name, replica in (("busy", busy), ("idle", idle), ("third", third)):
+        monkeypatch.setattr(replica.core.fetcher, "fetch", fetching(name))
+    await busy.core.handle([signed(f"http://docs.example.test/{n}.pdf", document_id=f"KQ-{n}") for n in range(4)])
+    await asyncio.gather(idle.core.resume(), third.core.resume())
+    await asyncio.sleep(0.1)
+    assert sorted(fetched["idle"] + fetched["third"]) == [f"http://docs.example.test/{n}.pdf" for n in (1, 2, 3)]
+    stall.set()
+
+
+async def test_a_resume_reads_only_the_fetches_it_may_take(signatures, monkeypatch):
+    """Fetches under way at other replicas were all read by each resume, every 10 s (found by a review): the store
+    answers only those waiting, this replica's, or abandoned."""
+    busy, idle = signatures(), signatures()
+    sharing(busy, idle)
+    never = asyncio.Event()
+
+    async def stalled(url: str) -> bytes:
+        await never.wait()
+        return b""
+
+    monkeypatch.setattr(busy.core.fetcher, "fetch", stalled)
+    await busy.core.handle([signed("http://docs.example.test/kq.pdf", document_id=f"KQ-{n}") for n in range(16)])
+    busy.store.read = 0
+    await idle.core.resume()
+    assert busy.store.read == 0 and not idle.core._fetching
+
+
+async def test_a_replica_closing_starts_no_fetch(signatures, monkeypatch):
+    """At a stop, the fetches cancelled took up the waiting ones as they ended: fetches started after the close, left
+    pending as the loop ended (a test's teardown showed one). They stay pending in the store, for the next start."""
+    signature = signatures(signature_fetches_queued=2)
+    never = asyncio.Event()
+
+    async def stalled(url: str) -> bytes:
+        await never.wait()
+        return b""
+
+    monkeypatch.setattr(signature.core.fetcher, "fetch", stalled)
+    await signature.core.handle([signed("http://docs.example.test/kq.pdf", document_id=f"KQ-{n}") for n in range(10)])
+    await signature.core.close()
+    await asyncio.sleep(0.1)
+    assert not [t for t in asyncio.all_tasks() if "_fetch_and_check" in repr(t.get_coro())]
+    assert len(signature.store.pending) == 10
