@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from services.signature.documents import Document, documents
 from services.signature.fetch import DocumentFetcher
 from services.signature.settings import SignatureSettings
-from services.signature.store import SignatureStore
+from services.signature.store import Free, SignatureStore
 from services.signature.verify import Verdict, verify
 from shared.calendar import WorkingCalendar
 from shared.contracts import SignatureData, SignatureVerified, record_id
@@ -25,9 +25,10 @@ log = structlog.get_logger()
 VERDICT_CACHE_SECONDS = 300  # a verdict depends on time too (expiry, revocation): kept a few minutes only
 FETCH_FAILED = "fetch failed"  # all a verdict says: what the target answered would make us its probe
 FETCHES_AT_ONCE = 16
-RESUME_AFTER_SECONDS = 120  # another replica's pending fetch this old is no replica's any more (a fetch lasts seconds)
+RESUME_AFTER_SECONDS = 120  # a fetch that failed is tried again this long after, by any replica
 WAITING = {"by": None, "since": 0.0}  # a fetch no replica has started: any replica's next resume takes it
-RESUME_EVERY_SECONDS = 10  # so a replica with room takes up a busy one's waiting fetches within this
+RESUME_EVERY_SECONDS = 10  # a replica with room takes up the waiting fetches within this, and says it is alive
+SILENT_FOR_SECONDS = 60  # a replica silent this long has stopped: the fetches it held are anyone's
 
 Publish = Callable[[SignatureVerified], Awaitable[None]]
 
@@ -71,6 +72,8 @@ class SignatureCore:
         self._stored = 0  # fetches this process stored (`count_pending`)
         self._resuming = asyncio.Lock()
         self._closing = False
+        self._refused: set[str] = set()  # fetches held in the store and not started: given back at the next resume
+        self._beaten = float("-inf")  # when this replica last said it is alive (`_beat`)
         Gauge("signature_fetches_under_way", "Documents being fetched and verified after their batch was committed",
               registry=registry).set_function(lambda: len(self._fetching))
         Gauge("signature_fetches_pending", "Documents to fetch and verify, under way or waiting (every replica's)",
@@ -106,37 +109,47 @@ class SignatureCore:
         room = max(0, self.settings.signature_fetches_queued - len(self._fetching))
         waiting = [fetch | WAITING for fetch in fetches[room:]]
         await self.store.add(rows)
+        if fetches[:room] and time.monotonic() - self._beaten > RESUME_EVERY_SECONDS:
+            await self._beat()  # alive before holding any: another replica's resume would take them
         self._pending_by(await self.store.remember_fetches(fetches[:room] + waiting))
         self._waiting = self._waiting or bool(waiting)
         for fetch in fetches[:room]:
             self._fetch_later(fetch)
 
     async def resume(self) -> bool:
-        """Start the pending fetches no process is making: those waiting (beyond what a replica holds), those
-        stored long ago by a process that stopped, or that failed (`_fetch_and_check` releases them). Those taken
-        are claimed first, so that another replica's resume leaves them (a claim is not atomic on FerretDB: two
-        resumes at one instant may both take one, fetched twice, recorded once, announced under one id). One read
-        of the pending fetches at a time: the periodic one and a take-up (`_done`) do not both hold them. False
-        when one was under way."""
+        """Say this replica is alive, and start the pending fetches no replica alive holds: those waiting (beyond
+        what a replica holds), those a replica that stopped held, and those that failed two minutes ago
+        (`_fetch_and_check` releases them). Those taken are claimed first, where they are still as read, so that
+        another replica's resume leaves them (not atomic on FerretDB: two resumes at one instant may both take one,
+        fetched twice, recorded once, announced under one id). One read of the pending fetches at a time: the
+        periodic one and a take-up (`_done`) do not both hold them. False when one was under way."""
         if self._resuming.locked():
             return False
         async with self._resuming:
+            await self._beat()
+            await self.store.wait_again(sorted(self._refused))  # held by this replica, and not started
+            self._refused.clear()
+            now = time.time()
+            alive = await self.store.replicas_alive(now - SILENT_FOR_SECONDS)
+            free = Free([*alive, self._token], now - RESUME_AFTER_SECONDS, now - SILENT_FOR_SECONDS)
             room = self.settings.signature_fetches_queued - len(self._fetching)
-            abandoned_before = time.time() - RESUME_AFTER_SECONDS
             taken: list[dict[str, Any]] = []
-            # A batch of as many as it holds (those it makes are read too) and one more, which says some are left.
-            batch = self.settings.signature_fetches_queued + 1
-            async for fetch in self.store.pending_fetches(self._token, abandoned_before, batch):
+            # A batch of what there is room for and one more, which says some are left.
+            async for fetch in self.store.pending_fetches(free, max(room, 0) + 1):
                 if len(taken) >= room:
                     self._waiting = True  # the rest when the queue empties (`_done`): read only until it is full
                     break
                 if fetch["_id"] not in self._fetching:
                     taken.append(fetch)
-            won = await self.store.claim_fetches([fetch["_id"] for fetch in taken], self._token, abandoned_before)
+            won = await self.store.claim_fetches(taken, self._token, free)
             for fetch in taken:
                 if fetch["_id"] in won:
                     self._fetch_later(fetch)
         return True
+
+    async def _beat(self) -> None:
+        await self.store.beat(self._token)
+        self._beaten = time.monotonic()
 
     async def count_pending(self) -> None:
         """The pending fetches counted in the store (other replicas change them too), and those this process stored
@@ -151,7 +164,9 @@ class SignatureCore:
         self._stored += max(0, change)
 
     def _fetch_later(self, fetch: dict[str, Any]) -> None:
-        if self._closing:  # left pending in the store, resumed at the next start
+        """Start a fetch this replica holds in the store; one it cannot start now is given back at its next resume
+        (`_refused`), else nobody would take it while this replica is alive."""
+        if self._closing:  # held until this replica is silent: then anyone's
             return
         if (under_way := self._fetching.get(fetch["_id"])) is not None:
             # A redelivery while its fetch ends: stored as pending again after that fetch forgot it, so looked
@@ -160,6 +175,7 @@ class SignatureCore:
             return
         if len(self._fetching) >= self.settings.signature_fetches_queued:
             self._waiting = True  # taken up from the store as the queue empties (`_done`)
+            self._refused.add(fetch["_id"])
             return
         task = asyncio.create_task(self._fetch_and_check(fetch["code"], fetch["document_id"], fetch["url"]))
         self._fetching[fetch["_id"]] = task
@@ -204,10 +220,13 @@ class SignatureCore:
         if self._taking_up is not None:
             self._taking_up.cancel()
             await asyncio.gather(self._taking_up, return_exceptions=True)
-        under_way = list(self._fetching.values())  # left pending in the store, resumed at the next start
+        held = [*self._fetching, *sorted(self._refused)]
+        under_way = list(self._fetching.values())
         for task in under_way:
             task.cancel()
         await asyncio.gather(*under_way, return_exceptions=True)
+        with contextlib.suppress(Exception):  # given back, anyone's at once; else anyone's once this replica is silent
+            await self.store.wait_again(held)
         await self.fetcher.aclose()
 
     async def check(self, code: str, document_id: str, pdf: bytes,

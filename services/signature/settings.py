@@ -20,10 +20,9 @@ class SignatureSettings(ServiceSettings):
     # link-local addresses: a one-stop system's internal document store. Any other host must resolve to
     # public addresses only (SSRF: docs/security.md).
     signature_fetch_allowed_hosts: list[str] = []
-    # Fetches a replica holds, claimed in the store as its own: as many as it makes at once (16). Beyond, a fetch
-    # waits in the store as anyone's, taken up by this replica as its own end or by any replica with room. Set
-    # higher, those held wait in memory, and one held past two minutes looks abandoned: another replica fetches it too.
-    signature_fetches_queued: int = 16
+    # Fetches a replica holds, queued in memory (tasks of a few KB each) and claimed in the store as its own; beyond,
+    # a fetch waits in the store as anyone's, taken up by the first replica with room.
+    signature_fetches_queued: int = 10_000
     # The agency's seal (optional): a PKCS#12 file, or a PKCS#11 library with a token, a key label and
     # the seal's certificate (PEM, then its CA chain). The password is the file's or the token PIN.
     signature_seal_pkcs12: Path | None = None

@@ -2,12 +2,13 @@
 
 import asyncio
 import time
+from dataclasses import dataclass
 from collections.abc import AsyncIterator
 from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from shared.mongo import Chain, get_many, insert_new
+from shared.mongo import Chain, delete_all, get_many, insert_new
 
 
 class SignatureStore:
@@ -19,6 +20,7 @@ class SignatureStore:
         db = client[database]
         self._records = Chain(db["signature_dossiers"], summaries=db["signature_views"])
         self._fetches = db["signature_fetches"]  # documents to fetch, until judged
+        self._replicas = db["signature_replicas"]  # each replica's last sign of life (`beat`)
 
     async def add(self, records: list[dict[str, Any]]) -> None:
         """Append the records a dossier does not have yet: a redelivered batch, or the same events sent
@@ -50,15 +52,34 @@ class SignatureStore:
     async def forget_fetch(self, code: str, document_id: str) -> int:
         return (await self._fetches.delete_one({"_id": f"{code}|{document_id}"})).deleted_count
 
-    async def claim_fetches(self, fetch_ids: list[str], by: str, abandoned_before: float) -> set[str]:
-        """Those of these fetches `by` may still take (`free`) made `by`'s from now; returns those `by` holds then. A
-        claim another replica made meanwhile is kept: it no longer matches (not atomic on FerretDB, but the window is
-        one update's, not a read of the pending fetches')."""
-        if not fetch_ids:
-            return set()
-        await self._fetches.update_many({"_id": {"$in": fetch_ids}} | free(by, abandoned_before),
-                                        {"$set": {"by": by, "since": time.time()}})
-        return {fetch_id for fetch_id, fetch in (await get_many(self._fetches, fetch_ids)).items() if fetch["by"] == by}
+    async def claim_fetches(self, fetches: list[dict[str, Any]], by: str, free: "Free") -> set[str]:
+        """These fetches, as read, made `by`'s from now where they are still free (`Free`) and held by whom they were
+        read held by: another replica's claim meanwhile is kept. Returns the ids `by` then holds. Not atomic on
+        FerretDB, but the window is one update's, not a read of the pending fetches'."""
+        holders: dict[str | None, list[str]] = {}
+        for fetch in fetches:
+            holders.setdefault(fetch["by"], []).append(fetch["_id"])
+        now = time.time()
+        for holder, ids in holders.items():
+            await self._fetches.update_many({"_id": {"$in": ids}} | free.held_by(holder), {"$set": {"by": by, "since": now}})
+        found = await get_many(self._fetches, [fetch["_id"] for fetch in fetches])
+        return {fetch_id for fetch_id, fetch in found.items() if fetch["by"] == by}
+
+    async def wait_again(self, fetch_ids: list[str]) -> None:
+        """Fetches a replica held and could not start: waiting, anyone's at once."""
+        if fetch_ids:
+            await self._fetches.update_many({"_id": {"$in": fetch_ids}}, {"$set": {"by": None, "since": 0.0}})
+
+    async def beat(self, by: str) -> None:
+        """Replica `by` is alive: the fetches it holds are nobody else's."""
+        await self._replicas.replace_one({"_id": by}, {"_id": by, "alive": time.time()}, upsert=True)
+
+    async def replicas_alive(self, since: float) -> list[str]:
+        """The replicas that beat since then (a few documents); those silent for a day are deleted."""
+        replicas = await self._replicas.find({}).to_list(None)
+        if gone := [r["_id"] for r in replicas if r["alive"] < time.time() - 86_400]:
+            await delete_all(self._replicas, gone)
+        return [r["_id"] for r in replicas if r["alive"] >= since]
 
     async def release_fetch(self, code: str, document_id: str) -> None:
         """A fetch that failed: no process's, taken up again by age (not at once, as a waiting one is)."""
@@ -67,14 +88,25 @@ class SignatureStore:
     async def pending_count(self) -> int:
         return await self._fetches.count_documents({})
 
-    async def pending_fetches(self, by: str, abandoned_before: float, batch: int) -> AsyncIterator[dict[str, Any]]:
-        """The fetches not done yet that `by` may take (`free`), as read, `batch` at a time: a few in the usual case
-        (each lasts seconds), a flood's never all in memory at once, and none of those other replicas are making."""
-        async for fetch in self._fetches.find(free(by, abandoned_before), batch_size=batch):
+    async def pending_fetches(self, free: "Free", batch: int) -> AsyncIterator[dict[str, Any]]:
+        """The fetches not done yet that are free (`Free`), as read, `batch` at a time: a few in the usual case, a
+        flood's never all in memory at once, none of those the replicas alive are making."""
+        async for fetch in self._fetches.find({"$or": [free.held_by(None), free.held_by({"$nin": [None, *free.alive]})]},
+                                              batch_size=batch):
             yield fetch
 
 
-def free(by: str, abandoned_before: float) -> dict[str, Any]:
-    """The pending fetches `by` may take: its own, and those no replica has touched since `abandoned_before` (a
-    waiting one's `since` is 0; a failed one is released with the time it failed)."""
-    return {"$or": [{"by": by}, {"since": {"$lte": abandoned_before}}]}
+@dataclass(frozen=True)
+class Free:
+    """Which pending fetches a replica may take: those waiting (`since` 0), those released (failed) before
+    `released_before`, and those held by a replica not `alive` since before `silent_before` (a replica that has
+    just claimed some may not be known alive yet to a replica that read who is a moment before)."""
+
+    alive: list[str]
+    released_before: float
+    silent_before: float
+
+    def held_by(self, holder: Any) -> dict[str, Any]:
+        if holder is None:
+            return {"by": None, "since": {"$lte": self.released_before}}
+        return {"by": holder, "since": {"$lte": self.silent_before}}

@@ -574,23 +574,59 @@ def sharing(*replicas: Signature) -> None:
         replica.store = replica.core.store = replicas[0].store
 
 
-async def test_a_replica_claims_only_the_fetches_it_can_start(signatures, monkeypatch):
-    """A replica claimed up to its whole queue (10,000) while it ran 16 at once: a fetch claimed and still queued
-    looked abandoned two minutes on, and another replica fetched it too (found by a review). It holds what it runs;
-    the rest wait as anyone's."""
-    first, other = signatures(), signatures()
-    sharing(first, other)
+async def test_a_fetch_held_long_by_a_replica_alive_is_left_to_it(signatures, monkeypatch):
+    """A fetch looked abandoned two minutes after it was claimed, though it still waited in its replica's queue
+    behind the 16 under way: another replica fetched it too (found by a review; here scaled down, two minutes
+    0.3 s and one fetch at a time). A fetch is another replica's only once its holder has been silent."""
+    monkeypatch.setattr(signature_core, "RESUME_AFTER_SECONDS", 0.3)
+    busy, idle = signatures(), signatures()
+    sharing(busy, idle)
+    busy.core._gate = asyncio.Semaphore(1)
+    fetched: dict[str, list[str]] = {"busy": [], "idle": []}
+
+    def fetching(name: str, seconds: float) -> Callable[[str], Awaitable[bytes]]:
+        async def fetch(url: str) -> bytes:
+            fetched[name].append(url)
+            await asyncio.sleep(seconds)
+            return b"hello"
+        return fetch
+
+    monkeypatch.setattr(busy.core.fetcher, "fetch", fetching("busy", 0.3))
+    monkeypatch.setattr(idle.core.fetcher, "fetch", fetching("idle", 0))
+    await busy.core.handle([signed(f"http://docs.example.test/{n}.pdf", document_id=f"KQ-{n}") for n in range(3)])
+    await asyncio.sleep(0.5)
+    await idle.core.resume()
+    await busy.verdict(count=3)
+    assert fetched["idle"] == [] and len(fetched["busy"]) == 3
+
+
+async def test_a_silent_replicas_fetches_are_anyones(signatures, monkeypatch):
+    """A replica that stopped without a word (killed) holds its fetches no more once silent for a while; one that
+    stopped in order gives them back at once."""
+    monkeypatch.setattr(signature_core, "SILENT_FOR_SECONDS", 0.3)
+    killed, stopped, other = signatures(), signatures(), signatures()
+    sharing(killed, stopped, other)
     never = asyncio.Event()
 
     async def stalled(url: str) -> bytes:
         await never.wait()
         return b""
 
-    monkeypatch.setattr(first.core.fetcher, "fetch", stalled)
-    await first.core.handle([signed("http://docs.example.test/kq.pdf", document_id=f"KQ-{n}") for n in range(50)])
-    held = [f for f in first.store.pending.values() if f["by"] is not None]
-    assert len(held) == signature_core.FETCHES_AT_ONCE
-    assert sum(f["by"] is None and f["since"] == 0.0 for f in first.store.pending.values()) == 50 - len(held)
+    async def fetched(url: str) -> bytes:
+        return b"hello"
+
+    for replica in (killed, stopped):
+        monkeypatch.setattr(replica.core.fetcher, "fetch", stalled)
+    monkeypatch.setattr(other.core.fetcher, "fetch", fetched)
+    await killed.core.handle([signed("http://docs.example.test/a.pdf", document_id="KQ-A")])
+    await stopped.core.handle([signed("http://docs.example.test/b.pdf", document_id="KQ-B")])
+    await stopped.core.close()
+    await other.core.resume()
+    assert (await other.verdict()).document_id == "KQ-B"  # given back at its stop
+    await asyncio.sleep(0.4)
+    await other.core.resume()
+    await other.verdict(count=2)
+    assert sorted(v.data.document_id for v in other.published) == ["KQ-A", "KQ-B"]  # its holder silent
 
 
 async def test_a_claim_keeps_the_other_replicas_off(signatures, monkeypatch):
