@@ -130,8 +130,10 @@ class SignatureCore:
             await self.store.wait_again(sorted(self._refused))  # held by this replica, and not started
             self._refused.clear()
             now = time.time()
-            alive = await self.store.replicas_alive(now - SILENT_FOR_SECONDS)
-            free = Free([*alive, self._token], now - RESUME_AFTER_SECONDS, now - SILENT_FOR_SECONDS)
+            alive = await self.store.replicas_alive(now - SILENT_FOR_SECONDS) | {self._token: len(self._fetching)}
+            if await self.store.pending_count() <= sum(alive.values()):
+                return True  # every pending fetch is held by a replica alive: no read of them all
+            free = Free(list(alive), now - RESUME_AFTER_SECONDS, now - SILENT_FOR_SECONDS)
             room = self.settings.signature_fetches_queued - len(self._fetching)
             taken: list[dict[str, Any]] = []
             # A batch of what there is room for and one more, which says some are left.
@@ -148,7 +150,7 @@ class SignatureCore:
         return True
 
     async def _beat(self) -> None:
-        await self.store.beat(self._token)
+        await self.store.beat(self._token, len(self._fetching))
         self._beaten = time.monotonic()
 
     async def count_pending(self) -> None:

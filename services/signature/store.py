@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.errors import OperationFailure
 
 from shared.mongo import Chain, delete_all, get_many, insert_new
 
@@ -70,23 +71,30 @@ class SignatureStore:
         if fetch_ids:
             await self._fetches.update_many({"_id": {"$in": fetch_ids}}, {"$set": {"by": None, "since": 0.0}})
 
-    async def beat(self, by: str) -> None:
-        """Replica `by` is alive: the fetches it holds are nobody else's."""
-        await self._replicas.replace_one({"_id": by}, {"_id": by, "alive": time.time()}, upsert=True)
+    async def beat(self, by: str, holds: int) -> None:
+        """Replica `by` is alive, and holds this many fetches: nobody else's."""
+        await self._replicas.replace_one({"_id": by}, {"_id": by, "alive": time.time(), "holds": holds}, upsert=True)
 
-    async def replicas_alive(self, since: float) -> list[str]:
-        """The replicas that beat since then (a few documents); those silent for a day are deleted."""
+    async def replicas_alive(self, since: float) -> dict[str, int]:
+        """The replicas that beat since then (a few documents), and how many fetches each holds; those silent for a
+        day are deleted."""
         replicas = await self._replicas.find({}).to_list(None)
         if gone := [r["_id"] for r in replicas if r["alive"] < time.time() - 86_400]:
             await delete_all(self._replicas, gone)
-        return [r["_id"] for r in replicas if r["alive"] >= since]
+        return {r["_id"]: r.get("holds", 0) for r in replicas if r["alive"] >= since}
 
     async def release_fetch(self, code: str, document_id: str) -> None:
         """A fetch that failed: no process's, taken up again by age (not at once, as a waiting one is)."""
         await self._fetches.update_one({"_id": f"{code}|{document_id}"}, {"$set": {"by": None, "since": time.time()}})
 
     async def pending_count(self) -> int:
-        return await self._fetches.count_documents({})
+        """From the collection's statistics: counting the documents read each one (on FerretDB 3.7 s for 20,000
+        while `make demo` ran, every second, back to back; this, 22 ms)."""
+        try:
+            stats = await (await self._fetches.aggregate([{"$collStats": {"count": {}}}])).to_list(1)
+        except OperationFailure:  # no such collection yet: none pending
+            return 0
+        return int(stats[0].get("count", 0)) if stats else 0
 
     async def pending_fetches(self, free: "Free", batch: int) -> AsyncIterator[dict[str, Any]]:
         """The fetches not done yet that are free (`Free`), as read, `batch` at a time: a few in the usual case, a
