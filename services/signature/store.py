@@ -9,7 +9,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure
 
-from shared.mongo import Chain, delete_all, get_many, insert_new
+from shared.mongo import GET_MANY, Chain, delete_all, get_many, insert_new
 
 
 class SignatureStore:
@@ -54,17 +54,17 @@ class SignatureStore:
         return (await self._fetches.delete_one({"_id": f"{code}|{document_id}"})).deleted_count
 
     async def claim_fetches(self, fetches: list[dict[str, Any]], by: str, free: "Free") -> set[str]:
-        """These fetches, as read, made `by`'s from now where they are still free (`Free`) and held by whom they were
-        read held by: another replica's claim meanwhile is kept. Returns the ids `by` then holds. Not atomic on
-        FerretDB, but the window is one update's, not a read of the pending fetches'."""
-        holders: dict[str | None, list[str]] = {}
-        for fetch in fetches:
-            holders.setdefault(fetch["by"], []).append(fetch["_id"])
-        now = time.time()
-        for holder, ids in holders.items():
-            await self._fetches.update_many({"_id": {"$in": ids}} | free.held_by(holder), {"$set": {"by": by, "since": now}})
-        found = await get_many(self._fetches, [fetch["_id"] for fetch in fetches])
-        return {fetch_id for fetch_id, fetch in found.items() if fetch["by"] == by}
+        """These fetches, as read, made `by`'s from now where they are still as read and free (`Free`): another
+        replica's claim meanwhile is kept. Returns the ids `by` then holds. Three reads and writes by `_id` (a filter
+        on more than `_id` scans the whole collection on FerretDB); not atomic, but the window is one round trip's,
+        not a read of the pending fetches'."""
+        was = {fetch["_id"]: fetch["by"] for fetch in fetches}
+        now = await get_many(self._fetches, was)
+        still = [fetch_id for fetch_id, fetch in now.items() if fetch["by"] == was[fetch_id] and free.takes(fetch)]
+        for start in range(0, len(still), GET_MANY):
+            await self._fetches.update_many({"_id": {"$in": still[start:start + GET_MANY]}},
+                                            {"$set": {"by": by, "since": time.time()}})
+        return {fetch_id for fetch_id, fetch in (await get_many(self._fetches, still)).items() if fetch["by"] == by}
 
     async def wait_again(self, fetch_ids: list[str]) -> None:
         """Fetches a replica held and could not start: waiting, anyone's at once."""
@@ -118,3 +118,9 @@ class Free:
         if holder is None:
             return {"by": None, "since": {"$lte": self.released_before}}
         return {"by": holder, "since": {"$lte": self.silent_before}}
+
+    def takes(self, fetch: dict[str, Any]) -> bool:
+        """Whether this fetch, as read, is free."""
+        if fetch["by"] is None:
+            return fetch["since"] <= self.released_before
+        return fetch["by"] not in self.alive and fetch["since"] <= self.silent_before
