@@ -90,6 +90,21 @@ def signed(url: str, body: bytes = b"", document_id: str = "KQ-1") -> Record[Any
     return Record(EVENTS.validate_python(e), orjson.dumps(e), CODE.encode(), "dossier-events", 0, 0, 0)
 
 
+def stall(replica: Signature, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The replica's fetches never end (until it closes)."""
+    async def stalled(url: str) -> bytes:
+        await asyncio.Event().wait()
+        return b""
+
+    monkeypatch.setattr(replica.core.fetcher, "fetch", stalled)
+
+
+def sharing(*replicas: Signature) -> None:
+    """Replicas on the first's store, as on one database."""
+    for replica in replicas[1:]:
+        replica.store = replica.core.store = replicas[0].store
+
+
 @pytest.fixture
 def connects(monkeypatch) -> list[Any]:
     """Connection attempts to anything but 127.0.0.1: refused, and listed here."""
@@ -523,13 +538,7 @@ async def test_a_resume_reads_the_pending_fetches_only_until_its_queue_is_full(s
     signed events with URLs held twice its size (found by a review). It reads them as they come and stops once its
     queue is full."""
     signature = signatures(signature_fetches_queued=2)
-    never = asyncio.Event()
-
-    async def stalled(url: str) -> bytes:
-        await never.wait()
-        return b""
-
-    monkeypatch.setattr(signature.core.fetcher, "fetch", stalled)
+    stall(signature, monkeypatch)
     await signature.core.handle([signed("http://docs.example.test/kq.pdf", document_id=f"KQ-{n}") for n in range(50)])
     signature.store.read = 0
     await signature.core.resume()
@@ -541,8 +550,7 @@ async def test_a_busy_replicas_waiting_fetches_are_taken_up_by_another_at_once(s
     two minutes on (RESUME_AFTER_SECONDS, meant for a replica that stopped). They wait as nobody's now: the next
     resume of any replica with room takes them, claimed, so that the busy one does not fetch them again."""
     busy, idle = signatures(signature_fetches_queued=1), signatures()
-    idle.store = busy.store
-    idle.core.store = busy.store
+    sharing(busy, idle)
     stalled, fetched = asyncio.Event(), {"busy": [], "idle": []}
 
     def fetching(name: str) -> Callable[[str], Awaitable[bytes]]:
@@ -566,12 +574,6 @@ async def test_a_busy_replicas_waiting_fetches_are_taken_up_by_another_at_once(s
     await busy.core.resume()
     await asyncio.sleep(0.1)
     assert fetched["busy"] == ["http://docs.example.test/0.pdf"] and busy.store.pending == {}
-
-
-def sharing(*replicas: Signature) -> None:
-    """Replicas on the first's store, as on one database."""
-    for replica in replicas[1:]:
-        replica.store = replica.core.store = replicas[0].store
 
 
 async def test_a_fetch_held_long_by_a_replica_alive_is_left_to_it(signatures, monkeypatch):
@@ -606,17 +608,11 @@ async def test_a_silent_replicas_fetches_are_anyones(signatures, monkeypatch):
     monkeypatch.setattr(signature_core, "SILENT_FOR_SECONDS", 0.3)
     killed, stopped, other = signatures(), signatures(), signatures()
     sharing(killed, stopped, other)
-    never = asyncio.Event()
-
-    async def stalled(url: str) -> bytes:
-        await never.wait()
-        return b""
-
     async def fetched(url: str) -> bytes:
         return b"hello"
 
     for replica in (killed, stopped):
-        monkeypatch.setattr(replica.core.fetcher, "fetch", stalled)
+        stall(replica, monkeypatch)
     monkeypatch.setattr(other.core.fetcher, "fetch", fetched)
     await killed.core.handle([signed("http://docs.example.test/a.pdf", document_id="KQ-A")])
     await stopped.core.handle([signed("http://docs.example.test/b.pdf", document_id="KQ-B")])
@@ -653,17 +649,11 @@ async def test_a_claim_keeps_the_other_replicas_off(signatures, monkeypatch):
 
 
 async def test_a_resume_reads_only_the_fetches_it_may_take(signatures, monkeypatch):
-    """Fetches under way at other replicas were all read by each resume, every 10 s (found by a review): the store
-    answers only those waiting, this replica's, or abandoned."""
+    """Fetches under way at other replicas were all read by each resume, every 10 s (found by a review): none is read
+    when the replicas alive hold every pending fetch, and the store answers only the free ones otherwise."""
     busy, idle = signatures(), signatures()
     sharing(busy, idle)
-    never = asyncio.Event()
-
-    async def stalled(url: str) -> bytes:
-        await never.wait()
-        return b""
-
-    monkeypatch.setattr(busy.core.fetcher, "fetch", stalled)
+    stall(busy, monkeypatch)
     await busy.core.handle([signed("http://docs.example.test/kq.pdf", document_id=f"KQ-{n}") for n in range(16)])
     busy.store.read = 0
     await idle.core.resume()
@@ -674,13 +664,7 @@ async def test_a_replica_closing_starts_no_fetch(signatures, monkeypatch):
     """At a stop, the fetches cancelled took up the waiting ones as they ended: fetches started after the close, left
     pending as the loop ended (a test's teardown showed one). They stay pending in the store, for the next start."""
     signature = signatures(signature_fetches_queued=2)
-    never = asyncio.Event()
-
-    async def stalled(url: str) -> bytes:
-        await never.wait()
-        return b""
-
-    monkeypatch.setattr(signature.core.fetcher, "fetch", stalled)
+    stall(signature, monkeypatch)
     await signature.core.handle([signed("http://docs.example.test/kq.pdf", document_id=f"KQ-{n}") for n in range(10)])
     await signature.core.close()
     await asyncio.sleep(0.1)
