@@ -202,12 +202,22 @@ class Chain:
         start, known = (summary["upto"], unpack(summary["blob"])) if summary else (0, [])
         later = await self.read(key, start, window=1 if start else 4)
         if later:
-            try:
-                await self._summaries.replace_one(
-                    {"_id": str(key)}, {"upto": start + len(later), "blob": pack(known + later)}, upsert=True)
-            except DuplicateKeyError:
-                pass
+            await self._summarise(key, known + later)
         return known + later
+
+    async def extend(self, key: str, doc: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+        """Append `doc` after `entries` (every link's, as `entries` read them), and summarise the chain with it: its
+        next reader reads no link. If others appended meanwhile, `doc` goes after theirs, and that reader summarises."""
+        if await self.append(key, doc, hint=len(entries)) == len(entries):
+            await self._summarise(key, [*entries, doc])
+
+    async def _summarise(self, key: str, entries: list[dict[str, Any]]) -> None:
+        assert self._summaries is not None
+        try:
+            await self._summaries.replace_one({"_id": str(key)}, {"upto": len(entries), "blob": pack(entries)},
+                                              upsert=True)
+        except DuplicateKeyError:
+            pass
 
 
 async def archived_entries(chain: Chain, keys: Iterable[str], field: str) -> AsyncIterator[Any]:

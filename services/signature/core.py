@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from services.signature.documents import Document, documents
 from services.signature.fetch import DocumentFetcher
 from services.signature.settings import SignatureSettings
-from services.signature.store import Free, SignatureStore
+from services.signature.store import Dossier, Free, SignatureStore
 from services.signature.verify import Verdict, verify
 from shared.calendar import WorkingCalendar
 from shared.contracts import SignatureData, SignatureVerified, record_id
@@ -205,12 +205,12 @@ class SignatureCore:
     async def _fetch_and_check(self, code: str, document_id: str, url: str) -> None:
         try:
             async with self._gate:
-                records = await self.store.of_dossier(code)
-                if not judged(records, document_id):  # else delivered again: its bytes were had and judged
+                read = await self.store.read(code)
+                if not judged(read.records, document_id):  # else delivered again: its bytes were had and judged
                     if (pdf := await self.fetcher.fetch(url)) is not None:
-                        await self.check(code, document_id, pdf, records)
+                        await self.check(code, document_id, pdf, read)
                     else:  # nothing to judge: ETSI's SIGNED_DATA_NOT_FOUND (a redelivery fetches it again)
-                        await self.record(code, document_id, Verdict("indeterminate", (FETCH_FAILED,)), "", records)
+                        await self.record(code, document_id, Verdict("indeterminate", (FETCH_FAILED,)), "", read)
                 self._pending_by(-await self.store.forget_fetch(code, document_id))
         except Exception:  # left pending, released: `resume` tries it again in RESUME_AFTER_SECONDS
             log.exception("document fetch and verification failed", dossier=code, document=document_id)
@@ -231,13 +231,12 @@ class SignatureCore:
             await self.store.wait_again(held)
         await self.fetcher.aclose()
 
-    async def check(self, code: str, document_id: str, pdf: bytes,
-                    records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    async def check(self, code: str, document_id: str, pdf: bytes, read: Dossier | None = None) -> dict[str, Any]:
         """Verify a document's bytes against the signed event's hash and the trust roots; record, announce.
-        `records` are the dossier's, if already read."""
+        `read`: the dossier, if already read."""
         sha = hashlib.sha256(pdf).hexdigest()
-        records = await self.store.of_dossier(code) if records is None else records
-        signed = next((r for r in records if r["kind"] == "signed" and r["document_id"] == document_id), None)
+        read = await self.store.read(code) if read is None else read
+        signed = next((r for r in read.records if r["kind"] == "signed" and r["document_id"] == document_id), None)
         if signed and signed["sha256"] != sha:
             verdict = Verdict("invalid", (f"SHA-256 {sha} differs from the signed event's {signed['sha256']}",))
         elif (known := self._verdicts.get(sha)) and time.monotonic() - known[0] < VERDICT_CACHE_SECONDS:
@@ -248,15 +247,17 @@ class SignatureCore:
             now = time.monotonic()
             self._verdicts = {k: v for k, v in self._verdicts.items() if now - v[0] < VERDICT_CACHE_SECONDS}
             self._verdicts[sha] = (now, verdict)
-        return await self.record(code, document_id, verdict, sha, records)
+        return await self.record(code, document_id, verdict, sha, read)
 
     async def record(self, code: str, document_id: str, verdict: Verdict, sha: str,
-                     records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """Announce a verdict and record it; `records` are the dossier's, if already read. Announced first: recorded,
+                     read: Dossier | None = None) -> dict[str, Any]:
+        """Announce a verdict and record it after the dossier's records as `read` (if already read: a fetch's
+        verdict costs one insert, and the summary the lookup reads, rewritten with it). Announced first: recorded,
         a document is judged and its fetch not tried again, so a verdict recorded and not announced (Kafka refused it)
         was never announced (a review found it); announced and not recorded, the next try announces it again, with
         the same record id."""
-        records = await self.store.of_dossier(code) if records is None else records
+        read = await self.store.read(code) if read is None else read
+        records = read.records
         result = verdict_json(verdict, sha)
         now = self.settings.clock()
         dossier = next((r for r in records if r["kind"] == "dossier"), {})
@@ -266,8 +267,7 @@ class SignatureCore:
         await self.publish(SignatureVerified(id=record_id(code, document_id, sha, verdict.verdict), subject=code,
                                              time=now, data=data))
         await self.store.add([{"_id": f"{code}|{document_id}|verified|{sha}", "code": code, "kind": "verified",
-                               "document_id": document_id, "recorded_at": now, "time": now, "verdict": result}])
-        await self.store.of_dossier(code)  # a verdict ends a document's records: summarised for the lookup
+                               "document_id": document_id, "recorded_at": now, "time": now, "verdict": result}], read)
         self.verdicts.labels(verdict.verdict).inc()
         log.info("document verified", dossier=code, document=document_id, verdict=verdict.verdict)
         return result

@@ -23,27 +23,28 @@ class SignatureStore:
         self._fetches = db["signature_fetches"]  # documents to fetch, until judged
         self._replicas = db["signature_replicas"]  # each replica's last sign of life (`beat`)
 
-    async def add(self, records: list[dict[str, Any]]) -> None:
+    async def add(self, records: list[dict[str, Any]], read: "Dossier | None" = None) -> None:
         """Append the records a dossier does not have yet: a redelivered batch, or the same events sent
-        again, adds no link (a chain grows with what happened, not with how often it was told)."""
+        again, adds no link (a chain grows with what happened, not with how often it was told). `read`: the
+        records' dossier as read a moment ago (`read`), so not read again (a link written since is kept: these go
+        after it)."""
         by_dossier: dict[str, list[dict[str, Any]]] = {}
         for record in records:
             by_dossier.setdefault(record["code"], []).append(record)
 
         async def add_new(code: str, mine: list[dict[str, Any]]) -> None:
-            links = await self._records.entries(code)  # one entry per link
+            links = read.links if read is not None and read.code == code else (await self.read(code)).links
             known = {record["_id"] for link in links for record in link["records"]}
             if new := [r for r in mine if r["_id"] not in known]:
-                await self._records.append(code, {"records": new}, hint=len(links))
+                await self._records.extend(code, {"records": new}, links)
 
         await asyncio.gather(*(add_new(code, mine) for code, mine in by_dossier.items()))
 
+    async def read(self, code: str) -> "Dossier":
+        return Dossier(str(code), await self._records.entries(str(code)))
+
     async def of_dossier(self, code: str) -> list[dict[str, Any]]:
-        unique: dict[str, dict[str, Any]] = {}
-        for entry in await self._records.entries(str(code)):
-            for record in entry["records"]:
-                unique.setdefault(record["_id"], record)
-        return list(unique.values())
+        return (await self.read(code)).records
 
     async def remember_fetches(self, fetches: list[dict[str, Any]]) -> int:
         """Documents to fetch (`_id` "code|document_id"), kept until `forget_fetch`: a fetch cut by a restart
@@ -102,6 +103,23 @@ class SignatureStore:
         async for fetch in self._fetches.find({"$or": [free.held_by(None), free.held_by({"$nin": [None, *free.alive]})]},
                                               batch_size=batch):
             yield fetch
+
+
+@dataclass(frozen=True)
+class Dossier:
+    """A dossier's chain as read: one entry per link, each listing records."""
+
+    code: str
+    links: list[dict[str, Any]]
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """Each record once (the same one in two links: appended by two replicas at once)."""
+        unique: dict[str, dict[str, Any]] = {}
+        for link in self.links:
+            for record in link["records"]:
+                unique.setdefault(record["_id"], record)
+        return list(unique.values())
 
 
 @dataclass(frozen=True)

@@ -540,9 +540,9 @@ async def test_a_resume_reads_the_pending_fetches_only_until_its_queue_is_full(s
     signature = signatures(signature_fetches_queued=2)
     stall(signature, monkeypatch)
     await signature.core.handle([signed("http://docs.example.test/kq.pdf", document_id=f"KQ-{n}") for n in range(50)])
-    signature.store.read = 0
+    signature.store.fetches_read = 0
     await signature.core.resume()
-    assert len(signature.store.pending) == 50 and signature.store.read <= 3
+    assert len(signature.store.pending) == 50 and signature.store.fetches_read <= 3
 
 
 async def test_a_busy_replicas_waiting_fetches_are_taken_up_by_another_at_once(signatures, monkeypatch):
@@ -655,9 +655,9 @@ async def test_a_resume_reads_only_the_fetches_it_may_take(signatures, monkeypat
     sharing(busy, idle)
     stall(busy, monkeypatch)
     await busy.core.handle([signed("http://docs.example.test/kq.pdf", document_id=f"KQ-{n}") for n in range(16)])
-    busy.store.read = 0
+    busy.store.fetches_read = 0
     await idle.core.resume()
-    assert busy.store.read == 0 and not idle.core._fetching
+    assert busy.store.fetches_read == 0 and not idle.core._fetching
 
 
 async def test_a_replica_closing_starts_no_fetch(signatures, monkeypatch):
