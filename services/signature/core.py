@@ -122,7 +122,8 @@ class SignatureCore:
         (`_fetch_and_check` releases them). Those taken are claimed first, where they are still as read, so that
         another replica's resume leaves them (not atomic on FerretDB: two resumes at one instant may both take one,
         fetched twice, recorded once, announced under one id). One read of the pending fetches at a time: the
-        periodic one and a take-up (`_done`) do not both hold them. False when one was under way."""
+        periodic one and a take-up (`_done`) do not both hold them; none with the queue over half full (`_done` takes them
+        up once it is half empty). False when one was under way."""
         if self._resuming.locked():
             return False
         async with self._resuming:
@@ -133,6 +134,9 @@ class SignatureCore:
             alive = await self.store.replicas_alive(now - SILENT_FOR_SECONDS) | {self._token: len(self._fetching)}
             if await self.store.pending_count() <= sum(alive.values()):
                 return True  # every pending fetch is held by a replica alive: no read of them all
+            if not self._has_room():  # the store scans for free ones past those held: read once half empty (`_done`)
+                self._waiting = True
+                return True
             free = Free(list(alive), now - RESUME_AFTER_SECONDS, now - SILENT_FOR_SECONDS)
             room = self.settings.signature_fetches_queued - len(self._fetching)
             taken: list[dict[str, Any]] = []
@@ -187,10 +191,13 @@ class SignatureCore:
         """A fetch ended: with the queue half empty, those waiting in the store are taken up (they waited for the
         next `resume` of a fetch two minutes old before: `make demo` stopped its results' server meanwhile)."""
         self._fetching.pop(fetch_id, None)
-        queued = self.settings.signature_fetches_queued
-        if self._waiting and len(self._fetching) <= queued // 2 and self._taking_up is None and not self._closing:
+        if self._waiting and self._has_room() and self._taking_up is None and not self._closing:
             self._waiting = False
             self._taking_up = asyncio.create_task(self._take_up())
+
+    def _has_room(self) -> bool:
+        """Whether the queue is half empty (or less full)."""
+        return len(self._fetching) <= self.settings.signature_fetches_queued // 2
 
     async def _take_up(self) -> None:
         try:
