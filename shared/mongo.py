@@ -143,8 +143,8 @@ class Chain:
 
     Inserting link n is a claim: of two writers, exactly one gets it. A reader follows the links
     from a number it knows to the first missing one. With a `summaries` collection, `entries` keeps
-    there, per key, what the links read so far hold, so that the next read starts after them.
-    Each link holds its document as a blob (`pack`).
+    there, per key, what the links read so far hold, so that the next read starts after them (and
+    `extend` with the link it appends). Each link holds its document as a blob (`pack`).
     """
 
     def __init__(self, collection: AsyncCollection, summaries: AsyncCollection | None = None):
@@ -206,7 +206,8 @@ class Chain:
         return known + later
 
     async def extend(self, key: str, doc: dict[str, Any], entries: list[dict[str, Any]]) -> None:
-        """Append `doc` after `entries` (every link's, as `entries` read them), and summarise the chain with it: its
+        """Append `doc` after `entries` (the whole chain's from link 0, as `entries` returned them: a part would make a
+        summary that hides links), and summarise the chain with it: its
         next reader reads no link. If others appended meanwhile, `doc` goes after theirs, and that reader summarises."""
         if await self.append(key, doc, hint=len(entries)) == len(entries):
             await self._summarise(key, [*entries, doc])

@@ -27,7 +27,7 @@ FETCH_FAILED = "fetch failed"  # all a verdict says: what the target answered wo
 FETCHES_AT_ONCE = 16
 RESUME_AFTER_SECONDS = 120  # a fetch that failed is tried again this long after, by any replica
 WAITING = {"by": None, "since": 0.0}  # a fetch no replica has started: any replica's next resume takes it
-RESUME_EVERY_SECONDS = 10  # a replica with room takes up the waiting fetches within this, and says it is alive
+RESUME_EVERY_SECONDS = 10  # a replica at most half full takes up the waiting fetches within this; says it is alive
 SILENT_FOR_SECONDS = 60  # a replica silent this long has stopped: the fetches it held are anyone's
 
 Publish = Callable[[SignatureVerified], Awaitable[None]]
@@ -121,9 +121,10 @@ class SignatureCore:
         what a replica holds), those a replica that stopped held, and those that failed two minutes ago
         (`_fetch_and_check` releases them). Those taken are claimed first, where they are still as read, so that
         another replica's resume leaves them (not atomic on FerretDB: two resumes at one instant may both take one,
-        fetched twice, recorded once, announced under one id). One read of the pending fetches at a time: the
-        periodic one and a take-up (`_done`) do not both hold them; none with the queue over half full (`_done` takes them
-        up once it is half empty). False when one was under way."""
+        fetched twice, announced twice under one id, its verdict perhaps in two links, read as one). One read of the
+        pending fetches at a time: the periodic one and a take-up (`_done`) do not both hold them; none with the queue
+        over half full (`_done` takes them up once it is half empty: under a steady flow that keeps every replica over
+        half full, the new fetches go first, and the waiting ones after it eases). False when one was under way."""
         if self._resuming.locked():
             return False
         async with self._resuming:
@@ -259,7 +260,8 @@ class SignatureCore:
     async def record(self, code: str, document_id: str, verdict: Verdict, sha: str,
                      read: Dossier | None = None) -> dict[str, Any]:
         """Announce a verdict and record it after the dossier's records as `read` (if already read: a fetch's
-        verdict costs one insert, and the summary the lookup reads, rewritten with it). Announced first: recorded,
+        verdict costs one insert, and the summary the lookup reads, rewritten with it, unless a link was appended
+        since: then the next reader summarises). Announced first: recorded,
         a document is judged and its fetch not tried again, so a verdict recorded and not announced (Kafka refused it)
         was never announced (a review found it); announced and not recorded, the next try announces it again, with
         the same record id."""

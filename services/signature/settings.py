@@ -21,7 +21,7 @@ class SignatureSettings(ServiceSettings):
     # public addresses only (SSRF: docs/security.md).
     signature_fetch_allowed_hosts: list[str] = []
     # Fetches a replica holds, queued in memory (tasks of a few KB each) and claimed in the store as its own; beyond,
-    # a fetch waits in the store as anyone's, taken up by the first replica with room.
+    # a fetch waits in the store as anyone's, taken up by the first replica with its queue at most half full.
     signature_fetches_queued: int = 10_000
     # The agency's seal (optional): a PKCS#12 file, or a PKCS#11 library with a token, a key label and
     # the seal's certificate (PEM, then its CA chain). The password is the file's or the token PIN.

@@ -14,8 +14,8 @@ from shared.mongo import GET_MANY, Chain, delete_all, get_many, insert_new
 
 class SignatureStore:
     """A dossier's records (its receipt, documents requested, signed and verified) in a chain per
-    dossier (shared.mongo.Chain): insert-only, read by key. A record written twice (a redelivered
-    batch) is kept once, by its `_id`."""
+    dossier (shared.mongo.Chain): insert-only, read by key. A record written twice is read once, by its `_id`
+    (`Dossier.records`); a redelivered batch adds no link."""
 
     def __init__(self, client: AsyncMongoClient, database: str):
         db = client[database]
@@ -26,8 +26,8 @@ class SignatureStore:
     async def add(self, records: list[dict[str, Any]], read: "Dossier | None" = None) -> None:
         """Append the records a dossier does not have yet: a redelivered batch, or the same events sent
         again, adds no link (a chain grows with what happened, not with how often it was told). `read`: the
-        records' dossier as read a moment ago (`read`), so not read again (a link written since is kept: these go
-        after it)."""
+        records' dossier as read before (`read`: a fetch's, before it fetched), so not read again; a link written
+        since is kept and these go after it, even if it holds them too (two replicas that made one fetch)."""
         by_dossier: dict[str, list[dict[str, Any]]] = {}
         for record in records:
             by_dossier.setdefault(record["code"], []).append(record)
