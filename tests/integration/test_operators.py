@@ -131,6 +131,8 @@ def test_the_sign_in_form_refuses_a_wrong_key_and_the_page_keeps_a_session(metri
         WebDriverWait(browser, 10).until(lambda d: "Khóa truy cập không đúng" in d.page_source)
         SHOTS.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(SHOTS / "operators-sign-in.png"))
+        hint, key = (browser.find_element(By.ID, name).rect["width"] for name in ("dang-nhap-khoa-hint", "dang-nhap-khoa"))
+        assert hint >= key - 1, (hint, key)  # the hint under the key, as wide (it wrapped in a third of it)
         submit(browser, "dang-nhap", {"khoa": ANY_SOURCE_KEY})
         WebDriverWait(browser, 10).until(lambda d: "/bao-cao" in d.current_url)  # back where it was going
         [cookie] = browser.get_cookies()
