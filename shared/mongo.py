@@ -207,8 +207,8 @@ class Chain:
 
     async def extend(self, key: str, doc: dict[str, Any], entries: list[dict[str, Any]]) -> None:
         """Append `doc` after `entries` (the whole chain's from link 0, as `entries` returned them: a part would make a
-        summary that hides links), and summarise the chain with it: its
-        next reader reads no link. If others appended meanwhile, `doc` goes after theirs, and that reader summarises."""
+        summary that hides links), and summarise the chain with it: its next reader reads no link. If others appended
+        meanwhile, `doc` goes after theirs, and that reader summarises."""
         if await self.append(key, doc, hint=len(entries)) == len(entries):
             await self._summarise(key, [*entries, doc])
 

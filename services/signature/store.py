@@ -33,10 +33,10 @@ class SignatureStore:
             by_dossier.setdefault(record["code"], []).append(record)
 
         async def add_new(code: str, mine: list[dict[str, Any]]) -> None:
-            links = read.links if read is not None and read.code == code else (await self.read(code)).links
-            known = {record["_id"] for link in links for record in link["records"]}
+            dossier = read if read is not None and read.code == code else await self.read(code)
+            known = {record["_id"] for record in dossier.records}
             if new := [r for r in mine if r["_id"] not in known]:
-                await self._records.extend(code, {"records": new}, links)
+                await self._records.extend(code, {"records": new}, dossier.links)
 
         await asyncio.gather(*(add_new(code, mine) for code, mine in by_dossier.items()))
 
