@@ -175,8 +175,8 @@ def fresh_intake(pipeline) -> None:
 def run_module(settings, module: str, *args: str) -> dict:
     """`python -m <module> <args>` on the test's namespace, as an operator runs it; its JSON answer."""
     env = os.environ | settings_env(settings) | {"DOSSIER_SECRETS_DIR": str(SECRETS), "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, check=True,
-                          timeout=60)
+    done = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()[-6000:]
     return json.loads(done.stdout)
 
 
