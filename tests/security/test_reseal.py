@@ -12,18 +12,16 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import bson
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from pymongo import MongoClient
 
 from shared.kafka import client_options
 from tests.fixtures.sample import dossier_code, event
 from tests.integration.conftest import OPERATOR, ROOT, SECRETS, read_topic, settings_env, wait_until
-from tests.security.test_retention import (RETENTION_DAYS, a_citizen, personal_command, readable_forms, run_module,
-                                           topics_of_the_run)
+from tests.security import test_retention as retention
+from tests.security.test_retention import RETENTION_DAYS, a_citizen, personal_command, readable_forms, run_module
 
 OLD = a_citizen()  # ended long ago: past retention when the command runs
 ENDED = a_citizen()  # ended a day ago
@@ -31,28 +29,12 @@ OPEN = a_citizen()  # received an hour ago, still open
 FORMS = [form for citizen in (OLD, ENDED, OPEN) for form in readable_forms(*citizen)]
 
 
-def hits(blob: bytes) -> bool:
-    return any(form.search(blob) for form in FORMS)
-
-
-async def topic_hits(settings) -> dict[str, int]:
-    found = {}
-    for topic in await topics_of_the_run(settings):
-        count = sum(hits((r.key or b"") + (r.value or b"") + b"".join(v for _, v in r.headers or []))
-                    for r in await read_topic(settings, topic))
-        if count:
-            found[topic] = count
-    return found
+def topic_hits(settings) -> dict[str, int]:
+    return asyncio.run(retention.topic_hits(settings, FORMS))
 
 
 def collection_hits(settings) -> dict[str, int]:
-    client = MongoClient(settings.mongo_url)
-    try:
-        database = client[settings.mongo_database]
-        return {name: count for name in database.list_collection_names()
-                if (count := sum(hits(bson.encode(doc)) for doc in database[name].find()))}
-    finally:
-        client.close()
+    return retention.collection_hits(settings, FORMS)
 
 
 def lives(now: datetime) -> dict[str, list[dict]]:
@@ -123,7 +105,7 @@ def test_applicants_written_in_clear_before_v13_are_sealed_on_every_topic_and_in
     wait_until(lambda: httpx.get(f"{processing.url}/v1/dossiers/{ended}", headers=OPERATOR).json()["state"]
                == "returned", message="the ended dossier returned")
     # The finding: names and phones in clear on the topics (receipts, the dead letter, status records) and in the store.
-    before = asyncio.run(topic_hits(pipeline.settings)), collection_hits(pipeline.settings)
+    before = topic_hits(pipeline.settings), collection_hits(pipeline.settings)
     assert set(before[0]) == {pipeline.settings.topic_events, pipeline.settings.topic_status, pipeline.settings.topic_dlq}
     assert {"dossier_links", "dossier_histories", "dossiers"} <= set(before[1])
     # Refused while processing consumes: nothing written.
@@ -131,7 +113,7 @@ def test_applicants_written_in_clear_before_v13_are_sealed_on_every_topic_and_in
                              env=os.environ | settings_env(pipeline.settings) | {"DOSSIER_SECRETS_DIR": str(SECRETS)},
                              timeout=60)
     assert refused.returncode != 0 and b"consumer groups processing are running" in refused.stderr, refused.stderr
-    assert (asyncio.run(topic_hits(pipeline.settings)), collection_hits(pipeline.settings)) == before
+    assert (topic_hits(pipeline.settings), collection_hits(pipeline.settings)) == before
     processing.stop()
     asyncio.run(commit_at_start(pipeline.settings, behind))
     stood = {g: asyncio.run(standing(pipeline.settings, g)) for g in (group, behind)}
@@ -139,7 +121,7 @@ def test_applicants_written_in_clear_before_v13_are_sealed_on_every_topic_and_in
     done = run_module(pipeline.settings, "services.processing", "reseal")
 
     assert done["dossiers"] == {"sealed": 2, "past retention": 1}, done
-    assert asyncio.run(topic_hits(pipeline.settings)) == {}
+    assert topic_hits(pipeline.settings) == {}
     assert collection_hits(pipeline.settings) == {}
     # Every group stands where it stood: the same records still to read, none twice.
     assert {g: asyncio.run(standing(pipeline.settings, g)) for g in (group, behind)} == stood

@@ -57,8 +57,8 @@ FORMS = [form for citizen in [(TOKEN, NAME, PHONE), (TOKEN2, NAME2, PHONE2), (TO
                                (TOKEN5, NAME5, PHONE5)] for form in readable_forms(*citizen)]
 
 
-def hits_in(blob: bytes) -> bool:
-    return any(form.search(blob) for form in FORMS)
+def hits_in(blob: bytes, forms: list[re.Pattern[bytes]] | None = None) -> bool:
+    return any(form.search(blob) for form in (FORMS if forms is None else forms))
 
 
 async def topics_of_the_run(settings) -> list[str]:
@@ -75,23 +75,25 @@ async def topics_of_the_run(settings) -> list[str]:
         await consumer.stop()
 
 
-async def topic_hits(settings) -> dict[str, int]:
+async def topic_hits(settings, forms: list[re.Pattern[bytes]] | None = None) -> dict[str, int]:
+    """Per topic of the run, its records holding a readable form (FORMS unless given)."""
     found = {}
     for topic in await topics_of_the_run(settings):
         records = await read_topic(settings, topic)
-        count = sum(hits_in((r.key or b"") + (r.value or b"") + b"".join(v for _, v in r.headers or []))
+        count = sum(hits_in((r.key or b"") + (r.value or b"") + b"".join(v for _, v in r.headers or []), forms)
                     for r in records)
         if count:
             found[topic] = count
     return found
 
 
-def collection_hits(settings) -> dict[str, int]:
+def collection_hits(settings, forms: list[re.Pattern[bytes]] | None = None) -> dict[str, int]:
+    """Per collection of the run's database, its documents holding a readable form (FORMS unless given)."""
     client = MongoClient(settings.mongo_url)
     try:
         database = client[settings.mongo_database]
         return {name: count for name in database.list_collection_names()
-                if (count := sum(hits_in(bson.encode(doc)) for doc in database[name].find()))}
+                if (count := sum(hits_in(bson.encode(doc), forms) for doc in database[name].find()))}
     finally:
         client.close()
 
