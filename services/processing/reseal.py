@@ -5,9 +5,10 @@ written in clear sealed under its dossier's key, on the topics and in processing
 Before v1.3 intake published a receipt's applicant (name, phone) as it came, and processing copied it into its
 status records, its stored history and the view operators read; Kafka keeps them forever. This command:
 - gives each such dossier its key, as intake would have at its receipt (listed in the citizen's index), and puts
-  it up for erasure as processing would have: at its end + the retention days, or, still open, at its review
-  (`DOSSIER_PERSONAL_IDLE_DAYS` after its last step). A dossier that ended before the retention days gets no key:
-  its applicant keeps `sms_opt_in` alone, and a receipt sent again gets no key either (`DossierKeys.erase`);
+  it up for erasure as processing would have, from its stored summary: when it left the open states (end or
+  withdrawal) + the retention days, or, still open, at its review (`DOSSIER_PERSONAL_IDLE_DAYS` after its last
+  step). A dossier whose retention is over gets no key: its applicant keeps `sms_opt_in` alone, and a receipt
+  sent again gets no key either (`DossierKeys.erase`);
 - seals every clear applicant in processing's store (`dossiers`, `dossier_histories`, `dossier_links`; the view
   takes its receipt's, with the phone whole, and no longer keeps its 4 digits apart);
 - copies each partition of the topics that holds one (the events', the status records' and their dead-letter
@@ -32,14 +33,17 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.processing.history import left_open_at
 from services.processing.settings import ProcessingSettings
 from shared.kafka import MAX_MESSAGE_BYTES, client_options
 from shared.mongo import get_many, pack, replace_all, unpack
 from shared.personal import CLEAR, DossierKeys, Retention, sealed_applicant
+from shared.privacy import mask_phone
 
-STORE = ("dossiers", "dossier_histories", "dossier_links")  # summaries first: they tell each dossier's end
+STORE = ("dossiers", "dossier_histories", "dossier_links")
 BATCH = 500
 RECEIVED = "dossier.received"
 
@@ -119,13 +123,12 @@ def receipt_applicant(blob: Any) -> dict[str, Any] | None:
 
 
 def resealed_blob(blob: Any, keys: dict[str, bytes | None]) -> Any:
-    """A stored document's blob resealed; its view's applicant becomes its receipt's, sealed, and the phone's
-    4 digits kept beside the view (`phone4`) go: the lookup opens the view to compare them."""
-    receipt = receipt_applicant(blob)
+    """A stored document's blob resealed; its view's applicant becomes its receipt's, sealed (`whole_applicant`),
+    and the phone's 4 digits kept beside the view (`phone4`) go: the lookup opens the view to compare them."""
     view = blob.get("view") if isinstance(blob, dict) else None
     code = view.get("dossier_code") if isinstance(view, dict) else None
-    whole = {code: receipt} if code and is_clear(receipt) else None
-    new = resealed(blob, keys, whole)
+    whole = whole_applicant(blob)
+    new = resealed(blob, keys, {code: whole} if code and whole else None)
     if new is not blob and isinstance(view, dict) and is_clear(view.get("applicant")) and new.get("phone4"):
         new["phone4"] = None
     return new
@@ -135,49 +138,63 @@ def _instant(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+def whole_applicant(blob: Any) -> dict[str, Any] | None:
+    """The applicant a stored summary's view shows, as its receipt gave it (the phone whole), if that receipt is
+    the view's: the summary keeps the first receipt that came, the view the earliest of its owner's (a back-dated
+    correction sent after it), so they are compared (the name, the masked phone)."""
+    receipt = receipt_applicant(blob)
+    view = blob.get("view") if isinstance(blob, dict) else None
+    shown = view.get("applicant") if isinstance(view, dict) else None
+    if not is_clear(receipt) or not isinstance(shown, dict) or "sealed" in shown:
+        return None
+    phone = receipt.get("phone")
+    return receipt if receipt.get("name") == shown.get("name") and (
+        mask_phone(phone) if phone else None) == shown.get("phone") else None
+
+
 @dataclass
 class Keys:
-    """The key each dossier's applicant is sealed under, decided once: its own, made as intake makes it (and
-    put up for erasure as processing would have), or None for a dossier past its retention (erased)."""
+    """The key each dossier's applicant is sealed under, decided once from the dossier's stored summary: its
+    own, made as intake makes it (listed for its citizen) and put up for erasure as processing would have, or
+    None for a dossier past its retention (marked erased)."""
 
     keys: DossierKeys
     retention: Retention
+    summaries: AsyncCollection  # processing's `dossiers`
     days: float
+    idle_days: float
     clock: Callable[[], datetime]
     of: dict[str, bytes | None] = field(default_factory=dict)
 
-    async def for_summaries(self, summaries: list[dict[str, Any]]) -> None:
-        """Decide the dossiers of these stored summaries with an applicant in clear, from their views."""
-        ended, opened, since, owners, expired = {}, {}, {}, {}, []
-        for summary in summaries:
-            view, receipt = summary.get("view") or {}, receipt_applicant(summary) or {}
-            code = view.get("dossier_code")
-            if not code or code in self.of or not (is_clear(receipt) or is_clear(view.get("applicant"))):
-                continue
-            if end := _instant(view.get("ended_at")):
-                if end + timedelta(days=self.days) <= self.clock():
-                    expired.append(code)
-                    continue
-                ended[code] = end
+    async def decide(self, found: dict[str, dict[str, Any]]) -> None:
+        """Decide the dossiers found with an applicant in clear (code → one of them) that are not decided yet."""
+        codes = [code for code in found if code not in self.of]
+        if not codes:
+            return
+        stored = {code: unpack(doc["blob"]) for code, doc in (await get_many(self.summaries, codes)).items()}
+        ended, opened, since, owners = {}, {}, {}, {}
+        for code in codes:
+            view = (stored.get(code) or {}).get("view")
+            whole = whole_applicant(stored.get(code)) or {}
+            owners[code] = whole.get("phone") if view else found[code].get("phone")
+            if not view:  # not stored: its receipt never accepted (dead-lettered) or not consumed yet
+                opened[code] = None  # erased at its review unless processing holds it open by then
+            elif left := left_open_at(view):
+                ended[code] = left
             else:
-                opened[code] = len(view.get("history") or [])
-                if steps := [_instant(step["time"]) for step in view.get("history") or []]:
+                opened[code] = len(view["history"])
+                if steps := [_instant(step["time"]) for step in view["history"]]:
                     since[code] = max(s for s in steps if s)
-            owners[code] = receipt.get("phone")  # listed for its citizen (a view's phone is masked: none)
+        now = self.clock()
+        expired = [code for code, left in ended.items() if left + timedelta(days=self.days) <= now] + [
+            code for code, last in since.items() if last + timedelta(days=self.idle_days + self.days) <= now]
         if expired:
             await self.keys.erase(expired)
             self.of |= dict.fromkeys(expired)
-        self.of |= await self.keys.keys_for(owners) if owners else {}
-        await self.retention.schedule(ended)
-        await self.retention.review(opened, since)
-
-    async def for_others(self, applicants: dict[str, dict[str, Any]]) -> None:
-        """Decide the dossiers not stored (their receipt never accepted: dead-lettered, or not consumed yet):
-        a key, erased the retention days after this run."""
-        owners = {code: applicant.get("phone") for code, applicant in applicants.items() if code not in self.of}
-        if owners:
-            self.of |= await self.keys.keys_for(owners)
-            await self.retention.schedule({code: self.clock() for code in owners})
+        self.of |= await self.keys.keys_for({code: phone for code, phone in owners.items() if code not in expired})
+        await self.retention.schedule({code: left for code, left in ended.items() if code not in expired})
+        await self.retention.review({code: n for code, n in opened.items() if code not in expired},
+                                    {code: last for code, last in since.items() if code not in expired})
 
 
 def _batches(items: list[Any], size: int = BATCH) -> Iterator[list[Any]]:
@@ -195,9 +212,7 @@ async def reseal_store(database: AsyncDatabase, keys: Keys) -> dict[str, int]:
         for batch in _batches(ids):
             blobs = {_id: unpack(doc["blob"]) for _id, doc in (await get_many(collection, batch)).items()}
             clear = {_id: blob for _id, blob in blobs.items() if clear_applicants(blob)}
-            if name == "dossiers":
-                await keys.for_summaries(list(clear.values()))
-            await keys.for_others({code: a for blob in clear.values() for code, a in clear_applicants(blob).items()})
+            await keys.decide({code: a for blob in clear.values() for code, a in clear_applicants(blob).items()})
             docs = [{"_id": _id, "blob": pack(resealed_blob(blob, keys.of))} for _id, blob in clear.items()]
             await replace_all(collection, docs)
             rewritten[name] += len(docs)
@@ -234,7 +249,8 @@ class Partition:
 async def _reader(settings: ProcessingSettings, tp: TopicPartition) -> AsyncIterator[AIOKafkaConsumer]:
     """A group-less consumer of one partition, for one pass. (One consumer assigned each partition in turn
     hung in aiokafka 0.14's `stop`, its fetcher never done cancelling: twice in ten runs of the test.)"""
-    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
+    # A start deleted meanwhile (the topic's retention): on from the first record left, never from the end.
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     await asyncio.sleep(0)  # aiokafka: a group-less consumer's task runs once before it may stop
     try:
@@ -307,10 +323,11 @@ class Topics:
         start, end = await _bounds(self.settings, tp)
         if not await self._holds_clear(tp, start, end):
             return 0
+        start, end = await _bounds(self.settings, tp)  # again after the scan: intake may have published meanwhile
         copy = Partition(tp, end, await self._committed(tp))
         copied = 0
         async for records in _records(self.settings, tp, start, end):
-            await self.keys.for_others(_clear_in(records))
+            await self.keys.decide(_clear_in(records))
             sent = [await self.producer.send(tp.topic, _value_resealed(r.value, self.keys.of), key=r.key,
                                              partition=tp.partition, timestamp_ms=r.timestamp, headers=list(r.headers))
                     for r in records]
@@ -340,14 +357,14 @@ class Topics:
         return committed
 
     async def consuming(self, topics: list[str]) -> list[str]:
-        """The groups with a member consuming one of these topics (they must be stopped first)."""
+        """The groups with a member subscribed to one of these topics (they must be stopped first)."""
         busy = []
-        for group, *_ in await self.admin.list_consumer_groups():
+        for group, protocol, *_ in await self.admin.list_consumer_groups():
             # One group at a time: aiokafka 0.14 misreads DescribeGroups' answer for several.
             for response in await self.admin.describe_consumer_groups([group]):
                 for _, _, _, _, _, members, *_ in response.groups:
-                    if any(set(topics) & _assigned(member[4]) for member in members):
-                        busy.append(group)
+                    if members and (protocol != "consumer" or any(set(topics) & _subscribed(m[3]) for m in members)):
+                        busy.append(group)  # a running group of another kind (Kafka Connect...): refused too
         return busy
 
     async def _commit(self, group: str, tp: TopicPartition, offset: int) -> None:
@@ -360,13 +377,11 @@ class Topics:
             await consumer.stop()
 
 
-def _assigned(assignment: bytes) -> set[str]:
-    """The topics a group member's assignment names."""
-    from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+def _subscribed(metadata: bytes) -> set[str]:
+    """The topics a consumer group member subscribes to (known before its partitions are assigned)."""
+    from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
 
-    if not assignment:
-        return set()
-    return {topic for topic, _ in ConsumerProtocolMemberAssignment.decode(assignment).assignment}
+    return set(ConsumerProtocolMemberMetadata.decode(metadata).subscription) if metadata else set()
 
 
 async def reseal(settings: ProcessingSettings) -> dict[str, Any]:
@@ -377,7 +392,8 @@ async def reseal(settings: ProcessingSettings) -> dict[str, Any]:
     personal = DossierKeys(database, settings.personal_index_secret.get_secret_value())
     retention = Retention(database, personal, settings.personal_retention_days, settings.clock,
                           settings.personal_idle_days)
-    keys = Keys(personal, retention, settings.personal_retention_days, settings.clock)
+    keys = Keys(personal, retention, database["dossiers"], settings.personal_retention_days,
+                settings.personal_idle_days, settings.clock)
     topics = Topics(settings, keys, AIOKafkaAdminClient(**client_options(settings)),
                     AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True,
                                      max_request_size=MAX_MESSAGE_BYTES))

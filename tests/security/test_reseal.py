@@ -24,9 +24,10 @@ from tests.security import test_retention as retention
 from tests.security.test_retention import RETENTION_DAYS, a_citizen, personal_command, readable_forms, run_module
 
 OLD = a_citizen()  # ended long ago: past retention when the command runs
+WITHDRAWN = a_citizen()  # withdrawn long ago (no end): past retention too
 ENDED = a_citizen()  # ended a day ago
 OPEN = a_citizen()  # received an hour ago, still open
-FORMS = [form for citizen in (OLD, ENDED, OPEN) for form in readable_forms(*citizen)]
+FORMS = [form for citizen in (OLD, WITHDRAWN, ENDED, OPEN) for form in readable_forms(*citizen)]
 
 
 def topic_hits(settings) -> dict[str, int]:
@@ -42,12 +43,15 @@ def lives(now: datetime) -> dict[str, list[dict]]:
     ago, another source's receipt too (dead-lettered with its phone)."""
     out = {}
     for (token, name, phone), received, ended in [(OLD, now - timedelta(days=200), now - timedelta(days=199)),
+                                                 (WITHDRAWN, now - timedelta(days=201), now - timedelta(days=200)),
                                                  (ENDED, now - timedelta(days=2), now - timedelta(days=1)),
                                                  (OPEN, now - timedelta(hours=1), None)]:
         code = dossier_code(received, sequence=int(token[:4], 16) % 10000)
         applicant = {"name": name, "phone": phone, "sms_opt_in": True}
         events = [event("dossier.received", code, received, applicant=applicant)]
-        if ended:
+        if token == WITHDRAWN[0]:
+            events.append(event("dossier.withdrawn", code, ended))
+        elif ended:
             events += [event("dossier.received", code, received - timedelta(hours=1), applicant=applicant) | {
                 "source": "urn:motcua:40"}, event("dossier.resolved", code, ended - timedelta(hours=1)),
                 event("dossier.returned", code, ended)]
@@ -97,7 +101,7 @@ def test_applicants_written_in_clear_before_v13_are_sealed_on_every_topic_and_in
     processing = pipeline.add_processing().start()
     now = datetime.now(UTC)
     sent = lives(now)
-    old, ended, opened = list(sent)
+    old, withdrawn, ended, opened = list(sent)
     asyncio.run(publish_in_clear(pipeline.settings, sent))
     for code in sent:
         wait_until(lambda code=code: httpx.get(f"{processing.url}/v1/dossiers/{code}", headers=OPERATOR
@@ -120,12 +124,12 @@ def test_applicants_written_in_clear_before_v13_are_sealed_on_every_topic_and_in
 
     done = run_module(pipeline.settings, "services.processing", "reseal")
 
-    assert done["dossiers"] == {"sealed": 2, "past retention": 1}, done
+    assert done["dossiers"] == {"sealed": 2, "past retention": 2}, done
     assert topic_hits(pipeline.settings) == {}
     assert collection_hits(pipeline.settings) == {}
     # Every group stands where it stood: the same records still to read, none twice.
     assert {g: asyncio.run(standing(pipeline.settings, g)) for g in (group, behind)} == stood
-    assert all(ids == [] for ids in stood[group].values()) and sum(map(len, stood[behind].values())) == 9
+    assert all(ids == [] for ids in stood[group].values()) and sum(map(len, stood[behind].values())) == 11
     assert run_module(pipeline.settings, "services.processing", "reseal")["dossiers"] == {
         "sealed": 0, "past retention": 0}  # again: nothing left to do
 
@@ -136,6 +140,8 @@ def test_applicants_written_in_clear_before_v13_are_sealed_on_every_topic_and_in
         assert httpx.get(f"{later.url}/v1/lookup/{code}", params={"phone4": phone[-4:]}).status_code == 200
     assert httpx.get(f"{later.url}/v1/dossiers/{old}", headers=OPERATOR).json()["applicant"] == {"name": None, "phone": None}
     assert httpx.get(f"{later.url}/v1/lookup/{old}", params={"phone4": OLD[2][-4:]}).status_code == 404
+    assert httpx.get(f"{later.url}/v1/dossiers/{withdrawn}", headers=OPERATOR).json()["applicant"] == {
+        "name": None, "phone": None}  # withdrawn has no end: it left the open states then
     # Listed for their citizens: their rights reach them (the past one has nothing left to export).
     assert [d["dossier_code"] for d in personal_command(pipeline.settings, "export", ENDED[2])["dossiers"]] == [ended]
     assert personal_command(pipeline.settings, "export", OLD[2])["dossiers"] == []

@@ -15,6 +15,7 @@ from services.processing.app import opened_view
 from services.processing.history import StoredDossier, integrate
 from services.processing.reseal import (
     Partition, _value_resealed, clear_applicants, is_clear, receipt_applicant, resealed, resealed_blob,
+    whole_applicant,
 )
 from services.processing.store import history_doc, link_to, summary_doc
 from shared.calendar import WorkingCalendar
@@ -115,6 +116,18 @@ def test_a_view_without_its_receipt_beside_it_keeps_what_it_had_sealed():
     blob = unpack(summary_doc(resolved)["blob"]) | {"receipt": None}
     view = resealed_blob(blob, {CODE: KEY})["view"]
     assert opened(view["applicant"]).name == APPLICANT["name"] and opened(view["applicant"]).phone.endswith("78")
+
+
+def test_a_view_whose_applicant_came_from_another_receipt_than_the_first_keeps_its_own_sealed():
+    """The summary keeps the first receipt that came; the view shows the owner's earliest (a back-dated correction
+    sent after it): its phone is not taken from a receipt that is not the view's."""
+    _, resolved = stored_before_v13()
+    blob = unpack(summary_doc(resolved)["blob"])
+    blob["view"]["applicant"] = {"name": "Trần Văn Mới", "phone": "09******11"}
+    assert whole_applicant(blob) is None
+    view = resealed_blob(blob, {CODE: KEY})["view"]
+    assert opened(view["applicant"]).model_dump(exclude_none=True) == {"name": "Trần Văn Mới", "phone": "09******11",
+                                                                       "sms_opt_in": False}
 
 
 def test_a_receipt_stored_is_found_in_a_summary_or_among_a_historys_events():
