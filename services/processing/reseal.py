@@ -14,7 +14,7 @@ status records, its stored history and the view operators read; Kafka keeps them
 - copies each partition of the topics that holds one (the events', the status records' and their dead-letter
   topics) after its end, the applicants sealed and everything else byte for byte (key, headers, timestamp);
   moves every consumer group's committed offset to the copy of the record it was at; then deletes the records
-  it copied. No consumer misses a record, nor reads one twice (but where intake published between the copies:
+  it copied (the copies began a segment of their own, so that the broker deletes the originals' files). No consumer misses a record, nor reads one twice (but where intake published between the copies:
   a group then reads again the copies after intake's first record, rather than skip it).
 
 Safe to run again: what is sealed is left as it is. A run stopped between a partition's copies and its deletion
@@ -23,7 +23,7 @@ them. A partition of a group with members running is refused before anything is 
 """
 
 import asyncio
-from contextlib import aclosing, asynccontextmanager
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -46,6 +47,7 @@ from shared.privacy import mask_phone
 STORE = ("dossiers", "dossier_histories", "dossier_links")
 BATCH = 500
 RECEIVED = "dossier.received"
+TOPIC_CONFIG = 1  # a setting's source in DescribeConfigs: the topic's own
 
 Seal = Callable[[str, dict[str, Any], dict[str, Any]], dict[str, Any]]  # (code, applicant, its holder) → sealed
 
@@ -326,19 +328,52 @@ class Topics:
         start, end = await _bounds(self.settings, tp)  # again after the scan: intake may have published meanwhile
         copy = Partition(tp, end, await self._committed(tp))
         copied = 0
-        async for records in _records(self.settings, tp, start, end):
-            await self.keys.decide(_clear_in(records))
-            sent = [await self.producer.send(tp.topic, _value_resealed(r.value, self.keys.of), key=r.key,
-                                             partition=tp.partition, timestamp_ms=r.timestamp, headers=list(r.headers))
-                    for r in records]
-            for r, metadata in zip(records, await asyncio.gather(*sent), strict=True):
-                copy.copied(r.offset, metadata.offset)
-            copied += len(records)
+        async with AsyncExitStack() as rolling:
+            await rolling.enter_async_context(self._rolling(tp.topic))
+            async for records in _records(self.settings, tp, start, end):
+                await self.keys.decide(_clear_in(records))
+                # The first copy stamped now (the broker rolls on a record later than the segment's first).
+                sent = [await self.producer.send(tp.topic, _value_resealed(r.value, self.keys.of), key=r.key,
+                                                 partition=tp.partition, timestamp_ms=r.timestamp if copy.copies or n
+                                                 else None, headers=list(r.headers)) for n, r in enumerate(records)]
+                for r, metadata in zip(records, await asyncio.gather(*sent), strict=True):
+                    copy.copied(r.offset, metadata.offset)
+                copied += len(records)
+                await rolling.aclose()  # the first copies began a segment: the topic's own settings again
         _, new_end = await _bounds(self.settings, tp)
         for group, offset in copy.offsets(new_end).items():
             await self._commit(group, tp, offset)
         await self.admin.delete_records({tp: RecordsToDelete(end)})
         return copied
+
+    @asynccontextmanager
+    async def _rolling(self, topic: str) -> AsyncIterator[None]:
+        """The topic's segment rolled at its next record (`segment.ms` 1 meanwhile, and that record stamped later than
+        the segment's first): Kafka deletes a log's files by whole segments, so the copies start one of their own,
+        and the originals' go once they are deleted (at the broker's next retention check). A 1 found there was
+        left by a run stopped midway: dropped."""
+        kept = {name: value for name, value in (await self._overrides(topic)).items()
+                if (name, value) != ("segment.ms", "1")}
+        await self._configure(topic, kept | {"segment.ms": "1"})
+        try:
+            yield
+        finally:
+            await self._configure(topic, kept)
+
+    async def _overrides(self, topic: str) -> dict[str, str]:
+        """The topic's own settings (not the broker's defaults)."""
+        [response] = await self.admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        return {name: value for *_, entries in response.resources for name, value, _, source, *_ in entries
+                if source == TOPIC_CONFIG}
+
+    async def _configure(self, topic: str, configs: dict[str, str]) -> None:
+        """Set the topic's own settings (all of them: AlterConfigs replaces them), once the broker serves them."""
+        await self.admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs)])
+        for _ in range(100):
+            if await self._overrides(topic) == configs:
+                return
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"{topic}: the broker did not take {configs}")
 
     async def _holds_clear(self, tp: TopicPartition, start: int, end: int) -> bool:
         async with aclosing(_records(self.settings, tp, start, end)) as chunks:

@@ -19,7 +19,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.kafka import client_options
 from tests.fixtures.sample import dossier_code, event
-from tests.integration.conftest import OPERATOR, ROOT, SECRETS, read_topic, settings_env, wait_until
+from tests.integration.conftest import (OPERATOR, ROOT, SECRETS, STACK_DIR, read_topic, settings_env,
+                                        wait_until)
 from tests.security import test_retention as retention
 from tests.security.test_retention import RETENTION_DAYS, a_citizen, personal_command, readable_forms, run_module
 
@@ -83,6 +84,53 @@ async def standing(settings, group: str) -> dict[TopicPartition, tuple[int, list
     return {p: [orjson.loads(r.value)["id"] for r in unread if r.partition == p] for p in since}
 
 
+async def ends(settings) -> dict[TopicPartition, int]:
+    """Where each partition of the run's topics ends now."""
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
+    await consumer.start()
+    await asyncio.sleep(0)
+    try:
+        partitions = [TopicPartition(topic, p) for topic in await retention.topics_of_the_run(settings)
+                      for p in range(settings.partitions)]
+        return await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+
+
+async def overridden(settings, topics: set[str]) -> dict[str, str]:
+    """`segment.ms` where a topic has it set (the command sets it while it copies)."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        found = {}
+        for topic in topics:
+            [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+            found |= {topic: value for *_, entries in response.resources for name, value, _, source, *_ in entries
+                      if name == "segment.ms" and source == 1}
+        return found
+    finally:
+        await admin.close()
+
+
+async def starts(settings, tp: TopicPartition) -> int:
+    """Where a partition starts now (the command deletes the records it copied: those before the old end)."""
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
+    await consumer.start()
+    await asyncio.sleep(0)
+    try:
+        return (await consumer.beginning_offsets([tp]))[tp]
+    finally:
+        await consumer.stop()
+
+
+def segment_holding(tp: TopicPartition, offset: int) -> int:
+    """The base offset of the broker's segment file that holds `offset` (its files are named by their first)."""
+    bases = [int(f.stem) for f in (STACK_DIR / "data" / "kafka" / f"{tp.topic}-{tp.partition}").glob("*.log")]
+    return max(base for base in bases if base <= offset)
+
+
 async def commit_at_start(settings, group: str) -> None:
     """A group that has read nothing yet of the events' topic (a consumer behind, stopped)."""
     consumer = AIOKafkaConsumer(**client_options(settings), group_id=group, enable_auto_commit=False)
@@ -121,6 +169,7 @@ def test_applicants_written_in_clear_before_v13_are_sealed_on_every_topic_and_in
     processing.stop()
     asyncio.run(commit_at_start(pipeline.settings, behind))
     stood = {g: asyncio.run(standing(pipeline.settings, g)) for g in (group, behind)}
+    ended_at = asyncio.run(ends(pipeline.settings))
 
     done = run_module(pipeline.settings, "services.processing", "reseal")
 
@@ -130,6 +179,11 @@ def test_applicants_written_in_clear_before_v13_are_sealed_on_every_topic_and_in
     # Every group stands where it stood: the same records still to read, none twice.
     assert {g: asyncio.run(standing(pipeline.settings, g)) for g in (group, behind)} == stood
     assert all(ids == [] for ids in stood[group].values()) and sum(map(len, stood[behind].values())) == 11
+    # The copies began segments of their own: the originals' files hold none, and go at the broker's next
+    # retention check (Kafka deletes whole segments, below the log's start), the topics' settings as they were.
+    copied = {tp: end for tp, end in ended_at.items() if asyncio.run(starts(pipeline.settings, tp)) == end > 0}
+    assert len(copied) >= 5 and {tp: segment_holding(tp, end) for tp, end in copied.items()} == copied
+    assert not asyncio.run(overridden(pipeline.settings, {tp.topic for tp in copied}))
     assert run_module(pipeline.settings, "services.processing", "reseal")["dossiers"] == {
         "sealed": 0, "past retention": 0}  # again: nothing left to do
 
