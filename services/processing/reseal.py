@@ -14,8 +14,9 @@ status records, its stored history and the view operators read; Kafka keeps them
 - copies each partition of the topics that holds one (the events', the status records' and their dead-letter
   topics) after its end, the applicants sealed and everything else byte for byte (key, headers, timestamp);
   moves every consumer group's committed offset to the copy of the record it was at; then deletes the records
-  it copied (the copies began a segment of their own, so that the broker deletes the originals' files). No consumer misses a record, nor reads one twice (but where intake published between the copies:
-  a group then reads again the copies after intake's first record, rather than skip it).
+  it copied (the copies began a segment of their own, so that the broker deletes the originals' files). No
+  consumer misses a record, nor reads one twice (but where intake published between the copies: a group then
+  reads again the copies after intake's first record, rather than skip it).
 
 Safe to run again: what is sealed is left as it is. A run stopped between a partition's copies and its deletion
 leaves records twice on it, which consumers skip (they deduplicate by event id); the next run copies and deletes
@@ -213,8 +214,9 @@ async def reseal_store(database: AsyncDatabase, keys: Keys) -> dict[str, int]:
         rewritten[name] = 0
         for batch in _batches(ids):
             blobs = {_id: unpack(doc["blob"]) for _id, doc in (await get_many(collection, batch)).items()}
-            clear = {_id: blob for _id, blob in blobs.items() if clear_applicants(blob)}
-            await keys.decide({code: a for blob in clear.values() for code, a in clear_applicants(blob).items()})
+            found = {_id: applicants for _id, blob in blobs.items() if (applicants := clear_applicants(blob))}
+            clear = {_id: blobs[_id] for _id in found}
+            await keys.decide({code: a for applicants in found.values() for code, a in applicants.items()})
             docs = [{"_id": _id, "blob": pack(resealed_blob(blob, keys.of))} for _id, blob in clear.items()]
             await replace_all(collection, docs)
             rewritten[name] += len(docs)
@@ -277,25 +279,28 @@ async def _records(settings: ProcessingSettings, tp: TopicPartition, start: int,
                 yield [r for r in records if r.offset < end]
 
 
-def _value_resealed(value: bytes | None, keys: dict[str, bytes | None]) -> bytes | None:
+def _parsed(value: bytes | None) -> Any:
+    """A record's value as JSON when it may hold an applicant; None else (or not JSON: a dead letter's bytes)."""
     if not value or b'"applicant"' not in value:
-        return value
+        return None
     try:
-        parsed = orjson.loads(value)
-    except orjson.JSONDecodeError:  # not JSON (a dead letter): nothing of ours to seal
-        return value
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _value_resealed(value: bytes | None, parsed: Any, keys: dict[str, bytes | None]) -> bytes | None:
+    """A record's value (`parsed`: as `_parsed` read it) with its applicants sealed; the same bytes if none was clear."""
     new = resealed(parsed, keys)
     return value if new is parsed else orjson.dumps(new)
 
 
-def _clear_in(records: list[Any]) -> dict[str, dict[str, Any]]:
+def _clear_in(parsed: list[Any]) -> dict[str, dict[str, Any]]:
+    """The dossiers with an applicant in clear in these records (as `_parsed` read them): code → the first."""
     found: dict[str, dict[str, Any]] = {}
-    for r in records:
-        if r.value and b'"applicant"' in r.value:
-            try:
-                found |= {code: a for code, a in clear_applicants(orjson.loads(r.value)).items() if code not in found}
-            except orjson.JSONDecodeError:
-                continue
+    for value in parsed:
+        for code, applicant in clear_applicants(value).items():
+            found.setdefault(code, applicant)
     return found
 
 
@@ -331,11 +336,13 @@ class Topics:
         async with AsyncExitStack() as rolling:
             await rolling.enter_async_context(self._rolling(tp.topic))
             async for records in _records(self.settings, tp, start, end):
-                await self.keys.decide(_clear_in(records))
+                parsed = [_parsed(r.value) for r in records]
+                await self.keys.decide(_clear_in(parsed))
                 # The first copy stamped now (the broker rolls on a record later than the segment's first).
-                sent = [await self.producer.send(tp.topic, _value_resealed(r.value, self.keys.of), key=r.key,
+                sent = [await self.producer.send(tp.topic, _value_resealed(r.value, p, self.keys.of), key=r.key,
                                                  partition=tp.partition, timestamp_ms=r.timestamp if copy.copies or n
-                                                 else None, headers=list(r.headers)) for n, r in enumerate(records)]
+                                                 else None, headers=list(r.headers))
+                        for n, (r, p) in enumerate(zip(records, parsed, strict=True))]
                 for r, metadata in zip(records, await asyncio.gather(*sent), strict=True):
                     copy.copied(r.offset, metadata.offset)
                 copied += len(records)
@@ -378,7 +385,7 @@ class Topics:
     async def _holds_clear(self, tp: TopicPartition, start: int, end: int) -> bool:
         async with aclosing(_records(self.settings, tp, start, end)) as chunks:
             async for records in chunks:
-                if _clear_in(records):
+                if _clear_in([_parsed(r.value) for r in records]):
                     return True
         return False
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from services.processing.app import opened_view
 from services.processing.history import StoredDossier, integrate
 from services.processing.reseal import (
-    Partition, _value_resealed, clear_applicants, is_clear, receipt_applicant, resealed, resealed_blob,
+    Partition, _parsed, _value_resealed, clear_applicants, is_clear, receipt_applicant, resealed, resealed_blob,
     whole_applicant,
 )
 from services.processing.store import history_doc, link_to, summary_doc
@@ -64,7 +64,7 @@ def test_an_applicant_is_clear_when_a_personal_field_has_a_value_and_nothing_is_
 
 def test_a_receipt_on_the_topic_is_sealed_and_opens_with_its_dossiers_key_to_what_was_sent():
     value = orjson.dumps(event("dossier.received", CODE, START, applicant=APPLICANT))
-    sealed = orjson.loads(_value_resealed(value, {CODE: KEY}))
+    sealed = orjson.loads(_value_resealed(value, _parsed(value), {CODE: KEY}))
     assert set(sealed["data"]["applicant"]) == {"sealed", "sms_opt_in"}
     assert opened(sealed["data"]["applicant"]).model_dump(exclude_none=True) == APPLICANT
     assert b"0912345678" not in orjson.dumps(sealed) and "Trần".encode() not in orjson.dumps(sealed)
@@ -73,13 +73,13 @@ def test_a_receipt_on_the_topic_is_sealed_and_opens_with_its_dossiers_key_to_wha
 
 def test_past_retention_no_key_leaves_only_the_sms_choice():
     value = orjson.dumps(event("dossier.received", CODE, START, applicant=APPLICANT))
-    assert orjson.loads(_value_resealed(value, {CODE: None}))["data"]["applicant"] == {"sms_opt_in": True}
+    assert orjson.loads(_value_resealed(value, _parsed(value), {CODE: None}))["data"]["applicant"] == {"sms_opt_in": True}
 
 
 @pytest.mark.parametrize("value", [None, b"", b"not json \"applicant\"", b'{"applicant": {"name": "x"}}',
                                    orjson.dumps(event("dossier.resolved", CODE, START))])
 def test_a_record_without_an_applicant_of_a_dossier_is_left_byte_for_byte(value):
-    assert _value_resealed(value, {}) is value
+    assert _value_resealed(value, _parsed(value), {}) is value
 
 
 def test_status_records_and_stored_documents_are_sealed_everywhere_and_read_as_processing_reads_them():
